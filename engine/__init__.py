@@ -1,0 +1,1 @@
+"""kiwoom-engine: a trading daemon for Kiwoom Securities REST + WebSocket API."""

@@ -1,0 +1,286 @@
+"""config.toml -> frozen dataclasses.
+
+The loader refuses nonsense before anything connects: an unknown key, a wrong type or a missing
+value is a `ConfigError` naming the file and the key path. Secrets are never read from the
+file; they come from the environment (`KIWOOM_APPKEY`, `KIWOOM_SECRETKEY`) or from systemd
+credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.secrets import Secret
+
+Mode = Literal["sim", "mock", "live"]
+
+HOSTS: Mapping[str, tuple[str, str]] = {
+    "live": ("https://api.kiwoom.com", "wss://api.kiwoom.com:10000"),
+    "mock": ("https://mockapi.kiwoom.com", "wss://mockapi.kiwoom.com:10000"),
+}
+WS_PATH = "/api/dostk/websocket"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file and the key path."""
+
+
+@dataclass(frozen=True)
+class RateConfig:
+    """Client-side pacing. None means the default for the mode (see `effective`)."""
+
+    account_per_s: float | None = None
+    account_burst: int | None = None
+    per_api_per_s: float | None = None
+    per_api_burst: int | None = None
+    per_api: Mapping[str, float] = field(default_factory=dict)
+    """Per api-id overrides of `per_api_per_s`, e.g. ``{ ka10081 = 1.0 }``."""
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 8.0
+    max_rate_limit_retries: int = 8
+
+    def effective(self, mode: Mode) -> RateConfig:
+        # Facts sheet: about 5/s per account on production, 1/s on mock; the simulator is ours,
+        # so pace it only enough to exercise the governor.
+        acc, burst, api, api_burst = {
+            "live": (5.0, 5, 5.0, 5),
+            "mock": (1.0, 1, 1.0, 1),
+            "sim": (50.0, 20, 50.0, 20),
+        }[mode]
+        return dataclasses.replace(
+            self,
+            account_per_s=self.account_per_s if self.account_per_s is not None else acc,
+            account_burst=self.account_burst if self.account_burst is not None else burst,
+            per_api_per_s=self.per_api_per_s if self.per_api_per_s is not None else api,
+            per_api_burst=self.per_api_burst if self.per_api_burst is not None else api_burst,
+        )
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """Retries of queries (never of order-placing calls) on 5xx, timeouts and resets."""
+
+    max_attempts: int = 4
+    base_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """TTL cache of reference data, per api-id. Account and order calls are never cached."""
+
+    ttl_s: Mapping[str, float] = field(
+        default_factory=lambda: {"ka10001": 5.0, "ka10099": 3600.0, "ka10100": 3600.0}
+    )
+
+
+@dataclass(frozen=True)
+class KiwoomConfig:
+    mode: Mode = "sim"
+    rest_url: str | None = None
+    ws_url: str | None = None
+    request_timeout_s: float = 10.0
+    connect_timeout_s: float = 5.0
+    token_refresh_margin_s: float = 300.0
+    max_pages: int = 100
+    rate: RateConfig = field(default_factory=RateConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    appkey: Secret | None = field(default=None, metadata={"secret": True})
+    secretkey: Secret | None = field(default=None, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """The built-in exchange simulator (mode = "sim", and `kiwoom-engine sim`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 18765
+    seed: int = 20261124
+    symbols: tuple[str, ...] = ("005930", "000660", "035420", "035720", "051910")
+    rest_rate_per_s: float = 100.0
+    """Per api-id requests per second the simulator accepts before answering HTTP 429."""
+    rest_burst: int = 50
+    token_ttl_s: float = 64800.0
+    ping_interval_s: float = 20.0
+    events_per_s: float = 50.0
+    """Market events generated per second across all symbols."""
+    cash: int = 100_000_000
+    replay: str | None = None
+    """An NDJSON recording to replay instead of generating the market."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    symbols: tuple[str, ...] = ("005930", "000660")
+    realtime_types: tuple[str, ...] = ("0B", "0C", "0D")
+    record: str | None = None
+    """Write every raw WebSocket frame to this NDJSON file, for replay."""
+
+
+@dataclass(frozen=True)
+class Config:
+    kiwoom: KiwoomConfig = field(default_factory=KiwoomConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    source: str = field(default="<defaults>", metadata={"internal": True})
+
+    @property
+    def rest_url(self) -> str:
+        if self.kiwoom.rest_url:
+            return self.kiwoom.rest_url.rstrip("/")
+        if self.kiwoom.mode == "sim":
+            return f"http://{self.sim.host}:{self.sim.port}"
+        return HOSTS[self.kiwoom.mode][0]
+
+    @property
+    def ws_url(self) -> str:
+        if self.kiwoom.ws_url:
+            return self.kiwoom.ws_url
+        if self.kiwoom.mode == "sim":
+            return f"ws://{self.sim.host}:{self.sim.port}{WS_PATH}"
+        return HOSTS[self.kiwoom.mode][1] + WS_PATH
+
+
+# --- loading -------------------------------------------------------------------------------
+
+SIM_APPKEY = "sim-appkey-not-secret"
+SIM_SECRETKEY = "sim-secretkey-not-secret"
+
+
+def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load and validate a config file (or the defaults when `path` is None).
+
+    Raises ConfigError naming the file and key path. Secrets are filled from `env`
+    (default: os.environ) and systemd credentials.
+    """
+    env = os.environ if env is None else env
+    source = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    kiwoom_raw = raw.get("kiwoom")
+    if isinstance(kiwoom_raw, dict):
+        for key in ("appkey", "secretkey"):
+            if key in kiwoom_raw:
+                raise ConfigError(
+                    f"{source}: kiwoom.{key}: secrets are not read from files; set "
+                    f"KIWOOM_{key.upper()} or the systemd credential '{key}'"
+                )
+    cfg = _build(Config, raw, "", source)
+    cfg = dataclasses.replace(cfg, source=source)
+    return _with_secrets(cfg, env, source)
+
+
+def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
+    found: dict[str, Secret] = {}
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    for key in ("appkey", "secretkey"):
+        value = env.get(f"KIWOOM_{key.upper()}")
+        if not value and cred_dir:
+            p = Path(cred_dir) / key
+            if p.is_file():
+                value = p.read_text().strip()
+        if not value and cfg.kiwoom.mode == "sim":
+            value = SIM_APPKEY if key == "appkey" else SIM_SECRETKEY
+        if not value:
+            raise ConfigError(
+                f"{source}: kiwoom.{key}: missing for mode {cfg.kiwoom.mode!r}; set "
+                f"KIWOOM_{key.upper()} or the systemd credential '{key}'"
+            )
+        found[key] = Secret(value)
+    kiwoom = dataclasses.replace(cfg.kiwoom, appkey=found["appkey"], secretkey=found["secretkey"])
+    return dataclasses.replace(cfg, kiwoom=kiwoom)
+
+
+def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {path or '<root>'}: expected a table, got {_show(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {
+        f.name: f
+        for f in dataclasses.fields(cls)
+        if not f.metadata.get("secret") and not f.metadata.get("internal")
+    }
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"{source}: {where}: unknown key (known: {', '.join(sorted(fields))})")
+    values = {}
+    for name, value in raw.items():
+        key_path = f"{path}.{name}" if path else name
+        values[name] = _coerce(hints[name], value, key_path, source)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, path, source)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(non_none[0], value, path, source)
+    if origin is Literal:
+        if value in args:
+            return value
+        choices = "|".join(str(a) for a in args)
+        raise ConfigError(f"{source}: {path}: expected one of {choices}, got {_show(value)}")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {path}: expected a list, got {_show(value)}")
+        return tuple(_coerce(args[0], v, f"{path}[{i}]", source) for i, v in enumerate(value))
+    if origin in (Mapping, dict) or tp is Mapping:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {path}: expected a table, got {_show(value)}")
+        return types.MappingProxyType(
+            {k: _coerce(args[1], v, f"{path}.{k}", source) for k, v in value.items()}
+        )
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{source}: {path}: expected a number, got {_show(value)}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {path}: expected an integer, got {_show(value)}")
+    if tp is bool or tp is str:
+        if isinstance(value, tp):
+            return value
+        kind = "true or false" if tp is bool else "a string"
+        raise ConfigError(f"{source}: {path}: expected {kind}, got {_show(value)}")
+    raise ConfigError(f"{source}: {path}: unsupported setting type {tp!r}")  # pragma: no cover
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)

@@ -1,0 +1,79 @@
+"""Typed errors of the Kiwoom client, REST and WebSocket alike.
+
+Every error a caller can act on has its own class. Texts never carry a secret: callers build
+them from Kiwoom's own `return_msg` and from api-ids, never from request bodies or headers.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CODE_IN_MSG = re.compile(r"\[(?:CODE=)?(\d{4})\s*[:,]")
+
+
+def parse_error_code(return_msg: str) -> int | None:
+    """Return the 4-digit code Kiwoom embeds in a message, or None.
+
+    Both observed shapes are handled: ``"...[8005:Token이 유효하지 않습니다]"`` (REST) and
+    ``"... [CODE=8005, MESSAGE=...]"`` (WebSocket LOGIN).
+    """
+    m = _CODE_IN_MSG.search(return_msg)
+    return int(m.group(1)) if m else None
+
+
+class KiwoomError(Exception):
+    """Base of every error raised by engine.kiwoom."""
+
+
+class ValidationError(KiwoomError):
+    """The request is wrong before anything was sent: unknown api-id, missing field, bad value."""
+
+
+class TransportError(KiwoomError):
+    """The network failed (connect error, reset, timeout, 5xx) and retries, if any, ran out."""
+
+
+class OutcomeUnknownError(TransportError):
+    """An order-placing call was sent but no answer proves whether it was taken.
+
+    Never a rejection: the order may be live. Reconcile (ka10075 / ka10076 / kt00007) before
+    sending anything that would duplicate it.
+    """
+
+    def __init__(self, api_id: str, reason: str) -> None:
+        super().__init__(f"{api_id}: outcome unknown ({reason}); reconcile before retrying")
+        self.api_id = api_id
+        self.reason = reason
+
+
+class BrokerError(KiwoomError):
+    """Kiwoom answered with ``return_code != 0``.
+
+    ``code`` is the documented 4-digit code parsed from ``return_msg`` when present.
+    """
+
+    def __init__(
+        self,
+        api_id: str,
+        return_code: int,
+        return_msg: str,
+        *,
+        http_status: int = 200,
+    ) -> None:
+        self.api_id = api_id
+        self.return_code = return_code
+        self.return_msg = return_msg
+        self.http_status = http_status
+        self.code = parse_error_code(return_msg)
+        super().__init__(f"{api_id}: return_code={return_code} {return_msg.strip()}")
+
+
+class AuthError(BrokerError):
+    """The token or the app key was refused (return_code 3, [8005:...], HTTP 401, 80xx)."""
+
+
+class RateLimitError(BrokerError):
+    """Kiwoom refused for pacing (HTTP 429, return_code 5, codes 1700-1702).
+
+    Proof that the request was not taken, so even an order may be sent again.
+    """

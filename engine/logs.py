@@ -1,0 +1,107 @@
+"""Logging setup: structlog, JSON lines under systemd, console output on a terminal.
+
+`redact_secrets` is the last line of defence for secrets: it drops the values of keys that name
+a secret and scrubs every registered secret (engine.secrets) from every string it finds,
+including exception texts and tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+from engine import secrets
+
+SECRET_KEYS = frozenset(
+    {"appkey", "secretkey", "token", "authorization", "access_token", "password", "secret"}
+)
+REDACTED = "***"
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return secrets.scrub(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if str(k).lower() in SECRET_KEYS else _scrub_value(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_scrub_value(v) for v in value]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    # Exceptions and other objects are rendered as text later; replace them only if that text
+    # would carry a secret, so ordinary values keep their type for the renderer.
+    text = str(value)
+    scrubbed = secrets.scrub(text)
+    return scrubbed if scrubbed != text else value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: no secret leaves through a log line."""
+    for key in list(event_dict):
+        if key.lower() in SECRET_KEYS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub_value(event_dict[key])
+    return event_dict
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str).decode()
+
+
+def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Configure structlog and stdlib logging for the process.
+
+    `fmt` is "json", "console" or "auto" (console when `stream` is a terminal). Safe to call
+    again; the last call wins.
+    """
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    # Exceptions are rendered to text *before* redaction so a secret in a traceback is scrubbed.
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Any
+    if fmt == "json":
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    else:
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    shared.append(redact_secrets)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (aiohttp, websockets) log through stdlib; send them through the same redactor.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *shared,
+                renderer,
+            ],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
