@@ -23,7 +23,8 @@ def test_shipped_config_runs_in_sim_mode_without_credentials() -> None:
     assert cfg.kiwoom.mode == "sim"
     assert cfg.rest_url == f"http://127.0.0.1:{cfg.sim.port}"
     assert cfg.ws_url.endswith("/api/dostk/websocket")
-    assert cfg.kiwoom.appkey is not None and cfg.kiwoom.appkey.reveal()
+    assert cfg.kiwoom.appkey is not None
+    assert cfg.kiwoom.appkey.reveal()
 
 
 def test_config_is_frozen() -> None:
@@ -55,20 +56,21 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.toml: file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: file not found"):
         config.load(tmp_path / "nope.toml", env={})
 
 
 def test_live_mode_requires_credentials(tmp_path: Path) -> None:
     p = write(tmp_path, '[kiwoom]\nmode = "live"\n')
-    with pytest.raises(ConfigError, match="kiwoom.appkey: missing for mode 'live'"):
+    with pytest.raises(ConfigError, match=r"kiwoom\.appkey: missing for mode 'live'"):
         config.load(p, env={})
 
 
 def test_credentials_from_environment(tmp_path: Path) -> None:
     p = write(tmp_path, '[kiwoom]\nmode = "mock"\n')
     cfg = config.load(p, env={"KIWOOM_APPKEY": "app-123456", "KIWOOM_SECRETKEY": "sec-654321"})
-    assert cfg.kiwoom.appkey is not None and cfg.kiwoom.appkey.reveal() == "app-123456"
+    assert cfg.kiwoom.appkey is not None
+    assert cfg.kiwoom.appkey.reveal() == "app-123456"
     assert "app-123456" not in repr(cfg)
     assert cfg.rest_url == "https://mockapi.kiwoom.com"
     assert cfg.ws_url == "wss://mockapi.kiwoom.com:10000/api/dostk/websocket"
@@ -88,7 +90,9 @@ def test_credentials_from_systemd_credentials_directory(tmp_path: Path) -> None:
 
 def test_rate_defaults_follow_the_mode() -> None:
     rate = config.RateConfig()
-    assert rate.effective("live").account_per_s == 5.0
+    live = rate.effective("live")
+    assert (live.account_per_s, live.per_api_per_s, live.per_api_burst) == (5.0, 1.0, 2)
+    assert live.order_per_api_per_s == 5.0
     assert rate.effective("mock").account_per_s == 1.0
     assert config.RateConfig(account_per_s=2.5).effective("live").account_per_s == 2.5
 

@@ -1,0 +1,328 @@
+"""The Kiwoom REST client: one aiohttp session, validation, pacing, token handling, retries,
+paging by response headers, and a TTL cache for reference data.
+
+Order-placing calls are never retried blindly: only a rate-limit or token-error answer (which
+prove the order was not taken) lets one be sent again; a timeout, reset or 5xx on an order
+raises OutcomeUnknownError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import structlog
+
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.config import Config
+from engine.kiwoom import catalog, protocol
+from engine.kiwoom.auth import TokenManager
+from engine.kiwoom.cache import ResponseCache
+from engine.kiwoom.catalog import ApiSpec
+from engine.kiwoom.errors import (
+    AuthError,
+    OutcomeUnknownError,
+    RateLimitError,
+    TransportError,
+    ValidationError,
+)
+from engine.kiwoom.governor import Governor, backoff_delay
+from engine.kiwoom.protocol import RestResult, ServerError
+
+__all__ = ["KiwoomRest", "Pages", "RestResult"]
+
+log = structlog.get_logger(__name__)
+
+# Errors where the request provably never left: connection refused, DNS, TLS, connect timeout.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+_NETWORK = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """Every page of a continuous query, in order.
+
+    ``truncated`` is True when the max-page guard stopped before Kiwoom said "no more".
+    """
+
+    api_id: str
+    list_field: str | None
+    pages: tuple[RestResult, ...]
+    truncated: bool
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of the list field, all pages concatenated (empty for flat answers)."""
+        if self.list_field is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for p in self.pages:
+            part = p.body.get(self.list_field)
+            if isinstance(part, list):
+                out.extend(r for r in part if isinstance(r, dict))
+        return out
+
+    def merged(self) -> dict[str, Any]:
+        """The first page's body with the list field replaced by every page's rows."""
+        body = dict(self.pages[0].body) if self.pages else {}
+        if self.list_field is not None:
+            body[self.list_field] = self.rows
+        return body
+
+
+class KiwoomRest:
+    """Async context manager owning the HTTP session, the token manager and the governor.
+
+    Use ``async with KiwoomRest(config) as rest: await rest.call("ka10001", {...})``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        revoke_on_close: bool = True,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        k = config.kiwoom
+        if k.appkey is None or k.secretkey is None:
+            raise ValidationError("kiwoom.appkey/secretkey are not set (see config.load)")
+        self._config = config
+        self._clock = clock
+        self._base = config.rest_url
+        self._timeout = aiohttp.ClientTimeout(
+            total=k.request_timeout_s, connect=k.connect_timeout_s
+        )
+        self._rate = k.rate.effective(k.mode)
+        self._retry = k.retry
+        self._max_pages = k.max_pages
+        self._revoke_on_close = revoke_on_close
+        self._rand = rand
+        self.governor = Governor(self._rate, clock)
+        self.cache = ResponseCache(k.cache.ttl_s, clock)
+        self._session: aiohttp.ClientSession | None = None
+        self._tokens: TokenManager | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> KiwoomRest:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Create the HTTP session (keep-alive) and the token manager. Does no I/O."""
+        if self._session is not None:
+            return
+        self._session = aiohttp.ClientSession(
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30.0),
+        )
+        k = self._config.kiwoom
+        assert k.appkey is not None
+        assert k.secretkey is not None
+        self._tokens = TokenManager(
+            self._post,
+            self._base,
+            k.appkey,
+            k.secretkey,
+            self._clock,
+            k.token_refresh_margin_s,
+            retry_delay_s=self._retry.base_delay_s,
+        )
+
+    async def close(self) -> None:
+        """Revoke the token (if configured) and close the session. Never raises."""
+        if self._tokens is not None and self._revoke_on_close:
+            await self._tokens.revoke()
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    @property
+    def tokens(self) -> TokenManager:
+        """The token manager (the WebSocket client takes its `token` / `invalidate`)."""
+        if self._tokens is None:
+            raise RuntimeError("KiwoomRest is not open (use `async with`)")
+        return self._tokens
+
+    # --- I/O ---------------------------------------------------------------------------
+
+    async def _post(
+        self, api_id: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        session = self._session
+        if session is None:
+            raise RuntimeError("KiwoomRest is not open (use `async with`)")
+        async with session.post(
+            self._base + path, data=body, headers=headers, timeout=self._timeout
+        ) as resp:
+            return resp.status, resp.headers, await resp.read()
+
+    # --- calls -------------------------------------------------------------------------
+
+    async def call(
+        self, api_id: str, body: Mapping[str, Any], *, cont_key: str | None = None
+    ) -> RestResult:
+        """Send one REST call and return its body and paging headers.
+
+        `cont_key` asks for the page after the one whose ``next-key`` it is. Blocks for pacing,
+        tokens and retries. Raises ValidationError before sending (unknown api-id, missing
+        field, WebSocket-only id), AuthError, RateLimitError (retries exhausted), BrokerError
+        (Kiwoom said no), TransportError (network, retries exhausted) and, for order-placing
+        calls, OutcomeUnknownError when the order may or may not have been taken. Cancelling
+        an order call while its POST is in flight also leaves its outcome unknown.
+        """
+        spec = catalog.validate_request(api_id, body)
+        if spec.is_oauth:
+            raise ValidationError(f"{api_id}: tokens are handled by KiwoomRest.tokens")
+        return await self._call(spec, body, cont_key, 1)
+
+    async def _call(
+        self, spec: ApiSpec, body: Mapping[str, Any], cont_key: str | None, page: int
+    ) -> RestResult:
+        api_id = spec.api_id
+        payload = protocol.encode_body(body)
+        use_cache = not spec.is_account_or_order and self.cache.enabled(api_id)
+        if use_cache:
+            hit = self.cache.get((api_id, payload, cont_key))
+            if hit is not None:
+                return hit
+        tokens = self.tokens
+        is_order = spec.is_order
+        retried_token = False
+        transport_attempt = 0
+        rate_attempt = 0
+        while True:
+            await self.governor.acquire(api_id, order=is_order)
+            token = await tokens.token()
+            headers = protocol.request_headers(api_id, token, cont_key)
+            t0 = self._clock.monotonic()
+            try:
+                status, rheaders, data = await self._post(api_id, spec.path, headers, payload)
+            except _NOT_SENT as e:
+                error: TransportError = TransportError(
+                    f"{api_id}: could not connect ({type(e).__name__})"
+                )
+                if is_order:
+                    # never reached the server: not an unknown outcome, but still no auto-retry
+                    log.warning("order_not_sent", api_id=api_id, error=type(e).__name__)
+                    raise error from None
+                transport_attempt += 1
+                if transport_attempt >= self._retry.max_attempts:
+                    raise error from None
+                await self._sleep_retry(api_id, transport_attempt, type(e).__name__)
+                continue
+            except _NETWORK as e:
+                reason = "timeout" if isinstance(e, TimeoutError) else type(e).__name__
+                if is_order:
+                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
+                    raise OutcomeUnknownError(api_id, reason) from None
+                transport_attempt += 1
+                if transport_attempt >= self._retry.max_attempts:
+                    raise TransportError(
+                        f"{api_id}: {reason} after {transport_attempt} attempts"
+                    ) from None
+                await self._sleep_retry(api_id, transport_attempt, reason)
+                continue
+            duration_ms = round((self._clock.monotonic() - t0) * 1000, 2)
+            try:
+                result = protocol.classify(api_id, status, rheaders, data)
+            except RateLimitError:
+                rate_attempt += 1
+                self.governor.note_rate_limited(api_id)
+                if rate_attempt > self._rate.max_rate_limit_retries:
+                    log.warning("rest_rate_limited_giving_up", api_id=api_id, attempts=rate_attempt)
+                    raise
+                delay = backoff_delay(
+                    rate_attempt, self._rate.backoff_base_s, self._rate.backoff_max_s, self._rand
+                )
+                log.info(
+                    "rest_rate_limited", api_id=api_id, status=status, retry_in_s=round(delay, 3)
+                )
+                await asyncio.sleep(delay)
+                continue
+            except AuthError as e:
+                if protocol.is_token_error(e) and not retried_token:
+                    # a refused token proves the call was not processed: safe even for orders
+                    retried_token = True
+                    log.info("rest_token_rejected", api_id=api_id, status=status)
+                    await tokens.invalidate(token)
+                    continue
+                raise
+            except TransportError as e:  # 5xx or an unreadable body
+                reason = f"HTTP {e.status}" if isinstance(e, ServerError) else "unreadable answer"
+                if is_order:
+                    log.error("order_outcome_unknown", api_id=api_id, reason=reason, status=status)
+                    raise OutcomeUnknownError(api_id, reason) from None
+                transport_attempt += 1
+                if transport_attempt >= self._retry.max_attempts:
+                    raise
+                await self._sleep_retry(api_id, transport_attempt, reason)
+                continue
+            log.debug("rest_call", api_id=api_id, status=status, duration_ms=duration_ms, page=page)
+            if use_cache:
+                self.cache.put((api_id, payload, cont_key), result)
+            return result
+
+    async def _sleep_retry(self, api_id: str, attempt: int, reason: str) -> None:
+        delay = backoff_delay(
+            attempt, self._retry.base_delay_s, self._retry.max_delay_s, self._rand
+        )
+        log.warning(
+            "rest_retry", api_id=api_id, attempt=attempt, reason=reason, retry_in_s=round(delay, 3)
+        )
+        await asyncio.sleep(delay)
+
+    async def call_all(
+        self, api_id: str, body: Mapping[str, Any], max_pages: int | None = None
+    ) -> Pages:
+        """Follow ``cont-yn``/``next-key`` response headers until Kiwoom says no more.
+
+        Stops early (``truncated=True``) after `max_pages` (default config.kiwoom.max_pages)
+        or if the server repeats a next-key. Raises as `call`; refuses order-placing ids.
+        """
+        spec = catalog.validate_request(api_id, body)
+        if spec.is_oauth or spec.is_order:
+            raise ValidationError(f"{api_id}: continuous queries are for queries only")
+        limit = self._max_pages if max_pages is None else max_pages
+        if limit < 1:
+            raise ValidationError("max_pages must be >= 1")
+        pages: list[RestResult] = []
+        cont_key: str | None = None
+        seen: set[str] = set()
+        truncated = False
+        while True:
+            result = await self._call(spec, body, cont_key, len(pages) + 1)
+            pages.append(result)
+            if not result.cont_yn:
+                break
+            if len(pages) >= limit:
+                truncated = True
+                log.warning("rest_pages_truncated", api_id=api_id, pages=len(pages))
+                break
+            if result.next_key in seen:
+                truncated = True
+                log.warning("rest_next_key_repeated", api_id=api_id, pages=len(pages))
+                break
+            seen.add(result.next_key)
+            cont_key = result.next_key
+        return Pages(api_id, spec.list_field, tuple(pages), truncated)
+
+    async def call_merged(
+        self, api_id: str, body: Mapping[str, Any], max_pages: int | None = None
+    ) -> dict[str, Any]:
+        """`call_all` flattened: the first body with every page's rows in the list field."""
+        return (await self.call_all(api_id, body, max_pages)).merged()
