@@ -1,0 +1,96 @@
+"""Fault knobs the tests turn on a running simulator, shared by its REST and WebSocket sides.
+
+A plain mutable dataclass: a test sets a field and the next matching request sees it. One-shot
+knobs clear themselves when they fire. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    # --- REST ---
+    rest_delay_s: dict[str, float] = field(default_factory=dict)
+    """api-id -> seconds to hold the answer AFTER the request was handled (an order is taken
+    and counted, then the client waits): drives client timeout / outcome-unknown tests."""
+    drop_after_accept: set[str] = field(default_factory=set)
+    """api-ids whose connection is closed without an answer after the request was handled."""
+    http_error_once: dict[str, int] = field(default_factory=dict)
+    """api-id -> HTTP status (5xx) answered once, before the request reaches its handler."""
+    http_error_queue: dict[str, list[int]] = field(default_factory=dict)
+    """api-id -> statuses answered in turn, one per request, before the handler (e.g. [503,
+    502] fails twice and then serves normally)."""
+    token_error_once: bool = False
+    """The next authenticated request gets the token error (rc 3, 8005) though its token is
+    valid."""
+    rate_limit_once: set[str] = field(default_factory=set)
+    """api-ids that get one HTTP 429 / rc 5 answer whatever the bucket holds."""
+
+    # --- WebSocket (consumed by engine/sim/ws.py) ---
+    ws_frame_delay_s: float = 0.0
+    """Delay before every server frame."""
+    ws_silent: bool = False
+    """The server stops sending anything (no PING, no REAL, no acks) while set."""
+    ws_ping_stop: bool = False
+    """The server stops sending PINGs while set."""
+    ws_drops: int = 0
+    """How many times `ws_drop_now` was called."""
+    _ws_drop_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def take_http_error(self, api_id: str) -> int | None:
+        """The injected HTTP status for this request, or None. Consumes one-shot entries."""
+        status = self.http_error_once.pop(api_id, None)
+        if status is not None:
+            return status
+        queue = self.http_error_queue.get(api_id)
+        if queue:
+            status = queue.pop(0)
+            if not queue:
+                del self.http_error_queue[api_id]
+            return status
+        return None
+
+    def take_token_error(self) -> bool:
+        """True once after `token_error_once` was set."""
+        if self.token_error_once:
+            self.token_error_once = False
+            return True
+        return False
+
+    def take_rate_limit(self, api_id: str) -> bool:
+        """True once per api-id in `rate_limit_once`."""
+        if api_id in self.rate_limit_once:
+            self.rate_limit_once.discard(api_id)
+            return True
+        return False
+
+    def on_ws_drop(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` on every `ws_drop_now()`; returns a function that unsubscribes."""
+        self._ws_drop_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._ws_drop_listeners:
+                self._ws_drop_listeners.remove(listener)
+
+        return unsubscribe
+
+    def ws_drop_now(self) -> None:
+        """Ask every open WebSocket session to drop its connection at once."""
+        self.ws_drops += 1
+        for listener in list(self._ws_drop_listeners):
+            listener()
+
+    def clear(self) -> None:
+        """Turn every fault off (listeners stay subscribed)."""
+        self.rest_delay_s.clear()
+        self.drop_after_accept.clear()
+        self.http_error_once.clear()
+        self.http_error_queue.clear()
+        self.token_error_once = False
+        self.rate_limit_once.clear()
+        self.ws_frame_delay_s = 0.0
+        self.ws_silent = False
+        self.ws_ping_stop = False

@@ -1,0 +1,310 @@
+"""The simulator's REST front door: Kiwoom's wire format around pluggable api-id handlers.
+
+Checks run in the order a request meets them: api-id and path (1501/1504/1505), injected HTTP
+faults, the per-api-id rate limit (HTTP 429, rc 5, 1700), the authorization header (1513-1516)
+and token (rc 3, 8005), the JSON body (1517) and required fields (1511); then the handler, then
+delay/drop faults. Also the OAuth handlers (au10001 / au10002).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
+import structlog
+from aiohttp import web
+
+from engine.clock import Clock
+from engine.sim.schema import schema_body
+
+if TYPE_CHECKING:
+    from engine.sim.state import SimState
+    from engine.sim.tokens import TokenStore
+
+log = structlog.get_logger(__name__)
+
+OK_MSG = "정상적으로 처리되었습니다"
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+OAUTH_PATHS: Mapping[str, str] = {"/oauth2/token": "au10001", "/oauth2/revoke": "au10002"}
+
+# Small category codes seen on the live server; the documented 4-digit code goes in the message.
+RC_INPUT = 2
+RC_AUTH = 3
+RC_RATE = 5
+RC_UNEXPECTED = 1
+
+
+class SimReply(NamedTuple):
+    body: dict[str, Any]
+    """API fields; the envelope adds return_code / return_msg."""
+    next_key: str = ""
+    """Non-empty -> response headers cont-yn: Y and next-key: <it>."""
+    return_msg: str = OK_MSG
+
+
+class SimBusinessError(Exception):
+    """Raised by a handler to answer ``return_code != 0`` (the message carries ``[NNNN:...]``)."""
+
+    def __init__(self, return_code: int, return_msg: str, http_status: int = 200) -> None:
+        super().__init__(return_msg)
+        self.return_code = return_code
+        self.return_msg = return_msg
+        self.http_status = http_status
+
+
+RestHandler = Callable[[dict[str, Any], str], Awaitable[SimReply]]
+"""(request body, next-key or "" on a first page) -> reply; raises SimBusinessError."""
+
+
+def input_error(code: int, detail: str) -> SimBusinessError:
+    """rc 2 with Kiwoom's bracketed code, e.g. ``input_error(1511, "필수 ... 요소명=stk_cd")``."""
+    return SimBusinessError(RC_INPUT, f"입력값 오류입니다[{code}:{detail}]")
+
+
+def auth_error(code: int = 8005, detail: str = "Token이 유효하지 않습니다") -> SimBusinessError:
+    """rc 3, HTTP 200, as live Kiwoom answers an invalid or expired token."""
+    return SimBusinessError(RC_AUTH, f"인증에 실패했습니다[{code}:{detail}]")
+
+
+def rate_error(api_id: str, rate: float) -> SimBusinessError:
+    flow = f"{rate:g}"
+    return SimBusinessError(
+        RC_RATE,
+        f"허용된 요청 개수를 초과하였습니다[1700:허용된 API 요청 개수를 초과하였습니다. "
+        f"유량={flow}, API ID={api_id}]",
+        http_status=429,
+    )
+
+
+class TokenBucket:
+    """A token bucket on the injected clock's monotonic time; `rate` tokens per second."""
+
+    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at = clock.monotonic()
+
+    def try_take(self) -> bool:
+        """Take one token if there is one. Never blocks."""
+        now = self.clock.monotonic()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class RateLimiter:
+    """One bucket per api-id, sized from the state's current rate and burst."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def allow(self, api_id: str, rate: float, burst: int) -> bool:
+        bucket = self._buckets.get(api_id)
+        if bucket is None or bucket.rate != rate or bucket.burst != burst:
+            bucket = self._buckets[api_id] = TokenBucket(self.clock, rate, burst)
+        return bucket.try_take()
+
+    def reset(self) -> None:
+        self._buckets.clear()
+
+
+def envelope(body: Mapping[str, Any], return_code: int, return_msg: str) -> bytes:
+    return orjson.dumps({**body, "return_code": return_code, "return_msg": return_msg})
+
+
+def _response(
+    api_id: str,
+    status: int,
+    payload: bytes,
+    next_key: str = "",
+) -> web.Response:
+    headers = {
+        "api-id": api_id,
+        "cont-yn": "Y" if next_key else "N",
+        "next-key": next_key,
+        "Content-Type": JSON_CONTENT_TYPE,
+    }
+    return web.Response(status=status, body=payload, headers=headers)
+
+
+def _error_response(api_id: str, err: SimBusinessError) -> web.Response:
+    return _response(api_id, err.http_status, envelope({}, err.return_code, err.return_msg))
+
+
+class RestFrontend:
+    """The aiohttp handler for every POST; reads everything from the shared SimState."""
+
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        state = self.state
+        path = request.path
+        api_id = request.headers.get("api-id", "").strip() or OAUTH_PATHS.get(path, "")
+        if api_id:
+            state.request_counts[api_id] += 1
+        try:
+            reply = await self._process(request, api_id, path)
+        except SimBusinessError as err:
+            if err.return_code != RC_RATE:
+                log.info("sim_rest_error", api_id=api_id, rc=err.return_code, msg=err.return_msg)
+            return _error_response(api_id, err)
+        except _InjectedHttpError as inj:
+            return web.Response(status=inj.status, text=f"{inj.status} injected fault")
+        state.handled_counts[api_id] += 1
+        delay = state.faults.rest_delay_s.get(api_id)
+        if delay:
+            await asyncio.sleep(delay)
+        if api_id in state.faults.drop_after_accept:
+            # The request was handled (an order is live); the client never hears back. aiohttp
+            # treats a CancelledError from the handler as a vanished client: it closes the
+            # connection without writing anything and keeps serving others.
+            log.info("sim_rest_drop_after_accept", api_id=api_id)
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        payload = envelope(reply.body, 0, reply.return_msg)
+        return _response(api_id, 200, payload, reply.next_key)
+
+    async def _process(self, request: web.Request, api_id: str, path: str) -> SimReply:
+        state = self.state
+        if not api_id:
+            raise input_error(1501, "API ID가 Null이거나 값이 없습니다")
+        api = state.catalog.get(api_id)
+        if api is None or not api.is_rest:
+            raise input_error(1505, f"해당 API ID는 존재하지 않습니다. API ID={api_id}")
+        if api.path != path:
+            raise input_error(
+                1504,
+                f"해당 URI에서는 지원하는 API ID가 아닙니다. API ID={api_id}, URI={path}",
+            )
+        status = state.faults.take_http_error(api_id)
+        if status is not None:
+            raise _InjectedHttpError(status)
+        if state.faults.take_rate_limit(api_id) or not state.rate_limiter.allow(
+            api_id, state.rest_rate_per_s, state.rest_burst
+        ):
+            raise rate_error(api_id, state.rest_rate_per_s)
+        oauth = path in OAUTH_PATHS
+        if not oauth:
+            self._check_auth(request.headers.get("authorization"))
+        body = await _read_body(request)
+        if not oauth:
+            for name in api.required_fields:
+                value = body.get(name)
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    raise input_error(1511, f"필수 입력 값에 값이 존재하지 않습니다. 요소명={name}")
+        next_key = ""
+        if request.headers.get("cont-yn", "N").strip().upper() == "Y":
+            next_key = request.headers.get("next-key", "").strip()
+        handler = state.rest_handlers.get(api_id)
+        if handler is not None:
+            try:
+                return await handler(body, next_key)
+            except SimBusinessError:
+                raise
+            except Exception as e:
+                log.exception("sim_rest_handler_failed", api_id=api_id)
+                raise SimBusinessError(
+                    RC_UNEXPECTED,
+                    f"예기치 못한 에러가 발생했습니다[1999:예기치 못한 에러가 발생했습니다. "
+                    f"실패사유={type(e).__name__}]",
+                    http_status=500,
+                ) from e
+        return SimReply(schema_body(api, body, state.universe, state.clock.now().date()))
+
+    def _check_auth(self, header: str | None) -> None:
+        if header is None or not header.strip():
+            raise input_error(1513, "Http Header에 authorization 필드가 설정되어 있어야 합니다")
+        parts = header.strip().split(None, 1)
+        if parts[0].lower() != "bearer":
+            if len(parts) == 1:
+                raise input_error(
+                    1514, "입력으로 들어온 Http Header의 authorization 필드 형식이 맞지 않습니다"
+                )
+            raise input_error(
+                1515, "Http Header의 authorization 필드 내 Grant Type이 미리 정의된 형식이 아닙니다"
+            )
+        if len(parts) == 1 or not parts[1].strip():
+            raise input_error(
+                1516, "Http Header의 authorization 필드 내 Token이 정의되어 있지 않습니다"
+            )
+        token = parts[1].strip()
+        if self.state.faults.take_token_error() or not self.state.tokens.is_valid(token):
+            raise auth_error()
+
+
+class _InjectedHttpError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise input_error(
+            1517, "입력 값 형식이 올바르지 않습니다. 파라미터=body 실패사유= JSON 형식 오류"
+        ) from None
+    if not isinstance(body, dict):
+        raise input_error(
+            1517, "입력 값 형식이 올바르지 않습니다. 파라미터=body 실패사유= JSON 객체가 아님"
+        )
+    return body
+
+
+# --- OAuth (au10001 / au10002) ------------------------------------------------------------------
+
+
+def oauth_handlers(tokens: TokenStore) -> dict[str, RestHandler]:
+    """Token issue and revoke, answering exactly as au10001 / au10002 do."""
+
+    async def issue(body: dict[str, Any], next_key: str) -> SimReply:
+        grant = str(body.get("grant_type") or "").strip()
+        if not grant:
+            raise auth_error(
+                8011,
+                "Access Token을 발급하는데 실패했습니다. 입력값에 grant_type이 들어오지 않았습니다",
+            )
+        if grant != "client_credentials":
+            raise auth_error(
+                8012, "Access Token을 발급하는데 실패했습니다. grant_type의 값이 맞지 않습니다"
+            )
+        appkey = str(body.get("appkey") or "").strip()
+        secretkey = str(body.get("secretkey") or "").strip()
+        if not appkey or not secretkey:
+            raise auth_error(8020, "입력파라미터로 appkey 또는 secretkey가 들어오지 않았습니다.")
+        token, expires_dt = tokens.issue(appkey, secretkey)
+        log.info("sim_token_issued", expires_dt=expires_dt)
+        return SimReply({"expires_dt": expires_dt, "token_type": "bearer", "token": token})
+
+    async def revoke(body: dict[str, Any], next_key: str) -> SimReply:
+        appkey = str(body.get("appkey") or "").strip()
+        secretkey = str(body.get("secretkey") or "").strip()
+        token = str(body.get("token") or "").strip()
+        if not appkey or not secretkey:
+            raise auth_error(8020, "입력파라미터로 appkey 또는 secretkey가 들어오지 않았습니다.")
+        if not token:
+            raise auth_error(
+                8016, "Access Token을 폐기하는데 실패했습니다. 입력값에 Token이 들어오지 않았습니다"
+            )
+        if not tokens.revoke(token):
+            raise auth_error(
+                8015, "Access Token을 폐기하는데 실패했습니다. 실패사유=유효하지 않은 Token"
+            )
+        log.info("sim_token_revoked")
+        return SimReply({})
+
+    return {"au10001": issue, "au10002": revoke}
