@@ -1,0 +1,562 @@
+"""The simulator's exchange and account: orders, matching against the generated book, cash and
+holdings, and the realtime 00 (주문체결) / 04 (잔고) entries Kiwoom pushes for them.
+
+Pure logic and synchronous: callers (REST handlers, the server's market loop) call in, entries go
+out through `on_entry`. Money and quantities are int KRW / shares.
+
+Behaviour, and where it models Kiwoom:
+- Order numbers are 7-digit ("0000001", ...); a modify or cancel gets a NEW number whose
+  `orig_ord_no` is the order it targets and whose `base_ord_no` is the root of the chain.
+- Supported 매매구분: "0" 보통 (limit) and "3" 시장가 (market). Others are rejected.
+- Rejections (bad tick, outside the daily limit, not enough cash / shares, unsupported type):
+  with ``reject_mode="error"`` (default, what Kiwoom's order gateway does for these pre-trade
+  checks) they raise `OrderRejected` and no order number is used; with ``reject_mode="push"``
+  the order is taken (number issued) and then pushed as 00 접수 followed by 00 거부 with the
+  reason in FID 919, so clients can exercise the 거부 path.
+- Push sequences: new order 접수, then 체결 per fill (each followed by a 04); modify: the new
+  order 접수 and 확인, then the original 확인 with its reduced 902 (미체결수량); cancel: the cancel
+  order 접수 and 확인, then the original 취소 with what stays open in 902. 910/911 and 914/915
+  carry the single fill; 903 is the order's cumulative fill amount.
+- A buy reserves price x qty (+ fee) of 주문가능금액; a market buy reserves at the upper limit.
+  A sell reserves shares (no short selling). Fills settle into 예수금 at once (no T+2).
+- Fees: `commission_bp` on every fill and `sell_tax_bp` on sells, in basis points of the fill
+  value, truncated to the won; both default to 0 (so cash moves by exactly price x qty).
+- Our resting orders are not shown in the generated book; they fill when the book reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.sim.market import MarketGenerator
+from engine.trading.krx import is_on_tick
+
+log = structlog.get_logger(__name__)
+
+Side = Literal["buy", "sell"]
+Action = Literal["new", "modify", "cancel"]
+
+NO_ORDER = "0000000"
+
+TRADE_TYPE_NAMES: dict[str, str] = {"0": "보통", "3": "시장가"}
+"""Supported 매매구분 codes -> the FID 906 / ka10075 trde_tp names."""
+
+FIDS_00: tuple[str, ...] = tuple(
+    str(f)
+    for f in (
+        *(9201, 9203, 9205, 9001, 912, 913, 302, 900, 901, 902, 903, 904, 905, 906, 907, 908),
+        *(909, 910, 911, 10, 27, 28, 914, 915, 938, 939, 919, 920, 921, 922, 923, 10010),
+        *(2134, 2135, 2136),
+    )
+)
+FIDS_04: tuple[str, ...] = tuple(
+    str(f)
+    for f in (
+        *(9201, 9001, 917, 916, 302, 10, 930, 931, 932, 933, 945, 946, 950, 951, 27, 28, 307),
+        *(8019, 957, 958, 918, 990, 991, 992, 993, 959, 924),
+    )
+)
+
+# Reject codes. Kiwoom documents no 4-digit codes for order checks, so these are the
+# simulator's own (2xxx), except 1902 (종목 없음) and 1517 (입력값 형식 오류) which are documented.
+E_BAD_INPUT = 1517
+E_NO_SYMBOL = 1902
+E_TICK = 2001
+E_PRICE_LIMIT = 2002
+E_CASH = 2003
+E_SHARES = 2004
+E_TRADE_TYPE = 2005
+E_NOTHING_OPEN = 2006
+E_QTY_EXCEEDS = 2007
+E_NO_ORDER = 2008
+E_SYMBOL_MISMATCH = 2009
+
+
+class OrderRejected(Exception):
+    """An order, modify or cancel failed a check; nothing was changed.
+
+    `code` is a 4-digit code (see E_* above), `reason` a Korean text like Kiwoom's.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"[{code}:{reason}]")
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class SimOrder:
+    """One order as the exchange sees it. `open_qty` is what can still fill (0 when done)."""
+
+    ord_no: str
+    orig_ord_no: str
+    base_ord_no: str
+    symbol: str
+    side: Side
+    action: Action
+    trde_tp: str
+    price: int  # 0 for a market order
+    qty: int
+    time: str  # HHmmss
+    open_qty: int = 0
+    filled_qty: int = 0
+    filled_value: int = 0
+    fee: int = 0
+    tax: int = 0
+    status: str = "접수"
+    reject_reason: str = ""
+    confirm_time: str = ""
+    last_fill_price: int = 0
+    last_fill_qty: int = 0
+
+    @property
+    def kind_text(self) -> str:
+        """FID 905 / io_tp_nm: "+매수", "-매도", "+매수정정", "-매도정정", "매수취소", "매도취소"."""
+        word = "매수" if self.side == "buy" else "매도"
+        if self.action == "cancel":
+            return f"{word}취소"
+        sign = "+" if self.side == "buy" else "-"
+        return f"{sign}{word}정정" if self.action == "modify" else f"{sign}{word}"
+
+    @property
+    def trade_type_name(self) -> str:
+        return TRADE_TYPE_NAMES.get(self.trde_tp, self.trde_tp)
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_qty > 0
+
+
+@dataclass(frozen=True)
+class SimFill:
+    """One execution of one of our orders."""
+
+    fill_no: int
+    ord_no: str
+    symbol: str
+    side: Side
+    price: int
+    qty: int
+    fee: int
+    tax: int
+    time: str
+
+
+@dataclass
+class Holding:
+    """A position. `cost` is the purchase amount of the shares held (fees excluded)."""
+
+    symbol: str
+    qty: int = 0
+    cost: int = 0
+    today_buy_qty: int = 0
+    today_sell_qty: int = 0
+    realized_pnl: int = 0  # today, after fees and tax
+    sold_cost: int = 0  # purchase cost of the shares sold today (for the realized rate)
+    fees: int = 0  # commissions paid on this symbol today
+    taxes: int = 0
+    last_side: Side = "buy"
+
+    @property
+    def avg_price(self) -> int:
+        return self.cost // self.qty if self.qty else 0
+
+
+def _fee(value: int, bp: int) -> int:
+    return value * bp // 10_000
+
+
+def rate2(num: int, den: int) -> str:
+    """num/den in percent, 2 decimals, signed only when negative ("12.34", "-0.50"); ints only."""
+    if den == 0:
+        return "0.00"
+    x = abs(num) * 10_000 // den
+    return f"{'-' if num < 0 and x else ''}{x // 100}.{x % 100:02d}"
+
+
+class SimExchange:
+    """Account + order book of one simulated customer.
+
+    Every public method is synchronous and returns after all resulting entries were passed to
+    `on_entry` (the callback must not raise). Not thread-safe.
+    """
+
+    def __init__(
+        self,
+        market: MarketGenerator,
+        cash: int,
+        clock: Clock = SYSTEM_CLOCK,
+        on_entry: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        account_no: str = "5012345610",
+        commission_bp: int = 0,
+        sell_tax_bp: int = 0,
+        reject_mode: Literal["error", "push"] = "error",
+    ) -> None:
+        self.market = market
+        self.clock = clock
+        self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
+        self.account_no = account_no
+        self.initial_cash = cash
+        self.cash = cash
+        self.commission_bp = commission_bp
+        self.sell_tax_bp = sell_tax_bp
+        self.reject_mode = reject_mode
+        self._orders: dict[str, SimOrder] = {}
+        self._holdings: dict[str, Holding] = {}
+        self._fills: list[SimFill] = []
+        self._next_ord = 1
+        self._next_fill = 1
+
+    # ---- queries ----------------------------------------------------------------------------
+
+    def order(self, ord_no: str) -> SimOrder | None:
+        return self._orders.get(ord_no.zfill(7))
+
+    def orders(self) -> list[SimOrder]:
+        """Every order taken today (including modify/cancel orders and 거부), oldest first."""
+        return list(self._orders.values())
+
+    def open_orders(self) -> list[SimOrder]:
+        """Orders that can still fill, oldest first."""
+        return [o for o in self._orders.values() if o.open_qty > 0]
+
+    def fills(self) -> list[SimFill]:
+        return list(self._fills)
+
+    def holdings(self) -> list[Holding]:
+        """Positions with shares, in the order first bought."""
+        return [h for h in self._holdings.values() if h.qty > 0]
+
+    def holding(self, symbol: str) -> Holding:
+        return self._holdings.get(symbol) or Holding(symbol)
+
+    def orderable_cash(self) -> int:
+        """예수금 minus what open buy orders reserve (주문가능금액)."""
+        return self.cash - sum(self._reservation(o, o.open_qty) for o in self.open_orders())
+
+    def orderable_qty(self, symbol: str) -> int:
+        """Shares held minus shares in open sell orders."""
+        held = self._holdings[symbol].qty if symbol in self._holdings else 0
+        locked = sum(
+            o.open_qty for o in self.open_orders() if o.symbol == symbol and o.side == "sell"
+        )
+        return held - locked
+
+    def total_fees(self) -> int:
+        return sum(f.fee for f in self._fills)
+
+    def total_taxes(self) -> int:
+        return sum(f.tax for f in self._fills)
+
+    # ---- order entry ------------------------------------------------------------------------
+
+    def place(self, side: Side, symbol: str, qty: int, price: int, trde_tp: str = "0") -> SimOrder:
+        """A new buy or sell order; matches at once against the book, the rest rests.
+
+        `price` is ignored (use 0) for a market order. Returns the order (status 접수, or 거부
+        in push mode). Raises OrderRejected (nothing changed) for a failed check.
+        """
+        self._check_symbol(symbol)
+        if qty < 1:
+            raise OrderRejected(E_BAD_INPUT, "주문수량을 확인하세요")
+        try:
+            self._check_new(side, symbol, qty, price, trde_tp)
+        except OrderRejected as exc:
+            if self.reject_mode == "error":
+                log.info("sim_order_rejected", symbol=symbol, side=side, code=exc.code)
+                raise
+            order = self._new_order(side, symbol, qty, price, trde_tp, "new", NO_ORDER, None)
+            order.open_qty = 0
+            self._push_order(order, "접수", remaining=qty)
+            order.status = "거부"
+            order.reject_reason = exc.reason
+            self._push_order(order, "거부", remaining=0)
+            return order
+        order = self._new_order(side, symbol, qty, price if trde_tp == "0" else 0, trde_tp, "new")
+        order.open_qty = qty
+        self._push_order(order, "접수")
+        self._match(order)
+        return order
+
+    def modify(self, orig_ord_no: str, symbol: str, qty: int, price: int) -> SimOrder:
+        """Move `qty` (0 = all) of an open limit order to `price` under a new order number.
+
+        Returns the new order. Raises OrderRejected (nothing changed) for an unknown or done
+        original, a different symbol, too large a quantity, a bad price, or too little cash.
+        """
+        orig = self._target(orig_ord_no, symbol, qty)
+        if orig.trde_tp != "0":
+            raise OrderRejected(E_TRADE_TYPE, "시장가 주문은 정정할 수 없습니다")
+        move = qty or orig.open_qty
+        self._check_price(symbol, price)
+        if orig.side == "buy":
+            need = (
+                self._reservation_at(price, move)
+                + self._reservation(orig, orig.open_qty - move)
+                - self._reservation(orig, orig.open_qty)
+            )
+            if need > self.orderable_cash():
+                raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
+        new = self._new_order(orig.side, symbol, move, price, orig.trde_tp, "modify", orig.ord_no)
+        orig.open_qty -= move
+        new.open_qty = move
+        self._push_order(new, "접수")
+        new.status = "확인"
+        new.confirm_time = new.time
+        self._push_order(new, "확인")
+        orig.status = "확인"
+        orig.confirm_time = new.time
+        self._push_order(orig, "확인")
+        self._match(new)
+        return new
+
+    def cancel(self, orig_ord_no: str, symbol: str, qty: int) -> SimOrder:
+        """Cancel `qty` (0 = all remaining) of an open order under a new order number.
+
+        Returns the cancel order. Raises OrderRejected (nothing changed) for an unknown or done
+        original, a different symbol, or too large a quantity.
+        """
+        orig = self._target(orig_ord_no, symbol, qty)
+        amount = qty or orig.open_qty
+        price = orig.price
+        cxl = self._new_order(orig.side, symbol, amount, price, orig.trde_tp, "cancel", orig.ord_no)
+        orig.open_qty -= amount
+        self._push_order(cxl, "접수", remaining=amount)
+        cxl.status = "확인"
+        cxl.confirm_time = cxl.time
+        self._push_order(cxl, "확인", remaining=0)
+        orig.status = "취소"
+        self._push_order(orig, "취소")
+        return cxl
+
+    def on_market_tick(self) -> None:
+        """Fill resting orders the market has reached; call after generating market entries."""
+        for order in self.open_orders():
+            self._match(order)
+
+    # ---- checks -----------------------------------------------------------------------------
+
+    def _check_symbol(self, symbol: str) -> None:
+        if not self.market.has(symbol):
+            raise OrderRejected(E_NO_SYMBOL, "종목정보가 없습니다")
+
+    def _check_price(self, symbol: str, price: int) -> None:
+        if price < 1 or not is_on_tick(price):
+            raise OrderRejected(E_TICK, "주문가격이 호가단위에 맞지 않습니다")
+        lower, upper = self.market.limits(symbol)
+        if price > upper:
+            raise OrderRejected(E_PRICE_LIMIT, f"주문가격이 상한가({upper})를 초과합니다")
+        if price < lower:
+            raise OrderRejected(E_PRICE_LIMIT, f"주문가격이 하한가({lower}) 미만입니다")
+
+    def _check_new(self, side: Side, symbol: str, qty: int, price: int, trde_tp: str) -> None:
+        if trde_tp not in TRADE_TYPE_NAMES:
+            raise OrderRejected(
+                E_TRADE_TYPE, f"지원하지 않는 매매구분입니다({trde_tp}): 0 보통, 3 시장가만 가능"
+            )
+        if trde_tp == "0":
+            self._check_price(symbol, price)
+        if side == "buy":
+            res = self._reservation_at(self._reserve_price(symbol, trde_tp, price), qty)
+            if res > self.orderable_cash():
+                raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
+        elif qty > self.orderable_qty(symbol):
+            raise OrderRejected(E_SHARES, "매도가능수량을 초과합니다")
+
+    def _target(self, orig_ord_no: str, symbol: str, qty: int) -> SimOrder:
+        no = orig_ord_no.strip()
+        orig = self.order(no) if no.isdigit() else None
+        if orig is None or orig.action == "cancel":
+            raise OrderRejected(E_NO_ORDER, "원주문번호가 존재하지 않습니다")
+        if orig.symbol != symbol:
+            raise OrderRejected(E_SYMBOL_MISMATCH, "원주문의 종목코드와 일치하지 않습니다")
+        if orig.open_qty <= 0:
+            raise OrderRejected(E_NOTHING_OPEN, "정정/취소할 수량이 없습니다")
+        if qty < 0 or qty > orig.open_qty:
+            raise OrderRejected(E_QTY_EXCEEDS, "정정/취소수량이 가능수량을 초과합니다")
+        return orig
+
+    def _reserve_price(self, symbol: str, trde_tp: str, price: int) -> int:
+        return self.market.limits(symbol)[1] if trde_tp == "3" else price
+
+    def _reservation_at(self, price: int, qty: int) -> int:
+        value = price * qty
+        return value + _fee(value, self.commission_bp)
+
+    def _reservation(self, order: SimOrder, qty: int) -> int:
+        if order.side != "buy" or qty <= 0:
+            return 0
+        return self._reservation_at(
+            self._reserve_price(order.symbol, order.trde_tp, order.price), qty
+        )
+
+    # ---- state changes ----------------------------------------------------------------------
+
+    def _new_order(
+        self,
+        side: Side,
+        symbol: str,
+        qty: int,
+        price: int,
+        trde_tp: str,
+        action: Action,
+        orig_ord_no: str = NO_ORDER,
+        base: str | None = None,
+    ) -> SimOrder:
+        ord_no = f"{self._next_ord:07d}"
+        self._next_ord += 1
+        if orig_ord_no != NO_ORDER:
+            base = self._orders[orig_ord_no].base_ord_no
+        order = SimOrder(
+            ord_no=ord_no,
+            orig_ord_no=orig_ord_no,
+            base_ord_no=base or ord_no,
+            symbol=symbol,
+            side=side,
+            action=action,
+            trde_tp=trde_tp,
+            price=price,
+            qty=qty,
+            time=self._hms(),
+        )
+        self._orders[ord_no] = order
+        log.debug("sim_order", ord_no=ord_no, action=action, side=side, symbol=symbol, qty=qty)
+        return order
+
+    def _match(self, order: SimOrder) -> None:
+        if order.open_qty <= 0:
+            return
+        limit = order.price if order.trde_tp == "0" else None
+        fills = self.market.take(order.symbol, order.side == "buy", order.open_qty, limit)
+        for price, qty in fills:
+            self._apply_fill(order, price, qty)
+
+    def _apply_fill(self, order: SimOrder, price: int, qty: int) -> None:
+        value = price * qty
+        fee = _fee(value, self.commission_bp)
+        tax = _fee(value, self.sell_tax_bp) if order.side == "sell" else 0
+        h = self._holdings.get(order.symbol)
+        if h is None:
+            h = self._holdings[order.symbol] = Holding(order.symbol)
+        if order.side == "buy":
+            self.cash -= value + fee
+            h.qty += qty
+            h.cost += value
+            h.today_buy_qty += qty
+        else:
+            self.cash += value - fee - tax
+            removed = h.cost if qty == h.qty else h.cost * qty // h.qty
+            h.cost -= removed
+            h.qty -= qty
+            h.today_sell_qty += qty
+            h.sold_cost += removed
+            h.realized_pnl += value - removed - fee - tax
+        h.fees += fee
+        h.taxes += tax
+        h.last_side = order.side
+        order.open_qty -= qty
+        order.filled_qty += qty
+        order.filled_value += value
+        order.fee += fee
+        order.tax += tax
+        order.status = "체결"
+        order.last_fill_price = price
+        order.last_fill_qty = qty
+        fill = SimFill(
+            self._next_fill,
+            order.ord_no,
+            order.symbol,
+            order.side,
+            price,
+            qty,
+            fee,
+            tax,
+            self._hms(),
+        )
+        self._next_fill += 1
+        self._fills.append(fill)
+        self._push_order(order, "체결", fill=fill)
+        self._push_balance(h)
+
+    # ---- realtime entries ---------------------------------------------------------------------
+
+    def _hms(self) -> str:
+        return self.clock.now().strftime("%H%M%S")
+
+    def _push_order(
+        self,
+        order: SimOrder,
+        status: str,
+        *,
+        remaining: int | None = None,
+        fill: SimFill | None = None,
+    ) -> None:
+        m = self.market
+        bid, ask = m.best(order.symbol)
+        v = dict.fromkeys(FIDS_00, "")
+        v["9201"] = self.account_no
+        v["9203"] = order.ord_no
+        v["9001"] = f"A{order.symbol}"
+        v["912"] = "JJ"
+        v["913"] = status
+        v["302"] = m.name(order.symbol)
+        v["900"] = str(order.qty)
+        v["901"] = str(order.price)
+        v["902"] = str(order.open_qty if remaining is None else remaining)
+        v["903"] = str(order.filled_value)
+        v["904"] = order.orig_ord_no
+        v["905"] = order.kind_text
+        v["906"] = order.trade_type_name
+        v["907"] = "2" if order.side == "buy" else "1"
+        v["908"] = fill.time if fill else self._hms()
+        v["10"] = m.signed(order.symbol, m.last_price(order.symbol))
+        v["27"] = m.signed(order.symbol, ask)
+        v["28"] = m.signed(order.symbol, bid)
+        if fill is not None:
+            v["909"] = str(fill.fill_no)
+            v["910"] = v["914"] = str(fill.price)
+            v["911"] = v["915"] = str(fill.qty)
+        v["938"] = str(order.fee)
+        v["939"] = str(order.tax)
+        v["919"] = order.reject_reason if status == "거부" else ""
+        v["922"] = "00"
+        v["923"] = "00000000"
+        v["2134"] = "1"
+        v["2135"] = "KRX"
+        v["2136"] = "N"
+        self.on_entry({"type": "00", "name": "주문체결", "item": order.symbol, "values": v})
+
+    def _push_balance(self, h: Holding) -> None:
+        m = self.market
+        bid, ask = m.best(h.symbol)
+        v = dict.fromkeys(FIDS_04, "")
+        v["9201"] = self.account_no
+        v["9001"] = f"A{h.symbol}"
+        v["917"] = "00"
+        v["916"] = "00000000"
+        v["302"] = m.name(h.symbol)
+        v["10"] = m.signed(h.symbol, m.last_price(h.symbol))
+        v["930"] = str(h.qty)
+        v["931"] = str(h.avg_price)
+        v["932"] = str(h.cost)
+        v["933"] = str(self.orderable_qty(h.symbol))
+        v["945"] = str(h.today_buy_qty - h.today_sell_qty)
+        v["946"] = "2" if h.last_side == "buy" else "1"
+        v["950"] = str(h.realized_pnl)
+        v["27"] = m.signed(h.symbol, ask)
+        v["28"] = m.signed(h.symbol, bid)
+        v["307"] = str(m.prev_close(h.symbol))
+        v["8019"] = rate2(h.realized_pnl, h.sold_cost)
+        v["957"] = v["958"] = v["959"] = "0"
+        v["918"] = "00000000"
+        v["990"] = str(h.realized_pnl)
+        v["991"] = rate2(h.realized_pnl, h.sold_cost)
+        v["992"] = "0"
+        v["993"] = "0.00"
+        self.on_entry({"type": "04", "name": "현물잔고", "item": h.symbol, "values": v})
