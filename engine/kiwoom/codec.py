@@ -1,0 +1,596 @@
+"""Kiwoom WebSocket frames -> typed results and engine events (sans-I/O, the hot path).
+
+`decode_frame` never raises: bad JSON, missing keys, non-numeric values and odd shapes are
+counted in `CodecStats`, logged (rate-limited) and skipped one entry at a time, so a bad entry
+never costs the other entries of its frame.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, make_dataclass
+from enum import StrEnum
+from operator import itemgetter
+from typing import Any, Final, TypeVar
+
+import orjson
+import structlog
+
+from engine.events import (
+    Balance,
+    Event,
+    Exchange,
+    MarketSession,
+    OrderBook,
+    OrderExecution,
+    OrderKind,
+    OrderStatus,
+    Quote,
+    RealtimeGeneric,
+    Side,
+    Trade,
+)
+from engine.kiwoom import fids as F
+
+log = structlog.get_logger(__name__)
+
+
+class FrameKind(StrEnum):
+    LOGIN = "LOGIN"
+    SYSTEM = "SYSTEM"
+    PING = "PING"
+    REG = "REG"
+    REMOVE = "REMOVE"
+    REAL = "REAL"
+    CNSR = "CNSR"  # CNSRLST / CNSRREQ / CNSRCLR answers; `message` holds the frame
+    UNKNOWN = "UNKNOWN"  # valid JSON object with a trnm we do not know
+    INVALID = "INVALID"  # not JSON, not an object, or a REAL frame without a data list
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """What one server frame meant.
+
+    `events` only for REAL; `return_code`/`return_msg` for LOGIN/REG/REMOVE/CNSR acks (None
+    when the frame had none or a non-numeric one); `message` is the parsed frame for every kind
+    but REAL and INVALID; `error` says why a frame was INVALID.
+    """
+
+    kind: FrameKind
+    trnm: str = ""
+    events: list[Event] = field(default_factory=list)
+    return_code: int | None = None
+    return_msg: str = ""
+    message: dict[str, Any] | None = None
+    bad_entries: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class CodecStats:
+    """Counters of one decoding stream; `reasons` counts bad frames/entries by cause."""
+
+    frames: int = 0
+    real_frames: int = 0
+    entries: int = 0
+    events: int = 0
+    generic: int = 0
+    bad_frames: int = 0
+    bad_entries: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "real_frames": self.real_frames,
+            "entries": self.entries,
+            "events": self.events,
+            "generic": self.generic,
+            "bad_frames": self.bad_frames,
+            "bad_entries": self.bad_entries,
+            "reasons": dict(self.reasons),
+        }
+
+
+class _BadEntry(Exception):
+    """A REAL entry whose shape or values make no sense (internal)."""
+
+
+# --- number and code helpers (engine/kiwoom/numbers.py may replace these later) ----------
+
+
+def _price(s: str) -> int:
+    """Direction-signed price ("+70000", "-69800", " 67300") -> 70000; "" -> 0."""
+    return abs(int(s)) if s else 0
+
+
+def _int0(s: str) -> int:
+    """Truly signed number ("-00000000196888" -> -196888); "" -> 0."""
+    return int(s) if s else 0
+
+
+def _required_price(s: str) -> int:
+    raise _BadEntry(f"no price in {s!r}")
+
+
+def _rate(s: str) -> float:
+    return float(s) if s else 0.0
+
+
+def _text(v: Any) -> str:
+    if type(v) is not str:
+        raise _BadEntry("non-string value")
+    return v.strip()
+
+
+def _order_no(s: str) -> str | None:
+    s = s.strip()
+    if not s or s.strip("0") == "":
+        return None
+    return s
+
+
+def _symbol(code: str) -> str:
+    """Strip the instrument prefix Kiwoom puts on account data: "A005930" -> "005930"."""
+    code = code.strip()
+    if len(code) == 7 and code[0].isalpha() and code[1:].isdigit():
+        return code[1:]
+    return code
+
+
+class _PriceMemo(dict[str, int]):
+    """Direction-signed price text -> int, memoised.
+
+    int() of a short string costs about four dict lookups, and a symbol trades at a few
+    hundred distinct price strings a day, so the hot decoders look prices up here. Bounded:
+    cleared when it grows past `limit` (values are recomputed, never wrong).
+    """
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = 200_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, key: str) -> int:
+        value = self._convert(key)
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+    @staticmethod
+    def _convert(key: str) -> int:
+        return _price(key)
+
+
+class _SignedMemo(_PriceMemo):
+    """Truly signed small numbers (FID 11 change, FID 15 signed qty), memoised."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _convert(key: str) -> int:
+        return _int0(key)
+
+
+_PX: Final = _PriceMemo()
+_SG: Final = _SignedMemo()
+
+
+_ITEM_CACHE: dict[str, tuple[str, Exchange]] = {}
+_ITEM_CACHE_MAX: Final = 20_000
+
+
+def split_item(item: str) -> tuple[str, Exchange]:
+    """A WS item -> (plain code, exchange): "005930_NX" -> ("005930", NXT), "A005930" -> KRX."""
+    hit = _ITEM_CACHE.get(item)
+    if hit is not None:
+        return hit
+    if type(item) is not str:
+        raise _BadEntry("item not a string")
+    code, exchange = item, Exchange.KRX
+    if item.endswith(F.ITEM_SUFFIX_NXT):
+        code, exchange = item[:-3], Exchange.NXT
+    elif item.endswith(F.ITEM_SUFFIX_SOR):
+        code, exchange = item[:-3], Exchange.SOR
+    result = (_symbol(code), exchange)
+    if len(_ITEM_CACHE) >= _ITEM_CACHE_MAX:
+        _ITEM_CACHE.clear()
+    _ITEM_CACHE[item] = result
+    return result
+
+
+_STATUS: Final = dict(
+    zip(
+        F.ORDER_STATUS_CODES,
+        (
+            OrderStatus.ACCEPTED,
+            OrderStatus.FILLED,
+            OrderStatus.CONFIRMED,
+            OrderStatus.CANCELED,
+            OrderStatus.REJECTED,
+        ),
+        strict=True,
+    )
+)
+_EXCHANGE: Final = {k: Exchange(v) for k, v in F.EXCHANGE_CODES.items()}
+_SESSION: Final = {k: MarketSession(v) for k, v in F.SESSION_CODES.items()}
+
+
+def _order_kind(s: str) -> OrderKind:
+    if "정정" in s:
+        return OrderKind.AMEND
+    if "취소" in s:
+        return OrderKind.CANCEL
+    return OrderKind.NEW
+
+
+def _side(code: str, kind_text: str) -> Side:
+    if code == F.SIDE_BUY:
+        return Side.BUY
+    if code == F.SIDE_SELL:
+        return Side.SELL
+    # 907 missing: fall back on the words in 905 ("+매수", "매도취소", ...)
+    if "매수" in kind_text:
+        return Side.BUY
+    if "매도" in kind_text:
+        return Side.SELL
+    raise _BadEntry("no side")
+
+
+def _fast_constructor(cls: type[_E]) -> Callable[..., _E]:
+    """A positional constructor for a frozen slotted dataclass, 4x faster than its __init__.
+
+    A frozen dataclass sets each field through object.__setattr__; on the hot path that costs
+    more than the JSON parse. We build a mutable twin with the same slots (so the same memory
+    layout), construct that, and retag the instance as `cls`; CPython allows `__class__`
+    assignment between classes of identical layout, and the result is a normal `cls` instance.
+    """
+    twin = make_dataclass(
+        f"_{cls.__name__}Builder",
+        [(f.name, Any) for f in fields(cls)],  # type: ignore[arg-type]
+        slots=True,
+    )
+
+    def build(*args: Any) -> _E:
+        obj = twin(*args)
+        obj.__class__ = cls
+        return obj  # type: ignore[no-any-return]
+
+    return build
+
+
+# --- per-type decoders: a precomputed itemgetter plan, then ints ----------------------------
+
+_E = TypeVar("_E")
+Values = dict[str, Any]
+Decoder = Callable[[Values, str], Event]
+
+_new_trade: Final = _fast_constructor(Trade)
+_new_quote: Final = _fast_constructor(Quote)
+_new_book: Final = _fast_constructor(OrderBook)
+
+_T = F.TRADE_FIDS
+_TRADE_GET_FIDS: Final = (
+    _T["time"],
+    _T["price"],
+    _T["qty"],
+    _T["cum_volume"],
+    _T["change"],
+    _T["best_ask"],
+    _T["best_bid"],
+    _T["open"],
+    _T["high"],
+    _T["low"],
+)
+
+_TRADE_GET: Final = itemgetter(*_TRADE_GET_FIDS)
+_TRADE_SESSION: Final = _T["session"]
+_TRADE_OPTIONAL: Final = frozenset(
+    (_T["best_ask"], _T["best_bid"], _T["open"], _T["high"], _T["low"], _T["change"])
+)
+
+
+def _trade(v: Values, item: str) -> Trade:
+    try:
+        t, p, q, cv, ch, a, b, o, h, lo = _TRADE_GET(v)
+    except KeyError:
+        # Tolerate missing optional FIDs (some feeds send a subset); the required ones still
+        # raise KeyError -> bad entry.
+        t, p, q, cv, ch, a, b, o, h, lo = (
+            v.get(f, "") if f in _TRADE_OPTIONAL else v[f] for f in _TRADE_GET_FIDS
+        )
+    symbol, exchange = split_item(item)
+    return _new_trade(
+        symbol,
+        exchange,
+        int(t),
+        _PX[p] or _required_price(p),
+        _SG[q],
+        int(cv) if cv else 0,
+        _SG[ch],
+        _PX[a],
+        _PX[b],
+        _PX[o],
+        _PX[h],
+        _PX[lo],
+        _SESSION.get(v.get(_TRADE_SESSION)),  # type: ignore[arg-type]
+    )
+
+
+_Q_ASK: Final = F.QUOTE_FIDS["best_ask"]
+_Q_BID: Final = F.QUOTE_FIDS["best_bid"]
+
+
+def _quote(v: Values, item: str) -> Quote:
+    symbol, exchange = split_item(item)
+    return _new_quote(symbol, exchange, _PX[v[_Q_ASK]], _PX[v[_Q_BID]])
+
+
+_BOOK_FIDS: Final = F.BOOK_ASK_PRICES + F.BOOK_ASK_QTYS + F.BOOK_BID_PRICES + F.BOOK_BID_QTYS
+_BOOK_GET: Final = itemgetter(*_BOOK_FIDS)
+
+
+def _book(v: Values, item: str) -> OrderBook:
+    try:
+        raw = _BOOK_GET(v)
+    except KeyError:
+        raw = tuple(v.get(f, "") for f in _BOOK_FIDS)
+    px = _PX
+    n = [px[x] for x in raw]
+    symbol, exchange = split_item(item)
+    return _new_book(
+        symbol,
+        exchange,
+        int(v[F.BOOK_TIME]),
+        tuple(zip(n[0:10], n[10:20], strict=True)),
+        tuple(zip(n[20:30], n[30:40], strict=True)),
+        _int0(v.get(F.BOOK_TOTAL_ASK, "")),
+        _int0(v.get(F.BOOK_TOTAL_BID, "")),
+    )
+
+
+_O = F.ORDER_EXECUTION_FIDS
+
+
+def _order(v: Values, item: str) -> OrderExecution:
+    g = v.get
+    status_text = _text(v[_O["status"]])
+    status = _STATUS.get(status_text)
+    if status is None:
+        raise _BadEntry(f"unknown order status {status_text!r}")
+    kind_text = _text(g(_O["kind"], ""))
+    symbol = _symbol(_text(g(_O["symbol"], ""))) or split_item(item)[0]
+    order_no = _order_no(_text(v[_O["order_no"]]))
+    if order_no is None:
+        raise _BadEntry("no order number")
+    exchange_code = _text(g(_O["exchange"], ""))
+    return OrderExecution(
+        account=_text(g(_O["account"], "")),
+        order_no=order_no,
+        orig_order_no=_order_no(_text(g(_O["orig_order_no"], ""))),
+        symbol=symbol,
+        name=_text(g(_O["name"], "")),
+        side=_side(_text(g(_O["side"], "")), kind_text),
+        kind=_order_kind(kind_text),
+        status=status,
+        order_type=_text(g(_O["order_type"], "")),
+        order_qty=_int0(g(_O["order_qty"], "")),
+        order_price=_price(g(_O["order_price"], "")),
+        unfilled_qty=_int0(g(_O["unfilled_qty"], "")),
+        cum_fill_amount=_int0(g(_O["cum_fill_amount"], "")),
+        fill_no=_order_no(_text(g(_O["fill_no"], ""))),
+        fill_price=_price(g(_O["fill_price"], "")),
+        fill_qty=_int0(g(_O["fill_qty"], "")),
+        unit_fill_price=_price(g(_O["unit_fill_price"], "")),
+        unit_fill_qty=_int0(g(_O["unit_fill_qty"], "")),
+        fee=_int0(g(_O["fee"], "")),
+        tax=_int0(g(_O["tax"], "")),
+        reject_reason=_text(g(_O["reject_reason"], "")),
+        exchange=_EXCHANGE.get(exchange_code),
+        sor=_text(g(_O["sor"], "")) == "Y",
+        time=_int0(g(_O["time"], "")),
+    )
+
+
+_B = F.BALANCE_FIDS
+
+
+def _balance(v: Values, item: str) -> Balance:
+    g = v.get
+
+    def n(key: str) -> int:
+        return _int0(g(_B[key], ""))
+
+    def p(key: str) -> int:
+        return _price(g(_B[key], ""))
+
+    def r(key: str) -> float:
+        return _rate(g(_B[key], ""))
+
+    def s(key: str) -> str:
+        return _text(g(_B[key], ""))
+
+    symbol = _symbol(s("symbol")) or split_item(item)[0]
+    if not symbol:
+        raise _BadEntry("no symbol")
+    return Balance(
+        account=s("account"),
+        symbol=symbol,
+        name=s("name"),
+        qty=n("qty"),
+        avg_price=p("avg_price"),
+        total_cost=n("total_cost"),
+        orderable_qty=n("orderable_qty"),
+        today_net_buy_qty=n("today_net_buy_qty"),
+        price=p("price"),
+        best_ask=p("best_ask"),
+        best_bid=p("best_bid"),
+        base_price=p("base_price"),
+        today_sell_pnl=n("today_sell_pnl"),
+        today_realized_pnl=n("today_realized_pnl"),
+        today_realized_pnl_rate=r("today_realized_pnl_rate"),
+        today_credit_realized_pnl=n("today_credit_realized_pnl"),
+        today_credit_realized_pnl_rate=r("today_credit_realized_pnl_rate"),
+        realized_pnl_rate=r("realized_pnl_rate"),
+        credit_amount=n("credit_amount"),
+        credit_interest=n("credit_interest"),
+        collateral_loan_qty=n("collateral_loan_qty"),
+        credit_kind=s("credit_kind"),
+        loan_date=s("loan_date"),
+        maturity_date=s("maturity_date"),
+        side_kind=s("side_kind"),
+    )
+
+
+DECODERS: Final[dict[str, Decoder]] = {
+    F.TRADE: _trade,
+    F.QUOTE: _quote,
+    F.ORDER_BOOK: _book,
+    F.ORDER_EXECUTION: _order,
+    F.BALANCE: _balance,
+}
+
+_ENTRY_ERRORS: Final = (
+    _BadEntry,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+)
+
+
+def _merge_values(values: list[Any]) -> dict[str, Any]:
+    """kiwoom-cli saw `values` as a list of dicts; accept {fid: v} and {"fid":, "value":}."""
+    merged: dict[str, Any] = {}
+    for part in values:
+        if type(part) is not dict:
+            raise _BadEntry("values list holds a non-object")
+        if len(part) == 2 and "fid" in part and "value" in part:
+            merged[str(part["fid"])] = part["value"]
+        else:
+            merged.update(part)
+    return merged
+
+
+def _coerce_values(values: Any) -> dict[str, Any]:
+    if type(values) is list:
+        return _merge_values(values)
+    raise _BadEntry("values not an object")
+
+
+def _generic(rtype: Any, entry: dict[str, Any], values: dict[str, Any]) -> RealtimeGeneric:
+    if type(rtype) is not str:
+        raise _BadEntry("type not a string")
+    name = entry.get("name", "")
+    item = entry.get("item", "")
+    return RealtimeGeneric(
+        rtype,
+        name if type(name) is str else "",
+        item if type(item) is str else ("" if item is None else str(item)),
+        values,
+    )
+
+
+def _bad(stats: CodecStats, reason: str, frame: bool, **kw: Any) -> None:
+    if frame:
+        stats.bad_frames += 1
+        n = stats.bad_frames
+    else:
+        stats.bad_entries += 1
+        n = stats.bad_entries
+    stats.reasons[reason] += 1
+    # Log the first few and then one in a thousand: a broken feed must not flood the logs.
+    if n <= 10 or n % 1000 == 0:
+        log.warning(
+            "realtime_frame_bad" if frame else "realtime_entry_bad", reason=reason, n=n, **kw
+        )
+
+
+def _return_code(v: Any) -> int | None:
+    if type(v) is int:
+        return v
+    if type(v) is str:
+        try:
+            return int(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _decode_real(msg: dict[str, Any], stats: CodecStats) -> FrameResult:
+    data = msg.get("data")
+    if type(data) is not list:
+        _bad(stats, "real_without_data", True)
+        return FrameResult(FrameKind.INVALID, "REAL", error="REAL frame without a data list")
+    stats.real_frames += 1
+    stats.entries += len(data)
+    events: list[Event] = []
+    append = events.append
+    bad = 0
+    decoders = DECODERS
+    for entry in data:
+        # Hot loop: shapes are checked by the operations themselves (a non-dict entry or an
+        # unhashable type raises TypeError/AttributeError, counted below).
+        try:
+            values = entry["values"]
+            if type(values) is not dict:
+                values = _coerce_values(values)
+            rtype = entry["type"]
+            decoder = decoders.get(rtype)
+            if decoder is not None:
+                append(decoder(values, entry.get("item", "")))
+            else:
+                append(_generic(rtype, entry, values))
+                stats.generic += 1
+        except _ENTRY_ERRORS as exc:
+            bad += 1
+            rt = entry.get("type") if type(entry) is dict else None
+            _bad(
+                stats,
+                type(exc).__name__,
+                False,
+                type=rt if type(rt) is str else None,
+                error=str(exc)[:200],
+            )
+    stats.events += len(events)
+    return FrameResult(FrameKind.REAL, "REAL", events, bad_entries=bad)
+
+
+def decode_frame(raw: bytes | str, stats: CodecStats | None = None) -> FrameResult:
+    """Decode one server frame. Never raises; counts into `stats` when given.
+
+    Non-REAL frames return their parsed object in `message`. A REAL frame's entries become
+    events in order; an entry that cannot be decoded is skipped and counted.
+    """
+    st = stats if stats is not None else CodecStats()
+    st.frames += 1
+    try:
+        msg = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        _bad(st, "bad_json", True, error=str(exc)[:200])
+        return FrameResult(FrameKind.INVALID, error="not JSON")
+    if type(msg) is not dict:
+        _bad(st, "not_an_object", True)
+        return FrameResult(FrameKind.INVALID, error="frame is not a JSON object")
+    trnm = msg.get("trnm")
+    if trnm == "REAL":
+        return _decode_real(msg, st)
+    if trnm == "PING":
+        return FrameResult(FrameKind.PING, "PING", message=msg)
+    if type(trnm) is not str:
+        _bad(st, "no_trnm", True)
+        return FrameResult(FrameKind.INVALID, error="frame without trnm")
+    rmsg = msg.get("return_msg", "")
+    code = _return_code(msg.get("return_code"))
+    rmsg_s = rmsg if type(rmsg) is str else str(rmsg)
+    if trnm in ("LOGIN", "REG", "REMOVE", "SYSTEM"):
+        return FrameResult(FrameKind(trnm), trnm, return_code=code, return_msg=rmsg_s, message=msg)
+    if trnm.startswith(("CNSR", "GCNSR")):
+        return FrameResult(FrameKind.CNSR, trnm, return_code=code, return_msg=rmsg_s, message=msg)
+    st.reasons["unknown_trnm"] += 1
+    return FrameResult(FrameKind.UNKNOWN, trnm, return_code=code, return_msg=rmsg_s, message=msg)

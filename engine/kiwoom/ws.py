@@ -1,0 +1,368 @@
+"""The Kiwoom WebSocket connection: connect, LOGIN, REG, echo PING, reconnect.
+
+Only moves frames: decoding is engine/kiwoom/codec.py, the session protocol is
+engine/kiwoom/wsproto.py. Events go to a plain synchronous callback, so the receive loop never
+awaits consumer code and a PING is echoed as soon as its frame is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.events import Disconnected, Event, Reconnected
+from engine.kiwoom.codec import CodecStats, FrameKind, FrameResult, decode_frame
+from engine.kiwoom.errors import KiwoomError, TransportError
+from engine.kiwoom.recorder import FrameRecorder
+from engine.kiwoom.wsproto import (
+    Handshake,
+    LoginError,
+    RegistrationError,
+    RegRequest,
+    Subscriptions,
+    login_frame,
+)
+
+log = structlog.get_logger(__name__)
+
+TokenProvider = Callable[[], Awaitable[str]]
+TokenInvalidate = Callable[[str], Awaitable[None]]
+EventCallback = Callable[[Event], None]
+
+
+class KiwoomWebSocket:
+    """One logical realtime session that survives disconnects.
+
+    `on_event` is called synchronously from the receive loop for every event, including
+    `Disconnected` and `Reconnected`; it must not block (hand work to a queue). An exception
+    from it is logged and counted (`consumer_errors`), never propagated.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token_provider: TokenProvider,
+        token_invalidate: TokenInvalidate,
+        clock: Clock = SYSTEM_CLOCK,
+        on_event: EventCallback | None = None,
+        *,
+        recorder: FrameRecorder | None = None,
+        connect_timeout_s: float = 5.0,
+        login_timeout_s: float = 10.0,
+        ack_timeout_s: float = 10.0,
+        idle_timeout_s: float = 90.0,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.url = url
+        self._token_provider = token_provider
+        self._token_invalidate = token_invalidate
+        self._clock = clock
+        self._on_event: EventCallback = on_event or (lambda _e: None)
+        self._recorder = recorder
+        self._connect_timeout_s = connect_timeout_s
+        self._login_timeout_s = login_timeout_s
+        self._ack_timeout_s = ack_timeout_s
+        self._idle_timeout_s = idle_timeout_s
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._rng = rng or random.Random()
+        self.stats = CodecStats()
+        self.subscriptions = Subscriptions()
+        self.consumer_errors = 0
+        self.sessions = 0
+        """Successful logins so far (1 after start, +1 per reconnect)."""
+        self.sor: bool | None = None
+        self._conn: ClientConnection | None = None
+        self._ready = asyncio.Event()
+        self._acks: deque[tuple[str, asyncio.Future[FrameResult]]] = deque()
+        self._send_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_rx = 0.0
+
+    # --- public API --------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    async def start(self) -> None:
+        """Connect and LOGIN; return once the first session is up.
+
+        Raises LoginError (carrying Kiwoom's code) or TransportError when the first attempt
+        fails; after that the connection is kept up in the background until `close`.
+        """
+        if self._task is not None:
+            raise RuntimeError("already started")
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._supervise(first), name="kiwoom-ws")
+        try:
+            await first
+        except BaseException:
+            await self.close()
+            raise
+
+    async def subscribe(self, types: Iterable[str], items: Iterable[str]) -> None:
+        """Register realtime `types` for `items` (account types 00/04 need no item).
+
+        Waits for a live session. Raises RegistrationError when an ack has return_code != 0,
+        TransportError when no ack came in time (the connection is then recycled).
+        """
+        async with self._send_lock:
+            for req in self.subscriptions.plan_add(types, items):
+                await self._request(req)
+
+    async def unsubscribe(self, types: Iterable[str], items: Iterable[str]) -> None:
+        """REMOVE registrations; same contract as `subscribe`."""
+        async with self._send_lock:
+            for req in self.subscriptions.plan_remove(types, items):
+                await self._request(req)
+
+    async def close(self) -> None:
+        """Stop for good; no Disconnected event is emitted for a requested close."""
+        self._closing = True
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._recorder is not None:
+            self._recorder.close()
+
+    # --- session -----------------------------------------------------------------------------
+
+    async def _supervise(self, first: asyncio.Future[None]) -> None:
+        attempt = 0
+        down_since: float | None = None
+        while not self._closing:
+            reason = ""
+            was_up = False
+            try:
+                conn = await self._open()
+                try:
+                    await self._login(conn)
+                    self._conn = conn
+                    reader = asyncio.create_task(self._read_loop(conn), name="kiwoom-ws-read")
+                    try:
+                        await self._restore()
+                    except BaseException:
+                        reader.cancel()
+                        raise
+                    was_up = True
+                    self.sessions += 1
+                    self._ready.set()
+                    if not first.done():
+                        first.set_result(None)
+                    if down_since is not None:
+                        self._emit(
+                            Reconnected(attempt, round(self._clock.monotonic() - down_since, 3))
+                        )
+                        log.info("ws_reconnected", attempt=attempt)
+                    attempt = 0
+                    down_since = None
+                    reason = await reader
+                finally:
+                    self._conn = None
+                    self._ready.clear()
+                    self._fail_acks()
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            except asyncio.CancelledError:
+                raise
+            except LoginError as exc:
+                reason = f"login refused: {exc}"
+                log.warning("ws_login_refused", return_code=exc.return_code, code=exc.code)
+                if exc.token_error:
+                    with contextlib.suppress(Exception):
+                        await self._token_invalidate(self._last_token)
+                if not first.done():
+                    first.set_exception(exc)
+                    return
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, KiwoomError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if not first.done():
+                    err = exc if isinstance(exc, KiwoomError) else TransportError(reason)
+                    first.set_exception(err)
+                    return
+            if self._closing:
+                return
+            if was_up or down_since is None:
+                down_since = self._clock.monotonic()
+                self._emit(Disconnected(reason, attempt + 1))
+            attempt += 1
+            delay = self._backoff(attempt)
+            log.warning("ws_disconnected", reason=reason, attempt=attempt, retry_in_s=delay)
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential with jitter in [d/2, d]; the first retry comes within backoff_base_s."""
+        d = min(self._backoff_max_s, self._backoff_base_s * 2.0 ** min(attempt - 1, 30))
+        jitter: float = self._rng.random()
+        return d / 2 + jitter * d / 2
+
+    async def _open(self) -> ClientConnection:
+        try:
+            return await connect(
+                self.url,
+                open_timeout=self._connect_timeout_s,
+                ping_interval=None,  # Kiwoom keeps the line alive with its own PING frames
+                max_size=2**24,
+                close_timeout=2.0,
+            )
+        except InvalidURI as exc:
+            raise TransportError(f"bad WebSocket URL: {exc}") from exc
+
+    _last_token: str = ""
+
+    async def _login(self, conn: ClientConnection) -> None:
+        token = await self._token_provider()
+        self._last_token = token
+        await conn.send(login_frame(token))
+        hs = Handshake()
+        async with asyncio.timeout(self._login_timeout_s):
+            while True:
+                raw = await conn.recv()
+                res = self._decode(raw)
+                if res.kind is FrameKind.PING:
+                    await conn.send(raw)
+                    continue
+                if hs.feed(res):
+                    break
+        self.sor = hs.sor
+        self._last_rx = self._clock.monotonic()
+        for ev in hs.buffered:
+            self._emit(ev)
+
+    async def _restore(self) -> None:
+        for req in self.subscriptions.restore():
+            try:
+                await self._send_request(req)
+            except RegistrationError as exc:
+                # A registration Kiwoom now refuses (e.g. a delisted code) must not keep the
+                # whole feed in a reconnect loop: drop it and say so.
+                log.error(
+                    "ws_restore_refused", grp_no=req.grp_no, items=len(req.items), error=str(exc)
+                )
+                self.subscriptions.commit(
+                    RegRequest("REMOVE", req.grp_no, req.items, req.types, "")
+                )
+
+    async def _request(self, req: RegRequest) -> None:
+        if not self._ready.is_set():
+            async with asyncio.timeout(self._connect_timeout_s + self._login_timeout_s):
+                await self._ready.wait()
+        await self._send_request(req)
+
+    async def _send_request(self, req: RegRequest) -> None:
+        conn = self._conn
+        if conn is None:
+            raise TransportError(f"{req.trnm}: not connected")
+        fut: asyncio.Future[FrameResult] = asyncio.get_running_loop().create_future()
+        self._acks.append((req.trnm, fut))
+        try:
+            await conn.send(req.frame)
+            async with asyncio.timeout(self._ack_timeout_s):
+                res = await fut
+        except TimeoutError:
+            # Acks carry no group number: once one is missing, the FIFO pairing is unsafe.
+            await conn.close(code=1011, reason="ack timeout")
+            raise TransportError(f"{req.trnm} grp {req.grp_no}: no ack") from None
+        except ConnectionClosed as exc:
+            raise TransportError(f"{req.trnm} grp {req.grp_no}: connection closed") from exc
+        if res.return_code != 0:
+            raise RegistrationError(req.trnm, res.return_code or -1, res.return_msg)
+        self.subscriptions.commit(req)
+
+    def _fail_acks(self) -> None:
+        while self._acks:
+            _trnm, fut = self._acks.popleft()
+            if not fut.done():
+                fut.set_exception(ConnectionClosed(None, None))
+
+    # --- receive loop ------------------------------------------------------------------------
+
+    def _decode(self, raw: str | bytes) -> FrameResult:
+        if self._recorder is not None:
+            self._recorder.record(raw)
+        return decode_frame(raw, self.stats)
+
+    async def _read_loop(self, conn: ClientConnection) -> str:
+        """Dispatch frames until the connection ends; return why it ended."""
+        watchdog = asyncio.create_task(self._watchdog(conn))
+        emit = self._emit
+        clock = self._clock
+        try:
+            async for raw in conn:
+                self._last_rx = clock.monotonic()
+                res = self._decode(raw)
+                kind = res.kind
+                if kind is FrameKind.REAL:
+                    for ev in res.events:
+                        emit(ev)
+                elif kind is FrameKind.PING:
+                    await conn.send(raw)  # verbatim, as Kiwoom requires
+                elif kind is FrameKind.REG or kind is FrameKind.REMOVE:
+                    self._resolve_ack(res)
+                elif kind is FrameKind.SYSTEM:
+                    msg = res.message or {}
+                    log.info("ws_system_frame", code=msg.get("code"), message=msg.get("message"))
+                else:
+                    log.debug("ws_frame_ignored", kind=str(kind), trnm=res.trnm)
+            return f"closed: {conn.close_code} {conn.close_reason}"
+        except ConnectionClosed as exc:
+            return f"connection lost: {exc}"
+        except OSError as exc:
+            return f"connection error: {exc}"
+        finally:
+            watchdog.cancel()
+
+    def _resolve_ack(self, res: FrameResult) -> None:
+        if not self._acks:
+            log.warning("ws_ack_unexpected", trnm=res.trnm, return_code=res.return_code)
+            return
+        trnm, fut = self._acks.popleft()
+        if trnm != res.trnm:
+            log.warning("ws_ack_mismatch", expected=trnm, got=res.trnm)
+        if not fut.done():
+            fut.set_result(res)
+
+    async def _watchdog(self, conn: ClientConnection) -> None:
+        """Recycle a connection that went silent (no PING, no data) for idle_timeout_s."""
+        period = max(0.05, self._idle_timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            if self._clock.monotonic() - self._last_rx > self._idle_timeout_s:
+                log.warning("ws_idle_timeout", idle_timeout_s=self._idle_timeout_s)
+                await conn.close(code=1001, reason="idle")
+                return
+
+    def _emit(self, ev: Event) -> None:
+        try:
+            self._on_event(ev)
+        except Exception:
+            self.consumer_errors += 1
+            log.exception("ws_consumer_failed", event=type(ev).__name__)
+
+    def debug_state(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "sessions": self.sessions,
+            "registered": len(self.subscriptions),
+            "stats": self.stats.as_dict(),
+            "consumer_errors": self.consumer_errors,
+        }

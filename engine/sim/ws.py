@@ -1,0 +1,337 @@
+"""The simulator's realtime endpoint: Kiwoom's WebSocket protocol over aiohttp.
+
+LOGIN (optionally preceded by SYSTEM frames), PING with a deadline, REG/REMOVE acks and REAL
+pushes batched per session, plus fault knobs for tests (drop, delay, silence, no PING, tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+import structlog
+from aiohttp import WSMsgType, web
+
+from engine.clock import SYSTEM_CLOCK, Clock
+
+log = structlog.get_logger(__name__)
+
+ACCOUNT_TYPES: Final = frozenset({"00", "04"})
+LOGIN_FAIL_CODE: Final = 805004
+LOGIN_FAIL_MSG: Final = (
+    "토큰 인증에 실패했습니다. 접속을 종료합니다 [CODE=8005, MESSAGE=Token이 유효하지 않습니다]"
+)
+SYSTEM_FRAME: Final = {
+    "trnm": "SYSTEM",
+    "code": "R10004",
+    "message": "접속허용요청(토큰)이 들어오지 않았습니다",
+}
+MAX_ITEMS_PER_GROUP: Final = 100
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+@dataclass(eq=False)
+class SimSession:
+    """One client connection as the simulator sees it."""
+
+    ws: web.WebSocketResponse
+    sid: int
+    logged_in: bool = False
+    token: str = ""
+    registered: set[tuple[str, str]] = field(default_factory=set)
+    groups: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    pending: deque[dict[str, Any]] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pings_sent: int = 0
+    pongs: int = 0
+    awaiting_pong: bool = False
+    dropped: int = 0
+    closed_reason: str = ""
+
+
+class SimRealtime:
+    """Serves `GET /api/dostk/websocket` (`handle`) and fans out REAL entries (`publish`).
+
+    Fault knobs: engine.sim.faults.Faults (`ws_frame_delay_s`, `ws_silent`, `ws_ping_stop`,
+    `ws_drop_now()`) when given, or-ed with these attributes:
+      system_frames_before_login: SYSTEM frames sent before the LOGIN ack;
+      frame_delay_s: delay before every frame the server sends;
+      silent: stop answering and pushing (the socket stays open);
+      ping_stop: stop sending PING (and stop enforcing the echo);
+      reject_reg: answer REG with return_code 1;
+      token_ok: decides whether a LOGIN token is valid.
+    `drop_all()` closes every session now. Each session's pending queue is bounded by
+    `max_pending`; the oldest entries are dropped (counted) when a client does not keep up.
+    """
+
+    def __init__(
+        self,
+        config_ping_interval_s: float = 20.0,
+        token_ok: Callable[[str], bool] = lambda _t: True,
+        clock: Clock = SYSTEM_CLOCK,
+        faults: Any = None,
+        *,
+        pong_timeout_s: float | None = None,
+        login_timeout_s: float = 10.0,
+        system_frames_before_login: int = 0,
+        max_batch: int = 50,
+        max_pending: int = 100_000,
+        sor_yn: str = "Y",
+    ) -> None:
+        self.ping_interval_s = config_ping_interval_s
+        self.pong_timeout_s = (
+            pong_timeout_s if pong_timeout_s is not None else config_ping_interval_s
+        )
+        self.token_ok = token_ok
+        self.clock = clock
+        self.faults = faults
+        self.login_timeout_s = login_timeout_s
+        self.system_frames_before_login = system_frames_before_login
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.sor_yn = sor_yn
+        self.frame_delay_s = 0.0
+        self.silent = False
+        self.ping_stop = False
+        self.reject_reg = False
+        self.sessions: set[SimSession] = set()
+        self.logins = 0
+        self.login_failures = 0
+        self.ping_kills = 0
+        self.reg_frames: list[dict[str, Any]] = []
+        self._next_sid = 0
+        self._drop_tasks: set[asyncio.Task[Any]] = set()
+        if faults is not None and hasattr(faults, "on_ws_drop"):
+            faults.on_ws_drop(self._on_fault_drop)
+
+    # --- knobs -------------------------------------------------------------------------------
+
+    def _fault(self, name: str, default: Any) -> Any:
+        return getattr(self.faults, name, default) if self.faults is not None else default
+
+    @property
+    def _silent(self) -> bool:
+        return self.silent or bool(self._fault("ws_silent", False))
+
+    @property
+    def _ping_stopped(self) -> bool:
+        return self.ping_stop or bool(self._fault("ws_ping_stop", False))
+
+    @property
+    def _delay(self) -> float:
+        return max(self.frame_delay_s, float(self._fault("ws_frame_delay_s", 0.0)))
+
+    def _on_fault_drop(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.drop_all())
+        self._drop_tasks.add(task)
+        task.add_done_callback(self._drop_tasks.discard)
+
+    async def drop_all(self) -> int:
+        """Close every connection at once (abnormal close 1011); returns how many."""
+        sessions = list(self.sessions)
+        for s in sessions:
+            s.closed_reason = "dropped"
+            with contextlib.suppress(Exception):
+                await s.ws.close(code=1011, message=b"sim drop")
+        return len(sessions)
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def publish(self, entry: dict[str, Any]) -> None:
+        """Queue a REAL entry for every logged-in session registered for its (type, item).
+
+        Account types (00/04) go to every session that registered the type, whatever the item.
+        Never blocks; the per-session sender batches what is pending into multi-entry frames.
+        """
+        rtype = entry.get("type", "")
+        key = (rtype, "" if rtype in ACCOUNT_TYPES else entry.get("item", ""))
+        for s in self.sessions:
+            if s.logged_in and key in s.registered:
+                if len(s.pending) >= self.max_pending:
+                    s.pending.popleft()
+                    s.dropped += 1
+                s.pending.append(entry)
+                s.wake.set()
+
+    def registered_pairs(self) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for s in self.sessions:
+            out |= s.registered
+        return out
+
+    # --- the endpoint ------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=2**22)
+        await ws.prepare(request)
+        self._next_sid += 1
+        s = SimSession(ws, self._next_sid)
+        self.sessions.add(s)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._serve(s, tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            self.sessions.discard(s)
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _send(self, s: SimSession, obj: dict[str, Any] | str) -> None:
+        delay = self._delay
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if s.ws.closed:
+            return
+        await s.ws.send_str(obj if isinstance(obj, str) else _dumps(obj))
+
+    async def _serve(self, s: SimSession, tasks: list[asyncio.Task[None]]) -> None:
+        ws = s.ws
+        try:
+            async with asyncio.timeout(self.login_timeout_s):
+                msg = await ws.receive()
+        except TimeoutError:
+            await self._send(s, SYSTEM_FRAME)
+            return
+        if msg.type is not WSMsgType.TEXT:
+            return
+        frame = self._parse(msg.data)
+        if frame is None or frame.get("trnm") != "LOGIN":
+            await self._send(s, SYSTEM_FRAME)
+            return
+        token = frame.get("token")
+        if not isinstance(token, str) or not self.token_ok(token):
+            self.login_failures += 1
+            await self._send(
+                s, {"trnm": "LOGIN", "return_code": LOGIN_FAIL_CODE, "return_msg": LOGIN_FAIL_MSG}
+            )
+            return
+        for _ in range(self.system_frames_before_login):
+            await self._send(s, SYSTEM_FRAME)
+        await self._send(
+            s, {"trnm": "LOGIN", "return_code": 0, "return_msg": "", "sor_yn": self.sor_yn}
+        )
+        s.logged_in = True
+        s.token = token
+        self.logins += 1
+        tasks.append(asyncio.create_task(self._pinger(s)))
+        tasks.append(asyncio.create_task(self._sender(s)))
+        async for msg in ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            if self._silent:
+                continue
+            frame = self._parse(msg.data)
+            if frame is None:
+                continue
+            trnm = frame.get("trnm")
+            if trnm == "PING":
+                s.pongs += 1
+                s.awaiting_pong = False
+            elif trnm in ("REG", "REMOVE"):
+                await self._send(s, self._on_reg(s, trnm, frame))
+            elif trnm == "LOGIN":
+                await self._send(
+                    s, {"trnm": "LOGIN", "return_code": 0, "return_msg": "", "sor_yn": self.sor_yn}
+                )
+
+    @staticmethod
+    def _parse(data: str) -> dict[str, Any] | None:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        return obj if isinstance(obj, dict) else None
+
+    def _on_reg(self, s: SimSession, trnm: str, frame: dict[str, Any]) -> dict[str, Any]:
+        self.reg_frames.append(frame)
+
+        def fail(msg: str) -> dict[str, Any]:
+            return {"trnm": trnm, "return_code": 1, "return_msg": msg}
+
+        if trnm == "REG" and self.reject_reg:
+            return fail("등록 실패 (sim reject_reg)")
+        grp = frame.get("grp_no")
+        data = frame.get("data")
+        if not isinstance(grp, str) or not grp or len(grp) > 4 or not isinstance(data, list):
+            return fail("grp_no/data 형식 오류")
+        pairs: set[tuple[str, str]] = set()
+        for d in data:
+            if not isinstance(d, dict):
+                return fail("data 형식 오류")
+            items, types = d.get("item"), d.get("type")
+            if not isinstance(items, list) or not isinstance(types, list) or not types:
+                return fail("item/type 형식 오류")
+            for t in types:
+                if not isinstance(t, str):
+                    return fail("type 형식 오류")
+                if t in ACCOUNT_TYPES:
+                    pairs.add((t, ""))
+                    continue
+                for it in items:
+                    if not isinstance(it, str) or not it:
+                        return fail("item 형식 오류")
+                    pairs.add((t, it))
+        group = s.groups.setdefault(grp, set())
+        if trnm == "REG":
+            if frame.get("refresh", "1") == "0":
+                s.registered -= group
+                group.clear()
+            group |= pairs
+            if len({it for _t, it in group}) > MAX_ITEMS_PER_GROUP:
+                group -= pairs
+                return fail("그룹당 종목 수 초과")
+            s.registered |= pairs
+        else:
+            group -= pairs
+            s.registered = set().union(*s.groups.values()) if s.groups else set()
+        return {"trnm": trnm, "return_code": 0, "return_msg": ""}
+
+    async def _pinger(self, s: SimSession) -> None:
+        """PING every interval; a session that has not echoed a PING within pong_timeout_s
+        is closed (checked on a timer, so the PING cadence does not depend on the timeout)."""
+        loop = asyncio.get_running_loop()
+        while not s.ws.closed:
+            await asyncio.sleep(self.ping_interval_s)
+            if self._ping_stopped or self._silent:
+                s.awaiting_pong = False
+                continue
+            s.awaiting_pong = True
+            s.pings_sent += 1
+            await self._send(s, {"trnm": "PING"})
+            loop.call_later(self.pong_timeout_s, self._check_pong, s, s.pings_sent)
+
+    def _check_pong(self, s: SimSession, ping_no: int) -> None:
+        if s.ws.closed or self._ping_stopped or s.pongs >= ping_no:
+            return
+        self.ping_kills += 1
+        s.closed_reason = "no PING echo"
+        log.info("sim_ws_ping_timeout", sid=s.sid)
+        task = asyncio.get_running_loop().create_task(
+            s.ws.close(code=1000, message=b"PING timeout")
+        )
+        self._drop_tasks.add(task)
+        task.add_done_callback(self._drop_tasks.discard)
+
+    async def _sender(self, s: SimSession) -> None:
+        while not s.ws.closed:
+            await s.wake.wait()
+            s.wake.clear()
+            while s.pending and not s.ws.closed:
+                if self._silent:
+                    break
+                n = min(len(s.pending), self.max_batch)
+                batch = [s.pending.popleft() for _ in range(n)]
+                await self._send(s, {"trnm": "REAL", "data": batch})

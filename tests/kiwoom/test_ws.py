@@ -1,0 +1,290 @@
+"""KiwoomWebSocket against the simulator's realtime endpoint over real sockets (port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from engine.config import WS_PATH
+from engine.events import (
+    Disconnected,
+    Event,
+    OrderExecution,
+    OrderStatus,
+    Reconnected,
+    Trade,
+)
+from engine.kiwoom.codec import decode_frame
+from engine.kiwoom.recorder import FrameRecorder, read_recording
+from engine.kiwoom.ws import KiwoomWebSocket
+from engine.kiwoom.wsproto import LoginError, RegistrationError
+from engine.sim.faults import Faults
+from engine.sim.ws import SimRealtime
+
+pytestmark = pytest.mark.timeout(20)
+
+
+class Tokens:
+    """A token source: hands out tok-1, tok-2, ... moving on when a token is invalidated."""
+
+    def __init__(self) -> None:
+        self.n = 1
+        self.invalidated: list[str] = []
+
+    async def token(self) -> str:
+        return f"tok-{self.n}"
+
+    async def invalidate(self, token: str) -> None:
+        self.invalidated.append(token)
+        if token == f"tok-{self.n}":
+            self.n += 1
+
+
+@dataclass
+class Env:
+    rt: SimRealtime
+    url: str
+    tokens: Tokens = field(default_factory=Tokens)
+    events: list[Event] = field(default_factory=list)
+    clients: list[KiwoomWebSocket] = field(default_factory=list)
+
+    def client(self, on_event: Callable[[Event], None] | None = None, **kw: Any) -> KiwoomWebSocket:
+        kw.setdefault("backoff_base_s", 0.1)
+        kw.setdefault("ack_timeout_s", 2.0)
+        ws = KiwoomWebSocket(
+            self.url,
+            self.tokens.token,
+            self.tokens.invalidate,
+            on_event=on_event or self.events.append,
+            **kw,
+        )
+        self.clients.append(ws)
+        return ws
+
+    def of(self, cls: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    valid = {"tok-1", "tok-2", "tok-3"}
+    rt = SimRealtime(0.2, token_ok=valid.__contains__, faults=Faults(), pong_timeout_s=0.4)
+    app = web.Application()
+    app.router.add_get(WS_PATH, rt.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    e = Env(rt, f"ws://127.0.0.1:{port}{WS_PATH}")
+    try:
+        yield e
+    finally:
+        for c in e.clients:
+            await c.close()
+        await rt.drop_all()
+        await runner.cleanup()
+
+
+def trade_entry(item: str, qty: str = "+5") -> dict[str, Any]:
+    return {
+        "type": "0B",
+        "name": "주식체결",
+        "item": item,
+        "values": {"20": "090001", "10": "-70000", "15": qty, "13": "100", "27": "", "28": ""},
+    }
+
+
+def order_entry(status: str, order_no: str) -> dict[str, Any]:
+    return {
+        "type": "00",
+        "name": "주문체결",
+        "item": "",
+        "values": {
+            "9201": "1234567890",
+            "9203": order_no,
+            "9001": "A005930",
+            "913": status,
+            "900": "10",
+            "901": "70000",
+            "902": "0",
+            "904": "0000000",
+            "905": "+매수",
+            "907": "2",
+            "908": "090001",
+        },
+    }
+
+
+async def until(cond: Callable[[], bool], within_s: float = 3.0) -> None:
+    """Poll `cond` (state owned by the client and the sim) until true or fail after within_s."""
+    async with asyncio.timeout(within_s):
+        while not cond():  # noqa: ASYNC110 - polling shared state is the point here
+            await asyncio.sleep(0.01)
+
+
+async def test_handshake_with_system_frames_then_events_flow(env: Env) -> None:
+    env.rt.system_frames_before_login = 2
+    ws = env.client()
+    await ws.start()
+    assert ws.connected
+    assert ws.sor is True
+    await ws.subscribe(["0B"], ["005930", "000660_NX"])
+    env.rt.publish(trade_entry("005930"))
+    env.rt.publish(trade_entry("000660_NX", "-2"))
+    env.rt.publish(trade_entry("035420"))  # not registered: must not arrive
+    await until(lambda: len(env.of(Trade)) == 2)
+    a, b = env.of(Trade)
+    assert (a.symbol, a.exchange, a.price, a.qty) == ("005930", "KRX", 70000, 5)
+    assert (b.symbol, b.exchange, b.qty) == ("000660", "NXT", -2)
+    assert ws.stats.frames >= 4  # 2 SYSTEM + LOGIN ack + REG ack + REAL
+    assert ws.stats.bad_frames == 0
+
+
+async def test_login_failure_carries_the_code_and_invalidates_the_token(env: Env) -> None:
+    env.tokens.n = 9  # tok-9 is not valid
+    ws = env.client()
+    with pytest.raises(LoginError) as info:
+        await ws.start()
+    assert info.value.return_code == 805004
+    assert info.value.code == 8005
+    assert env.tokens.invalidated == ["tok-9"]
+    assert env.rt.login_failures == 1
+
+
+async def test_ping_is_echoed_while_the_consumer_is_busy(env: Env) -> None:
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    handled = 0
+    max_backlog = 0
+
+    async def slow_consumer() -> None:
+        nonlocal handled, max_backlog
+        while True:
+            await queue.get()
+            max_backlog = max(max_backlog, queue.qsize())
+            time.sleep(0.01)  # noqa: ASYNC251 - strategy work that blocks the loop on purpose
+            await asyncio.sleep(0.03)
+            handled += 1
+
+    ws = env.client(on_event=queue.put_nowait)
+    consumer = asyncio.create_task(slow_consumer())
+    try:
+        await ws.start()
+        await ws.subscribe(["0B"], ["005930"])
+        for _ in range(25):
+            for _ in range(10):
+                env.rt.publish(trade_entry("005930"))
+            await asyncio.sleep(0.05)
+        (session,) = env.rt.sessions
+        assert session.pings_sent >= 4
+        assert session.pongs >= session.pings_sent - 1
+        assert env.rt.ping_kills == 0
+        assert ws.sessions == 1  # never reconnected
+        assert max_backlog > 20  # the consumer really was behind
+        assert handled < 250
+    finally:
+        consumer.cancel()
+
+
+async def test_reconnect_restores_every_registration_within_3s(env: Env) -> None:
+    ws = env.client()
+    await ws.start()
+    await ws.subscribe(["0B", "0D"], ["005930", "000660", "035420"])
+    await ws.subscribe(["00", "04"], [])
+    before = env.rt.registered_pairs()
+    assert ("00", "") in before
+    assert len(before) == 8
+    t0 = time.monotonic()
+    assert env.rt.faults is not None
+    env.rt.faults.ws_drop_now()
+    await until(lambda: bool(env.of(Reconnected)), within_s=3.0)
+    env.rt.publish(trade_entry("035420"))
+    env.rt.publish(order_entry("접수", "0000200"))
+    await until(lambda: bool(env.of(Trade)) and bool(env.of(OrderExecution)), within_s=3.0)
+    assert time.monotonic() - t0 < 3.0
+    assert env.rt.registered_pairs() == before
+    (disc,) = env.of(Disconnected)
+    assert disc.attempt == 1
+    assert env.events.index(disc) < env.events.index(env.of(Reconnected)[0])
+    assert ws.sessions == 2
+
+
+async def test_relogin_with_a_fresh_token_after_expiry(env: Env) -> None:
+    valid = {"tok-1"}
+    env.rt.token_ok = valid.__contains__
+    ws = env.client()
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    valid.clear()
+    valid.add("tok-2")  # tok-1 expired on the server side
+    await env.rt.drop_all()
+    await until(lambda: bool(env.of(Reconnected)))
+    assert env.tokens.invalidated == ["tok-1"]
+    (session,) = env.rt.sessions
+    assert session.token == "tok-2"
+    assert ("0B", "005930") in session.registered
+
+
+async def test_silent_server_is_detected_and_replaced(env: Env) -> None:
+    ws = env.client(idle_timeout_s=0.5)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    env.rt.silent = True
+    await until(lambda: bool(env.of(Disconnected)), within_s=3.0)
+    env.rt.silent = False
+    await until(lambda: bool(env.of(Reconnected)), within_s=3.0)
+    env.rt.publish(trade_entry("005930"))
+    await until(lambda: bool(env.of(Trade)))
+
+
+async def test_150_symbols_register_in_two_groups(env: Env) -> None:
+    ws = env.client()
+    await ws.start()
+    symbols = [f"{100000 + i:06d}" for i in range(150)]
+    await ws.subscribe(["0B"], symbols)
+    (session,) = env.rt.sessions
+    assert sorted(len(g) for g in session.groups.values()) == [50, 100]
+    assert len(env.rt.reg_frames) == 2
+    env.rt.publish(trade_entry(symbols[149]))
+    await until(lambda: bool(env.of(Trade)))
+
+
+async def test_every_order_status_arrives_decoded(env: Env) -> None:
+    ws = env.client()
+    await ws.start()
+    await ws.subscribe(["00"], [])
+    for i, status in enumerate(["접수", "체결", "확인", "취소", "거부"]):
+        env.rt.publish(order_entry(status, f"{300 + i:07d}"))
+    await until(lambda: len(env.of(OrderExecution)) == 5)
+    assert [e.status for e in env.of(OrderExecution)] == list(OrderStatus)
+
+
+async def test_refused_registration_raises(env: Env) -> None:
+    ws = env.client()
+    await ws.start()
+    env.rt.reject_reg = True
+    with pytest.raises(RegistrationError) as info:
+        await ws.subscribe(["0B"], ["005930"])
+    assert info.value.return_code == 1
+    assert ws.subscriptions.pairs() == set()
+
+
+async def test_frames_are_recorded_for_replay(env: Env, tmp_path: Path) -> None:
+    path = tmp_path / "rec.ndjson"
+    ws = env.client(recorder=FrameRecorder(path))
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    env.rt.publish(trade_entry("005930"))
+    await until(lambda: bool(env.of(Trade)))
+    await ws.close()
+    frames = list(read_recording(path))
+    kinds = [decode_frame(f.frame).kind.value for f in frames]
+    assert kinds[:3] == ["LOGIN", "REG", "REAL"]
+    assert all(f.ts > 1e9 for f in frames)

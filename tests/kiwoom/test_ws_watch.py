@@ -1,0 +1,59 @@
+"""`watch` end to end: token from the simulator's REST side, events from its WebSocket side."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import orjson
+import pytest
+from aiohttp import web
+
+from engine.config import SIM_APPKEY, SIM_SECRETKEY, WS_PATH, Config, KiwoomConfig, SimConfig
+from engine.secrets import Secret
+from engine.sim.server import start
+from engine.sim.state import build_state
+from engine.sim.ws import SimRealtime
+from engine.watch import watch
+
+pytestmark = pytest.mark.timeout(20)
+
+
+async def test_watch_prints_count_events_as_json_lines() -> None:
+    state = build_state(SimConfig(host="127.0.0.1", port=0))
+    rt = SimRealtime(5.0, token_ok=state.tokens.is_valid, clock=state.clock, faults=state.faults)
+    runner, port = await start(state, [web.get(WS_PATH, rt.handle)])
+    cfg = Config(
+        kiwoom=KiwoomConfig(
+            mode="sim",
+            rest_url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}{WS_PATH}",
+            appkey=Secret(SIM_APPKEY),
+            secretkey=Secret(SIM_SECRETKEY),
+        )
+    )
+
+    async def feed() -> None:
+        i = 0
+        while True:
+            i += 1
+            entry = {"20": "090000", "10": f"+{70000 + 100 * (i % 3)}", "15": "-3", "13": str(i)}
+            rt.publish({"type": "0B", "name": "주식체결", "item": "005930_NX", "values": entry})
+            await asyncio.sleep(0.01)
+
+    out = io.StringIO()
+    feeder = asyncio.create_task(feed())
+    try:
+        rc = await watch(cfg, "0B", ["005930_NX"], 3, out)
+    finally:
+        feeder.cancel()
+        await rt.drop_all()
+        await runner.cleanup()
+    assert rc == 0
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 3
+    assert lines[0]["event"] == "Trade"
+    assert lines[0]["symbol"] == "005930"
+    assert lines[0]["exchange"] == "NXT"
+    assert lines[0]["qty"] == -3
+    assert isinstance(lines[0]["price"], int)
