@@ -1,0 +1,144 @@
+"""Command line: kiwoom-engine run | sim | call | apis | watch.
+
+Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
+same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine import config as config_mod
+from engine import logs
+from engine.kiwoom.errors import BrokerError, KiwoomError, ValidationError
+
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_BROKER = 4
+EXIT_TRANSPORT = 5
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kiwoom-engine", description=__doc__)
+    p.add_argument("-c", "--config", help="config file (default: ./config.toml if present)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="run the daemon (against the simulator in mode sim)")
+    sim = sub.add_parser("sim", help="serve the Kiwoom-compatible simulator (REST + WebSocket)")
+    sim.add_argument("--port", type=int, help="override sim.port")
+
+    call = sub.add_parser("call", help="call one REST api-id and print the JSON body")
+    call.add_argument("api_id")
+    call.add_argument("fields", nargs="*", metavar="field=value")
+    call.add_argument("--all", action="store_true", help="follow every page, merge the list")
+
+    apis = sub.add_parser("apis", help="list or search the api catalogue")
+    apis.add_argument("query", nargs="?", default="")
+
+    watch = sub.add_parser("watch", help="print realtime events as JSON lines")
+    watch.add_argument("type", metavar="TYPE", help="realtime type, e.g. 0B, 0D, 00")
+    watch.add_argument("items", nargs="*", metavar="ITEM")
+    watch.add_argument("--count", type=int, help="stop after N events")
+    return p
+
+
+def _load_config(path: str | None) -> config_mod.Config:
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    return config_mod.load(path)
+
+
+def _parse_fields(pairs: Sequence[str]) -> dict[str, str]:
+    body: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"kiwoom-engine: expected field=value, got {pair!r}")
+        body[key] = value
+    return body
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = _load_config(args.config)
+    except config_mod.ConfigError as e:
+        print(f"kiwoom-engine: config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    level = args.log_level or cfg.log.level
+    # One-shot commands print results on stdout; keep their logs quiet unless asked.
+    if args.command in ("call", "apis", "watch") and args.log_level is None:
+        level = "warning"
+    logs.setup(level, cfg.log.format)
+    try:
+        return _dispatch(args, cfg)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
+    except ValidationError as e:
+        print(f"kiwoom-engine: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokerError as e:
+        print(f"kiwoom-engine: {e}", file=sys.stderr)
+        return EXIT_BROKER
+    except KiwoomError as e:
+        print(f"kiwoom-engine: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_TRANSPORT
+
+
+def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
+    if args.command == "apis":
+        return _apis(args.query)
+    if args.command == "call":
+        return asyncio.run(_call(cfg, args.api_id, _parse_fields(args.fields), args.all))
+    if args.command == "sim":
+        from engine.sim.simulator import serve_forever
+
+        return asyncio.run(serve_forever(cfg.sim, port=args.port))
+    if args.command == "watch":
+        from engine.watch import watch
+
+        return asyncio.run(watch(cfg, args.type, list(args.items), args.count))
+    if args.command == "run":
+        from engine.daemon import run
+
+        return asyncio.run(run(cfg))
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _apis(query: str) -> int:
+    from engine.kiwoom import catalog
+
+    specs = catalog.search(query)
+    for spec in specs:
+        print(f"{spec.api_id:<9} {spec.path:<24} {spec.name}  [{spec.category}]")
+    if not specs:
+        print(f"kiwoom-engine: no api matches {query!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _call(cfg: config_mod.Config, api_id: str, body: dict[str, str], all_pages: bool) -> int:
+    from engine.kiwoom import catalog
+    from engine.kiwoom.rest import KiwoomRest
+
+    catalog.validate_request(api_id, body)  # fail before connecting
+    async with KiwoomRest(cfg) as rest:
+        out: dict[str, Any]
+        if all_pages:
+            out = await rest.call_merged(api_id, body)
+        else:
+            out = (await rest.call(api_id, body)).body
+    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0

@@ -1,0 +1,154 @@
+"""The daemon's wiring and lifecycle: simulator (mode sim), REST client, realtime feed, signals.
+
+Today it keeps the feed up, subscribes the configured symbols plus the account streams, and
+reports what flows. The engine proper (bus, strategies, OMS, risk, journal, MQTT mirror) plugs
+in here as the later issues land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections import Counter
+from contextlib import AsyncExitStack
+
+import structlog
+
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.config import Config
+from engine.events import Balance, Disconnected, Event, OrderExecution, Reconnected
+from engine.kiwoom.api import KiwoomApi
+from engine.kiwoom.errors import KiwoomError
+from engine.kiwoom.recorder import FrameRecorder
+from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.ws import KiwoomWebSocket
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_STARTUP = 1
+ACCOUNT_STREAMS = ("00", "04")
+STATS_INTERVAL_S = 30.0
+
+
+class FeedReport:
+    """Counts what the feed delivers and logs account events as they come (they are rare)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, ev: Event) -> None:
+        self.counts[type(ev).__name__] += 1
+        if isinstance(ev, OrderExecution | Balance):
+            log.info("account_event", kind=type(ev).__name__, symbol=ev.symbol)
+        elif isinstance(ev, Disconnected):
+            log.warning("feed_disconnected", reason=ev.reason)
+        elif isinstance(ev, Reconnected):
+            log.info("feed_reconnected", attempts=ev.attempt, downtime_s=round(ev.downtime_s, 3))
+
+
+async def run(
+    cfg: Config, *, stop: asyncio.Event | None = None, clock: Clock = SYSTEM_CLOCK
+) -> int:
+    """Run until `stop` is set (or SIGTERM/SIGINT). Returns the process exit code.
+
+    Start-up failures (simulator port taken, login refused, Kiwoom unreachable) are logged with
+    their reason and return EXIT_STARTUP; after start-up the feed reconnects on its own.
+    """
+    stop = stop or _signal_stop()
+    async with AsyncExitStack() as stack:
+        try:
+            if cfg.kiwoom.mode == "sim" and not cfg.kiwoom.rest_url:
+                from engine.sim.simulator import Simulator
+
+                try:
+                    sim = await stack.enter_async_context(Simulator(cfg.sim, clock))
+                except OSError as e:
+                    log.error(
+                        "sim_start_failed",
+                        port=cfg.sim.port,
+                        error=str(e),
+                        hint="is `kiwoom-engine sim` already running? set kiwoom.rest_url/ws_url to use it",
+                    )
+                    return EXIT_STARTUP
+                # sim.port may be 0 (any free port): point the clients at the real one.
+                cfg = dataclasses.replace(
+                    cfg,
+                    kiwoom=dataclasses.replace(
+                        cfg.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url
+                    ),
+                )
+            rest = await stack.enter_async_context(KiwoomRest(cfg, clock))
+            report = FeedReport()
+            recorder = None
+            if cfg.daemon.record:
+                recorder = FrameRecorder(cfg.daemon.record, clock)
+                stack.callback(recorder.close)
+            ws = KiwoomWebSocket(
+                cfg.ws_url,
+                rest.tokens.token,
+                rest.tokens.invalidate,
+                clock,
+                report,
+                recorder=recorder,
+                connect_timeout_s=cfg.kiwoom.connect_timeout_s,
+            )
+            await ws.start()
+            stack.push_async_callback(ws.close)
+            await ws.subscribe(cfg.daemon.realtime_types, cfg.daemon.symbols)
+            await ws.subscribe(ACCOUNT_STREAMS, [])
+            await _log_account(KiwoomApi(rest))
+        except KiwoomError as e:
+            log.error("startup_failed", error_type=type(e).__name__, error=str(e))
+            return EXIT_STARTUP
+        log.info(
+            "daemon_running",
+            mode=cfg.kiwoom.mode,
+            rest_url=cfg.rest_url,
+            symbols=cfg.daemon.symbols,
+            types=cfg.daemon.realtime_types,
+        )
+        stats = asyncio.create_task(_report_stats(report, ws))
+        try:
+            await stop.wait()
+        finally:
+            stats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stats
+        log.info("daemon_stopping", events=dict(report.counts), codec=ws.stats.as_dict())
+    log.info("daemon_stopped")
+    return EXIT_OK
+
+
+def _signal_stop() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _log_account(api: KiwoomApi) -> None:
+    cash = await api.cash_balance()
+    balance = await api.account_balance()
+    log.info(
+        "account_snapshot",
+        deposit=cash.deposit,
+        orderable=cash.orderable,
+        holdings=len(balance.holdings),
+        eval_amount=balance.eval_amount,
+    )
+
+
+async def _report_stats(report: FeedReport, ws: KiwoomWebSocket) -> None:
+    while True:
+        await asyncio.sleep(STATS_INTERVAL_S)
+        log.info(
+            "feed_stats",
+            connected=ws.connected,
+            events=dict(report.counts),
+            bad_frames=ws.stats.bad_frames,
+            bad_entries=ws.stats.bad_entries,
+        )

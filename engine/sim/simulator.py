@@ -1,0 +1,130 @@
+"""The whole simulator on one port: REST (OAuth, market data, account, orders) and the
+WebSocket exchange feed, with the market generator (or a replay) driving both.
+
+`Simulator` composes the parts; `serve_forever` is `kiwoom-engine sim`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from types import TracebackType
+
+import structlog
+from aiohttp import web
+
+from engine.clock import SYSTEM_CLOCK, Clock
+from engine.config import WS_PATH, SimConfig
+from engine.sim.exchange import SimExchange
+from engine.sim.market import MarketGenerator
+from engine.sim.replay import play
+from engine.sim.server import start
+from engine.sim.state import SimState, build_state
+from engine.sim.trading import trading_handlers
+from engine.sim.ws import SimRealtime
+
+log = structlog.get_logger(__name__)
+
+_PUMP_INTERVAL_S = 0.01
+"""How often the market generator runs; events are batched per interval."""
+
+
+class Simulator:
+    """A running simulator. Use as an async context manager; `port` is known after entry.
+
+    `state.faults` and `realtime` hold the fault knobs; `exchange` is the account and matcher.
+    """
+
+    def __init__(self, config: SimConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.state: SimState = build_state(config, clock)
+        self.realtime = SimRealtime(
+            config.ping_interval_s, self.state.tokens.is_valid, clock, self.state.faults
+        )
+        self.market = MarketGenerator(
+            config.symbols, config.seed, clock, universe=self.state.universe
+        )
+        self.exchange = SimExchange(self.market, config.cash, clock, self.realtime.publish)
+        self.state.rest_handlers.update(trading_handlers(self.exchange))
+        # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
+        self.state.marketdata.price_of = self._live_price
+        self.port = 0
+        self.events_per_s = config.events_per_s
+        self._runner: web.AppRunner | None = None
+        self._feed: asyncio.Task[None] | None = None
+
+    def _live_price(self, code: str) -> int | None:
+        return self.market.last_price(code) if self.market.has(code) else None
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}{WS_PATH}"
+
+    async def __aenter__(self) -> Simulator:
+        self._runner, self.port = await start(self.state, [web.get(WS_PATH, self.realtime.handle)])
+        self._feed = asyncio.create_task(self._run_feed(), name="sim-feed")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._feed
+            self._feed = None
+        await self.realtime.drop_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _run_feed(self) -> None:
+        if self.config.replay:
+            count = await play(self.config.replay, self.realtime.publish, clock=self.clock)
+            log.info("sim_replay_done", entries=count)
+            return
+        owed = 0.0
+        last = self.clock.monotonic()
+        while True:
+            await asyncio.sleep(_PUMP_INTERVAL_S)
+            now = self.clock.monotonic()
+            owed += self.events_per_s * (now - last)
+            last = now
+            n = int(owed)
+            if n <= 0:
+                continue
+            owed -= n
+            try:
+                for entry in self.market.next_entries(n):
+                    self.realtime.publish(entry)
+                self.exchange.on_market_tick()
+            except Exception:  # a generator bug must not silence the whole feed
+                log.exception("sim_feed_error")
+
+
+async def serve_forever(config: SimConfig, *, port: int | None = None) -> int:
+    """`kiwoom-engine sim`: serve until SIGINT/SIGTERM. Returns the exit code."""
+    if port is not None:
+        config = dataclasses.replace(config, port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Simulator(config) as sim:
+        log.info("sim_serving", rest_url=sim.rest_url, ws_url=sim.ws_url, symbols=config.symbols)
+        await stop.wait()
+    log.info("sim_stopped")
+    return 0
