@@ -26,24 +26,37 @@ EXIT_TRANSPORT = 5
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiwoom-engine", description=__doc__)
-    p.add_argument("-c", "--config", help="config file (default: ./config.toml if present)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    # The common options are accepted before and after the command (`-c X call ...` and
+    # `call ... -c X`); SUPPRESS keeps a later default from overwriting an earlier value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        help="config file (default: ./config.toml if present)",
+    )
+    common.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
+    )
+    p = argparse.ArgumentParser(prog="kiwoom-engine", description=__doc__, parents=[common])
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="run the daemon (against the simulator in mode sim)")
-    sim = sub.add_parser("sim", help="serve the Kiwoom-compatible simulator (REST + WebSocket)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    command("run", help="run the daemon (against the simulator in mode sim)")
+    sim = command("sim", help="serve the Kiwoom-compatible simulator (REST + WebSocket)")
     sim.add_argument("--port", type=int, help="override sim.port")
 
-    call = sub.add_parser("call", help="call one REST api-id and print the JSON body")
+    call = command("call", help="call one REST api-id and print the JSON body")
     call.add_argument("api_id")
     call.add_argument("fields", nargs="*", metavar="field=value")
     call.add_argument("--all", action="store_true", help="follow every page, merge the list")
 
-    apis = sub.add_parser("apis", help="list or search the api catalogue")
+    apis = command("apis", help="list or search the api catalogue")
     apis.add_argument("query", nargs="?", default="")
 
-    watch = sub.add_parser("watch", help="print realtime events as JSON lines")
+    watch = command("watch", help="print realtime events as JSON lines")
     watch.add_argument("type", metavar="TYPE", help="realtime type, e.g. 0B, 0D, 00")
     watch.add_argument("items", nargs="*", metavar="ITEM")
     watch.add_argument("--count", type=int, help="stop after N events")
@@ -68,6 +81,8 @@ def _parse_fields(pairs: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.log_level = getattr(args, "log_level", None)
     try:
         cfg = _load_config(args.config)
     except config_mod.ConfigError as e:

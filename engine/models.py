@@ -10,18 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from enum import StrEnum
 
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-class Exchange(StrEnum):
-    """Where an order goes. SOR is smart order routing across KRX and NXT, not a venue."""
-
-    KRX = "KRX"
-    NXT = "NXT"
-    SOR = "SOR"
+from engine.events import Exchange as Exchange
+from engine.events import Side as Side
 
 
 class OrderType(StrEnum):

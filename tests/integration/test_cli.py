@@ -1,0 +1,138 @@
+"""The CLI as a user runs it: `kiwoom-engine sim` in one process, `call` / `apis` / `watch`
+in others, all through the same config file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+APPKEY = "cli-test-appkey-7c1d9e"
+SECRETKEY = "cli-test-secretkey-4b2a8f"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(cfg: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KIWOOM_APPKEY": APPKEY, "KIWOOM_SECRETKEY": SECRETKEY}
+    return subprocess.run(
+        [sys.executable, "-m", "engine", "-c", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def sim_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    port = free_port()
+    cfg = tmp_path_factory.mktemp("cli") / "config.toml"
+    cfg.write_text(f'[kiwoom]\nmode = "sim"\n[sim]\nport = {port}\nevents_per_s = 200.0\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "-c", str(cfg), "sim"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"sim did not start: {proc.stderr and proc.stderr.read()}"
+                    ) from None
+                time.sleep(0.05)
+        yield cfg
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert proc.returncode == 0  # SIGTERM is a clean stop
+
+
+def test_call_prints_stock_info(sim_config: Path) -> None:
+    res = cli(sim_config, "call", "ka10001", "stk_cd=005930", "--log-level", "debug")
+    assert res.returncode == 0, res.stderr
+    body = orjson.loads(res.stdout)
+    assert body["stk_cd"] == "005930"
+    assert body["stk_nm"] == "삼성전자"
+    assert body["return_code"] == 0
+    # Debug logging shows every call, and never the keys.
+    assert "rest_call" in res.stderr
+    assert APPKEY not in res.stderr + res.stdout
+    assert SECRETKEY not in res.stderr + res.stdout
+
+
+def test_call_all_follows_three_or_more_pages(sim_config: Path) -> None:
+    res = cli(
+        sim_config,
+        "call",
+        "ka10081",
+        "stk_cd=005930",
+        "base_dt=20261124",
+        "upd_stkpc_tp=1",
+        "--all",
+        "--log-level",
+        "debug",
+    )
+    assert res.returncode == 0, res.stderr
+    rows = orjson.loads(res.stdout)["stk_dt_pole_chart_qry"]
+    pages = {line for line in res.stderr.splitlines() if "rest_call" in line and "ka10081" in line}
+    assert len(pages) >= 3
+    dates = [r["dt"] for r in rows]
+    assert dates == sorted(dates, reverse=True)  # newest first, no page repeated
+    assert len(set(dates)) == len(dates) >= 300
+
+
+def test_call_errors_exit_non_zero_with_the_message(sim_config: Path) -> None:
+    missing = cli(sim_config, "call", "ka10001")
+    assert missing.returncode == 2
+    assert "stk_cd" in missing.stderr
+    unknown = cli(sim_config, "call", "ka99999")
+    assert unknown.returncode == 2
+    assert "ka99999" in unknown.stderr
+    broker = cli(sim_config, "call", "ka10001", "stk_cd=XYZ")
+    assert broker.returncode == 4
+    assert "1902" in broker.stderr
+
+
+def test_apis_searches_the_catalogue(sim_config: Path) -> None:
+    res = cli(sim_config, "apis", "일봉")
+    assert res.returncode == 0
+    assert "ka10081" in res.stdout
+    assert cli(sim_config, "apis", "no-such-api-anywhere").returncode == 1
+
+
+def test_watch_prints_normalised_trades(sim_config: Path) -> None:
+    res = cli(sim_config, "watch", "0B", "005930", "--count", "3")
+    assert res.returncode == 0, res.stderr
+    lines = [orjson.loads(line) for line in res.stdout.splitlines()]
+    trades = [line for line in lines if line["event"] == "Trade"]
+    assert len(trades) == 3
+    assert all(t["symbol"] == "005930" and t["price"] > 0 for t in trades)
+
+
+def test_broken_config_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[kiwoom]\nmode = "prod"\n')
+    res = cli(bad, "call", "ka10001", "stk_cd=005930")
+    assert res.returncode == 3
+    assert f'{bad}: kiwoom.mode: expected one of sim|mock|live, got "prod"' in res.stderr
