@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from engine.kiwoom import codec as codec_mod
 from engine.kiwoom.codec import CodecStats, decode_frame
 
 # All 43 FIDs of 0B as Kiwoom sends them (direction signs, empty unused fields).
@@ -66,13 +67,13 @@ _BASE_0B = {
 _SYMBOLS = ("005930", "000660", "035420", "035720", "051910")
 
 
-def make_frame(entries: int = 10) -> bytes:
+def make_frame(entries: int = 10, price_base: int = 70100) -> bytes:
     data = []
     for i in range(entries):
         values = dict(_BASE_0B)
         values["15"] = ("+" if i % 2 else "-") + str(10 + i)
         values["13"] = str(8123456 + i * 37)
-        price = 70100 + 100 * (i % 3)  # distinct price strings across entries, as on a feed
+        price = price_base + 100 * (i % 3)  # distinct price strings across entries, as on a feed
         values["10"] = f"-{price}"
         values["27"] = f"-{price + 100}"
         values["28"] = f"-{price}"
@@ -121,6 +122,33 @@ def _rate(fn: Callable[[bytes], object], raw: bytes, seconds: float) -> float:
     return best
 
 
+def _rate_cold(raw_frames: list[bytes], seconds: float) -> float:
+    """Frames per second of the codec when no price string was seen before: the memo tables
+    are emptied before every pass over frames whose prices all differ (the worst case)."""
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    stats = CodecStats()
+    while time.perf_counter() < deadline:
+        codec_mod._PX.clear()
+        codec_mod._SG.clear()
+        t0 = time.perf_counter()
+        for raw in raw_frames:
+            decode_frame(raw, stats)
+        best = max(best, len(raw_frames) / (time.perf_counter() - t0))
+    return best
+
+
+def _rate_each(fn: Callable[[bytes], object], raw_frames: list[bytes], seconds: float) -> float:
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for raw in raw_frames:
+            fn(raw)
+        best = max(best, len(raw_frames) / (time.perf_counter() - t0))
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--entries", type=int, default=10)
@@ -145,6 +173,12 @@ def main() -> None:
     print(f"stdlib json path:          {std:10.0f} frames/s {std * e:11.0f} events/s")
     print(f"codec / floor  = {codec / floor:.2f}  (goal >= 0.50)")
     print(f"codec / stdlib = {codec / std:.2f}")
+    # Worst case for the price memo: every frame carries price strings never seen before.
+    fresh = [make_frame(e, 1000 + 3 * i) for i in range(2000)]
+    floor_c = _rate_each(orjson.loads, fresh, args.seconds)
+    codec_c = _rate_cold(fresh, args.seconds)
+    print(f"cold memo, every price new: floor {floor_c:.0f} frames/s, codec {codec_c:.0f} frames/s")
+    print(f"codec / floor (cold) = {codec_c / floor_c:.2f}")
 
 
 if __name__ == "__main__":
