@@ -41,8 +41,13 @@ class Simulator:
         self.config = config
         self.clock = clock
         self.state: SimState = build_state(config, clock)
+        # Production sends SYSTEM frames around the LOGIN ack; so do we, to keep clients honest.
         self.realtime = SimRealtime(
-            config.ping_interval_s, self.state.tokens.is_valid, clock, self.state.faults
+            config.ping_interval_s,
+            self.state.tokens.is_valid,
+            clock,
+            self.state.faults,
+            system_frames_before_login=1,
         )
         self.market = MarketGenerator(
             config.symbols, config.seed, clock, universe=self.state.universe
@@ -93,6 +98,10 @@ class Simulator:
 
     async def _run_feed(self) -> None:
         if self.config.replay:
+            # A recording is finite: start it when somebody listens, not into the void.
+            while not self.realtime.registered_pairs():  # noqa: ASYNC110 - no REG hook; a poll is cheap
+                await asyncio.sleep(0.05)
+            log.info("sim_replay_started", path=self.config.replay)
             count = await play(self.config.replay, self.realtime.publish, clock=self.clock)
             log.info("sim_replay_done", entries=count)
             return

@@ -1,0 +1,64 @@
+"""Record the feed with the client's recorder, replay it through a second simulator, and
+receive the same events."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from engine import config
+from engine.events import Event, Trade
+from engine.kiwoom.recorder import FrameRecorder
+from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.ws import KiwoomWebSocket
+from engine.sim.simulator import Simulator
+from tests.integration.conftest import client_config
+
+pytestmark = pytest.mark.timeout(30)
+
+N = 15
+
+
+async def collect_trades(
+    sim: Simulator, n: int, recorder: FrameRecorder | None = None
+) -> list[Trade]:
+    trades: list[Trade] = []
+    got = asyncio.Event()
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, Trade):
+            trades.append(ev)
+            if len(trades) >= n:
+                got.set()
+
+    cfg = client_config(sim)
+    async with KiwoomRest(cfg) as rest:
+        ws = KiwoomWebSocket(
+            cfg.ws_url,
+            rest.tokens.token,
+            rest.tokens.invalidate,
+            on_event=on_event,
+            recorder=recorder,
+        )
+        await ws.start()
+        try:
+            await ws.subscribe(["0B"], ["005930"])
+            await asyncio.wait_for(got.wait(), 10)
+        finally:
+            await ws.close()
+    return trades[:n]
+
+
+async def test_replayed_recording_yields_the_recorded_trades(tmp_path: Path) -> None:
+    path = tmp_path / "feed.ndjson"
+    base = dataclasses.replace(config.load(None, env={}).sim, port=0, events_per_s=300.0)
+    async with Simulator(base) as live:
+        recorded = await collect_trades(live, N, FrameRecorder(path))
+    assert path.stat().st_size > 0
+
+    async with Simulator(dataclasses.replace(base, replay=str(path))) as replay:
+        replayed = await collect_trades(replay, N)
+    assert replayed == recorded
