@@ -125,6 +125,13 @@ class SimConfig:
     events_per_s: float = 50.0
     """Market events generated per second across all symbols."""
     cash: int = 100_000_000
+    account_no: str = "5012345610"
+    commission_bp: int = 0
+    """Commission in basis points of the traded value (truncated to the won)."""
+    sell_tax_bp: int = 0
+    """Transaction tax on sells in basis points (KRX charges about 20 bp; off by default)."""
+    reject_mode: Literal["error", "push"] = "error"
+    """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
     replay: str | None = None
     """An NDJSON recording to replay instead of generating the market."""
 

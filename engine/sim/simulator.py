@@ -52,7 +52,16 @@ class Simulator:
         self.market = MarketGenerator(
             config.symbols, config.seed, clock, universe=self.state.universe
         )
-        self.exchange = SimExchange(self.market, config.cash, clock, self.realtime.publish)
+        self.exchange = SimExchange(
+            self.market,
+            config.cash,
+            clock,
+            self.realtime.publish,
+            account_no=config.account_no,
+            commission_bp=config.commission_bp,
+            sell_tax_bp=config.sell_tax_bp,
+            reject_mode=config.reject_mode,
+        )
         self.state.rest_handlers.update(trading_handlers(self.exchange))
         # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
         self.state.marketdata.price_of = self._live_price
