@@ -34,6 +34,7 @@ import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.sim.market import MarketGenerator
+from engine.sim.schema import percent
 from engine.trading.krx import is_on_tick
 
 log = structlog.get_logger(__name__)
@@ -112,7 +113,6 @@ class SimOrder:
     reject_reason: str = ""
     confirm_time: str = ""
     last_fill_price: int = 0
-    last_fill_qty: int = 0
 
     @property
     def kind_text(self) -> str:
@@ -158,8 +158,6 @@ class Holding:
     today_sell_qty: int = 0
     realized_pnl: int = 0  # today, after fees and tax
     sold_cost: int = 0  # purchase cost of the shares sold today (for the realized rate)
-    fees: int = 0  # commissions paid on this symbol today
-    taxes: int = 0
     last_side: Side = "buy"
 
     @property
@@ -169,14 +167,6 @@ class Holding:
 
 def _fee(value: int, bp: int) -> int:
     return value * bp // 10_000
-
-
-def rate2(num: int, den: int) -> str:
-    """num/den in percent, 2 decimals, signed only when negative ("12.34", "-0.50"); ints only."""
-    if den == 0:
-        return "0.00"
-    x = abs(num) * 10_000 // den
-    return f"{'-' if num < 0 and x else ''}{x // 100}.{x % 100:02d}"
 
 
 class SimExchange:
@@ -202,7 +192,6 @@ class SimExchange:
         self.clock = clock
         self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
         self.account_no = account_no
-        self.initial_cash = cash
         self.cash = cash
         self.commission_bp = commission_bp
         self.sell_tax_bp = sell_tax_bp
@@ -210,12 +199,11 @@ class SimExchange:
         self._orders: dict[str, SimOrder] = {}
         self._holdings: dict[str, Holding] = {}
         self._fills: list[SimFill] = []
-        self._next_ord = 1
-        self._next_fill = 1
 
     # ---- queries ----------------------------------------------------------------------------
 
     def order(self, ord_no: str) -> SimOrder | None:
+        """The order with this number ("0000001"; shorter numbers are zero-filled), or None."""
         return self._orders.get(ord_no.zfill(7))
 
     def orders(self) -> list[SimOrder]:
@@ -227,6 +215,7 @@ class SimExchange:
         return [o for o in self._orders.values() if o.open_qty > 0]
 
     def fills(self) -> list[SimFill]:
+        """Every execution today, oldest first (fill_no 1, 2, ...)."""
         return list(self._fills)
 
     def holdings(self) -> list[Holding]:
@@ -234,6 +223,7 @@ class SimExchange:
         return [h for h in self._holdings.values() if h.qty > 0]
 
     def holding(self, symbol: str) -> Holding:
+        """The position in `symbol` (an empty Holding if never traded; not stored)."""
         return self._holdings.get(symbol) or Holding(symbol)
 
     def orderable_cash(self) -> int:
@@ -247,12 +237,6 @@ class SimExchange:
             o.open_qty for o in self.open_orders() if o.symbol == symbol and o.side == "sell"
         )
         return held - locked
-
-    def total_fees(self) -> int:
-        return sum(f.fee for f in self._fills)
-
-    def total_taxes(self) -> int:
-        return sum(f.tax for f in self._fills)
 
     # ---- order entry ------------------------------------------------------------------------
 
@@ -271,7 +255,7 @@ class SimExchange:
             if self.reject_mode == "error":
                 log.info("sim_order_rejected", symbol=symbol, side=side, code=exc.code)
                 raise
-            order = self._new_order(side, symbol, qty, price, trde_tp, "new", NO_ORDER, None)
+            order = self._new_order(side, symbol, qty, price, trde_tp, "new")
             order.open_qty = 0
             self._push_order(order, "접수", remaining=qty)
             order.status = "거부"
@@ -407,16 +391,14 @@ class SimExchange:
         trde_tp: str,
         action: Action,
         orig_ord_no: str = NO_ORDER,
-        base: str | None = None,
     ) -> SimOrder:
-        ord_no = f"{self._next_ord:07d}"
-        self._next_ord += 1
-        if orig_ord_no != NO_ORDER:
-            base = self._orders[orig_ord_no].base_ord_no
+        ord_no = f"{len(self._orders) + 1:07d}"  # orders are never removed
         order = SimOrder(
             ord_no=ord_no,
             orig_ord_no=orig_ord_no,
-            base_ord_no=base or ord_no,
+            base_ord_no=self._orders[orig_ord_no].base_ord_no
+            if orig_ord_no != NO_ORDER
+            else ord_no,
             symbol=symbol,
             side=side,
             action=action,
@@ -457,8 +439,6 @@ class SimExchange:
             h.today_sell_qty += qty
             h.sold_cost += removed
             h.realized_pnl += value - removed - fee - tax
-        h.fees += fee
-        h.taxes += tax
         h.last_side = order.side
         order.open_qty -= qty
         order.filled_qty += qty
@@ -467,9 +447,8 @@ class SimExchange:
         order.tax += tax
         order.status = "체결"
         order.last_fill_price = price
-        order.last_fill_qty = qty
         fill = SimFill(
-            self._next_fill,
+            len(self._fills) + 1,
             order.ord_no,
             order.symbol,
             order.side,
@@ -479,7 +458,6 @@ class SimExchange:
             tax,
             self._hms(),
         )
-        self._next_fill += 1
         self._fills.append(fill)
         self._push_order(order, "체결", fill=fill)
         self._push_balance(h)
@@ -552,11 +530,11 @@ class SimExchange:
         v["27"] = m.signed(h.symbol, ask)
         v["28"] = m.signed(h.symbol, bid)
         v["307"] = str(m.prev_close(h.symbol))
-        v["8019"] = rate2(h.realized_pnl, h.sold_cost)
+        v["8019"] = percent(h.realized_pnl, h.sold_cost)
         v["957"] = v["958"] = v["959"] = "0"
         v["918"] = "00000000"
         v["990"] = str(h.realized_pnl)
-        v["991"] = rate2(h.realized_pnl, h.sold_cost)
+        v["991"] = percent(h.realized_pnl, h.sold_cost)
         v["992"] = "0"
         v["993"] = "0.00"
         self.on_entry({"type": "04", "name": "현물잔고", "item": h.symbol, "values": v})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.sim.schema import direction_price, percent, pre_sig, signed
 from engine.sim.universe import Universe
 from engine.trading.krx import price_limits, tick_size
 
@@ -61,23 +62,6 @@ class Book(NamedTuple):
     bids: list[tuple[int, int]]
 
 
-def _pct2(num: int, den: int) -> str:
-    """num/den as a percentage with 2 decimals, truncated, without sign (ints only)."""
-    if den == 0:
-        return "0.00"
-    x = abs(num) * 10_000 // den
-    return f"{x // 100}.{x % 100:02d}"
-
-
-def signed_price(price: int, base: int) -> str:
-    """Kiwoom's direction-signed price: "+70100" above `base`, "-69800" below, bare if equal."""
-    if price > base:
-        return f"+{price}"
-    if price < base:
-        return f"-{price}"
-    return str(price)
-
-
 @dataclass
 class _Sym:
     code: str
@@ -90,8 +74,10 @@ class _Sym:
     chg: list[str]  # FID 11
     rate: list[str]  # FID 12
     sign: list[str]  # FID 25
-    b: int  # ladder index of the best bid; best ask is b + 1
+    b: int
+    """Ladder index of the best bid; the best ask is b + 1, so 0 <= b <= len(ladder) - 2."""
     ask_qty: list[int] = field(default_factory=list)
+    """Size per ask level, best first; every level holds at least 1 share."""
     bid_qty: list[int] = field(default_factory=list)
     last_i: int = -1
     open_i: int = -1
@@ -150,23 +136,10 @@ class MarketGenerator:
             p += tick_size(p)
         if len(ladder) < 2:
             raise ValueError(f"{code}: previous close {prev} leaves no room for a book")
-        sp = [signed_price(x, prev) for x in ladder]
-        chg = [f"{'+' if x > prev else '-' if x < prev else ''}{abs(x - prev)}" for x in ladder]
-        rate = [
-            f"{'+' if x > prev else '-' if x < prev else ''}{_pct2(x - prev, prev)}" for x in ladder
-        ]
-        sign = [
-            "1"
-            if x == upper
-            else "4"
-            if x == lower
-            else "2"
-            if x > prev
-            else "5"
-            if x < prev
-            else "3"
-            for x in ladder
-        ]
+        sp = [direction_price(x, prev) for x in ladder]
+        chg = [signed(x - prev) for x in ladder]
+        rate = [percent(x - prev, prev, sign=True) for x in ladder]
+        sign = [pre_sig(x, prev, (lower, upper)) for x in ladder]
         # Start with the best bid at the previous close (or just below when that is off-ladder).
         b = max(0, min(len(ladder) - 2, _index_at_or_below(ladder, prev)))
         rnd = self._rng.random
@@ -208,7 +181,7 @@ class MarketGenerator:
 
     def signed(self, code: str, price: int) -> str:
         """`price` direction-signed against this symbol's previous close."""
-        return signed_price(price, self._syms[code].prev_close)
+        return direction_price(price, self._syms[code].prev_close)
 
     def book(self, code: str) -> Book:
         """The current 10-level book (levels past the daily limits are absent)."""
@@ -231,33 +204,17 @@ class MarketGenerator:
         s = self._syms[code]
         fills: list[tuple[int, int]] = []
         remaining = qty
+        hms = self._now_hms()
         while remaining > 0:
-            if buy:
-                if s.b + 1 >= len(s.ladder):
-                    break
-                price_i = s.b + 1
-                avail = s.ask_qty[0]
-                if limit is not None and s.ladder[price_i] > limit:
-                    break
-            else:
-                price_i = s.b
-                avail = s.bid_qty[0]
-                if limit is not None and s.ladder[price_i] < limit:
-                    break
-            q = min(avail, remaining)
-            fills.append((s.ladder[price_i], q))
+            price = s.ladder[s.b + 1 if buy else s.b]
+            if limit is not None and (price > limit if buy else price < limit):
+                break
+            q = min(s.ask_qty[0] if buy else s.bid_qty[0], remaining)
+            fills.append((price, q))
             remaining -= q
-            self._trade(s, price_i, q, buy)
+            entry = self._cross(s, buy, q, hms)
             if "0B" in self._types:
-                self._pending.append(self._entry_0b(s, q, buy, self._now_hms()))
-            if buy:
-                s.ask_qty[0] -= q
-                if s.ask_qty[0] == 0 and not self._move(s, up=True):
-                    s.ask_qty[0] = self._fresh_qty()  # new sellers at the upper limit
-            else:
-                s.bid_qty[0] -= q
-                if s.bid_qty[0] == 0 and not self._move(s, up=False):
-                    s.bid_qty[0] = self._fresh_qty()
+                self._pending.append(entry)
         return fills
 
     # ---- generation -----------------------------------------------------------------------
@@ -301,27 +258,21 @@ class MarketGenerator:
     def _generated_trade(self, s: _Sym, hms: str) -> dict[str, Any]:
         rnd = self._rng.random
         buy = rnd() < 0.5
-        if s.ask_qty[0] == 0:
-            s.ask_qty[0] = self._fresh_qty()
-        if s.bid_qty[0] == 0:
-            s.bid_qty[0] = self._fresh_qty()
         size = _TRADE_SIZES[int(rnd() * len(_TRADE_SIZES))]
-        if buy:
-            price_i = s.b + 1
-            q = min(size, s.ask_qty[0])
-            self._trade(s, price_i, q, buy)
-            entry = self._entry_0b(s, q, buy, hms)
-            s.ask_qty[0] -= q
-            if s.ask_qty[0] == 0 and not self._move(s, up=True):
-                s.ask_qty[0] = self._fresh_qty()
-        else:
-            price_i = s.b
-            q = min(size, s.bid_qty[0])
-            self._trade(s, price_i, q, buy)
-            entry = self._entry_0b(s, q, buy, hms)
-            s.bid_qty[0] -= q
-            if s.bid_qty[0] == 0 and not self._move(s, up=False):
-                s.bid_qty[0] = self._fresh_qty()
+        return self._cross(s, buy, min(size, s.ask_qty[0] if buy else s.bid_qty[0]), hms)
+
+    def _cross(self, s: _Sym, buy: bool, q: int, hms: str) -> dict[str, Any]:
+        """Trade `q` (at most the best level's size) at the best ask (buy) or bid (sell).
+
+        Returns the trade's 0B entry. A level emptied by the trade moves the book one tick; at
+        a daily limit, where it cannot move, fresh orders refill the level instead.
+        """
+        self._trade(s, s.b + 1 if buy else s.b, q, buy)
+        entry = self._entry_0b(s, q, buy, hms)
+        level = s.ask_qty if buy else s.bid_qty
+        level[0] -= q
+        if level[0] == 0 and not self._move(s, up=buy):
+            level[0] = self._fresh_qty()
         return entry
 
     def _fresh_qty(self) -> int:
@@ -380,7 +331,7 @@ class MarketGenerator:
         v["17"] = s.sp[s.high_i]
         v["18"] = s.sp[s.low_i]
         v["25"] = s.sign[i]
-        v["228"] = _pct2(s.buy_vol, s.sell_vol) if s.sell_vol else "0.00"
+        v["228"] = percent(s.buy_vol, s.sell_vol)
         v["290"] = "2"
         v["9081"] = "1"
         return {"type": "0B", "name": "주식체결", "item": s.code, "values": v}
@@ -424,8 +375,8 @@ class MarketGenerator:
         tot = bid_tot + ask_tot
         v["128"] = f"+{net}" if net > 0 else str(net)
         v["138"] = f"+{-net}" if net < 0 else str(-net)
-        v["129"] = _pct2(bid_tot, tot)
-        v["139"] = _pct2(ask_tot, tot)
+        v["129"] = percent(bid_tot, tot)
+        v["139"] = percent(ask_tot, tot)
         v["13"] = str(s.cum_vol)
         return {"type": "0D", "name": "주식호가잔량", "item": s.code, "values": v}
 

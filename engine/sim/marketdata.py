@@ -13,15 +13,16 @@ import hashlib
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.sim.rest import RestHandler, SimReply, input_error
-from engine.sim.schema import decimal, direction_price, padded, pre_sig, signed
-from engine.sim.universe import Listing, Universe, snap_to_tick, split_exchange, tick_size
+from engine.sim.schema import decimal, direction_price, padded, percent, pre_sig, signed
+from engine.sim.universe import Listing, Universe, split_exchange
+from engine.trading.krx import price_limits, round_to_tick, tick_size
 
 SESSION_MINUTES = 390
 """09:00 to 15:30."""
@@ -30,6 +31,9 @@ TICK_SCOPES = frozenset({1, 3, 5, 10, 30})
 TICK_SPACING_S = 6
 """Seconds between two simulated trades in the tick chart."""
 _DATE = re.compile(r"^\d{8}$")
+
+BookLevels = tuple[Sequence[tuple[int, int]], Sequence[tuple[int, int]]]
+"""(asks, bids): (price, qty) levels, best first."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ class Marketdata:
     """Quote and chart handlers over one Universe and Clock.
 
     `price_of(code)` may supply the live price (e.g. the exchange simulator's last trade); then
-    ka10001 / ka10004 and today's chart rows follow it. Paged TRs answer `page_rows` rows per
+    ka10001 / ka10004 and today's chart rows follow it. `book_of(code)` may supply the live
+    book (e.g. `MarketGenerator.book`, the liquidity orders fill against); then ka10004 shows
+    it instead of a seeded book around the current price. Paged TRs answer `page_rows` rows per
     page; the daily chart reaches back `history_days` trading days, intraday charts
     `intraday_days` trading days.
     """
@@ -75,6 +81,7 @@ class Marketdata:
         history_days: int = 450,
         intraday_days: int = 5,
         price_of: Callable[[str], int | None] | None = None,
+        book_of: Callable[[str], BookLevels | None] | None = None,
     ) -> None:
         self.universe = universe
         self.clock = clock
@@ -82,6 +89,7 @@ class Marketdata:
         self.history_days = history_days
         self.intraday_days = intraday_days
         self.price_of = price_of
+        self.book_of = book_of
         self._close_cache: dict[tuple[str, date, date], int] = {}
         self._path_cache: dict[tuple[str, date, date], list[int]] = {}
         self._history_cache: dict[tuple[str, date, int, date], tuple[Bar, ...]] = {}
@@ -133,7 +141,7 @@ class Marketdata:
             value = ref
         else:
             factor = math.exp(self._drift(code, d) - self._drift(code, anchor))
-            value = snap_to_tick(max(1, int(ref * factor)))
+            value = round_to_tick(max(1, int(ref * factor)), "down")
         if len(self._close_cache) > 100_000:
             self._close_cache.clear()
         self._close_cache[key] = value
@@ -141,7 +149,8 @@ class Marketdata:
 
     def open(self, code: str, d: date) -> int:
         pc = self.close(code, prev_trading_day(d))
-        return snap_to_tick(max(1, pc + int(pc * 0.01 * self._unit(code, "open", d.toordinal()))))
+        drift = int(pc * 0.01 * self._unit(code, "open", d.toordinal()))
+        return round_to_tick(max(1, pc + drift), "down")
 
     def path(self, code: str, d: date) -> list[int]:
         """Prices at each minute 0..390 of day `d`, from its open to its close, on ticks.
@@ -163,7 +172,7 @@ class Marketdata:
         for k in range(SESSION_MINUTES + 1):
             x = k / SESSION_MINUTES
             bridge = walk[k] - x * end
-            out.append(snap_to_tick(max(1, int((o + (c - o) * x) * (1.0 + bridge)))))
+            out.append(round_to_tick(max(1, int((o + (c - o) * x) * (1.0 + bridge))), "down"))
         out[0], out[-1] = o, c
         if len(self._path_cache) > 2_000:
             self._path_cache.clear()
@@ -299,7 +308,7 @@ class Marketdata:
             minute = min(s // 60, SESSION_MINUTES)
             base = prices[minute]
             jitter = tick_size(base) * int(self._unit(code, f"tk{ymd}", s) * 3)
-            price = snap_to_tick(max(1, base + jitter))
+            price = round_to_tick(max(1, base + jitter), "down")
             t = 9 * 3600 + s + span
             qty = 1 + int((self._unit(code, f"tq{ymd}", s) + 1) * 200) * scope
             bars.append(
@@ -397,17 +406,11 @@ class Marketdata:
         hi250 = max(last250, key=lambda b: b.high)
         lo250 = min(last250, key=lambda b: b.low)
         year = [b for b in bars if b.label[:4] == bars[0].label[:4]] or bars[:1]
-        upper = snap_to_tick(ref * 13 // 10)
-        lower = ref * 7 // 10
-        if lower % tick_size(lower):
-            lower += tick_size(lower) - lower % tick_size(lower)
+        lower, upper = price_limits(ref)
         in_session = today.label == self.today().strftime("%Y%m%d")
         cap = listing.shares * 100 // 100_000_000
         dstr = listing.shares * 3 // 4
         u = self._unit(code, "info", 0)
-
-        def rate(part: int, whole: int) -> str:
-            return decimal((part - whole) * 10_000 // whole if whole else 0, 2, sign=True)
 
         out = {
             "stk_cd": str(body.get("stk_cd", code)),
@@ -422,7 +425,7 @@ class Marketdata:
             "mac": str(cur * listing.shares // 100_000_000),
             "mac_wght": "",
             "for_exh_rt": decimal(1_000 + int(abs(u) * 5_000), 2, sign=True),
-            "repl_pric": str(snap_to_tick(ref * 8 // 10)),
+            "repl_pric": str(round_to_tick(max(1, ref * 8 // 10), "down")),
             "per": decimal(800 + int(abs(u) * 2_000), 2),
             "eps": str(max(1, cur * 10 // (80 + int(abs(u) * 200)))),
             "roe": decimal(300 + int(abs(u) * 1_500), 2),
@@ -443,13 +446,13 @@ class Marketdata:
             "exp_cntr_pric": "0",
             "exp_cntr_qty": "0",
             "250hgst_pric_dt": hi250.label,
-            "250hgst_pric_pre_rt": rate(cur, hi250.high),
+            "250hgst_pric_pre_rt": percent(cur - hi250.high, hi250.high, sign=True),
             "250lwst_pric_dt": lo250.label,
-            "250lwst_pric_pre_rt": rate(cur, lo250.low),
+            "250lwst_pric_pre_rt": percent(cur - lo250.low, lo250.low, sign=True),
             "cur_prc": direction_price(cur, ref),
-            "pre_sig": pre_sig(cur, ref),
+            "pre_sig": pre_sig(cur, ref, (lower, upper)),
             "pred_pre": signed(cur - ref),
-            "flu_rt": rate(cur, ref),
+            "flu_rt": percent(cur - ref, ref, sign=True),
             "trde_qty": str(today.qty if in_session else 0),
             "trde_pre": decimal(int(u * 5_000), 2, sign=True),
             "fav_unit": "원",
@@ -461,39 +464,53 @@ class Marketdata:
     async def ka10004(self, body: dict[str, Any], next_key: str) -> SimReply:
         code = self._code(body)
         ref = self.universe.prev_close(code)
-        cur = self.current_price(code)
-        asks = [cur + tick_size(cur)]
-        bids = [cur]
-        for _ in range(9):
-            asks.append(asks[-1] + tick_size(asks[-1]))
-            bids.append(max(1, bids[-1] - tick_size(bids[-1] - 1)))
         now = self.clock.now()
         salt = now.hour * 60 + now.minute
-
-        def qty(side: str, level: int) -> int:
-            return 100 + int((self._unit(code, f"book{side}{salt}", level) + 1) * 20_000)
+        live = self.book_of(code) if self.book_of is not None else None
+        asks, bids = live if live is not None else self._synthetic_book(code, ref, salt)
 
         def change(side: str, level: int) -> str:
             return signed(int(self._unit(code, f"chg{side}{salt}", level) * 500))
 
         out: dict[str, str] = {"bid_req_base_tm": now.strftime("%H%M%S")}
-        for side, prices in (("sel", asks), ("buy", bids)):
-            out[f"{side}_fpr_bid"] = direction_price(prices[0], ref)
-            out[f"{side}_fpr_req"] = str(qty(side, 1))
-            out[f"{side}_1th_pre_req_pre"] = change(side, 1)
-            for lvl in range(2, 11):
-                out[f"{side}_{lvl}th_pre_bid"] = direction_price(prices[lvl - 1], ref)
-                out[f"{side}_{lvl}th_pre_req"] = str(qty(side, lvl))
+        for side, levels in (("sel", asks), ("buy", bids)):
+            for lvl in range(1, 11):
+                # Levels past a daily limit do not exist; they answer 0.
+                price, qty = levels[lvl - 1] if lvl <= len(levels) else (0, 0)
+                stem = "fpr" if lvl == 1 else f"{lvl}th_pre"
+                out[f"{side}_{stem}_bid"] = direction_price(price, ref) if price else "0"
+                out[f"{side}_{stem}_req"] = str(qty)
                 out[f"{side}_{lvl}th_pre_req_pre"] = change(side, lvl)
-        out["tot_sel_req"] = str(sum(qty("sel", lvl) for lvl in range(1, 11)))
-        out["tot_buy_req"] = str(sum(qty("buy", lvl) for lvl in range(1, 11)))
-        out["tot_sel_req_jub_pre"] = change("sel", 0)
-        out["tot_buy_req_jub_pre"] = change("buy", 0)
+            out[f"tot_{side}_req"] = str(sum(q for _, q in levels[:10]))
+            out[f"tot_{side}_req_jub_pre"] = change(side, 0)
         out["ovt_sel_req"] = "0"
         out["ovt_buy_req"] = "0"
         out["ovt_sel_req_pre"] = "0"
         out["ovt_buy_req_pre"] = "0"
         return SimReply(out)
+
+    def _synthetic_book(self, code: str, ref: int, salt: int) -> BookLevels:
+        """10 seeded levels a tick apart around the current price, inside the daily limits."""
+        lower, upper = price_limits(ref)
+        cur = self.current_price(code)
+        asks: list[int] = []
+        bids: list[int] = []
+        p = cur
+        while len(asks) < 10 and p < upper:
+            p = round_to_tick(p + 1, "up")
+            asks.append(p)
+        p = cur
+        while len(bids) < 10 and p >= lower:
+            bids.append(p)
+            p = round_to_tick(p - 1, "down") if p > 1 else 0
+
+        def qty(side: str, level: int) -> int:
+            return 100 + int((self._unit(code, f"book{side}{salt}", level) + 1) * 20_000)
+
+        return (
+            [(a, qty("sel", i + 1)) for i, a in enumerate(asks)],
+            [(b, qty("buy", i + 1)) for i, b in enumerate(bids)],
+        )
 
     async def ka10079(self, body: dict[str, Any], next_key: str) -> SimReply:
         code = self._code(body)
@@ -592,7 +609,7 @@ def _reference_row(listing: Listing, seed_unit: float) -> dict[str, str]:
 
 def _scope(body: dict[str, Any], allowed: frozenset[int]) -> int:
     raw = str(body.get("tic_scope", "")).strip()
-    if not raw.isdigit() or int(raw) not in allowed:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) not in allowed:
         raise input_error(
             1517, f"입력 값 형식이 올바르지 않습니다. 파라미터=tic_scope 실패사유= {raw}"
         )

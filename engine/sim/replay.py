@@ -1,8 +1,7 @@
 """Replay of a recorded WebSocket session as the simulator's market source.
 
-Reads the NDJSON that engine/kiwoom/recorder.py writes (one object per line, receive wall time
-under "ts" (or "t") and the raw frame text, or an already-parsed object, under "frame") and
-yields the REAL data entries with their offsets from the first frame, in recorded order.
+Reads what engine/kiwoom/recorder.py writes (through its `read_recording`) and yields the REAL
+data entries with their offsets from the first REAL frame, in recorded order.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import orjson
 import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.kiwoom.recorder import read_recording
 
 log = structlog.get_logger(__name__)
 
@@ -24,60 +24,48 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class ReplayEntry:
     offset_s: float
-    """Seconds after the first recorded frame (never negative, never decreasing)."""
+    """Seconds after the first recorded REAL frame (never negative, never decreasing)."""
     entry: dict[str, Any]
     """A REAL data entry: {"type", "name", "item", "values"}."""
-
-
-def _frame_obj(frame: Any) -> dict[str, Any] | None:
-    if isinstance(frame, str | bytes):
-        try:
-            frame = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return None
-    return frame if isinstance(frame, dict) else None
 
 
 def replay_entries(path: str | Path, types: Collection[str] | None = None) -> Iterator[ReplayEntry]:
     """Yield every REAL entry in the recording (optionally only `types`), lazily.
 
-    Non-REAL frames (LOGIN, PING, REG acks, SYSTEM) are skipped; malformed lines and entries are
-    logged and skipped. Timestamps that go backwards are clamped so offsets never decrease.
-    Reads the file as it goes; raises OSError if it cannot be opened.
+    Non-REAL frames (LOGIN, PING, REG acks, SYSTEM) are skipped; lines that are not records
+    and frames that are not JSON objects are logged and skipped, as are malformed entries.
+    Timestamps that go backwards are clamped so offsets never decrease. Reads the file as it
+    goes; raises OSError if it cannot be opened.
     """
     first: float | None = None
     last = 0.0
     bad = 0
-    with Path(path).open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = orjson.loads(line)
-                ts = float(rec["ts"] if "ts" in rec else rec["t"])
-                frame = _frame_obj(rec["frame"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                bad += 1
-                log.warning("replay_line_bad", path=str(path), line=lineno)
-                continue
-            if frame is None or frame.get("trnm") != "REAL":
-                continue
-            if first is None:
-                first = ts
-            last = max(last, ts - first)
-            data = frame.get("data")
-            if not isinstance(data, list):
-                continue
-            for e in data:
-                if (
-                    isinstance(e, dict)
-                    and isinstance(e.get("type"), str)
-                    and isinstance(e.get("values"), dict)
-                    and (types is None or e["type"] in types)
-                ):
-                    yield ReplayEntry(last, e)
+    for rec in read_recording(path):
+        try:
+            frame = orjson.loads(rec.frame)
+        except orjson.JSONDecodeError:
+            frame = None
+        if not isinstance(frame, dict):
+            bad += 1
+            continue
+        if frame.get("trnm") != "REAL":
+            continue
+        if first is None:
+            first = rec.ts
+        last = max(last, rec.ts - first)
+        data = frame.get("data")
+        if not isinstance(data, list):
+            continue
+        for e in data:
+            if (
+                isinstance(e, dict)
+                and isinstance(e.get("type"), str)
+                and isinstance(e.get("values"), dict)
+                and (types is None or e["type"] in types)
+            ):
+                yield ReplayEntry(last, e)
     if bad:
-        log.info("replay_done_with_bad_lines", path=str(path), bad=bad)
+        log.warning("replay_frames_bad", path=str(path), bad=bad)
 
 
 async def play(

@@ -69,6 +69,7 @@ def auth_error(code: int = 8005, detail: str = "Token이 유효하지 않습니�
 
 
 def rate_error(api_id: str, rate: float) -> SimBusinessError:
+    """rc 5 with HTTP 429 and the documented 1700 text, as live Kiwoom throttles."""
     flow = f"{rate:g}"
     return SimBusinessError(
         RC_RATE,
@@ -107,6 +108,9 @@ class RateLimiter:
         self._buckets: dict[str, TokenBucket] = {}
 
     def allow(self, api_id: str, rate: float, burst: int) -> bool:
+        """Take one request from `api_id`'s bucket; False means answer 429. Never blocks.
+
+        A changed rate or burst starts that api-id's bucket afresh (full)."""
         bucket = self._buckets.get(api_id)
         if bucket is None or bucket.rate != rate or bucket.burst != burst:
             bucket = self._buckets[api_id] = TokenBucket(self.clock, rate, burst)
@@ -117,6 +121,7 @@ class RateLimiter:
 
 
 def envelope(body: Mapping[str, Any], return_code: int, return_msg: str) -> bytes:
+    """The JSON response body: the API fields plus return_code (an int) and return_msg."""
     return orjson.dumps({**body, "return_code": return_code, "return_msg": return_msg})
 
 
@@ -219,7 +224,10 @@ class RestFrontend:
                     f"실패사유={type(e).__name__}]",
                     http_status=500,
                 ) from e
-        return SimReply(schema_body(api, body, state.universe, state.clock.now().date()))
+        today = state.clock.now().date()
+        return SimReply(
+            schema_body(api, body, state.universe, today, account_no=state.config.account_no)
+        )
 
     def _check_auth(self, header: str | None) -> None:
         if header is None or not header.strip():

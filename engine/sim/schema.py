@@ -17,7 +17,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from engine.kiwoom.catalog import ApiSpec, all_specs
-from engine.sim.universe import Universe, snap_to_tick
+from engine.sim.universe import Universe, is_valid_code
+from engine.trading.krx import round_to_tick
 
 
 def rest_catalog() -> Mapping[str, ApiSpec]:
@@ -25,7 +26,7 @@ def rest_catalog() -> Mapping[str, ApiSpec]:
     return {k: v for k, v in all_specs().items() if v.is_rest}
 
 
-# --- Kiwoom string formats (shared with marketdata.py) ---------------------------------------
+# --- Kiwoom string formats (shared by the handlers and the market generator) ----------------
 
 
 def direction_price(price: int, ref: int) -> str:
@@ -42,10 +43,12 @@ def signed(value: int) -> str:
     return f"+{value}" if value > 0 else str(value)
 
 
-def padded(value: int, width: int, *, sign: bool = True) -> str:
+def padded(value: int, width: int = 15, *, sign: bool = True) -> str:
     """Left zero-padded to `width` characters, the sign inside the width when negative.
 
-    ``padded(-196888, 15) == "-00000000196888"``, ``padded(17598258, 15) == "000000017598258"``.
+    ``padded(-196888) == "-00000000196888"``, ``padded(17598258) == "000000017598258"``; the
+    account TRs use 15 (amounts) and 12 or 10 (prices, order quantities). With ``sign=False``
+    the magnitude is written.
     """
     if value < 0 and sign:
         return "-" + str(-value).zfill(width - 1)
@@ -62,8 +65,26 @@ def decimal(hundredths: int, places: int = 2, *, sign: bool = False) -> str:
     return ("+" + text) if sign and hundredths > 0 else text
 
 
-def pre_sig(price: int, ref: int) -> str:
-    """Kiwoom's 대비기호: 2 up, 3 unchanged, 5 down (1/4 limit up/down are not produced)."""
+def percent(num: int, den: int, *, sign: bool = False) -> str:
+    """num/den in percent with 2 decimals, truncated toward zero: (1, 8) -> "12.50".
+
+    A negative ratio carries "-", a positive one "+" only with `sign`; den 0 gives "0.00".
+    Integer arithmetic only.
+    """
+    if den == 0:
+        return "0.00"
+    mag = abs(num) * 10_000 // abs(den)
+    return decimal(-mag if (num < 0) != (den < 0) else mag, 2, sign=sign)
+
+
+def pre_sig(price: int, ref: int, limits: tuple[int, int] | None = None) -> str:
+    """Kiwoom's 대비기호 of `price` against `ref`: 2 up, 3 unchanged, 5 down; with the day's
+    (lower, upper) `limits`, 1 at the upper and 4 at the lower limit."""
+    if limits is not None:
+        if price >= limits[1]:
+            return "1"
+        if price <= limits[0]:
+            return "4"
     return "2" if price > ref else "5" if price < ref else "3"
 
 
@@ -100,6 +121,7 @@ _NAMES = {
     "rmrk_nm": "",
     "mmcm_nm": "키움증권",
 }
+_ACCOUNT_FIELDS = frozenset({"acnt_no", "acctNo"})
 _WIDTH = re.compile(r"(\d+)자리")
 _CODES = re.compile(r"([0-9A-Za-z%]+)\s*:")
 _DATE_NAMES = re.compile(r"(^|_)(dt|date|day)$|Day$")
@@ -125,12 +147,14 @@ def schema_body(
     universe: Universe,
     today: date,
     rows: int | None = None,
+    *,
+    account_no: str = "5012345610",
 ) -> dict[str, Any]:
     """A deterministic body for `api`: same api-id, request body and day -> same answer.
 
     Top-level fields echo the request's value for a field of the same name; the list field
-    (if any) holds `rows` rows (default 3 to 5, chosen by the seed). Pure; never raises for a
-    catalogue entry.
+    (if any) holds `rows` rows (default 3 to 5, chosen by the seed). Account-number fields
+    carry `account_no` (the simulator's one account). Pure; never raises for a catalogue entry.
     """
     seed_src = api.api_id + json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
     seed = int.from_bytes(hashlib.blake2b(seed_src.encode(), digest_size=8).digest(), "big")
@@ -158,6 +182,9 @@ def schema_body(
                 }
             )
         body[api.list_field] = items
+    for row in (body, *(body[api.list_field] if api.list_field else ())):
+        for name in _ACCOUNT_FIELDS.intersection(row):
+            row[name] = account_no
     return body
 
 
@@ -175,15 +202,11 @@ def _row_context(
         return _Row(code, name, ref + rng.randrange(-ref // 50, ref // 50 + 1), ref, index)
     asked = str(request.get("stk_cd", ""))[:6]
     symbols = universe.symbols or ("005930",)
-    code = asked if index == 0 and _is_code(asked) else symbols[index % len(symbols)]
+    code = asked if index == 0 and is_valid_code(asked) else symbols[index % len(symbols)]
     listing = universe.listing(code)
     ref = listing.prev_close
     move = ref * rng.randrange(-500, 501) // 10_000  # within +-5 %
-    return _Row(code, listing.name, snap_to_tick(ref + move), ref, index)
-
-
-def _is_code(text: str) -> bool:
-    return len(text) == 6 and text.isascii() and text.isalnum() and text[0].isdigit()
+    return _Row(code, listing.name, round_to_tick(ref + move, "down"), ref, index)
 
 
 def _value(name: str, desc: str, rng: random.Random, row: _Row, today: date, us: bool) -> str:
@@ -258,8 +281,8 @@ def _value(name: str, desc: str, rng: random.Random, row: _Row, today: date, us:
         return row.name
     if lname == "rank":
         return str(row.index + 1)
-    if lname in ("acnt_no", "acctno"):
-        return "5012345611"
+    if name in _ACCOUNT_FIELDS:
+        return ""  # schema_body writes the account number
     if lname.startswith("crnc") or lname == "crnc_code":
         return "USD"
     if _DATE_NAMES.search(name):

@@ -18,7 +18,7 @@ from aiohttp import web
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import WS_PATH, SimConfig
 from engine.sim.exchange import SimExchange
-from engine.sim.market import MarketGenerator
+from engine.sim.market import Book, MarketGenerator
 from engine.sim.replay import play
 from engine.sim.server import start
 from engine.sim.state import SimState, build_state
@@ -65,6 +65,7 @@ class Simulator:
         self.state.rest_handlers.update(trading_handlers(self.exchange))
         # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
         self.state.marketdata.price_of = self._live_price
+        self.state.marketdata.book_of = self._live_book
         self.port = 0
         self.events_per_s = config.events_per_s
         self._runner: web.AppRunner | None = None
@@ -72,6 +73,9 @@ class Simulator:
 
     def _live_price(self, code: str) -> int | None:
         return self.market.last_price(code) if self.market.has(code) else None
+
+    def _live_book(self, code: str) -> Book | None:
+        return self.market.book(code) if self.market.has(code) else None
 
     @property
     def rest_url(self) -> str:

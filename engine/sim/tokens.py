@@ -15,10 +15,11 @@ from engine.clock import KST, SYSTEM_CLOCK, Clock
 EXPIRES_FMT = "%Y%m%d%H%M%S"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Issued:
     token: str
-    appkey: str
+    key: tuple[str, str]
+    """(appkey, secretkey) it was issued to."""
     expires_at: datetime
 
 
@@ -39,14 +40,17 @@ class TokenStore:
         expires_dt is ``yyyyMMddHHmmss`` in KST, as au10001 answers it.
         """
         now = self.clock.now()
-        current = self._by_key.get((appkey, secretkey))
-        if current is not None and current.expires_at > now:
-            return current.token, _fmt(current.expires_at)
+        key = (appkey, secretkey)
+        current = self._by_key.get(key)
+        if current is not None:
+            if current.expires_at > now:
+                return current.token, _fmt(current.expires_at)
+            del self._by_token[current.token]  # expired: replaced below, never valid again
         # Whole seconds, because the wire format cannot say more and clients compare against it.
         expires_at = (now + timedelta(seconds=self.ttl_s)).replace(microsecond=0)
-        item = _Issued(secrets.token_urlsafe(48), appkey, expires_at)
+        item = _Issued(secrets.token_urlsafe(48), key, expires_at)
         self._by_token[item.token] = item
-        self._by_key[(appkey, secretkey)] = item
+        self._by_key[key] = item
         self.issued_count += 1
         return item.token, _fmt(expires_at)
 
@@ -60,7 +64,8 @@ class TokenStore:
         item = self._by_token.pop(token, None)
         if item is None:
             return False
-        self._by_key = {k: v for k, v in self._by_key.items() if v is not item}
+        if self._by_key.get(item.key) is item:
+            del self._by_key[item.key]
         return True
 
     def expire_all(self) -> None:

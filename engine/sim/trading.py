@@ -2,54 +2,34 @@
 
 kt10000-kt10003 (매수/매도/정정/취소) drive `SimExchange`; kt00001 (예수금), kt00018 (잔고),
 ka10075 (미체결), ka10076 (체결) and kt00007 (주문체결내역) read it. Every value is a string;
-account amounts are zero-padded signed fixed-width numbers as Kiwoom sends them.
+account amounts are zero-padded signed fixed-width numbers as Kiwoom sends them. ka00001
+(계좌번호) answers the exchange's account number, so it agrees with the 00/04 pushes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from engine.kiwoom.catalog import all_specs
 from engine.sim.exchange import (
     E_BAD_INPUT,
-    NO_ORDER,
+    E_NO_SYMBOL,
     Holding,
     OrderRejected,
     Side,
     SimExchange,
     SimOrder,
-    rate2,
 )
 from engine.sim.rest import RC_INPUT, RestHandler, SimBusinessError, SimReply, input_error
+from engine.sim.schema import padded, percent
 
 QUERY_OK = "조회가 완료되었습니다"
 
-# kt00001 top-level fields (catalogue order). The ones the simulator models are filled below;
-# the rest are zero amounts, as for a plain cash account.
-_KT00001_FIELDS: tuple[str, ...] = (
-    *("entr", "profa_ch", "bncr_profa_ch", "nxdy_bncr_sell_exct", "fc_stk_krw_repl_set_amt"),
-    *("crd_grnta_ch", "crd_grnt_ch", "add_grnt_ch", "etc_profa", "uncl_stk_amt", "shrts_prica"),
-    *("crd_set_grnta", "chck_ina_amt", "etc_chck_ina_amt", "crd_grnt_ruse", "knx_asset_evltv"),
-    *("elwdpst_evlta", "crd_ls_rght_frcs_amt", "lvlh_join_amt", "lvlh_trns_alowa", "repl_amt"),
-    *("remn_repl_evlta", "trst_remn_repl_evlta", "bncr_remn_repl_evlta", "profa_repl"),
-    *("crd_grnta_repl", "crd_grnt_repl", "add_grnt_repl", "rght_repl_amt", "pymn_alow_amt"),
-    *("wrap_pymn_alow_amt", "ord_alow_amt", "bncr_buy_alowa", "20stk_ord_alow_amt"),
-    *("30stk_ord_alow_amt", "40stk_ord_alow_amt", "100stk_ord_alow_amt", "ch_uncla"),
-    *("ch_uncla_dlfe", "ch_uncla_tot", "crd_int_npay", "int_npay_amt_dlfe", "int_npay_amt_tot"),
-    *("etc_loana", "etc_loana_dlfe", "etc_loan_tot", "nrpy_loan", "loan_sum", "ls_sum"),
-    *("crd_grnt_rt", "mdstrm_usfe", "min_ord_alow_yn", "loan_remn_evlt_amt", "dpst_grntl_remn"),
-    *("sell_grntl_remn", "d1_entra", "d1_slby_exct_amt", "d1_buy_exct_amt", "d1_out_rep_mor"),
-    *("d1_sel_exct_amt", "d1_pymn_alow_amt", "d2_entra", "d2_slby_exct_amt", "d2_buy_exct_amt"),
-    *("d2_out_rep_mor", "d2_sel_exct_amt", "d2_pymn_alow_amt", "50stk_ord_alow_amt"),
-    "60stk_ord_alow_amt",
-)
 
-
-def fixed(n: int, width: int = 15) -> str:
-    """Kiwoom's zero-padded signed fixed width: 17598258 -> "000000017598258",
-    -196888 -> "-00000000196888" (the sign takes one of the `width` characters)."""
-    if n < 0:
-        return "-" + str(-n).zfill(width - 1)
-    return str(n).zfill(width)
+def _top_level_fields(api_id: str) -> tuple[str, ...]:
+    spec = all_specs()[api_id]
+    return tuple(f for f in spec.response if f != spec.list_field)
 
 
 def _s(body: dict[str, Any], name: str) -> str:
@@ -61,11 +41,17 @@ def _int_field(body: dict[str, Any], name: str, *, default: int | None = None) -
     raw = _s(body, name)
     if not raw and default is not None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit alone admits "²", which int() refuses
         raise input_error(
             E_BAD_INPUT, f"입력 값 형식이 올바르지 않습니다. 파라미터={name} 실패사유=숫자가 아님"
         )
     return int(raw)
+
+
+def _order_no_cursor(body: dict[str, Any], name: str) -> int:
+    """An optional order-number filter (ka10076 ord_no, kt00007 fr_ord_no); 0 when absent."""
+    raw = _s(body, name)
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
 def _exchange_field(body: dict[str, Any]) -> str:
@@ -96,18 +82,20 @@ def _avg_fill(o: SimOrder) -> int:
 
 
 def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
-    """Handlers for kt10000-kt10003, kt00001, kt00018, ka10075, ka10076 and kt00007.
+    """Handlers for kt10000-kt10003, ka00001, kt00001, kt00018, ka10075, ka10076 and kt00007.
 
     Order rejections raise SimBusinessError(return_code 2, "...[NNNN:사유]"); see
     engine.sim.exchange for the codes and for ``reject_mode="push"`` (거부 via realtime 00).
     """
     ex = exchange
     market = ex.market
+    # Fields the simulator does not model answer zero, as for a plain cash account.
+    kt00001_fields = _top_level_fields("kt00001")
 
     def _symbol(body: dict[str, Any]) -> str:
         code = _s(body, "stk_cd")
         if not market.has(code):
-            raise input_error(1902, f"종목정보가 없습니다. 종목코드={code}")
+            raise input_error(E_NO_SYMBOL, f"종목정보가 없습니다. 종목코드={code}")
         return code
 
     def place(side: Side) -> RestHandler:
@@ -130,54 +118,64 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
 
         return handler
 
-    async def modify(body: dict[str, Any], next_key: str) -> SimReply:
+    def _amend(
+        body: dict[str, Any], kind: str, apply: Callable[[str, str], SimOrder]
+    ) -> tuple[SimOrder, str, str]:
+        """Check the request, then `apply(orig_ord_no, symbol)` (a modify or cancel).
+
+        Returns (the new order, dmst_stex_tp, the success message); raises SimBusinessError.
+        """
         stex = _exchange_field(body)
         symbol = _symbol(body)
         orig = _s(body, "orig_ord_no")
-        qty = _int_field(body, "mdfy_qty")
-        price = _int_field(body, "mdfy_uv")
         target = ex.order(orig) if orig.isdigit() else None
-        word = _side_word(target.side) if target else ""
+        label = (_side_word(target.side) if target else "") + kind  # "매수정정", "매도취소"
         try:
-            new = ex.modify(orig, symbol, qty, price)
+            new = apply(orig, symbol)
         except OrderRejected as exc:
-            raise _rejected(f"{word}정정", exc) from None
+            raise _rejected(label, exc) from None
+        return new, stex, f"{label} 주문입력이 완료되었습니다"
+
+    async def modify(body: dict[str, Any], next_key: str) -> SimReply:
+        new, stex, msg = _amend(
+            body,
+            "정정",
+            lambda orig, symbol: ex.modify(
+                orig, symbol, _int_field(body, "mdfy_qty"), _int_field(body, "mdfy_uv")
+            ),
+        )
         return SimReply(
             {
                 "ord_no": new.ord_no,
                 "base_orig_ord_no": new.base_ord_no,
-                "mdfy_qty": fixed(new.qty, 12),
+                "mdfy_qty": padded(new.qty, 12),
                 "dmst_stex_tp": stex,
             },
-            return_msg=f"{word}정정 주문입력이 완료되었습니다",
+            return_msg=msg,
         )
 
     async def cancel(body: dict[str, Any], next_key: str) -> SimReply:
-        _exchange_field(body)
-        symbol = _symbol(body)
-        orig = _s(body, "orig_ord_no")
-        qty = _int_field(body, "cncl_qty")
-        target = ex.order(orig) if orig.isdigit() else None
-        word = _side_word(target.side) if target else ""
-        try:
-            cxl = ex.cancel(orig, symbol, qty)
-        except OrderRejected as exc:
-            raise _rejected(f"{word}취소", exc) from None
+        cxl, _stex, msg = _amend(
+            body, "취소", lambda orig, symbol: ex.cancel(orig, symbol, _int_field(body, "cncl_qty"))
+        )
         return SimReply(
             {
                 "ord_no": cxl.ord_no,
                 "base_orig_ord_no": cxl.base_ord_no,
-                "cncl_qty": fixed(cxl.qty, 12),
+                "cncl_qty": padded(cxl.qty, 12),
             },
-            return_msg=f"{word}취소 주문입력이 완료되었습니다",
+            return_msg=msg,
         )
+
+    async def account_number(body: dict[str, Any], next_key: str) -> SimReply:
+        return SimReply({"acctNo": ex.account_no})
 
     async def deposit(body: dict[str, Any], next_key: str) -> SimReply:
         cash = ex.cash
         orderable = ex.orderable_cash()
-        out: dict[str, Any] = dict.fromkeys(_KT00001_FIELDS, fixed(0))
+        out: dict[str, Any] = dict.fromkeys(kt00001_fields, padded(0))
         for name in ("entr", "d1_entra", "d2_entra"):
-            out[name] = fixed(cash)
+            out[name] = padded(cash)
         for name in (
             "ord_alow_amt",
             "pymn_alow_amt",
@@ -190,8 +188,8 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
             "60stk_ord_alow_amt",
             "100stk_ord_alow_amt",
         ):
-            out[name] = fixed(orderable)
-        out["profa_ch"] = fixed(cash - orderable)  # cash held against open buy orders
+            out[name] = padded(orderable)
+        out["profa_ch"] = padded(cash - orderable)  # cash held against open buy orders
         out["crd_grnt_rt"] = "0.00"
         out["stk_entr_prst"] = []
         return SimReply(out, return_msg=QUERY_OK)
@@ -206,24 +204,24 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         return {
             "stk_cd": f"A{h.symbol}",
             "stk_nm": market.name(h.symbol),
-            "evltv_prft": fixed(pl),
-            "prft_rt": rate2(pl, h.cost),
-            "pur_pric": fixed(h.avg_price),
-            "pred_close_pric": fixed(market.prev_close(h.symbol), 12),
-            "rmnd_qty": fixed(h.qty),
-            "trde_able_qty": fixed(ex.orderable_qty(h.symbol)),
-            "cur_prc": fixed(cur, 12),
-            "pred_buyq": fixed(0),
-            "pred_sellq": fixed(0),
-            "tdy_buyq": fixed(h.today_buy_qty),
-            "tdy_sellq": fixed(h.today_sell_qty),
-            "pur_amt": fixed(h.cost),
-            "pur_cmsn": fixed(pur_cmsn),
-            "evlt_amt": fixed(evlt),
-            "sell_cmsn": fixed(sell_cmsn),
-            "tax": fixed(tax),
-            "sum_cmsn": fixed(pur_cmsn + sell_cmsn),
-            "poss_rt": rate2(evlt, total_evlt),
+            "evltv_prft": padded(pl),
+            "prft_rt": percent(pl, h.cost),
+            "pur_pric": padded(h.avg_price),
+            "pred_close_pric": padded(market.prev_close(h.symbol), 12),
+            "rmnd_qty": padded(h.qty),
+            "trde_able_qty": padded(ex.orderable_qty(h.symbol)),
+            "cur_prc": padded(cur, 12),
+            "pred_buyq": padded(0),
+            "pred_sellq": padded(0),
+            "tdy_buyq": padded(h.today_buy_qty),
+            "tdy_sellq": padded(h.today_sell_qty),
+            "pur_amt": padded(h.cost),
+            "pur_cmsn": padded(pur_cmsn),
+            "evlt_amt": padded(evlt),
+            "sell_cmsn": padded(sell_cmsn),
+            "tax": padded(tax),
+            "sum_cmsn": padded(pur_cmsn + sell_cmsn),
+            "poss_rt": percent(evlt, total_evlt),
             "crd_tp": "00",
             "crd_tp_nm": "",
             "crd_loan_dt": "",
@@ -238,14 +236,14 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         tot_pl = sum(int(r["evltv_prft"]) for r in rows)
         return SimReply(
             {
-                "tot_pur_amt": fixed(tot_pur),
-                "tot_evlt_amt": fixed(total_evlt),
-                "tot_evlt_pl": fixed(tot_pl),
-                "tot_prft_rt": rate2(tot_pl, tot_pur),
-                "prsm_dpst_aset_amt": fixed(ex.cash + total_evlt),
-                "tot_loan_amt": fixed(0),
-                "tot_crd_loan_amt": fixed(0),
-                "tot_crd_ls_amt": fixed(0),
+                "tot_pur_amt": padded(tot_pur),
+                "tot_evlt_amt": padded(total_evlt),
+                "tot_evlt_pl": padded(tot_pl),
+                "tot_prft_rt": percent(tot_pl, tot_pur),
+                "prsm_dpst_aset_amt": padded(ex.cash + total_evlt),
+                "tot_loan_amt": padded(0),
+                "tot_crd_loan_amt": padded(0),
+                "tot_crd_ls_amt": padded(0),
                 "acnt_evlt_remn_indv_tot": rows,
             },
             return_msg=QUERY_OK,
@@ -302,7 +300,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
     async def executions(body: dict[str, Any], next_key: str) -> SimReply:
         only = _s(body, "stk_cd") if _s(body, "qry_tp") == "1" else ""
         side_flag = _s(body, "sell_tp")
-        before = _s(body, "ord_no")
+        before = _order_no_cursor(body, "ord_no")
         rows: list[dict[str, Any]] = []
         if _stex_numeric_ok(body):
             for o in reversed(ex.orders()):
@@ -310,7 +308,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
                     continue
                 if not _side_ok(side_flag, o.side):
                     continue
-                if before.isdigit() and int(before) > 0 and int(o.ord_no) >= int(before):
+                if before and int(o.ord_no) >= before:  # the cursor: fills older than it
                     continue
                 rows.append(
                     {
@@ -344,7 +342,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         qry_tp = _s(body, "qry_tp")
         side_flag = _s(body, "sell_tp")
         only = _s(body, "stk_cd").removeprefix("A")
-        from_no = _s(body, "fr_ord_no")
+        from_no = _order_no_cursor(body, "fr_ord_no")
         stex = _s(body, "dmst_stex_tp").upper()
         orders = ex.orders() if stex in ("", "%", "KRX") else []
         if qry_tp == "2":
@@ -357,7 +355,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
                 continue
             if (only and o.symbol != only) or not _side_ok(side_flag, o.side):
                 continue
-            if from_no.isdigit() and int(from_no) > 0 and int(o.ord_no) < int(from_no):
+            if from_no and int(o.ord_no) < from_no:
                 continue
             confirmed = o.action != "new" and o.confirm_time != ""
             rows.append(
@@ -366,24 +364,24 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
                     "stk_cd": f"A{o.symbol}",
                     "trde_tp": o.trade_type_name,
                     "crd_tp": "00",
-                    "ord_qty": fixed(o.qty, 10),
-                    "ord_uv": fixed(o.price, 10),
-                    "cnfm_qty": fixed(o.qty if confirmed else 0, 10),
+                    "ord_qty": padded(o.qty, 10),
+                    "ord_uv": padded(o.price, 10),
+                    "cnfm_qty": padded(o.qty if confirmed else 0, 10),
                     "acpt_tp": o.status,
                     "rsrv_tp": "",
                     "ord_tm": _hms_colon(o.time),
-                    "ori_ord": o.orig_ord_no if o.orig_ord_no != NO_ORDER else NO_ORDER,
+                    "ori_ord": o.orig_ord_no,
                     "stk_nm": market.name(o.symbol),
                     "io_tp_nm": o.kind_text,
                     "loan_dt": "",
-                    "cntr_qty": fixed(o.filled_qty, 10),
-                    "cntr_uv": fixed(_avg_fill(o), 10),
-                    "ord_remnq": fixed(o.open_qty, 10),
+                    "cntr_qty": padded(o.filled_qty, 10),
+                    "cntr_uv": padded(_avg_fill(o), 10),
+                    "ord_remnq": padded(o.open_qty, 10),
                     "comm_ord_tp": "",
                     "mdfy_cncl": {"modify": "정정", "cancel": "취소"}.get(o.action, ""),
                     "cnfm_tm": _hms_colon(o.confirm_time),
                     "dmst_stex_tp": "KRX",
-                    "cond_uv": fixed(0, 10),
+                    "cond_uv": padded(0, 10),
                 }
             )
         return SimReply({"acnt_ord_cntr_prps_dtl": rows}, return_msg=QUERY_OK)
@@ -393,6 +391,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         "kt10001": place("sell"),
         "kt10002": modify,
         "kt10003": cancel,
+        "ka00001": account_number,
         "kt00001": deposit,
         "kt00018": balance,
         "ka10075": open_orders,

@@ -2,13 +2,15 @@
 
 Five well-known codes have fixed names and closes; every other 6-character code gets values
 derived from a hash of (seed, code), so any symbol can be asked about and the answer never
-changes between runs. Prices sit on valid KRX ticks.
+changes between runs. Previous closes sit on valid KRX ticks (engine.trading.krx).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
+from engine.trading.krx import round_to_tick
 
 # (name, previous close in KRW, listed shares)
 _KNOWN: dict[str, tuple[str, int, int]] = {
@@ -21,30 +23,6 @@ _KNOWN: dict[str, tuple[str, int, int]] = {
 
 _NAME_HEADS = ("한빛", "대성", "동양", "서진", "미래", "태평", "신화", "에이스", "청우", "누리")
 _NAME_TAILS = ("전자", "화학", "바이오", "중공업", "제약", "건설", "식품", "소재", "통신", "금융")
-
-# KRX tick table (since 2023-01-25): (price below, tick). Above the last bound the tick is 1000.
-_TICKS: tuple[tuple[int, int], ...] = (
-    (2_000, 1),
-    (5_000, 5),
-    (20_000, 10),
-    (50_000, 50),
-    (200_000, 100),
-    (500_000, 500),
-)
-
-
-def tick_size(price: int) -> int:
-    """The KRX tick size for a stock priced `price` KRW."""
-    for bound, tick in _TICKS:
-        if price < bound:
-            return tick
-    return 1_000
-
-
-def snap_to_tick(price: int) -> int:
-    """Round `price` down to a valid KRX tick (never below one tick)."""
-    tick = tick_size(price)
-    return max(tick, price - price % tick)
 
 
 def is_valid_code(code: str) -> bool:
@@ -93,7 +71,7 @@ class Universe:
         else:
             name = _NAME_HEADS[h % len(_NAME_HEADS)] + _NAME_TAILS[(h >> 8) % len(_NAME_TAILS)]
             # Log-uniform-ish spread from ~1,000 to ~500,000 KRW.
-            close = snap_to_tick(1_000 * (1 + (h >> 16) % 23) ** 2)
+            close = round_to_tick(1_000 * (1 + (h >> 16) % 23) ** 2, "down")
             shares = 10_000_000 + (h >> 32) % 490_000_000
             market = "KOSPI" if (h >> 48) % 2 == 0 else "KOSDAQ"
         item = Listing(code, name, close, shares, market)
@@ -112,9 +90,11 @@ class Universe:
         return [self.listing(c) for c in codes]
 
     def name(self, code: str) -> str:
+        """The listing's name; raises ValueError for a malformed code."""
         return self.listing(code).name
 
     def prev_close(self, code: str) -> int:
+        """The listing's previous close (KRW, on tick); raises ValueError for a malformed code."""
         return self.listing(code).prev_close
 
     def _hash(self, code: str) -> int:

@@ -204,21 +204,20 @@ def test_replay_reads_recorder_output(tmp_path: Path) -> None:
     rec.record('{"trnm":"PING"}')
     rec.record(_real(batches[1]).encode())
     rec.close()
-    # a broken line and an object-valued frame with the older "t" key are tolerated
+    # Lines the recorder never writes are skipped: not JSON, no "ts", a frame that is an
+    # object rather than the frame's text.
     with path.open("a") as fh:
         fh.write("not json\n")
-        fh.write(
-            orjson.dumps(
-                {"t": clock.wall() + 1.0, "frame": {"trnm": "REAL", "data": batches[0][:1]}}
-            ).decode()
-            + "\n"
-        )
+        late = {"trnm": "REAL", "data": batches[0][:1]}
+        fh.write(orjson.dumps({"t": clock.wall() + 1.0, "frame": _real(late["data"])}).decode())
+        fh.write("\n")
+        fh.write(orjson.dumps({"ts": clock.wall() + 1.0, "frame": late}).decode() + "\n")
     got = list(replay_entries(path))
-    assert [g.entry for g in got] == [*batches[0], *batches[1], batches[0][0]]
-    assert [round(g.offset_s, 3) for g in got] == [0.0, 0.0, 0.0, 0.25, 0.25, 1.25]
+    assert [g.entry for g in got] == [*batches[0], *batches[1]]
+    assert [round(g.offset_s, 3) for g in got] == [0.0, 0.0, 0.0, 0.25, 0.25]
     only_0b = list(replay_entries(path, types={"0B"}))
     assert all(g.entry["type"] == "0B" for g in only_0b)
-    assert len(only_0b) == sum(e["type"] == "0B" for e in [*batches[0], *batches[1], batches[0][0]])
+    assert len(only_0b) == sum(e["type"] == "0B" for e in [*batches[0], *batches[1]])
 
 
 async def test_replay_play_publishes_in_order(tmp_path: Path) -> None:

@@ -5,18 +5,32 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Coroutine
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from engine.clock import KST, ManualClock
 from engine.kiwoom.catalog import ApiSpec
 from engine.sim.faults import Faults
+from engine.sim.market import MarketGenerator
 from engine.sim.marketdata import Marketdata, is_trading_day, prev_trading_day
-from engine.sim.schema import decimal, direction_price, padded, rest_catalog, schema_body, signed
+from engine.sim.rest import SimReply
+from engine.sim.schema import (
+    decimal,
+    direction_price,
+    padded,
+    percent,
+    pre_sig,
+    rest_catalog,
+    schema_body,
+    signed,
+)
 from engine.sim.tokens import TokenStore
-from engine.sim.universe import Universe, snap_to_tick, split_exchange, tick_size
-from tests.sim.conftest import SimClient
+from engine.sim.universe import Universe, split_exchange
+from engine.trading.krx import price_limits, tick_size
+from tests.sim.conftest import SimClient, SimFactory
 
 REST = rest_catalog()
 DAY = date(2026, 3, 4)
@@ -136,6 +150,18 @@ def test_formatters() -> None:
     assert padded(17_598_258, 15) == "000000017598258"
     assert padded(-196_888, 15) == "-00000000196888"
     assert padded(-5, 8, sign=False) == "00000005"
+    assert padded(1, 12) == "000000000001"
+    assert padded(0, 10) == "0000000000"
+    assert padded(-196_888) == "-00000000196888"  # 15, the account TRs' width, by default
+    assert percent(1, 8) == "12.50"
+    assert percent(-2, 7) == "-28.57"  # truncated toward zero, not floored
+    assert percent(2, 7, sign=True) == "+28.57"
+    assert percent(-1, 100_000) == "0.00"  # no "-0.00"
+    assert percent(5, 0) == "0.00"
+    assert pre_sig(91_000, 70_000, (49_000, 91_000)) == "1"
+    assert pre_sig(49_000, 70_000, (49_000, 91_000)) == "4"
+    assert pre_sig(90_900, 70_000, (49_000, 91_000)) == "2"
+    assert pre_sig(70_000, 70_000) == "3"
     assert direction_price(70_000, 69_900) == "+70000"
     assert direction_price(69_800, 70_000) == "-69800"
     assert direction_price(70_000, 70_000) == "70000"
@@ -148,18 +174,7 @@ def test_formatters() -> None:
     assert decimal(1_985_000, 4) == "198.5000"
 
 
-# --- universe and ticks -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("price", "tick"),
-    [(1_999, 1), (2_000, 5), (4_995, 5), (5_000, 10), (19_990, 10), (20_000, 50), (49_950, 50),
-     (50_000, 100), (199_900, 100), (200_000, 500), (499_500, 500), (500_000, 1_000)],
-)  # fmt: skip
-def test_krx_ticks(price: int, tick: int) -> None:
-    assert tick_size(price) == tick
-    assert snap_to_tick(price) == price
-    assert snap_to_tick(price + 1) == (price if tick > 1 else price + 1)
+# --- universe ------------------------------------------------------------------------------
 
 
 def test_universe_known_and_derived() -> None:
@@ -265,3 +280,75 @@ def test_faults_one_shot_knobs() -> None:
     f.clear()
     assert not f.ws_silent
     assert not f.rest_delay_s
+
+
+# --- REST quotes agree with the realtime feed ---------------------------------------------------
+
+
+def _run_handler(coro: Coroutine[Any, Any, SimReply]) -> dict[str, Any]:
+    """Drive a handler coroutine that never suspends, without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value.body  # type: ignore[no-any-return]
+    raise AssertionError("handler suspended")
+
+
+@pytest.mark.parametrize("floor", [69_800, 49_000])
+def test_ka10001_change_fields_match_the_feed(floor: int) -> None:
+    """flu_rt / pre_sig say what 0B FIDs 12 / 25 say for the same price (truncated rate, 4 at
+    the lower limit), so a client sees one market over REST and WebSocket."""
+    clock = ManualClock(datetime(2026, 1, 5, 10, 0, tzinfo=KST))
+    universe = Universe(7)
+    market = MarketGenerator(["005930"], 7, clock, universe=universe)
+    md = Marketdata(universe, clock, price_of=market.last_price)
+    fills = market.take("005930", False, 10**7, floor)  # sell down through the bids to `floor`
+    assert market.last_price("005930") == floor
+    trade = market.next_entries(len(fills))[-1]["values"]  # the 0B of the last fill
+    assert trade["10"] == f"-{floor}"
+    info = _run_handler(md.ka10001({"stk_cd": "005930"}, ""))
+    assert info["cur_prc"] == trade["10"]
+    assert info["flu_rt"] == trade["12"]
+    assert info["pre_sig"] == trade["25"]
+    assert info["pred_pre"] == trade["11"]
+
+
+def test_ka10004_shows_the_book_orders_fill_against() -> None:
+    clock = ManualClock(datetime(2026, 1, 5, 10, 0, tzinfo=KST))
+    universe = Universe(7)
+    market = MarketGenerator(["005930"], 7, clock, universe=universe)
+    md = Marketdata(universe, clock, price_of=market.last_price, book_of=market.book)
+    market.take("005930", True, 500, None)  # move the book off its opening levels
+    book = market.book("005930")
+    out = _run_handler(md.ka10004({"stk_cd": "005930"}, ""))
+    asks = [(out["sel_fpr_bid"], out["sel_fpr_req"])]
+    asks += [(out[f"sel_{i}th_pre_bid"], out[f"sel_{i}th_pre_req"]) for i in range(2, 11)]
+    bids = [(out["buy_fpr_bid"], out["buy_fpr_req"])]
+    bids += [(out[f"buy_{i}th_pre_bid"], out[f"buy_{i}th_pre_req"]) for i in range(2, 11)]
+    assert [(abs(int(p)), int(q)) for p, q in asks] == book.asks
+    assert [(abs(int(p)), int(q)) for p, q in bids] == book.bids
+    assert out["sel_fpr_bid"] == market.signed("005930", market.best("005930")[1])
+    assert int(out["tot_sel_req"]) == sum(q for _, q in book.asks)
+
+
+def test_ka10004_seeded_book_stays_inside_the_daily_limits() -> None:
+    clock = ManualClock(datetime(2026, 1, 5, 10, 0, tzinfo=KST))
+    universe = Universe(7)
+    lower, upper = price_limits(70_000)
+    md = Marketdata(universe, clock, price_of=lambda _c: upper - 300)
+    out = _run_handler(md.ka10004({"stk_cd": "005930"}, ""))
+    asks = [out["sel_fpr_bid"], *(out[f"sel_{i}th_pre_bid"] for i in range(2, 11))]
+    assert [abs(int(p)) for p in asks] == [upper - 200, upper - 100, upper] + [0] * 7
+    assert [int(out[f"sel_{i}th_pre_req"]) for i in range(4, 11)] == [0] * 7
+    md.price_of = lambda _c: lower
+    out = _run_handler(md.ka10004({"stk_cd": "005930"}, ""))
+    assert abs(int(out["buy_fpr_bid"])) == lower
+    assert out["buy_2th_pre_bid"] == "0"
+
+
+async def test_schema_answers_carry_the_configured_account(make_sim: SimFactory) -> None:
+    sim = await make_sim(account_no="5099999910")
+    acct = await sim.call("ka00001", {})
+    assert acct.body["acctNo"] == "5099999910"
+    oso = await sim.call("ka10075", {"all_stk_tp": "0", "trde_tp": "0", "stex_tp": "0"})
+    assert {row["acnt_no"] for row in oso.body["oso"]} == {"5099999910"}

@@ -16,7 +16,7 @@ from engine.config import SimConfig
 from engine.sim.rest import SimBusinessError, SimReply
 from engine.sim.server import start
 from engine.sim.state import build_state
-from engine.sim.universe import tick_size
+from engine.trading.krx import tick_size
 from tests.sim.conftest import SimClient, SimFactory
 
 DAILY = {"stk_cd": "005930", "base_dt": "20991231", "upd_stkpc_tp": "1"}

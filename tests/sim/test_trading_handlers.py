@@ -14,7 +14,8 @@ from engine.kiwoom.errors import parse_error_code
 from engine.sim.exchange import SimExchange
 from engine.sim.market import MarketGenerator
 from engine.sim.rest import SimBusinessError, SimReply
-from engine.sim.trading import fixed, trading_handlers
+from engine.sim.schema import padded
+from engine.sim.trading import trading_handlers
 from engine.trading.krx import tick_size
 from tests.sim.conftest import SimClient, SimFactory
 from tests.sim.test_exchange import action, run_actions
@@ -48,13 +49,6 @@ async def _sim_with_exchange(
     return sim, ex, pushed
 
 
-def test_fixed_width() -> None:
-    assert fixed(17_598_258) == "000000017598258"
-    assert fixed(-196_888) == "-00000000196888"
-    assert fixed(1, 12) == "000000000001"
-    assert fixed(0, 10) == "0000000000"
-
-
 async def test_buy_fill_and_account_queries_over_http(make_sim: SimFactory) -> None:
     sim, ex, pushed = await _sim_with_exchange(make_sim)
     _bid, ask = ex.market.best(SYM)
@@ -75,16 +69,16 @@ async def test_buy_fill_and_account_queries_over_http(make_sim: SimFactory) -> N
     assert row["stk_nm"] == "삼성전자"
     assert row["rmnd_qty"] == "000000000000003"
     assert row["trde_able_qty"] == "000000000000003"
-    assert row["pur_pric"] == fixed(ask)
-    assert row["pur_amt"] == fixed(3 * ask)
+    assert row["pur_pric"] == padded(ask)
+    assert row["pur_amt"] == padded(3 * ask)
     assert row["pred_close_pric"] == "000000070000"
     assert len(row["cur_prc"]) == 12
-    assert bal.body["tot_pur_amt"] == fixed(3 * ask)
+    assert bal.body["tot_pur_amt"] == padded(3 * ask)
     assert len(bal.body["tot_evlt_amt"]) == 15
 
     dep = await sim.call("kt00001", {"qry_tp": "3"})
-    assert dep.body["entr"] == fixed(100_000_000 - 3 * ask)
-    assert dep.body["ord_alow_amt"] == fixed(100_000_000 - 3 * ask)
+    assert dep.body["entr"] == padded(100_000_000 - 3 * ask)
+    assert dep.body["ord_alow_amt"] == padded(100_000_000 - 3 * ask)
     assert dep.body["stk_entr_prst"] == []
 
     fills = await sim.call("ka10076", {"qry_tp": "0", "sell_tp": "0", "stex_tp": "0"})
@@ -229,6 +223,40 @@ async def test_rejections_over_http(make_sim: SimFactory) -> None:
     assert ex.orders() == []
 
 
+async def test_account_number_agrees_with_pushes_and_queries(make_sim: SimFactory) -> None:
+    """ka00001 names the account that 00/04 (9201) and ka10075 (acnt_no) report."""
+    sim, ex, pushed = await _sim_with_exchange(make_sim)
+    bid, _ = ex.market.best(SYM)
+    await sim.call("kt10000", _order(1, bid - 5 * tick_size(bid)))
+    acct = await sim.call("ka00001", {})
+    assert acct.rc == 0
+    assert acct.body["acctNo"] == ex.account_no
+    assert pushed[0]["values"]["9201"] == ex.account_no
+    opens = await sim.call("ka10075", {"all_stk_tp": "0", "trde_tp": "0", "stex_tp": "0"})
+    assert opens.body["oso"][0]["acnt_no"] == ex.account_no
+
+
+async def test_non_ascii_digits_are_an_input_error(make_sim: SimFactory) -> None:
+    """ "²" passes str.isdigit() but not int(): a 1517 input error, not an HTTP 500."""
+    sim, ex, pushed = await _sim_with_exchange(make_sim)
+    bid, _ = ex.market.best(SYM)
+    for field in ("ord_qty", "ord_uv"):
+        r = await sim.call("kt10000", {**_order(1, bid), field: "²"})
+        assert r.status == 200, r.body
+        assert r.rc == 2, r.body
+        assert parse_error_code(r.msg) == 1517
+    assert pushed == []
+    for api_id, body in (
+        ("ka10076", {"qry_tp": "0", "sell_tp": "0", "ord_no": "²", "stex_tp": "0"}),
+        ("kt00007", {"qry_tp": "1", "stk_bond_tp": "0", "sell_tp": "0", "dmst_stex_tp": "%",
+                     "fr_ord_no": "²"}),
+    ):  # fmt: skip
+        r = await sim.call(api_id, body)
+        assert (r.status, r.rc) == (200, 0), r.body  # an unusable cursor filters nothing
+    chart = await sim.call("ka10080", {"stk_cd": SYM, "tic_scope": "²", "upd_stkpc_tp": "1"})
+    assert (chart.status, chart.rc, parse_error_code(chart.msg)) == (200, 2, 1517), chart.body
+
+
 async def test_sell_over_http(make_sim: SimFactory) -> None:
     sim, ex, _ = await _sim_with_exchange(make_sim)
     _, ask = ex.market.best(SYM)
@@ -239,9 +267,9 @@ async def test_sell_over_http(make_sim: SimFactory) -> None:
     assert r.msg == "매도주문이 완료되었습니다"
     bal = await sim.call("kt00018", {"qry_tp": "1", "dmst_stex_tp": "KRX"})
     (row,) = bal.body["acnt_evlt_remn_indv_tot"]
-    assert row["rmnd_qty"] == fixed(3)
-    assert row["tdy_buyq"] == fixed(5)
-    assert row["tdy_sellq"] == fixed(2)
+    assert row["rmnd_qty"] == padded(3)
+    assert row["tdy_buyq"] == padded(5)
+    assert row["tdy_sellq"] == padded(2)
     sells = await sim.call("ka10076", {"qry_tp": "0", "sell_tp": "1", "stex_tp": "0"})
     assert [(c["io_tp_nm"], c["cntr_qty"]) for c in sells.body["cntr"]] == [("-매도", "2")]
     older = await sim.call(
