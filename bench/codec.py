@@ -131,6 +131,7 @@ def _rate_cold(raw_frames: list[bytes], seconds: float) -> float:
     while time.perf_counter() < deadline:
         codec_mod._PX.clear()
         codec_mod._SG.clear()
+        codec_mod._DG.clear()
         t0 = time.perf_counter()
         for raw in raw_frames:
             decode_frame(raw, stats)

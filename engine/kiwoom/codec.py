@@ -32,6 +32,7 @@ from engine.events import (
     Trade,
 )
 from engine.kiwoom import fids as F
+from engine.kiwoom import numbers
 
 log = structlog.get_logger(__name__)
 
@@ -97,17 +98,38 @@ class _BadEntry(Exception):
     """A REAL entry whose shape or values make no sense (internal)."""
 
 
-# --- number and code helpers (engine/kiwoom/numbers.py may replace these later) ----------
+# --- number and code helpers ----------------------------------------------------------------
+#
+# The rules for Kiwoom numbers live in engine/kiwoom/numbers.py (optional surrounding spaces,
+# one optional sign, ASCII digits; "" is an unused field). These private twins enforce the same
+# rules for the hot path: int() does the parse and rejects " ", "+", "1 2", and we refuse the
+# two things int() would take but Kiwoom never sends ("1_000", non-ASCII digits such as "٣").
+# They are never looser than numbers.py (tests/kiwoom/test_codec.py checks it with hypothesis);
+# they are stricter on one point: a value of only spaces is an error here, not 0.
+
+
+def _strict_int(s: str) -> int:
+    """int() without underscores or non-ASCII digits. Raises ValueError (also on "")."""
+    if s.isascii() and "_" not in s:
+        return int(s)
+    raise ValueError(f"not a Kiwoom number: {s!r}")
+
+
+def _digits(s: str) -> int:
+    """A required number, fast for the common plain digits ("091512"); else `_strict_int`."""
+    if s.isdigit() and s.isascii():
+        return int(s)
+    return _strict_int(s)
 
 
 def _price(s: str) -> int:
     """Direction-signed price ("+70000", "-69800", " 67300") -> 70000; "" -> 0."""
-    return abs(int(s)) if s else 0
+    return abs(_strict_int(s)) if s else 0
 
 
 def _int0(s: str) -> int:
     """Truly signed number ("-00000000196888" -> -196888); "" -> 0."""
-    return int(s) if s else 0
+    return _strict_int(s) if s else 0
 
 
 def _required_price(s: str) -> int:
@@ -115,7 +137,10 @@ def _required_price(s: str) -> int:
 
 
 def _rate(s: str) -> float:
-    return float(s) if s else 0.0
+    """A percentage ("+1.81"); "" -> 0.0. Not on the hot path: numbers.rate's rules as is."""
+    if s and not s.strip():
+        raise ValueError("blank rate")
+    return numbers.rate(s)
 
 
 def _text(v: Any) -> str:
@@ -134,7 +159,7 @@ def _order_no(s: str) -> str | None:
 def _symbol(code: str) -> str:
     """Strip the instrument prefix Kiwoom puts on account data: "A005930" -> "005930"."""
     code = code.strip()
-    if len(code) == 7 and code[0].isalpha() and code[1:].isdigit():
+    if len(code) == 7 and code.isascii() and code[0].isalpha() and code[1:].isdigit():
         return code[1:]
     return code
 
@@ -175,8 +200,19 @@ class _SignedMemo(_PriceMemo):
         return _int0(key)
 
 
+class _DigitsMemo(_PriceMemo):
+    """Required plain numbers that repeat, such as the HHmmss time of a print, memoised."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _convert(key: str) -> int:
+        return _digits(key)
+
+
 _PX: Final = _PriceMemo()
 _SG: Final = _SignedMemo()
+_DG: Final = _DigitsMemo()
 
 
 _ITEM_CACHE: dict[str, tuple[str, Exchange]] = {}
@@ -244,21 +280,35 @@ def _fast_constructor(cls: type[_E]) -> Callable[..., _E]:
     """A positional constructor for a frozen slotted dataclass, 4x faster than its __init__.
 
     A frozen dataclass sets each field through object.__setattr__; on the hot path that costs
-    more than the JSON parse. We build a mutable twin with the same slots (so the same memory
-    layout), construct that, and retag the instance as `cls`; CPython allows `__class__`
-    assignment between classes of identical layout, and the result is a normal `cls` instance.
+    more than the JSON parse. We build a mutable twin with the same slots in the same order
+    (so the same memory layout), construct that, and retag the instance as `cls`; CPython
+    allows `__class__` assignment only between classes of identical layout, and the result
+    is an ordinary `cls` instance (eq, hash, pickle, copy and dataclasses.replace all go
+    through `cls`). It skips `cls.__init__`, so it refuses classes whose __init__ does more
+    than store its arguments, and it builds one probe instance here so a layout CPython would
+    refuse fails at import instead of on every entry of the feed. Raises TypeError.
     """
+    fs = fields(cls)  # type: ignore[arg-type]
+    slots = getattr(cls, "__slots__", None)
+    if not getattr(cls, "__dataclass_params__", None) or slots is None:
+        raise TypeError(f"{cls.__name__} is not a slotted dataclass")
+    if hasattr(cls, "__post_init__") or any(not f.init for f in fs):
+        raise TypeError(f"{cls.__name__}.__init__ does more than store its fields")
     twin = make_dataclass(
         f"_{cls.__name__}Builder",
-        [(f.name, Any) for f in fields(cls)],  # type: ignore[arg-type]
+        [(f.name, Any) for f in fs],
         slots=True,
     )
+    if tuple(getattr(twin, "__slots__", ())) != tuple(slots):
+        raise TypeError(f"{cls.__name__}: slots differ from its fields")
 
     def build(*args: Any) -> _E:
         obj = twin(*args)
         obj.__class__ = cls
         return obj  # type: ignore[no-any-return]
 
+    if type(build(*[None] * len(fs))) is not cls:
+        raise TypeError(f"{cls.__name__}: retagging failed")
     return build
 
 
@@ -306,10 +356,10 @@ def _trade(v: Values, item: str) -> Trade:
     return _new_trade(
         symbol,
         exchange,
-        int(t),
+        _DG[t],
         _PX[p] or _required_price(p),
         _SG[q],
-        int(cv) if cv else 0,
+        int(cv) if cv.isdigit() and cv.isascii() else _int0(cv),
         _SG[ch],
         _PX[a],
         _PX[b],
@@ -344,7 +394,7 @@ def _book(v: Values, item: str) -> OrderBook:
     return _new_book(
         symbol,
         exchange,
-        int(v[F.BOOK_TIME]),
+        _digits(v[F.BOOK_TIME]),
         tuple(zip(n[0:10], n[10:20], strict=True)),
         tuple(zip(n[20:30], n[30:40], strict=True)),
         _int0(v.get(F.BOOK_TOTAL_ASK, "")),
@@ -516,7 +566,7 @@ def _return_code(v: Any) -> int | None:
         return v
     if type(v) is str:
         try:
-            return int(v)
+            return _strict_int(v)
         except ValueError:
             return None
     return None

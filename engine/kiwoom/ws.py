@@ -45,6 +45,12 @@ class KiwoomWebSocket:
     `on_event` is called synchronously from the receive loop for every event, including
     `Disconnected` and `Reconnected`; it must not block (hand work to a queue). An exception
     from it is logged and counted (`consumer_errors`), never propagated.
+
+    Reconnects back off exponentially with jitter; the backoff only starts over once a session
+    has stayed up for `stable_after_s`, so a server that accepts LOGIN and then closes (Kiwoom
+    does this to clients that reconnect too fast) is not hammered. A LOGIN refused for its
+    token invalidates that token and retries once at once with a fresh one; any other failure
+    waits out the backoff.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class KiwoomWebSocket:
         idle_timeout_s: float = 90.0,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        stable_after_s: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -76,9 +83,11 @@ class KiwoomWebSocket:
         self._idle_timeout_s = idle_timeout_s
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
+        self._stable_after_s = stable_after_s
         self._rng = rng or random.Random()
         self.stats = CodecStats()
         self.subscriptions = Subscriptions()
+        """The registrations every new session restores (acknowledged or queued)."""
         self.consumer_errors = 0
         self.sessions = 0
         """Successful logins so far (1 after start, +1 per reconnect)."""
@@ -86,10 +95,13 @@ class KiwoomWebSocket:
         self._conn: ClientConnection | None = None
         self._ready = asyncio.Event()
         self._acks: deque[tuple[str, asyncio.Future[FrameResult]]] = deque()
+        # Held while REG/REMOVE are in flight and while a new session restores, so the book
+        # and the server never disagree about what was sent; at most one ack is outstanding.
         self._send_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._last_rx = 0.0
+        self._last_token = ""
 
     # --- public API --------------------------------------------------------------------------
 
@@ -101,10 +113,12 @@ class KiwoomWebSocket:
         """Connect and LOGIN; return once the first session is up.
 
         Raises LoginError (carrying Kiwoom's code) or TransportError when the first attempt
-        fails; after that the connection is kept up in the background until `close`.
+        fails (a token error first gets one retry with a fresh token), or TransportError when
+        `close` is called meanwhile; after that the connection is kept up in the background
+        until `close`.
         """
-        if self._task is not None:
-            raise RuntimeError("already started")
+        if self._task is not None or self._closing:
+            raise RuntimeError("already started or closed")
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._supervise(first), name="kiwoom-ws")
         try:
@@ -116,22 +130,28 @@ class KiwoomWebSocket:
     async def subscribe(self, types: Iterable[str], items: Iterable[str]) -> None:
         """Register realtime `types` for `items` (account types 00/04 need no item).
 
-        Waits for a live session. Raises RegistrationError when an ack has return_code != 0,
-        TransportError when no ack came in time (the connection is then recycled).
+        On a live session: sends REG and returns once every ack came back; raises
+        RegistrationError when an ack has return_code != 0 (that request is not kept). With no
+        live session, or when the connection is lost before the ack, the registration is
+        queued and the next session's restore sends it (a `Reconnected` event follows); this
+        never waits for a reconnect. Raises TransportError after `close`.
         """
         async with self._send_lock:
+            self._check_open()
             for req in self.subscriptions.plan_add(types, items):
                 await self._request(req)
 
     async def unsubscribe(self, types: Iterable[str], items: Iterable[str]) -> None:
         """REMOVE registrations; same contract as `subscribe`."""
         async with self._send_lock:
+            self._check_open()
             for req in self.subscriptions.plan_remove(types, items):
                 await self._request(req)
 
     async def close(self) -> None:
         """Stop for good; no Disconnected event is emitted for a requested close."""
         self._closing = True
+        self._ready.clear()
         conn = self._conn
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -144,44 +164,55 @@ class KiwoomWebSocket:
         if self._recorder is not None:
             self._recorder.close()
 
+    def _check_open(self) -> None:
+        if self._closing:
+            raise TransportError("realtime connection closed")
+
     # --- session -----------------------------------------------------------------------------
 
     async def _supervise(self, first: asyncio.Future[None]) -> None:
-        attempt = 0
+        try:
+            await self._run(first)
+        finally:
+            if not first.done():
+                first.set_exception(TransportError("closed before the first session"))
+
+    async def _run(self, first: asyncio.Future[None]) -> None:
+        attempt = 0  # reconnect attempts since the feed was last stable
         down_since: float | None = None
+        token_retried = False
         while not self._closing:
             reason = ""
-            was_up = False
+            up_at: float | None = None
+            retry_now = False
             try:
                 conn = await self._open()
                 try:
                     await self._login(conn)
+                    token_retried = False
                     self._conn = conn
                     reader = asyncio.create_task(self._read_loop(conn), name="kiwoom-ws-read")
                     try:
-                        await self._restore()
+                        async with self._send_lock:
+                            await self._restore()
+                            self._ready.set()
                     except BaseException:
                         reader.cancel()
                         raise
-                    was_up = True
+                    up_at = self._clock.monotonic()
                     self.sessions += 1
-                    self._ready.set()
                     if not first.done():
                         first.set_result(None)
                     if down_since is not None:
-                        self._emit(
-                            Reconnected(attempt, round(self._clock.monotonic() - down_since, 3))
-                        )
+                        self._emit(Reconnected(attempt, round(up_at - down_since, 3)))
                         log.info("ws_reconnected", attempt=attempt)
-                    attempt = 0
                     down_since = None
                     reason = await reader
                 finally:
                     self._conn = None
                     self._ready.clear()
                     self._fail_acks()
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+                    await self._release(conn)
             except asyncio.CancelledError:
                 raise
             except LoginError as exc:
@@ -190,7 +221,10 @@ class KiwoomWebSocket:
                 if exc.token_error:
                     with contextlib.suppress(Exception):
                         await self._token_invalidate(self._last_token)
-                if not first.done():
+                    # One immediate retry with a fresh token; a second refusal backs off.
+                    retry_now = not token_retried
+                    token_retried = True
+                if not retry_now and not first.done():
                     first.set_exception(exc)
                     return
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, KiwoomError) as exc:
@@ -199,15 +233,38 @@ class KiwoomWebSocket:
                     err = exc if isinstance(exc, KiwoomError) else TransportError(reason)
                     first.set_exception(err)
                     return
+            except Exception as exc:
+                # Whatever else goes wrong (a token provider bug, a library surprise) must not
+                # end the supervisor: the feed would be gone for good with no one noticing.
+                reason = f"{type(exc).__name__}: {exc}"
+                log.exception("ws_session_failed", reason=reason)
+                if not first.done():
+                    first.set_exception(TransportError(reason))
+                    return
             if self._closing:
                 return
-            if was_up or down_since is None:
-                down_since = self._clock.monotonic()
+            now = self._clock.monotonic()
+            if up_at is not None and now - up_at >= self._stable_after_s:
+                attempt = 0
+            if first.done() and (up_at is not None or down_since is None):
+                down_since = now if down_since is None else down_since
                 self._emit(Disconnected(reason, attempt + 1))
+            if retry_now:
+                log.warning("ws_login_retry_fresh_token", reason=reason)
+                continue
             attempt += 1
             delay = self._backoff(attempt)
             log.warning("ws_disconnected", reason=reason, attempt=attempt, retry_in_s=delay)
             await asyncio.sleep(delay)
+
+    async def _release(self, conn: ClientConnection) -> None:
+        """Close a finished connection; on `close()` abort it rather than wait out a closing
+        handshake with a server that may not be reading."""
+        if self._closing:
+            conn.transport.abort()
+            return
+        with contextlib.suppress(Exception):
+            await conn.close()
 
     def _backoff(self, attempt: int) -> float:
         """Exponential with jitter in [d/2, d]; the first retry comes within backoff_base_s."""
@@ -226,8 +283,6 @@ class KiwoomWebSocket:
             )
         except InvalidURI as exc:
             raise TransportError(f"bad WebSocket URL: {exc}") from exc
-
-    _last_token: str = ""
 
     async def _login(self, conn: ClientConnection) -> None:
         token = await self._token_provider()
@@ -263,12 +318,25 @@ class KiwoomWebSocket:
                 )
 
     async def _request(self, req: RegRequest) -> None:
-        if not self._ready.is_set():
-            async with asyncio.timeout(self._connect_timeout_s + self._login_timeout_s):
-                await self._ready.wait()
-        await self._send_request(req)
+        """Send one request on the live session, or queue it for the next session's restore."""
+        if self._ready.is_set():
+            try:
+                await self._send_request(req)
+                return
+            except TransportError as exc:
+                reason = str(exc)
+        else:
+            reason = "not connected"
+        # Acknowledged or not, the next session registers from the book: record it there.
+        self.subscriptions.commit(req)
+        log.info("ws_registration_queued", trnm=req.trnm, grp_no=req.grp_no, reason=reason)
 
     async def _send_request(self, req: RegRequest) -> None:
+        """Send `req` and wait for its ack; commit it to the book on return_code 0.
+
+        Raises RegistrationError when refused, TransportError when the connection is lost or
+        no ack came within ack_timeout_s (the connection is then recycled).
+        """
         conn = self._conn
         if conn is None:
             raise TransportError(f"{req.trnm}: not connected")
@@ -280,10 +348,14 @@ class KiwoomWebSocket:
                 res = await fut
         except TimeoutError:
             # Acks carry no group number: once one is missing, the FIFO pairing is unsafe.
-            await conn.close(code=1011, reason="ack timeout")
+            with contextlib.suppress(Exception):
+                await conn.close(code=1011, reason="ack timeout")
             raise TransportError(f"{req.trnm} grp {req.grp_no}: no ack") from None
         except ConnectionClosed as exc:
             raise TransportError(f"{req.trnm} grp {req.grp_no}: connection closed") from exc
+        finally:
+            if self._acks and self._acks[-1][1] is fut:
+                self._acks.pop()
         if res.return_code != 0:
             raise RegistrationError(req.trnm, res.return_code or -1, res.return_msg)
         self.subscriptions.commit(req)
@@ -330,14 +402,22 @@ class KiwoomWebSocket:
             return f"connection error: {exc}"
         finally:
             watchdog.cancel()
+            # Nothing more will be answered on this connection: release whoever waits now
+            # rather than after ack_timeout_s.
+            self._ready.clear()
+            self._fail_acks()
 
     def _resolve_ack(self, res: FrameResult) -> None:
         if not self._acks:
             log.warning("ws_ack_unexpected", trnm=res.trnm, return_code=res.return_code)
             return
-        trnm, fut = self._acks.popleft()
+        trnm, fut = self._acks[0]
         if trnm != res.trnm:
+            # Not the answer to what we sent: never let it confirm (or refuse) our request.
+            # The real ack still comes, or ack_timeout_s recycles the connection.
             log.warning("ws_ack_mismatch", expected=trnm, got=res.trnm)
+            return
+        self._acks.popleft()
         if not fut.done():
             fut.set_result(res)
 

@@ -29,13 +29,27 @@ class Faults:
     rate_limit_once: set[str] = field(default_factory=set)
     """api-ids that get one HTTP 429 / rc 5 answer whatever the bucket holds."""
 
-    # --- WebSocket (consumed by engine/sim/ws.py) ---
+    # --- WebSocket (consumed by engine/sim/ws.py; the only place its knobs live) ---
+    ws_system_frames_before_login: int = 1
+    """SYSTEM frames sent between a good LOGIN and its ack. Production does this, so the
+    default is 1 (not a fault: clients must cope); 0 gives the plain handshake."""
     ws_frame_delay_s: float = 0.0
     """Delay before every server frame."""
     ws_silent: bool = False
     """The server stops sending anything (no PING, no REAL, no acks) while set."""
     ws_ping_stop: bool = False
-    """The server stops sending PINGs while set."""
+    """The server stops sending PINGs (and stops enforcing the echo) while set."""
+    ws_pong_timeout_s: float | None = None
+    """How long a client may take to echo a PING before it is dropped; None = the PING
+    interval."""
+    ws_reject_reg: bool = False
+    """REG is answered with return_code 1 while set."""
+    ws_close_in_handshake: int = 0
+    """The next N connections are closed with code 1000 right after their LOGIN, before any
+    ack, as Kiwoom does to clients that reconnect too fast. Counts down."""
+    ws_close_after_login: int = 0
+    """The next N connections get their LOGIN ack and are then closed with code 1000 (a
+    session that flaps right after login). Counts down."""
     ws_drops: int = 0
     """How many times `ws_drop_now` was called."""
     _ws_drop_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
@@ -67,6 +81,20 @@ class Faults:
             return True
         return False
 
+    def take_ws_close_in_handshake(self) -> bool:
+        """True (and one fewer left) when this connection is to be closed during LOGIN."""
+        if self.ws_close_in_handshake > 0:
+            self.ws_close_in_handshake -= 1
+            return True
+        return False
+
+    def take_ws_close_after_login(self) -> bool:
+        """True (and one fewer left) when this session is to be closed after its LOGIN ack."""
+        if self.ws_close_after_login > 0:
+            self.ws_close_after_login -= 1
+            return True
+        return False
+
     def on_ws_drop(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` on every `ws_drop_now()`; returns a function that unsubscribes."""
         self._ws_drop_listeners.append(listener)
@@ -84,13 +112,18 @@ class Faults:
             listener()
 
     def clear(self) -> None:
-        """Turn every fault off (listeners stay subscribed)."""
+        """Turn every fault off and put every knob back to its default (listeners stay)."""
         self.rest_delay_s.clear()
         self.drop_after_accept.clear()
         self.http_error_once.clear()
         self.http_error_queue.clear()
         self.token_error_once = False
         self.rate_limit_once.clear()
+        self.ws_system_frames_before_login = 1
         self.ws_frame_delay_s = 0.0
         self.ws_silent = False
         self.ws_ping_stop = False
+        self.ws_pong_timeout_s = None
+        self.ws_reject_reg = False
+        self.ws_close_in_handshake = 0
+        self.ws_close_after_login = 0

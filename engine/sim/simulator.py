@@ -41,13 +41,9 @@ class Simulator:
         self.config = config
         self.clock = clock
         self.state: SimState = build_state(config, clock)
-        # Production sends SYSTEM frames around the LOGIN ack; so do we, to keep clients honest.
+        # Faults default to one SYSTEM frame before the LOGIN ack, as production may send.
         self.realtime = SimRealtime(
-            config.ping_interval_s,
-            self.state.tokens.is_valid,
-            clock,
-            self.state.faults,
-            system_frames_before_login=1,
+            config.ping_interval_s, self.state.tokens.is_valid, clock, self.state.faults
         )
         self.market = MarketGenerator(
             config.symbols, config.seed, clock, universe=self.state.universe

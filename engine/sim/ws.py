@@ -18,6 +18,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.sim.faults import Faults
 
 log = structlog.get_logger(__name__)
 
@@ -54,22 +55,23 @@ class SimSession:
     pongs: int = 0
     awaiting_pong: bool = False
     dropped: int = 0
+    """Market-data entries dropped from `pending` because the client did not keep up."""
     closed_reason: str = ""
 
 
 class SimRealtime:
     """Serves `GET /api/dostk/websocket` (`handle`) and fans out REAL entries (`publish`).
 
-    Fault knobs: engine.sim.faults.Faults (`ws_frame_delay_s`, `ws_silent`, `ws_ping_stop`,
-    `ws_drop_now()`) when given, or-ed with these attributes:
-      system_frames_before_login: SYSTEM frames sent before the LOGIN ack;
-      frame_delay_s: delay before every frame the server sends;
-      silent: stop answering and pushing (the socket stays open);
-      ping_stop: stop sending PING (and stop enforcing the echo);
-      reject_reg: answer REG with return_code 1;
-      token_ok: decides whether a LOGIN token is valid.
-    `drop_all()` closes every session now. Each session's pending queue is bounded by
-    `max_pending`; the oldest entries are dropped (counted) when a client does not keep up.
+    Every fault knob lives in engine.sim.faults.Faults (`faults`, shared with the REST side;
+    a private one when none is given): SYSTEM frames before the LOGIN ack, frame delay,
+    silence, no PING, the PING echo deadline, refused REG, closes during or right after
+    LOGIN, and `ws_drop_now()`. `token_ok` decides whether a LOGIN token is valid.
+
+    Each session's pending queue holds at most `max_pending` entries: past that the oldest
+    market-data entry (0B, 0D, ...) is dropped and counted in `SimSession.dropped`, which is
+    safe because a newer print or book supersedes it. Account entries (00, 04) are never
+    dropped: a lost fill would make the client's account disagree with kt00018, so the queue
+    may exceed the bound by the account entries it holds.
     """
 
     def __init__(
@@ -77,57 +79,42 @@ class SimRealtime:
         config_ping_interval_s: float = 20.0,
         token_ok: Callable[[str], bool] = lambda _t: True,
         clock: Clock = SYSTEM_CLOCK,
-        faults: Any = None,
+        faults: Faults | None = None,
         *,
-        pong_timeout_s: float | None = None,
         login_timeout_s: float = 10.0,
-        system_frames_before_login: int = 0,
         max_batch: int = 50,
         max_pending: int = 100_000,
         sor_yn: str = "Y",
+        system_frames_before_login: int | None = None,
     ) -> None:
         self.ping_interval_s = config_ping_interval_s
-        self.pong_timeout_s = (
-            pong_timeout_s if pong_timeout_s is not None else config_ping_interval_s
-        )
         self.token_ok = token_ok
         self.clock = clock
-        self.faults = faults
+        self.faults = faults if faults is not None else Faults()
+        if system_frames_before_login is not None:
+            # Kept so existing callers keep working; the knob itself lives in Faults.
+            self.faults.ws_system_frames_before_login = system_frames_before_login
         self.login_timeout_s = login_timeout_s
-        self.system_frames_before_login = system_frames_before_login
         self.max_batch = max_batch
         self.max_pending = max_pending
         self.sor_yn = sor_yn
-        self.frame_delay_s = 0.0
-        self.silent = False
-        self.ping_stop = False
-        self.reject_reg = False
         self.sessions: set[SimSession] = set()
         self.logins = 0
         self.login_failures = 0
         self.ping_kills = 0
+        self.dropped = 0
+        """Market-data entries dropped over all sessions (see the class docstring)."""
         self.reg_frames: list[dict[str, Any]] = []
         self._next_sid = 0
         self._drop_tasks: set[asyncio.Task[Any]] = set()
-        if faults is not None and hasattr(faults, "on_ws_drop"):
-            faults.on_ws_drop(self._on_fault_drop)
+        self.faults.on_ws_drop(self._on_fault_drop)
 
     # --- knobs -------------------------------------------------------------------------------
 
-    def _fault(self, name: str, default: Any) -> Any:
-        return getattr(self.faults, name, default) if self.faults is not None else default
-
     @property
-    def _silent(self) -> bool:
-        return self.silent or bool(self._fault("ws_silent", False))
-
-    @property
-    def _ping_stopped(self) -> bool:
-        return self.ping_stop or bool(self._fault("ws_ping_stop", False))
-
-    @property
-    def _delay(self) -> float:
-        return max(self.frame_delay_s, float(self._fault("ws_frame_delay_s", 0.0)))
+    def pong_timeout_s(self) -> float:
+        t = self.faults.ws_pong_timeout_s
+        return t if t is not None else self.ping_interval_s
 
     def _on_fault_drop(self) -> None:
         task = asyncio.get_running_loop().create_task(self.drop_all())
@@ -155,11 +142,20 @@ class SimRealtime:
         key = (rtype, "" if rtype in ACCOUNT_TYPES else entry.get("item", ""))
         for s in self.sessions:
             if s.logged_in and key in s.registered:
-                if len(s.pending) >= self.max_pending:
-                    s.pending.popleft()
+                if len(s.pending) >= self.max_pending and self._drop_oldest_market(s.pending):
                     s.dropped += 1
+                    self.dropped += 1
                 s.pending.append(entry)
                 s.wake.set()
+
+    @staticmethod
+    def _drop_oldest_market(pending: deque[dict[str, Any]]) -> bool:
+        """Remove the oldest market-data entry; False when only account entries are queued."""
+        for i, e in enumerate(pending):
+            if e.get("type") not in ACCOUNT_TYPES:
+                del pending[i]
+                return True
+        return False
 
     def registered_pairs(self) -> set[tuple[str, str]]:
         out: set[tuple[str, str]] = set()
@@ -190,7 +186,7 @@ class SimRealtime:
         return ws
 
     async def _send(self, s: SimSession, obj: dict[str, Any] | str) -> None:
-        delay = self._delay
+        delay = self.faults.ws_frame_delay_s
         if delay > 0:
             await asyncio.sleep(delay)
         if s.ws.closed:
@@ -218,11 +214,19 @@ class SimRealtime:
                 s, {"trnm": "LOGIN", "return_code": LOGIN_FAIL_CODE, "return_msg": LOGIN_FAIL_MSG}
             )
             return
-        for _ in range(self.system_frames_before_login):
+        if self.faults.take_ws_close_in_handshake():
+            s.closed_reason = "closed in handshake"
+            await ws.close(code=1000, message=b"too many connections")
+            return
+        for _ in range(self.faults.ws_system_frames_before_login):
             await self._send(s, SYSTEM_FRAME)
         await self._send(
             s, {"trnm": "LOGIN", "return_code": 0, "return_msg": "", "sor_yn": self.sor_yn}
         )
+        if self.faults.take_ws_close_after_login():
+            s.closed_reason = "closed after login"
+            await ws.close(code=1000, message=b"bye")
+            return
         s.logged_in = True
         s.token = token
         self.logins += 1
@@ -231,7 +235,7 @@ class SimRealtime:
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT:
                 continue
-            if self._silent:
+            if self.faults.ws_silent:
                 continue
             frame = self._parse(msg.data)
             if frame is None:
@@ -261,7 +265,7 @@ class SimRealtime:
         def fail(msg: str) -> dict[str, Any]:
             return {"trnm": trnm, "return_code": 1, "return_msg": msg}
 
-        if trnm == "REG" and self.reject_reg:
+        if trnm == "REG" and self.faults.ws_reject_reg:
             return fail("등록 실패 (sim reject_reg)")
         grp = frame.get("grp_no")
         data = frame.get("data")
@@ -305,7 +309,7 @@ class SimRealtime:
         loop = asyncio.get_running_loop()
         while not s.ws.closed:
             await asyncio.sleep(self.ping_interval_s)
-            if self._ping_stopped or self._silent:
+            if self.faults.ws_ping_stop or self.faults.ws_silent:
                 s.awaiting_pong = False
                 continue
             s.awaiting_pong = True
@@ -314,7 +318,7 @@ class SimRealtime:
             loop.call_later(self.pong_timeout_s, self._check_pong, s, s.pings_sent)
 
     def _check_pong(self, s: SimSession, ping_no: int) -> None:
-        if s.ws.closed or self._ping_stopped or s.pongs >= ping_no:
+        if s.ws.closed or self.faults.ws_ping_stop or s.pongs >= ping_no:
             return
         self.ping_kills += 1
         s.closed_reason = "no PING echo"
@@ -330,7 +334,7 @@ class SimRealtime:
             await s.wake.wait()
             s.wake.clear()
             while s.pending and not s.ws.closed:
-                if self._silent:
+                if self.faults.ws_silent:
                     break
                 n = min(len(s.pending), self.max_batch)
                 batch = [s.pending.popleft() for _ in range(n)]

@@ -385,3 +385,105 @@ def test_fuzz_mutated_valid_frames(
     assert res.kind is FrameKind.REAL
     assert len(res.events) + res.bad_entries == 3
     assert sum(isinstance(e, Trade) for e in res.events) >= 2
+
+
+# --- number strictness -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["1_000", "٣٠٠", "７０", " ", "+", "-", "1 0", "0x10", "1e3"])
+@pytest.mark.parametrize("fid", ["10", "15", "13", "20"])
+def test_numbers_int_would_accept_or_blank_make_the_entry_bad(bad: str, fid: str) -> None:
+    stats = CodecStats()
+    good = entry("0B", "000660", TRADE_VALUES)
+    res = decode_frame(real(entry("0B", "005930", dict(TRADE_VALUES, **{fid: bad})), good), stats)
+    assert [e.symbol for e in res.events] == ["000660"]  # type: ignore[union-attr]
+    assert stats.bad_entries == 1
+
+
+def test_order_and_balance_numbers_are_strict() -> None:
+    stats = CodecStats()
+    res = decode_frame(
+        real(
+            entry("00", "", order_values("체결", **{"911": "1_0"})),
+            entry("04", "", {"9001": "A005930", "930": "٣"}),
+            entry("04", "", {"9001": "A005930", "8019": "nan"}),
+        ),
+        stats,
+    )
+    assert res.events == []
+    assert stats.bad_entries == 3
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=12),
+        st.from_regex(r"\A[ +\-]{0,2}[0-9_٣ ]{0,8}[ ]?\Z"),
+    )
+)
+def test_codec_numbers_are_never_looser_than_numbers_py(s: str) -> None:
+    """Whatever the codec's private helpers accept, numbers.py accepts with the same value."""
+    from engine.kiwoom import codec, numbers
+
+    for ours, ref in ((codec._price, numbers.price), (codec._int0, numbers.signed)):
+        try:
+            got = ours(s)
+        except ValueError:
+            continue
+        assert ref(s) == got, s
+    try:
+        got_rate = codec._rate(s)
+    except ValueError:
+        return
+    assert numbers.rate(s) == got_rate
+
+
+# --- the fast constructor ----------------------------------------------------------------------
+
+
+def test_fast_built_events_behave_like_normal_ones() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    from engine.kiwoom import codec
+
+    values = {"21": "090001", **{str(f): str(f * 100) for f in range(41, 81)}}
+    res = decode_frame(
+        real(
+            entry("0B", "005930", TRADE_VALUES),
+            entry("0C", "005930", {"27": "+70100", "28": "-70000"}),
+            entry("0D", "005930_NX", values),
+        )
+    )
+    assert len(res.events) == 3
+    for ev in res.events:
+        cls = type(ev)
+        assert cls in (Trade, Quote, OrderBook)
+        twin = cls(**{f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)})  # type: ignore[arg-type]
+        assert ev == twin
+        assert twin == ev
+        assert hash(ev) == hash(twin)
+        assert {ev, twin} == {twin}
+        assert pickle.loads(pickle.dumps(ev)) == twin
+        assert copy.deepcopy(ev) == twin
+        assert copy.copy(ev) == twin
+        assert dataclasses.replace(ev, symbol="000660") == dataclasses.replace(
+            twin, symbol="000660"
+        )
+        assert repr(ev) == repr(twin)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            ev.symbol = "x"  # type: ignore[misc]
+        assert not hasattr(ev, "__dict__")
+    # A class whose __init__ does more than store its fields cannot be built this way.
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            if self.x < 0:
+                raise ValueError
+
+    with pytest.raises(TypeError):
+        codec._fast_constructor(Checked)

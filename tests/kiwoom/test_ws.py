@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from engine.events import (
     Trade,
 )
 from engine.kiwoom.codec import decode_frame
+from engine.kiwoom.errors import TransportError
 from engine.kiwoom.recorder import FrameRecorder, read_recording
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.kiwoom.wsproto import LoginError, RegistrationError
@@ -37,8 +39,12 @@ class Tokens:
     def __init__(self) -> None:
         self.n = 1
         self.invalidated: list[str] = []
+        self.fail_next = 0
 
     async def token(self) -> str:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RuntimeError("token provider bug")
         return f"tok-{self.n}"
 
     async def invalidate(self, token: str) -> None:
@@ -75,7 +81,7 @@ class Env:
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     valid = {"tok-1", "tok-2", "tok-3"}
-    rt = SimRealtime(0.2, token_ok=valid.__contains__, faults=Faults(), pong_timeout_s=0.4)
+    rt = SimRealtime(0.2, token_ok=valid.__contains__, faults=Faults(ws_pong_timeout_s=0.4))
     app = web.Application()
     app.router.add_get(WS_PATH, rt.handle)
     runner = web.AppRunner(app)
@@ -131,7 +137,7 @@ async def until(cond: Callable[[], bool], within_s: float = 3.0) -> None:
 
 
 async def test_handshake_with_system_frames_then_events_flow(env: Env) -> None:
-    env.rt.system_frames_before_login = 2
+    env.rt.faults.ws_system_frames_before_login = 2
     ws = env.client()
     await ws.start()
     assert ws.connected
@@ -155,8 +161,180 @@ async def test_login_failure_carries_the_code_and_invalidates_the_token(env: Env
         await ws.start()
     assert info.value.return_code == 805004
     assert info.value.code == 8005
-    assert env.tokens.invalidated == ["tok-9"]
-    assert env.rt.login_failures == 1
+    # The refused token was invalidated and one fresh token tried before giving up.
+    assert env.tokens.invalidated == ["tok-9", "tok-10"]
+    assert env.rt.login_failures == 2
+
+
+async def test_a_stale_token_at_start_is_replaced_by_a_fresh_one(env: Env) -> None:
+    env.tokens.n = 0  # tok-0 was revoked on the server; the provider still hands it out
+    ws = env.client()
+    await ws.start()
+    assert env.tokens.invalidated == ["tok-0"]
+    (session,) = env.rt.sessions
+    assert session.token == "tok-1"
+
+
+async def test_close_1000_during_the_handshake_backs_off(env: Env) -> None:
+    ws = env.client(backoff_base_s=0.05)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    env.rt.faults.ws_close_in_handshake = 3
+    env.rt.faults.ws_drop_now()
+    await until(lambda: bool(env.of(Reconnected)))
+    (disc,) = env.of(Disconnected)
+    (rec,) = env.of(Reconnected)
+    assert disc.attempt == 1
+    assert rec.attempt == 4  # three refused handshakes, then the fourth attempt got in
+    assert rec.downtime_s >= 0.05 / 2 * (1 + 2 + 4 + 8) * 0.99  # every retry waited
+    assert env.rt.faults.ws_close_in_handshake == 0
+    assert ("0B", "005930") in env.rt.registered_pairs()
+
+
+async def test_a_session_that_flaps_after_login_keeps_backing_off(env: Env) -> None:
+    ws = env.client(backoff_base_s=0.05, stable_after_s=5.0)
+    await ws.start()
+    env.rt.faults.ws_close_after_login = 4
+    env.rt.faults.ws_drop_now()
+    await until(lambda: env.rt.faults.ws_close_after_login == 0 and ws.connected)
+    # Each short-lived session counts as another attempt: the backoff grows instead of
+    # starting over at every successful LOGIN.
+    assert [d.attempt for d in env.of(Disconnected)] == [1, 2, 3, 4, 5]
+    assert [r.attempt for r in env.of(Reconnected)] == [1, 2, 3, 4, 5]
+
+
+async def test_close_while_the_first_session_is_connecting_ends_start(env: Env) -> None:
+    env.rt.faults.ws_frame_delay_s = 1.0  # the LOGIN ack is slow to come
+    ws = env.client()
+    starting = asyncio.create_task(ws.start())
+    await asyncio.sleep(0.2)
+    await ws.close()
+    async with asyncio.timeout(1.0):
+        with pytest.raises(TransportError):
+            await starting
+
+
+async def test_close_during_reconnect_backoff(env: Env) -> None:
+    ws = env.client(backoff_base_s=0.4)
+    await ws.start()
+    env.rt.faults.ws_close_in_handshake = 100
+    env.rt.faults.ws_drop_now()
+    await until(lambda: bool(env.of(Disconnected)))
+    async with asyncio.timeout(1.0):
+        await ws.close()
+    assert not ws.connected
+    assert not env.of(Reconnected)
+    with pytest.raises(TransportError):
+        await ws.subscribe(["0B"], ["005930"])
+
+
+async def test_subscribe_while_disconnected_is_queued_and_restored(env: Env) -> None:
+    ws = env.client(backoff_base_s=0.2, connect_timeout_s=0.2, login_timeout_s=0.2)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    env.rt.faults.ws_close_in_handshake = 2  # down for >= 0.7 s, longer than those timeouts
+    env.rt.faults.ws_drop_now()
+    await until(lambda: bool(env.of(Disconnected)))
+    async with asyncio.timeout(0.3):  # does not wait for the reconnect
+        await ws.subscribe(["0B"], ["000660"])
+        await ws.subscribe(["00"], [])
+    assert not ws.connected
+    await until(lambda: bool(env.of(Reconnected)))
+    assert env.rt.registered_pairs() == {("0B", "005930"), ("0B", "000660"), ("00", "")}
+    env.rt.publish(trade_entry("000660"))
+    await until(lambda: bool(env.of(Trade)))
+
+
+async def test_registration_in_flight_when_the_connection_drops_is_restored(env: Env) -> None:
+    ws = env.client()
+    await ws.start()
+    env.rt.faults.ws_frame_delay_s = 0.5  # the REG ack is still on its way when the line drops
+    pending = asyncio.create_task(ws.subscribe(["0B"], ["035420"]))
+    await asyncio.sleep(0.1)
+    env.rt.faults.ws_frame_delay_s = 0.0
+    await env.rt.drop_all()
+    async with asyncio.timeout(1.0):  # released by the drop, not by ack_timeout_s
+        await pending
+    await until(lambda: bool(env.of(Reconnected)))
+    assert ("0B", "035420") in ws.subscriptions.pairs()
+    assert ("0B", "035420") in env.rt.registered_pairs()
+
+
+async def test_the_supervisor_survives_an_unexpected_error(env: Env) -> None:
+    ws = env.client()
+    await ws.start()
+    env.tokens.fail_next = 2
+    env.rt.faults.ws_drop_now()
+    await until(lambda: bool(env.of(Reconnected)))
+    assert env.tokens.fail_next == 0
+    assert ws.connected
+
+
+async def test_ping_is_echoed_under_a_flood_of_real_frames(env: Env) -> None:
+    seen = 0
+
+    def consumer(_ev: Event) -> None:
+        nonlocal seen
+        seen += 1
+
+    ws = env.client(on_event=consumer)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    entry = trade_entry("005930")
+    for _ in range(30):
+        for _ in range(2000):
+            env.rt.publish(entry)
+        await asyncio.sleep(0.03)
+    await until(lambda: seen >= 60_000, within_s=10.0)
+    (session,) = env.rt.sessions
+    assert session.pings_sent >= 3
+    assert session.pongs >= session.pings_sent - 1
+    assert env.rt.ping_kills == 0
+    assert ws.sessions == 1
+
+
+async def scripted_server(
+    script: Callable[[web.WebSocketResponse, dict[str, Any]], Any],
+) -> tuple[web.AppRunner, str]:
+    """A WS endpoint that acks LOGIN and hands every later frame to `script`."""
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            frame = orjson.loads(msg.data)
+            if frame["trnm"] == "LOGIN":
+                await ws.send_str('{"trnm":"LOGIN","return_code":0,"return_msg":""}')
+            else:
+                await script(ws, frame)
+        return ws
+
+    app = web.Application()
+    app.router.add_get(WS_PATH, handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"ws://127.0.0.1:{runner.addresses[0][1]}{WS_PATH}"
+
+
+async def test_a_mismatched_ack_never_confirms_a_request(env: Env) -> None:
+    async def script(ws: web.WebSocketResponse, frame: dict[str, Any]) -> None:
+        if frame["trnm"] == "REG":
+            await ws.send_str('{"trnm":"REMOVE","return_code":0,"return_msg":""}')  # stray
+            await ws.send_str('{"trnm":"REG","return_code":1,"return_msg":"refused"}')
+
+    runner, url = await scripted_server(script)
+    try:
+        ws = env.client()
+        ws.url = url
+        await ws.start()
+        with pytest.raises(RegistrationError):
+            await ws.subscribe(["0B"], ["005930"])
+        assert ws.subscriptions.pairs() == set()
+        assert ws.connected
+    finally:
+        await ws.close()
+        await runner.cleanup()
 
 
 async def test_ping_is_echoed_while_the_consumer_is_busy(env: Env) -> None:
@@ -236,9 +414,9 @@ async def test_silent_server_is_detected_and_replaced(env: Env) -> None:
     ws = env.client(idle_timeout_s=0.5)
     await ws.start()
     await ws.subscribe(["0B"], ["005930"])
-    env.rt.silent = True
+    env.rt.faults.ws_silent = True
     await until(lambda: bool(env.of(Disconnected)), within_s=3.0)
-    env.rt.silent = False
+    env.rt.faults.ws_silent = False
     await until(lambda: bool(env.of(Reconnected)), within_s=3.0)
     env.rt.publish(trade_entry("005930"))
     await until(lambda: bool(env.of(Trade)))
@@ -269,7 +447,7 @@ async def test_every_order_status_arrives_decoded(env: Env) -> None:
 async def test_refused_registration_raises(env: Env) -> None:
     ws = env.client()
     await ws.start()
-    env.rt.reject_reg = True
+    env.rt.faults.ws_reject_reg = True
     with pytest.raises(RegistrationError) as info:
         await ws.subscribe(["0B"], ["005930"])
     assert info.value.return_code == 1
@@ -286,5 +464,5 @@ async def test_frames_are_recorded_for_replay(env: Env, tmp_path: Path) -> None:
     await ws.close()
     frames = list(read_recording(path))
     kinds = [decode_frame(f.frame).kind.value for f in frames]
-    assert kinds[:3] == ["LOGIN", "REG", "REAL"]
+    assert kinds[:4] == ["SYSTEM", "LOGIN", "REG", "REAL"]
     assert all(f.ts > 1e9 for f in frames)

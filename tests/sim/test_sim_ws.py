@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from engine.config import WS_PATH
+from engine.sim.faults import Faults
 from engine.sim.ws import SimRealtime
 
 pytestmark = pytest.mark.timeout(20)
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.timeout(20)
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[SimRealtime, str]]:
-    rt = SimRealtime(0.1, token_ok=lambda t: t == "good", pong_timeout_s=0.2, max_batch=4)
+    faults = Faults(ws_pong_timeout_s=0.2, ws_system_frames_before_login=0)
+    rt = SimRealtime(0.1, token_ok=lambda t: t == "good", faults=faults, max_batch=4)
     app = web.Application()
     app.router.add_get(WS_PATH, rt.handle)
     runner = web.AppRunner(app)
@@ -51,14 +53,14 @@ async def login(ws: aiohttp.ClientWebSocketResponse, token: str = "good") -> dic
 
 async def test_login_ack_system_frames_and_failure(served: tuple[SimRealtime, str]) -> None:
     rt, url = served
-    rt.system_frames_before_login = 1
+    rt.faults.ws_system_frames_before_login = 1
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(url) as ws:
             assert (await login(ws))["trnm"] == "SYSTEM"
             ack = await recv(ws)
             assert ack == {"trnm": "LOGIN", "return_code": 0, "return_msg": "", "sor_yn": "Y"}
         async with http.ws_connect(url) as ws:
-            rt.system_frames_before_login = 0
+            rt.faults.ws_system_frames_before_login = 0
             fail = await login(ws, "bad")
             assert fail["return_code"] == 805004
             assert "CODE=8005" in fail["return_msg"]
@@ -127,9 +129,45 @@ async def test_bad_reg_and_group_limit_are_refused(served: tuple[SimRealtime, st
 
 async def test_frame_delay_knob(served: tuple[SimRealtime, str]) -> None:
     rt, url = served
-    rt.frame_delay_s = 0.3
+    rt.faults.ws_frame_delay_s = 0.3
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         t0 = loop.time()
         assert (await login(ws))["return_code"] == 0
         assert loop.time() - t0 >= 0.25
+
+
+async def test_account_entries_are_never_dropped_when_the_queue_is_full(
+    served: tuple[SimRealtime, str],
+) -> None:
+    rt, url = served
+    rt.max_pending = 5
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await login(ws)
+        reg = {
+            "trnm": "REG",
+            "grp_no": "1",
+            "data": [{"item": ["005930"], "type": ["0B"]}, {"item": [""], "type": ["00", "04"]}],
+        }
+        rt.faults.ws_silent = True  # the sender holds everything: the client "does not keep up"
+        await ws.send_str(orjson.dumps(reg).decode())
+        rt.faults.ws_silent = False
+        assert await recv(ws) == {"trnm": "REG", "return_code": 0, "return_msg": ""}
+        rt.faults.ws_silent = True
+        for i in range(4):
+            rt.publish({"type": "00", "item": "", "values": {"9203": str(i)}})
+            rt.publish({"type": "0B", "item": "005930", "values": {"20": str(i)}})
+        rt.publish({"type": "04", "item": "", "values": {"9001": "005930"}})
+        for i in range(6):
+            rt.publish({"type": "00", "item": "", "values": {"9203": str(10 + i)}})
+        (session,) = rt.sessions
+        assert session.dropped == rt.dropped == 4  # every 0B, and nothing else
+        rt.faults.ws_silent = False
+        session.wake.set()
+        got: list[dict[str, Any]] = []
+        while len(got) < 11:
+            got.extend((await recv(ws))["data"])
+        assert [e["type"] for e in got] == ["00"] * 4 + ["04"] + ["00"] * 6
+        assert [e["values"].get("9203") for e in got if e["type"] == "00"] == [
+            str(i) for i in (0, 1, 2, 3, 10, 11, 12, 13, 14, 15)
+        ]
