@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from engine.clock import KST
 from engine.kiwoom import numbers
 from engine.kiwoom.errors import KiwoomError, ValidationError
-from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.rest import KiwoomRest, Pages
 from engine.models import (
     PRICELESS_ORDER_TYPES,
     AccountBalance,
@@ -68,10 +68,37 @@ def _s(row: Mapping[str, Any], key: str) -> str:
 
 
 def _num(api_id: str, row: Mapping[str, Any], key: str, fn: Callable[[str], T]) -> T:
+    """`fn` applied to the field; its ValueError becomes a KiwoomError naming the field."""
     try:
         return fn(_s(row, key))
     except ValueError:
-        raise KiwoomError(f"{api_id}: field {key} is not a number: {_s(row, key)[:20]!r}") from None
+        raise KiwoomError(f"{api_id}: field {key} is malformed: {_s(row, key)[:20]!r}") from None
+
+
+def _order_row(
+    a: str,
+    r: Mapping[str, Any],
+    *,
+    price: str,
+    fill_price: str,
+    orig: str,
+    tm: str,
+    exchange: str,
+) -> dict[str, Any]:
+    """The fields every order view (ka10075, ka10076, kt00007) shares, under their names."""
+    return {
+        "order_no": _s(r, "ord_no").strip(),
+        "symbol": _num(a, r, "stk_cd", numbers.code),
+        "name": _s(r, "stk_nm").strip(),
+        "side": _side(_s(r, "io_tp_nm")),
+        "qty": _num(a, r, "ord_qty", numbers.unsigned),
+        "price": _num(a, r, price, numbers.price),
+        "filled_qty": _num(a, r, "cntr_qty", numbers.unsigned),
+        "fill_price": _num(a, r, fill_price, numbers.price),
+        "original_order_no": _orig(_s(r, orig)),
+        "time": _hhmmss(_s(r, tm)),
+        "exchange": _s(r, exchange).strip(),
+    }
 
 
 def _side(label: str) -> Side | None:
@@ -102,6 +129,10 @@ def _plain_symbol(symbol: str) -> str:
     if not s or "_" in s or len(s) > 12:
         raise ValidationError(f"symbol must be a plain code like '005930', got {symbol!r}")
     return s
+
+
+def _symbol_filter(symbol: str | None) -> str:
+    return "" if symbol is None else _plain_symbol(symbol)
 
 
 def _positive(name: str, value: int) -> str:
@@ -350,11 +381,11 @@ class KiwoomApi:
         if exchange is Exchange.SOR:
             raise ValidationError("account balance is per venue: KRX or NXT")
         a = "kt00018"
-        pages = await self.rest.call_all(a, {"qry_tp": "1", "dmst_stex_tp": exchange.value})
+        pages = await self._complete(a, {"qry_tp": "1", "dmst_stex_tp": exchange.value})
         b = pages.pages[0].body
         holdings = tuple(
             Holding(
-                symbol=numbers.code(_s(r, "stk_cd")),
+                symbol=_num(a, r, "stk_cd", numbers.code),
                 name=_s(r, "stk_nm").strip(),
                 qty=_num(a, r, "rmnd_qty", numbers.signed),
                 sellable_qty=_num(a, r, "trde_able_qty", numbers.signed),
@@ -377,6 +408,21 @@ class KiwoomApi:
             holdings=holdings,
         )
 
+    async def _complete(self, api_id: str, body: Mapping[str, Any]) -> Pages:
+        """Every page of an account view. A view cut short (max-page guard, a missing or
+        repeated next-key) raises KiwoomError: a missing open order or holding would make
+        the engine act on a wrong position."""
+        pages = await self.rest.call_all(api_id, body)
+        if pages.truncated:
+            raise KiwoomError(
+                f"{api_id}: incomplete answer, stopped after {len(pages.pages)} pages"
+            )
+        return pages
+
+    async def _order_rows(self, api_id: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        rows = (await self._complete(api_id, body)).rows
+        return [r for r in rows if _s(r, "ord_no").strip()]
+
     async def open_orders(
         self,
         symbol: str | None = None,
@@ -388,29 +434,25 @@ class KiwoomApi:
         body = {
             "all_stk_tp": "0" if symbol is None else "1",
             "trde_tp": _SIDE_FILTER[side],
-            "stk_cd": "" if symbol is None else _plain_symbol(symbol),
+            "stk_cd": _symbol_filter(symbol),
             "stex_tp": _STEX_TP_ACCOUNT[exchange],
         }
-        rows = (await self.rest.call_all(a, body)).rows
         return [
             OpenOrder(
-                order_no=_s(r, "ord_no").strip(),
-                symbol=numbers.code(_s(r, "stk_cd")),
-                name=_s(r, "stk_nm").strip(),
-                side=_side(_s(r, "io_tp_nm")),
+                **_order_row(
+                    a,
+                    r,
+                    price="ord_pric",
+                    fill_price="cntr_pric",
+                    orig="orig_ord_no",
+                    tm="tm",
+                    exchange="stex_tp_txt",
+                ),
                 status=_s(r, "ord_stt").strip(),
-                qty=_num(a, r, "ord_qty", numbers.unsigned),
-                price=_num(a, r, "ord_pric", numbers.price),
                 open_qty=_num(a, r, "oso_qty", numbers.unsigned),
-                filled_qty=_num(a, r, "cntr_qty", numbers.unsigned),
-                fill_price=_num(a, r, "cntr_pric", numbers.price),
-                original_order_no=_orig(_s(r, "orig_ord_no")),
                 order_type=_s(r, "trde_tp").strip(),
-                time=_hhmmss(_s(r, "tm")),
-                exchange=_s(r, "stex_tp_txt").strip(),
             )
-            for r in rows
-            if _s(r, "ord_no").strip()
+            for r in await self._order_rows(a, body)
         ]
 
     async def executions(
@@ -423,33 +465,29 @@ class KiwoomApi:
         """ka10076: today's orders with fills (all pages); `before_order_no` returns older."""
         a = "ka10076"
         body = {
-            "stk_cd": "" if symbol is None else _plain_symbol(symbol),
+            "stk_cd": _symbol_filter(symbol),
             "qry_tp": "0" if symbol is None else "1",
             "sell_tp": _SIDE_FILTER[side],
             "ord_no": "" if before_order_no is None else self._order_no(before_order_no),
             "stex_tp": _STEX_TP_ACCOUNT[exchange],
         }
-        rows = (await self.rest.call_all(a, body)).rows
         return [
             Execution(
-                order_no=_s(r, "ord_no").strip(),
-                symbol=numbers.code(_s(r, "stk_cd")),
-                name=_s(r, "stk_nm").strip(),
-                side=_side(_s(r, "io_tp_nm")),
-                qty=_num(a, r, "ord_qty", numbers.unsigned),
-                price=_num(a, r, "ord_pric", numbers.price),
-                filled_qty=_num(a, r, "cntr_qty", numbers.unsigned),
-                fill_price=_num(a, r, "cntr_pric", numbers.price),
+                **_order_row(
+                    a,
+                    r,
+                    price="ord_pric",
+                    fill_price="cntr_pric",
+                    orig="orig_ord_no",
+                    tm="ord_tm",
+                    exchange="stex_tp_txt",
+                ),
                 open_qty=_num(a, r, "oso_qty", numbers.unsigned),
                 fee=_num(a, r, "tdy_trde_cmsn", numbers.signed),
                 tax=_num(a, r, "tdy_trde_tax", numbers.signed),
                 status=_s(r, "ord_stt").strip(),
-                original_order_no=_orig(_s(r, "orig_ord_no")),
-                time=_hhmmss(_s(r, "ord_tm")),
-                exchange=_s(r, "stex_tp_txt").strip(),
             )
-            for r in rows
-            if _s(r, "ord_no").strip()
+            for r in await self._order_rows(a, body)
         ]
 
     async def order_history(
@@ -466,29 +504,25 @@ class KiwoomApi:
             "qry_tp": "1",
             "stk_bond_tp": "1",
             "sell_tp": _SIDE_FILTER[side],
-            "stk_cd": "" if symbol is None else _plain_symbol(symbol),
+            "stk_cd": _symbol_filter(symbol),
             "fr_ord_no": "",
             "dmst_stex_tp": "%" if exchange is None else Exchange(exchange).value,
         }
-        rows = (await self.rest.call_all(a, body)).rows
         return [
             OrderRecord(
-                order_no=_s(r, "ord_no").strip(),
-                symbol=numbers.code(_s(r, "stk_cd")),
-                name=_s(r, "stk_nm").strip(),
-                side=_side(_s(r, "io_tp_nm")),
-                qty=_num(a, r, "ord_qty", numbers.unsigned),
-                price=_num(a, r, "ord_uv", numbers.price),
+                **_order_row(
+                    a,
+                    r,
+                    price="ord_uv",
+                    fill_price="cntr_uv",
+                    orig="ori_ord",
+                    tm="ord_tm",
+                    exchange="dmst_stex_tp",
+                ),
                 confirmed_qty=_num(a, r, "cnfm_qty", numbers.unsigned),
-                filled_qty=_num(a, r, "cntr_qty", numbers.unsigned),
-                fill_price=_num(a, r, "cntr_uv", numbers.price),
                 remaining_qty=_num(a, r, "ord_remnq", numbers.unsigned),
-                original_order_no=_orig(_s(r, "ori_ord")),
                 amend_cancel=_s(r, "mdfy_cncl").strip(),
-                time=_hhmmss(_s(r, "ord_tm")),
-                exchange=_s(r, "dmst_stex_tp").strip(),
                 order_date=order_date,
             )
-            for r in rows
-            if _s(r, "ord_no").strip()
+            for r in await self._order_rows(a, body)
         ]

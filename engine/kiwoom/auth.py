@@ -86,6 +86,13 @@ class TokenManager:
         self._expires_at: datetime | None = None
         self._refresh_at: datetime | None = None
         self._inflight: asyncio.Task[str] | None = None
+        # Bumped by every invalidate() that drops the current token. A token request sent
+        # before that may come back with the very token just called invalid (Kiwoom hands out
+        # the same token while it thinks it valid): callers from a newer epoch never join it,
+        # and its answer is installed only if no invalidation happened meanwhile.
+        self._epoch = 0
+        self._inflight_epoch = 0
+        self._closed = False
         self.issued_count = 0
         """Tokens obtained from the server since start (for metrics and tests)."""
 
@@ -98,8 +105,11 @@ class TokenManager:
         """Return a valid raw token (no "Bearer"), issuing one first if needed.
 
         Blocks while a token request is in flight (shared by all callers). Raises AuthError if
-        Kiwoom refuses the keys, TransportError if the token endpoint is unreachable.
+        Kiwoom refuses the keys, TransportError if the token endpoint is unreachable or the
+        manager was revoked (closed): no token is issued after `revoke()`.
         """
+        if self._closed:
+            raise TransportError("token manager is closed (revoked at shutdown)")
         tok = self._token
         if (
             tok is not None
@@ -108,9 +118,10 @@ class TokenManager:
         ):
             return tok
         task = self._inflight
-        if task is None:
-            task = asyncio.ensure_future(self._issue())
+        if task is None or self._inflight_epoch != self._epoch:
+            task = asyncio.ensure_future(self._issue(self._epoch))
             self._inflight = task
+            self._inflight_epoch = self._epoch
             task.add_done_callback(self._issue_done)
         # shield: one impatient caller being cancelled must not cancel everyone's token request
         return await asyncio.shield(task)
@@ -121,7 +132,7 @@ class TokenManager:
         if not task.cancelled():
             task.exception()  # mark retrieved; the waiters re-raise it
 
-    async def _issue(self) -> str:
+    async def _issue(self, epoch: int) -> str:
         body = protocol.encode_body(
             protocol.token_request(self._appkey.reveal(), self._secretkey.reveal())
         )
@@ -154,6 +165,11 @@ class TokenManager:
                 ) from None
             token, expires_at = protocol.parse_token(result.body)
             secrets.register(token)
+            if epoch != self._epoch:
+                # invalidated while this request was out: its answer may be the dead token;
+                # hand it to the callers that asked before, install nothing
+                log.info("token_issue_stale")
+                return token
             now = self._clock.now()
             # a margin longer than the token's life would refresh on every call: cap it at half
             margin = min(self._margin, max(expires_at - now, timedelta(0)) / 2)
@@ -178,11 +194,14 @@ class TokenManager:
         if self._token is not None and self._token == token:
             self._token = None
             self._refresh_at = None
+            self._epoch += 1
             log.info("token_invalidated")
 
     async def revoke(self) -> None:
-        """Revoke the current token with au10002 (at shutdown). Never raises: a failed revoke
-        is logged; the token expires on its own."""
+        """Revoke the current token with au10002 (at shutdown) and close the manager: later
+        `token()` calls raise TransportError instead of issuing a token nobody would revoke.
+        Never raises: a failed revoke is logged; the token expires on its own."""
+        self._closed = True
         if self._inflight is not None:
             with contextlib.suppress(KiwoomError):
                 await asyncio.shield(self._inflight)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from engine.secrets import scrub
+
 _CODE_IN_MSG = re.compile(r"\[(?:CODE=)?(\d{4})\s*[:,]")
 
 
@@ -50,6 +52,8 @@ class BrokerError(KiwoomError):
     """Kiwoom answered with ``return_code != 0``.
 
     ``code`` is the documented 4-digit code parsed from ``return_msg`` when present.
+    ``return_msg`` is Kiwoom's text with every registered secret scrubbed: a server that
+    echoes the token or the app key back must not carry it into a log line or a traceback.
     """
 
     def __init__(
@@ -62,9 +66,10 @@ class BrokerError(KiwoomError):
     ) -> None:
         self.api_id = api_id
         self.return_code = return_code
+        self.code = parse_error_code(return_msg)
+        return_msg = scrub(return_msg)
         self.return_msg = return_msg
         self.http_status = http_status
-        self.code = parse_error_code(return_msg)
         super().__init__(f"{api_id}: return_code={return_code} {return_msg.strip()}")
 
 

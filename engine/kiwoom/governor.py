@@ -135,9 +135,12 @@ class Governor:
             self._pump = asyncio.ensure_future(self._run())
         await fut
 
-    def note_rate_limited(self, api_id: str) -> None:
-        """The server answered "too many requests" for `api_id`: slow its bucket down."""
+    def note_rate_limited(self, api_id: str, *, account_wide: bool = False) -> None:
+        """The server answered "too many requests" for `api_id`: slow its bucket down, and the
+        account's too when the refusal was for the account-wide count (code 1701)."""
         self._bucket(api_id).drain()
+        if account_wide:
+            self._account.drain()
 
     def _serve(self) -> float | None:
         """Grant what can go now; return seconds until the next grant may be possible."""

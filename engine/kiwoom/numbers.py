@@ -23,19 +23,24 @@ def _split_sign(s: str) -> tuple[bool, str]:
     return False, t
 
 
+def _sign_and_digits(s: str, what: str) -> tuple[bool, int]:
+    """(negative, magnitude) of optional spaces, one sign and ASCII digits; ``""`` -> 0."""
+    neg, digits = _split_sign(s)
+    if not digits:
+        if s.strip():
+            raise ValueError(f"not a Kiwoom {what}: {s!r}")
+        return False, 0
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"not a Kiwoom {what}: {s!r}")
+    return neg, int(digits)
+
+
 def signed(s: str) -> int:
     """A truly signed integer: ``"-00000000196888"`` -> -196888, ``"+82"`` -> 82, ``""`` -> 0.
 
     Raises ValueError for anything but optional spaces, one sign and ASCII digits.
     """
-    neg, digits = _split_sign(s)
-    if not digits:
-        if s.strip():
-            raise ValueError(f"not a Kiwoom integer: {s!r}")
-        return 0
-    if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"not a Kiwoom integer: {s!r}")
-    v = int(digits)
+    neg, v = _sign_and_digits(s, "integer")
     return -v if neg else v
 
 
@@ -45,14 +50,7 @@ def price(s: str) -> int:
     The sign says up/down against the previous close, not arithmetic. ``""`` -> 0.
     Raises ValueError on non-numeric text.
     """
-    _, digits = _split_sign(s)
-    if not digits:
-        if s.strip():
-            raise ValueError(f"not a Kiwoom price: {s!r}")
-        return 0
-    if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"not a Kiwoom price: {s!r}")
-    return int(digits)
+    return _sign_and_digits(s, "price")[1]
 
 
 def signed_or_none(s: str) -> int | None:

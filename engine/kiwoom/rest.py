@@ -9,6 +9,7 @@ raises OutcomeUnknownError.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from engine.kiwoom.cache import ResponseCache
 from engine.kiwoom.catalog import ApiSpec
 from engine.kiwoom.errors import (
     AuthError,
+    KiwoomError,
     OutcomeUnknownError,
     RateLimitError,
     TransportError,
@@ -38,9 +40,23 @@ __all__ = ["KiwoomRest", "Pages", "RestResult"]
 
 log = structlog.get_logger(__name__)
 
-# Errors where the request provably never left: connection refused, DNS, TLS, connect timeout.
+# Errors where the request provably never left: connection refused, DNS, TLS, connect timeout
+# (aiohttp raises them while opening a connection, before a byte of the request is written).
+# Everything else is not proof. In particular ServerDisconnectedError, which is also what a
+# keep-alive connection that the server closed just before our request gives (aiohttp retries
+# that only for idempotent methods, never for POST), cannot be told apart from a server that
+# read the request, took the order and then dropped the connection: outcome unknown.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _NETWORK = (aiohttp.ClientError, TimeoutError, OSError)
+_RC_TOTAL_LIMIT = 1701  # the account-wide request count: slow every api-id down
+
+
+def _failure_reason(e: BaseException) -> str:
+    if isinstance(e, ServerError):
+        return f"HTTP {e.status}"
+    if isinstance(e, TransportError):
+        return "unreadable answer"
+    return "timeout" if isinstance(e, TimeoutError) else type(e).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,20 @@ class Pages:
         return body
 
 
+def _check_rows(spec: ApiSpec, result: RestResult, page: int) -> None:
+    """Raise KiwoomError unless the page's list field is a list of objects. A missing field
+    is taken as "no rows" only on a lone page with nothing after it."""
+    field = spec.list_field
+    if field is None:
+        return
+    part = result.body.get(field)
+    if part is None and page == 1 and not result.cont_yn:
+        return
+    if not isinstance(part, list) or not all(isinstance(r, dict) for r in part):
+        what = "missing" if part is None else "not a list of objects"
+        raise KiwoomError(f"{spec.api_id}: list field {field} is {what} on page {page}")
+
+
 class KiwoomRest:
     """Async context manager owning the HTTP session, the token manager and the governor.
 
@@ -107,6 +137,10 @@ class KiwoomRest:
         self.cache = ResponseCache(k.cache.ttl_s, clock)
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
+        self._closing = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -126,6 +160,7 @@ class KiwoomRest:
         """Create the HTTP session (keep-alive) and the token manager. Does no I/O."""
         if self._session is not None:
             return
+        self._closing = False
         self._session = aiohttp.ClientSession(
             timeout=self._timeout,
             connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30.0),
@@ -144,7 +179,14 @@ class KiwoomRest:
         )
 
     async def close(self) -> None:
-        """Revoke the token (if configured) and close the session. Never raises."""
+        """Stop sending, let the POSTs already on the wire finish (at most the request
+        timeout: closing the session under an order would make its outcome unknown), revoke
+        the token (if configured) and close the session. Calls that had not sent yet raise
+        TransportError ("not sent"). Never raises."""
+        self._closing = True
+        if self._in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self._timeout.total)
         if self._tokens is not None and self._revoke_on_close:
             await self._tokens.revoke()
         if self._session is not None:
@@ -164,8 +206,9 @@ class KiwoomRest:
         self, api_id: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
         session = self._session
-        if session is None:
-            raise RuntimeError("KiwoomRest is not open (use `async with`)")
+        if session is None or session.closed:
+            # e.g. the WebSocket client asking for a token after close(): not sent
+            raise TransportError(f"{api_id}: the client is closed; not sent")
         async with session.post(
             self._base + path, data=body, headers=headers, timeout=self._timeout
         ) as resp:
@@ -183,7 +226,8 @@ class KiwoomRest:
         field, WebSocket-only id), AuthError, RateLimitError (retries exhausted), BrokerError
         (Kiwoom said no), TransportError (network, retries exhausted) and, for order-placing
         calls, OutcomeUnknownError when the order may or may not have been taken. Cancelling
-        an order call while its POST is in flight also leaves its outcome unknown.
+        an order call while its POST is in flight also leaves its outcome unknown (logged as
+        ``order_outcome_unknown``). After `close()` began, raises TransportError ("not sent").
         """
         spec = catalog.validate_request(api_id, body)
         if spec.is_oauth:
@@ -207,42 +251,19 @@ class KiwoomRest:
         rate_attempt = 0
         while True:
             await self.governor.acquire(api_id, order=is_order)
+            self._refuse_if_closing(api_id)
             token = await tokens.token()
+            self._refuse_if_closing(api_id)  # no await between this and the POST starting
             headers = protocol.request_headers(api_id, token, cont_key)
             t0 = self._clock.monotonic()
             try:
-                status, rheaders, data = await self._post(api_id, spec.path, headers, payload)
-            except _NOT_SENT as e:
-                error: TransportError = TransportError(
-                    f"{api_id}: could not connect ({type(e).__name__})"
+                status, rheaders, data = await self._tracked_post(
+                    api_id, spec.path, headers, payload, is_order
                 )
-                if is_order:
-                    # never reached the server: not an unknown outcome, but still no auto-retry
-                    log.warning("order_not_sent", api_id=api_id, error=type(e).__name__)
-                    raise error from None
-                transport_attempt += 1
-                if transport_attempt >= self._retry.max_attempts:
-                    raise error from None
-                await self._sleep_retry(api_id, transport_attempt, type(e).__name__)
-                continue
-            except _NETWORK as e:
-                reason = "timeout" if isinstance(e, TimeoutError) else type(e).__name__
-                if is_order:
-                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
-                    raise OutcomeUnknownError(api_id, reason) from None
-                transport_attempt += 1
-                if transport_attempt >= self._retry.max_attempts:
-                    raise TransportError(
-                        f"{api_id}: {reason} after {transport_attempt} attempts"
-                    ) from None
-                await self._sleep_retry(api_id, transport_attempt, reason)
-                continue
-            duration_ms = round((self._clock.monotonic() - t0) * 1000, 2)
-            try:
                 result = protocol.classify(api_id, status, rheaders, data)
-            except RateLimitError:
+            except RateLimitError as e:
                 rate_attempt += 1
-                self.governor.note_rate_limited(api_id)
+                self.governor.note_rate_limited(api_id, account_wide=e.code == _RC_TOTAL_LIMIT)
                 if rate_attempt > self._rate.max_rate_limit_retries:
                     log.warning("rest_rate_limited_giving_up", api_id=api_id, attempts=rate_attempt)
                     raise
@@ -250,7 +271,10 @@ class KiwoomRest:
                     rate_attempt, self._rate.backoff_base_s, self._rate.backoff_max_s, self._rand
                 )
                 log.info(
-                    "rest_rate_limited", api_id=api_id, status=status, retry_in_s=round(delay, 3)
+                    "rest_rate_limited",
+                    api_id=api_id,
+                    status=e.http_status,
+                    retry_in_s=round(delay, 3),
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -258,26 +282,70 @@ class KiwoomRest:
                 if protocol.is_token_error(e) and not retried_token:
                     # a refused token proves the call was not processed: safe even for orders
                     retried_token = True
-                    log.info("rest_token_rejected", api_id=api_id, status=status)
+                    log.info("rest_token_rejected", api_id=api_id, status=e.http_status)
                     await tokens.invalidate(token)
                     continue
                 raise
-            except TransportError as e:  # 5xx or an unreadable body
-                reason = f"HTTP {e.status}" if isinstance(e, ServerError) else "unreadable answer"
-                if is_order:
-                    log.error("order_outcome_unknown", api_id=api_id, reason=reason, status=status)
-                    raise OutcomeUnknownError(api_id, reason) from None
+            except _NOT_SENT as e:
+                # never reached the server: not an unknown outcome, but an order is still not
+                # sent again automatically (the caller decides)
                 transport_attempt += 1
-                if transport_attempt >= self._retry.max_attempts:
-                    raise
-                await self._sleep_retry(api_id, transport_attempt, reason)
+                name = type(e).__name__
+                error = TransportError(f"{api_id}: could not connect ({name})")
+                await self._retry_or_raise(api_id, is_order, transport_attempt, name, error)
                 continue
+            except (*_NETWORK, TransportError) as e:
+                # A timeout, a reset, a server that hung up (ServerDisconnectedError, also what
+                # a stale keep-alive connection gives) or an unreadable/5xx answer: the request
+                # may have been read and processed, so an order's outcome is unknown.
+                transport_attempt += 1
+                reason = _failure_reason(e)
+                if is_order:
+                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
+                    raise OutcomeUnknownError(api_id, reason) from None
+                error = (
+                    e
+                    if isinstance(e, TransportError)
+                    else TransportError(f"{api_id}: {reason} after {transport_attempt} attempts")
+                )
+                await self._retry_or_raise(api_id, False, transport_attempt, reason, error)
+                continue
+            duration_ms = round((self._clock.monotonic() - t0) * 1000, 2)
             log.debug("rest_call", api_id=api_id, status=status, duration_ms=duration_ms, page=page)
             if use_cache:
                 self.cache.put((api_id, payload, cont_key), result)
             return result
 
-    async def _sleep_retry(self, api_id: str, attempt: int, reason: str) -> None:
+    def _refuse_if_closing(self, api_id: str) -> None:
+        if self._closing:
+            raise TransportError(f"{api_id}: the client is closed; not sent")
+
+    async def _tracked_post(
+        self, api_id: str, path: str, headers: dict[str, str], body: bytes, is_order: bool
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """`_post`, counted so that close() can let it finish first."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._post(api_id, path, headers, body)
+        except asyncio.CancelledError:
+            if is_order:
+                log.error("order_outcome_unknown", api_id=api_id, reason="cancelled")
+            raise
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _retry_or_raise(
+        self, api_id: str, is_order: bool, attempt: int, reason: str, error: TransportError
+    ) -> None:
+        """Raise `error` for an order or when attempts ran out; else sleep before the retry."""
+        if is_order:
+            log.warning("order_not_sent", api_id=api_id, error=reason)
+            raise error from None
+        if attempt >= self._retry.max_attempts:
+            raise error from None
         delay = backoff_delay(
             attempt, self._retry.base_delay_s, self._retry.max_delay_s, self._rand
         )
@@ -291,8 +359,11 @@ class KiwoomRest:
     ) -> Pages:
         """Follow ``cont-yn``/``next-key`` response headers until Kiwoom says no more.
 
-        Stops early (``truncated=True``) after `max_pages` (default config.kiwoom.max_pages)
-        or if the server repeats a next-key. Raises as `call`; refuses order-placing ids.
+        Stops early (``truncated=True``) after `max_pages` (default config.kiwoom.max_pages),
+        or if the server says ``cont-yn: Y`` with no or a repeated next-key. Raises as `call`,
+        and KiwoomError for a page whose list field is not a list of objects, or is missing on
+        a page that is not a lone last page (rows would silently go missing). Refuses
+        order-placing ids.
         """
         spec = catalog.validate_request(api_id, body)
         if spec.is_oauth or spec.is_order:
@@ -307,18 +378,22 @@ class KiwoomRest:
         while True:
             result = await self._call(spec, body, cont_key, len(pages) + 1)
             pages.append(result)
+            _check_rows(spec, result, len(pages))
             if not result.cont_yn:
                 break
             if len(pages) >= limit:
-                truncated = True
-                log.warning("rest_pages_truncated", api_id=api_id, pages=len(pages))
-                break
-            if result.next_key in seen:
-                truncated = True
-                log.warning("rest_next_key_repeated", api_id=api_id, pages=len(pages))
-                break
-            seen.add(result.next_key)
-            cont_key = result.next_key
+                stop = "rest_pages_truncated"
+            elif not result.next_key:  # asking again would fetch page 1 again
+                stop = "rest_next_key_missing"
+            elif result.next_key in seen:  # asking again would loop
+                stop = "rest_next_key_repeated"
+            else:
+                seen.add(result.next_key)
+                cont_key = result.next_key
+                continue
+            truncated = True
+            log.warning(stop, api_id=api_id, pages=len(pages))
+            break
         return Pages(api_id, spec.list_field, tuple(pages), truncated)
 
     async def call_merged(

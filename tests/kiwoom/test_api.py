@@ -9,7 +9,7 @@ import pytest
 
 from engine.clock import KST
 from engine.kiwoom.api import KiwoomApi
-from engine.kiwoom.errors import ValidationError
+from engine.kiwoom.errors import KiwoomError, ValidationError
 from engine.kiwoom.rest import KiwoomRest
 from engine.models import Exchange, OrderType, Side
 from engine.sim.rest import SimReply
@@ -340,3 +340,33 @@ def test_candle_time_is_kst() -> None:
         15,
         None,
     )
+
+
+async def test_account_views_refuse_an_incomplete_answer(sim: SimEnv) -> None:
+    # Open orders and holdings cut short by the page guard would look like orders that do not
+    # exist and positions that are flat: the engine could send a duplicate order.
+    row = {"ord_no": "0000139", "stk_cd": "005930", "ord_qty": "1", "oso_qty": "1"}
+
+    async def endless(body: dict[str, Any], next_key: str) -> SimReply:
+        return SimReply({"oso": [row]}, next_key=f"k{int(next_key[1:] or 0) + 1}")
+
+    async def repeating(body: dict[str, Any], next_key: str) -> SimReply:
+        holding = {"stk_cd": "A005930", "rmnd_qty": "000000000000003"}
+        return SimReply({"acnt_evlt_remn_indv_tot": [holding]}, next_key="same")
+
+    sim.state.rest_handlers["ka10075"] = endless
+    sim.state.rest_handlers["kt00018"] = repeating
+    async with KiwoomRest(sim.config(max_pages=3)) as rest:
+        api = KiwoomApi(rest)
+        with pytest.raises(KiwoomError, match="ka10075: incomplete"):
+            await api.open_orders()
+        with pytest.raises(KiwoomError, match="kt00018: incomplete"):
+            await api.account_balance()
+    assert sim.state.request_counts["ka10075"] == 3
+
+
+async def test_a_malformed_symbol_in_a_row_is_a_kiwoom_error(sim: SimEnv) -> None:
+    _capture(sim, "ka10076", {"cntr": [{"ord_no": "0000139", "stk_cd": " ", "ord_qty": "1"}]})
+    async with KiwoomRest(sim.config()) as rest:
+        with pytest.raises(KiwoomError, match="stk_cd"):
+            await KiwoomApi(rest).executions()

@@ -106,3 +106,37 @@ async def test_token_issue_retries_5xx_and_rate_limit(sim: SimEnv) -> None:
         tok = await tm.token()
     assert sim.state.tokens.is_valid(tok)
     assert sim.state.request_counts["au10001"] == 3
+
+
+async def test_a_token_request_sent_before_an_invalidation_is_not_joined(sim: SimEnv) -> None:
+    # A refresh is on the wire when a call reports the current token dead. Kiwoom hands the
+    # same token back while it thinks it valid, so that refresh may return the dead token:
+    # callers after the invalidation must get a token from a request sent after it.
+    clock = OffsetClock(0.0)
+    async with aiohttp.ClientSession() as session:
+        tm = _manager(session, sim, clock=clock, refresh_margin_s=600.0)
+        old = await tm.token()
+        clock.offset_s = sim.state.config.token_ttl_s - 500  # inside the margin: refresh due
+        sim.state.faults.rest_delay_s["au10001"] = 0.3  # answer computed now, sent 0.3 s later
+        refresh = asyncio.ensure_future(tm.token())
+        await asyncio.sleep(0.1)
+        sim.state.expire_tokens()  # the server now calls `old` invalid ...
+        await tm.invalidate(old)  # ... and a caller reported it
+        sim.state.faults.rest_delay_s.clear()
+        fresh = await tm.token()
+        assert fresh != old
+        assert sim.state.tokens.is_valid(fresh)
+        assert await refresh == old  # the stale answer reached only those who asked before
+        assert await tm.token() == fresh  # and was not installed over the fresh one
+    assert sim.state.request_counts["au10001"] == 3
+
+
+async def test_no_token_is_issued_after_revoke(sim: SimEnv) -> None:
+    async with aiohttp.ClientSession() as session:
+        tm = _manager(session, sim)
+        tok = await tm.token()
+        await tm.revoke()
+        assert not sim.state.tokens.is_valid(tok)
+        with pytest.raises(TransportError, match="closed"):
+            await tm.token()
+    assert sim.state.request_counts["au10001"] == 1  # nothing issued that nobody would revoke

@@ -119,3 +119,19 @@ async def test_order_trs_have_their_own_per_api_rate() -> None:
     await asyncio.sleep(0.02)
     assert not blocked.done()  # third query within the same second waits for its bucket
     blocked.cancel()
+
+
+async def test_an_account_wide_refusal_slows_every_api_id() -> None:
+    # Code 1701 counts every request of the account: draining only the refused api-id's
+    # bucket would let the others keep hammering.
+    clock = ManualClock()
+    gov = Governor(_rate(account_per_s=10.0, account_burst=5), clock)
+    await asyncio.wait_for(gov.acquire("ka10001"), 0.1)
+    gov.note_rate_limited("ka10001")
+    await asyncio.wait_for(gov.acquire("ka10004"), 0.1)  # per api-id: others go on
+    gov.note_rate_limited("ka10001", account_wide=True)
+    blocked = asyncio.ensure_future(gov.acquire("ka10005"))
+    await asyncio.sleep(0.02)
+    assert not blocked.done()
+    clock.advance(0.1)  # one account token refills
+    await asyncio.wait_for(blocked, 1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import structlog
@@ -15,18 +17,49 @@ from engine.kiwoom import rest as rest_mod
 from engine.kiwoom.errors import (
     AuthError,
     BrokerError,
+    KiwoomError,
     OutcomeUnknownError,
     RateLimitError,
     TransportError,
     ValidationError,
 )
-from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.rest import KiwoomRest, RestResult
+from engine.sim.rest import SimBusinessError, SimReply
 
 from .conftest import SimEnv
 
 pytestmark = pytest.mark.timeout(30)
 
 BODY = {"stk_cd": "005930"}
+DAILY = {"stk_cd": "005930", "base_dt": "20260105", "upd_stkpc_tp": "1"}
+ROWS = "stk_dt_pole_chart_qry"
+MARKET_BUY = {
+    "dmst_stex_tp": "KRX",
+    "stk_cd": "005930",
+    "ord_qty": "1",
+    "ord_uv": "",
+    "trde_tp": "3",
+    "cond_uv": "",
+}
+
+
+def _pages(sim: SimEnv, api_id: str, answer: Callable[[str], SimReply]) -> None:
+    """Answer `api_id` with `answer(next_key)` (the request's next-key, "" for page 1)."""
+
+    async def handler(body: dict[str, Any], next_key: str) -> SimReply:
+        return answer(next_key)
+
+    sim.state.rest_handlers[api_id] = handler
+
+
+def _capturing_logs(monkeypatch: pytest.MonkeyPatch) -> structlog.testing.LogCapture:
+    # Patch the module loggers directly: another test may have configured structlog with
+    # cached loggers, which capture_logs() cannot reach.
+    cap = structlog.testing.LogCapture()
+    capturing = structlog.wrap_logger(None, processors=[cap], wrapper_class=structlog.BoundLogger)
+    monkeypatch.setattr(auth_mod, "log", capturing)
+    monkeypatch.setattr(rest_mod, "log", capturing)
+    return cap
 
 
 async def test_call_returns_body_and_paging_headers(sim: SimEnv) -> None:
@@ -186,17 +219,9 @@ async def test_query_retries_timeouts_then_gives_up(sim: SimEnv) -> None:
 
 async def test_timed_out_order_is_sent_once_and_outcome_unknown(sim: SimEnv) -> None:
     sim.state.faults.rest_delay_s["kt10000"] = 1.5
-    order = {
-        "dmst_stex_tp": "KRX",
-        "stk_cd": "005930",
-        "ord_qty": "1",
-        "ord_uv": "",
-        "trde_tp": "3",
-        "cond_uv": "",
-    }
     async with KiwoomRest(sim.config(request_timeout_s=0.3)) as rest:
         with pytest.raises(OutcomeUnknownError) as ei:
-            await rest.call("kt10000", order)
+            await rest.call("kt10000", MARKET_BUY)
         assert ei.value.api_id == "kt10000"
         assert not isinstance(ei.value, BrokerError)
         await asyncio.sleep(0.3)
@@ -297,12 +322,7 @@ async def test_cache_for_reference_data_only(sim: SimEnv) -> None:
 async def test_close_revokes_and_secrets_stay_out_of_logs(
     sim: SimEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Patch the module loggers directly: another test may have configured structlog with
-    # cached loggers, which capture_logs() cannot reach.
-    cap = structlog.testing.LogCapture()
-    capturing = structlog.wrap_logger(None, processors=[cap], wrapper_class=structlog.BoundLogger)
-    monkeypatch.setattr(auth_mod, "log", capturing)
-    monkeypatch.setattr(rest_mod, "log", capturing)
+    cap = _capturing_logs(monkeypatch)
     async with KiwoomRest(sim.config()) as rest:
         await rest.call("ka10001", BODY)
         sim.state.faults.token_error_once = True
@@ -315,5 +335,127 @@ async def test_close_revokes_and_secrets_stay_out_of_logs(
     events = {e["event"] for e in cap.entries}
     assert {"token_issued", "token_invalidated", "rest_retry", "token_revoked"} <= events
     text = repr(cap.entries)
+    for secret in (token, SIM_APPKEY, SIM_SECRETKEY):
+        assert secret not in text
+
+
+async def test_close_lets_calls_on_the_wire_finish_and_refuses_new_ones(sim: SimEnv) -> None:
+    # Closing the session under an order would make its outcome unknown although Kiwoom
+    # answered; and a token issued after the revoke would never be revoked.
+    sim.state.faults.rest_delay_s.update({"ka10001": 0.3, "kt10000": 0.3})
+    rest = KiwoomRest(sim.config())
+    await rest.open()
+    token = await rest.tokens.token()
+    queries = [asyncio.ensure_future(rest.call("ka10001", BODY)) for _ in range(5)]
+    order = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY))
+    await asyncio.sleep(0.1)
+    await rest.close()
+    results = await asyncio.gather(*queries, order, return_exceptions=True)
+    assert all(isinstance(r, RestResult) for r in results), results
+    with pytest.raises(TransportError, match="closed"):
+        await rest.call("ka10001", BODY)
+    assert sim.state.handled_counts["kt10000"] == 1
+    assert sim.state.request_counts["au10001"] == 1
+    assert sim.state.request_counts["au10002"] == 1
+    assert not sim.state.tokens.is_valid(token)
+
+
+async def test_cancelling_an_order_on_the_wire_is_logged_as_outcome_unknown(
+    sim: SimEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = _capturing_logs(monkeypatch)
+    sim.state.faults.rest_delay_s["kt10000"] = 0.5
+    async with KiwoomRest(sim.config()) as rest:
+        await rest.tokens.token()
+        task = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    unknown = [e for e in cap.entries if e["event"] == "order_outcome_unknown"]
+    assert unknown == [
+        {
+            "event": "order_outcome_unknown",
+            "api_id": "kt10000",
+            "reason": "cancelled",
+            "log_level": "error",
+        }
+    ]
+
+
+async def test_paging_stops_on_a_missing_or_repeated_next_key(sim: SimEnv) -> None:
+    row = {"dt": "20260105"}
+    async with KiwoomRest(sim.config()) as rest:
+        # cont-yn: Y with a blank next-key: asking again would only fetch page 1 again
+        _pages(sim, "ka10081", lambda key: SimReply({ROWS: [row]}, next_key=" "))
+        pages = await rest.call_all("ka10081", DAILY)
+        assert (len(pages.pages), pages.truncated) == (1, True)
+        assert sim.state.request_counts["ka10081"] == 1
+        _pages(sim, "ka10081", lambda key: SimReply({ROWS: [row]}, next_key="same"))
+        pages = await rest.call_all("ka10081", DAILY)
+        assert (len(pages.pages), pages.truncated) == (2, True)
+        assert sim.state.request_counts["ka10081"] == 1 + 2
+
+
+async def test_a_page_without_its_list_field_is_an_error_not_missing_rows(sim: SimEnv) -> None:
+    row = {"dt": "20260105"}
+    async with KiwoomRest(sim.config()) as rest:
+        _pages(
+            sim, "ka10081", lambda key: SimReply({ROWS: [row]}, "p2") if not key else SimReply({})
+        )
+        with pytest.raises(KiwoomError, match=f"{ROWS} is missing on page 2"):
+            await rest.call_all("ka10081", DAILY)
+        _pages(sim, "ka10081", lambda key: SimReply({ROWS: ""}))
+        with pytest.raises(KiwoomError, match="not a list"):
+            await rest.call_all("ka10081", DAILY)
+        _pages(sim, "ka10081", lambda key: SimReply({ROWS: [row, "x"]}))
+        with pytest.raises(KiwoomError, match="not a list"):
+            await rest.call_all("ka10081", DAILY)
+        _pages(sim, "ka10081", lambda key: SimReply({}))  # a lone page: no data
+        assert (await rest.call_all("ka10081", DAILY)).rows == []
+
+
+async def test_cache_key_has_the_cont_key_and_errors_are_not_cached(sim: SimEnv) -> None:
+    from engine.config import CacheConfig
+
+    _pages(sim, "ka10081", lambda key: SimReply({ROWS: [{"dt": key or "first"}]}, "p2"))
+    cache = CacheConfig(ttl_s={"ka10081": 60.0, "ka10001": 60.0})
+    async with KiwoomRest(sim.config(cache=cache)) as rest:
+        first = await rest.call("ka10081", DAILY)
+        assert await rest.call("ka10081", DAILY) is first
+        second = await rest.call("ka10081", DAILY, cont_key="p2")
+        assert second.body[ROWS] == [{"dt": "p2"}]
+        assert sim.state.request_counts["ka10081"] == 2
+        failing = {"n": 1}
+
+        async def once_broken(body: dict[str, Any], next_key: str) -> SimReply:
+            if failing["n"]:
+                failing["n"] -= 1
+                raise SimBusinessError(2, "입력 값 오류[1517:잠시 후]")
+            return SimReply({"stk_cd": "005930"})
+
+        sim.state.rest_handlers["ka10001"] = once_broken
+        with pytest.raises(BrokerError):
+            await rest.call("ka10001", BODY)
+        assert (await rest.call("ka10001", BODY)).body["stk_cd"] == "005930"
+        assert sim.state.request_counts["ka10001"] == 2
+
+
+async def test_a_server_message_echoing_secrets_is_scrubbed(
+    sim: SimEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = _capturing_logs(monkeypatch)
+    async with KiwoomRest(sim.config()) as rest:
+        token = await rest.tokens.token()
+
+        async def echo(body: dict[str, Any], next_key: str) -> SimReply:
+            raise SimBusinessError(2, f"입력 오류[1517:token={token} appkey={SIM_APPKEY}]")
+
+        sim.state.rest_handlers["ka10001"] = echo
+        with pytest.raises(BrokerError) as ei:
+            await rest.call("ka10001", BODY)
+    assert ei.value.code == 1517
+    text = f"{ei.value} {ei.value.return_msg} {ei.value.args} {cap.entries}"
+    assert "token=***" in text
     for secret in (token, SIM_APPKEY, SIM_SECRETKEY):
         assert secret not in text
