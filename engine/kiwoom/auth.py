@@ -54,6 +54,9 @@ def session_poster(session: aiohttp.ClientSession, rest_url: str, timeout_s: flo
     return post
 
 
+_SAME_TOKEN_RETRY = timedelta(seconds=1)
+
+
 class TokenManager:
     """Holds the current access token and renews it before it expires.
 
@@ -171,6 +174,13 @@ class TokenManager:
                 log.info("token_issue_stale")
                 return token
             now = self._clock.now()
+            if token == self._token and expires_at == self._expires_at:
+                # Kiwoom hands back the same token while it considers it valid, so asking
+                # again before it expires gains nothing: use it to the end. Past its end (our
+                # clock ahead of Kiwoom's) ask at most once a second, never in a tight loop.
+                self._refresh_at = max(expires_at, now + _SAME_TOKEN_RETRY)
+                log.info("token_unchanged", refresh_at=self._refresh_at.isoformat())
+                return token
             # a margin longer than the token's life would refresh on every call: cap it at half
             margin = min(self._margin, max(expires_at - now, timedelta(0)) / 2)
             self._token = token

@@ -76,6 +76,26 @@ async def test_margin_refresh_with_offset_clock(sim: SimEnv) -> None:
         assert sim.state.request_counts["au10001"] == 2
 
 
+async def test_a_token_handed_back_unchanged_is_used_to_its_end(sim: SimEnv) -> None:
+    # Kiwoom returns the same token while it is valid: re-asking inside the margin gains
+    # nothing, so the manager asks once, then uses the token until it expires.
+    clock = OffsetClock(0.0)
+    ttl = sim.state.config.token_ttl_s
+    async with aiohttp.ClientSession() as session:
+        tm = _manager(session, sim, clock=clock, refresh_margin_s=600.0)
+        tok = await tm.token()
+        for left in (500, 250, 100, 30, 5):
+            clock.offset_s = ttl - left
+            assert await tm.token() == tok
+        assert sim.state.request_counts["au10001"] == 2
+        # Our clock past the expiry while the server still calls the token valid: at most
+        # one request a second, not one per call.
+        clock.offset_s = ttl + 5
+        for _ in range(10):
+            assert await tm.token() == tok
+        assert sim.state.request_counts["au10001"] == 3
+
+
 async def test_refused_keys_raise_auth_error_without_secrets(sim: SimEnv) -> None:
     async with aiohttp.ClientSession() as session:
         tm = TokenManager(session, sim.url, Secret("appkey-visible?"), Secret(""))
