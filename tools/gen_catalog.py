@@ -24,6 +24,9 @@ ORDER_IDS = frozenset(
     | {f"kt5000{i}" for i in range(4)}
     | {"ust31302"}
 )
+# List fields that older doc revisions (and so possibly the live server) name differently;
+# the client accepts either and hands callers the catalogue's name. Facts sheet, disagreement 2.
+LIST_FIELD_ALIASES: dict[str, list[str]] = {"ka10082": ["stk_wk_pole_chart_qry"]}
 ORDER_NAME_HINTS = ("매수", "매도", "정정", "취소")
 
 
@@ -56,6 +59,7 @@ def convert(src: dict[str, Any]) -> dict[str, Any]:
             "response": list(a["response"]),
             "list_field": a.get("list_field"),
             "list_item_fields": list(a.get("list_item_fields") or []),
+            "list_field_aliases": LIST_FIELD_ALIASES.get(api_id, []),
             "response_desc": dict(a.get("response_desc") or {}),
             "is_order": is_order(api_id, a),
         }

@@ -38,7 +38,8 @@ class ApiSpec:
     - ``transport``: ``"REST"`` or ``"WEBSOCKET"`` (condition search runs over the socket).
     - ``request``: body fields in doc order; ``response``: top-level response field names.
     - ``list_field``: the top-level key holding the row list (None for flat answers);
-      ``list_item_fields``: the keys of each row.
+      ``list_item_fields``: the keys of each row; ``list_field_aliases``: other names older
+      doc revisions give the list field (accepted, and renamed to ``list_field``).
     - ``response_desc``: field -> the doc's format text ("단위: 원, 부호가 포함된 숫자", ...).
     - ``is_order``: places/amends/cancels an order (or moves money): never retried blindly.
     """
@@ -53,6 +54,7 @@ class ApiSpec:
     response: tuple[str, ...]
     list_field: str | None
     list_item_fields: tuple[str, ...]
+    list_field_aliases: tuple[str, ...]
     response_desc: Mapping[str, str]
     is_order: bool
     ws_trnm: str | None = None
@@ -89,6 +91,7 @@ def _spec(api_id: str, raw: Mapping[str, Any]) -> ApiSpec:
         response=tuple(raw["response"]),
         list_field=raw.get("list_field"),
         list_item_fields=tuple(raw.get("list_item_fields") or ()),
+        list_field_aliases=tuple(raw.get("list_field_aliases") or ()),
         response_desc=MappingProxyType(dict(raw.get("response_desc") or {})),
         is_order=bool(raw.get("is_order")),
         ws_trnm=raw.get("ws_trnm"),

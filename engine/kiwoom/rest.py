@@ -91,6 +91,18 @@ class Pages:
         return body
 
 
+def _canonical_list_field(spec: ApiSpec, result: RestResult) -> RestResult:
+    """Rename a list field sent under an older doc revision's name to the catalogue's."""
+    if spec.list_field is None or spec.list_field in result.body:
+        return result
+    for alias in spec.list_field_aliases:
+        if alias in result.body:
+            body = dict(result.body)
+            body[spec.list_field] = body.pop(alias)
+            return result._replace(body=body)
+    return result
+
+
 def _check_rows(spec: ApiSpec, result: RestResult, page: int) -> None:
     """Raise KiwoomError unless the page's list field is a list of objects. A missing field
     is taken as "no rows" only on a lone page with nothing after it."""
@@ -260,7 +272,9 @@ class KiwoomRest:
                 status, rheaders, data = await self._tracked_post(
                     api_id, spec.path, headers, payload, is_order
                 )
-                result = protocol.classify(api_id, status, rheaders, data)
+                result = _canonical_list_field(
+                    spec, protocol.classify(api_id, status, rheaders, data)
+                )
             except RateLimitError as e:
                 rate_attempt += 1
                 self.governor.note_rate_limited(api_id, account_wide=e.code == _RC_TOTAL_LIMIT)

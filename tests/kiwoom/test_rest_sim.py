@@ -459,3 +459,14 @@ async def test_a_server_message_echoing_secrets_is_scrubbed(
     assert "token=***" in text
     for secret in (token, SIM_APPKEY, SIM_SECRETKEY):
         assert secret not in text
+
+
+async def test_an_older_list_field_name_is_accepted_and_renamed(sim: SimEnv) -> None:
+    # Older doc revisions call ka10082's rows stk_wk_pole_chart_qry; the live server may too.
+    row = {"cur_prc": "70100", "dt": "20261120"}
+    sim.cheap("ka10082", {"stk_cd": "005930", "stk_wk_pole_chart_qry": [row]})
+    body = {"stk_cd": "005930", "base_dt": "20261124", "upd_stkpc_tp": "1"}
+    async with KiwoomRest(sim.config()) as rest:
+        pages = await rest.call_all("ka10082", body)
+    assert pages.rows == [row]
+    assert "stk_wk_pole_chart_qry" not in pages.merged()
