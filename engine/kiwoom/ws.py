@@ -436,7 +436,7 @@ class KiwoomWebSocket:
             self._on_event(ev)
         except Exception:
             self.consumer_errors += 1
-            log.exception("ws_consumer_failed", event=type(ev).__name__)
+            log.exception("ws_consumer_failed", event_type=type(ev).__name__)
 
     def debug_state(self) -> dict[str, Any]:
         return {
