@@ -1,17 +1,33 @@
 # Two commands set everything up on a fresh machine:
 #   make run    the daemon against the built-in simulator (config.toml)
 #   make test   ruff, mypy --strict engine, and the whole test suite
-# Each installs what it needs (uv from PyPI if missing, then the locked environment).
+# Each installs what it needs: uv from PyPI with pip if missing (into $(TOOLS), outside the tree:
+# Debian's python3 refuses system-wide installs, PEP 668), then the locked environment.
+# python3 >= 3.11 with pip must be there; uv never downloads a Python build
+# (UV_PYTHON_DOWNLOADS=never) and never re-locks (UV_FROZEN).
 
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+export UV_FROZEN := 1
+TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
+# Recursive (=): expanded when a recipe runs, i.e. after `uv-bootstrap` may have installed it.
+UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench lint setup catalog
+.PHONY: run test sim bench lint setup catalog uv-bootstrap
 
-setup:
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+uv-bootstrap:
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "kiwoom-engine needs python3 >= 3.11 on PATH" >&2; exit 1; }
+	@command -v uv >/dev/null 2>&1 || test -x "$(TOOLS)/bin/uv" || { \
+		echo "installing uv from PyPI into $(TOOLS)"; \
+		mkdir -p "$(TOOLS)" && \
+		python3 -m pip --version >/dev/null 2>&1 \
+			|| { echo "python3 has no pip: install python3-pip (Debian) or uv, then retry" >&2; exit 1; }; \
+		python3 -m pip install --quiet --disable-pip-version-check --target "$(TOOLS)" uv \
+			&& test -x "$(TOOLS)/bin/uv"; }
+
+setup: uv-bootstrap
 	@$(UV) sync --frozen --quiet
 
 run: setup

@@ -8,21 +8,54 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from engine import config as config_mod
-from engine import logs
+from engine import logs, secrets
 from engine.kiwoom.errors import BrokerError, KiwoomError, ValidationError
 
+log = structlog.get_logger(__name__)
+
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_BROKER = 4
 EXIT_TRANSPORT = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = """exit codes:
+  0    done (run/sim: stopped by SIGTERM or SIGINT)
+  1    run/sim could not start (reason logged), apis found nothing, internal error;
+       watch: transport failure
+  2    usage: bad arguments, unknown api-id, missing or malformed field;
+       watch: login or registration refused
+  3    configuration error (file and key named)
+  4    Kiwoom answered with an error (its message is printed)
+  5    transport: Kiwoom unreachable, timed out, or the outcome of an order is unknown
+  130  interrupted (Ctrl-C) during a one-shot command
+"""
+
+
+class _UsageError(Exception):
+    """A command-line argument is malformed (exit EXIT_USAGE)."""
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
+    return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
     )
-    p = argparse.ArgumentParser(prog="kiwoom-engine", description=__doc__, parents=[common])
+    p = argparse.ArgumentParser(
+        prog="kiwoom-engine",
+        description=__doc__,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
@@ -46,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("run", help="run the daemon (against the simulator in mode sim)")
     sim = command("sim", help="serve the Kiwoom-compatible simulator (REST + WebSocket)")
-    sim.add_argument("--port", type=int, help="override sim.port")
+    sim.add_argument("--port", type=_port, help="override sim.port (0: any free port)")
 
     call = command("call", help="call one REST api-id and print the JSON body")
     call.add_argument("api_id")
@@ -74,7 +113,7 @@ def _parse_fields(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"kiwoom-engine: expected field=value, got {pair!r}")
+            raise _UsageError(f"expected field=value, got {pair!r}")
         body[key] = value
     return body
 
@@ -94,13 +133,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = "warning"
     logs.setup(level, cfg.log.format)
     try:
-        return _dispatch(args, cfg)
+        code = _dispatch(args, cfg)
+        sys.stdout.flush()  # here, so that a reader gone away is caught below
+        return code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader (e.g. `| head`) went away; that is not an error of ours.
-        sys.stderr.close()
+        # The reader (e.g. `| head`) went away; that is not an error of ours. Point stdout at
+        # /dev/null, or the interpreter's final flush fails again and exits 120.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except _UsageError as e:
+        print(f"kiwoom-engine: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except ValidationError as e:
         print(f"kiwoom-engine: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -110,6 +157,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KiwoomError as e:
         print(f"kiwoom-engine: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_TRANSPORT
+    except Exception as e:
+        # A bug: the traceback goes through the log redactor (Python's own handler would print
+        # it raw, secrets and all), and the one-line summary is scrubbed too.
+        log.exception("command_failed", command=args.command)
+        summary = secrets.scrub(f"{type(e).__name__}: {e}")
+        print(f"kiwoom-engine: internal error: {summary}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
@@ -140,7 +194,7 @@ def _apis(query: str) -> int:
         print(f"{spec.api_id:<9} {spec.path:<24} {spec.name}  [{spec.category}]")
     if not specs:
         print(f"kiwoom-engine: no api matches {query!r}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     return 0
 
 

@@ -9,6 +9,7 @@ credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -33,23 +34,40 @@ class ConfigError(Exception):
     """The configuration is unusable; the message names the file and the key path."""
 
 
+# Ranges that matter later: a zero rate divides by zero in the governor, a zero timeout means
+# *no* timeout to aiohttp (an order POST that never ends), a zero ping interval spins. Checked
+# at load time so the error names the key instead of surfacing hours later.
+def _range(lo: float, hi: float | None = None, *, above: bool = False) -> dict[str, Any]:
+    """Field metadata: the value (or every value of a table) must be >= lo (> lo if
+    `above`) and <= hi."""
+    return {"range": (lo, hi, above)}
+
+
+_POSITIVE = _range(0, above=True)
+_NON_NEGATIVE = _range(0)
+_AT_LEAST_ONE = _range(1)
+_URL_SCHEMES = "schemes"
+
+
 @dataclass(frozen=True)
 class RateConfig:
     """Client-side pacing. None means the default for the mode (see `effective`)."""
 
-    account_per_s: float | None = None
-    account_burst: int | None = None
-    per_api_per_s: float | None = None
+    account_per_s: float | None = field(default=None, metadata=_POSITIVE)
+    account_burst: int | None = field(default=None, metadata=_AT_LEAST_ONE)
+    per_api_per_s: float | None = field(default=None, metadata=_POSITIVE)
     """Queries, per api-id."""
-    per_api_burst: int | None = None
-    order_per_api_per_s: float | None = None
+    per_api_burst: int | None = field(default=None, metadata=_AT_LEAST_ONE)
+    order_per_api_per_s: float | None = field(default=None, metadata=_POSITIVE)
     """Order-placing TRs (kt10000-kt10003, ...), per api-id."""
-    order_per_api_burst: int | None = None
-    per_api: Mapping[str, float] = field(default_factory=dict)
+    order_per_api_burst: int | None = field(default=None, metadata=_AT_LEAST_ONE)
+    per_api: Mapping[str, float] = field(
+        default_factory=dict, metadata={**_POSITIVE, "api_ids": "any"}
+    )
     """Per api-id overrides of the two rates above, e.g. ``{ ka10081 = 1.0 }``."""
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 8.0
-    max_rate_limit_retries: int = 8
+    backoff_base_s: float = field(default=0.5, metadata=_NON_NEGATIVE)
+    backoff_max_s: float = field(default=8.0, metadata=_NON_NEGATIVE)
+    max_rate_limit_retries: int = field(default=8, metadata=_NON_NEGATIVE)
 
     def effective(self, mode: Mode) -> RateConfig:
         # Facts sheet: about 5/s per account on production (orders and queries each), 1/s on
@@ -79,9 +97,9 @@ class RateConfig:
 class RetryConfig:
     """Retries of queries (never of order-placing calls) on 5xx, timeouts and resets."""
 
-    max_attempts: int = 4
-    base_delay_s: float = 0.2
-    max_delay_s: float = 5.0
+    max_attempts: int = field(default=4, metadata=_AT_LEAST_ONE)
+    base_delay_s: float = field(default=0.2, metadata=_NON_NEGATIVE)
+    max_delay_s: float = field(default=5.0, metadata=_NON_NEGATIVE)
 
 
 @dataclass(frozen=True)
@@ -89,19 +107,20 @@ class CacheConfig:
     """TTL cache of reference data, per api-id. Account and order calls are never cached."""
 
     ttl_s: Mapping[str, float] = field(
-        default_factory=lambda: {"ka10001": 5.0, "ka10099": 3600.0, "ka10100": 3600.0}
+        default_factory=lambda: {"ka10001": 5.0, "ka10099": 3600.0, "ka10100": 3600.0},
+        metadata={**_NON_NEGATIVE, "api_ids": "cacheable"},
     )
 
 
 @dataclass(frozen=True)
 class KiwoomConfig:
     mode: Mode = "sim"
-    rest_url: str | None = None
-    ws_url: str | None = None
-    request_timeout_s: float = 10.0
-    connect_timeout_s: float = 5.0
-    token_refresh_margin_s: float = 300.0
-    max_pages: int = 100
+    rest_url: str | None = field(default=None, metadata={_URL_SCHEMES: ("http", "https")})
+    ws_url: str | None = field(default=None, metadata={_URL_SCHEMES: ("ws", "wss")})
+    request_timeout_s: float = field(default=10.0, metadata=_POSITIVE)
+    connect_timeout_s: float = field(default=5.0, metadata=_POSITIVE)
+    token_refresh_margin_s: float = field(default=300.0, metadata=_NON_NEGATIVE)
+    max_pages: int = field(default=100, metadata=_AT_LEAST_ONE)
     rate: RateConfig = field(default_factory=RateConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -114,21 +133,24 @@ class SimConfig:
     """The built-in exchange simulator (mode = "sim", and `kiwoom-engine sim`)."""
 
     host: str = "127.0.0.1"
-    port: int = 18765
+    port: int = field(default=18765, metadata=_range(0, 65535))
+    """0 takes any free port (the daemon then points its clients at it)."""
     seed: int = 20261124
-    symbols: tuple[str, ...] = ("005930", "000660", "035420", "035720", "051910")
-    rest_rate_per_s: float = 100.0
+    symbols: tuple[str, ...] = field(
+        default=("005930", "000660", "035420", "035720", "051910"), metadata={"non_empty": True}
+    )
+    rest_rate_per_s: float = field(default=100.0, metadata=_POSITIVE)
     """Per api-id requests per second the simulator accepts before answering HTTP 429."""
-    rest_burst: int = 50
-    token_ttl_s: float = 64800.0
-    ping_interval_s: float = 20.0
-    events_per_s: float = 50.0
+    rest_burst: int = field(default=50, metadata=_AT_LEAST_ONE)
+    token_ttl_s: float = field(default=64800.0, metadata=_POSITIVE)
+    ping_interval_s: float = field(default=20.0, metadata=_POSITIVE)
+    events_per_s: float = field(default=50.0, metadata=_NON_NEGATIVE)
     """Market events generated per second across all symbols."""
-    cash: int = 100_000_000
+    cash: int = field(default=100_000_000, metadata=_NON_NEGATIVE)
     account_no: str = "5012345610"
-    commission_bp: int = 0
+    commission_bp: int = field(default=0, metadata=_range(0, 10_000))
     """Commission in basis points of the traded value (truncated to the won)."""
-    sell_tax_bp: int = 0
+    sell_tax_bp: int = field(default=0, metadata=_range(0, 10_000))
     """Transaction tax on sells in basis points (KRX charges about 20 bp; off by default)."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
@@ -217,11 +239,18 @@ def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
     found: dict[str, Secret] = {}
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     for key in ("appkey", "secretkey"):
-        value = env.get(f"KIWOOM_{key.upper()}")
+        value = env.get(f"KIWOOM_{key.upper()}", "").strip()
         if not value and cred_dir:
             p = Path(cred_dir) / key
             if p.is_file():
-                value = p.read_text().strip()
+                try:
+                    value = p.read_text().strip()
+                except (OSError, UnicodeDecodeError) as e:
+                    # The reason only (permission, encoding): never a byte of the content.
+                    raise ConfigError(
+                        f"{source}: kiwoom.{key}: cannot read the systemd credential {p}: "
+                        f"{type(e).__name__}"
+                    ) from None
         if not value and cfg.kiwoom.mode == "sim":
             value = SIM_APPKEY if key == "appkey" else SIM_SECRETKEY
         if not value:
@@ -251,7 +280,51 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
     for name, value in raw.items():
         key_path = f"{path}.{name}" if path else name
         values[name] = _coerce(hints[name], value, key_path, source)
+        _check(fields[name].metadata, values[name], key_path, source)
     return cls(**values)
+
+
+def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
+    """Apply a field's metadata constraints (ranges, URL schemes, api-ids) to a coerced value."""
+    if value is None:
+        return
+    if "range" in meta:
+        lo, hi, above = meta["range"]
+        items = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, v in items:
+            where = path if key is None else f"{path}.{key}"
+            if (v <= lo if above else v < lo) or (hi is not None and v > hi):
+                want = (
+                    f"between {lo} and {hi}"
+                    if hi is not None
+                    else (f"> {lo}" if above else f">= {lo}")
+                )
+                raise ConfigError(f"{source}: {where}: must be {want}, got {_show(v)}")
+    if meta.get("non_empty") and not value:
+        raise ConfigError(f"{source}: {path}: must not be empty")
+    schemes = meta.get(_URL_SCHEMES)
+    if schemes:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in schemes or not rest.strip("/"):
+            raise ConfigError(
+                f"{source}: {path}: expected a {' or '.join(s + '://' for s in schemes)} URL, "
+                f"got {_show(value)}"
+            )
+    if "api_ids" in meta:
+        # A typo here would be ignored silently (no pacing / no caching for the real api-id).
+        from engine.kiwoom import catalog
+
+        specs = catalog.all_specs()
+        for api_id in value:
+            spec = specs.get(api_id)
+            if spec is None:
+                raise ConfigError(
+                    f"{source}: {path}.{api_id}: unknown api-id (see `kiwoom-engine apis`)"
+                )
+            if meta["api_ids"] == "cacheable" and spec.is_account_or_order:
+                raise ConfigError(
+                    f"{source}: {path}.{api_id}: account and order calls are never cached"
+                )
 
 
 def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
@@ -280,6 +353,8 @@ def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
         )
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML has nan and inf
+                raise ConfigError(f"{source}: {path}: expected a finite number, got {value}")
             return float(value)
         raise ConfigError(f"{source}: {path}: expected a number, got {_show(value)}")
     if tp is int:

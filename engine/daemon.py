@@ -54,54 +54,33 @@ async def run(
 ) -> int:
     """Run until `stop` is set (or SIGTERM/SIGINT). Returns the process exit code.
 
-    Start-up failures (simulator port taken, login refused, Kiwoom unreachable) are logged with
-    their reason and return EXIT_STARTUP; after start-up the feed reconnects on its own.
+    Start-up failures (simulator port taken, login refused, Kiwoom unreachable, record file
+    unwritable) are logged with their reason and return EXIT_STARTUP; after start-up the feed
+    reconnects on its own. A stop during start-up abandons it (connect and token retries can
+    take longer than systemd waits) and still closes what was opened: the token is revoked.
     """
     stop = stop or _signal_stop()
     async with AsyncExitStack() as stack:
+        starting = asyncio.create_task(_start(cfg, stack, clock), name="daemon-start")
+        stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
         try:
-            if cfg.kiwoom.mode == "sim" and not cfg.kiwoom.rest_url:
-                from engine.sim.simulator import Simulator
-
-                try:
-                    sim = await stack.enter_async_context(Simulator(cfg.sim, clock))
-                except OSError as e:
-                    log.error(
-                        "sim_start_failed",
-                        port=cfg.sim.port,
-                        error=str(e),
-                        hint="is `kiwoom-engine sim` already running? set kiwoom.rest_url/ws_url to use it",
-                    )
-                    return EXIT_STARTUP
-                # sim.port may be 0 (any free port): point the clients at the real one.
-                cfg = dataclasses.replace(
-                    cfg,
-                    kiwoom=dataclasses.replace(
-                        cfg.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url
-                    ),
-                )
-            rest = await stack.enter_async_context(KiwoomRest(cfg, clock))
-            report = FeedReport()
-            recorder = None
-            if cfg.daemon.record:
-                recorder = FrameRecorder(cfg.daemon.record, clock)
-                stack.callback(recorder.close)
-            ws = KiwoomWebSocket(
-                cfg.ws_url,
-                rest.tokens.token,
-                rest.tokens.invalidate,
-                clock,
-                report,
-                recorder=recorder,
-                connect_timeout_s=cfg.kiwoom.connect_timeout_s,
-            )
-            await ws.start()
-            stack.push_async_callback(ws.close)
-            await ws.subscribe(cfg.daemon.realtime_types, cfg.daemon.symbols)
-            await ws.subscribe(ACCOUNT_STREAMS, [])
-            await _log_account(KiwoomApi(rest))
-        except KiwoomError as e:
-            log.error("startup_failed", error_type=type(e).__name__, error=str(e))
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            log.info("daemon_stopped_during_startup")
+            return EXIT_OK
+        try:
+            cfg, ws, report = starting.result()
+        except _StartupFailed:
+            return EXIT_STARTUP
+        except Exception as e:
+            # Whatever else broke start-up: one line with the reason (and the traceback, through
+            # the redactor), never a bare crash.
+            log.exception("startup_failed", error_type=type(e).__name__, error=str(e))
             return EXIT_STARTUP
         log.info(
             "daemon_running",
@@ -120,6 +99,60 @@ async def run(
         log.info("daemon_stopping", events=dict(report.counts), codec=ws.stats.as_dict())
     log.info("daemon_stopped")
     return EXIT_OK
+
+
+class _StartupFailed(Exception):
+    """Start-up failed and the reason is already logged."""
+
+
+async def _start(
+    cfg: Config, stack: AsyncExitStack, clock: Clock
+) -> tuple[Config, KiwoomWebSocket, FeedReport]:
+    """Open the simulator (mode sim), the REST client and the feed, each registered on `stack`
+    for shutdown. Returns the config the clients use, the feed and its report."""
+    if cfg.kiwoom.mode == "sim" and not cfg.kiwoom.rest_url:
+        from engine.sim.simulator import Simulator
+
+        try:
+            sim = await stack.enter_async_context(Simulator(cfg.sim, clock))
+        except OSError as e:
+            log.error(
+                "sim_start_failed",
+                port=cfg.sim.port,
+                error=str(e),
+                hint="is `kiwoom-engine sim` already running? set kiwoom.rest_url/ws_url to use it",
+            )
+            raise _StartupFailed from e
+        # sim.port may be 0 (any free port): point the clients at the real one.
+        cfg = dataclasses.replace(
+            cfg,
+            kiwoom=dataclasses.replace(cfg.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url),
+        )
+    try:
+        rest = await stack.enter_async_context(KiwoomRest(cfg, clock))
+        report = FeedReport()
+        recorder = None
+        if cfg.daemon.record:
+            recorder = FrameRecorder(cfg.daemon.record, clock)
+            stack.callback(recorder.close)
+        ws = KiwoomWebSocket(
+            cfg.ws_url,
+            rest.tokens.token,
+            rest.tokens.invalidate,
+            clock,
+            report,
+            recorder=recorder,
+            connect_timeout_s=cfg.kiwoom.connect_timeout_s,
+        )
+        await ws.start()
+        stack.push_async_callback(ws.close)
+        await ws.subscribe(cfg.daemon.realtime_types, cfg.daemon.symbols)
+        await ws.subscribe(ACCOUNT_STREAMS, [])
+        await _log_account(KiwoomApi(rest))
+    except KiwoomError as e:
+        log.error("startup_failed", error_type=type(e).__name__, error=str(e))
+        raise _StartupFailed from e
+    return cfg, ws, report
 
 
 def _signal_stop() -> asyncio.Event:
@@ -145,10 +178,15 @@ async def _log_account(api: KiwoomApi) -> None:
 async def _report_stats(report: FeedReport, ws: KiwoomWebSocket) -> None:
     while True:
         await asyncio.sleep(STATS_INTERVAL_S)
-        log.info(
-            "feed_stats",
-            connected=ws.connected,
-            events=dict(report.counts),
-            bad_frames=ws.stats.bad_frames,
-            bad_entries=ws.stats.bad_entries,
-        )
+        # Reporting is a side line: a bug here is logged and the next round tried, never
+        # allowed to end the task (or to re-raise out of the shutdown that awaits it).
+        try:
+            log.info(
+                "feed_stats",
+                connected=ws.connected,
+                events=dict(report.counts),
+                bad_frames=ws.stats.bad_frames,
+                bad_entries=ws.stats.bad_entries,
+            )
+        except Exception:
+            log.exception("feed_stats_failed")

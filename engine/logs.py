@@ -7,6 +7,8 @@ including exception texts and tracebacks.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -21,6 +23,7 @@ SECRET_KEYS = frozenset(
     {"appkey", "secretkey", "token", "authorization", "access_token", "password", "secret"}
 )
 REDACTED = "***"
+_LEVELS = logging.getLevelNamesMapping()
 
 
 def _scrub_value(value: Any) -> Any:
@@ -28,18 +31,26 @@ def _scrub_value(value: Any) -> Any:
         return secrets.scrub(value)
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if str(k).lower() in SECRET_KEYS else _scrub_value(v)
+            (secrets.scrub(k) if isinstance(k, str) else k): (
+                REDACTED if str(k).lower() in SECRET_KEYS else _scrub_value(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
         return [_scrub_value(v) for v in value]
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    # Exceptions and other objects are rendered as text later; replace them only if that text
-    # would carry a secret, so ordinary values keep their type for the renderer.
-    text = str(value)
-    scrubbed = secrets.scrub(text)
-    return scrubbed if scrubbed != text else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # orjson serialises dataclasses natively, field by field (repr=False fields included),
+        # after this processor: look inside them here, as a table.
+        return _scrub_value({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    # Exceptions and other objects are rendered as text later (str or repr); replace them only
+    # if that text would carry a secret, so ordinary values keep their type for the renderer.
+    for text in (str(value), repr(value)):
+        scrubbed = secrets.scrub(text)
+        if scrubbed != text:
+            return scrubbed
+    return value
 
 
 def redact_secrets(
@@ -55,7 +66,12 @@ def redact_secrets(
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default or str).decode()
+    # A log call must never raise into the code that logs: int dict keys are allowed, and
+    # whatever orjson refuses (an int past 64 bits, ...) goes through the stdlib encoder.
+    try:
+        return orjson.dumps(obj, default=default or str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(obj, default=default or str, ensure_ascii=False)
 
 
 def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
@@ -84,9 +100,7 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     shared.append(redact_secrets)
     structlog.configure(
         processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
@@ -104,4 +118,7 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    # Library chatter below WARNING only when debugging; never below the configured level.
+    root.setLevel(
+        logging.DEBUG if level == "debug" else max(logging.WARNING, _LEVELS[level.upper()])
+    )

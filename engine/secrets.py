@@ -12,13 +12,19 @@ _MIN_SECRET_LEN = 6  # shorter values would scrub ordinary words out of log line
 
 _lock = threading.Lock()
 _known: set[str] = set()
+# Longest first: if one secret contains another (a token embedding the app key), replacing the
+# shorter one first would leave the rest of the longer one in the text.
+_ordered: tuple[str, ...] = ()
 
 
 def register(value: str) -> None:
     """Remember `value` as secret; the redactor removes it from everything logged."""
+    global _ordered
     if len(value) >= _MIN_SECRET_LEN:
         with _lock:
-            _known.add(value)
+            if value not in _known:
+                _known.add(value)
+                _ordered = tuple(sorted(_known, key=len, reverse=True))
 
 
 def known() -> frozenset[str]:
@@ -28,7 +34,7 @@ def known() -> frozenset[str]:
 
 def scrub(text: str) -> str:
     """Return `text` with every registered secret replaced by ``***``."""
-    for value in known():
+    for value in _ordered:
         if value in text:
             text = text.replace(value, "***")
     return text

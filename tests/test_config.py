@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,88 @@ def test_mapping_settings_load(tmp_path: Path) -> None:
     cfg = config.load(p, env={})
     assert cfg.kiwoom.cache.ttl_s == {"ka10001": 2.0}
     assert cfg.kiwoom.rate.per_api["ka10081"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # zero would mean "no timeout" to aiohttp: an order POST that never ends
+        ("[kiwoom]\nrequest_timeout_s = 0\n", "kiwoom.request_timeout_s: must be > 0, got 0.0"),
+        ("[kiwoom]\nconnect_timeout_s = -1\n", "kiwoom.connect_timeout_s: must be > 0"),
+        ("[kiwoom]\nmax_pages = 0\n", "kiwoom.max_pages: must be >= 1, got 0"),
+        ("[kiwoom]\nrequest_timeout_s = nan\n", "kiwoom.request_timeout_s: expected a finite"),
+        ("[kiwoom]\ntoken_refresh_margin_s = inf\n", "token_refresh_margin_s: expected a finite"),
+        # a zero rate divides by zero in the governor
+        ("[kiwoom.rate]\naccount_per_s = 0\n", "kiwoom.rate.account_per_s: must be > 0"),
+        ("[kiwoom.rate]\nper_api_burst = 0\n", "kiwoom.rate.per_api_burst: must be >= 1"),
+        ("[kiwoom.rate.per_api]\nka10081 = 0\n", "kiwoom.rate.per_api.ka10081: must be > 0"),
+        ("[kiwoom.rate.per_api]\nka1008 = 1\n", "kiwoom.rate.per_api.ka1008: unknown api-id"),
+        ("[kiwoom.retry]\nmax_attempts = 0\n", "kiwoom.retry.max_attempts: must be >= 1"),
+        ("[kiwoom.cache.ttl_s]\nka10001 = -5\n", "kiwoom.cache.ttl_s.ka10001: must be >= 0"),
+        ("[kiwoom.cache.ttl_s]\nka1001 = 5\n", "kiwoom.cache.ttl_s.ka1001: unknown api-id"),
+        ("[kiwoom.cache.ttl_s]\nkt00018 = 5\n", "kiwoom.cache.ttl_s.kt00018: account and order"),
+        ('[kiwoom]\nrest_url = "api.kiwoom.com"\n', "kiwoom.rest_url: expected a http:// or"),
+        ('[kiwoom]\nws_url = "https://x/y"\n', "kiwoom.ws_url: expected a ws:// or wss://"),
+        ("[sim]\nport = 70000\n", "sim.port: must be between 0 and 65535, got 70000"),
+        ("[sim]\nport = -1\n", "sim.port: must be between 0 and 65535, got -1"),
+        ("[sim]\nping_interval_s = 0\n", "sim.ping_interval_s: must be > 0"),
+        ("[sim]\nrest_rate_per_s = 0\n", "sim.rest_rate_per_s: must be > 0"),
+        ("[sim]\nsymbols = []\n", "sim.symbols: must not be empty"),
+        ("[sim]\ncash = -1\n", "sim.cash: must be >= 0"),
+        ("[sim]\nsell_tax_bp = 20000\n", "sim.sell_tax_bp: must be between 0 and 10000"),
+        # TOML shapes: arrays of tables, nested unknown tables, floats for ints
+        ("[[kiwoom]]\nmode = 'sim'\n", "kiwoom: expected a table, got a list"),
+        ("[kiwoom.rate.extra]\nx = 1\n", "kiwoom.rate.extra: unknown key"),
+        ("[sim]\nport = 18765.0\n", "sim.port: expected an integer, got 18765.0"),
+        ("[kiwoom.retry]\nmax_attempts = 4.5\n", "kiwoom.retry.max_attempts: expected an integer"),
+    ],
+)
+def test_values_that_would_break_later_are_refused_by_name(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        config.load(p, env={})
+    assert str(p) in str(exc.value)
+    assert message in str(exc.value)
+
+
+def test_integers_are_taken_where_floats_are_expected(tmp_path: Path) -> None:
+    p = write(tmp_path, "[kiwoom]\nrequest_timeout_s = 3\n[sim]\nport = 0\n")
+    cfg = config.load(p, env={})
+    assert cfg.kiwoom.request_timeout_s == 3.0
+    assert isinstance(cfg.kiwoom.request_timeout_s, float)
+    assert cfg.sim.port == 0  # any free port
+
+
+def test_defaults_pass_their_own_checks(tmp_path: Path) -> None:
+    # Defaults written out into a file load back unchanged: the checks and the defaults agree.
+    p = write(
+        tmp_path,
+        "[kiwoom]\nrequest_timeout_s = 10.0\nmax_pages = 100\n"
+        "[kiwoom.cache.ttl_s]\nka10001 = 5.0\nka10099 = 3600.0\nka10100 = 3600.0\n",
+    )
+    defaults = dataclasses.replace(config.load(None, env={}), source=str(p))
+    assert config.load(p, env={}) == defaults
+
+
+def test_unreadable_credential_is_named_without_its_content(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "appkey").write_bytes(b"\xff\xfesecret-bytes")
+    p = write(tmp_path, '[kiwoom]\nmode = "live"\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load(p, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert f"kiwoom.appkey: cannot read the systemd credential {creds / 'appkey'}" in str(exc.value)
+    assert "secret-bytes" not in str(exc.value)
+
+
+def test_credential_from_environment_is_stripped(tmp_path: Path) -> None:
+    p = write(tmp_path, '[kiwoom]\nmode = "mock"\n')
+    cfg = config.load(p, env={"KIWOOM_APPKEY": "app-123456\n", "KIWOOM_SECRETKEY": "sec-654321 "})
+    assert cfg.kiwoom.appkey is not None
+    assert cfg.kiwoom.secretkey is not None
+    assert (cfg.kiwoom.appkey.reveal(), cfg.kiwoom.secretkey.reveal()) == (
+        "app-123456",
+        "sec-654321",
+    )

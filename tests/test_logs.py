@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 
@@ -51,3 +52,88 @@ def test_level_filters() -> None:
     structlog.get_logger("t").warning("loud")
     assert "quiet" not in buf.getvalue()
     assert "loud" in buf.getvalue()
+
+
+def json_lines(buf: io.StringIO) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def test_secret_inside_a_longer_secret_is_not_half_scrubbed() -> None:
+    # The shorter secret registered first must not leave the tail of the longer one behind.
+    short = secrets.Secret("nested-secret-1a2b")
+    long = secrets.Secret(short.reveal() + "-tail-c3d4e5")
+    assert secrets.scrub(f"x {long.reveal()} y") == "x *** y"
+
+
+def test_dataclass_fields_hidden_from_repr_are_still_scrubbed() -> None:
+    @dataclasses.dataclass
+    class Session:
+        user: str
+        bearer: str = dataclasses.field(repr=False)
+
+    secret = secrets.Secret("dataclass-token-5f6e7d")
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    structlog.get_logger("t").info("session", session=Session("me", secret.reveal()))
+    assert secret.reveal() not in buf.getvalue()
+    assert json_lines(buf)[0]["session"] == {"user": "me", "bearer": "***"}
+
+
+def test_secret_as_a_mapping_key_is_scrubbed() -> None:
+    secret = secrets.Secret("mapping-key-secret-0a9b")
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    structlog.get_logger("t").info("by_key", tokens={secret.reveal(): 1})
+    assert secret.reveal() not in buf.getvalue()
+    assert json_lines(buf)[0]["tokens"] == {"***": 1}
+
+
+def test_object_whose_repr_carries_a_secret_is_scrubbed() -> None:
+    secret = secrets.Secret("repr-only-secret-77aa")
+
+    class Handle:
+        def __str__(self) -> str:
+            return "handle"
+
+        def __repr__(self) -> str:
+            return f"Handle(key={secret.reveal()!r})"
+
+    buf = io.StringIO()
+    logs.setup("info", "console", buf)
+    structlog.get_logger("t").info("opened", handle=Handle())
+    assert "opened" in buf.getvalue()
+    assert secret.reveal() not in buf.getvalue()
+
+
+def test_unusual_values_never_make_a_log_call_raise() -> None:
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    log = structlog.get_logger("t")
+    log.info("int_keys", counts={1: 2, 3: 4})
+    log.info("big_int", value=2**70)
+    lines = json_lines(buf)
+    assert lines[0]["counts"] == {"1": 2, "3": 4}
+    assert lines[1]["value"] == 2**70
+
+
+def test_library_logs_respect_a_level_above_warning() -> None:
+    buf = io.StringIO()
+    logs.setup("error", "json", buf)
+    logging.getLogger("aiohttp.client").warning("chatty")
+    logging.getLogger("aiohttp.client").error("broken")
+    assert "chatty" not in buf.getvalue()
+    assert "broken" in buf.getvalue()
+
+
+def test_library_exception_traceback_is_scrubbed() -> None:
+    secret = secrets.Secret("lib-traceback-secret-31")
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    try:
+        raise ConnectionError(f"reset while sending {secret.reveal()}")
+    except ConnectionError:
+        logging.getLogger("websockets.client").exception("connection failed")
+    assert secret.reveal() not in buf.getvalue()
+    (line,) = json_lines(buf)
+    assert line["logger"] == "websockets.client"
+    assert "reset while sending ***" in str(line["exception"])

@@ -133,16 +133,34 @@ class Simulator:
                 log.exception("sim_feed_error")
 
 
-async def serve_forever(config: SimConfig, *, port: int | None = None) -> int:
-    """`kiwoom-engine sim`: serve until SIGINT/SIGTERM. Returns the exit code."""
+EXIT_STARTUP = 1
+
+
+async def serve_forever(
+    config: SimConfig, *, port: int | None = None, stop: asyncio.Event | None = None
+) -> int:
+    """`kiwoom-engine sim`: serve until `stop` is set (default: SIGINT/SIGTERM).
+
+    Returns 0 after a stop, EXIT_STARTUP (logged with the reason) when the port cannot be bound.
+    """
     if port is not None:
         config = dataclasses.replace(config, port=port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with Simulator(config) as sim:
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    sim = Simulator(config)
+    try:
+        await sim.__aenter__()
+    except OSError as e:
+        await sim.close()
+        log.error("sim_start_failed", host=config.host, port=config.port, error=str(e))
+        return EXIT_STARTUP
+    try:
         log.info("sim_serving", rest_url=sim.rest_url, ws_url=sim.ws_url, symbols=config.symbols)
         await stop.wait()
+    finally:
+        await sim.close()
     log.info("sim_stopped")
     return 0

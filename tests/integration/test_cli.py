@@ -3,6 +3,7 @@ in others, all through the same config file."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -136,3 +137,88 @@ def test_broken_config_is_named(tmp_path: Path) -> None:
     res = cli(bad, "call", "ka10001", "stk_cd=005930")
     assert res.returncode == 3
     assert f'{bad}: kiwoom.mode: expected one of sim|mock|live, got "prod"' in res.stderr
+
+
+def test_malformed_field_is_a_usage_error(sim_config: Path) -> None:
+    res = cli(sim_config, "call", "ka10001", "stk_cd")
+    assert res.returncode == 2
+    assert "expected field=value, got 'stk_cd'" in res.stderr
+
+
+def test_config_option_after_the_command(sim_config: Path) -> None:
+    env = {**os.environ, "KIWOOM_APPKEY": APPKEY, "KIWOOM_SECRETKEY": SECRETKEY}
+    res = subprocess.run(
+        [sys.executable, "-m", "engine", "call", "ka10001", "stk_cd=005930", "-c", str(sim_config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert orjson.loads(res.stdout)["stk_cd"] == "005930"
+
+
+def test_reader_gone_away_is_not_an_error(tmp_path: Path) -> None:
+    # `kiwoom-engine apis 일봉 | head -0`: stdout closed before the output is flushed. With
+    # ordinary block buffering the interpreter's final flush used to fail: exit 120 + a
+    # traceback-ish "Exception ignored" on stderr.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for args in (["apis", "일봉"], ["apis"]):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(30) == 0, (args, err)
+        assert b"BrokenPipe" not in err
+
+
+def test_sim_on_a_taken_port_exits_1_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f"[sim]\nport = {port}\n")
+        res = cli(cfg, "sim", timeout=20)
+    assert res.returncode == 1
+    assert "sim_start_failed" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_sim_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
+    res = cli(tmp_path / "absent.toml", "sim", "--port", "70000")
+    # the config file is named only if it is read: the port is refused first, by argparse
+    assert res.returncode == 2
+    assert "port must be between 0 and 65535" in res.stderr
+
+
+def test_unexpected_error_is_scrubbed_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine import cli as cli_mod
+    from engine import logs
+    from engine.secrets import Secret
+
+    secret = Secret("internal-error-secret-42ab")
+
+    def boom(*_a: object) -> int:
+        raise RuntimeError(f"bug near {secret.reveal()}")
+
+    monkeypatch.setattr(cli_mod, "_dispatch", boom)
+    try:
+        code = cli_mod.main(["apis"])
+    finally:
+        logs.setup("warning", "json", io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "internal error: RuntimeError: bug near ***" in err
+    assert "command_failed" in err  # the traceback, through the redactor
+    assert secret.reveal() not in err

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
+import types
+from pathlib import Path
 
 import orjson
 import pytest
@@ -59,6 +62,97 @@ async def test_daemon_reports_a_taken_simulator_port() -> None:
     assert code == daemon.EXIT_STARTUP
     assert "sim_start_failed" in buf.getvalue()
     assert "kiwoom-engine sim" in buf.getvalue()
+
+
+async def test_unwritable_record_file_is_a_startup_failure_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    cfg = sim_config()
+    cfg = dataclasses.replace(
+        cfg, daemon=dataclasses.replace(cfg.daemon, record=str(tmp_path / "no" / "dir.ndjson"))
+    )
+    code = await asyncio.wait_for(daemon.run(cfg, stop=asyncio.Event()), 10)
+    assert code == daemon.EXIT_STARTUP
+    failed = [json.loads(line) for line in buf.getvalue().splitlines() if "startup_failed" in line]
+    assert failed
+    assert failed[0]["error_type"] == "FileNotFoundError"
+
+
+async def test_stop_during_a_hanging_startup_returns_promptly() -> None:
+    # A broker that accepts connections and never answers: the token request would retry for
+    # longer than systemd's stop timeout. SIGTERM (stop) must end start-up, not wait it out.
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    conns: list[asyncio.StreamWriter] = []
+
+    async def silent(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        conns.append(w)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cfg = config.load(None, env={"KIWOOM_APPKEY": "hang-appkey-1234", "KIWOOM_SECRETKEY": "s" * 9})
+    cfg = dataclasses.replace(
+        cfg,
+        kiwoom=dataclasses.replace(
+            cfg.kiwoom,
+            mode="mock",
+            rest_url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}/api/dostk/websocket",
+        ),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(cfg, stop=stop))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if conns:
+                break
+        assert conns, "the daemon never reached the broker"
+        stop.set()
+        assert await asyncio.wait_for(task, 3) == daemon.EXIT_OK
+    finally:
+        task.cancel()
+        server.close()
+        for w in conns:
+            w.close()
+    assert "daemon_stopped_during_startup" in buf.getvalue()
+
+
+async def test_a_crash_in_the_stats_report_does_not_end_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    monkeypatch.setattr(daemon, "STATS_INTERVAL_S", 0.01)
+    rounds = 0
+
+    class FlakyFeed:
+        stats = types.SimpleNamespace(bad_frames=0, bad_entries=0)
+
+        @property
+        def connected(self) -> bool:
+            nonlocal rounds
+            rounds += 1
+            if rounds == 1:
+                raise RuntimeError("stats bug")
+            return True
+
+    task = asyncio.create_task(daemon._report_stats(daemon.FeedReport(), FlakyFeed()))  # type: ignore[arg-type]
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if rounds >= 3:
+                break
+        assert not task.done()
+    finally:
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task  # cancelled, not failed: shutdown's `await stats` cannot re-raise a bug
+    out = buf.getvalue()
+    assert "feed_stats_failed" in out
+    assert '"event":"feed_stats"' in out
 
 
 @pytest.fixture(autouse=True)
