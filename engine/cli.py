@@ -32,13 +32,11 @@ EXIT_TRANSPORT = 5
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = """exit codes:
-  0    done (run/sim: stopped by SIGTERM or SIGINT)
-  1    run/sim could not start (reason logged), apis found nothing, internal error;
-       watch: transport failure
-  2    usage: bad arguments, unknown api-id, missing or malformed field;
-       watch: login or registration refused
+  0    done (run/sim: stopped by SIGTERM or SIGINT; any: the output pipe was closed)
+  1    run/sim could not start (reason logged), apis found nothing, internal error
+  2    usage: bad arguments, unknown api-id, missing or malformed field
   3    configuration error (file and key named)
-  4    Kiwoom answered with an error (its message is printed)
+  4    Kiwoom refused: an error answer (its message is printed), login or registration
   5    transport: Kiwoom unreachable, timed out, or the outcome of an order is unknown
   130  interrupted (Ctrl-C) during a one-shot command
 """

@@ -1,7 +1,7 @@
 """`kiwoom-engine watch TYPE ITEM... [--count N]`: print normalised realtime events.
 
-Issues a token through engine.kiwoom.auth.TokenManager, opens the WebSocket, registers TYPE for
-the ITEMs and writes one JSON object per event and line (orjson) until `count` events.
+Issues a token through the REST client, opens the WebSocket, registers TYPE for the ITEMs and
+writes one JSON object per event and line (orjson) until `count` events.
 """
 
 from __future__ import annotations
@@ -11,17 +11,12 @@ import dataclasses
 import sys
 from typing import Any, TextIO
 
-import aiohttp
 import orjson
-import structlog
 
 from engine.config import Config
 from engine.events import Disconnected, Event, Reconnected
-from engine.kiwoom.auth import TokenManager
-from engine.kiwoom.errors import KiwoomError, TransportError
+from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
-
-log = structlog.get_logger(__name__)
 
 
 def event_json(ev: Event) -> bytes:
@@ -39,55 +34,50 @@ async def watch(
     count: int | None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Stream events of `rt_type` for `items` to `out`; return an exit status.
+    """Stream events of `rt_type` for `items` to `out`; returns 0 once `count` market or
+    account events were written (None: run until cancelled). Connection events are printed
+    too but do not count.
 
-    0 after `count` market/account events (None: run until cancelled), 2 when the login or the
-    registration is refused, 1 on a transport failure. Connection events are printed too but
-    do not count.
+    Raises like the REST client (the CLI maps them to its exit codes): LoginError or
+    RegistrationError when Kiwoom refuses, TransportError when it cannot be reached,
+    BrokenPipeError when `out` was closed by its reader. The token is revoked at the end.
     """
-    kc = config.kiwoom
-    if kc.appkey is None or kc.secretkey is None:
-        print("watch: no app key / secret key configured", file=sys.stderr)
-        return 2
     done = asyncio.Event()
     seen = 0
+    broken: list[BrokenPipeError] = []
 
     def on_event(ev: Event) -> None:
         nonlocal seen
         if done.is_set():
             return
-        out.write(event_json(ev).decode())
-        out.write("\n")
+        try:
+            out.write(event_json(ev).decode())
+            out.write("\n")
+        except BrokenPipeError as exc:  # the reader (`| head`) is gone: stop, do not spin
+            broken.append(exc)
+            done.set()
+            return
         if isinstance(ev, Disconnected | Reconnected):
             return
         seen += 1
         if count is not None and seen >= count:
             done.set()
 
-    async with aiohttp.ClientSession() as session:
-        tokens = TokenManager(
-            session,
-            config.rest_url,
-            kc.appkey,
-            kc.secretkey,
-            refresh_margin_s=kc.token_refresh_margin_s,
-            request_timeout_s=kc.request_timeout_s,
-        )
+    async with KiwoomRest(config) as rest:
         ws = KiwoomWebSocket(
             config.ws_url,
-            tokens.token,
-            tokens.invalidate,
+            rest.tokens.token,
+            rest.tokens.invalidate,
             on_event=on_event,
-            connect_timeout_s=kc.connect_timeout_s,
+            connect_timeout_s=config.kiwoom.connect_timeout_s,
         )
         try:
             await ws.start()
             await ws.subscribe([rt_type], items)
             await done.wait()
-        except KiwoomError as exc:
-            print(f"watch: {exc}", file=sys.stderr)
-            return 1 if isinstance(exc, TransportError) else 2
         finally:
             await ws.close()
-            out.flush()
+    if broken:
+        raise broken[0]
+    out.flush()
     return 0

@@ -18,6 +18,7 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.kiwoom import catalog
 from engine.sim.faults import Faults
 
 log = structlog.get_logger(__name__)
@@ -33,6 +34,9 @@ SYSTEM_FRAME: Final = {
     "message": "접속허용요청(토큰)이 들어오지 않았습니다",
 }
 MAX_ITEMS_PER_GROUP: Final = 100
+
+
+_KNOWN_TYPES: Final = frozenset(catalog.realtime_types())
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -281,6 +285,8 @@ class SimRealtime:
             for t in types:
                 if not isinstance(t, str):
                     return fail("type 형식 오류")
+                if t not in _KNOWN_TYPES:
+                    return fail(f"실시간 항목이 올바르지 않습니다 (type={t})")
                 if t in ACCOUNT_TYPES:
                     pairs.add((t, ""))
                     continue

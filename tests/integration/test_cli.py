@@ -222,3 +222,30 @@ def test_unexpected_error_is_scrubbed_and_exits_1(
     assert "internal error: RuntimeError: bug near ***" in err
     assert "command_failed" in err  # the traceback, through the redactor
     assert secret.reveal() not in err
+
+
+def test_watch_into_a_closed_pipe_stops_quietly(sim_config: Path) -> None:
+    # `watch 0B 005930 | head -1`: once the reader is gone, watch ends with 0, not a spin.
+    env = {**os.environ, "KIWOOM_APPKEY": APPKEY, "KIWOOM_SECRETKEY": SECRETKEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "-c", str(sim_config), "watch", "0B", "005930"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert orjson.loads(first)["event"] == "Trade"
+    proc.stdout.close()
+    try:
+        assert proc.wait(15) == 0
+    finally:
+        proc.kill()
+    assert proc.stderr is not None
+    assert b"Traceback" not in proc.stderr.read()
+
+
+def test_watch_refused_registration_is_a_broker_error(sim_config: Path) -> None:
+    res = cli(sim_config, "watch", "ZZ", "005930", "--count", "1")
+    assert res.returncode == 4, res.stderr
+    assert "REG" in res.stderr or "return_code" in res.stderr

@@ -171,3 +171,17 @@ async def test_account_entries_are_never_dropped_when_the_queue_is_full(
         assert [e["values"].get("9203") for e in got if e["type"] == "00"] == [
             str(i) for i in (0, 1, 2, 3, 10, 11, 12, 13, 14, 15)
         ]
+
+
+async def test_reg_of_an_unknown_realtime_type_is_refused(served: tuple[SimRealtime, str]) -> None:
+    rt, url = served
+    rt.faults.ws_system_frames_before_login = 0
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        assert (await login(ws))["return_code"] == 0
+        await ws.send_str(
+            '{"trnm":"REG","grp_no":"1","refresh":"1","data":[{"item":["005930"],"type":["ZZ"]}]}'
+        )
+        ack = await recv(ws)
+    assert ack["return_code"] == 1
+    assert "ZZ" in ack["return_msg"]
+    assert rt.registered_pairs() == set()
