@@ -45,8 +45,9 @@ from engine.sim.server import create_app, start
 from engine.sim.simulator import Simulator
 from engine.sim.state import build_state
 from engine.sim.ws import SimRealtime
-from tests.integration.conftest import client_config
+from tests.integration.conftest import client_config, trading_session
 from tests.kiwoom.conftest import SimEnv
+from tests.support import until
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -97,12 +98,6 @@ def errors_then(
         return SimReply(reply if reply is not None else {"ord_no": "0000001"})
 
     return handler
-
-
-async def until(cond: Callable[[], bool], within_s: float = 3.0) -> None:
-    async with asyncio.timeout(within_s):
-        while not cond():  # noqa: ASYNC110 - polling state owned by client and server
-            await asyncio.sleep(0.01)
 
 
 def trade_entry(item: str) -> dict[str, Any]:
@@ -557,35 +552,26 @@ async def test_every_00_status_the_exchange_itself_pushes_decodes(simulator: Sim
     # 접수/체결 from a crossing buy, 확인/취소 from an amend and a cancel. (거부 is pushed only
     # in the exchange's push reject mode; tests/kiwoom/test_ws.py decodes a 거부 entry.)
     events: list[Event] = []
-    cfg = client_config(simulator)
-    async with KiwoomRest(cfg) as rest:
-        api = KiwoomApi(rest)
-        ws = KiwoomWebSocket(
-            cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=events.append
-        )
-        await ws.start()
-        try:
-            await ws.subscribe(["00"], [])
-            _bid, ask = simulator.market.best("005930")
-            await api.buy("005930", 1, OrderType.LIMIT, price=ask)
-            lower, _upper = simulator.market.limits("005930")
-            rest_ack = await api.buy("005930", 3, OrderType.LIMIT, price=lower)
-            amended = await api.modify(rest_ack.order_no, "005930", 0, lower)
-            await api.cancel(amended.order_no, "005930")
+    async with trading_session(simulator, events.append) as (api, ws):
+        await ws.subscribe(["00"], [])
+        _bid, ask = simulator.market.best("005930")
+        await api.buy("005930", 1, OrderType.LIMIT, price=ask)
+        lower, _upper = simulator.market.limits("005930")
+        rest_ack = await api.buy("005930", 3, OrderType.LIMIT, price=lower)
+        amended = await api.modify(rest_ack.order_no, "005930", 0, lower)
+        await api.cancel(amended.order_no, "005930")
 
-            def statuses() -> set[OrderStatus]:
-                return {e.status for e in events if isinstance(e, OrderExecution)}
+        def statuses() -> set[OrderStatus]:
+            return {e.status for e in events if isinstance(e, OrderExecution)}
 
-            want = {
-                OrderStatus.ACCEPTED,
-                OrderStatus.FILLED,
-                OrderStatus.CONFIRMED,
-                OrderStatus.CANCELED,
-            }
-            await until(lambda: want <= statuses(), within_s=5.0)
-            assert ws.stats.bad_entries == 0
-        finally:
-            await ws.close()
+        want = {
+            OrderStatus.ACCEPTED,
+            OrderStatus.FILLED,
+            OrderStatus.CONFIRMED,
+            OrderStatus.CANCELED,
+        }
+        await until(lambda: want <= statuses(), within_s=5.0)
+        assert ws.stats.bad_entries == 0
 
 
 async def test_two_groups_and_account_types_are_all_restored_after_a_drop(

@@ -3,113 +3,84 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from engine.events import Balance, Event, OrderExecution, OrderStatus, Side, Trade
-from engine.kiwoom.api import KiwoomApi
-from engine.kiwoom.rest import KiwoomRest
-from engine.kiwoom.ws import KiwoomWebSocket
 from engine.models import OrderType
 from engine.sim.simulator import Simulator
-from tests.integration.conftest import client_config
+from tests.integration.conftest import trading_session
+from tests.support import until
 
 pytestmark = pytest.mark.timeout(30)
 
 SYMBOL = "005930"
 
 
-async def wait_for(cond: object, within_s: float = 5.0) -> None:
-    assert callable(cond)
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 async def test_crossing_limit_order_fills_with_matching_pushes_and_account(
     simulator: Simulator,
 ) -> None:
     events: list[Event] = []
-    cfg = client_config(simulator)
-    async with KiwoomRest(cfg) as rest:
-        api = KiwoomApi(rest)
-        ws = KiwoomWebSocket(
-            cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=events.append
-        )
-        await ws.start()
-        try:
-            await ws.subscribe(["00", "04"], [])
-            await ws.subscribe(["0B"], [SYMBOL])
-            cash_before = (await api.cash_balance()).deposit
-            _bid, ask = simulator.market.best(SYMBOL)
-            qty = 3
-            ack = await api.buy(SYMBOL, qty, OrderType.LIMIT, price=ask)
-            await wait_for(
-                lambda: (
-                    any(
-                        isinstance(e, OrderExecution)
-                        and e.order_no == ack.order_no
-                        and e.status is OrderStatus.FILLED
-                        and e.unfilled_qty == 0
-                        for e in events
-                    )
-                    and any(isinstance(e, Balance) and e.symbol == SYMBOL for e in events)
+    async with trading_session(simulator, events.append) as (api, ws):
+        await ws.subscribe(["00", "04"], [])
+        await ws.subscribe(["0B"], [SYMBOL])
+        cash_before = (await api.cash_balance()).deposit
+        _bid, ask = simulator.market.best(SYMBOL)
+        qty = 3
+        ack = await api.buy(SYMBOL, qty, OrderType.LIMIT, price=ask)
+        await until(
+            lambda: (
+                any(
+                    isinstance(e, OrderExecution)
+                    and e.order_no == ack.order_no
+                    and e.status is OrderStatus.FILLED
+                    and e.unfilled_qty == 0
+                    for e in events
                 )
-            )
-            notices = [
-                e for e in events if isinstance(e, OrderExecution) and e.order_no == ack.order_no
-            ]
-            assert notices[0].status is OrderStatus.ACCEPTED
-            assert {n.side for n in notices} == {Side.BUY}
-            fills = [n for n in notices if n.status is OrderStatus.FILLED]
-            assert sum(f.unit_fill_qty for f in fills) == qty
-            cost = sum(f.unit_fill_price * f.unit_fill_qty for f in fills)
-            assert all(f.unit_fill_price <= ask for f in fills)  # a buy never fills above its limit
-            balance = [e for e in events if isinstance(e, Balance) and e.symbol == SYMBOL][-1]
-            assert balance.qty == qty
+                and any(isinstance(e, Balance) and e.symbol == SYMBOL for e in events)
+            ),
+            within_s=5.0,
+        )
+        notices = [
+            e for e in events if isinstance(e, OrderExecution) and e.order_no == ack.order_no
+        ]
+        assert notices[0].status is OrderStatus.ACCEPTED
+        assert {n.side for n in notices} == {Side.BUY}
+        fills = [n for n in notices if n.status is OrderStatus.FILLED]
+        assert sum(f.unit_fill_qty for f in fills) == qty
+        cost = sum(f.unit_fill_price * f.unit_fill_qty for f in fills)
+        assert all(f.unit_fill_price <= ask for f in fills)  # a buy never fills above its limit
+        balance = [e for e in events if isinstance(e, Balance) and e.symbol == SYMBOL][-1]
+        assert balance.qty == qty
 
-            account = await api.account_balance()
-            holding = next(h for h in account.holdings if h.symbol == SYMBOL)
-            assert holding.qty == qty == balance.qty
-            assert holding.avg_price == balance.avg_price
-            assert holding.purchase_amount == cost
-            assert (await api.cash_balance()).deposit == cash_before - cost
-            assert [o for o in await api.open_orders() if o.order_no == ack.order_no] == []
-            execs = [x for x in await api.executions() if x.order_no == ack.order_no]
-            assert len(execs) == 1
-            assert execs[0].filled_qty == qty
-            assert any(isinstance(e, Trade) and e.symbol == SYMBOL for e in events)
-        finally:
-            await ws.close()
+        account = await api.account_balance()
+        holding = next(h for h in account.holdings if h.symbol == SYMBOL)
+        assert holding.qty == qty == balance.qty
+        assert holding.avg_price == balance.avg_price
+        assert holding.purchase_amount == cost
+        assert (await api.cash_balance()).deposit == cash_before - cost
+        assert [o for o in await api.open_orders() if o.order_no == ack.order_no] == []
+        execs = [x for x in await api.executions() if x.order_no == ack.order_no]
+        assert len(execs) == 1
+        assert execs[0].filled_qty == qty
+        assert any(isinstance(e, Trade) and e.symbol == SYMBOL for e in events)
 
 
 async def test_resting_order_cancel_produces_confirmation_pushes(simulator: Simulator) -> None:
     events: list[Event] = []
-    cfg = client_config(simulator)
-    async with KiwoomRest(cfg) as rest:
-        api = KiwoomApi(rest)
-        ws = KiwoomWebSocket(
-            cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=events.append
+    async with trading_session(simulator, events.append) as (api, ws):
+        await ws.subscribe(["00"], [])
+        lower, _upper = simulator.market.limits(SYMBOL)
+        ack = await api.buy(SYMBOL, 5, OrderType.LIMIT, price=lower)  # far below: rests
+        assert [o.order_no for o in await api.open_orders()] == [ack.order_no]
+        cancel = await api.cancel(ack.order_no, SYMBOL)
+        assert cancel.order_no != ack.order_no
+        await until(
+            lambda: any(
+                isinstance(e, OrderExecution)
+                and e.order_no == ack.order_no
+                and e.status is OrderStatus.CANCELED
+                for e in events
+            ),
+            within_s=5.0,
         )
-        await ws.start()
-        try:
-            await ws.subscribe(["00"], [])
-            lower, _upper = simulator.market.limits(SYMBOL)
-            ack = await api.buy(SYMBOL, 5, OrderType.LIMIT, price=lower)  # far below: rests
-            assert [o.order_no for o in await api.open_orders()] == [ack.order_no]
-            cancel = await api.cancel(ack.order_no, SYMBOL)
-            assert cancel.order_no != ack.order_no
-            await wait_for(
-                lambda: any(
-                    isinstance(e, OrderExecution)
-                    and e.order_no == ack.order_no
-                    and e.status is OrderStatus.CANCELED
-                    for e in events
-                )
-            )
-            assert await api.open_orders() == []
-        finally:
-            await ws.close()
+        assert await api.open_orders() == []

@@ -3,7 +3,6 @@ receive the same events."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -12,10 +11,9 @@ import pytest
 from engine import config
 from engine.events import Event, Trade
 from engine.kiwoom.recorder import FrameRecorder
-from engine.kiwoom.rest import KiwoomRest
-from engine.kiwoom.ws import KiwoomWebSocket
 from engine.sim.simulator import Simulator
-from tests.integration.conftest import client_config
+from tests.integration.conftest import trading_session
+from tests.support import until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,29 +24,14 @@ async def collect_trades(
     sim: Simulator, n: int, recorder: FrameRecorder | None = None
 ) -> list[Trade]:
     trades: list[Trade] = []
-    got = asyncio.Event()
 
     def on_event(ev: Event) -> None:
         if isinstance(ev, Trade):
             trades.append(ev)
-            if len(trades) >= n:
-                got.set()
 
-    cfg = client_config(sim)
-    async with KiwoomRest(cfg) as rest:
-        ws = KiwoomWebSocket(
-            cfg.ws_url,
-            rest.tokens.token,
-            rest.tokens.invalidate,
-            on_event=on_event,
-            recorder=recorder,
-        )
-        await ws.start()
-        try:
-            await ws.subscribe(["0B"], ["005930"])
-            await asyncio.wait_for(got.wait(), 10)
-        finally:
-            await ws.close()
+    async with trading_session(sim, on_event, recorder) as (_api, ws):
+        await ws.subscribe(["0B"], ["005930"])
+        await until(lambda: len(trades) >= n, within_s=10.0)
     return trades[:n]
 
 

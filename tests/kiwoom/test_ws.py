@@ -29,6 +29,7 @@ from engine.kiwoom.ws import KiwoomWebSocket
 from engine.kiwoom.wsproto import LoginError, RegistrationError
 from engine.sim.faults import Faults
 from engine.sim.ws import SimRealtime
+from tests.support import until
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -127,13 +128,6 @@ def order_entry(status: str, order_no: str) -> dict[str, Any]:
             "908": "090001",
         },
     }
-
-
-async def until(cond: Callable[[], bool], within_s: float = 3.0) -> None:
-    """Poll `cond` (state owned by the client and the sim) until true or fail after within_s."""
-    async with asyncio.timeout(within_s):
-        while not cond():  # noqa: ASYNC110 - polling shared state is the point here
-            await asyncio.sleep(0.01)
 
 
 async def test_handshake_with_system_frames_then_events_flow(env: Env) -> None:
