@@ -7,6 +7,7 @@ expiry and market sessions.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -28,6 +29,15 @@ class Clock:
         """Seconds since the epoch (for receive timestamps in recordings)."""
         return time.time()
 
+    def time_ns(self) -> int:
+        """Nanoseconds since the epoch: the engine's event stamps (`ts_recv`)."""
+        return time.time_ns()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of this clock's time. Engine timers wait here, never on asyncio
+        directly, so a simulated clock drives them."""
+        await asyncio.sleep(seconds)
+
 
 class ManualClock(Clock):
     """A clock that moves only when told to; for tests and replays."""
@@ -35,9 +45,24 @@ class ManualClock(Clock):
     def __init__(self, start: datetime | None = None) -> None:
         self._start = start or datetime(2026, 1, 5, 9, 0, tzinfo=KST)
         self._elapsed = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def advance(self, seconds: float) -> None:
+        """Move time on, waking every `sleep` whose deadline has come."""
         self._elapsed += seconds
+        due = [(t, f) for t, f in self._sleepers if t <= self._elapsed]
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._elapsed]
+        for _, fut in due:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._elapsed + seconds, fut))
+        await fut
 
     def monotonic(self) -> float:
         return self._elapsed
@@ -47,6 +72,9 @@ class ManualClock(Clock):
 
     def wall(self) -> float:
         return self.now().timestamp()
+
+    def time_ns(self) -> int:
+        return int(self.wall() * 1_000_000_000)
 
 
 class OffsetClock(Clock):
@@ -63,6 +91,15 @@ class OffsetClock(Clock):
 
     def wall(self) -> float:
         return time.time() + self.offset_s
+
+    def time_ns(self) -> int:
+        return time.time_ns() + int(self.offset_s * 1_000_000_000)
+
+
+def stopwatch_ns() -> int:
+    """A high-resolution counter for measuring how long code ran (strategy time budgets,
+    latency figures). Real elapsed time whatever the clock: CPU spent is never simulated."""
+    return time.perf_counter_ns()
 
 
 SYSTEM_CLOCK = Clock()

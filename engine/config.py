@@ -170,6 +170,69 @@ class DaemonConfig:
     realtime_types: tuple[str, ...] = ("0B", "0C", "0D")
     record: str | None = None
     """Write every raw WebSocket frame to this NDJSON file, for replay."""
+    state_dir: str = "var"
+    """The journal (SQLite) lives here; systemd's StateDirectory= in production."""
+    on_stop: Literal["keep", "cancel"] = "keep"
+    """What a shutdown does to the engine's open orders."""
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Pre-trade limits (engine/trading/risk.py). Money in KRW, quantities in shares; 0 turns
+    a limit off where the comment says so."""
+
+    max_order_qty: int = field(default=10_000, metadata=_range(1, 10**9))
+    max_order_notional: int = field(default=50_000_000, metadata=_range(1, 10**13))
+    max_position_qty: int = field(default=50_000, metadata=_range(1, 10**9))
+    """Per symbol, long side (no short sales), counting open buy orders."""
+    max_gross_exposure: int = field(default=500_000_000, metadata=_range(1, 10**14))
+    """Sum over symbols of |position| x last price, plus open buy orders' notional."""
+    max_open_orders: int = field(default=50, metadata=_range(1, 10_000))
+    max_orders_per_s: int = field(default=5, metadata=_range(1, 1_000))
+    max_orders_per_min: int = field(default=120, metadata=_range(1, 100_000))
+    daily_loss_limit: int = field(default=5_000_000, metadata=_range(1, 10**13))
+    """Realised loss (KRW, after fees and tax) at which trading HALTs for the day."""
+    fat_finger_bp: int = field(default=500, metadata=_range(1, 10_000))
+    """How far (basis points) a limit price may sit from the last trade."""
+    duplicate_window_s: float = field(default=1.0, metadata=_range(0, 3600))
+    """Refuse a second identical order (strategy, symbol, side, qty, price) this soon; 0 off."""
+    check_session_hours: bool = True
+    """Mode sim never checks: the simulator's market never closes."""
+    extra_holidays: tuple[str, ...] = ()
+    """Extra KRX closed days, "YYYY-MM-DD", beside the calendar's own."""
+    max_order_delay_ms: int = field(default=3_000, metadata=_range(1, 600_000))
+    """An order re-sent after a rate-limit refusal gives up (REJECTED, reason STALE) once this
+    long has passed since the strategy's decision."""
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    reconcile_s: float = field(default=60.0, metadata=_range(1, 86_400))
+    """How often positions and cash are checked against kt00018 / kt00001."""
+    halt_on_divergence: bool = False
+    commission_bp: float = field(default=1.5, metadata=_range(0, 1_000))
+    """Fees estimated on fills that carry none, basis points of traded value."""
+    sell_tax_bp: float = field(default=18.0, metadata=_range(0, 1_000))
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """One `[[strategies]]` table: a drop-in plugin (see strategies/README.md)."""
+
+    name: str
+    class_name: str = field(default="", metadata={"key": "class"})
+    path: str | None = None
+    entry_point: str | None = None
+    symbols: tuple[str, ...] = ()
+    bars: tuple[str, ...] = ()
+    history: int = field(default=0, metadata=_range(0, 10_000))
+    params: Mapping[str, Any] = field(default_factory=dict, metadata={"free_form": True})
+    enabled: bool = True
+    max_errors: int = field(default=10, metadata=_range(1, 1_000_000))
+    """Exceptions from its handlers before the engine disables it."""
+    budget_ms: float = field(default=50.0, metadata=_range(0.1, 60_000))
+    """Time one handler call may take; `max_overruns` overruns in a row disable it."""
+    max_overruns: int = field(default=5, metadata=_range(1, 1_000_000))
 
 
 @dataclass(frozen=True)
@@ -178,6 +241,9 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     log: LogConfig = field(default_factory=LogConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    strategies: tuple[StrategyConfig, ...] = ()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
@@ -267,8 +333,10 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: {path or '<root>'}: expected a table, got {_show(raw)}")
     hints = typing.get_type_hints(cls)
+    # The file's key for each field: its name, or metadata "key" where the name would be a
+    # Python keyword (`class`).
     fields = {
-        f.name: f
+        f.metadata.get("key", f.name): f
         for f in dataclasses.fields(cls)
         if not f.metadata.get("secret") and not f.metadata.get("internal")
     }
@@ -276,12 +344,35 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
     if unknown:
         where = f"{path}.{unknown[0]}" if path else unknown[0]
         raise ConfigError(f"{source}: {where}: unknown key (known: {', '.join(sorted(fields))})")
+    for key, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and key not in raw:
+            where = f"{path}.{key}" if path else key
+            raise ConfigError(f"{source}: {where}: missing (required)")
     values = {}
-    for name, value in raw.items():
-        key_path = f"{path}.{name}" if path else name
-        values[name] = _coerce(hints[name], value, key_path, source)
-        _check(fields[name].metadata, values[name], key_path, source)
+    for key, value in raw.items():
+        key_path = f"{path}.{key}" if path else key
+        f = fields[key]
+        if f.metadata.get("free_form"):
+            values[f.name] = _free_form(value, key_path, source)
+        else:
+            values[f.name] = _coerce(hints[f.name], value, key_path, source)
+        _check(f.metadata, values[f.name], key_path, source)
     return cls(**values)
+
+
+def _free_form(value: Any, path: str, source: str) -> Any:
+    """A table the program does not know the shape of (a strategy's params): any TOML values,
+    made read-only; nan and inf are refused as everywhere else."""
+    if isinstance(value, dict):
+        return types.MappingProxyType(
+            {k: _free_form(v, f"{path}.{k}", source) for k, v in value.items()}
+        )
+    if isinstance(value, list):
+        return tuple(_free_form(v, f"{path}[{i}]", source) for i, v in enumerate(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {path}: expected a finite number, got {value}")
+    return value
 
 
 def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:

@@ -3,11 +3,16 @@
 Frozen, slotted dataclasses; KRW and shares are ints, times of day are HHMMSS ints as the
 exchange stamps them (e.g. 93005 = 09:30:05 KST). Nothing here knows a Kiwoom FID number:
 engine/kiwoom/codec.py builds these from the wire.
+
+Every event carries `ts_recv` and `seq`, left 0 by whoever builds it and stamped once by the
+bus (engine/bus.py) as it enters; they take no part in equality, so the same trade decoded
+twice compares equal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -69,6 +74,10 @@ class Trade:
     high: int
     low: int
     session: MarketSession | None = None
+    ts_recv: int = field(default=0, compare=False)
+    """Receive time, ns since the epoch on the engine's clock; stamped once by the bus."""
+    seq: int = field(default=0, compare=False)
+    """The bus's sequence number (1, 2, ...); 0 until the bus has seen the event."""
 
     @property
     def aggressor(self) -> Side | None:
@@ -88,6 +97,8 @@ class Quote:
     exchange: Exchange
     best_ask: int
     best_bid: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +112,8 @@ class OrderBook:
     bids: tuple[tuple[int, int], ...]
     total_ask_qty: int
     total_bid_qty: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +148,8 @@ class OrderExecution:
     exchange: Exchange | None
     sor: bool
     time: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +181,8 @@ class Balance:
     loan_date: str
     maturity_date: str
     side_kind: str
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +193,8 @@ class RealtimeGeneric:
     name: str
     item: str
     values: dict[str, Any] = field(hash=False)
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +203,8 @@ class Disconnected:
 
     reason: str
     attempt: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +213,163 @@ class Reconnected:
 
     attempt: int
     downtime_s: float
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+# --- the engine's own events -----------------------------------------------------------------
+
+
+class OrderState(StrEnum):
+    """The engine's view of one order's life (DESIGN.md "Order life"); the allowed moves are
+    one table in engine/trading/orders.py."""
+
+    NEW = "new"
+    SUBMITTING = "submitting"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    """Sent, but nothing proves whether the broker took it; reconciliation settles it."""
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class TradingState(StrEnum):
+    """ACTIVE trades; REDUCING only lets orders through that shrink a position; HALTED lets
+    only cancels through (the kill switch, or a breach of the daily loss limit)."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """An order moved from `prev_state` to `state`: a snapshot, safe to queue and journal.
+
+    `price` 0 is a market order. `strategy` is None for an external order (placed outside this
+    engine and seen on the feed or at reconciliation).
+    """
+
+    client_id: str
+    strategy: str | None
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    state: OrderState
+    prev_state: OrderState
+    order_no: str | None
+    filled_qty: int
+    avg_fill_price: int
+    reason: str = ""
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """Shares changed hands for one of the account's orders; `fill_no` is unique per day."""
+
+    client_id: str | None
+    strategy: str | None
+    order_no: str
+    fill_no: str
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    fee: int
+    tax: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRejected:
+    """A pre-trade check refused an order. `reason` is a code (MAX_NOTIONAL, PRICE_BAND, ...);
+    `limit` and `value` are the numbers that tripped it (0 when the check has none)."""
+
+    client_id: str
+    strategy: str | None
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    reason: str
+    limit: int = 0
+    value: int = 0
+    detail: str = ""
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStateChanged:
+    state: TradingState
+    prev_state: TradingState
+    reason: str
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyDisabled:
+    """The engine stopped calling a strategy: too many errors, or too slow too often."""
+
+    strategy: str
+    reason: str
+    errors: int
+    overruns: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """OHLCV over `interval` ("1m", "5m", "1d", ...) starting at `start` (KST)."""
+
+    symbol: str
+    interval: str
+    start: datetime
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionDivergence:
+    """Our position differs from the broker's at reconciliation."""
+
+    symbol: str
+    ours: int
+    broker: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """Orders and positions were checked against the broker; new exposure may flow again."""
+
+    orders_checked: int
+    orders_changed: int
+    divergences: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
 
 
 MarketEvent = Trade | Quote | OrderBook
@@ -204,4 +382,27 @@ Event = (
     | RealtimeGeneric
     | Disconnected
     | Reconnected
+    | OrderUpdate
+    | Fill
+    | RiskRejected
+    | TradingStateChanged
+    | StrategyDisabled
+    | Bar
+    | PositionDivergence
+    | Reconciled
 )
+
+ACCOUNT_EVENTS: tuple[type, ...] = (
+    OrderExecution,
+    Balance,
+    OrderUpdate,
+    Fill,
+    RiskRejected,
+    TradingStateChanged,
+    StrategyDisabled,
+    PositionDivergence,
+    Reconciled,
+    Disconnected,
+    Reconnected,
+)
+"""Events the bus dispatches ahead of waiting market data, and that no queue may drop."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import StrEnum
 from operator import itemgetter
 from typing import Any, Final, TypeVar
@@ -296,7 +296,12 @@ def _fast_constructor(cls: type[_E]) -> Callable[..., _E]:
         raise TypeError(f"{cls.__name__}.__init__ does more than store its fields")
     twin = make_dataclass(
         f"_{cls.__name__}Builder",
-        [(f.name, Any) for f in fs],
+        # Defaults carried over, so trailing fields the codec does not know (the bus's stamps)
+        # start at their defaults.
+        [
+            (f.name, Any) if f.default is MISSING else (f.name, Any, field(default=f.default))
+            for f in fs
+        ],
         slots=True,
     )
     if tuple(getattr(twin, "__slots__", ())) != tuple(slots):

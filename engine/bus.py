@@ -1,0 +1,215 @@
+"""The event bus: every event enters here once, is stamped, and reaches its consumers.
+
+Two kinds of consumer:
+- in-loop handlers (the OMS, the portfolio, the strategies) are called directly, in the
+  publishing call, with no queue hop: the hot path frame -> strategy -> order never awaits;
+- slow consumers (the journal, the MQTT mirror) read their own bounded `ConsumerQueue`.
+
+Events published while a handler runs (an order update raised by a strategy's buy) are not
+dispatched re-entrantly: they wait in the bus's run queue and go out as soon as the current
+event is done, account events (orders, fills, 00, 04, risk) ahead of any market data that is
+waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+
+from engine.clock import Clock
+from engine.events import ACCOUNT_EVENTS, Event, OrderBook, Quote
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Any], None]
+
+_setattr = object.__setattr__
+
+
+class EventBus:
+    """Stamps each event (`ts_recv` ns from the clock, `seq` 1, 2, ...) and dispatches it.
+
+    Handlers run in subscription order. A handler that raises is logged with its traceback and
+    counted in `handler_errors`; the event still reaches every other handler and queue.
+    Strategies are isolated more strictly by their host (engine/strategy.py).
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.seq = 0
+        self._routes: dict[type, list[Handler]] = {}
+        self._all: list[Handler] = []
+        self._queues: list[ConsumerQueue] = []
+        self._urgent: deque[Event] = deque()
+        self._market: deque[Event] = deque()
+        self._dispatching = False
+        self.handler_errors = 0
+        self.published = 0
+
+    def subscribe(self, event_type: type | Iterable[type], handler: Handler) -> None:
+        """Call `handler(event)` in the loop for every event of `event_type` (or types)."""
+        types = [event_type] if isinstance(event_type, type) else list(event_type)
+        for t in types:
+            self._routes.setdefault(t, []).append(handler)
+
+    def subscribe_all(self, handler: Handler) -> None:
+        """Call `handler` for every event, after the typed handlers."""
+        self._all.append(handler)
+
+    def attach(self, queue: ConsumerQueue) -> ConsumerQueue:
+        """Feed `queue` with every event it accepts; returns it."""
+        self._queues.append(queue)
+        return queue
+
+    @property
+    def queues(self) -> tuple[ConsumerQueue, ...]:
+        return tuple(self._queues)
+
+    def publish(self, ev: Event) -> None:
+        """Stamp `ev` and dispatch it; never blocks, never raises for a handler's error.
+
+        Called from the feed's receive loop and from the engine itself. Inside a dispatch the
+        event waits its turn (account events first) instead of being handled re-entrantly.
+        """
+        self.seq += 1
+        _setattr(ev, "seq", self.seq)
+        _setattr(ev, "ts_recv", self._clock.time_ns())
+        self.published += 1
+        if self._dispatching:
+            (self._urgent if isinstance(ev, ACCOUNT_EVENTS) else self._market).append(ev)
+            return
+        self._dispatching = True
+        try:
+            self._deliver(ev)
+            self._drain()
+        finally:
+            self._dispatching = False
+
+    def _drain(self) -> None:
+        urgent, market = self._urgent, self._market
+        while urgent or market:
+            self._deliver(urgent.popleft() if urgent else market.popleft())
+
+    def _deliver(self, ev: Event) -> None:
+        handlers = self._routes.get(type(ev))
+        if handlers:
+            for h in handlers:
+                try:
+                    h(ev)
+                except Exception:
+                    self._handler_failed(h, ev)
+        for h in self._all:
+            try:
+                h(ev)
+            except Exception:
+                self._handler_failed(h, ev)
+        for q in self._queues:
+            q.offer(ev)
+
+    def _handler_failed(self, h: Handler, ev: Event) -> None:
+        self.handler_errors += 1
+        log.exception(
+            "bus_handler_failed",
+            handler=getattr(h, "__qualname__", repr(h)),
+            event_type=type(ev).__name__,
+        )
+
+
+class ConsumerQueue:
+    """A slow consumer's bounded inbox, with an overflow policy per kind of event.
+
+    - Account events (order updates, fills, 00, 04, risk decisions, feed state) are never
+      dropped: they are rare (orders are paced by the broker at a few per second) and losing
+      one would lose money's trail. `critical_depth` reports their backlog.
+    - Quotes and books coalesce per symbol: only the newest matters to a consumer that is
+      behind, and a full book is 40 numbers, so the cost stays at one event per symbol.
+    - Trades and everything else keep the newest `max_market` in arrival order and drop the
+      oldest, counted in `dropped`; a consumer that is behind loses history, never the present.
+
+    Memory: about `max_market` events (a Trade is ~250 bytes) plus one book per symbol.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_market: int = 10_000,
+        accepts: Callable[[Event], bool] | None = None,
+    ) -> None:
+        if max_market < 1:
+            raise ValueError("max_market must be >= 1")
+        self.name = name
+        self.max_market = max_market
+        self._accepts = accepts
+        self._critical: deque[Event] = deque()
+        self._market: deque[Event] = deque(maxlen=max_market)
+        self._latest: dict[tuple[type, str], Event] = {}
+        self._wakeup = asyncio.Event()
+        self.offered = 0
+        self.dropped = 0
+        self.coalesced = 0
+        self.critical_high_water = 0
+
+    def offer(self, ev: Event) -> None:
+        """Take `ev` under this queue's policy. Never blocks."""
+        if self._accepts is not None and not self._accepts(ev):
+            return
+        self.offered += 1
+        if isinstance(ev, ACCOUNT_EVENTS):
+            self._critical.append(ev)
+            if len(self._critical) > self.critical_high_water:
+                self.critical_high_water = len(self._critical)
+        elif isinstance(ev, Quote | OrderBook):
+            key = (type(ev), ev.symbol)
+            if key in self._latest:
+                self.coalesced += 1
+                del self._latest[key]  # re-insert: the dict keeps arrival order
+            self._latest[key] = ev
+        else:
+            if len(self._market) == self.max_market:
+                self.dropped += 1
+            self._market.append(ev)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    @property
+    def depth(self) -> int:
+        return len(self._critical) + len(self._market) + len(self._latest)
+
+    @property
+    def critical_depth(self) -> int:
+        return len(self._critical)
+
+    def take(self, limit: int = 1_000) -> list[Event]:
+        """Up to `limit` events without waiting: account events first, then trades in order,
+        then the newest quote and book per symbol."""
+        out: list[Event] = []
+        for source in (self._critical, self._market):
+            while source and len(out) < limit:
+                out.append(source.popleft())
+        while self._latest and len(out) < limit:
+            key = next(iter(self._latest))
+            out.append(self._latest.pop(key))
+        if not self.depth:
+            self._wakeup.clear()
+        return out
+
+    async def get(self, limit: int = 1_000) -> list[Event]:
+        """Wait until something is there, then `take(limit)`."""
+        while not self.depth:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self.take(limit)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "depth": self.depth,
+            "critical_depth": self.critical_depth,
+            "offered": self.offered,
+            "dropped": self.dropped,
+            "coalesced": self.coalesced,
+        }
