@@ -198,7 +198,7 @@ class RiskConfig:
     """Refuse a second identical order (strategy, symbol, side, qty, price) this soon; 0 off."""
     check_session_hours: bool = True
     """Mode sim never checks: the simulator's market never closes."""
-    extra_holidays: tuple[str, ...] = ()
+    extra_holidays: tuple[str, ...] = field(default=(), metadata={"dates": True})
     """Extra KRX closed days, "YYYY-MM-DD", beside the calendar's own."""
     max_order_delay_ms: int = field(default=3_000, metadata=_range(1, 600_000))
     """An order re-sent after a rate-limit refusal gives up (REJECTED, reason STALE) once this
@@ -391,6 +391,17 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
                     else (f"> {lo}" if above else f">= {lo}")
                 )
                 raise ConfigError(f"{source}: {where}: must be {want}, got {_show(v)}")
+    if meta.get("dates"):
+        # Refused here so that `check` names the key; the calendar would fail only at start.
+        from engine.trading.calendar import parse_day
+
+        for i, text in enumerate(value):
+            try:
+                parse_day(text)
+            except ValueError:
+                raise ConfigError(
+                    f"{source}: {path}[{i}]: expected a date YYYY-MM-DD, got {_show(text)}"
+                ) from None
     if meta.get("non_empty") and not value:
         raise ConfigError(f"{source}: {path}: must not be empty")
     schemes = meta.get(_URL_SCHEMES)
