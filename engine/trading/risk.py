@@ -1,0 +1,413 @@
+"""Pre-trade risk: the checks every new order passes before it is sent, and the trading state.
+
+Owns the trading state (ACTIVE / REDUCING / HALTED), the order-rate windows, the duplicate
+guard and the day's counters (orders sent, realised PnL), which the journal persists through
+`counters` / `restore`. Pure logic on an injected clock: the account's numbers come from an
+`AccountView` (the portfolio and the OMS). Cancels never come here; they always pass.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Protocol
+
+import structlog
+
+from engine.clock import KST, Clock
+from engine.config import RiskConfig
+from engine.events import Exchange, Side, TradingState, TradingStateChanged
+from engine.trading import krx
+from engine.trading.calendar import KrxCalendar
+from engine.trading.orders import OrderRequest
+
+log = structlog.get_logger(__name__)
+
+
+class Reason(StrEnum):
+    """Why an order was refused: a code a machine can read (the value is the name)."""
+
+    HALTED = "HALTED"
+    REDUCING_ONLY = "REDUCING_ONLY"
+    RECONCILING = "RECONCILING"
+    FEED_DOWN = "FEED_DOWN"
+    UNKNOWN_PENDING = "UNKNOWN_PENDING"
+    MAX_ORDER_QTY = "MAX_ORDER_QTY"
+    MAX_NOTIONAL = "MAX_NOTIONAL"
+    MAX_POSITION = "MAX_POSITION"
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
+    ORDER_RATE = "ORDER_RATE"
+    DAILY_LOSS = "DAILY_LOSS"
+    TICK_SIZE = "TICK_SIZE"
+    PRICE_BAND = "PRICE_BAND"
+    FAT_FINGER = "FAT_FINGER"
+    NO_PRICE = "NO_PRICE"
+    SESSION_CLOSED = "SESSION_CLOSED"
+    BUYING_POWER = "BUYING_POWER"
+    SHORT_SALE = "SHORT_SALE"
+    DUPLICATE = "DUPLICATE"
+    STALE = "STALE"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A refused order: the code, and the numbers that tripped it (`value` went past `limit`;
+    both 0 when the check has no numbers). Units are the check's: KRW, shares, basis points,
+    milliseconds, or a count; SESSION_CLOSED's `value` is the KST time as HHMMSS."""
+
+    reason: Reason
+    limit: int = 0
+    value: int = 0
+    detail: str = ""
+
+
+class AccountView(Protocol):
+    """What risk reads about the account; the portfolio and the OMS implement it.
+
+    Orders in state UNKNOWN count as open everywhere here: until reconciliation settles them,
+    they may be live at the broker.
+    """
+
+    def position_qty(self, symbol: str) -> int:
+        """Shares held (long only)."""
+        ...
+
+    def open_qty(self, symbol: str, side: Side) -> int:
+        """Unfilled quantity of the live orders on `symbol` and `side`."""
+        ...
+
+    def open_orders_count(self) -> int: ...
+
+    def open_buy_notional(self) -> int:
+        """KRW the open buy orders reserve (their unfilled qty x price)."""
+        ...
+
+    def gross_exposure(self) -> int:
+        """Sum over symbols of |position| x last price, KRW."""
+        ...
+
+    def buying_power(self) -> int:
+        """Orderable cash in KRW, before the open buy orders' reservations (risk adds
+        `open_buy_notional` itself)."""
+        ...
+
+    def last_price(self, symbol: str) -> int | None:
+        """The last trade price from the live feed; never a cached REST answer."""
+        ...
+
+    def base_price(self, symbol: str) -> int | None:
+        """The day's base price (previous close), from the feed or ka10001 at start."""
+        ...
+
+    def has_unknown_order(self, symbol: str) -> bool:
+        """An order on `symbol` whose outcome is unknown (UNKNOWN) awaits reconciliation."""
+        ...
+
+
+_PER_S = 1.0
+_PER_MIN = 60.0
+_BP = 10_000
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class RiskEngine:
+    """Decides, for each new order, whether it may go to the broker.
+
+    `check` runs these in order and returns the first that refuses:
+
+    1. trading state: HALTED; REDUCING_ONLY (state REDUCING and the order adds exposure);
+       DAILY_LOSS (the day's realised loss is at the limit, even after a manual resume);
+       RECONCILING, FEED_DOWN, UNKNOWN_PENDING (an order of unknown outcome on the symbol).
+       All but HALTED let a reducing sell through;
+    2. session hours: SESSION_CLOSED (KRX calendar; off with `check_session_hours`);
+    3. the order itself against reference prices: MAX_ORDER_QTY, TICK_SIZE, NO_PRICE,
+       PRICE_BAND (+-30 % of the base price), FAT_FINGER (distance from the last trade, or
+       the base price before the first trade), MAX_NOTIONAL;
+    4. the account: SHORT_SALE, MAX_OPEN_ORDERS, then for buys MAX_POSITION,
+       MAX_GROSS_EXPOSURE and BUYING_POWER;
+    5. the flow of orders: ORDER_RATE (per second, then per minute), DUPLICATE.
+
+    A reducing order is a sell of at most what is held less what open sells already cover:
+    it cannot grow exposure, so it skips the exposure checks of step 4 and passes the state
+    checks of step 1 except HALTED. Market orders (price None) are valued at the upper daily
+    limit for buys (what KRX reserves) or the last price, and skip the price checks.
+
+    The engine sets `reconciling` and `feed_live`; `state` changes through `set_state`.
+    """
+
+    def __init__(
+        self,
+        cfg: RiskConfig,
+        clock: Clock,
+        *,
+        check_session_hours: bool,
+        calendar: KrxCalendar | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._clock = clock
+        self.check_session_hours = check_session_hours
+        self.calendar = calendar if calendar is not None else KrxCalendar(cfg.extra_holidays)
+        self.state = TradingState.ACTIVE
+        self.state_reason = ""
+        self.reconciling = False
+        self.feed_live = True
+        self._sent_times: deque[float] = deque()
+        self._recent: dict[tuple[str | None, str, Side, int, int | None], float] = {}
+        self._day = self._today()
+        self._orders_sent = 0
+        self._realized_pnl = 0
+        self._rejected = 0
+
+    # --- the check ---------------------------------------------------------------------------
+
+    def check(
+        self,
+        req: OrderRequest,
+        strategy: str | None,
+        view: AccountView,
+        *,
+        exchange: Exchange = Exchange.KRX,
+    ) -> Rejection | None:
+        """None when `req` may be sent, else the first rejection (see the class docstring).
+
+        `exchange` is where the order routes (for session hours). Does not record anything
+        but the rejection count: call `record_sent` once the order really goes out. Raises
+        ValueError for a quantity below 1, which is a programming error, not a risk decision.
+        """
+        if req.qty < 1:
+            raise ValueError(f"qty must be >= 1, got {req.qty}")
+        self._roll_day()
+        rejection = self._check(req, strategy, view, exchange)
+        if rejection is not None:
+            self._rejected += 1
+        return rejection
+
+    def _check(
+        self, req: OrderRequest, strategy: str | None, view: AccountView, exchange: Exchange
+    ) -> Rejection | None:
+        cfg = self.cfg
+        symbol, qty, price = req.symbol, req.qty, req.price
+        is_buy = req.side is Side.BUY
+        sellable = 0 if is_buy else view.position_qty(symbol) - view.open_qty(symbol, Side.SELL)
+        reducing = not is_buy and qty <= sellable
+
+        # 1. trading state
+        if self.state is TradingState.HALTED:
+            return Rejection(Reason.HALTED, detail=self.state_reason)
+        if not reducing:
+            if self.state is TradingState.REDUCING:
+                return Rejection(Reason.REDUCING_ONLY, max(sellable, 0), qty)
+            if -self._realized_pnl >= cfg.daily_loss_limit:
+                return Rejection(Reason.DAILY_LOSS, cfg.daily_loss_limit, -self._realized_pnl)
+            if self.reconciling:
+                return Rejection(Reason.RECONCILING)
+            if not self.feed_live:
+                return Rejection(Reason.FEED_DOWN)
+            if view.has_unknown_order(symbol):
+                return Rejection(Reason.UNKNOWN_PENDING, detail=symbol)
+
+        # 2. session hours
+        if self.check_session_hours:
+            now = self._clock.now().astimezone(KST)
+            if not self.calendar.is_open_for_orders(now, exchange):
+                closed = self.calendar.closed_reason(now.date())
+                hhmmss = now.hour * 10_000 + now.minute * 100 + now.second
+                detail = f"{exchange.value} {now:%Y-%m-%d %H:%M:%S}" + (
+                    f" ({closed})" if closed else ""
+                )
+                return Rejection(Reason.SESSION_CLOSED, value=hhmmss, detail=detail)
+
+        # 3. the order itself
+        if qty > cfg.max_order_qty:
+            return Rejection(Reason.MAX_ORDER_QTY, cfg.max_order_qty, qty)
+        last = view.last_price(symbol)
+        base = view.base_price(symbol)
+        if price is None:
+            if is_buy and base is not None:
+                unit = krx.price_limits(base)[1]
+            elif last is not None:
+                unit = last
+            elif base is not None:
+                unit = base
+            else:
+                return Rejection(Reason.NO_PRICE, detail="market order: no last or base price")
+        else:
+            if not krx.is_on_tick(price):
+                tick = krx.tick_size(price) if price >= 1 else 1
+                return Rejection(Reason.TICK_SIZE, tick, price)
+            if base is None:
+                return Rejection(Reason.NO_PRICE, detail="no base price for the daily band")
+            lower, upper = krx.price_limits(base)
+            if not lower <= price <= upper:
+                bound = upper if price > upper else lower
+                return Rejection(Reason.PRICE_BAND, bound, price, f"band {lower}..{upper}")
+            ref, ref_name = (last, "last") if last is not None else (base, "base")
+            distance = abs(price - ref) * _BP
+            if distance > cfg.fat_finger_bp * ref:
+                bp = _ceil_div(distance, ref)
+                return Rejection(Reason.FAT_FINGER, cfg.fat_finger_bp, bp, f"{ref_name} {ref}")
+            unit = price
+        notional = qty * unit
+        if notional > cfg.max_order_notional:
+            return Rejection(Reason.MAX_NOTIONAL, cfg.max_order_notional, notional)
+
+        # 4. the account
+        if not is_buy and not reducing:
+            return Rejection(Reason.SHORT_SALE, max(sellable, 0), qty)
+        open_orders = view.open_orders_count() + 1
+        if open_orders > cfg.max_open_orders:
+            return Rejection(Reason.MAX_OPEN_ORDERS, cfg.max_open_orders, open_orders)
+        if is_buy:
+            position = view.position_qty(symbol) + view.open_qty(symbol, Side.BUY) + qty
+            if position > cfg.max_position_qty:
+                return Rejection(Reason.MAX_POSITION, cfg.max_position_qty, position)
+            open_buys = view.open_buy_notional()
+            exposure = view.gross_exposure() + open_buys + notional
+            if exposure > cfg.max_gross_exposure:
+                return Rejection(Reason.MAX_GROSS_EXPOSURE, cfg.max_gross_exposure, exposure)
+            power = view.buying_power()
+            if open_buys + notional > power:
+                return Rejection(Reason.BUYING_POWER, power, open_buys + notional)
+
+        # 5. the flow of orders
+        now_m = self._clock.monotonic()
+        self._expire(now_m)
+        per_min = len(self._sent_times) + 1
+        per_s = per_min - self._count_before(now_m - _PER_S)
+        if per_s > cfg.max_orders_per_s:
+            return Rejection(Reason.ORDER_RATE, cfg.max_orders_per_s, per_s, "per second")
+        if per_min > cfg.max_orders_per_min:
+            return Rejection(Reason.ORDER_RATE, cfg.max_orders_per_min, per_min, "per minute")
+        sent_at = self._recent.get((strategy, symbol, req.side, qty, price))
+        if sent_at is not None and now_m - sent_at < cfg.duplicate_window_s:
+            window_ms = round(cfg.duplicate_window_s * 1000)
+            return Rejection(Reason.DUPLICATE, window_ms, round((now_m - sent_at) * 1000))
+        return None
+
+    def check_stale(self, decided_at: float) -> Rejection | None:
+        """STALE when more than `max_order_delay_ms` passed since `decided_at` (the clock's
+        `monotonic()` when the strategy asked): an order held back by the broker's rate limit
+        is dropped rather than sent late. None while it is still fresh."""
+        elapsed_ms = round((self._clock.monotonic() - decided_at) * 1000)
+        if elapsed_ms > self.cfg.max_order_delay_ms:
+            return Rejection(Reason.STALE, self.cfg.max_order_delay_ms, elapsed_ms)
+        return None
+
+    def record_sent(self, req: OrderRequest, strategy: str | None) -> None:
+        """Count an order that is going out: rate windows, duplicate guard, daily counter."""
+        self._roll_day()
+        now_m = self._clock.monotonic()
+        self._expire(now_m)
+        self._sent_times.append(now_m)
+        self._recent[(strategy, req.symbol, req.side, req.qty, req.price)] = now_m
+        self._orders_sent += 1
+
+    def _expire(self, now_m: float) -> None:
+        # Only the last minute matters to the rate windows, and only the duplicate window to
+        # the guard: both stay as small as the limits that bound them.
+        times = self._sent_times
+        while times and times[0] <= now_m - _PER_MIN:
+            times.popleft()
+        window = self.cfg.duplicate_window_s
+        if len(self._recent) > 64:
+            self._recent = {k: t for k, t in self._recent.items() if now_m - t < window}
+
+    def _count_before(self, cutoff: float) -> int:
+        """How many recorded sends are at or before `cutoff` (the deque is in time order)."""
+        n = 0
+        for t in self._sent_times:
+            if t > cutoff:
+                break
+            n += 1
+        return n
+
+    # --- trading state -----------------------------------------------------------------------
+
+    def set_state(self, state: TradingState, reason: str) -> TradingStateChanged | None:
+        """Move to `state`; returns the change to publish, or None when already there."""
+        prev = self.state
+        if state is prev:
+            return None
+        self.state = state
+        self.state_reason = reason
+        log.warning("trading_state_changed", state=state.value, prev=prev.value, reason=reason)
+        return TradingStateChanged(state=state, prev_state=prev, reason=reason)
+
+    def halt(self, reason: str) -> TradingStateChanged | None:
+        """The kill switch: HALTED refuses every new order (cancels still pass)."""
+        return self.set_state(TradingState.HALTED, reason)
+
+    def resume(self, reason: str) -> TradingStateChanged | None:
+        """Back to ACTIVE. A breached daily loss limit still refuses new exposure that day."""
+        return self.set_state(TradingState.ACTIVE, reason)
+
+    def add_realized_pnl(self, pnl: int) -> TradingStateChanged | None:
+        """Add realised PnL (KRW, after fees and tax; a loss is negative). Returns the move to
+        HALTED when the day's loss reaches `daily_loss_limit`, else None."""
+        self._roll_day()
+        self._realized_pnl += pnl
+        return self._halt_on_loss()
+
+    def _halt_on_loss(self) -> TradingStateChanged | None:
+        loss = -self._realized_pnl
+        if loss < self.cfg.daily_loss_limit or self.state is TradingState.HALTED:
+            return None
+        return self.halt(f"{Reason.DAILY_LOSS.value}: lost {loss} of {self.cfg.daily_loss_limit}")
+
+    # --- daily counters ----------------------------------------------------------------------
+
+    def _today(self) -> date:
+        return self._clock.now().astimezone(KST).date()
+
+    def trading_day(self) -> str:
+        """The KST date, "YYYYMMDD", that the counters belong to."""
+        self._roll_day()
+        return self._day.strftime("%Y%m%d")
+
+    def _roll_day(self) -> None:
+        # Counters belong to one KST calendar day and start again at midnight. A HALT is not
+        # lifted by the new day: a person resumes after a daily-loss halt.
+        today = self._today()
+        if today == self._day:
+            return
+        log.info(
+            "risk_day_rolled",
+            prev_day=self._day.strftime("%Y%m%d"),
+            day=today.strftime("%Y%m%d"),
+            orders_sent=self._orders_sent,
+            realized_pnl=self._realized_pnl,
+        )
+        self._day = today
+        self._orders_sent = 0
+        self._realized_pnl = 0
+        self._rejected = 0
+
+    def counters(self) -> dict[str, int]:
+        """The day's counters, to persist with `trading_day()`."""
+        self._roll_day()
+        return {
+            "orders_sent": self._orders_sent,
+            "realized_pnl": self._realized_pnl,
+            "rejected": self._rejected,
+        }
+
+    def restore(self, trading_day: str, counters: Mapping[str, int]) -> TradingStateChanged | None:
+        """Take back persisted counters. Counters of another day than today are ignored (the
+        day rolled while the engine was down). A restored loss at the limit HALTs again;
+        the change is returned for publishing."""
+        today = self.trading_day()
+        if trading_day != today:
+            log.info("risk_counters_expired", day=trading_day, today=today)
+            return None
+        self._orders_sent = int(counters.get("orders_sent", 0))
+        self._realized_pnl = int(counters.get("realized_pnl", 0))
+        self._rejected = int(counters.get("rejected", 0))
+        log.info("risk_counters_restored", day=today, **self.counters())
+        return self._halt_on_loss()
