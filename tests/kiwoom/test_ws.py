@@ -450,6 +450,25 @@ async def test_refused_registration_raises(env: Env) -> None:
     assert ws.subscriptions.pairs() == set()
 
 
+async def test_a_registration_refused_on_restore_is_dropped_not_retried_forever(env: Env) -> None:
+    ws = env.client(backoff_base_s=0.05)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    await ws.subscribe(["00"], [])
+    env.rt.faults.ws_reject_reg = True  # e.g. a code delisted while the line was down
+    env.rt.faults.ws_drop_now()
+    # One reconnect, not a loop: the refused registrations leave the book, the session stays.
+    await until(lambda: bool(env.of(Reconnected)))
+    assert ws.subscriptions.pairs() == set()
+    assert env.rt.logins == 2  # no extra connection per refused group either
+    assert ws.sessions == 2
+    assert len(env.of(Disconnected)) == 1
+    assert ws.connected
+    env.rt.faults.ws_reject_reg = False
+    await ws.subscribe(["0B"], ["000660"])  # the session still takes registrations
+    assert env.rt.registered_pairs() == {("0B", "000660")}
+
+
 async def test_frames_are_recorded_for_replay(env: Env, tmp_path: Path) -> None:
     path = tmp_path / "rec.ndjson"
     ws = env.client(recorder=FrameRecorder(path))
