@@ -188,10 +188,30 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class Reconnected:
-    """The feed is back and every registration was restored; reconcile orders now."""
+    """The feed is back and every registration was restored; reconcile orders now.
+
+    Comes before any event of the new connection."""
 
     attempt: int
     downtime_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStale:
+    """Nothing, not even a PING, arrived for `silent_s`: prices and order notices may be late.
+
+    Followed by `FeedResumed` when frames flow again on the same connection, or, after a
+    grace period, by `Disconnected` (reason "stale") and a reconnect."""
+
+    silent_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResumed:
+    """Frames arrive again after `FeedStale`, on the same connection: the registrations held;
+    what the server sent meanwhile arrives late and in order."""
+
+    silent_s: float
 
 
 MarketEvent = Trade | Quote | OrderBook
@@ -204,4 +224,8 @@ Event = (
     | RealtimeGeneric
     | Disconnected
     | Reconnected
+    | FeedStale
+    | FeedResumed
 )
+FeedStatus = Disconnected | Reconnected | FeedStale | FeedResumed
+"""Events about the feed itself rather than the market or the account."""
