@@ -393,66 +393,108 @@ async def test_reconnect_restores_every_registration_within_3s(env: Env) -> None
     assert ws.sessions == 2
 
 
-async def test_reconnected_comes_before_any_event_of_the_new_connection(env: Env) -> None:
-    # A server that pushes as early as it can: on a new connection a REAL before the LOGIN
-    # ack, and one right after each REG ack, while the client is still restoring.
-    conns: list[web.WebSocketResponse] = []
-    regs: list[int] = []
+class EagerServer:
+    """A WS endpoint that pushes as early as it can: on a new connection a REAL before the
+    LOGIN ack, and one right after each REG ack, while the client is still restoring. With
+    `order_notices`, each REG ack is also followed by an order notice (00)."""
 
-    def real(item: str) -> str:
-        return orjson.dumps({"trnm": "REAL", "data": [trade_entry(item)]}).decode()
+    def __init__(self, order_notices: bool = False) -> None:
+        self.order_notices = order_notices
+        self.conns: list[web.WebSocketResponse] = []
+        self.regs: list[int] = []
+        """REGs acknowledged, per connection."""
+        self.runner: web.AppRunner | None = None
+        self.url = ""
 
-    async def handle(request: web.Request) -> web.WebSocketResponse:
+    @staticmethod
+    def real(*entries: dict[str, Any]) -> str:
+        return orjson.dumps({"trnm": "REAL", "data": list(entries)}).decode()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
         sock = web.WebSocketResponse()
         await sock.prepare(request)
-        n = len(conns)
-        conns.append(sock)
-        regs.append(0)
+        n = len(self.conns)
+        self.conns.append(sock)
+        self.regs.append(0)
         async for msg in sock:
             frame = orjson.loads(msg.data)
             if frame["trnm"] == "LOGIN":
                 if n > 0:
-                    await sock.send_str(real("005930"))
+                    await sock.send_str(self.real(trade_entry("005930")))
                 await sock.send_str('{"trnm":"LOGIN","return_code":0,"return_msg":""}')
             elif frame["trnm"] == "REG":
-                regs[n] += 1
+                self.regs[n] += 1
                 await sock.send_str('{"trnm":"REG","return_code":0,"return_msg":""}')
-                await sock.send_str(real(frame["data"][0]["item"][0]))
+                pushed = [trade_entry(frame["data"][0]["item"][0])]
+                if self.order_notices:
+                    pushed.append(order_entry("접수", f"{n * 10 + self.regs[n]:07d}"))
+                await sock.send_str(self.real(*pushed))
         return sock
 
-    app = web.Application()
-    app.router.add_get(WS_PATH, handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    async def __aenter__(self) -> EagerServer:
+        app = web.Application()
+        app.router.add_get(WS_PATH, self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"ws://127.0.0.1:{self.runner.addresses[0][1]}{WS_PATH}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+TWO_GROUPS = [f"{100000 + i:06d}" for i in range(150)]
+
+
+async def test_reconnected_comes_before_any_event_of_the_new_connection(env: Env) -> None:
     acks_at_reconnect: list[int] = []
+    async with EagerServer() as server:
 
-    def consumer(ev: Event) -> None:
-        env.events.append(ev)
-        if isinstance(ev, Reconnected):
-            acks_at_reconnect.append(regs[-1])
+        def consumer(ev: Event) -> None:
+            env.events.append(ev)
+            if isinstance(ev, Reconnected):
+                acks_at_reconnect.append(server.regs[-1])
 
-    ws = env.client(on_event=consumer)
-    ws.url = f"ws://127.0.0.1:{runner.addresses[0][1]}{WS_PATH}"
-    try:
+        ws = env.client(on_event=consumer)
+        ws.url = server.url
         await ws.start()
-        await ws.subscribe(["0B"], [f"{100000 + i:06d}" for i in range(150)])  # two groups
+        await ws.subscribe(["0B"], TWO_GROUPS)
         await until(lambda: len(env.of(Trade)) == 2)
-        await conns[0].close()
+        await server.conns[0].close()
         await until(lambda: len(env.of(Trade)) == 5)
-        after = env.events[env.events.index(env.of(Disconnected)[0]) :]
-        assert [type(e).__name__ for e in after] == [
-            "Disconnected",
-            "Reconnected",
-            "Trade",
-            "Trade",
-            "Trade",
-        ]
-        assert acks_at_reconnect == [2]  # both groups acknowledged before Reconnected
-        assert [e.symbol for e in after[2:]] == ["005930", "100000", "100100"]
-    finally:
         await ws.close()
-        await runner.cleanup()
+    after = env.events[env.events.index(env.of(Disconnected)[0]) :]
+    assert [type(e).__name__ for e in after] == [
+        "Disconnected",
+        "Reconnected",
+        "Trade",
+        "Trade",
+        "Trade",
+    ]
+    assert acks_at_reconnect == [2]  # both groups acknowledged before Reconnected
+    assert [e.symbol for e in after[2:]] == ["005930", "100000", "100100"]  # in arrival order
+    assert ws.held_dropped == 0
+
+
+async def test_events_held_during_a_restore_are_bounded_but_never_order_notices(
+    env: Env,
+) -> None:
+    async with EagerServer(order_notices=True) as server:
+        ws = env.client(max_held_events=1)
+        ws.url = server.url
+        await ws.start()
+        await ws.subscribe(["0B"], TWO_GROUPS)
+        await until(lambda: len(env.of(OrderExecution)) == 2)
+        await server.conns[0].close()
+        await until(lambda: len(env.of(OrderExecution)) == 4)
+        await ws.close()
+    after = env.events[env.events.index(env.of(Reconnected)[0]) + 1 :]
+    # Held: the trade pushed before the LOGIN ack, then only the order notices.
+    assert [type(e).__name__ for e in after] == ["Trade", "OrderExecution", "OrderExecution"]
+    assert [e.order_no for e in after[1:]] == ["0000011", "0000012"]
+    assert ws.held_dropped == 2
 
 
 async def test_relogin_with_a_fresh_token_after_expiry(env: Env) -> None:
