@@ -28,6 +28,11 @@ HOSTS: Mapping[str, tuple[str, str]] = {
     "mock": ("https://mockapi.kiwoom.com", "wss://mockapi.kiwoom.com:10000"),
 }
 WS_PATH = "/api/dostk/websocket"
+KIWOOM_PING_INTERVAL_S = 20.0
+"""Kiwoom documents no PING interval; the simulator's default imitates this one. Measure it
+(daemon.record stamps every frame) and set kiwoom.ws_stale_s if it differs."""
+STALE_AFTER_PINGS = 2.25
+"""A PING missed and the next one late, plus a quarter interval of jitter: the feed is stale."""
 
 
 class ConfigError(Exception):
@@ -119,6 +124,11 @@ class KiwoomConfig:
     ws_url: str | None = field(default=None, metadata={_URL_SCHEMES: ("ws", "wss")})
     request_timeout_s: float = field(default=10.0, metadata=_POSITIVE)
     connect_timeout_s: float = field(default=5.0, metadata=_POSITIVE)
+    ws_stale_s: float | None = field(default=None, metadata=_range(0, 3600, above=True))
+    """Seconds without any realtime frame, PING included, after which the feed is stale (a
+    FeedStale event). None: 2.25 PING intervals (see `Config.ws_stale_s`)."""
+    ws_stale_grace_s: float = field(default=10.0, metadata=_range(0, 3600))
+    """Further silence after which a stale connection is dropped and replaced."""
     token_refresh_margin_s: float = field(default=300.0, metadata=_NON_NEGATIVE)
     max_pages: int = field(default=100, metadata=_AT_LEAST_ONE)
     rate: RateConfig = field(default_factory=RateConfig)
@@ -253,6 +263,15 @@ class Config:
         if self.kiwoom.mode == "sim":
             return f"http://{self.sim.host}:{self.sim.port}"
         return HOSTS[self.kiwoom.mode][0]
+
+    @property
+    def ws_stale_s(self) -> float:
+        """`kiwoom.ws_stale_s`, or a little over two PING intervals: the simulator's in mode
+        sim, else KIWOOM_PING_INTERVAL_S."""
+        if self.kiwoom.ws_stale_s is not None:
+            return self.kiwoom.ws_stale_s
+        ping = self.sim.ping_interval_s if self.kiwoom.mode == "sim" else KIWOOM_PING_INTERVAL_S
+        return STALE_AFTER_PINGS * ping
 
     @property
     def ws_url(self) -> str:

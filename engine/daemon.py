@@ -18,7 +18,15 @@ import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
-from engine.events import Balance, Disconnected, Event, OrderExecution, Reconnected
+from engine.events import (
+    Balance,
+    Disconnected,
+    Event,
+    FeedResumed,
+    FeedStale,
+    OrderExecution,
+    Reconnected,
+)
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.kiwoom.recorder import FrameRecorder
@@ -47,6 +55,10 @@ class FeedReport:
             log.warning("feed_disconnected", reason=ev.reason)
         elif isinstance(ev, Reconnected):
             log.info("feed_reconnected", attempts=ev.attempt, downtime_s=round(ev.downtime_s, 3))
+        elif isinstance(ev, FeedStale):
+            log.warning("feed_stale", silent_s=ev.silent_s)
+        elif isinstance(ev, FeedResumed):
+            log.info("feed_resumed", silent_s=ev.silent_s)
 
 
 async def run(
@@ -143,6 +155,8 @@ async def _start(
             report,
             recorder=recorder,
             connect_timeout_s=cfg.kiwoom.connect_timeout_s,
+            stale_after_s=cfg.ws_stale_s,
+            stale_grace_s=cfg.kiwoom.ws_stale_grace_s,
         )
         await ws.start()
         stack.push_async_callback(ws.close)
@@ -183,7 +197,9 @@ async def _report_stats(report: FeedReport, ws: KiwoomWebSocket) -> None:
         try:
             log.info(
                 "feed_stats",
+                state=str(ws.state),
                 connected=ws.connected,
+                silent_s=ws.silent_s,
                 events=dict(report.counts),
                 bad_frames=ws.stats.bad_frames,
                 bad_entries=ws.stats.bad_entries,

@@ -209,7 +209,9 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True)
 class Reconnected:
-    """The feed is back and every registration was restored; reconcile orders now."""
+    """The feed is back and every registration was restored; reconcile orders now.
+
+    Comes before any event of the new connection."""
 
     attempt: int
     downtime_s: float
@@ -372,6 +374,28 @@ class Reconciled:
     seq: int = field(default=0, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedStale:
+    """Nothing, not even a PING, arrived for `silent_s`: prices and order notices may be late.
+
+    Followed by `FeedResumed` when frames flow again on the same connection, or, after a
+    grace period, by `Disconnected` (reason "stale") and a reconnect."""
+
+    silent_s: float
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResumed:
+    """Frames arrive again after `FeedStale`, on the same connection: the registrations held;
+    what the server sent meanwhile arrives late and in order."""
+
+    silent_s: float
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
 MarketEvent = Trade | Quote | OrderBook
 Event = (
     Trade
@@ -382,6 +406,8 @@ Event = (
     | RealtimeGeneric
     | Disconnected
     | Reconnected
+    | FeedStale
+    | FeedResumed
     | OrderUpdate
     | Fill
     | RiskRejected
@@ -391,6 +417,8 @@ Event = (
     | PositionDivergence
     | Reconciled
 )
+FeedStatus = Disconnected | Reconnected | FeedStale | FeedResumed
+"""Events about the feed itself rather than the market or the account."""
 
 ACCOUNT_EVENTS: tuple[type, ...] = (
     OrderExecution,
@@ -404,5 +432,7 @@ ACCOUNT_EVENTS: tuple[type, ...] = (
     Reconciled,
     Disconnected,
     Reconnected,
+    FeedStale,
+    FeedResumed,
 )
 """Events the bus dispatches ahead of waiting market data, and that no queue may drop."""

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import orjson
 
 from engine.config import Config
-from engine.events import Disconnected, Event, Reconnected
+from engine.events import Event, FeedStatus
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
 
@@ -35,8 +35,8 @@ async def watch(
     out: TextIO = sys.stdout,
 ) -> int:
     """Stream events of `rt_type` for `items` to `out`; returns 0 once `count` market or
-    account events were written (None: run until cancelled). Connection events are printed
-    too but do not count.
+    account events were written (None: run until cancelled). Events about the feed itself
+    (Disconnected, Reconnected, FeedStale, FeedResumed) are printed too but do not count.
 
     Raises like the REST client (the CLI maps them to its exit codes): LoginError or
     RegistrationError when Kiwoom refuses, TransportError when it cannot be reached,
@@ -57,7 +57,7 @@ async def watch(
             broken.append(exc)
             done.set()
             return
-        if isinstance(ev, Disconnected | Reconnected):
+        if isinstance(ev, FeedStatus):
             return
         seen += 1
         if count is not None and seen >= count:
@@ -70,6 +70,8 @@ async def watch(
             rest.tokens.invalidate,
             on_event=on_event,
             connect_timeout_s=config.kiwoom.connect_timeout_s,
+            stale_after_s=config.ws_stale_s,
+            stale_grace_s=config.kiwoom.ws_stale_grace_s,
         )
         try:
             await ws.start()

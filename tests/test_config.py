@@ -168,6 +168,24 @@ def test_defaults_pass_their_own_checks(tmp_path: Path) -> None:
     assert config.load(p, env={}) == defaults
 
 
+def test_feed_staleness_defaults_to_a_little_over_two_ping_intervals(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, "[sim]\nping_interval_s = 4.0\n"), env={})
+    assert cfg.kiwoom.ws_stale_s is None
+    assert cfg.ws_stale_s == 9.0  # mode sim: the simulator's own PING interval
+    live = config.load(
+        write(tmp_path, '[kiwoom]\nmode = "live"\n'),
+        env={"KIWOOM_APPKEY": "k" * 20, "KIWOOM_SECRETKEY": "s" * 20},
+    )
+    assert live.ws_stale_s == 2.25 * config.KIWOOM_PING_INTERVAL_S
+    cfg = config.load(
+        write(tmp_path, "[kiwoom]\nws_stale_s = 12.5\nws_stale_grace_s = 3\n"), env={}
+    )
+    assert (cfg.ws_stale_s, cfg.kiwoom.ws_stale_grace_s) == (12.5, 3.0)
+    for bad in ("ws_stale_s = 0", "ws_stale_s = 1e9", "ws_stale_grace_s = -1"):
+        with pytest.raises(ConfigError, match=f"kiwoom.{bad.split()[0]}: must be"):
+            config.load(write(tmp_path, f"[kiwoom]\n{bad}\n"), env={})
+
+
 def test_unreadable_credential_is_named_without_its_content(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()

@@ -1,8 +1,9 @@
-"""The Kiwoom WebSocket connection: connect, LOGIN, REG, echo PING, reconnect.
+"""The Kiwoom WebSocket connection: connect, LOGIN, REG, echo PING, notice silence, reconnect.
 
 Only moves frames: decoding is engine/kiwoom/codec.py, the session protocol is
-engine/kiwoom/wsproto.py. Events go to a plain synchronous callback, so the receive loop never
-awaits consumer code and a PING is echoed as soon as its frame is read.
+engine/kiwoom/wsproto.py, the silence rules are engine/kiwoom/liveness.py. Events go to a plain
+synchronous callback, so the receive loop never awaits consumer code and a PING is echoed as
+soon as its frame is read.
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.events import Disconnected, Event, Reconnected
+from engine.events import (
+    Balance,
+    Disconnected,
+    Event,
+    FeedResumed,
+    FeedStale,
+    OrderExecution,
+    Reconnected,
+)
 from engine.kiwoom.codec import CodecStats, FrameKind, FrameResult, decode_frame
 from engine.kiwoom.errors import KiwoomError, TransportError
+from engine.kiwoom.liveness import FeedState, Liveness, Verdict
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.wsproto import (
     Handshake,
@@ -38,6 +48,10 @@ TokenProvider = Callable[[], Awaitable[str]]
 TokenInvalidate = Callable[[str], Awaitable[None]]
 EventCallback = Callable[[Event], None]
 
+MAX_HELD_EVENTS = 10_000
+"""Market events held while a new session restores its registrations (see KiwoomWebSocket)."""
+STALE_REASON = "stale"
+
 
 class KiwoomWebSocket:
     """One logical realtime session that survives disconnects.
@@ -51,6 +65,17 @@ class KiwoomWebSocket:
     does this to clients that reconnect too fast) is not hammered. A LOGIN refused for its
     token invalidates that token and retries once at once with a fresh one; any other failure
     waits out the backoff.
+
+    A session that hears nothing, not even a PING, for `stale_after_s` is stale: `FeedStale` is
+    emitted once and `state` says so. A frame within `stale_grace_s` more ends it
+    (`FeedResumed`); otherwise the connection is dropped (`Disconnected`, reason "stale") and
+    replaced.
+
+    Events that arrive while a new session restores its registrations are held and delivered
+    after `Reconnected`, which therefore precedes every event of its connection. At most
+    `max_held_events` market events are held; past that the newest are dropped and counted in
+    `held_dropped`, which is safe because later prints and books supersede them. Order notices
+    and balances (00/04) are always held: the account must not lose one.
     """
 
     def __init__(
@@ -65,10 +90,12 @@ class KiwoomWebSocket:
         connect_timeout_s: float = 5.0,
         login_timeout_s: float = 10.0,
         ack_timeout_s: float = 10.0,
-        idle_timeout_s: float = 90.0,
+        stale_after_s: float = 45.0,
+        stale_grace_s: float = 10.0,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         stable_after_s: float = 10.0,
+        max_held_events: int = MAX_HELD_EVENTS,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -80,7 +107,9 @@ class KiwoomWebSocket:
         self._connect_timeout_s = connect_timeout_s
         self._login_timeout_s = login_timeout_s
         self._ack_timeout_s = ack_timeout_s
-        self._idle_timeout_s = idle_timeout_s
+        self._stale_after_s = stale_after_s
+        self._stale_grace_s = stale_grace_s
+        self._max_held = max_held_events
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         self._stable_after_s = stable_after_s
@@ -89,6 +118,8 @@ class KiwoomWebSocket:
         self.subscriptions = Subscriptions()
         """The registrations every new session restores (acknowledged or queued)."""
         self.consumer_errors = 0
+        self.held_dropped = 0
+        """Market events dropped because a restore held more than max_held_events."""
         self.sessions = 0
         """Successful logins so far (1 after start, +1 per reconnect)."""
         self.sor: bool | None = None
@@ -100,14 +131,35 @@ class KiwoomWebSocket:
         self._send_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._last_rx = 0.0
+        self._state = FeedState.DOWN
+        self._live: Liveness | None = None
+        # Events of a session that is not announced yet (None: deliver at once).
+        self._hold: list[Event] | None = None
         self._last_token = ""
 
     # --- public API --------------------------------------------------------------------------
 
     @property
+    def state(self) -> FeedState:
+        return self._state
+
+    @property
     def connected(self) -> bool:
-        return self._ready.is_set()
+        """True while a session is up, restored and hearing frames (False while stale)."""
+        return self._state is FeedState.LIVE
+
+    @property
+    def stale(self) -> bool:
+        """True while the session is up but silent for stale_after_s (see FeedStale)."""
+        return self._state is FeedState.STALE
+
+    @property
+    def silent_s(self) -> float | None:
+        """Seconds since the current session's last frame; None with no session."""
+        live = self._live
+        if live is None:
+            return None
+        return round(self._clock.monotonic() - live.last_rx, 3)
 
     async def start(self) -> None:
         """Connect and LOGIN; return once the first session is up.
@@ -151,6 +203,7 @@ class KiwoomWebSocket:
     async def close(self) -> None:
         """Stop for good; no Disconnected event is emitted for a requested close."""
         self._closing = True
+        self._state = FeedState.CLOSED
         self._ready.clear()
         conn = self._conn
         if conn is not None:
@@ -185,32 +238,47 @@ class KiwoomWebSocket:
             reason = ""
             up_at: float | None = None
             retry_now = False
+            self._state = FeedState.CONNECTING
             try:
                 conn = await self._open()
                 try:
-                    await self._login(conn)
+                    live = await self._login(conn)
                     token_retried = False
                     self._conn = conn
-                    reader = asyncio.create_task(self._read_loop(conn), name="kiwoom-ws-read")
+                    reader = asyncio.create_task(self._read_loop(conn, live), name="kiwoom-ws-read")
                     try:
                         async with self._send_lock:
                             await self._restore()
+                            # Announce the session, then deliver what it held, with no await in
+                            # between: nothing of this connection can overtake `Reconnected`.
                             self._ready.set()
+                            self._state = FeedState.LIVE
+                            up_at = self._clock.monotonic()
+                            self.sessions += 1
+                            if not first.done():
+                                first.set_result(None)
+                            if down_since is not None:
+                                self._emit(Reconnected(attempt, round(up_at - down_since, 3)))
+                                log.info("ws_reconnected", attempt=attempt)
+                            down_since = None
+                            self._deliver_held()
                     except BaseException:
                         reader.cancel()
                         raise
-                    up_at = self._clock.monotonic()
-                    self.sessions += 1
-                    if not first.done():
-                        first.set_result(None)
-                    if down_since is not None:
-                        self._emit(Reconnected(attempt, round(up_at - down_since, 3)))
-                        log.info("ws_reconnected", attempt=attempt)
-                    down_since = None
-                    reason = await reader
+                    watchdog = asyncio.create_task(
+                        self._watchdog(conn, live), name="kiwoom-ws-watchdog"
+                    )
+                    try:
+                        reason = await reader
+                    finally:
+                        watchdog.cancel()
                 finally:
                     self._conn = None
+                    self._live = None
+                    self._discard_held()
                     self._ready.clear()
+                    if not self._closing:
+                        self._state = FeedState.DOWN
                     self._fail_acks()
                     await self._release(conn)
             except asyncio.CancelledError:
@@ -284,7 +352,9 @@ class KiwoomWebSocket:
         except InvalidURI as exc:
             raise TransportError(f"bad WebSocket URL: {exc}") from exc
 
-    async def _login(self, conn: ClientConnection) -> None:
+    async def _login(self, conn: ClientConnection) -> Liveness:
+        """LOGIN on `conn`; returns the session's silence tracker. REAL events that came
+        before the ack are held for after the session is announced."""
         token = await self._token_provider()
         self._last_token = token
         await conn.send(login_frame(token))
@@ -299,9 +369,35 @@ class KiwoomWebSocket:
                 if hs.feed(res):
                     break
         self.sor = hs.sor
-        self._last_rx = self._clock.monotonic()
-        for ev in hs.buffered:
+        live = Liveness(self._stale_after_s, self._stale_grace_s, self._clock.monotonic())
+        self._live = live
+        self._hold = []
+        self._hold_events(hs.buffered)
+        return live
+
+    def _hold_events(self, events: list[Event]) -> None:
+        hold = self._hold
+        if hold is None:
+            return
+        for ev in events:
+            if len(hold) < self._max_held or isinstance(ev, OrderExecution | Balance):
+                hold.append(ev)
+            else:
+                self.held_dropped += 1
+                if self.held_dropped == 1 or self.held_dropped % 1000 == 0:
+                    log.warning("ws_held_events_dropped", held_dropped=self.held_dropped)
+
+    def _deliver_held(self) -> None:
+        held, self._hold = self._hold, None
+        for ev in held or ():
             self._emit(ev)
+
+    def _discard_held(self) -> None:
+        """The session ended before it was announced: its events go, and the next
+        `Reconnected` tells the consumer to reconcile."""
+        held, self._hold = self._hold, None
+        if held:
+            log.warning("ws_held_events_discarded", count=len(held))
 
     async def _restore(self) -> None:
         for req in self.subscriptions.restore():
@@ -373,19 +469,23 @@ class KiwoomWebSocket:
             self._recorder.record(raw)
         return decode_frame(raw, self.stats)
 
-    async def _read_loop(self, conn: ClientConnection) -> str:
+    async def _read_loop(self, conn: ClientConnection, live: Liveness) -> str:
         """Dispatch frames until the connection ends; return why it ended."""
-        watchdog = asyncio.create_task(self._watchdog(conn))
         emit = self._emit
         clock = self._clock
         try:
             async for raw in conn:
-                self._last_rx = clock.monotonic()
+                resumed_after = live.heard(clock.monotonic())
+                if resumed_after is not None:
+                    self._resume(resumed_after)
                 res = self._decode(raw)
                 kind = res.kind
                 if kind is FrameKind.REAL:
-                    for ev in res.events:
-                        emit(ev)
+                    if self._hold is None:
+                        for ev in res.events:
+                            emit(ev)
+                    else:
+                        self._hold_events(res.events)
                 elif kind is FrameKind.PING:
                     await conn.send(raw)  # verbatim, as Kiwoom requires
                 elif kind is FrameKind.REG or kind is FrameKind.REMOVE:
@@ -395,13 +495,14 @@ class KiwoomWebSocket:
                     log.info("ws_system_frame", code=msg.get("code"), message=msg.get("message"))
                 else:
                     log.debug("ws_frame_ignored", kind=str(kind), trnm=res.trnm)
+            if live.dead:
+                return STALE_REASON
             return f"closed: {conn.close_code} {conn.close_reason}"
         except ConnectionClosed as exc:
-            return f"connection lost: {exc}"
+            return STALE_REASON if live.dead else f"connection lost: {exc}"
         except OSError as exc:
-            return f"connection error: {exc}"
+            return STALE_REASON if live.dead else f"connection error: {exc}"
         finally:
-            watchdog.cancel()
             # Nothing more will be answered on this connection: release whoever waits now
             # rather than after ack_timeout_s.
             self._ready.clear()
@@ -421,14 +522,29 @@ class KiwoomWebSocket:
         if not fut.done():
             fut.set_result(res)
 
-    async def _watchdog(self, conn: ClientConnection) -> None:
-        """Recycle a connection that went silent (no PING, no data) for idle_timeout_s."""
-        period = max(0.05, self._idle_timeout_s / 4)
+    def _resume(self, silent_s: float) -> None:
+        if self._state is FeedState.STALE:
+            self._state = FeedState.LIVE
+        log.info("ws_resumed", silent_s=round(silent_s, 3))
+        self._emit(FeedResumed(round(silent_s, 3)))
+
+    async def _watchdog(self, conn: ClientConnection, live: Liveness) -> None:
+        """Mark a live session stale after stale_after_s of silence (no PING, no data), and
+        drop it after stale_grace_s more."""
+        clock = self._clock
         while True:
-            await asyncio.sleep(period)
-            if self._clock.monotonic() - self._last_rx > self._idle_timeout_s:
-                log.warning("ws_idle_timeout", idle_timeout_s=self._idle_timeout_s)
-                await conn.close(code=1001, reason="idle")
+            await asyncio.sleep(max(0.001, live.next_check_in(clock.monotonic())))
+            now = clock.monotonic()
+            verdict = live.check(now)
+            silent_s = round(now - live.last_rx, 3)
+            if verdict is Verdict.STALE:
+                self._state = FeedState.STALE
+                log.warning("ws_stale", silent_s=silent_s, grace_s=self._stale_grace_s)
+                self._emit(FeedStale(silent_s))
+            elif verdict is Verdict.DEAD:
+                log.warning("ws_stale_drop", silent_s=silent_s)
+                # No closing handshake: a frozen server would hold it for close_timeout.
+                conn.transport.abort()
                 return
 
     def _emit(self, ev: Event) -> None:
@@ -440,9 +556,12 @@ class KiwoomWebSocket:
 
     def debug_state(self) -> dict[str, Any]:
         return {
+            "state": str(self._state),
             "connected": self.connected,
+            "silent_s": self.silent_s,
             "sessions": self.sessions,
             "registered": len(self.subscriptions),
             "stats": self.stats.as_dict(),
             "consumer_errors": self.consumer_errors,
+            "held_dropped": self.held_dropped,
         }

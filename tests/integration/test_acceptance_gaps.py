@@ -525,7 +525,8 @@ async def test_a_server_that_stops_pinging_is_replaced_only_once_it_goes_quiet(
         _token,
         _invalidate,
         on_event=events.append,
-        idle_timeout_s=0.5,
+        stale_after_s=0.25,
+        stale_grace_s=0.25,
         backoff_base_s=0.05,
     )
     faults = rt_env.rt.faults

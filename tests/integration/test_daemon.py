@@ -13,6 +13,12 @@ import orjson
 import pytest
 
 from engine import config, daemon, logs
+from engine.kiwoom.api import KiwoomApi
+from engine.kiwoom.rest import KiwoomRest
+from engine.models import OrderType
+from engine.sim.simulator import Simulator
+from tests.integration.conftest import client_config
+from tests.support import until
 
 
 def sim_config(**sim: object) -> config.Config:
@@ -48,6 +54,70 @@ async def test_daemon_streams_from_the_simulator_and_stops_cleanly() -> None:
     # The token is revoked at shutdown, and never printed.
     assert "token_revoked" in events
     assert events[-1] == "daemon_stopped"
+
+
+async def test_the_daemon_registers_the_account_streams_and_hears_them(
+    simulator: Simulator,
+) -> None:
+    # Order notices (00) and balances (04) are what the engine reconciles on: without their
+    # registration the daemon would trade blind while every market stream looks fine.
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    cfg = client_config(simulator)
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(cfg, stop=stop))
+    try:
+        await until(lambda: "daemon_running" in buf.getvalue(), within_s=10.0)
+        assert {("00", ""), ("04", "")} <= simulator.realtime.registered_pairs()
+        async with KiwoomRest(cfg, revoke_on_close=False) as rest:
+            await KiwoomApi(rest).buy("005930", 1, OrderType.MARKET)
+
+        def heard() -> set[str]:
+            lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
+            return {line["kind"] for line in lines if line["event"] == "account_event"}
+
+        await until(lambda: heard() == {"OrderExecution", "Balance"}, within_s=5.0)
+    finally:
+        stop.set()
+    assert await asyncio.wait_for(task, 10) == daemon.EXIT_OK
+
+
+async def test_a_silent_feed_is_reported_stale_then_replaced(
+    simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    monkeypatch.setattr(daemon, "STATS_INTERVAL_S", 0.05)
+    cfg = client_config(simulator)
+    cfg = dataclasses.replace(
+        cfg, kiwoom=dataclasses.replace(cfg.kiwoom, ws_stale_s=0.5, ws_stale_grace_s=0.5)
+    )
+
+    def logged(event: str) -> list[dict[str, object]]:
+        lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
+        return [line for line in lines if line["event"] == event]
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(cfg, stop=stop))
+    try:
+        await until(lambda: bool(logged("feed_stats")), within_s=10.0)
+        assert logged("feed_stats")[-1]["state"] == "live"
+        simulator.state.faults.ws_silent = True  # the server froze; its socket stays open
+        await until(lambda: bool(logged("feed_stale")))
+        # The stats say so while the TCP connection still looks fine.
+        await until(lambda: logged("feed_stats")[-1]["state"] == "stale")
+        stale = logged("feed_stats")[-1]
+        assert stale["connected"] is False
+        assert isinstance(stale["silent_s"], float)
+        assert stale["silent_s"] >= 0.5
+        await until(lambda: bool(logged("feed_disconnected")))
+        assert logged("feed_disconnected")[0]["reason"] == "stale"
+        simulator.state.faults.ws_silent = False
+        await until(lambda: bool(logged("feed_reconnected")))
+        await until(lambda: logged("feed_stats")[-1]["state"] == "live")
+    finally:
+        stop.set()
+    assert await asyncio.wait_for(task, 10) == daemon.EXIT_OK
 
 
 async def test_daemon_reports_a_taken_simulator_port() -> None:
@@ -130,6 +200,8 @@ async def test_a_crash_in_the_stats_report_does_not_end_it(
 
     class FlakyFeed:
         stats = types.SimpleNamespace(bad_frames=0, bad_entries=0)
+        state = "live"
+        silent_s = 0.0
 
         @property
         def connected(self) -> bool:

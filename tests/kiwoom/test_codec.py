@@ -280,6 +280,22 @@ def test_unknown_type_is_generic_and_values_list_variant() -> None:
     assert stats.generic == 1
 
 
+def test_values_as_a_list_of_fid_value_pairs() -> None:
+    # The other list form kiwoom-cli saw: one {"fid": ..., "value": ...} object per field,
+    # the FID a string or a number.
+    values = [
+        {"fid": "20", "value": "090001"},
+        {"fid": 10, "value": "-70000"},
+        {"fid": "15", "value": "-4"},
+        {"fid": 13, "value": "42"},
+    ]
+    stats = CodecStats()
+    (trade,) = decode_frame(real(entry("0B", "005930", values)), stats).events
+    assert isinstance(trade, Trade)
+    assert (trade.time, trade.price, trade.qty, trade.cum_volume) == (90001, 70000, -4, 42)
+    assert stats.bad_entries == 0
+
+
 def test_one_bad_entry_does_not_lose_the_others() -> None:
     stats = CodecStats()
     bad_price = dict(TRADE_VALUES, **{"10": "seventy"})

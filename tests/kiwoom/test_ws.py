@@ -17,6 +17,8 @@ from engine.config import WS_PATH
 from engine.events import (
     Disconnected,
     Event,
+    FeedResumed,
+    FeedStale,
     OrderExecution,
     OrderStatus,
     Reconnected,
@@ -24,6 +26,7 @@ from engine.events import (
 )
 from engine.kiwoom.codec import decode_frame
 from engine.kiwoom.errors import TransportError
+from engine.kiwoom.liveness import FeedState
 from engine.kiwoom.recorder import FrameRecorder, read_recording
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.kiwoom.wsproto import LoginError, RegistrationError
@@ -390,6 +393,110 @@ async def test_reconnect_restores_every_registration_within_3s(env: Env) -> None
     assert ws.sessions == 2
 
 
+class EagerServer:
+    """A WS endpoint that pushes as early as it can: on a new connection a REAL before the
+    LOGIN ack, and one right after each REG ack, while the client is still restoring. With
+    `order_notices`, each REG ack is also followed by an order notice (00)."""
+
+    def __init__(self, order_notices: bool = False) -> None:
+        self.order_notices = order_notices
+        self.conns: list[web.WebSocketResponse] = []
+        self.regs: list[int] = []
+        """REGs acknowledged, per connection."""
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    @staticmethod
+    def real(*entries: dict[str, Any]) -> str:
+        return orjson.dumps({"trnm": "REAL", "data": list(entries)}).decode()
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        n = len(self.conns)
+        self.conns.append(sock)
+        self.regs.append(0)
+        async for msg in sock:
+            frame = orjson.loads(msg.data)
+            if frame["trnm"] == "LOGIN":
+                if n > 0:
+                    await sock.send_str(self.real(trade_entry("005930")))
+                await sock.send_str('{"trnm":"LOGIN","return_code":0,"return_msg":""}')
+            elif frame["trnm"] == "REG":
+                self.regs[n] += 1
+                await sock.send_str('{"trnm":"REG","return_code":0,"return_msg":""}')
+                pushed = [trade_entry(frame["data"][0]["item"][0])]
+                if self.order_notices:
+                    pushed.append(order_entry("접수", f"{n * 10 + self.regs[n]:07d}"))
+                await sock.send_str(self.real(*pushed))
+        return sock
+
+    async def __aenter__(self) -> EagerServer:
+        app = web.Application()
+        app.router.add_get(WS_PATH, self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"ws://127.0.0.1:{self.runner.addresses[0][1]}{WS_PATH}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+TWO_GROUPS = [f"{100000 + i:06d}" for i in range(150)]
+
+
+async def test_reconnected_comes_before_any_event_of_the_new_connection(env: Env) -> None:
+    acks_at_reconnect: list[int] = []
+    async with EagerServer() as server:
+
+        def consumer(ev: Event) -> None:
+            env.events.append(ev)
+            if isinstance(ev, Reconnected):
+                acks_at_reconnect.append(server.regs[-1])
+
+        ws = env.client(on_event=consumer)
+        ws.url = server.url
+        await ws.start()
+        await ws.subscribe(["0B"], TWO_GROUPS)
+        await until(lambda: len(env.of(Trade)) == 2)
+        await server.conns[0].close()
+        await until(lambda: len(env.of(Trade)) == 5)
+        await ws.close()
+    after = env.events[env.events.index(env.of(Disconnected)[0]) :]
+    assert [type(e).__name__ for e in after] == [
+        "Disconnected",
+        "Reconnected",
+        "Trade",
+        "Trade",
+        "Trade",
+    ]
+    assert acks_at_reconnect == [2]  # both groups acknowledged before Reconnected
+    assert [e.symbol for e in after[2:]] == ["005930", "100000", "100100"]  # in arrival order
+    assert ws.held_dropped == 0
+
+
+async def test_events_held_during_a_restore_are_bounded_but_never_order_notices(
+    env: Env,
+) -> None:
+    async with EagerServer(order_notices=True) as server:
+        ws = env.client(max_held_events=1)
+        ws.url = server.url
+        await ws.start()
+        await ws.subscribe(["0B"], TWO_GROUPS)
+        await until(lambda: len(env.of(OrderExecution)) == 2)
+        await server.conns[0].close()
+        await until(lambda: len(env.of(OrderExecution)) == 4)
+        await ws.close()
+    after = env.events[env.events.index(env.of(Reconnected)[0]) + 1 :]
+    # Held: the trade pushed before the LOGIN ack, then only the order notices.
+    assert [type(e).__name__ for e in after] == ["Trade", "OrderExecution", "OrderExecution"]
+    assert [e.order_no for e in after[1:]] == ["0000011", "0000012"]
+    assert ws.held_dropped == 2
+
+
 async def test_relogin_with_a_fresh_token_after_expiry(env: Env) -> None:
     valid = {"tok-1"}
     env.rt.token_ok = valid.__contains__
@@ -407,7 +514,7 @@ async def test_relogin_with_a_fresh_token_after_expiry(env: Env) -> None:
 
 
 async def test_silent_server_is_detected_and_replaced(env: Env) -> None:
-    ws = env.client(idle_timeout_s=0.5)
+    ws = env.client(stale_after_s=0.25, stale_grace_s=0.25)
     await ws.start()
     await ws.subscribe(["0B"], ["005930"])
     env.rt.faults.ws_silent = True
@@ -416,6 +523,52 @@ async def test_silent_server_is_detected_and_replaced(env: Env) -> None:
     await until(lambda: bool(env.of(Reconnected)), within_s=3.0)
     env.rt.publish(trade_entry("005930"))
     await until(lambda: bool(env.of(Trade)))
+
+
+async def test_a_frozen_server_makes_the_feed_stale_and_then_replaced(env: Env) -> None:
+    # The simulator's PING comes every 0.2 s: 0.5 s of silence is a frozen server.
+    ws = env.client(stale_after_s=0.5, stale_grace_s=0.5, backoff_base_s=0.5)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    assert (ws.state, ws.connected, ws.stale) == (FeedState.LIVE, True, False)
+    env.rt.faults.ws_silent = True  # what SIGSTOP on the server looks like from here
+    await until(lambda: bool(env.of(FeedStale)))
+    # Stale, and every reading says so while the TCP connection is still open.
+    assert (ws.state, ws.connected, ws.stale) == (FeedState.STALE, False, True)
+    state = ws.debug_state()
+    assert state["state"] == "stale"
+    assert state["silent_s"] >= 0.5
+    assert env.of(FeedStale)[-1].silent_s >= 0.5
+    assert not env.of(Disconnected)  # the grace period runs first
+    await until(lambda: bool(env.of(Disconnected)))
+    (disc,) = env.of(Disconnected)
+    assert disc.reason == "stale"
+    assert not ws.stale
+    env.rt.faults.ws_silent = False
+    await until(lambda: bool(env.of(Reconnected)))
+    kinds = [type(e) for e in env.events]
+    assert kinds.index(FeedStale) < kinds.index(Disconnected) < kinds.index(Reconnected)
+    assert not env.of(FeedResumed)
+    assert (ws.state, ws.connected, ws.sessions) == (FeedState.LIVE, True, 2)
+    env.rt.publish(trade_entry("005930"))
+    await until(lambda: bool(env.of(Trade)))
+
+
+async def test_a_feed_that_speaks_again_within_the_grace_stays_up(env: Env) -> None:
+    ws = env.client(stale_after_s=0.5, stale_grace_s=10.0)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    env.rt.faults.ws_silent = True
+    await until(lambda: bool(env.of(FeedStale)))
+    assert ws.stale
+    env.rt.faults.ws_silent = False
+    env.rt.publish(trade_entry("005930"))
+    await until(lambda: bool(env.of(Trade)))
+    kinds = [type(e) for e in env.events]
+    assert kinds.index(FeedStale) < kinds.index(FeedResumed) < kinds.index(Trade)
+    assert env.of(FeedResumed)[0].silent_s >= 0.5
+    assert (ws.state, ws.connected, ws.sessions) == (FeedState.LIVE, True, 1)
+    assert not env.of(Disconnected)
 
 
 async def test_150_symbols_register_in_two_groups(env: Env) -> None:
@@ -448,6 +601,25 @@ async def test_refused_registration_raises(env: Env) -> None:
         await ws.subscribe(["0B"], ["005930"])
     assert info.value.return_code == 1
     assert ws.subscriptions.pairs() == set()
+
+
+async def test_a_registration_refused_on_restore_is_dropped_not_retried_forever(env: Env) -> None:
+    ws = env.client(backoff_base_s=0.05)
+    await ws.start()
+    await ws.subscribe(["0B"], ["005930"])
+    await ws.subscribe(["00"], [])
+    env.rt.faults.ws_reject_reg = True  # e.g. a code delisted while the line was down
+    env.rt.faults.ws_drop_now()
+    # One reconnect, not a loop: the refused registrations leave the book, the session stays.
+    await until(lambda: bool(env.of(Reconnected)))
+    assert ws.subscriptions.pairs() == set()
+    assert env.rt.logins == 2  # no extra connection per refused group either
+    assert ws.sessions == 2
+    assert len(env.of(Disconnected)) == 1
+    assert ws.connected
+    env.rt.faults.ws_reject_reg = False
+    await ws.subscribe(["0B"], ["000660"])  # the session still takes registrations
+    assert env.rt.registered_pairs() == {("0B", "000660")}
 
 
 async def test_frames_are_recorded_for_replay(env: Env, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 
 import orjson
@@ -15,6 +16,7 @@ from engine.sim.server import start
 from engine.sim.state import build_state
 from engine.sim.ws import SimRealtime
 from engine.watch import watch
+from tests.support import until
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -58,3 +60,45 @@ async def test_watch_prints_count_events_as_json_lines() -> None:
     assert lines[0]["exchange"] == "NXT"
     assert lines[0]["qty"] == -3
     assert isinstance(lines[0]["price"], int)
+
+
+async def test_watch_prints_a_stale_feed_without_counting_it() -> None:
+    state = build_state(SimConfig(host="127.0.0.1", port=0))
+    rt = SimRealtime(5.0, token_ok=state.tokens.is_valid, clock=state.clock, faults=state.faults)
+    runner, port = await start(state, [web.get(WS_PATH, rt.handle)])
+    cfg = Config(
+        kiwoom=KiwoomConfig(
+            mode="sim",
+            rest_url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}{WS_PATH}",
+            ws_stale_s=0.3,
+            ws_stale_grace_s=10.0,
+            appkey=Secret(SIM_APPKEY),
+            secretkey=Secret(SIM_SECRETKEY),
+        )
+    )
+    trade = {
+        "type": "0B",
+        "item": "005930",
+        "values": {"20": "090000", "10": "+70000", "15": "+1", "13": "1"},
+    }
+    out = io.StringIO()
+    task = asyncio.create_task(watch(cfg, "0B", ["005930"], 2, out))
+    try:
+        await until(lambda: bool(rt.registered_pairs()))
+        rt.publish(trade)
+        await until(lambda: '"Trade"' in out.getvalue())
+        state.faults.ws_silent = True
+        await until(lambda: '"FeedStale"' in out.getvalue())
+        state.faults.ws_silent = False
+        rt.publish(trade)
+        assert await asyncio.wait_for(task, 5) == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await rt.drop_all()
+        await runner.cleanup()
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["Trade", "FeedStale", "FeedResumed", "Trade"]
+    assert lines[1]["silent_s"] >= 0.3
