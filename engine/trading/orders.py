@@ -94,6 +94,9 @@ class Order:
     created_ns: int = 0
     external: bool = False
     fill_nos: set[str] = field(default_factory=set)
+    filled_by_no: dict[str, int] = field(default_factory=dict)
+    """Shares filled under each broker number: reconciliation compares these with the
+    broker's per-number figures, so a fill is never counted twice."""
     prev_state: OrderState = OrderState.NEW
     """The state before a pending cancel/amend, to return to if the broker refuses it."""
 
@@ -138,13 +141,14 @@ class Order:
             self.order_nos.append(order_no)
         self.order_no = order_no
 
-    def add_fill(self, fill_no: str, qty: int, price: int) -> bool:
+    def add_fill(self, fill_no: str, qty: int, price: int, order_no: str) -> bool:
         """Count a fill once: False (and nothing changes) when `fill_no` was seen already."""
         if fill_no in self.fill_nos:
             return False
         self.fill_nos.add(fill_no)
         self.filled_qty += qty
         self.fill_amount += qty * price
+        self.filled_by_no[order_no] = self.filled_by_no.get(order_no, 0) + qty
         return True
 
     def snapshot(self, prev: OrderState | None = None) -> OrderUpdate:

@@ -1,0 +1,348 @@
+"""Running strategies: routing events to them, isolating their faults, their timers and bars.
+
+Each strategy lives in a `StrategySlot`. A handler that raises is logged with its traceback and
+counted; one that runs past its time budget is flagged. After `max_errors` exceptions, or
+`max_overruns` overruns in a row, the slot is disabled: it gets no more events, its timers
+stop, its open orders are cancelled, and a `StrategyDisabled` event says why. The others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from engine.bus import EventBus
+from engine.clock import Clock, stopwatch_ns
+from engine.events import (
+    Balance,
+    Bar,
+    Fill,
+    OrderBook,
+    OrderUpdate,
+    Quote,
+    Side,
+    StrategyDisabled,
+    TimeInForce,
+    Trade,
+)
+from engine.kiwoom.api import KiwoomApi
+from engine.kiwoom.errors import KiwoomError
+from engine.plugins import LoadedStrategy
+from engine.strategy import Strategy
+from engine.trading.bars import BarBuilder, parse_interval
+from engine.trading.oms import OrderManager
+from engine.trading.orders import Order, OrderRequest
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Any], None]
+
+
+class StrategySlot:
+    """One strategy: its context (what `Strategy` reads and calls) and its health."""
+
+    def __init__(self, host: StrategyHost, loaded: LoadedStrategy) -> None:
+        cfg = loaded.cfg
+        self.host = host
+        self.loaded = loaded
+        self.name = cfg.name
+        self.params = cfg.params
+        self.symbols = cfg.symbols
+        self._symbols = frozenset(cfg.symbols)
+        self.clock = host.clock
+        self.log = structlog.get_logger("strategy").bind(strategy=cfg.name)
+        self.instance: Strategy | None = None
+        self.enabled = True
+        self.disabled_reason = ""
+        self.errors = 0
+        self.overruns = 0
+        self.overruns_in_row = 0
+        self.calls = 0
+        self.slowest_ms = 0.0
+        self.max_errors = cfg.max_errors
+        self.max_overruns = cfg.max_overruns
+        self.budget_ns = int(cfg.budget_ms * 1_000_000)
+        self._timers: dict[str, asyncio.Task[None]] = {}
+
+    # --- called by the engine ------------------------------------------------------------
+
+    def call(self, fn: Handler, arg: Any) -> None:
+        """Run one handler with the slot's isolation: never raises, never blocks on purpose."""
+        if not self.enabled:
+            return
+        self.calls += 1
+        started = stopwatch_ns()
+        try:
+            fn(arg)
+        except Exception:
+            self.errors += 1
+            self.log.exception(
+                "strategy_handler_failed", handler=getattr(fn, "__name__", "?"), errors=self.errors
+            )
+            if self.errors >= self.max_errors:
+                self.disable("too_many_errors")
+            return
+        finally:
+            self._account_time(stopwatch_ns() - started, fn)
+
+    def call0(self, fn: Callable[[], None]) -> None:
+        self.call(lambda _: fn(), None)
+
+    def _account_time(self, elapsed_ns: int, fn: Handler) -> None:
+        if elapsed_ns <= self.budget_ns:
+            self.overruns_in_row = 0
+            return
+        self.overruns += 1
+        self.overruns_in_row += 1
+        ms = elapsed_ns / 1e6
+        self.slowest_ms = max(self.slowest_ms, ms)
+        self.log.warning(
+            "strategy_slow",
+            handler=getattr(fn, "__name__", "?"),
+            elapsed_ms=round(ms, 3),
+            budget_ms=self.budget_ns / 1e6,
+            in_a_row=self.overruns_in_row,
+        )
+        if self.enabled and self.overruns_in_row >= self.max_overruns:
+            self.disable("too_slow")
+
+    def disable(self, reason: str) -> None:
+        if not self.enabled:
+            return
+        self.enabled = False
+        self.disabled_reason = reason
+        for task in self._timers.values():
+            task.cancel()
+        self._timers.clear()
+        self.log.error(
+            "strategy_disabled", reason=reason, errors=self.errors, overruns=self.overruns
+        )
+        for order in self.host.oms.open_orders(self.name):
+            self.host.oms.cancel(order)
+        self.host.bus.publish(StrategyDisabled(self.name, reason, self.errors, self.overruns))
+
+    # --- what Strategy calls --------------------------------------------------------------
+
+    def order(
+        self, side: Side, symbol: str, qty: int, price: int | None, tif: TimeInForce | str | None
+    ) -> Order:
+        if symbol not in self._symbols:
+            raise ValueError(f"{self.name}: {symbol!r} is not one of this strategy's symbols")
+        if type(qty) is not int or qty <= 0:
+            raise ValueError(f"{self.name}: qty must be an int > 0, got {qty!r}")
+        if price is not None and (type(price) is not int or price <= 0):
+            raise ValueError(f"{self.name}: price must be an int > 0 or None, got {price!r}")
+        try:
+            tif_ = TimeInForce.DAY if tif is None else TimeInForce(tif)
+        except ValueError:
+            raise ValueError(f"{self.name}: tif must be day, ioc or fok, got {tif!r}") from None
+        if not self.enabled:
+            raise ValueError(f"{self.name}: disabled ({self.disabled_reason})")
+        return self.host.oms.submit(OrderRequest(symbol, side, qty, price, tif_), self.name)
+
+    def _own(self, order: Order) -> None:
+        if order.strategy != self.name:
+            raise ValueError(f"{self.name}: order {order.client_id} is not this strategy's")
+
+    def cancel(self, order: Order) -> None:
+        self._own(order)
+        self.host.oms.cancel(order)
+
+    def modify(self, order: Order, qty: int | None, price: int | None) -> None:
+        self._own(order)
+        self.host.oms.modify(order, qty, price)
+
+    def position(self, symbol: str) -> int:
+        return self.host.oms.portfolio.strategy_qty(self.name, symbol)
+
+    def open_orders(self) -> list[Order]:
+        return self.host.oms.open_orders(self.name)
+
+    def bars(self, symbol: str, interval: str) -> list[Bar]:
+        builder = self.host.builders.get((symbol, interval))
+        if builder is None:
+            raise ValueError(f"{self.name}: no {interval} bars for {symbol} (see `bars` in config)")
+        return builder.bars()
+
+    def last_price(self, symbol: str) -> int | None:
+        return self.host.oms.portfolio.last.get(symbol)
+
+    def set_timer(self, name: str, seconds: float, repeat: bool) -> None:
+        if not (isinstance(seconds, int | float) and seconds > 0):
+            raise ValueError(f"{self.name}: timer seconds must be > 0, got {seconds!r}")
+        self.cancel_timer(name)
+        if self.enabled:
+            self._timers[name] = asyncio.create_task(
+                self._timer(name, float(seconds), repeat), name=f"timer-{self.name}-{name}"
+            )
+
+    def cancel_timer(self, name: str) -> None:
+        task = self._timers.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+    async def _timer(self, name: str, seconds: float, repeat: bool) -> None:
+        inst = self.instance
+        assert inst is not None
+        while True:
+            await self.clock.sleep(seconds)
+            if not repeat:
+                self._timers.pop(name, None)
+            self.call(inst.on_timer, name)
+            if not repeat:
+                return
+
+    def stop_timers(self) -> None:
+        for task in self._timers.values():
+            task.cancel()
+        self._timers.clear()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": "running" if self.enabled else f"disabled: {self.disabled_reason}",
+            "symbols": list(self.symbols),
+            "calls": self.calls,
+            "errors": self.errors,
+            "overruns": self.overruns,
+            "slowest_ms": round(self.slowest_ms, 3),
+            "open_orders": len(self.open_orders()),
+        }
+
+
+def _overrides(inst: Strategy, name: str) -> Handler | None:
+    """The bound handler when the strategy overrides it, else None (no call at all)."""
+    if getattr(type(inst), name) is getattr(Strategy, name):
+        return None
+    fn: Handler = getattr(inst, name)
+    return fn
+
+
+class StrategyHost:
+    """Every slot, and the routes from symbols and order ids to their handlers."""
+
+    def __init__(
+        self, bus: EventBus, oms: OrderManager, clock: Clock, loaded: list[LoadedStrategy]
+    ) -> None:
+        self.bus = bus
+        self.oms = oms
+        self.clock = clock
+        self.slots = [StrategySlot(self, ls) for ls in loaded]
+        self.by_name = {s.name: s for s in self.slots}
+        self.builders: dict[tuple[str, str], BarBuilder] = {}
+        self._bars_by_symbol: dict[str, list[BarBuilder]] = {}
+        self._routes: dict[str, dict[str, list[tuple[StrategySlot, Handler]]]] = {
+            k: {} for k in ("on_trade", "on_quote", "on_book", "on_balance", "on_bar")
+        }
+        self.started = False
+
+    def instantiate(self) -> None:
+        """Build each strategy object and its routes. A constructor that raises disables its
+        slot (logged), the others go on."""
+        for slot in self.slots:
+            try:
+                slot.instance = slot.loaded.cls(slot)
+            except Exception:
+                slot.log.exception("strategy_init_failed")
+                slot.enabled = False
+                slot.disabled_reason = "init_failed"
+                continue
+            for handler, routes in self._routes.items():
+                fn = _overrides(slot.instance, handler)
+                if fn is not None:
+                    for symbol in slot.symbols:
+                        routes.setdefault(symbol, []).append((slot, fn))
+            for symbol in slot.symbols:
+                for interval in slot.loaded.cfg.bars:
+                    if (symbol, interval) not in self.builders:
+                        b = BarBuilder(symbol, interval)
+                        self.builders[(symbol, interval)] = b
+                        self._bars_by_symbol.setdefault(symbol, []).append(b)
+
+    async def warm_up(self, api: KiwoomApi) -> None:
+        """Load `history` bars per symbol and interval (ka10080 minutes, ka10081 days) before
+        `on_start`. A failed load is logged and the strategy starts with what there is."""
+        wanted: dict[tuple[str, str], int] = {}
+        for slot in self.slots:
+            for symbol in slot.symbols:
+                for interval in slot.loaded.cfg.bars:
+                    key = (symbol, interval)
+                    wanted[key] = max(wanted.get(key, 0), slot.loaded.cfg.history)
+        for (symbol, interval), n in wanted.items():
+            if n <= 0:
+                continue
+            minutes, unit = parse_interval(interval)
+            try:
+                if unit == "m":
+                    candles = await api.minute_candles(
+                        symbol, minutes, max_pages=max(1, n // 100 + 1)
+                    )
+                else:
+                    candles = await api.daily_candles(
+                        symbol, self.clock.now().date(), max_pages=max(1, n // 100 + 1)
+                    )
+            except KiwoomError as e:
+                log.warning("history_load_failed", symbol=symbol, interval=interval, error=str(e))
+                continue
+            self.builders[(symbol, interval)].seed(candles[:n])
+            log.info("history_loaded", symbol=symbol, interval=interval, bars=min(n, len(candles)))
+
+    def start(self) -> None:
+        """Subscribe to the bus and call every `on_start`."""
+        bus = self.bus
+        bus.subscribe(Trade, self.on_trade)
+        bus.subscribe(Quote, self._route("on_quote"))
+        bus.subscribe(OrderBook, self._route("on_book"))
+        bus.subscribe(Balance, self._route("on_balance"))
+        bus.subscribe(Bar, self._route("on_bar"))
+        bus.subscribe(OrderUpdate, self.on_order_update)
+        bus.subscribe(Fill, self.on_fill)
+        for slot in self.slots:
+            if slot.instance is not None:
+                slot.call0(slot.instance.on_start)
+        self.started = True
+
+    def stop(self) -> None:
+        for slot in self.slots:
+            slot.stop_timers()
+            if slot.instance is not None and slot.enabled:
+                slot.call0(slot.instance.on_stop)
+            slot.enabled = False
+            slot.disabled_reason = slot.disabled_reason or "stopped"
+        self.started = False
+
+    def _route(self, handler: str) -> Handler:
+        routes = self._routes[handler]
+
+        def dispatch(ev: Any) -> None:
+            for slot, fn in routes.get(ev.symbol, ()):
+                slot.call(fn, ev)
+
+        return dispatch
+
+    def on_trade(self, tr: Trade) -> None:
+        builders = self._bars_by_symbol.get(tr.symbol)
+        if builders:
+            day = self.clock.now().date()
+            for b in builders:
+                bar = b.on_trade(tr, day)
+                if bar is not None:
+                    self.bus.publish(bar)
+        for slot, fn in self._routes["on_trade"].get(tr.symbol, ()):
+            slot.call(fn, tr)
+
+    def on_order_update(self, up: OrderUpdate) -> None:
+        slot = self.by_name.get(up.strategy) if up.strategy else None
+        if slot is None or slot.instance is None:
+            return
+        order = self.oms.orders.get(up.client_id)
+        if order is not None:
+            slot.call(slot.instance.on_order, order)
+
+    def on_fill(self, fill: Fill) -> None:
+        slot = self.by_name.get(fill.strategy) if fill.strategy else None
+        if slot is not None and slot.instance is not None:
+            slot.call(slot.instance.on_fill, fill)

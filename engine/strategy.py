@@ -1,0 +1,148 @@
+"""The strategy plugin contract: the base class every strategy extends (strategies/README.md).
+
+A strategy reacts to events through plain, synchronous handler methods that run in the event
+loop and must not block, and acts through the methods below, which return at once. It never
+sees Kiwoom: symbols, sides, ints for prices and quantities, and order handles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from engine.events import (
+    Balance,
+    Bar,
+    Fill,
+    OrderBook,
+    Quote,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from engine.trading.orders import Order
+
+if TYPE_CHECKING:
+    from engine.clock import Clock
+    from engine.host import StrategySlot
+
+HANDLERS = (
+    "on_start",
+    "on_trade",
+    "on_quote",
+    "on_book",
+    "on_bar",
+    "on_order",
+    "on_fill",
+    "on_balance",
+    "on_timer",
+    "on_stop",
+)
+
+
+class Strategy:
+    """Base class of strategy plugins. Override the handlers you need; all are optional.
+
+    The engine builds the strategy with its context; do set-up in `on_start` (history is
+    loaded by then), not in `__init__` (if you override `__init__`, call `super().__init__`
+    with the same arguments first). Attributes for your use: `name`, `params` (the config's
+    `params` table, read-only), `symbols`, `log` (structlog, bound to the name) and `clock`.
+    """
+
+    def __init__(self, slot: StrategySlot) -> None:
+        self._slot = slot
+        self.name: str = slot.name
+        self.params: Mapping[str, Any] = slot.params
+        self.symbols: tuple[str, ...] = slot.symbols
+        self.log = slot.log
+        self.clock: Clock = slot.clock
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Refuse bad `params` before anything starts: raise ValueError saying what is wrong
+        (`kiwoom-engine check` and start-up report it with the key path). Default: any."""
+
+    # --- handlers (override) -------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Once, after history is loaded and before any event."""
+
+    def on_trade(self, trade: Trade) -> None:
+        """A trade print in one of `symbols`."""
+
+    def on_quote(self, quote: Quote) -> None:
+        """Best ask/bid changed in one of `symbols`."""
+
+    def on_book(self, book: OrderBook) -> None:
+        """The ten-level book changed in one of `symbols`."""
+
+    def on_bar(self, bar: Bar) -> None:
+        """A bar of one of the configured `bars` intervals closed."""
+
+    def on_order(self, order: Order) -> None:
+        """One of this strategy's orders changed state (read `order.state`, `order.reason`)."""
+
+    def on_fill(self, fill: Fill) -> None:
+        """One of this strategy's orders filled (partly)."""
+
+    def on_balance(self, balance: Balance) -> None:
+        """The broker reported a position change in one of `symbols`."""
+
+    def on_timer(self, name: str) -> None:
+        """A timer set with `set_timer` fired."""
+
+    def on_stop(self) -> None:
+        """Once, at shutdown (or when the engine disables the strategy)."""
+
+    # --- actions -------------------------------------------------------------------------
+
+    def buy(
+        self, symbol: str, qty: int, price: int | None = None, *, tif: TimeInForce | str | None = None
+    ) -> Order:
+        """Buy `qty` shares at `price` (None: a market order). Returns the order at once,
+        SUBMITTING, or REJECTED with a reason code when a risk check refused it. Raises
+        ValueError for a programming error: qty <= 0, a price <= 0, a symbol not in `symbols`,
+        an unknown tif ("day", "ioc", "fok")."""
+        return self._slot.order(Side.BUY, symbol, qty, price, tif)
+
+    def sell(
+        self, symbol: str, qty: int, price: int | None = None, *, tif: TimeInForce | str | None = None
+    ) -> Order:
+        """Sell; as `buy`."""
+        return self._slot.order(Side.SELL, symbol, qty, price, tif)
+
+    def cancel(self, order: Order) -> None:
+        """Cancel what is open of `order` (never refused by risk). No-op once it ended."""
+        self._slot.cancel(order)
+
+    def modify(self, order: Order, qty: int | None = None, price: int | None = None) -> None:
+        """Move the open part of a limit order to `price` and/or reduce it to `qty`."""
+        self._slot.modify(order, qty, price)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def position(self, symbol: str) -> int:
+        """This strategy's own position in `symbol` (shares, from its fills)."""
+        return self._slot.position(symbol)
+
+    def orders(self) -> list[Order]:
+        """This strategy's open orders."""
+        return self._slot.open_orders()
+
+    def bars(self, symbol: str, interval: str) -> list[Bar]:
+        """History loaded at start plus the bars built live since, oldest first."""
+        return self._slot.bars(symbol, interval)
+
+    def last_price(self, symbol: str) -> int | None:
+        """The last trade price seen on the feed, or None before the first trade."""
+        return self._slot.last_price(symbol)
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def set_timer(self, name: str, seconds: float, repeat: bool = True) -> None:
+        """Call `on_timer(name)` after `seconds` of engine clock time (again every `seconds`
+        when `repeat`). Setting a name again replaces that timer."""
+        self._slot.set_timer(name, seconds, repeat)
+
+    def cancel_timer(self, name: str) -> None:
+        self._slot.cancel_timer(name)

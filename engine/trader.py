@@ -1,0 +1,317 @@
+"""The trading engine assembled: bus, risk, portfolio, OMS, journal, strategies, reconciliation.
+
+`Trader` is what the daemon runs and what the tests drive. Start-up and crash recovery are one
+path (`start`): the journal rebuilds open orders and risk counters, the broker's books settle
+them, and only then do strategies start. The feed is attached before that, so no 00 notice
+can fall between the broker's answer and the live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from engine.bus import ConsumerQueue, EventBus
+from engine.clock import Clock
+from engine.config import Config
+from engine.events import (
+    Disconnected,
+    Event,
+    FeedResumed,
+    FeedStale,
+    Fill,
+    OrderExecution,
+    Reconnected,
+    RiskRejected,
+    Trade,
+    TradingState,
+    TradingStateChanged,
+)
+from engine.host import StrategyHost
+from engine.journal import Journal
+from engine.kiwoom.api import KiwoomApi
+from engine.kiwoom.errors import KiwoomError
+from engine.plugins import LoadedStrategy
+from engine.trading.oms import OrderManager
+from engine.trading.portfolio import Portfolio
+from engine.trading.reconcile import Reconciler
+from engine.trading.risk import RiskEngine
+
+log = structlog.get_logger(__name__)
+
+RECONCILE_RETRY_S = 1.0
+"""How soon reconciliation runs again while an order's outcome is unknown or a pass failed."""
+COUNTERS_SAVE_S = 1.0
+
+
+class Trader:
+    """See the module docstring. `on_event` is the feed's callback."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        api: KiwoomApi,
+        clock: Clock,
+        strategies: list[LoadedStrategy],
+        *,
+        journal: Journal | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.api = api
+        self.clock = clock
+        self.bus = EventBus(clock)
+        self.journal = journal or Journal(cfg.daemon.state_dir, clock)
+        self.portfolio = Portfolio(cfg.portfolio)
+        self.risk = RiskEngine(
+            cfg.risk,
+            clock,
+            check_session_hours=cfg.risk.check_session_hours and cfg.kiwoom.mode != "sim",
+        )
+        self.oms = OrderManager(
+            api,
+            self.bus,
+            self.risk,
+            self.portfolio,
+            self.journal,
+            clock,
+            max_order_delay_s=cfg.risk.max_order_delay_ms / 1000,
+            on_unknown=self.request_reconcile,
+        )
+        self.reconciler = Reconciler(api, self.oms)
+        self.host = StrategyHost(self.bus, self.oms, clock, strategies)
+        self.journal_queue = ConsumerQueue("journal", accepts=Journal.accepts)
+        self._reconcile_now = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._counters_saved: dict[str, int] = {}
+        self.running = False
+        self._wire()
+
+    def _wire(self) -> None:
+        bus = self.bus
+        bus.subscribe(Trade, self.portfolio.on_trade)
+        bus.subscribe(OrderExecution, self.oms.on_execution)
+        bus.subscribe((Disconnected, FeedStale), self._feed_down)
+        bus.subscribe(FeedResumed, self._feed_resumed)
+        bus.subscribe(Reconnected, self._feed_back)
+        bus.subscribe(Fill, self._save_counters_now)
+        bus.subscribe(TradingStateChanged, self._state_changed)
+        bus.subscribe(RiskRejected, self._rejected)
+        bus.attach(self.journal_queue)
+
+    # --- the feed's entry point ------------------------------------------------------------
+
+    def on_event(self, ev: Event) -> None:
+        """The feed's callback (KiwoomWebSocket on_event): everything enters the bus here."""
+        self.bus.publish(ev)
+
+    # --- life --------------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Rebuild from the journal: open orders, strategy positions, today's risk counters.
+        Call before the feed is attached."""
+        journal = self.journal
+        journal.open()
+        self.oms.id_prefix = f"{journal.next_client_seq()}."
+        orders = journal.load_orders(open_only=True)
+        self.oms.adopt(orders)
+        day = self.risk.trading_day()
+        change = self.risk.restore(day, journal.load_counters(day))
+        if change is not None:
+            self.bus.publish(change)
+        self.portfolio.load_strategy_positions(journal.strategy_positions())
+        self.risk.reconciling = True
+        self._tasks.append(asyncio.create_task(self.journal.run(self.journal_queue), name="journal"))
+        log.info("journal_recovered", open_orders=len(orders), counters=self.risk.counters())
+
+    async def start(self) -> None:
+        """Reconcile with the broker, load base prices and history, then start strategies.
+        Raises KiwoomError when the broker cannot be asked at all (start-up fails)."""
+        result = await self.reconciler.run(load_positions=True)
+        log.info(
+            "reconciled",
+            orders_checked=result.orders_checked,
+            orders_changed=result.orders_changed,
+            positions=len(self.portfolio.positions),
+            cash=self.portfolio.cash,
+        )
+        await self._load_base_prices()
+        self.risk.reconciling = False
+        self.host.instantiate()
+        await self.host.warm_up(self.api)
+        self.host.start()
+        self.running = True
+        self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
+        self._tasks.append(asyncio.create_task(self._counters_loop(), name="risk-counters"))
+        log.info(
+            "strategies_started",
+            strategies=[s.name for s in self.host.slots if s.enabled],
+            disabled=[s.name for s in self.host.slots if not s.enabled],
+        )
+
+    async def _load_base_prices(self) -> None:
+        symbols = sorted({s for slot in self.host.slots for s in slot.symbols})
+        for symbol in symbols:
+            if symbol in self.portfolio.base:
+                continue
+            try:
+                info = await self.api.stock_info(symbol)
+            except KiwoomError as e:
+                log.warning("base_price_unavailable", symbol=symbol, error=str(e))
+                continue
+            if info.base_price > 0:
+                self.portfolio.base[symbol] = info.base_price
+
+    async def stop(self, *, cancel_open: bool, timeout_s: float = 5.0) -> None:
+        """Stop strategies and new orders; cancel open orders if asked; wait for order calls
+        in flight up to `timeout_s`; flush the journal. Never raises."""
+        self.running = False
+        self.host.stop()
+        self.oms.accepting = False
+        if cancel_open:
+            for order in self.oms.open_orders():
+                if not order.external:
+                    self.oms.cancel(order)
+        left = await self.oms.drain(timeout_s)
+        if left:
+            log.warning("order_calls_still_in_flight", count=left)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._save_counters()
+        self.journal.close()
+
+    # --- operator actions --------------------------------------------------------------------
+
+    def halt(self, reason: str) -> None:
+        change = self.risk.halt(reason)
+        if change is not None:
+            self.bus.publish(change)
+
+    def resume(self, reason: str) -> None:
+        change = self.risk.resume(reason)
+        if change is not None:
+            self.bus.publish(change)
+
+    def request_reconcile(self) -> None:
+        self._reconcile_now.set()
+
+    # --- background --------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        period = self.cfg.portfolio.reconcile_s
+        wait_s = period
+        while True:
+            sleep = asyncio.ensure_future(self.clock.sleep(wait_s))
+            woken = asyncio.ensure_future(self._reconcile_now.wait())
+            try:
+                await asyncio.wait({sleep, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleep.cancel()
+                woken.cancel()
+            self._reconcile_now.clear()
+            try:
+                result = await self.reconciler.run()
+            except KiwoomError as e:
+                log.warning("reconcile_failed", error=str(e))
+                wait_s = RECONCILE_RETRY_S
+                continue
+            except Exception:
+                log.exception("reconcile_crashed")
+                wait_s = RECONCILE_RETRY_S
+                continue
+            if self.risk.reconciling and self.risk.feed_live:
+                self.risk.reconciling = False
+                log.info("reconciled_after_reconnect", orders_changed=result.orders_changed)
+            if result.divergences and self.cfg.portfolio.halt_on_divergence:
+                self.halt("POSITION_DIVERGENCE")
+            unknown = any(o.state.value == "unknown" for o in self.oms.open_orders())
+            wait_s = RECONCILE_RETRY_S if unknown or self.risk.reconciling else period
+
+    async def _counters_loop(self) -> None:
+        while True:
+            await self.clock.sleep(COUNTERS_SAVE_S)
+            self._save_counters()
+
+    def _save_counters(self) -> None:
+        counters = self.risk.counters()
+        if counters != self._counters_saved:
+            try:
+                self.journal.save_counters(self.risk.trading_day(), counters)
+            except Exception:
+                log.exception("risk_counters_save_failed")
+                return
+            self._counters_saved = counters
+
+    def _save_counters_now(self, _fill: Fill) -> None:
+        # Realised PnL drives the daily loss limit: it must survive a kill -9 exactly.
+        self._save_counters()
+
+    def _feed_down(self, ev: Event) -> None:
+        self.risk.feed_live = False
+
+    def _feed_resumed(self, ev: FeedResumed) -> None:
+        # Same connection, registrations held: what was sent meanwhile arrives late and in
+        # order, so there is nothing to reconcile.
+        self.risk.feed_live = True
+
+    def _feed_back(self, ev: Reconnected) -> None:
+        # Notices may have been missed while down: deny new exposure until the broker's books
+        # were read again.
+        self.risk.feed_live = True
+        self.risk.reconciling = True
+        self.request_reconcile()
+
+    def _state_changed(self, ev: TradingStateChanged) -> None:
+        level = "error" if ev.state is TradingState.HALTED else "warning"
+        getattr(log, level)(
+            "trading_state_changed", state=ev.state.value, prev=ev.prev_state.value, reason=ev.reason
+        )
+
+    def _rejected(self, ev: RiskRejected) -> None:
+        log.info(
+            "risk_rejected",
+            strategy=ev.strategy,
+            client_id=ev.client_id,
+            symbol=ev.symbol,
+            reason=ev.reason,
+            limit=ev.limit,
+            value=ev.value,
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "trading_state": self.risk.state.value,
+            "reconciling": self.risk.reconciling,
+            "feed_live": self.risk.feed_live,
+            "strategies": [s.status() for s in self.host.slots],
+            "orders": self.oms.counts_by_state(),
+            "open_orders": [
+                {
+                    "client_id": o.client_id,
+                    "strategy": o.strategy,
+                    "symbol": o.symbol,
+                    "side": o.side.value,
+                    "qty": o.qty,
+                    "price": o.price or 0,
+                    "state": o.state.value,
+                    "order_no": o.order_no,
+                    "filled_qty": o.filled_qty,
+                    "external": o.external,
+                }
+                for o in self.oms.open_orders()
+            ],
+            "portfolio": self.portfolio.snapshot(),
+            "risk": self.risk.counters(),
+            "bus": {"published": self.bus.published, "handler_errors": self.bus.handler_errors},
+            "queues": {q.name: q.stats() for q in self.bus.queues},
+            "oms": vars(self.oms.stats),
+        }

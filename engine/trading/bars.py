@@ -1,0 +1,94 @@
+"""OHLCV bars built from trades, and the warm-up history they continue.
+
+A bar covers [start, start + interval) in exchange time (KST, from the trade's own stamp and
+the clock's date) and closes when the first trade of a later bar arrives. Intervals are "Nm"
+(N minutes, dividing an hour or a day: 1, 3, 5, 10, 15, 30, 60) or "1d".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from datetime import date, datetime, time, timedelta
+
+from engine.clock import KST
+from engine.events import Bar, Trade
+from engine.models import Candle
+
+_INTERVAL = re.compile(r"^(\d+)([md])$")
+MINUTE_INTERVALS = (1, 3, 5, 10, 15, 30, 60)
+MAX_BARS_KEPT = 10_000
+"""Bars kept per symbol and interval (history plus live): a day of 1m bars is under 600."""
+
+
+def parse_interval(text: str) -> tuple[int, str]:
+    """("1m" -> (1, "m"), "1d" -> (1, "d")). Raises ValueError naming what is allowed."""
+    m = _INTERVAL.match(text)
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        if (unit == "m" and n in MINUTE_INTERVALS) or (unit == "d" and n == 1):
+            return n, unit
+    allowed = ", ".join(f"{n}m" for n in MINUTE_INTERVALS)
+    raise ValueError(f"bar interval must be one of {allowed}, 1d; got {text!r}")
+
+
+def _hhmmss(value: int) -> time:
+    return time(value // 10000 % 24, value // 100 % 100 % 60, value % 100 % 60)
+
+
+class BarBuilder:
+    """Bars of one symbol at one interval. `on_trade` returns the bar a trade closed, if any."""
+
+    def __init__(self, symbol: str, interval: str) -> None:
+        self.symbol = symbol
+        self.interval = interval
+        self._n, self._unit = parse_interval(interval)
+        self.history: deque[Bar] = deque(maxlen=MAX_BARS_KEPT)
+        self._start: datetime | None = None
+        self._o = self._h = self._l = self._c = self._v = 0
+
+    def _bucket(self, day: date, t: time) -> datetime:
+        if self._unit == "d":
+            return datetime.combine(day, time(0), KST)
+        minute = (t.hour * 60 + t.minute) // self._n * self._n
+        return datetime.combine(day, time(minute // 60, minute % 60), KST)
+
+    def on_trade(self, trade: Trade, day: date) -> Bar | None:
+        start = self._bucket(day, _hhmmss(trade.time))
+        price, qty = trade.price, abs(trade.qty)
+        closed = None
+        if self._start is not None and start > self._start:
+            closed = self._close()
+        if self._start is None or start > self._start:
+            self._start = start
+            self._o = self._h = self._l = self._c = price
+            self._v = qty
+        elif start == self._start:
+            self._h = max(self._h, price)
+            self._l = min(self._l, price)
+            self._c = price
+            self._v += qty
+        # A trade stamped before the open bar (out of order) is ignored for bars.
+        return closed
+
+    def _close(self) -> Bar:
+        assert self._start is not None
+        bar = Bar(self.symbol, self.interval, self._start, self._o, self._h, self._l, self._c, self._v)
+        self.history.append(bar)
+        return bar
+
+    def seed(self, candles: list[Candle]) -> None:
+        """Load warm-up history (any order; kept oldest first)."""
+        for c in sorted(candles, key=lambda c: c.at):
+            at = c.at if c.at.tzinfo else c.at.replace(tzinfo=KST)
+            self.history.append(
+                Bar(self.symbol, self.interval, at, c.open, c.high, c.low, c.close, c.volume)
+            )
+
+    def bars(self) -> list[Bar]:
+        return list(self.history)
+
+
+def bar_length(interval: str) -> timedelta:
+    n, unit = parse_interval(interval)
+    return timedelta(days=1) if unit == "d" else timedelta(minutes=n)

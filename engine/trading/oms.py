@@ -1,0 +1,575 @@
+"""The order manager: every order's life, from a strategy's buy to its last fill.
+
+It owns the orders and the links from broker order numbers to them, applies 00 notices and
+REST answers through the one transition table (engine/trading/orders.py), and publishes every
+change on the bus. Orders go out only after the risk engine passes them and the journal holds
+their intent; an order whose outcome is unknown is never sent again: it waits, with its symbol
+held, for reconciliation (engine/trading/reconcile.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from engine.bus import EventBus
+from engine.clock import Clock
+from engine.events import (
+    Fill,
+    OrderExecution,
+    OrderKind,
+    OrderState,
+    OrderStatus,
+    RiskRejected,
+    Side,
+    TimeInForce,
+    TradingState,
+)
+from engine.kiwoom.errors import (
+    BrokerError,
+    KiwoomError,
+    OrderExpiredError,
+    OutcomeUnknownError,
+)
+from engine.models import OrderAck, OrderType
+from engine.trading import krx
+from engine.trading.orders import IllegalTransition, Order, OrderRequest
+from engine.trading.portfolio import Portfolio
+from engine.trading.risk import Reason, Rejection, RiskEngine
+
+log = structlog.get_logger(__name__)
+
+S = OrderState
+
+
+class OrderGateway(Protocol):
+    """What the OMS needs of the broker (KiwoomApi satisfies it)."""
+
+    async def buy(
+        self,
+        symbol: str,
+        qty: int,
+        order_type: OrderType = ...,
+        price: int | None = ...,
+        *,
+        deadline: float | None = ...,
+    ) -> OrderAck: ...
+
+    async def sell(
+        self,
+        symbol: str,
+        qty: int,
+        order_type: OrderType = ...,
+        price: int | None = ...,
+        *,
+        deadline: float | None = ...,
+    ) -> OrderAck: ...
+
+    async def modify(
+        self, original_order_no: str, symbol: str, qty: int, price: int
+    ) -> OrderAck: ...
+
+    async def cancel(self, original_order_no: str, symbol: str, qty: int = ...) -> OrderAck: ...
+
+
+class JournalWriter(Protocol):
+    def record_intent(self, order: Order) -> None: ...
+
+
+_ORDER_TYPES = {
+    (False, TimeInForce.DAY): OrderType.LIMIT,
+    (False, TimeInForce.IOC): OrderType.LIMIT_IOC,
+    (False, TimeInForce.FOK): OrderType.LIMIT_FOK,
+    (True, TimeInForce.DAY): OrderType.MARKET,
+    (True, TimeInForce.IOC): OrderType.MARKET_IOC,
+    (True, TimeInForce.FOK): OrderType.MARKET_FOK,
+}
+
+
+@dataclass
+class OmsStats:
+    submitted: int = 0
+    risk_rejected: int = 0
+    broker_rejected: int = 0
+    unknown: int = 0
+    illegal_transitions: int = 0
+    duplicate_fills: int = 0
+    external_orders: int = 0
+    unmatched_notices: int = 0
+
+
+class OrderManager:
+    """Places, amends and cancels orders and tracks them to the end.
+
+    `submit`, `cancel` and `modify` return at once; the REST calls run as tasks, so the
+    strategy that called them is never blocked. Every state change is published on `bus`.
+    """
+
+    def __init__(
+        self,
+        gateway: OrderGateway,
+        bus: EventBus,
+        risk: RiskEngine,
+        portfolio: Portfolio,
+        journal: JournalWriter,
+        clock: Clock,
+        *,
+        max_order_delay_s: float = 3.0,
+        id_prefix: str = "O",
+        on_unknown: Callable[[], None] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.bus = bus
+        self.risk = risk
+        self.portfolio = portfolio
+        self.journal = journal
+        self.clock = clock
+        self.max_order_delay_s = max_order_delay_s
+        self.id_prefix = id_prefix
+        self._on_unknown = on_unknown or (lambda: None)
+        self.orders: dict[str, Order] = {}
+        """Every order of the session, by client id (ended ones too: strategies hold them)."""
+        self._open: dict[str, Order] = {}
+        """The orders not yet ended: what risk and matching scan, so they stay cheap."""
+        self.by_order_no: dict[str, Order] = {}
+        self._next = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cancel_after_ack: set[str] = set()
+        self.stats = OmsStats()
+        self.accepting = True
+        """False once shutdown began: new orders are refused (cancels still go)."""
+
+    # --- placing -------------------------------------------------------------------------
+
+    def next_client_id(self) -> str:
+        self._next += 1
+        return f"{self.id_prefix}{self._next}"
+
+    def submit(self, req: OrderRequest, strategy: str | None) -> Order:
+        """Risk-check `req`, journal its intent and send it. Returns the order at once: state
+        SUBMITTING, or REJECTED with the reason code when a check (or shutdown) refused it."""
+        order = Order(
+            client_id=self.next_client_id(),
+            strategy=strategy,
+            symbol=req.symbol,
+            side=req.side,
+            qty=req.qty,
+            price=req.price,
+            tif=req.tif,
+            created_ns=self.clock.time_ns(),
+        )
+        self._track(order)
+        rejection = (
+            self.risk.check(req, strategy, self)
+            if self.accepting
+            else Rejection(Reason.HALTED, detail="shutting down")
+        )
+        if rejection is not None:
+            self.stats.risk_rejected += 1
+            self.bus.publish(
+                RiskRejected(
+                    order.client_id,
+                    strategy,
+                    req.symbol,
+                    req.side,
+                    req.qty,
+                    req.price or 0,
+                    rejection.reason.value,
+                    rejection.limit,
+                    rejection.value,
+                    rejection.detail,
+                )
+            )
+            self._move(order, S.REJECTED, rejection.reason.value)
+            return order
+        self.journal.record_intent(order)
+        self.risk.record_sent(req, strategy)
+        self.stats.submitted += 1
+        self._move(order, S.SUBMITTING)
+        deadline = self.clock.monotonic() + self.max_order_delay_s
+        self._spawn(self._place(order, deadline), f"place-{order.client_id}")
+        return order
+
+    async def _place(self, order: Order, deadline: float) -> None:
+        order_type = _ORDER_TYPES[(order.price is None, order.tif)]
+        send = self.gateway.buy if order.side is Side.BUY else self.gateway.sell
+        try:
+            ack = await send(order.symbol, order.qty, order_type, order.price, deadline=deadline)
+        except OutcomeUnknownError as e:
+            self._outcome_unknown(order, e.reason)
+        except OrderExpiredError:
+            self._broker_rejected(order, Reason.STALE.value)
+        except BrokerError as e:
+            self._broker_rejected(order, f"BROKER_{e.code or e.return_code}: {e.return_msg}")
+        except KiwoomError as e:
+            # Everything else the client raises proves the order was not sent (validation, a
+            # refused connection): TransportErrors that might have reached the broker are
+            # OutcomeUnknownError, handled above.
+            self._broker_rejected(order, f"NOT_SENT: {type(e).__name__}")
+        except asyncio.CancelledError:
+            self._outcome_unknown(order, "cancelled")
+            raise
+        except Exception:
+            log.exception("order_place_failed", client_id=order.client_id)
+            self._outcome_unknown(order, "internal_error")
+        else:
+            self._acked(order, ack.order_no)
+
+    def _acked(self, order: Order, order_no: str) -> None:
+        self._link(order, order_no)
+        if order.state in (S.SUBMITTING, S.UNKNOWN):
+            self._move(order, S.ACCEPTED)
+        if order.client_id in self._cancel_after_ack:
+            self._cancel_after_ack.discard(order.client_id)
+            self.cancel(order)
+
+    def _outcome_unknown(self, order: Order, reason: str) -> None:
+        self.stats.unknown += 1
+        if order.state is S.SUBMITTING:
+            self._move(order, S.UNKNOWN, f"UNKNOWN: {reason}")
+        log.warning("order_outcome_unknown", client_id=order.client_id, reason=reason)
+        self._on_unknown()
+
+    def _broker_rejected(self, order: Order, reason: str) -> None:
+        self.stats.broker_rejected += 1
+        self._cancel_after_ack.discard(order.client_id)
+        if order.state in (S.SUBMITTING, S.UNKNOWN):
+            self._move(order, S.REJECTED, reason)
+
+    # --- cancel and modify -----------------------------------------------------------------
+
+    def cancel(self, order: Order) -> None:
+        """Ask the broker to cancel what is open of `order`. Never risk-checked. An order
+        still waiting for its number is cancelled as soon as the number comes."""
+        if order.state in (S.SUBMITTING, S.UNKNOWN, S.NEW):
+            self._cancel_after_ack.add(order.client_id)
+            return
+        if order.state not in (S.ACCEPTED, S.PARTIALLY_FILLED, S.PENDING_REPLACE):
+            return  # done, or a cancel is already on its way
+        assert order.order_no is not None
+        self._move(order, S.PENDING_CANCEL)
+        self._spawn(self._cancel(order, order.order_no), f"cancel-{order.client_id}")
+
+    async def _cancel(self, order: Order, order_no: str) -> None:
+        try:
+            ack = await self.gateway.cancel(order_no, order.symbol, 0)
+        except OutcomeUnknownError as e:
+            log.warning("cancel_outcome_unknown", client_id=order.client_id, reason=e.reason)
+            self._on_unknown()
+        except KiwoomError as e:
+            # Refused (typically: nothing left to cancel because it filled meanwhile): the
+            # order goes back to where it was; the fills, if any, arrive on the feed.
+            log.info("cancel_refused", client_id=order.client_id, error=str(e))
+            if order.state is S.PENDING_CANCEL:
+                self._move(order, order.prev_state, "CANCEL_REFUSED")
+        except Exception:
+            log.exception("cancel_failed", client_id=order.client_id)
+        else:
+            self.by_order_no.setdefault(ack.order_no, order)
+
+    def modify(self, order: Order, qty: int | None = None, price: int | None = None) -> None:
+        """Move the open part of a limit order to `price` (and reduce it to `qty`). Raises
+        ValueError for a market order, an order with nothing open, or a bad price/qty."""
+        if order.price is None:
+            raise ValueError("a market order cannot be modified")
+        if order.state not in (S.ACCEPTED, S.PARTIALLY_FILLED):
+            raise ValueError(f"order {order.client_id} is {order.state.value}: cannot modify")
+        new_price = order.price if price is None else price
+        new_qty = order.open_qty if qty is None else qty
+        if new_qty <= 0 or new_qty > order.open_qty or new_price <= 0:
+            raise ValueError("modify needs 0 < qty <= open quantity and a positive price")
+        rejection = self._check_amend(order, new_price)
+        if rejection is not None:
+            self.bus.publish(
+                RiskRejected(
+                    order.client_id,
+                    order.strategy,
+                    order.symbol,
+                    order.side,
+                    new_qty,
+                    new_price,
+                    rejection.reason.value,
+                    rejection.limit,
+                    rejection.value,
+                    rejection.detail,
+                )
+            )
+            return
+        assert order.order_no is not None
+        self._move(order, S.PENDING_REPLACE)
+        self._spawn(
+            self._modify(order, order.order_no, new_qty, new_price), f"modify-{order.client_id}"
+        )
+
+    def _check_amend(self, order: Order, price: int) -> Rejection | None:
+        """An amend moves a price: the halt, the tick and the daily band still apply."""
+        if self.risk.state is TradingState.HALTED:
+            return Rejection(Reason.HALTED)
+        if not krx.is_on_tick(price):
+            return Rejection(Reason.TICK_SIZE, krx.tick_size(price), price)
+        base = self.base_price(order.symbol)
+        if base is not None and not krx.within_limits(price, base):
+            lower, upper = krx.price_limits(base)
+            return Rejection(Reason.PRICE_BAND, upper if price > upper else lower, price)
+        return None
+
+    async def _modify(self, order: Order, order_no: str, qty: int, price: int) -> None:
+        try:
+            ack = await self.gateway.modify(order_no, order.symbol, qty, price)
+        except OutcomeUnknownError as e:
+            log.warning("modify_outcome_unknown", client_id=order.client_id, reason=e.reason)
+            self._on_unknown()
+        except KiwoomError as e:
+            log.info("modify_refused", client_id=order.client_id, error=str(e))
+            if order.state is S.PENDING_REPLACE:
+                self._move(order, order.prev_state, "MODIFY_REFUSED")
+        except Exception:
+            log.exception("modify_failed", client_id=order.client_id)
+        else:
+            self.by_order_no.setdefault(ack.order_no, order)
+            if order.state is S.PENDING_REPLACE:
+                order.price = price
+                self._link(order, ack.order_no)
+                self._move(order, order.prev_state)
+
+    # --- the 00 feed -------------------------------------------------------------------------
+
+    def on_execution(self, ev: OrderExecution) -> None:
+        """Apply one 00 notice: learn a number, count a fill, end an order. Idempotent: a
+        notice seen twice changes nothing the second time."""
+        order = self.by_order_no.get(ev.order_no)
+        if order is None and ev.orig_order_no:
+            order = self.by_order_no.get(ev.orig_order_no)
+            if order is not None:
+                self.by_order_no[ev.order_no] = order
+        if order is None:
+            order = self._match_unacked(ev) or self._external(ev)
+        if ev.kind is OrderKind.NEW or ev.status is OrderStatus.FILLED:
+            self._apply_notice(order, ev)
+        elif ev.kind is OrderKind.AMEND:
+            self._apply_amend(order, ev)
+        else:
+            self._apply_cancel(order, ev)
+
+    def _match_unacked(self, ev: OrderExecution) -> Order | None:
+        """Our order whose REST answer has not come yet (Kiwoom may push 00 first): the oldest
+        SUBMITTING or UNKNOWN order with no number and the same symbol, side, qty and price."""
+        if ev.kind is not OrderKind.NEW:
+            return None
+        for order in self._open.values():
+            if (
+                order.order_no is None
+                and order.state in (S.SUBMITTING, S.UNKNOWN)
+                and order.symbol == ev.symbol
+                and order.side is ev.side
+                and order.qty == ev.order_qty
+                and (order.price or 0) == ev.order_price
+            ):
+                self._link(order, ev.order_no)
+                return order
+        return None
+
+    def _external(self, ev: OrderExecution) -> Order:
+        """An order this engine did not place: tracked and shown, never given to a strategy."""
+        self.stats.external_orders += 1
+        order = Order(
+            client_id=f"X{ev.order_no}",
+            strategy=None,
+            symbol=ev.symbol,
+            side=ev.side,
+            qty=ev.order_qty,
+            price=ev.order_price or None,
+            state=S.SUBMITTING,
+            created_ns=self.clock.time_ns(),
+            external=True,
+        )
+        self._track(order)
+        self._link(order, ev.order_no)
+        log.info("external_order", order_no=ev.order_no, symbol=ev.symbol, side=ev.side.value)
+        return order
+
+    def _apply_notice(self, order: Order, ev: OrderExecution) -> None:
+        status = ev.status
+        if status is OrderStatus.ACCEPTED:
+            if order.state in (S.SUBMITTING, S.UNKNOWN):
+                self._move(order, S.ACCEPTED)
+        elif status is OrderStatus.FILLED:
+            self._fill(order, ev)
+        elif status is OrderStatus.CANCELED:
+            if order.is_open and order.state is not S.CANCELED:
+                self._move(order, S.CANCELED, ev.reject_reason)
+        elif status is OrderStatus.REJECTED:
+            if order.is_open:
+                self._move(order, S.REJECTED, ev.reject_reason or "BROKER_REJECTED")
+        # CONFIRMED on the original number: an amend or cancel took part of it; the child
+        # order's own notice carries what happened.
+
+    def _fill(self, order: Order, ev: OrderExecution) -> None:
+        qty = ev.unit_fill_qty or ev.fill_qty
+        price = ev.unit_fill_price or ev.fill_price
+        if qty <= 0 or price <= 0:
+            log.warning("fill_without_qty", order_no=ev.order_no)
+            return
+        cum = ev.order_qty - ev.unfilled_qty
+        fill_no = ev.fill_no or f"{ev.order_no}:{cum}"
+        already = order.filled_by_no.get(ev.order_no, 0)
+        if 0 < cum <= already and fill_no not in order.fill_nos:
+            # Reconciliation booked this fill from the broker's order list before the notice
+            # came (a late or replayed 00): the broker's cumulative figure says it is counted.
+            self.stats.duplicate_fills += 1
+            return
+        if cum > already:
+            qty = min(qty, cum - already)
+        if not order.add_fill(fill_no, qty, price, ev.order_no):
+            self.stats.duplicate_fills += 1
+            return
+        fill = Fill(
+            None if order.external else order.client_id,
+            order.strategy,
+            ev.order_no,
+            fill_no,
+            order.symbol,
+            order.side,
+            qty,
+            price,
+            ev.fee,
+            ev.tax,
+        )
+        self.book_fill(fill)
+        self._after_fill(order)
+
+    def book_fill(self, fill: Fill) -> None:
+        """Book a fill on the portfolio and the daily loss counter, and publish it."""
+        pnl = self.portfolio.on_fill(fill)
+        change = self.risk.add_realized_pnl(pnl)
+        self.bus.publish(fill)
+        if change is not None:
+            self.bus.publish(change)
+
+    def _after_fill(self, order: Order) -> None:
+        if order.filled_qty >= order.qty:
+            if order.state is not S.FILLED:
+                self._move(order, S.FILLED)
+        elif order.state in (S.PENDING_CANCEL, S.PENDING_REPLACE):
+            order.prev_state = S.PARTIALLY_FILLED
+        elif order.state in (S.SUBMITTING, S.UNKNOWN, S.ACCEPTED, S.PARTIALLY_FILLED):
+            self._move(order, S.PARTIALLY_FILLED)
+
+    def _apply_amend(self, order: Order, ev: OrderExecution) -> None:
+        if ev.status is OrderStatus.CONFIRMED:
+            self._link(order, ev.order_no)
+            order.price = ev.order_price or order.price
+            if order.state is S.PENDING_REPLACE:
+                self._move(order, order.prev_state)
+        elif ev.status is OrderStatus.REJECTED and order.state is S.PENDING_REPLACE:
+            self._move(order, order.prev_state, ev.reject_reason or "MODIFY_REFUSED")
+
+    def _apply_cancel(self, order: Order, ev: OrderExecution) -> None:
+        if ev.status is OrderStatus.CONFIRMED:
+            if order.is_open:
+                self._move(order, S.CANCELED)
+        elif ev.status is OrderStatus.REJECTED and order.state is S.PENDING_CANCEL:
+            self._move(order, order.prev_state, ev.reject_reason or "CANCEL_REFUSED")
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _link(self, order: Order, order_no: str) -> None:
+        order.link(order_no)
+        self.by_order_no[order_no] = order
+
+    def _move(self, order: Order, state: OrderState, reason: str = "") -> bool:
+        """Apply a transition and publish it; an illegal one is logged and counted, and the
+        order keeps its state."""
+        if order.state is state and state is not S.PARTIALLY_FILLED:
+            return False
+        try:
+            update = order.apply(state, reason)
+        except IllegalTransition as e:
+            self.stats.illegal_transitions += 1
+            log.error(
+                "order_illegal_transition",
+                client_id=order.client_id,
+                current=e.current.value,
+                wanted=e.wanted.value,
+            )
+            return False
+        if not order.is_open:
+            self._open.pop(order.client_id, None)
+        self.bus.publish(update)
+        return True
+
+    def _track(self, order: Order) -> None:
+        self.orders[order.client_id] = order
+        if order.is_open:
+            self._open[order.client_id] = order
+
+    def move(self, order: Order, state: OrderState, reason: str = "") -> bool:
+        """Apply a transition decided elsewhere (reconciliation); see `_move`."""
+        return self._move(order, state, reason)
+
+    def link(self, order: Order, order_no: str) -> None:
+        self._link(order, order_no)
+
+    def adopt(self, orders: Iterable[Order]) -> None:
+        """Take orders rebuilt from the journal at start-up (before reconciliation)."""
+        for order in orders:
+            self._track(order)
+            for no in order.order_nos:
+                self.by_order_no[no] = order
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for the order calls in flight; returns how many remain."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        return len(self._tasks)
+
+    # --- reading (also the risk engine's AccountView) --------------------------------------
+
+    def open_orders(self, strategy: str | None = None) -> list[Order]:
+        return [o for o in self._open.values() if strategy is None or o.strategy == strategy]
+
+    def position_qty(self, symbol: str) -> int:
+        return self.portfolio.position_qty(symbol)
+
+    def open_qty(self, symbol: str, side: Side) -> int:
+        return sum(o.open_qty for o in self._open.values() if o.symbol == symbol and o.side is side)
+
+    def open_orders_count(self) -> int:
+        return len(self._open)
+
+    def open_buy_notional(self) -> int:
+        total = 0
+        for o in self._open.values():
+            if o.side is Side.BUY:
+                total += o.open_qty * (o.price or self.portfolio.last.get(o.symbol, 0))
+        return total
+
+    def gross_exposure(self) -> int:
+        return self.portfolio.gross_exposure()
+
+    def buying_power(self) -> int:
+        return self.portfolio.cash
+
+    def last_price(self, symbol: str) -> int | None:
+        return self.portfolio.last.get(symbol)
+
+    def base_price(self, symbol: str) -> int | None:
+        return self.portfolio.base.get(symbol)
+
+    def has_unknown_order(self, symbol: str) -> bool:
+        return any(o.state is S.UNKNOWN and o.symbol == symbol for o in self._open.values())
+
+    def counts_by_state(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.orders.values():
+            out[o.state.value] = out.get(o.state.value, 0) + 1
+        return out

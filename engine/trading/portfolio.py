@@ -1,0 +1,189 @@
+"""Positions, cash and PnL: the account's, and each strategy's share of it.
+
+Fills move positions and cash as they arrive; the broker's own view (kt00018 holdings and
+kt00001 cash, through KiwoomApi) seeds them at start and is compared with them on every
+reconciliation, where a difference is a `PositionDivergence`. Average-cost accounting in int
+KRW: realised PnL is (fill price - average cost) x qty, less fees and tax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from engine.config import PortfolioConfig
+from engine.events import Fill, PositionDivergence, Side, Trade
+from engine.models import CashBalance, Holding
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Position:
+    """A long position (KRX cash accounts cannot be short). `cost` is the average-cost basis
+    of the shares held, in KRW; `realized` the PnL taken out of it, after fees and tax."""
+
+    symbol: str
+    qty: int = 0
+    cost: int = 0
+    realized: int = 0
+    fees: int = 0
+
+    @property
+    def avg_price(self) -> int:
+        return self.cost // self.qty if self.qty else 0
+
+    def apply(self, side: Side, qty: int, price: int, fee: int) -> int:
+        """Book a fill; returns the realised PnL it made (0 for a buy)."""
+        self.fees += fee
+        if side is Side.BUY:
+            self.qty += qty
+            self.cost += qty * price
+            self.realized -= fee
+            return -fee
+        sold = min(qty, self.qty)
+        basis = self.cost * sold // self.qty if self.qty else 0
+        pnl = sold * price - basis - fee
+        self.qty -= sold
+        self.cost -= basis
+        # Selling more than we hold only happens when our view lags the broker's (a fill
+        # before the start-up snapshot): the shortfall is left to reconciliation.
+        self.realized += pnl
+        return pnl
+
+    def unrealized(self, last: int | None) -> int:
+        return (last * self.qty - self.cost) if last and self.qty else 0
+
+
+class Portfolio:
+    """The account's positions and cash, per-strategy positions, and the last prices seen.
+
+    Prices come from the live feed only (`on_trade`): risk must never judge an order on a
+    cached REST answer.
+    """
+
+    def __init__(self, cfg: PortfolioConfig) -> None:
+        self.cfg = cfg
+        self.positions: dict[str, Position] = {}
+        self.by_strategy: dict[str, dict[str, Position]] = {}
+        self.cash = 0
+        """Orderable cash (주문가능금액), KRW, as last reported and moved by fills since."""
+        self.realized_today = 0
+        self.fees_today = 0
+        self.last: dict[str, int] = {}
+        self.base: dict[str, int] = {}
+        """Each symbol's base price (previous close), from the feed or the start-up query."""
+
+    # --- market ------------------------------------------------------------------------
+
+    def on_trade(self, tr: Trade) -> None:
+        self.last[tr.symbol] = tr.price
+        if tr.symbol not in self.base and tr.change and tr.price - tr.change > 0:
+            self.base[tr.symbol] = tr.price - tr.change
+
+    # --- fills -------------------------------------------------------------------------
+
+    def fee_for(self, side: Side, qty: int, price: int) -> int:
+        """Estimated fee and tax of a fill that carries none (commission_bp, sell_tax_bp)."""
+        bp = self.cfg.commission_bp + (self.cfg.sell_tax_bp if side is Side.SELL else 0)
+        return int(qty * price * bp) // 10_000
+
+    def on_fill(self, fill: Fill) -> int:
+        """Book `fill` on the account and on its strategy; returns the account's realised PnL
+        delta (what the daily loss limit counts)."""
+        fee = fill.fee + fill.tax
+        if not fee:
+            fee = self.fee_for(fill.side, fill.qty, fill.price)
+        value = fill.qty * fill.price
+        self.cash += -value - fee if fill.side is Side.BUY else value - fee
+        pos = self.positions.setdefault(fill.symbol, Position(fill.symbol))
+        pnl = pos.apply(fill.side, fill.qty, fill.price, fee)
+        if fill.strategy is not None:
+            mine = self.by_strategy.setdefault(fill.strategy, {})
+            mine.setdefault(fill.symbol, Position(fill.symbol)).apply(
+                fill.side, fill.qty, fill.price, fee
+            )
+        self.realized_today += pnl
+        self.fees_today += fee
+        return pnl
+
+    # --- broker snapshots --------------------------------------------------------------
+
+    def load(self, holdings: Iterable[Holding], cash: CashBalance) -> None:
+        """Take the broker's positions and orderable cash as the truth (start-up)."""
+        self.positions = {
+            h.symbol: Position(h.symbol, h.qty, h.avg_price * h.qty) for h in holdings if h.qty
+        }
+        self.cash = cash.orderable
+
+    def load_strategy_positions(self, positions: Mapping[str, Mapping[str, int]]) -> None:
+        """Per-strategy quantities from the journal (cost basis is not kept across restarts:
+        the account's average price is used for each)."""
+        self.by_strategy = {}
+        for strategy, by_symbol in positions.items():
+            mine = self.by_strategy.setdefault(strategy, {})
+            for symbol, qty in by_symbol.items():
+                if qty:
+                    avg = self.positions.get(symbol, Position(symbol)).avg_price
+                    mine[symbol] = Position(symbol, qty, avg * qty)
+
+    def compare(self, holdings: Iterable[Holding]) -> list[PositionDivergence]:
+        """Differences between our quantities and the broker's (kt00018)."""
+        broker = {h.symbol: h.qty for h in holdings}
+        out = []
+        for symbol in sorted(set(broker) | {s for s, p in self.positions.items() if p.qty}):
+            ours = self.position_qty(symbol)
+            theirs = broker.get(symbol, 0)
+            if ours != theirs:
+                out.append(PositionDivergence(symbol, ours, theirs))
+        return out
+
+    # --- reading -----------------------------------------------------------------------
+
+    def position_qty(self, symbol: str) -> int:
+        pos = self.positions.get(symbol)
+        return pos.qty if pos else 0
+
+    def strategy_qty(self, strategy: str, symbol: str) -> int:
+        pos = self.by_strategy.get(strategy, {}).get(symbol)
+        return pos.qty if pos else 0
+
+    def gross_exposure(self) -> int:
+        total = 0
+        for symbol, pos in self.positions.items():
+            if pos.qty:
+                total += abs(pos.qty) * (self.last.get(symbol) or pos.avg_price)
+        return total
+
+    def unrealized(self) -> int:
+        return sum(p.unrealized(self.last.get(s)) for s, p in self.positions.items())
+
+    def snapshot(self) -> dict[str, object]:
+        """Positions and PnL as plain data (status, MQTT)."""
+        return {
+            "cash": self.cash,
+            "realized_today": self.realized_today,
+            "fees_today": self.fees_today,
+            "unrealized": self.unrealized(),
+            "positions": {
+                s: {
+                    "qty": p.qty,
+                    "avg_price": p.avg_price,
+                    "last": self.last.get(s, 0),
+                    "unrealized": p.unrealized(self.last.get(s)),
+                    "realized": p.realized,
+                }
+                for s, p in sorted(self.positions.items())
+                if p.qty or p.realized
+            },
+            "strategies": {
+                name: {
+                    s: {"qty": p.qty, "realized": p.realized}
+                    for s, p in sorted(mine.items())
+                    if p.qty or p.realized
+                }
+                for name, mine in sorted(self.by_strategy.items())
+            },
+        }

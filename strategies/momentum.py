@@ -1,0 +1,56 @@
+"""Momentum: buy when the last trade is above its recent average, sell when below.
+
+Shipped enabled in config.toml so that `make run` trades within seconds against the simulator.
+It prices orders at the best opposite quote (a marketable limit) and keeps at most one open
+order and `max_position` shares per symbol.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from engine.events import Trade
+from engine.strategy import Strategy
+from engine.trading.orders import Order
+
+
+class Momentum(Strategy):
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        for key in ("window", "qty", "max_position", "every"):
+            value = params.get(key, 1)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+        unknown = set(params) - {"window", "qty", "max_position", "every"}
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+
+    def on_start(self) -> None:
+        self.window: int = self.params.get("window", 20)
+        self.qty: int = self.params.get("qty", 1)
+        self.max_position: int = self.params.get("max_position", 10)
+        self.every: int = self.params.get("every", 5)
+        self.prices: dict[str, deque[int]] = {s: deque(maxlen=self.window) for s in self.symbols}
+        self.seen: dict[str, int] = dict.fromkeys(self.symbols, 0)
+        self.log.info("momentum_started", window=self.window, qty=self.qty)
+
+    def on_trade(self, trade: Trade) -> None:
+        prices = self.prices[trade.symbol]
+        prices.append(trade.price)
+        self.seen[trade.symbol] += 1
+        if len(prices) < self.window or self.seen[trade.symbol] % self.every:
+            return
+        if any(o.symbol == trade.symbol for o in self.orders()):
+            return  # one order at a time per symbol
+        mean = sum(prices) // len(prices)
+        held = self.position(trade.symbol)
+        if trade.price > mean and held + self.qty <= self.max_position:
+            self.buy(trade.symbol, self.qty, trade.best_ask or trade.price)
+        elif trade.price < mean and held >= self.qty:
+            self.sell(trade.symbol, self.qty, trade.best_bid or trade.price)
+
+    def on_order(self, order: Order) -> None:
+        if order.state.value in ("rejected", "unknown"):
+            self.log.info("order_not_placed", client_id=order.client_id, reason=order.reason)

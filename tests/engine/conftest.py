@@ -1,0 +1,98 @@
+"""A whole engine (Trader) on a simulator over real sockets, with test strategies from files."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from engine import config
+from engine.config import Config, RateConfig, StrategyConfig
+from engine.kiwoom.api import KiwoomApi
+from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.ws import KiwoomWebSocket
+from engine.plugins import load_all
+from engine.sim.simulator import Simulator
+from engine.trader import Trader
+
+SYMBOL = "005930"
+OTHER = "000660"
+
+
+def sim_config(**over: Any) -> config.SimConfig:
+    base = config.load(None, env={}).sim
+    return dataclasses.replace(base, **{"port": 0, "events_per_s": 200.0, **over})
+
+
+def engine_config(
+    sim: Simulator, state_dir: Path, strategies: tuple[StrategyConfig, ...] = (), **risk: Any
+) -> Config:
+    cfg = config.load(None, env={})
+    kiwoom = dataclasses.replace(
+        cfg.kiwoom,
+        rest_url=sim.rest_url,
+        ws_url=sim.ws_url,
+        request_timeout_s=2.0,
+        rate=RateConfig(account_per_s=500.0, account_burst=100),
+    )
+    return dataclasses.replace(
+        cfg,
+        kiwoom=kiwoom,
+        daemon=dataclasses.replace(cfg.daemon, state_dir=str(state_dir)),
+        risk=dataclasses.replace(cfg.risk, **risk),
+        portfolio=dataclasses.replace(cfg.portfolio, reconcile_s=3600.0),
+        strategies=strategies,
+    )
+
+
+def write_strategy(tmp: Path, name: str, body: str, cls: str, **over: Any) -> StrategyConfig:
+    """A strategy file in `tmp` and its config table."""
+    path = tmp / f"{name}.py"
+    path.write_text(
+        "from engine.strategy import Strategy\nfrom engine.events import *  # noqa\n\n"
+        + textwrap.dedent(body)
+    )
+    return StrategyConfig(
+        name=name,
+        class_name=cls,
+        path=str(path),
+        symbols=over.pop("symbols", (SYMBOL,)),
+        **over,
+    )
+
+
+@asynccontextmanager
+async def running_engine(
+    sim: Simulator,
+    state_dir: Path,
+    strategies: tuple[StrategyConfig, ...] = (),
+    *,
+    configure: Callable[[Config], Config] | None = None,
+    **risk: Any,
+) -> AsyncIterator[tuple[Trader, KiwoomWebSocket, KiwoomApi]]:
+    """The daemon's start-up path in-process: recover, feed, reconcile, strategies."""
+    cfg = engine_config(sim, state_dir, strategies, **risk)
+    if configure is not None:
+        cfg = configure(cfg)
+    loaded, problems = load_all(cfg)
+    assert not problems, problems
+    async with KiwoomRest(cfg) as rest:
+        api = KiwoomApi(rest)
+        trader = Trader(cfg, api, sim.clock, loaded)
+        await trader.recover()
+        ws = KiwoomWebSocket(
+            cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=trader.on_event
+        )
+        await ws.start()
+        try:
+            symbols = sorted({s for sc in strategies for s in sc.symbols} | {SYMBOL})
+            await ws.subscribe(["0B", "0C", "0D"], symbols)
+            await ws.subscribe(["00", "04"], [])
+            await trader.start()
+            yield trader, ws, api
+        finally:
+            await trader.stop(cancel_open=False, timeout_s=3.0)
+            await ws.close()

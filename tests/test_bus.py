@@ -1,0 +1,138 @@
+"""The bus: stamps, dispatch order, isolation, and each consumer queue's overflow policy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.bus import ConsumerQueue, EventBus
+from engine.clock import ManualClock
+from engine.events import (
+    Exchange,
+    Fill,
+    OrderBook,
+    OrderState,
+    OrderUpdate,
+    Quote,
+    Side,
+    Trade,
+)
+
+
+def trade(symbol: str = "005930", price: int = 70_000, qty: int = 1) -> Trade:
+    return Trade(symbol, Exchange.KRX, 90000, price, qty, 0, 0, 0, 0, 0, 0, 0)
+
+
+def quote(symbol: str = "005930", ask: int = 70_100) -> Quote:
+    return Quote(symbol, Exchange.KRX, ask, ask - 100)
+
+
+def update(cid: str = "c1") -> OrderUpdate:
+    return OrderUpdate(
+        cid, "s", "005930", Side.BUY, 1, 70_000, OrderState.SUBMITTING, OrderState.NEW, None, 0, 0
+    )
+
+
+def fill(n: str = "1") -> Fill:
+    return Fill("c1", "s", "0000001", n, "005930", Side.BUY, 1, 70_000, 0, 0)
+
+
+def test_every_event_is_stamped_with_clock_time_and_a_rising_sequence() -> None:
+    clock = ManualClock()
+    bus = EventBus(clock)
+    a, b = trade(), quote()
+    bus.publish(a)
+    clock.advance(1.5)
+    bus.publish(b)
+    assert (a.seq, b.seq) == (1, 2)
+    assert b.ts_recv - a.ts_recv == 1_500_000_000
+    assert a.ts_recv == clock.time_ns() - 1_500_000_000
+
+
+def test_events_raised_inside_a_handler_wait_and_account_events_go_first() -> None:
+    bus = EventBus(ManualClock())
+    seen: list[str] = []
+
+    def on_trade(ev: Trade) -> None:
+        seen.append(f"trade{ev.price}")
+        if ev.price == 1:
+            # While handling: market data first, then an account event. Neither re-enters.
+            bus.publish(trade(price=2))
+            bus.publish(update())
+            seen.append("handler_done")
+
+    bus.subscribe(Trade, on_trade)
+    bus.subscribe(OrderUpdate, lambda ev: seen.append("order"))
+    bus.publish(trade(price=1))
+    assert seen == ["trade1", "handler_done", "order", "trade2"]
+
+
+def test_a_raising_handler_is_counted_and_the_others_still_run() -> None:
+    bus = EventBus(ManualClock())
+    got: list[int] = []
+
+    def bad(ev: Trade) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe(Trade, bad)
+    bus.subscribe(Trade, lambda ev: got.append(ev.price))
+    q = bus.attach(ConsumerQueue("q"))
+    bus.publish(trade(price=5))
+    assert got == [5]
+    assert bus.handler_errors == 1
+    assert q.depth == 1
+
+
+def test_consumer_queue_coalesces_quotes_per_symbol_and_keeps_the_newest() -> None:
+    q = ConsumerQueue("q")
+    for ask in (100, 200, 300):
+        q.offer(quote("005930", ask))
+    q.offer(quote("000660", 50))
+    book = OrderBook("005930", Exchange.KRX, 0, (), (), 0, 0)
+    q.offer(book)
+    out = q.take()
+    assert [type(e).__name__ for e in out] == ["Quote", "Quote", "OrderBook"]
+    assert out[0].symbol == "005930" and out[0].best_ask == 300  # type: ignore[union-attr]
+    assert q.coalesced == 2
+    assert q.depth == 0
+
+
+def test_consumer_queue_drops_oldest_trades_with_a_count_but_never_an_account_event() -> None:
+    q = ConsumerQueue("q", max_market=3)
+    for i in range(10):
+        q.offer(fill(str(i)))
+        q.offer(trade(price=i + 1))
+    assert q.dropped == 7
+    out = q.take(limit=100)
+    fills = [e for e in out if isinstance(e, Fill)]
+    trades = [e for e in out if isinstance(e, Trade)]
+    assert [f.fill_no for f in fills] == [str(i) for i in range(10)]
+    assert [t.price for t in trades] == [8, 9, 10]
+    # Account events come out first.
+    assert out[:10] == fills
+
+
+def test_consumer_queue_filter_and_limit() -> None:
+    q = ConsumerQueue("journal", accepts=lambda e: not isinstance(e, Trade))
+    q.offer(trade())
+    for i in range(5):
+        q.offer(fill(str(i)))
+    assert q.offered == 5
+    assert len(q.take(limit=2)) == 2
+    assert q.depth == 3
+
+
+async def test_consumer_queue_get_waits_for_an_event() -> None:
+    q = ConsumerQueue("q")
+    getter = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not getter.done()
+    q.offer(fill())
+    got = await asyncio.wait_for(getter, 1)
+    assert len(got) == 1
+
+
+def test_consumer_queue_refuses_a_zero_bound() -> None:
+    with pytest.raises(ValueError, match="max_market"):
+        ConsumerQueue("q", max_market=0)
