@@ -41,7 +41,7 @@ class Simulator:
         self.config = config
         self.clock = clock
         self.state: SimState = build_state(config, clock)
-        # Faults default to one SYSTEM frame before the LOGIN ack, as production may send.
+        # SYSTEM frames before the LOGIN ack: state.faults, from sim.system_frames_before_login.
         self.realtime = SimRealtime(
             config.ping_interval_s, self.state.tokens.is_valid, clock, self.state.faults
         )

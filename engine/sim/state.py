@@ -60,7 +60,7 @@ def build_state(config: SimConfig, clock: Clock = SYSTEM_CLOCK) -> SimState:
         config=config,
         clock=clock,
         tokens=tokens,
-        faults=Faults(),
+        faults=Faults(ws_system_frames_before_login=config.system_frames_before_login),
         universe=universe,
         marketdata=marketdata,
         catalog=all_specs(),
