@@ -144,8 +144,9 @@ class SimConfig:
     rest_burst: int = field(default=50, metadata=_AT_LEAST_ONE)
     token_ttl_s: float = field(default=64800.0, metadata=_POSITIVE)
     ping_interval_s: float = field(default=20.0, metadata=_POSITIVE)
-    events_per_s: float = field(default=50.0, metadata=_NON_NEGATIVE)
-    """Market events generated per second across all symbols."""
+    events_per_s: float = field(default=50.0, metadata=_range(0, 100_000))
+    """Market events generated per second across all symbols, at most 100,000 (about what the
+    generator makes on one core; past it the feed would only fall behind)."""
     cash: int = field(default=100_000_000, metadata=_NON_NEGATIVE)
     account_no: str = "5012345610"
     commission_bp: int = field(default=0, metadata=_range(0, 10_000))
