@@ -133,7 +133,7 @@ async def test_a_replay_that_breaks_after_start_up_is_logged_and_stops_cleanly(
         path.unlink()  # read at start-up; gone when the first REG starts the replay
         async with trading_session(sim, lambda _ev: None) as (_api, ws):
             await ws.subscribe(["0B"], ["005930"])
-            await until(lambda: "sim_replay_failed" in buf.getvalue())
+            await until(lambda: "sim_replay_failed" in buf.getvalue(), within_s=10.0)
             assert ws.connected  # the market stops; the session stays up
     # ... and leaving the simulator (what SIGTERM does) raised nothing.
     (failed,) = [line for line in log_lines(buf) if line["event"] == "sim_replay_failed"]
@@ -168,7 +168,7 @@ def test_sim_command_exits_0_on_sigterm_after_its_replay_broke(tmp_path: Path) -
                 await ws.start()
                 try:
                     await ws.subscribe(["0B"], ["005930"])
-                    await until(lambda: "sim_replay_failed" in stderr.read_text())
+                    await until(lambda: "sim_replay_failed" in stderr.read_text(), within_s=10.0)
                 finally:
                     await ws.close()
 
