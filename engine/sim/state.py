@@ -36,7 +36,8 @@ class SimState:
     rest_handlers: dict[str, RestHandler] = field(default_factory=dict)
     """api-id -> handler; catalogue api-ids without one get a schema-shaped answer."""
     request_counts: Counter[str] = field(default_factory=Counter)
-    """Requests that arrived per api-id (every one, refused or not)."""
+    """Requests that arrived per api-id (every one, refused or not); api-ids outside the
+    catalogue all count under rest.UNKNOWN_API_ID."""
     handled_counts: Counter[str] = field(default_factory=Counter)
     """Requests per api-id that passed every check and were handled (an order was taken)."""
 
