@@ -1,9 +1,10 @@
 """config.toml -> frozen dataclasses.
 
-The loader refuses nonsense before anything connects: an unknown key, a wrong type or a missing
-value is a `ConfigError` naming the file and the key path. Secrets are never read from the
-file; they come from the environment (`KIWOOM_APPKEY`, `KIWOOM_SECRETKEY`) or from systemd
-credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`).
+The loader refuses nonsense before anything connects: a file that cannot be read or is not
+UTF-8 TOML, an unknown key, a wrong type, a number outside its documented range or a missing
+value is a `ConfigError` naming the file and the key path, in one line. Secrets are never read
+from the file; they come from the environment (`KIWOOM_APPKEY`, `KIWOOM_SECRETKEY`) or from
+systemd credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`).
 """
 
 from __future__ import annotations
@@ -36,21 +37,49 @@ STALE_AFTER_PINGS = 2.25
 
 
 class ConfigError(Exception):
-    """The configuration is unusable; the message names the file and the key path."""
+    """The configuration is unusable; the message names the file and the key path.
+
+    Always one printable line: keys and values come from the file, so control characters
+    (newlines, terminal escapes) are shown escaped and long values are cut.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_printable(message))
 
 
-# Ranges that matter later: a zero rate divides by zero in the governor, a zero timeout means
-# *no* timeout to aiohttp (an order POST that never ends), a zero ping interval spins. Checked
-# at load time so the error names the key instead of surfacing hours later.
-def _range(lo: float, hi: float | None = None, *, above: bool = False) -> dict[str, Any]:
-    """Field metadata: the value (or every value of a table) must be >= lo (> lo if
-    `above`) and <= hi."""
+# Every number has a range, checked at load time so the error names the key instead of
+# surfacing hours later. The lower ends: a zero rate divides by zero in the governor, a zero
+# timeout means *no* timeout to aiohttp (an order POST that never ends), a zero ping interval
+# spins. The upper ends: past them a value is a typo, not a setting, and some break far from
+# the file (1e308 seconds overflows a timedelta, so every token request fails; as a retry
+# delay it hangs a call forever). config.toml states each range next to its key, in the words
+# of `describe_range`.
+def _range(lo: float, hi: float, *, above: bool = False) -> dict[str, Any]:
+    """Field metadata: the value (or every value of a table) must be >= lo (> lo if `above`)
+    and <= hi."""
     return {"range": (lo, hi, above)}
 
 
-_POSITIVE = _range(0, above=True)
-_NON_NEGATIVE = _range(0)
-_AT_LEAST_ONE = _range(1)
+def describe_range(lo: float, hi: float, above: bool = False) -> str:
+    """The range as error messages and config.toml say it: "between 1 and 10000",
+    "> 0 and <= 300"."""
+    if above:
+        return f"> {_number(lo)} and <= {_number(hi)}"
+    return f"between {_number(lo)} and {_number(hi)}"
+
+
+def _number(x: float) -> str:
+    if isinstance(x, float) and not x.is_integer():
+        return repr(x)
+    n = int(x)
+    return f"{n:_}" if abs(n) >= 1_000_000 else str(n)
+
+
+_SECONDS_RETRY_DELAY = _range(0, 10)
+_SECONDS_RETRY_MAX = _range(0, 60)
+_CLIENT_RATE = _range(0, 1000, above=True)
+"""Requests per second; Kiwoom allows about 5 per account, so 1000 is only a typo guard."""
+_CLIENT_BURST = _range(1, 1000)
 _URL_SCHEMES = "schemes"
 
 
@@ -58,21 +87,21 @@ _URL_SCHEMES = "schemes"
 class RateConfig:
     """Client-side pacing. None means the default for the mode (see `effective`)."""
 
-    account_per_s: float | None = field(default=None, metadata=_POSITIVE)
-    account_burst: int | None = field(default=None, metadata=_AT_LEAST_ONE)
-    per_api_per_s: float | None = field(default=None, metadata=_POSITIVE)
+    account_per_s: float | None = field(default=None, metadata=_CLIENT_RATE)
+    account_burst: int | None = field(default=None, metadata=_CLIENT_BURST)
+    per_api_per_s: float | None = field(default=None, metadata=_CLIENT_RATE)
     """Queries, per api-id."""
-    per_api_burst: int | None = field(default=None, metadata=_AT_LEAST_ONE)
-    order_per_api_per_s: float | None = field(default=None, metadata=_POSITIVE)
+    per_api_burst: int | None = field(default=None, metadata=_CLIENT_BURST)
+    order_per_api_per_s: float | None = field(default=None, metadata=_CLIENT_RATE)
     """Order-placing TRs (kt10000-kt10003, ...), per api-id."""
-    order_per_api_burst: int | None = field(default=None, metadata=_AT_LEAST_ONE)
+    order_per_api_burst: int | None = field(default=None, metadata=_CLIENT_BURST)
     per_api: Mapping[str, float] = field(
-        default_factory=dict, metadata={**_POSITIVE, "api_ids": "any"}
+        default_factory=dict, metadata={**_CLIENT_RATE, "api_ids": "any"}
     )
     """Per api-id overrides of the two rates above, e.g. ``{ ka10081 = 1.0 }``."""
-    backoff_base_s: float = field(default=0.5, metadata=_NON_NEGATIVE)
-    backoff_max_s: float = field(default=8.0, metadata=_NON_NEGATIVE)
-    max_rate_limit_retries: int = field(default=8, metadata=_NON_NEGATIVE)
+    backoff_base_s: float = field(default=0.5, metadata=_SECONDS_RETRY_DELAY)
+    backoff_max_s: float = field(default=8.0, metadata=_SECONDS_RETRY_MAX)
+    max_rate_limit_retries: int = field(default=8, metadata=_range(0, 100))
 
     def effective(self, mode: Mode) -> RateConfig:
         # Facts sheet: about 5/s per account on production (orders and queries each), 1/s on
@@ -102,9 +131,10 @@ class RateConfig:
 class RetryConfig:
     """Retries of queries (never of order-placing calls) on 5xx, timeouts and resets."""
 
-    max_attempts: int = field(default=4, metadata=_AT_LEAST_ONE)
-    base_delay_s: float = field(default=0.2, metadata=_NON_NEGATIVE)
-    max_delay_s: float = field(default=5.0, metadata=_NON_NEGATIVE)
+    max_attempts: int = field(default=4, metadata=_range(1, 10))
+    base_delay_s: float = field(default=0.2, metadata=_SECONDS_RETRY_DELAY)
+    """Also the first pause between token requests, which double from there."""
+    max_delay_s: float = field(default=5.0, metadata=_SECONDS_RETRY_MAX)
 
 
 @dataclass(frozen=True)
@@ -113,7 +143,7 @@ class CacheConfig:
 
     ttl_s: Mapping[str, float] = field(
         default_factory=lambda: {"ka10001": 5.0, "ka10099": 3600.0, "ka10100": 3600.0},
-        metadata={**_NON_NEGATIVE, "api_ids": "cacheable"},
+        metadata={**_range(0, 86_400), "api_ids": "cacheable"},
     )
 
 
@@ -122,15 +152,17 @@ class KiwoomConfig:
     mode: Mode = "sim"
     rest_url: str | None = field(default=None, metadata={_URL_SCHEMES: ("http", "https")})
     ws_url: str | None = field(default=None, metadata={_URL_SCHEMES: ("ws", "wss")})
-    request_timeout_s: float = field(default=10.0, metadata=_POSITIVE)
-    connect_timeout_s: float = field(default=5.0, metadata=_POSITIVE)
+    request_timeout_s: float = field(default=10.0, metadata=_range(0, 300, above=True))
+    connect_timeout_s: float = field(default=5.0, metadata=_range(0, 60, above=True))
     ws_stale_s: float | None = field(default=None, metadata=_range(0, 3600, above=True))
     """Seconds without any realtime frame, PING included, after which the feed is stale (a
     FeedStale event). None: 2.25 PING intervals (see `Config.ws_stale_s`)."""
     ws_stale_grace_s: float = field(default=10.0, metadata=_range(0, 3600))
     """Further silence after which a stale connection is dropped and replaced."""
-    token_refresh_margin_s: float = field(default=300.0, metadata=_NON_NEGATIVE)
-    max_pages: int = field(default=100, metadata=_AT_LEAST_ONE)
+    token_refresh_margin_s: float = field(default=300.0, metadata=_range(0, 43_200))
+    """Renew the token this long before it expires (a token lives about 18 hours; the margin
+    is capped at half of what is left anyway)."""
+    max_pages: int = field(default=100, metadata=_range(1, 10_000))
     rate: RateConfig = field(default_factory=RateConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -145,18 +177,21 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = field(default=18765, metadata=_range(0, 65535))
     """0 takes any free port (the daemon then points its clients at it)."""
-    seed: int = 20261124
+    seed: int = field(default=20261124, metadata=_range(0, 2**63 - 1))
     symbols: tuple[str, ...] = field(
         default=("005930", "000660", "035420", "035720", "051910"), metadata={"non_empty": True}
     )
-    rest_rate_per_s: float = field(default=100.0, metadata=_POSITIVE)
+    rest_rate_per_s: float = field(default=100.0, metadata=_range(0, 100_000, above=True))
     """Per api-id requests per second the simulator accepts before answering HTTP 429."""
-    rest_burst: int = field(default=50, metadata=_AT_LEAST_ONE)
-    token_ttl_s: float = field(default=64800.0, metadata=_POSITIVE)
-    ping_interval_s: float = field(default=20.0, metadata=_POSITIVE)
-    events_per_s: float = field(default=50.0, metadata=_NON_NEGATIVE)
-    """Market events generated per second across all symbols."""
-    cash: int = field(default=100_000_000, metadata=_NON_NEGATIVE)
+    rest_burst: int = field(default=50, metadata=_range(1, 100_000))
+    token_ttl_s: float = field(default=64800.0, metadata=_range(0, 604_800, above=True))
+    """How long a token lives (Kiwoom: about 18 hours); at most a week."""
+    ping_interval_s: float = field(default=20.0, metadata=_range(0, 3600, above=True))
+    events_per_s: float = field(default=50.0, metadata=_range(0, 100_000))
+    """Market events generated per second across all symbols (the generator makes about
+    140,000 a second on one core, so more is not a rate it could keep)."""
+    cash: int = field(default=100_000_000, metadata=_range(0, 10**13))
+    """Won; at most 10조, so every account amount fits Kiwoom's 15-digit fields."""
     account_no: str = "5012345610"
     commission_bp: int = field(default=0, metadata=_range(0, 10_000))
     """Commission in basis points of the traded value (truncated to the won)."""
@@ -166,6 +201,9 @@ class SimConfig:
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
     replay: str | None = None
     """An NDJSON recording to replay instead of generating the market."""
+    system_frames_before_login: int = field(default=1, metadata=_range(0, 10))
+    """SYSTEM frames sent between a good LOGIN and its ack, as production may do. 0 gives the
+    plain handshake, for testing a Kiwoom client that does not cope with them yet."""
 
 
 @dataclass(frozen=True)
@@ -300,13 +338,7 @@ def load(
     source = str(path) if path is not None else "<defaults>"
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{source}: not valid TOML: {e}") from None
+        raw = _read(path, source)
     kiwoom_raw = raw.get("kiwoom")
     if isinstance(kiwoom_raw, dict):
         for key in ("appkey", "secretkey"):
@@ -318,6 +350,35 @@ def load(
     cfg = _build(Config, raw, "", source)
     cfg = dataclasses.replace(cfg, source=source)
     return _with_secrets(cfg, env, source)
+
+
+def _read(path: str | os.PathLike[str], source: str) -> dict[str, Any]:
+    """The file's TOML tables; ConfigError for anything that is not a readable UTF-8 TOML
+    file (missing, a directory, no permission, binary, too deeply nested)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except OSError as e:  # a directory, no permission, a loop of symlinks, ...
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(f"{source}: cannot read the file: {reason}") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(f"{source}: cannot read the file: not a valid path") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{source}: not a UTF-8 text file (invalid byte at offset {e.start})"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    except ValueError:  # tomllib's int() of an integer past Python's 4300-digit limit
+        raise ConfigError(f"{source}: not valid TOML: a number too long to read") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
 
 
 def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
@@ -361,7 +422,7 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
     }
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        where = f"{path}.{_cut(unknown[0])}" if path else _cut(unknown[0])
         raise ConfigError(f"{source}: {where}: unknown key (known: {', '.join(sorted(fields))})")
     for key, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -370,7 +431,7 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
             raise ConfigError(f"{source}: {where}: missing (required)")
     values = {}
     for key, value in raw.items():
-        key_path = f"{path}.{key}" if path else key
+        key_path = f"{path}.{key}" if path else key  # a known field: nothing to escape
         f = fields[key]
         if f.metadata.get("free_form"):
             values[f.name] = _free_form(value, key_path, source)
@@ -402,13 +463,9 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
         lo, hi, above = meta["range"]
         items = value.items() if isinstance(value, Mapping) else [(None, value)]
         for key, v in items:
-            where = path if key is None else f"{path}.{key}"
-            if (v <= lo if above else v < lo) or (hi is not None and v > hi):
-                want = (
-                    f"between {lo} and {hi}"
-                    if hi is not None
-                    else (f"> {lo}" if above else f">= {lo}")
-                )
+            where = path if key is None else f"{path}.{_cut(key)}"
+            if (v <= lo if above else v < lo) or v > hi:
+                want = describe_range(lo, hi, above)
                 raise ConfigError(f"{source}: {where}: must be {want}, got {_show(v)}")
     if meta.get("dates"):
         # Refused here so that `check` names the key; the calendar would fail only at start.
@@ -440,7 +497,7 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
             spec = specs.get(api_id)
             if spec is None:
                 raise ConfigError(
-                    f"{source}: {path}.{api_id}: unknown api-id (see `kiwoom-engine apis`)"
+                    f"{source}: {path}.{_cut(api_id)}: unknown api-id (see `kiwoom-engine apis`)"
                 )
             if meta["api_ids"] == "cacheable" and spec.is_account_or_order:
                 raise ConfigError(
@@ -470,10 +527,13 @@ def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {path}: expected a table, got {_show(value)}")
         return types.MappingProxyType(
-            {k: _coerce(args[1], v, f"{path}.{k}", source) for k, v in value.items()}
+            {k: _coerce(args[1], v, f"{path}.{_cut(k)}", source) for k, v in value.items()}
         )
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and abs(value) > _FLOAT_INT_LIMIT:
+                # TOML integers are unbounded; float() of one past 1e308 raises OverflowError
+                raise ConfigError(f"{source}: {path}: number too large, got {_show(value)}")
             if not math.isfinite(value):  # TOML has nan and inf
                 raise ConfigError(f"{source}: {path}: expected a finite number, got {value}")
             return float(value)
@@ -490,9 +550,32 @@ def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
     raise ConfigError(f"{source}: {path}: unsupported setting type {tp!r}")  # pragma: no cover
 
 
+_FLOAT_INT_LIMIT = 10**300
+_SHOWN_CHARS = 60
+"""Keys and values are quoted from the file up to this length: enough to recognise them, and a
+megabyte of value never reaches the terminal."""
+
+
+def _cut(text: str) -> str:
+    """A key or string value from the file, as a message quotes it."""
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+
+
+def _printable(text: str) -> str:
+    """`text` on one line with nothing a terminal would act on: control and format characters
+    (newline, ESC, bidi overrides, line separators) are shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{_cut(value)}"'
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_SHOWN_CHARS:
+        return f"an integer of {len(str(abs(value)))} digits"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):

@@ -123,10 +123,13 @@ async def _start(
     """Open the simulator (mode sim), the REST client and the feed, each registered on `stack`
     for shutdown. Returns the config the clients use, the feed and its report."""
     if cfg.kiwoom.mode == "sim" and not cfg.kiwoom.rest_url:
-        from engine.sim.simulator import Simulator
+        from engine.sim.simulator import SimStartupError, Simulator
 
         try:
             sim = await stack.enter_async_context(Simulator(cfg.sim, clock))
+        except SimStartupError as e:
+            log.error("sim_start_failed", error=str(e))
+            raise _StartupFailed from e
         except OSError as e:
             log.error(
                 "sim_start_failed",

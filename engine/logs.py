@@ -1,8 +1,9 @@
 """Logging setup: structlog, JSON lines under systemd, console output on a terminal.
 
 `redact_secrets` is the last line of defence for secrets: it drops the values of keys that name
-a secret and scrubs every registered secret (engine.secrets) from every string it finds,
-including exception texts and tracebacks.
+a secret and scrubs every registered secret (engine.secrets), and every long piece of one, from
+every string it finds, including exception texts and tracebacks. The first line is not letting
+libraries log frame contents at all (`FRAME_LOGGERS`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ SECRET_KEYS = frozenset(
 )
 REDACTED = "***"
 _LEVELS = logging.getLevelNamesMapping()
+
+FRAME_LOGGERS = ("websockets",)
+"""Libraries whose DEBUG output is the wire itself: websockets logs every frame it sends and
+receives, the LOGIN frame and its token included (elided to a prefix and a suffix, which is
+still most of the token). They log at INFO at most, whatever `--log-level` says; the redactor
+would scrub what they print, but a frame dump is no place to rely on it."""
 
 
 def _scrub_value(value: Any) -> Any:
@@ -119,6 +126,7 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Library chatter below WARNING only when debugging; never below the configured level.
-    root.setLevel(
-        logging.DEBUG if level == "debug" else max(logging.WARNING, _LEVELS[level.upper()])
-    )
+    root_level = logging.DEBUG if level == "debug" else max(logging.WARNING, _LEVELS[level.upper()])
+    root.setLevel(root_level)
+    for name in FRAME_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root_level))

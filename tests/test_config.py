@@ -109,28 +109,46 @@ def test_mapping_settings_load(tmp_path: Path) -> None:
     ("text", "message"),
     [
         # zero would mean "no timeout" to aiohttp: an order POST that never ends
-        ("[kiwoom]\nrequest_timeout_s = 0\n", "kiwoom.request_timeout_s: must be > 0, got 0.0"),
-        ("[kiwoom]\nconnect_timeout_s = -1\n", "kiwoom.connect_timeout_s: must be > 0"),
-        ("[kiwoom]\nmax_pages = 0\n", "kiwoom.max_pages: must be >= 1, got 0"),
+        (
+            "[kiwoom]\nrequest_timeout_s = 0\n",
+            "kiwoom.request_timeout_s: must be > 0 and <= 300, got 0.0",
+        ),
+        ("[kiwoom]\nconnect_timeout_s = -1\n", "kiwoom.connect_timeout_s: must be > 0 and <= 60"),
+        ("[kiwoom]\nmax_pages = 0\n", "kiwoom.max_pages: must be between 1 and 10000, got 0"),
         ("[kiwoom]\nrequest_timeout_s = nan\n", "kiwoom.request_timeout_s: expected a finite"),
         ("[kiwoom]\ntoken_refresh_margin_s = inf\n", "token_refresh_margin_s: expected a finite"),
         # a zero rate divides by zero in the governor
-        ("[kiwoom.rate]\naccount_per_s = 0\n", "kiwoom.rate.account_per_s: must be > 0"),
-        ("[kiwoom.rate]\nper_api_burst = 0\n", "kiwoom.rate.per_api_burst: must be >= 1"),
-        ("[kiwoom.rate.per_api]\nka10081 = 0\n", "kiwoom.rate.per_api.ka10081: must be > 0"),
+        (
+            "[kiwoom.rate]\naccount_per_s = 0\n",
+            "kiwoom.rate.account_per_s: must be > 0 and <= 1000",
+        ),
+        (
+            "[kiwoom.rate]\nper_api_burst = 0\n",
+            "kiwoom.rate.per_api_burst: must be between 1 and 1000",
+        ),
+        (
+            "[kiwoom.rate.per_api]\nka10081 = 0\n",
+            "kiwoom.rate.per_api.ka10081: must be > 0 and <= 1000",
+        ),
         ("[kiwoom.rate.per_api]\nka1008 = 1\n", "kiwoom.rate.per_api.ka1008: unknown api-id"),
-        ("[kiwoom.retry]\nmax_attempts = 0\n", "kiwoom.retry.max_attempts: must be >= 1"),
-        ("[kiwoom.cache.ttl_s]\nka10001 = -5\n", "kiwoom.cache.ttl_s.ka10001: must be >= 0"),
+        (
+            "[kiwoom.retry]\nmax_attempts = 0\n",
+            "kiwoom.retry.max_attempts: must be between 1 and 10",
+        ),
+        (
+            "[kiwoom.cache.ttl_s]\nka10001 = -5\n",
+            "kiwoom.cache.ttl_s.ka10001: must be between 0 and 86400",
+        ),
         ("[kiwoom.cache.ttl_s]\nka1001 = 5\n", "kiwoom.cache.ttl_s.ka1001: unknown api-id"),
         ("[kiwoom.cache.ttl_s]\nkt00018 = 5\n", "kiwoom.cache.ttl_s.kt00018: account and order"),
         ('[kiwoom]\nrest_url = "api.kiwoom.com"\n', "kiwoom.rest_url: expected a http:// or"),
         ('[kiwoom]\nws_url = "https://x/y"\n', "kiwoom.ws_url: expected a ws:// or wss://"),
         ("[sim]\nport = 70000\n", "sim.port: must be between 0 and 65535, got 70000"),
         ("[sim]\nport = -1\n", "sim.port: must be between 0 and 65535, got -1"),
-        ("[sim]\nping_interval_s = 0\n", "sim.ping_interval_s: must be > 0"),
-        ("[sim]\nrest_rate_per_s = 0\n", "sim.rest_rate_per_s: must be > 0"),
+        ("[sim]\nping_interval_s = 0\n", "sim.ping_interval_s: must be > 0 and <= 3600"),
+        ("[sim]\nrest_rate_per_s = 0\n", "sim.rest_rate_per_s: must be > 0 and <= 100000"),
         ("[sim]\nsymbols = []\n", "sim.symbols: must not be empty"),
-        ("[sim]\ncash = -1\n", "sim.cash: must be >= 0"),
+        ("[sim]\ncash = -1\n", "sim.cash: must be between 0 and 10_000_000_000_000"),
         ("[sim]\nsell_tax_bp = 20000\n", "sim.sell_tax_bp: must be between 0 and 10000"),
         # TOML shapes: arrays of tables, nested unknown tables, floats for ints
         ("[[kiwoom]]\nmode = 'sim'\n", "kiwoom: expected a table, got a list"),

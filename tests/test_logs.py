@@ -137,3 +137,43 @@ def test_library_exception_traceback_is_scrubbed() -> None:
     (line,) = json_lines(buf)
     assert line["logger"] == "websockets.client"
     assert "reset while sending ***" in str(line["exception"])
+
+
+def twelve_grams(secret: str) -> set[str]:
+    """Every 12-character piece of `secret`; a longer piece always contains one of them."""
+    n = 12
+    return {secret[i : i + n] for i in range(len(secret) - n + 1)}
+
+
+def test_every_long_fragment_of_a_token_is_scrubbed() -> None:
+    # A 64-character token, as Kiwoom and the simulator issue them.
+    token = secrets.Secret("Zq8XkP2vN7rT4wY9bC3mD6fH1jL5sA0gE2uI8oK4xQ7zR9tV3nB6cM1pW5yF0hJa")
+    value = token.reveal()
+    assert len(value) == 64
+    for start in range(len(value)):
+        for end in range(start + 12, len(value) + 1):
+            piece = value[start:end]
+            out = secrets.scrub(f'{{"token":"{piece}"}}')
+            assert out == '{"token":"***"}', piece
+    # websockets' elided frame: a prefix and a suffix around "..."
+    elided = f'> TEXT \'{{"trnm":"LOGIN","token":"{value[:24]}...{value[-19:]}"}}\' [91 bytes]'
+    assert secrets.scrub(elided) == '> TEXT \'{"trnm":"LOGIN","token":"***...***"}\' [91 bytes]'
+
+
+def test_short_pieces_and_ordinary_text_are_kept() -> None:
+    token = secrets.Secret("k3J9vQ2xW7mZ5pR8tY1bN4cL6hF0dGsA")
+    value = token.reveal()
+    short = value[3:14]  # 11 characters
+    text = f"rest_call api_id=ka10001 stk_cd=005930 piece={short} order_accepted_with_a_long_name"
+    assert secrets.scrub(text) == text
+
+
+def test_debug_level_keeps_library_frame_logging_off() -> None:
+    buf = io.StringIO()
+    logs.setup("debug", "json", buf)
+    assert logging.getLogger("aiohttp.client").isEnabledFor(logging.DEBUG)
+    frame_logger = logging.getLogger("websockets.client")
+    assert not frame_logger.isEnabledFor(logging.DEBUG)
+    assert frame_logger.isEnabledFor(logging.INFO)
+    logs.setup("error", "json", buf)
+    assert not frame_logger.isEnabledFor(logging.WARNING)  # never below the configured level

@@ -32,7 +32,8 @@ class Faults:
     # --- WebSocket (consumed by engine/sim/ws.py; the only place its knobs live) ---
     ws_system_frames_before_login: int = 1
     """SYSTEM frames sent between a good LOGIN and its ack. Production does this, so the
-    default is 1 (not a fault: clients must cope); 0 gives the plain handshake."""
+    default is 1 (not a fault: clients must cope); 0 gives the plain handshake. The simulator
+    starts from `sim.system_frames_before_login`, and `clear()` goes back to that."""
     ws_frame_delay_s: float = 0.0
     """Delay before every server frame."""
     ws_silent: bool = False
@@ -53,6 +54,10 @@ class Faults:
     ws_drops: int = 0
     """How many times `ws_drop_now` was called."""
     _ws_drop_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _ws_system_frames_configured: int = field(default=1, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ws_system_frames_configured = self.ws_system_frames_before_login
 
     def take_http_error(self, api_id: str) -> int | None:
         """The injected HTTP status for this request, or None. Consumes one-shot entries."""
@@ -119,7 +124,7 @@ class Faults:
         self.http_error_queue.clear()
         self.token_error_once = False
         self.rate_limit_once.clear()
-        self.ws_system_frames_before_login = 1
+        self.ws_system_frames_before_login = self._ws_system_frames_configured
         self.ws_frame_delay_s = 0.0
         self.ws_silent = False
         self.ws_ping_stop = False

@@ -7,6 +7,7 @@ data entries with their offsets from the first REAL frame, in recorded order.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,21 @@ class ReplayEntry:
     """A REAL data entry: {"type", "name", "item", "values"}."""
 
 
+def check_readable(path: str | Path) -> None:
+    """Raise OSError (missing, a directory, no permission, ...) unless `path` can be opened
+    and read; reads one byte. For start-up, so that a bad path is named before anything runs."""
+    with Path(path).open("rb") as fh:
+        fh.read(1)
+
+
 def replay_entries(path: str | Path, types: Collection[str] | None = None) -> Iterator[ReplayEntry]:
     """Yield every REAL entry in the recording (optionally only `types`), lazily.
 
-    Non-REAL frames (LOGIN, PING, REG acks, SYSTEM) are skipped; lines that are not records
-    and frames that are not JSON objects are logged and skipped, as are malformed entries.
-    Timestamps that go backwards are clamped so offsets never decrease. Reads the file as it
-    goes; raises OSError if it cannot be opened.
+    Non-REAL frames (LOGIN, PING, REG acks, SYSTEM) are skipped; lines that are not records,
+    frames that are not JSON objects or have a timestamp that is not a finite number (it would
+    hold the replay forever) are skipped and counted in one warning, as are malformed entries
+    (which would break the publisher). Timestamps that go backwards are clamped so offsets
+    never decrease. Reads the file as it goes; raises OSError if it cannot be read.
     """
     first: float | None = None
     last = 0.0
@@ -45,7 +54,7 @@ def replay_entries(path: str | Path, types: Collection[str] | None = None) -> It
             frame = orjson.loads(rec.frame)
         except orjson.JSONDecodeError:
             frame = None
-        if not isinstance(frame, dict):
+        if not isinstance(frame, dict) or not math.isfinite(rec.ts):
             bad += 1
             continue
         if frame.get("trnm") != "REAL":
@@ -55,17 +64,25 @@ def replay_entries(path: str | Path, types: Collection[str] | None = None) -> It
         last = max(last, rec.ts - first)
         data = frame.get("data")
         if not isinstance(data, list):
+            bad += 1
             continue
         for e in data:
-            if (
-                isinstance(e, dict)
-                and isinstance(e.get("type"), str)
-                and isinstance(e.get("values"), dict)
-                and (types is None or e["type"] in types)
-            ):
+            if not _well_formed(e):
+                bad += 1
+            elif types is None or e["type"] in types:
                 yield ReplayEntry(last, e)
     if bad:
         log.warning("replay_frames_bad", path=str(path), bad=bad)
+
+
+def _well_formed(entry: object) -> bool:
+    """The shape SimRealtime.publish routes on: string type and item, a values object."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("type"), str)
+        and isinstance(entry.get("item", ""), str)
+        and isinstance(entry.get("values"), dict)
+    )
 
 
 async def play(

@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 OK_MSG = "정상적으로 처리되었습니다"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 OAUTH_PATHS: Mapping[str, str] = {"/oauth2/token": "au10001", "/oauth2/revoke": "au10002"}
+UNKNOWN_API_ID = "(unknown)"
+"""The one `request_counts` key for api-ids outside the catalogue: a client choosing the header
+must not grow the table (and the simulator's memory) one key per request."""
 
 # Small category codes seen on the live server; the documented 4-digit code goes in the message.
 RC_INPUT = 2
@@ -155,7 +158,7 @@ class RestFrontend:
         path = request.path
         api_id = request.headers.get("api-id", "").strip() or OAUTH_PATHS.get(path, "")
         if api_id:
-            state.request_counts[api_id] += 1
+            state.request_counts[api_id if api_id in state.catalog else UNKNOWN_API_ID] += 1
         try:
             reply = await self._process(request, api_id, path)
         except SimBusinessError as err:

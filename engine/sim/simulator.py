@@ -19,7 +19,7 @@ from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import WS_PATH, SimConfig
 from engine.sim.exchange import SimExchange
 from engine.sim.market import Book, MarketGenerator
-from engine.sim.replay import play
+from engine.sim.replay import check_readable, play
 from engine.sim.server import start
 from engine.sim.state import SimState, build_state
 from engine.sim.trading import trading_handlers
@@ -29,6 +29,15 @@ log = structlog.get_logger(__name__)
 
 _PUMP_INTERVAL_S = 0.01
 """How often the market generator runs; events are batched per interval."""
+MAX_ENTRIES_PER_PUMP = 2_000
+"""Most entries one pump generates (~5.5 MB, ~15 ms of generator work). When the loop falls
+behind (a rate near sim.events_per_s's limit, a busy machine, a suspended process) the debt
+beyond it is dropped and counted, not carried: a backlog would grow memory and the time
+between two yields to the loop (so SIGTERM waits) without bound."""
+
+
+class SimStartupError(Exception):
+    """The simulator cannot start as configured; the message names the config key."""
 
 
 class Simulator:
@@ -41,7 +50,7 @@ class Simulator:
         self.config = config
         self.clock = clock
         self.state: SimState = build_state(config, clock)
-        # Faults default to one SYSTEM frame before the LOGIN ack, as production may send.
+        # SYSTEM frames before the LOGIN ack: state.faults, from sim.system_frames_before_login.
         self.realtime = SimRealtime(
             config.ping_interval_s, self.state.tokens.is_valid, clock, self.state.faults
         )
@@ -64,6 +73,8 @@ class Simulator:
         self.state.marketdata.book_of = self._live_book
         self.port = 0
         self.events_per_s = config.events_per_s
+        self.events_skipped = 0
+        """Generated events dropped because the feed fell behind (MAX_ENTRIES_PER_PUMP)."""
         self._runner: web.AppRunner | None = None
         self._feed: asyncio.Task[None] | None = None
 
@@ -82,6 +93,16 @@ class Simulator:
         return f"ws://{self.config.host}:{self.port}{WS_PATH}"
 
     async def __aenter__(self) -> Simulator:
+        """Bind the port and start the feed. Raises SimStartupError when `sim.replay` cannot
+        be read (before binding anything) and OSError when the port is taken."""
+        if self.config.replay:
+            try:
+                check_readable(self.config.replay)
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+                raise SimStartupError(
+                    f"sim.replay: cannot read {self.config.replay!r}: {reason}"
+                ) from None
         self._runner, self.port = await start(self.state, [web.get(WS_PATH, self.realtime.handle)])
         self._feed = asyncio.create_task(self._run_feed(), name="sim-feed")
         return self
@@ -106,14 +127,36 @@ class Simulator:
             self._runner = None
 
     async def _run_feed(self) -> None:
-        if self.config.replay:
-            # A recording is finite: start it when somebody listens, not into the void.
-            while not self.realtime.registered_pairs():  # noqa: ASYNC110 - no REG hook; a poll is cheap
-                await asyncio.sleep(0.05)
-            log.info("sim_replay_started", path=self.config.replay)
-            count = await play(self.config.replay, self.realtime.publish, clock=self.clock)
-            log.info("sim_replay_done", entries=count)
+        """The market source: a replay or the generator. Never ends with an exception, so
+        that `close` (on SIGTERM) has nothing to re-raise: a failure is logged and ends it."""
+        try:
+            if self.config.replay:
+                await self._replay(self.config.replay)
+            else:
+                await self._generate()
+        except Exception:
+            log.exception("sim_feed_failed")
+
+    async def _replay(self, path: str) -> None:
+        # A recording is finite: start it when somebody listens, not into the void.
+        while not self.realtime.registered_pairs():  # noqa: ASYNC110 - no REG hook; a poll is cheap
+            await asyncio.sleep(0.05)
+        log.info("sim_replay_started", path=path)
+        try:
+            count = await play(path, self.realtime.publish, clock=self.clock)
+        except OSError as e:
+            # Read at start-up, gone or broken since: the sessions stay up, the market stops.
+            log.error(
+                "sim_replay_failed",
+                key="sim.replay",
+                path=path,
+                error_type=type(e).__name__,
+                error=e.strerror or str(e),
+            )
             return
+        log.info("sim_replay_done", entries=count)
+
+    async def _generate(self) -> None:
         owed = 0.0
         last = self.clock.monotonic()
         while True:
@@ -122,9 +165,14 @@ class Simulator:
             owed += self.events_per_s * (now - last)
             last = now
             n = int(owed)
+            owed -= n
+            if n > MAX_ENTRIES_PER_PUMP:
+                if not self.events_skipped:
+                    log.warning("sim_feed_behind", events_per_s=self.events_per_s)
+                self.events_skipped += n - MAX_ENTRIES_PER_PUMP
+                n = MAX_ENTRIES_PER_PUMP
             if n <= 0:
                 continue
-            owed -= n
             try:
                 for entry in self.market.next_entries(n):
                     self.realtime.publish(entry)
@@ -141,7 +189,8 @@ async def serve_forever(
 ) -> int:
     """`kiwoom-engine sim`: serve until `stop` is set (default: SIGINT/SIGTERM).
 
-    Returns 0 after a stop, EXIT_STARTUP (logged with the reason) when the port cannot be bound.
+    Returns 0 after a stop, EXIT_STARTUP (logged with the reason) when the port cannot be bound
+    or `sim.replay` cannot be read.
     """
     if port is not None:
         config = dataclasses.replace(config, port=port)
@@ -153,6 +202,9 @@ async def serve_forever(
     sim = Simulator(config)
     try:
         await sim.__aenter__()
+    except SimStartupError as e:
+        log.error("sim_start_failed", error=str(e))
+        return EXIT_STARTUP
     except OSError as e:
         await sim.close()
         log.error("sim_start_failed", host=config.host, port=config.port, error=str(e))

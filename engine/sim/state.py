@@ -36,7 +36,8 @@ class SimState:
     rest_handlers: dict[str, RestHandler] = field(default_factory=dict)
     """api-id -> handler; catalogue api-ids without one get a schema-shaped answer."""
     request_counts: Counter[str] = field(default_factory=Counter)
-    """Requests that arrived per api-id (every one, refused or not)."""
+    """Requests that arrived per api-id (every one, refused or not); api-ids outside the
+    catalogue all count under rest.UNKNOWN_API_ID."""
     handled_counts: Counter[str] = field(default_factory=Counter)
     """Requests per api-id that passed every check and were handled (an order was taken)."""
 
@@ -60,7 +61,7 @@ def build_state(config: SimConfig, clock: Clock = SYSTEM_CLOCK) -> SimState:
         config=config,
         clock=clock,
         tokens=tokens,
-        faults=Faults(),
+        faults=Faults(ws_system_frames_before_login=config.system_frames_before_login),
         universe=universe,
         marketdata=marketdata,
         catalog=all_specs(),

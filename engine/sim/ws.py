@@ -2,6 +2,8 @@
 
 LOGIN (optionally preceded by SYSTEM frames), PING with a deadline, REG/REMOVE acks and REAL
 pushes batched per session, plus fault knobs for tests (drop, delay, silence, no PING, tokens).
+Any local process can connect (the simulator gives a token to any app key), so everything a
+client can make it keep is bounded: sessions, registrations, queued pushes, the REG history.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ SYSTEM_FRAME: Final = {
     "message": "접속허용요청(토큰)이 들어오지 않았습니다",
 }
 MAX_ITEMS_PER_GROUP: Final = 100
+MAX_ITEM_CHARS: Final = 20
+"""Longest item code a REG may carry (005930_AL is 9); longer ones are refused, so a session's
+registrations cost a bounded amount whatever the client sends."""
+MAX_REGISTRATIONS: Final = 10_000
+"""(type, item) pairs one session may hold, summed over its groups: every KRX stock times 0B,
+0C and 0D is about 8,100. A REG past it is refused. Costs under 2 MB a session."""
+MAX_SESSIONS: Final = 32
+"""Connections served at once (logged in or not). Past it a new connection is closed at once
+with code 1000, as Kiwoom closes clients it will not serve; the client backs off and retries."""
+MAX_REG_FRAME_CHARS: Final = 8_192
+"""Longest REG/REMOVE frame answered; a full 100-item group takes under 2 KB. A longer one is
+refused without being kept."""
+REG_HISTORY: Final = 64
+"""REG/REMOVE frames kept in `SimRealtime.reg_frames` (oldest dropped first): at most
+64 x 8 KB of JSON, under 8 MB once parsed, however long the simulator runs."""
 
 
 _KNOWN_TYPES: Final = frozenset(catalog.realtime_types())
@@ -71,11 +88,12 @@ class SimRealtime:
     silence, no PING, the PING echo deadline, refused REG, closes during or right after
     LOGIN, and `ws_drop_now()`. `token_ok` decides whether a LOGIN token is valid.
 
-    Each session's pending queue holds at most `max_pending` entries: past that the oldest
-    market-data entry (0B, 0D, ...) is dropped and counted in `SimSession.dropped`, which is
-    safe because a newer print or book supersedes it. Account entries (00, 04) are never
-    dropped: a lost fill would make the client's account disagree with kt00018, so the queue
-    may exceed the bound by the account entries it holds.
+    Each session's pending queue holds at most `max_pending` entries (about 2.8 KB each, so
+    10,000 cost ~28 MB; sessions registered for the same items share the entries): past that
+    the oldest market-data entry (0B, 0D, ...) is dropped and counted in
+    `SimSession.dropped`, which is safe because a newer print or book supersedes it. Account
+    entries (00, 04) are never dropped: a lost fill would make the client's account disagree
+    with kt00018, so the queue may exceed the bound by the account entries it holds.
     """
 
     def __init__(
@@ -87,7 +105,7 @@ class SimRealtime:
         *,
         login_timeout_s: float = 10.0,
         max_batch: int = 50,
-        max_pending: int = 100_000,
+        max_pending: int = 10_000,
         sor_yn: str = "Y",
         system_frames_before_login: int | None = None,
     ) -> None:
@@ -108,7 +126,10 @@ class SimRealtime:
         self.ping_kills = 0
         self.dropped = 0
         """Market-data entries dropped over all sessions (see the class docstring)."""
-        self.reg_frames: list[dict[str, Any]] = []
+        self.reg_frames: deque[dict[str, Any]] = deque(maxlen=REG_HISTORY)
+        """The last REG_HISTORY REG/REMOVE frames answered, oldest first (for tests)."""
+        self.refused_sessions = 0
+        """Connections closed on arrival because MAX_SESSIONS were already served."""
         self._next_sid = 0
         self._drop_tasks: set[asyncio.Task[Any]] = set()
         self.faults.on_ws_drop(self._on_fault_drop)
@@ -172,6 +193,11 @@ class SimRealtime:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=2**22)
         await ws.prepare(request)
+        if len(self.sessions) >= MAX_SESSIONS:
+            self.refused_sessions += 1
+            log.warning("sim_ws_too_many_sessions", sessions=len(self.sessions))
+            await ws.close(code=1000, message=b"too many connections")
+            return ws
         self._next_sid += 1
         s = SimSession(ws, self._next_sid)
         self.sessions.add(s)
@@ -249,7 +275,7 @@ class SimRealtime:
                 s.pongs += 1
                 s.awaiting_pong = False
             elif trnm in ("REG", "REMOVE"):
-                await self._send(s, self._on_reg(s, trnm, frame))
+                await self._send(s, self._on_reg(s, trnm, frame, len(msg.data)))
             elif trnm == "LOGIN":
                 await self._send(
                     s, {"trnm": "LOGIN", "return_code": 0, "return_msg": "", "sor_yn": self.sor_yn}
@@ -263,12 +289,16 @@ class SimRealtime:
             return None
         return obj if isinstance(obj, dict) else None
 
-    def _on_reg(self, s: SimSession, trnm: str, frame: dict[str, Any]) -> dict[str, Any]:
-        self.reg_frames.append(frame)
+    def _on_reg(self, s: SimSession, trnm: str, frame: dict[str, Any], size: int) -> dict[str, Any]:
+        """Apply a REG/REMOVE to the session and return its ack. A refused REG changes
+        nothing; a group emptied by REMOVE is forgotten."""
 
         def fail(msg: str) -> dict[str, Any]:
             return {"trnm": trnm, "return_code": 1, "return_msg": msg}
 
+        if size > MAX_REG_FRAME_CHARS:
+            return fail("요청 크기 초과")
+        self.reg_frames.append(frame)
         if trnm == "REG" and self.faults.ws_reject_reg:
             return fail("등록 실패 (sim reject_reg)")
         grp = frame.get("grp_no")
@@ -291,22 +321,24 @@ class SimRealtime:
                     pairs.add((t, ""))
                     continue
                 for it in items:
-                    if not isinstance(it, str) or not it:
+                    if not isinstance(it, str) or not it or len(it) > MAX_ITEM_CHARS:
                         return fail("item 형식 오류")
                     pairs.add((t, it))
-        group = s.groups.setdefault(grp, set())
+        old = s.groups.get(grp, set())
         if trnm == "REG":
-            if frame.get("refresh", "1") == "0":
-                s.registered -= group
-                group.clear()
-            group |= pairs
+            group = pairs if frame.get("refresh", "1") == "0" else old | pairs
             if len({it for _t, it in group}) > MAX_ITEMS_PER_GROUP:
-                group -= pairs
                 return fail("그룹당 종목 수 초과")
-            s.registered |= pairs
+            held = sum(len(g) for g in s.groups.values()) - len(old)
+            if held + len(group) > MAX_REGISTRATIONS:
+                return fail("실시간 등록 한도 초과")
         else:
-            group -= pairs
-            s.registered = set().union(*s.groups.values()) if s.groups else set()
+            group = old - pairs
+        if group:
+            s.groups[grp] = group
+        else:
+            s.groups.pop(grp, None)
+        s.registered = set().union(*s.groups.values())
         return {"trnm": trnm, "return_code": 0, "return_msg": ""}
 
     async def _pinger(self, s: SimSession) -> None:

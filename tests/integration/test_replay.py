@@ -1,17 +1,29 @@
 """Record the feed with the client's recorder, replay it through a second simulator, and
-receive the same events."""
+receive the same events; a replay that cannot be read or breaks is told, never silent."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
-from engine import config
+from engine import config, daemon, logs
+from engine.clock import ManualClock
 from engine.events import Event, Trade
 from engine.kiwoom.recorder import FrameRecorder
-from engine.sim.simulator import Simulator
+from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.ws import KiwoomWebSocket
+from engine.sim.market import MarketGenerator
+from engine.sim.simulator import EXIT_STARTUP, Simulator, serve_forever
 from tests.integration.conftest import trading_session
 from tests.support import until
 
@@ -45,3 +57,126 @@ async def test_replayed_recording_yields_the_recorded_trades(tmp_path: Path) -> 
     async with Simulator(dataclasses.replace(base, replay=str(path))) as replay:
         replayed = await collect_trades(replay, N)
     assert replayed == recorded
+
+
+# --- a replay that cannot be read, or breaks after start-up ------------------------------------
+
+
+def log_lines(buf: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def replay_config(path: Path) -> config.Config:
+    cfg = config.load(None, env={})
+    return dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, port=0, replay=str(path)))
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+async def test_an_unreadable_replay_stops_start_up_naming_the_key(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "feed.ndjson"
+    if kind == "directory":
+        path.mkdir()
+    cfg = replay_config(path)
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    stopped = asyncio.Event()
+    stopped.set()  # a simulator that started would stop at once, with 0
+    assert await serve_forever(cfg.sim, stop=stopped) == EXIT_STARTUP
+    code = await asyncio.wait_for(daemon.run(cfg, stop=asyncio.Event()), 10)
+    assert code == daemon.EXIT_STARTUP
+    failed = [line for line in log_lines(buf) if line["event"] == "sim_start_failed"]
+    assert len(failed) == 2
+    for line in failed:
+        assert line["error"].startswith(f"sim.replay: cannot read '{path}': ")
+    assert "daemon_running" not in buf.getvalue()
+
+
+def write_recording(path: Path, entries: list[dict[str, Any]]) -> None:
+    lines = [
+        orjson.dumps({"ts": 1000.0 + i * 0.001, "frame": orjson.dumps(frame).decode()})
+        for i, frame in enumerate({"trnm": "REAL", "data": [e]} for e in entries)
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def trade_entries(n: int) -> list[dict[str, Any]]:
+    gen = MarketGenerator(["005930"], 7, ManualClock(), types=("0B",))
+    return gen.next_entries(n)
+
+
+async def test_a_malformed_entry_mid_replay_is_skipped_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    good = trade_entries(3)
+    bad = {**good[0], "item": ["005930"]}  # routed on, it used to kill the feed silently
+    path = tmp_path / "feed.ndjson"
+    write_recording(path, [good[0], bad, good[1], good[2]])
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    async with Simulator(replay_config(path).sim) as sim:
+        trades = await collect_trades(sim, 3)
+    assert [t.price for t in trades] == [int(e["values"]["10"].lstrip("+-")) for e in good]
+    (warning,) = [line for line in log_lines(buf) if line["event"] == "replay_frames_bad"]
+    assert warning["bad"] == 1
+
+
+async def test_a_replay_that_breaks_after_start_up_is_logged_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "feed.ndjson"
+    write_recording(path, trade_entries(3))
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    async with Simulator(replay_config(path).sim) as sim:
+        path.unlink()  # read at start-up; gone when the first REG starts the replay
+        async with trading_session(sim, lambda _ev: None) as (_api, ws):
+            await ws.subscribe(["0B"], ["005930"])
+            await until(lambda: "sim_replay_failed" in buf.getvalue(), within_s=10.0)
+            assert ws.connected  # the market stops; the session stays up
+    # ... and leaving the simulator (what SIGTERM does) raised nothing.
+    (failed,) = [line for line in log_lines(buf) if line["event"] == "sim_replay_failed"]
+    assert failed["key"] == "sim.replay"
+    assert failed["path"] == str(path)
+    assert failed["error_type"] == "FileNotFoundError"
+
+
+def test_sim_command_exits_0_on_sigterm_after_its_replay_broke(tmp_path: Path) -> None:
+    path = tmp_path / "feed.ndjson"
+    write_recording(path, trade_entries(3))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text(f'[sim]\nport = {port}\nreplay = "{path}"\n')
+    stderr = tmp_path / "sim.log"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "-c", str(cfg_path), "sim"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+
+        async def break_the_replay() -> None:
+            await until(lambda: "sim_serving" in stderr.read_text(), within_s=15.0)
+            path.unlink()
+            cfg = config.load(cfg_path, env={})
+            async with KiwoomRest(cfg) as rest:
+                ws = KiwoomWebSocket(cfg.ws_url, rest.tokens.token, rest.tokens.invalidate)
+                await ws.start()
+                try:
+                    await ws.subscribe(["0B"], ["005930"])
+                    await until(lambda: "sim_replay_failed" in stderr.read_text(), within_s=10.0)
+                finally:
+                    await ws.close()
+
+        asyncio.run(break_the_replay())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, stderr.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "internal error" not in stderr.read_text()

@@ -235,3 +235,19 @@ async def test_replay_play_publishes_in_order(tmp_path: Path) -> None:
     fast: list[dict[str, Any]] = []
     assert await play(path, fast.append, speed=0) == 10
     assert fast == out
+
+
+@pytest.mark.timeout(10)
+async def test_replay_skips_a_timestamp_that_is_not_a_finite_number(tmp_path: Path) -> None:
+    path = tmp_path / "rec.ndjson"
+    gen = MarketGenerator(SYMBOLS, 5, ManualClock())
+    batches = [gen.next_entries(2) for _ in range(3)]
+    lines = [
+        orjson.dumps({"ts": ts, "frame": _real(batch)}).decode()
+        for ts, batch in zip([1000.0, "inf", 1000.01], batches, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    out: list[dict[str, Any]] = []
+    # An infinite offset would hold the replay (and what comes after it) forever.
+    assert await play(path, out.append, speed=1.0) == 4
+    assert out == [*batches[0], *batches[2]]

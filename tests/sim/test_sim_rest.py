@@ -13,7 +13,7 @@ from aiohttp import web
 
 from engine.clock import KST, ManualClock
 from engine.config import SimConfig
-from engine.sim.rest import SimBusinessError, SimReply
+from engine.sim.rest import UNKNOWN_API_ID, SimBusinessError, SimReply
 from engine.sim.server import start
 from engine.sim.state import build_state
 from engine.trading.krx import tick_size
@@ -466,3 +466,11 @@ async def test_start_reports_the_bound_port() -> None:
         assert ("127.0.0.1", port) == tuple(runner.addresses[0][:2])
     finally:
         await runner.cleanup()
+
+
+async def test_api_ids_outside_the_catalogue_count_under_one_key(sim: SimClient) -> None:
+    for i in range(300):
+        reply = await sim.call("ka10001", {"stk_cd": "005930"}, headers={"api-id": f"zz{i:05d}"})
+        assert code_in(reply.msg) == 1505
+    await sim.call("ka10001", {"stk_cd": "005930"})
+    assert sim.state.request_counts == {UNKNOWN_API_ID: 300, "au10001": 1, "ka10001": 1}

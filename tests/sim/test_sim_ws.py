@@ -13,7 +13,14 @@ from aiohttp import web
 
 from engine.config import WS_PATH
 from engine.sim.faults import Faults
-from engine.sim.ws import SimRealtime
+from engine.sim.ws import (
+    MAX_ITEM_CHARS,
+    MAX_REG_FRAME_CHARS,
+    MAX_REGISTRATIONS,
+    MAX_SESSIONS,
+    REG_HISTORY,
+    SimRealtime,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -185,3 +192,102 @@ async def test_reg_of_an_unknown_realtime_type_is_refused(served: tuple[SimRealt
     assert ack["return_code"] == 1
     assert "ZZ" in ack["return_msg"]
     assert rt.registered_pairs() == set()
+
+
+# --- memory bounds against any client ---------------------------------------------------------
+
+
+def reg(grp: str, items: list[str], types: list[str], trnm: str = "REG") -> str:
+    return orjson.dumps(
+        {"trnm": trnm, "grp_no": grp, "data": [{"item": items, "type": types}]}
+    ).decode()
+
+
+async def test_reg_history_is_bounded_and_oversized_frames_are_refused_unkept(
+    served: tuple[SimRealtime, str],
+) -> None:
+    rt, url = served
+    huge = reg("1", ["005930"] * (MAX_REG_FRAME_CHARS // 8), ["0B"])
+    assert len(huge) > MAX_REG_FRAME_CHARS
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await login(ws)
+        for _ in range(REG_HISTORY + 8):
+            await ws.send_str(huge)
+            ack = await recv(ws)
+            assert ack["return_code"] == 1
+        assert len(rt.reg_frames) == 0  # refused before anything was kept
+        for i in range(REG_HISTORY + 8):
+            await ws.send_str(reg("1", [f"{i:06d}"], ["0B"], "REMOVE"))
+            assert (await recv(ws))["return_code"] == 0
+    assert len(rt.reg_frames) == REG_HISTORY
+    assert rt.reg_frames[-1]["data"][0]["item"] == [f"{REG_HISTORY + 7:06d}"]  # newest kept
+
+
+async def test_a_session_holds_a_bounded_number_of_registrations(
+    served: tuple[SimRealtime, str],
+) -> None:
+    rt, url = served
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await login(ws)
+        await ws.send_str(reg("1", ["9" * (MAX_ITEM_CHARS + 1)], ["0B"]))
+        assert (await recv(ws))["return_code"] == 1
+        (session,) = rt.sessions
+        # REMOVE of groups never registered leaves nothing behind.
+        for g in range(50):
+            await ws.send_str(reg(str(g), ["005930"], ["0B"], "REMOVE"))
+            assert (await recv(ws))["return_code"] == 0
+        assert session.groups == {}
+        types = ["0B", "0C", "0D"]
+        per_group = 100 * len(types)
+        acks = []
+        for g in range(MAX_REGISTRATIONS // per_group + 2):
+            await ws.send_str(reg(str(g), [f"{g:03d}{i:03d}" for i in range(100)], types))
+            acks.append((await recv(ws))["return_code"])
+        accepted = MAX_REGISTRATIONS // per_group
+        assert acks == [0] * accepted + [1, 1]
+        assert sum(len(g) for g in session.groups.values()) == accepted * per_group
+        # A refused REG leaves the group as it was (it used to lose the pairs it repeated).
+        await ws.send_str(reg("0", ["000000", *(f"9{i:05d}" for i in range(100))], ["0B"]))
+        assert (await recv(ws))["return_code"] == 1
+        assert ("0B", "000000") in session.groups["0"]
+        assert ("0B", "000000") in session.registered
+
+
+async def test_connections_past_the_limit_are_closed_on_arrival(
+    served: tuple[SimRealtime, str],
+) -> None:
+    rt, url = served
+    rt.faults.ws_ping_stop = True  # the idle connections must not be dropped for PINGs
+    async with aiohttp.ClientSession() as http:
+        conns = [await http.ws_connect(url) for _ in range(MAX_SESSIONS)]
+        try:
+            for ws in conns:
+                assert (await login(ws))["return_code"] == 0
+            async with http.ws_connect(url) as extra:
+                msg = await extra.receive(timeout=2.0)
+                assert msg.type is aiohttp.WSMsgType.CLOSE
+                assert extra.close_code == 1000
+            assert rt.refused_sessions == 1
+            assert len(rt.sessions) == MAX_SESSIONS
+            await conns.pop().close()
+            async with http.ws_connect(url) as again:  # a freed place is served again
+                assert (await login(again))["return_code"] == 0
+        finally:
+            for ws in conns:
+                await ws.close()
+
+
+async def test_a_client_that_does_not_read_holds_a_bounded_queue(
+    served: tuple[SimRealtime, str],
+) -> None:
+    rt, url = served
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await login(ws)
+        await ws.send_str(reg("1", ["005930"], ["0B"]))
+        assert (await recv(ws))["return_code"] == 0
+        rt.faults.ws_silent = True  # the sender holds everything, as for a client that stalls
+        for i in range(25_000):
+            rt.publish({"type": "0B", "item": "005930", "values": {"20": str(i)}})
+        (session,) = rt.sessions
+        assert len(session.pending) == rt.max_pending <= 10_000
+        assert session.dropped == 25_000 - rt.max_pending
