@@ -14,6 +14,7 @@ waiting.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,7 +32,8 @@ _setattr = object.__setattr__
 
 
 class EventBus:
-    """Stamps each event (`ts_recv` ns from the clock, `seq` 1, 2, ...) and dispatches it.
+    """Numbers and stamps each event (`seq` 1, 2, ...; `ts_recv` ns from the clock) and
+    dispatches it. Feed events come stamped (see `next_seq`); the rest are stamped here.
 
     Handlers run in subscription order. A handler that raises is logged with its traceback and
     counted in `handler_errors`; the event still reaches every other handler and queue.
@@ -39,26 +41,34 @@ class EventBus:
     """
 
     def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self.seq = 0
+        self._time_ns = clock.time_ns
+        self._counter = itertools.count(1)
+        self.next_seq: Callable[[], int] = self._counter.__next__
+        """The sequence every event is numbered from; the feed's codec draws from it as it
+        builds events, so they arrive stamped."""
+        self.published = 0
         self._routes: dict[type, list[Handler]] = {}
         self._all: list[Handler] = []
         self._queues: list[ConsumerQueue] = []
+        # type -> every handler for it (typed ones, then catch-all), rebuilt on subscribe: one
+        # dict lookup per event on the hot path.
+        self._table: dict[type, tuple[Handler, ...]] = {}
         self._urgent: deque[Event] = deque()
         self._market: deque[Event] = deque()
         self._dispatching = False
         self.handler_errors = 0
-        self.published = 0
 
     def subscribe(self, event_type: type | Iterable[type], handler: Handler) -> None:
         """Call `handler(event)` in the loop for every event of `event_type` (or types)."""
         types = [event_type] if isinstance(event_type, type) else list(event_type)
         for t in types:
             self._routes.setdefault(t, []).append(handler)
+        self._table.clear()
 
     def subscribe_all(self, handler: Handler) -> None:
         """Call `handler` for every event, after the typed handlers."""
         self._all.append(handler)
+        self._table.clear()
 
     def attach(self, queue: ConsumerQueue) -> ConsumerQueue:
         """Feed `queue` with every event it accepts; returns it."""
@@ -69,23 +79,31 @@ class EventBus:
     def queues(self) -> tuple[ConsumerQueue, ...]:
         return tuple(self._queues)
 
+    def _handlers(self, t: type) -> tuple[Handler, ...]:
+        hs = self._table.get(t)
+        if hs is None:
+            hs = self._table[t] = (*self._routes.get(t, ()), *self._all)
+        return hs
+
     def publish(self, ev: Event) -> None:
         """Stamp `ev` and dispatch it; never blocks, never raises for a handler's error.
 
         Called from the feed's receive loop and from the engine itself. Inside a dispatch the
         event waits its turn (account events first) instead of being handled re-entrantly.
         """
-        self.seq += 1
-        _setattr(ev, "seq", self.seq)
-        _setattr(ev, "ts_recv", self._clock.time_ns())
         self.published += 1
+        if not ev.seq:
+            # Built by the engine (or a feed without our sequence): stamp it here, once.
+            _setattr(ev, "seq", self.next_seq())
+            _setattr(ev, "ts_recv", self._time_ns())
         if self._dispatching:
             (self._urgent if isinstance(ev, ACCOUNT_EVENTS) else self._market).append(ev)
             return
         self._dispatching = True
         try:
             self._deliver(ev)
-            self._drain()
+            if self._urgent or self._market:
+                self._drain()
         finally:
             self._dispatching = False
 
@@ -95,14 +113,7 @@ class EventBus:
             self._deliver(urgent.popleft() if urgent else market.popleft())
 
     def _deliver(self, ev: Event) -> None:
-        handlers = self._routes.get(type(ev))
-        if handlers:
-            for h in handlers:
-                try:
-                    h(ev)
-                except Exception:
-                    self._handler_failed(h, ev)
-        for h in self._all:
+        for h in self._table.get(type(ev)) or self._handlers(type(ev)):
             try:
                 h(ev)
             except Exception:

@@ -321,7 +321,9 @@ def _fast_constructor(cls: type[_E]) -> Callable[..., _E]:
 
 _E = TypeVar("_E")
 Values = dict[str, Any]
-Decoder = Callable[[Values, str], Event]
+Decoder = Callable[[Values, str, int, int], Event]
+"""(values, item, ts_recv, seq) -> event: the stamps are set at construction, so the bus
+need not touch the frozen event again on the hot path."""
 
 _new_trade: Final = _fast_constructor(Trade)
 _new_quote: Final = _fast_constructor(Quote)
@@ -348,7 +350,7 @@ _TRADE_OPTIONAL: Final = frozenset(
 )
 
 
-def _trade(v: Values, item: str) -> Trade:
+def _trade(v: Values, item: str, ts: int, seq: int) -> Trade:
     try:
         t, p, q, cv, ch, a, b, o, h, lo = _TRADE_GET(v)
     except KeyError:
@@ -372,6 +374,8 @@ def _trade(v: Values, item: str) -> Trade:
         _PX[h],
         _PX[lo],
         _SESSION.get(v.get(_TRADE_SESSION)),  # type: ignore[arg-type]
+        ts,
+        seq,
     )
 
 
@@ -379,16 +383,16 @@ _Q_ASK: Final = F.QUOTE_FIDS["best_ask"]
 _Q_BID: Final = F.QUOTE_FIDS["best_bid"]
 
 
-def _quote(v: Values, item: str) -> Quote:
+def _quote(v: Values, item: str, ts: int, seq: int) -> Quote:
     symbol, exchange = split_item(item)
-    return _new_quote(symbol, exchange, _PX[v[_Q_ASK]], _PX[v[_Q_BID]])
+    return _new_quote(symbol, exchange, _PX[v[_Q_ASK]], _PX[v[_Q_BID]], ts, seq)
 
 
 _BOOK_FIDS: Final = F.BOOK_ASK_PRICES + F.BOOK_ASK_QTYS + F.BOOK_BID_PRICES + F.BOOK_BID_QTYS
 _BOOK_GET: Final = itemgetter(*_BOOK_FIDS)
 
 
-def _book(v: Values, item: str) -> OrderBook:
+def _book(v: Values, item: str, ts: int, seq: int) -> OrderBook:
     try:
         raw = _BOOK_GET(v)
     except KeyError:
@@ -404,13 +408,15 @@ def _book(v: Values, item: str) -> OrderBook:
         tuple(zip(n[20:30], n[30:40], strict=True)),
         _int0(v.get(F.BOOK_TOTAL_ASK, "")),
         _int0(v.get(F.BOOK_TOTAL_BID, "")),
+        ts,
+        seq,
     )
 
 
 _O = F.ORDER_EXECUTION_FIDS
 
 
-def _order(v: Values, item: str) -> OrderExecution:
+def _order(v: Values, item: str, ts: int, seq: int) -> OrderExecution:
     g = v.get
     status_text = _text(v[_O["status"]])
     status = _STATUS.get(status_text)
@@ -447,13 +453,15 @@ def _order(v: Values, item: str) -> OrderExecution:
         exchange=_EXCHANGE.get(exchange_code),
         sor=_text(g(_O["sor"], "")) == "Y",
         time=_int0(g(_O["time"], "")),
+        ts_recv=ts,
+        seq=seq,
     )
 
 
 _B = F.BALANCE_FIDS
 
 
-def _balance(v: Values, item: str) -> Balance:
+def _balance(v: Values, item: str, ts: int, seq: int) -> Balance:
     g = v.get
 
     def n(key: str) -> int:
@@ -497,6 +505,8 @@ def _balance(v: Values, item: str) -> Balance:
         loan_date=s("loan_date"),
         maturity_date=s("maturity_date"),
         side_kind=s("side_kind"),
+        ts_recv=ts,
+        seq=seq,
     )
 
 
@@ -538,7 +548,9 @@ def _coerce_values(values: Any) -> dict[str, Any]:
     raise _BadEntry("values not an object")
 
 
-def _generic(rtype: Any, entry: dict[str, Any], values: dict[str, Any]) -> RealtimeGeneric:
+def _generic(
+    rtype: Any, entry: dict[str, Any], values: dict[str, Any], ts: int, seq: int
+) -> RealtimeGeneric:
     if type(rtype) is not str:
         raise _BadEntry("type not a string")
     name = entry.get("name", "")
@@ -548,6 +560,8 @@ def _generic(rtype: Any, entry: dict[str, Any], values: dict[str, Any]) -> Realt
         name if type(name) is str else "",
         item if type(item) is str else ("" if item is None else str(item)),
         values,
+        ts,
+        seq,
     )
 
 
@@ -577,7 +591,9 @@ def _return_code(v: Any) -> int | None:
     return None
 
 
-def _decode_real(msg: dict[str, Any], stats: CodecStats) -> FrameResult:
+def _decode_real(
+    msg: dict[str, Any], stats: CodecStats, ts: int, next_seq: Callable[[], int] | None
+) -> FrameResult:
     data = msg.get("data")
     if type(data) is not list:
         _bad(stats, "real_without_data", True)
@@ -596,11 +612,12 @@ def _decode_real(msg: dict[str, Any], stats: CodecStats) -> FrameResult:
             if type(values) is not dict:
                 values = _coerce_values(values)
             rtype = entry["type"]
+            seq = next_seq() if next_seq is not None else 0
             decoder = decoders.get(rtype)
             if decoder is not None:
-                append(decoder(values, entry.get("item", "")))
+                append(decoder(values, entry.get("item", ""), ts, seq))
             else:
-                append(_generic(rtype, entry, values))
+                append(_generic(rtype, entry, values, ts, seq))
                 stats.generic += 1
         except _ENTRY_ERRORS as exc:
             bad += 1
@@ -616,11 +633,18 @@ def _decode_real(msg: dict[str, Any], stats: CodecStats) -> FrameResult:
     return FrameResult(FrameKind.REAL, "REAL", events, bad_entries=bad)
 
 
-def decode_frame(raw: bytes | str, stats: CodecStats | None = None) -> FrameResult:
+def decode_frame(
+    raw: bytes | str,
+    stats: CodecStats | None = None,
+    ts_recv: int = 0,
+    next_seq: Callable[[], int] | None = None,
+) -> FrameResult:
     """Decode one server frame. Never raises; counts into `stats` when given.
 
     Non-REAL frames return their parsed object in `message`. A REAL frame's entries become
-    events in order; an entry that cannot be decoded is skipped and counted.
+    events in order; an entry that cannot be decoded is skipped and counted. Each event is
+    built stamped: `ts_recv` (the frame's receive time) and a `seq` from `next_seq` (the bus's
+    sequence; 0 when None).
     """
     st = stats if stats is not None else CodecStats()
     st.frames += 1
@@ -634,7 +658,7 @@ def decode_frame(raw: bytes | str, stats: CodecStats | None = None) -> FrameResu
         return FrameResult(FrameKind.INVALID, error="frame is not a JSON object")
     trnm = msg.get("trnm")
     if trnm == "REAL":
-        return _decode_real(msg, st)
+        return _decode_real(msg, st, ts_recv, next_seq)
     if trnm == "PING":
         return FrameResult(FrameKind.PING, "PING", message=msg)
     if type(trnm) is not str:

@@ -97,12 +97,17 @@ class KiwoomWebSocket:
         stable_after_s: float = 10.0,
         max_held_events: int = MAX_HELD_EVENTS,
         rng: random.Random | None = None,
+        sequence: Callable[[], int] | None = None,
     ) -> None:
         self.url = url
         self._token_provider = token_provider
         self._token_invalidate = token_invalidate
         self._clock = clock
         self._on_event: EventCallback = on_event or (lambda _e: None)
+        # Events are built stamped with the frame's receive time and, when given, a number
+        # from the bus's sequence (EventBus.next_seq), so the bus need not stamp them again.
+        self._sequence = sequence
+        self._time_ns = clock.time_ns
         self._recorder = recorder
         self._connect_timeout_s = connect_timeout_s
         self._login_timeout_s = login_timeout_s
@@ -467,7 +472,7 @@ class KiwoomWebSocket:
     def _decode(self, raw: str | bytes) -> FrameResult:
         if self._recorder is not None:
             self._recorder.record(raw)
-        return decode_frame(raw, self.stats)
+        return decode_frame(raw, self.stats, self._time_ns(), self._sequence)
 
     async def _read_loop(self, conn: ClientConnection, live: Liveness) -> str:
         """Dispatch frames until the connection ends; return why it ended."""
