@@ -201,7 +201,8 @@ async def _call(cfg: config_mod.Config, api_id: str, body: dict[str, str], all_p
     from engine.kiwoom.rest import KiwoomRest
 
     catalog.validate_request(api_id, body)  # fail before connecting
-    async with KiwoomRest(cfg) as rest:
+    # Never revoke: Kiwoom hands this app key's one token to the daemon too (see watch.py).
+    async with KiwoomRest(cfg, revoke_on_close=False) as rest:
         out: dict[str, Any]
         if all_pages:
             out = await rest.call_merged(api_id, body)

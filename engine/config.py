@@ -121,6 +121,10 @@ class KiwoomConfig:
     connect_timeout_s: float = field(default=5.0, metadata=_POSITIVE)
     token_refresh_margin_s: float = field(default=300.0, metadata=_NON_NEGATIVE)
     max_pages: int = field(default=100, metadata=_AT_LEAST_ONE)
+    revoke_on_exit: bool = True
+    """Revoke the token (au10002) when the daemon stops. Kiwoom hands the same token to every
+    client of one app key, so a revoke cuts off every other program using the key; one-shot
+    commands (`call`, `watch`) therefore never revoke."""
     rate: RateConfig = field(default_factory=RateConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)

@@ -2,6 +2,8 @@
 
 Issues a token through the REST client, opens the WebSocket, registers TYPE for the ITEMs and
 writes one JSON object per event and line (orjson) until `count` events.
+The token is never revoked here: Kiwoom hands the same one to every client of the app key,
+a daemon running beside this included.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ async def watch(
 
     Raises like the REST client (the CLI maps them to its exit codes): LoginError or
     RegistrationError when Kiwoom refuses, TransportError when it cannot be reached,
-    BrokenPipeError when `out` was closed by its reader. The token is revoked at the end.
+    BrokenPipeError when `out` was closed by its reader.
     """
     done = asyncio.Event()
     seen = 0
@@ -63,7 +65,7 @@ async def watch(
         if count is not None and seen >= count:
             done.set()
 
-    async with KiwoomRest(config) as rest:
+    async with KiwoomRest(config, revoke_on_close=False) as rest:
         ws = KiwoomWebSocket(
             config.ws_url,
             rest.tokens.token,

@@ -121,6 +121,9 @@ class KiwoomRest:
     """Async context manager owning the HTTP session, the token manager and the governor.
 
     Use ``async with KiwoomRest(config) as rest: await rest.call("ka10001", {...})``.
+    `revoke_on_close` revokes the token at close(). Kiwoom hands one token to every client of
+    an app key, so only the owner of the key's session (the daemon) may: a one-shot command
+    that revoked would cut the daemon off.
     """
 
     def __init__(

@@ -50,7 +50,9 @@ async def test_watch_prints_count_events_as_json_lines() -> None:
         await rt.drop_all()
         await runner.cleanup()
     assert rc == 0
-    assert state.request_counts["au10002"] == 1  # the token is revoked at the end
+    # One-shot: the token is left valid for whoever shares the app key (a daemon).
+    assert state.request_counts["au10002"] == 0
+    assert state.tokens.issued_count == 1
     lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 3
     assert lines[0]["event"] == "Trade"
