@@ -20,7 +20,7 @@ import structlog
 
 from engine import config as config_mod
 from engine import logs, secrets
-from engine.kiwoom.errors import BrokerError, KiwoomError, ValidationError
+from engine.kiwoom.errors import BrokerError, KiwoomError, RequestRefusedError, ValidationError
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,8 @@ EXIT_CODES = """exit codes:
   1    run/sim could not start (reason logged), apis found nothing, internal error
   2    usage: bad arguments, unknown api-id, missing or malformed field
   3    configuration error (file and key named)
-  4    Kiwoom refused: an error answer (its message is printed), login or registration
+  4    Kiwoom refused: an error answer (its message is printed), login or registration,
+       an HTTP 4xx that retrying cannot change (e.g. 413: the request is too large)
   5    transport: Kiwoom unreachable, timed out, or the outcome of an order is unknown
   130  interrupted (Ctrl-C) during a one-shot command
 """
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as e:
         print(f"kiwoom-engine: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokerError as e:
+    except (BrokerError, RequestRefusedError) as e:
         print(f"kiwoom-engine: {e}", file=sys.stderr)
         return EXIT_BROKER
     except KiwoomError as e:

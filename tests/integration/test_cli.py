@@ -249,3 +249,13 @@ def test_watch_refused_registration_is_a_broker_error(sim_config: Path) -> None:
     res = cli(sim_config, "watch", "ZZ", "005930", "--count", "1")
     assert res.returncode == 4, res.stderr
     assert "REG" in res.stderr or "return_code" in res.stderr
+
+
+def test_a_request_too_large_fails_at_once_with_the_reason(sim_config: Path) -> None:
+    # Over the server's 1 MB: HTTP 413 without an envelope. A retry would be refused the same.
+    pads = [f"pad{i}={'0' * 120_000}" for i in range(9)]  # one argv string holds 128 KB at most
+    res = cli(sim_config, "call", "ka10001", "stk_cd=005930", *pads)
+    assert res.returncode == 4, res.stderr
+    assert "HTTP 413" in res.stderr
+    assert "not retried" in res.stderr
+    assert "rest_retry" not in res.stderr
