@@ -10,11 +10,12 @@ import pytest
 from aiohttp import web
 
 from engine.config import SIM_APPKEY, SIM_SECRETKEY, WS_PATH, Config, KiwoomConfig, SimConfig
+from engine.kiwoom.errors import ValidationError
 from engine.secrets import Secret
 from engine.sim.server import start
 from engine.sim.state import build_state
 from engine.sim.ws import SimRealtime
-from engine.watch import watch
+from engine.watch import check_request, watch
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -60,3 +61,13 @@ async def test_watch_prints_count_events_as_json_lines() -> None:
     assert lines[0]["exchange"] == "NXT"
     assert lines[0]["qty"] == -3
     assert isinstance(lines[0]["price"], int)
+
+
+def test_only_the_account_types_are_watched_without_items() -> None:
+    check_request("00", [], None)  # registered with item "" by the client itself
+    check_request("04", [], 1)
+    for rt_type, items, count in [("0B", [], None), ("0D", ["005930", ""], None), (" ", [], 1)]:
+        with pytest.raises(ValidationError):
+            check_request(rt_type, items, count)
+    with pytest.raises(ValidationError, match="--count"):
+        check_request("0B", ["005930"], 0)
