@@ -3,8 +3,9 @@ paging by response headers, and a TTL cache for reference data.
 
 Order-placing calls are never retried blindly: only a rate-limit or token-error answer (which
 prove the order was not taken) lets one be sent again; a timeout, reset or 5xx on an order
-raises OutcomeUnknownError. An HTTP 4xx without Kiwoom's envelope is never retried, query or
-order: the same request would be refused again.
+raises OutcomeUnknownError. An HTTP 4xx without Kiwoom's envelope is never retried (the same
+request would be refused again): a query fails at once, and an order counts as not taken only
+when the status proves it was refused unread (413, ...); otherwise its outcome is unknown.
 """
 
 from __future__ import annotations
@@ -243,10 +244,9 @@ class KiwoomRest:
         field, WebSocket-only id), AuthError, RateLimitError (retries exhausted), BrokerError
         (Kiwoom said no), RequestRefusedError (an HTTP 4xx without an envelope: at once, never
         retried), TransportError (network, retries exhausted) and, for order-placing calls,
-        OutcomeUnknownError when the order may or may not have been taken (a 4xx that does
-        not prove the order unread included). Cancelling
-        an order call while its POST is in flight also leaves its outcome unknown (logged as
-        ``order_outcome_unknown``). After `close()` began, raises TransportError ("not sent").
+        OutcomeUnknownError when the order may or may not have been taken (a 4xx that does not
+        prove it unread included). Cancelling an order call while its POST is in flight also
+        leaves its outcome unknown (logged as ``order_outcome_unknown``). After `close()` began, raises TransportError ("not sent").
         """
         spec = catalog.validate_request(api_id, body)
         if spec.is_oauth:
