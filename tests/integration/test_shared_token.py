@@ -116,7 +116,9 @@ async def test_calls_beside_the_daemon_leave_its_token_alone(
         # ... and so does its feed, logging in again with that token after a drop.
         logins = sim.realtime.logins
         sim.state.faults.ws_drop_now()
-        await until(lambda: sim.realtime.logins > logins and "feed_reconnected" in buf.getvalue())
+        await until(
+            lambda: sim.realtime.logins > logins and "feed_reconnected" in buf.getvalue(), 10
+        )
         assert sim.realtime.login_failures == 0
         assert daemon_token(sim) == token
         assert sim.state.tokens.issued_count == 1
