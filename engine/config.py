@@ -163,6 +163,10 @@ class KiwoomConfig:
     """Renew the token this long before it expires (a token lives about 18 hours; the margin
     is capped at half of what is left anyway)."""
     max_pages: int = field(default=100, metadata=_range(1, 10_000))
+    revoke_on_exit: bool = True
+    """Revoke the token (au10002) when the daemon stops. Kiwoom hands the same token to every
+    client of one app key, so a revoke cuts off every other program using the key; one-shot
+    commands (`call`, `watch`) therefore never revoke."""
     rate: RateConfig = field(default_factory=RateConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)

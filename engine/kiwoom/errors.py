@@ -82,3 +82,23 @@ class RateLimitError(BrokerError):
 
     Proof that the request was not taken, so even an order may be sent again.
     """
+
+
+class RequestRefusedError(KiwoomError):
+    """An HTTP 4xx answer with no Kiwoom envelope (not 401, 408 or 429): something in front of
+    Kiwoom's API refused the request as sent (too large, no such path, forbidden, ...).
+    Sending it again would be refused again, so it is never retried.
+
+    ``not_taken`` is True when the status proves the request was refused before it was read
+    (its size or framing, e.g. 413): an order was then not taken. For any other status an
+    order's outcome stays unknown and the REST client raises OutcomeUnknownError instead.
+    """
+
+    def __init__(self, api_id: str, status: int, phrase: str, *, not_taken: bool) -> None:
+        super().__init__(
+            f"{api_id}: refused with HTTP {status} {phrase} and no Kiwoom answer; "
+            "the same request would be refused again, so it was not retried"
+        )
+        self.api_id = api_id
+        self.status = status
+        self.not_taken = not_taken

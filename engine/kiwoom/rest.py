@@ -3,7 +3,9 @@ paging by response headers, and a TTL cache for reference data.
 
 Order-placing calls are never retried blindly: only a rate-limit or token-error answer (which
 prove the order was not taken) lets one be sent again; a timeout, reset or 5xx on an order
-raises OutcomeUnknownError.
+raises OutcomeUnknownError. An HTTP 4xx without Kiwoom's envelope is never retried (the same
+request would be refused again): a query fails at once, and an order counts as not taken only
+when the status proves it was refused unread (413, ...); otherwise its outcome is unknown.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from engine.kiwoom.errors import (
     KiwoomError,
     OutcomeUnknownError,
     RateLimitError,
+    RequestRefusedError,
     TransportError,
     ValidationError,
 )
@@ -121,6 +124,9 @@ class KiwoomRest:
     """Async context manager owning the HTTP session, the token manager and the governor.
 
     Use ``async with KiwoomRest(config) as rest: await rest.call("ka10001", {...})``.
+    `revoke_on_close` revokes the token at close(). Kiwoom hands one token to every client of
+    an app key, so only the owner of the key's session (the daemon) may: a one-shot command
+    that revoked would cut the daemon off.
     """
 
     def __init__(
@@ -236,10 +242,11 @@ class KiwoomRest:
         `cont_key` asks for the page after the one whose ``next-key`` it is. Blocks for pacing,
         tokens and retries. Raises ValidationError before sending (unknown api-id, missing
         field, WebSocket-only id), AuthError, RateLimitError (retries exhausted), BrokerError
-        (Kiwoom said no), TransportError (network, retries exhausted) and, for order-placing
-        calls, OutcomeUnknownError when the order may or may not have been taken. Cancelling
-        an order call while its POST is in flight also leaves its outcome unknown (logged as
-        ``order_outcome_unknown``). After `close()` began, raises TransportError ("not sent").
+        (Kiwoom said no), RequestRefusedError (an HTTP 4xx without an envelope: at once, never
+        retried), TransportError (network, retries exhausted) and, for order-placing calls,
+        OutcomeUnknownError when the order may or may not have been taken (a 4xx that does not
+        prove it unread included). Cancelling an order call while its POST is in flight also
+        leaves its outcome unknown (logged as ``order_outcome_unknown``). After `close()` began, raises TransportError ("not sent").
         """
         spec = catalog.validate_request(api_id, body)
         if spec.is_oauth:
@@ -299,6 +306,14 @@ class KiwoomRest:
                     log.info("rest_token_rejected", api_id=api_id, status=e.http_status)
                     await tokens.invalidate(token)
                     continue
+                raise
+            except RequestRefusedError as e:
+                if is_order and not e.not_taken:
+                    # refused, but nothing proves it was refused before the order was read
+                    reason = f"HTTP {e.status} without an answer"
+                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
+                    raise OutcomeUnknownError(api_id, reason) from None
+                log.info("rest_request_refused", api_id=api_id, status=e.status)
                 raise
             except _NOT_SENT as e:
                 # never reached the server: not an unknown outcome, but an order is still not

@@ -20,6 +20,7 @@ from engine.kiwoom.errors import (
     KiwoomError,
     OutcomeUnknownError,
     RateLimitError,
+    RequestRefusedError,
     TransportError,
     ValidationError,
 )
@@ -470,3 +471,43 @@ async def test_an_older_list_field_name_is_accepted_and_renamed(sim: SimEnv) -> 
         pages = await rest.call_all("ka10082", body)
     assert pages.rows == [row]
     assert "stk_wk_pole_chart_qry" not in pages.merged()
+
+
+TOO_LARGE = "0" * (1024**2 + 1)  # the simulator's aiohttp takes 1 MB bodies at most: HTTP 413
+
+
+async def test_a_4xx_without_an_envelope_fails_a_query_at_once(sim: SimEnv) -> None:
+    # Retrying cannot change these answers: no retry, and a message that says why.
+    async with KiwoomRest(sim.config()) as rest:
+        with pytest.raises(RequestRefusedError, match="HTTP 413") as ei:
+            await rest.call("ka10001", {**BODY, "pad": TOO_LARGE})
+        assert (ei.value.status, ei.value.not_taken) == (413, True)
+        assert "not retried" in str(ei.value)
+        assert sim.state.request_counts["ka10001"] == 1
+        sim.state.faults.http_error_queue["ka10001"] = [404, 404, 404]
+        with pytest.raises(RequestRefusedError, match="HTTP 404") as ei:
+            await rest.call("ka10001", BODY)
+        assert not ei.value.not_taken
+        assert sim.state.request_counts["ka10001"] == 2
+        # 408 and 5xx stay worth another try
+        sim.state.faults.http_error_queue["ka10001"] = [408, 503]
+        assert (await rest.call("ka10001", BODY)).body["return_code"] == 0
+        assert sim.state.request_counts["ka10001"] == 5
+
+
+async def test_a_4xx_on_an_order_is_refused_only_when_it_proves_the_order_unread(
+    sim: SimEnv,
+) -> None:
+    async with KiwoomRest(sim.config()) as rest:
+        # 413: refused for its size before anything read it, so not taken (and not resent)
+        with pytest.raises(RequestRefusedError) as ei:
+            await rest.call("kt10000", {**MARKET_BUY, "pad": TOO_LARGE})
+        assert not isinstance(ei.value, TransportError)
+        assert ei.value.not_taken
+        assert sim.state.request_counts["kt10000"] == 1
+        assert sim.state.handled_counts["kt10000"] == 0
+        # 403 without an envelope proves nothing about the order: outcome unknown, as documented
+        sim.state.faults.http_error_once["kt10000"] = 403
+        with pytest.raises(OutcomeUnknownError, match="HTTP 403"):
+            await rest.call("kt10000", MARKET_BUY)
+        assert sim.state.request_counts["kt10000"] == 2
