@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("api_id")
     call.add_argument("fields", nargs="*", metavar="field=value")
     call.add_argument("--all", action="store_true", help="follow every page, merge the list")
+    call.add_argument(
+        "--allow-orders",
+        action="store_true",
+        help="send an order api-id (kt10000...) in mode mock or live; it bypasses the engine's risk",
+    )
 
     apis = command("apis", help="list or search the api catalogue")
     apis.add_argument("query", nargs="?", default="")
@@ -188,7 +193,8 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     if args.command == "apis":
         return _apis(args.query)
     if args.command == "call":
-        return asyncio.run(_call(cfg, args.api_id, _parse_fields(args.fields), args.all))
+        body = _parse_fields(args.fields)
+        return asyncio.run(_call(cfg, args.api_id, body, args.all, args.allow_orders))
     if args.command == "sim":
         from engine.sim.simulator import serve_forever
 
@@ -214,11 +220,21 @@ def _apis(query: str) -> int:
     return 0
 
 
-async def _call(cfg: config_mod.Config, api_id: str, body: dict[str, str], all_pages: bool) -> int:
+async def _call(
+    cfg: config_mod.Config,
+    api_id: str,
+    body: dict[str, str],
+    all_pages: bool,
+    allow_orders: bool = False,
+) -> int:
     from engine.kiwoom import catalog
     from engine.kiwoom.rest import KiwoomRest
 
-    catalog.validate_request(api_id, body)  # fail before connecting
+    spec = catalog.validate_request(api_id, body)  # fail before connecting
+    mode = cfg.kiwoom.mode
+    if spec.is_order and mode != "sim" and not allow_orders:
+        # A one-shot order skips every pre-trade check of the engine: only on purpose.
+        raise _UsageError(f"{api_id} sends an order in mode {mode}; add --allow-orders to send it")
     # Never revoke: Kiwoom hands this app key's one token to the daemon too (see watch.py).
     async with KiwoomRest(cfg, revoke_on_close=False) as rest:
         out: dict[str, Any]

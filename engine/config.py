@@ -203,6 +203,9 @@ class SimConfig:
     """Transaction tax on sells in basis points (KRX charges about 20 bp; off by default)."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
+    order_push_first: bool = False
+    """A taken order's 00/04 pushes are written before its REST answer (true) or after it
+    (false). Kiwoom may do either; tests switch it live (Faults.order_push_first)."""
     replay: str | None = None
     """An NDJSON recording to replay instead of generating the market."""
     system_frames_before_login: int = field(default=1, metadata=_range(0, 10))

@@ -48,6 +48,27 @@ class OutcomeUnknownError(TransportError):
         self.reason = reason
 
 
+class OrderExpiredError(KiwoomError):
+    """An order call's deadline passed before its request could be sent: the pacing wait or
+    the backoff after a rate-limit refusal would have sent it too late.
+
+    Proof that the order was NOT sent (every earlier attempt was refused for pacing), so the
+    caller may reject it outright: ``reason`` is ``STALE``. ``late_s`` is how far past the
+    deadline the request would have left; ``rate_limited`` how many refusals it met.
+    """
+
+    reason = "STALE"
+
+    def __init__(self, api_id: str, late_s: float, rate_limited: int) -> None:
+        super().__init__(
+            f"{api_id}: not sent, past its deadline by {late_s * 1000:.0f} ms "
+            f"after {rate_limited} rate-limit refusals"
+        )
+        self.api_id = api_id
+        self.late_s = late_s
+        self.rate_limited = rate_limited
+
+
 class BrokerError(KiwoomError):
     """Kiwoom answered with ``return_code != 0``.
 

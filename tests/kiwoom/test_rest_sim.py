@@ -26,6 +26,7 @@ from engine.kiwoom.errors import (
 )
 from engine.kiwoom.rest import KiwoomRest, RestResult
 from engine.sim.rest import SimBusinessError, SimReply
+from tests.support import until
 
 from .conftest import SimEnv
 
@@ -361,27 +362,29 @@ async def test_close_lets_calls_on_the_wire_finish_and_refuses_new_ones(sim: Sim
     assert not sim.state.tokens.is_valid(token)
 
 
-async def test_cancelling_an_order_on_the_wire_is_logged_as_outcome_unknown(
+async def test_cancelling_an_order_on_the_wire_is_outcome_unknown_and_the_post_completes(
     sim: SimEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Aborting the POST would not unsend the order, only lose its answer: the caller learns
+    # "outcome unknown" at once, and the answer, read to its end, is logged.
     cap = _capturing_logs(monkeypatch)
     sim.state.faults.rest_delay_s["kt10000"] = 0.5
     async with KiwoomRest(sim.config()) as rest:
         await rest.tokens.token()
         task = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY))
-        await asyncio.sleep(0.1)
+        await until(lambda: sim.state.handled_counts["kt10000"] == 1)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(OutcomeUnknownError) as ei:
             await task
+        assert ei.value.reason == "cancelled"
+        await until(lambda: any(e["event"] == "order_answer_after_cancel" for e in cap.entries))
+    assert sim.state.request_counts["kt10000"] == 1
     unknown = [e for e in cap.entries if e["event"] == "order_outcome_unknown"]
-    assert unknown == [
-        {
-            "event": "order_outcome_unknown",
-            "api_id": "kt10000",
-            "reason": "cancelled",
-            "log_level": "error",
-        }
-    ]
+    assert [(e["api_id"], e["reason"]) for e in unknown] == [("kt10000", "cancelled")]
+    late = [e for e in cap.entries if e["event"] == "order_answer_after_cancel"]
+    assert len(late) == 1
+    assert late[0]["status"] == 200
+    assert late[0]["order_no"].isdigit()
 
 
 async def test_paging_stops_on_a_missing_or_repeated_next_key(sim: SimEnv) -> None:
