@@ -216,8 +216,11 @@ class Journal:
         is newer than this engine knows. A no-op when already open."""
         if self._conn is not None:
             return
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_fd = self._take_lock()
+        try:
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock_fd = self._take_lock()
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
             conn = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
@@ -403,7 +406,11 @@ class Journal:
 
     def _link(self, conn: sqlite3.Connection, day: str, order_no: str, client_id: str) -> None:
         """Record that `order_no` belongs to `client_id`, and attach the fills that came in
-        before the link was known (a 00 push can overtake the REST answer)."""
+        before the link was known (a 00 push can overtake the REST answer).
+
+        A number already held by an external order moves to an engine order that claims it:
+        that is recovery attributing a broker order to its journaled intent. Between two
+        engine orders the first keeps it and the conflict is logged."""
         cur = conn.execute(
             "INSERT OR IGNORE INTO order_nos (trading_day, order_no, client_id) VALUES (?, ?, ?)",
             (day, order_no, client_id),
@@ -415,17 +422,35 @@ class Journal:
                 (client_id, day, order_no),
             )
             return
-        owner = conn.execute(
-            "SELECT client_id FROM order_nos WHERE trading_day = ? AND order_no = ?",
+        owner, owner_external = conn.execute(
+            "SELECT n.client_id, COALESCE(o.external, 1) FROM order_nos n"
+            " LEFT JOIN orders o ON o.client_id = n.client_id"
+            " WHERE n.trading_day = ? AND n.order_no = ?",
             (day, order_no),
-        ).fetchone()[0]
-        if owner != client_id:
-            log.error(
-                "journal_order_no_conflict",
-                order_no=order_no,
-                client_id=client_id,
-                journaled_client_id=owner,
+        ).fetchone()
+        if owner == client_id:
+            return
+        claimant = conn.execute(
+            "SELECT external FROM orders WHERE client_id = ?", (client_id,)
+        ).fetchone()
+        if owner_external and claimant is not None and not claimant[0]:
+            conn.execute(
+                "UPDATE order_nos SET client_id = ? WHERE trading_day = ? AND order_no = ?",
+                (client_id, day, order_no),
             )
+            conn.execute(
+                "UPDATE fills SET client_id = ? WHERE trading_day = ? AND order_no = ?"
+                " AND (client_id IS NULL OR client_id = ?)",
+                (client_id, day, order_no, owner),
+            )
+            log.info("journal_order_attributed", order_no=order_no, client_id=client_id, was=owner)
+            return
+        log.error(
+            "journal_order_no_conflict",
+            order_no=order_no,
+            client_id=client_id,
+            journaled_client_id=owner,
+        )
 
     def _write_fill(self, conn: sqlite3.Connection, f: Fill) -> None:
         day = self._day_of(f.ts_recv)

@@ -171,6 +171,12 @@ def test_newer_schema_is_refused_with_both_versions(tmp_path: Path, clock: Manua
     j.close()
 
 
+def test_a_state_dir_that_is_a_file_is_a_journal_error(tmp_path: Path, clock: ManualClock) -> None:
+    (tmp_path / "state").write_text("")
+    with pytest.raises(JournalError, match="cannot open journal"):
+        Journal(tmp_path / "state", clock).open()
+
+
 def test_second_engine_on_the_same_state_dir_is_refused(journal: Journal) -> None:
     other = Journal(journal.state_dir, journal._clock)
     with pytest.raises(JournalError, match="in use by another process"):
@@ -342,6 +348,29 @@ def test_fill_before_the_order_number_is_known_is_attached_later(journal: Journa
     (back,) = journal.load_orders()
     assert back.fill_nos == {"F1"}
     assert journal.strategy_positions() == {"momentum": {"005930": 10}}
+
+
+def test_recovery_attributes_an_external_order_to_its_intent(journal: Journal) -> None:
+    journal.record_intent(make_order("c1"))  # its POST timed out: no number learnt
+    journal.record_intent(make_order("c2"))
+    # Seen on the feed before anything matched it to c1: tracked as external.
+    journal.write(
+        [
+            update("ext-42", S.FILLED, seq=1, strategy=None, order_no="0000042", filled_qty=10),
+            make_fill("F1", "0000042", qty=10),
+        ]
+    )
+    assert journal.strategy_positions() == {}
+    # Reconciliation matches it to c1's intent.
+    journal.write([update("c1", S.FILLED, seq=2, order_no="0000042", filled_qty=10)])
+    assert journal.strategy_positions() == {"momentum": {"005930": 10}}
+    # Another engine order cannot take a number an engine order holds.
+    journal.write([update("c2", S.ACCEPTED, seq=3, order_no="0000042")])
+    by_id = {o.client_id: o for o in journal.load_orders()}
+    assert by_id["c1"].order_nos == ["0000042"]
+    assert by_id["c1"].fill_nos == {"F1"}
+    assert by_id["c2"].order_nos == []
+    assert by_id["ext-42"].fill_nos == set()
 
 
 def test_positions_net_buys_and_sells_and_leave_out_external_and_flat(journal: Journal) -> None:
