@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine import logs
 from engine.clock import Clock
 from engine.events import OrderState, Side
 from engine.journal import _INSERT_INTENT, _SCHEMA, Journal
@@ -93,6 +94,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--dir", default=None, help="where the files go (default: a temp dir)")
     args = ap.parse_args()
+    logs.setup("warning", "console")
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         journal = Journal(Path(tmp) / "journal", Clock())
