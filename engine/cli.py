@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ import structlog
 
 from engine import config as config_mod
 from engine import logs, secrets
-from engine.kiwoom.errors import BrokerError, KiwoomError, ValidationError
+from engine.kiwoom.errors import BrokerError, KiwoomError, RequestRefusedError, ValidationError
+from engine.terminal import inert_json, one_line
 
 log = structlog.get_logger(__name__)
 
@@ -32,11 +34,13 @@ EXIT_TRANSPORT = 5
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = """exit codes:
-  0    done (run/sim: stopped by SIGTERM or SIGINT; any: the output pipe was closed)
+  0    done (run/sim: stopped by SIGTERM or SIGINT; watch: by SIGTERM; any: the output
+       pipe was closed)
   1    run/sim could not start (reason logged), apis found nothing, internal error
   2    usage: bad arguments, unknown api-id, missing or malformed field
   3    configuration error (file and key named)
-  4    Kiwoom refused: an error answer (its message is printed), login or registration
+  4    Kiwoom refused: an error answer (its message is printed), login or registration,
+       an HTTP 4xx that retrying cannot change (e.g. 413: the request is too large)
   5    transport: Kiwoom unreachable, timed out, or the outcome of an order is unknown
   130  interrupted (Ctrl-C) during a one-shot command
 """
@@ -54,6 +58,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, got {port}")
     return port
+
+
+def _count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("api_id")
     call.add_argument("fields", nargs="*", metavar="field=value")
     call.add_argument("--all", action="store_true", help="follow every page, merge the list")
+    call.add_argument(
+        "--allow-orders",
+        action="store_true",
+        help="send an order api-id (kt10000...) in mode mock or live; it bypasses the engine's risk",
+    )
 
     apis = command("apis", help="list or search the api catalogue")
     apis.add_argument("query", nargs="?", default="")
@@ -96,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     watch = command("watch", help="print realtime events as JSON lines")
     watch.add_argument("type", metavar="TYPE", help="realtime type, e.g. 0B, 0D, 00")
     watch.add_argument("items", nargs="*", metavar="ITEM")
-    watch.add_argument("--count", type=int, help="stop after N events")
+    watch.add_argument("--count", type=_count, help="stop after N events (N >= 1)")
     return p
 
 
@@ -123,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _load_config(args.config)
     except config_mod.ConfigError as e:
-        print(f"kiwoom-engine: config error: {e}", file=sys.stderr)
+        _complain(f"config error: {e}")
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
@@ -144,39 +163,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         return 0
     except _UsageError as e:
-        print(f"kiwoom-engine: {e}", file=sys.stderr)
+        _complain(str(e))
         return EXIT_USAGE
     except ValidationError as e:
-        print(f"kiwoom-engine: {e}", file=sys.stderr)
+        _complain(str(e))
         return EXIT_USAGE
-    except BrokerError as e:
-        print(f"kiwoom-engine: {e}", file=sys.stderr)
+    except (BrokerError, RequestRefusedError) as e:
+        _complain(str(e))
         return EXIT_BROKER
     except KiwoomError as e:
-        print(f"kiwoom-engine: {type(e).__name__}: {e}", file=sys.stderr)
+        _complain(f"{type(e).__name__}: {e}")
         return EXIT_TRANSPORT
     except Exception as e:
         # A bug: the traceback goes through the log redactor (Python's own handler would print
         # it raw, secrets and all), and the one-line summary is scrubbed too.
         log.exception("command_failed", command=args.command)
         summary = secrets.scrub(f"{type(e).__name__}: {e}")
-        print(f"kiwoom-engine: internal error: {summary}", file=sys.stderr)
+        _complain(f"internal error: {summary}")
         return EXIT_FAILURE
+
+
+def _complain(message: str) -> None:
+    """The one line on stderr that ends a failed command. It often carries the server's own
+    message: controls are escaped and the length capped (engine.terminal)."""
+    print(f"kiwoom-engine: {one_line(message)}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
     if args.command == "apis":
         return _apis(args.query)
     if args.command == "call":
-        return asyncio.run(_call(cfg, args.api_id, _parse_fields(args.fields), args.all))
+        body = _parse_fields(args.fields)
+        return asyncio.run(_call(cfg, args.api_id, body, args.all, args.allow_orders))
     if args.command == "sim":
         from engine.sim.simulator import serve_forever
 
         return asyncio.run(serve_forever(cfg.sim, port=args.port))
     if args.command == "watch":
-        from engine.watch import watch
-
-        return asyncio.run(watch(cfg, args.type, list(args.items), args.count))
+        return asyncio.run(_watch(cfg, args.type, list(args.items), args.count))
     if args.command == "run":
         from engine.daemon import run
 
@@ -191,21 +215,42 @@ def _apis(query: str) -> int:
     for spec in specs:
         print(f"{spec.api_id:<9} {spec.path:<24} {spec.name}  [{spec.category}]")
     if not specs:
-        print(f"kiwoom-engine: no api matches {query!r}", file=sys.stderr)
+        _complain(f"no api matches {query!r}")
         return EXIT_FAILURE
     return 0
 
 
-async def _call(cfg: config_mod.Config, api_id: str, body: dict[str, str], all_pages: bool) -> int:
+async def _call(
+    cfg: config_mod.Config,
+    api_id: str,
+    body: dict[str, str],
+    all_pages: bool,
+    allow_orders: bool = False,
+) -> int:
     from engine.kiwoom import catalog
     from engine.kiwoom.rest import KiwoomRest
 
-    catalog.validate_request(api_id, body)  # fail before connecting
-    async with KiwoomRest(cfg) as rest:
+    spec = catalog.validate_request(api_id, body)  # fail before connecting
+    mode = cfg.kiwoom.mode
+    if spec.is_order and mode != "sim" and not allow_orders:
+        # A one-shot order skips every pre-trade check of the engine: only on purpose.
+        raise _UsageError(f"{api_id} sends an order in mode {mode}; add --allow-orders to send it")
+    # Never revoke: Kiwoom hands this app key's one token to the daemon too (see watch.py).
+    async with KiwoomRest(cfg, revoke_on_close=False) as rest:
         out: dict[str, Any]
         if all_pages:
             out = await rest.call_merged(api_id, body)
         else:
             out = (await rest.call(api_id, body)).body
-    sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(inert_json(orjson.dumps(out, option=orjson.OPT_INDENT_2)) + "\n")
     return 0
+
+
+async def _watch(cfg: config_mod.Config, rt_type: str, items: list[str], count: int | None) -> int:
+    from engine.watch import watch
+
+    # SIGTERM is how a service manager or `timeout` ends an open-ended watch: a clean stop
+    # (exit 0), as for run and sim. Ctrl-C stays an interruption (130).
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    return await watch(cfg, rt_type, items, count, stop=stop)

@@ -163,6 +163,10 @@ class KiwoomConfig:
     """Renew the token this long before it expires (a token lives about 18 hours; the margin
     is capped at half of what is left anyway)."""
     max_pages: int = field(default=100, metadata=_range(1, 10_000))
+    revoke_on_exit: bool = True
+    """Revoke the token (au10002) when the daemon stops. Kiwoom hands the same token to every
+    client of one app key, so a revoke cuts off every other program using the key; one-shot
+    commands (`call`, `watch`) therefore never revoke."""
     rate: RateConfig = field(default_factory=RateConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -199,6 +203,9 @@ class SimConfig:
     """Transaction tax on sells in basis points (KRX charges about 20 bp; off by default)."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
+    order_push_first: bool = False
+    """A taken order's 00/04 pushes are written before its REST answer (true) or after it
+    (false). Kiwoom may do either; tests switch it live (Faults.order_push_first)."""
     replay: str | None = None
     """An NDJSON recording to replay instead of generating the market."""
     system_frames_before_login: int = field(default=1, metadata=_range(0, 10))

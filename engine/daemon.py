@@ -69,7 +69,8 @@ async def run(
     Start-up failures (simulator port taken, login refused, Kiwoom unreachable, record file
     unwritable) are logged with their reason and return EXIT_STARTUP; after start-up the feed
     reconnects on its own. A stop during start-up abandons it (connect and token retries can
-    take longer than systemd waits) and still closes what was opened: the token is revoked.
+    take longer than systemd waits) and still closes what was opened. The token is revoked on
+    the way out unless `kiwoom.revoke_on_exit` is false.
     """
     stop = stop or _signal_stop()
     async with AsyncExitStack() as stack:
@@ -144,7 +145,9 @@ async def _start(
             kiwoom=dataclasses.replace(cfg.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url),
         )
     try:
-        rest = await stack.enter_async_context(KiwoomRest(cfg, clock))
+        rest = await stack.enter_async_context(
+            KiwoomRest(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
+        )
         report = FeedReport()
         recorder = None
         if cfg.daemon.record:

@@ -274,6 +274,8 @@ class OrderUpdate:
     filled_qty: int
     avg_fill_price: int
     reason: str = ""
+    fill_amount: int = 0
+    """Sum of fill price x qty, KRW: exact, where `avg_fill_price` is truncated."""
     ts_recv: int = field(default=0, compare=False)
     seq: int = field(default=0, compare=False)
 

@@ -1,22 +1,29 @@
 """`kiwoom-engine watch TYPE ITEM... [--count N]`: print normalised realtime events.
 
 Issues a token through the REST client, opens the WebSocket, registers TYPE for the ITEMs and
-writes one JSON object per event and line (orjson) until `count` events.
+writes one JSON object per event and line (orjson) until `count` events, or until stopped.
+The token is never revoked here: Kiwoom hands the same one to every client of the app key,
+a daemon running beside this included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import orjson
 
 from engine.config import Config
 from engine.events import Event, FeedStatus
+from engine.kiwoom.errors import ValidationError
+from engine.kiwoom.fids import ACCOUNT_TYPES
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
+from engine.terminal import inert_json
 
 
 def event_json(ev: Event) -> bytes:
@@ -27,21 +34,65 @@ def event_json(ev: Event) -> bytes:
     return orjson.dumps(body)
 
 
+def check_request(rt_type: str, items: Sequence[str], count: int | None) -> None:
+    """Raise ValidationError for a watch that could never print an event: a blank TYPE or
+    ITEM, a market type without items (the REG would carry nothing and the watch would wait
+    forever), or a count below 1. The account types (00, 04) take no item."""
+    if not rt_type.strip():
+        raise ValidationError("watch: TYPE is empty (e.g. 0B, 0D, 00)")
+    if any(not item.strip() for item in items):
+        raise ValidationError(f"watch {rt_type}: an ITEM is empty")
+    if not items and rt_type not in ACCOUNT_TYPES:
+        raise ValidationError(
+            f"watch {rt_type}: give at least one ITEM (e.g. 005930); "
+            f"only the account types {', '.join(sorted(ACCOUNT_TYPES))} take none"
+        )
+    if count is not None and count < 1:
+        raise ValidationError(f"watch: --count must be at least 1, got {count}")
+
+
 async def watch(
     config: Config,
     rt_type: str,
     items: list[str],
     count: int | None,
     out: TextIO = sys.stdout,
+    *,
+    stop: asyncio.Event | None = None,
 ) -> int:
     """Stream events of `rt_type` for `items` to `out`; returns 0 once `count` market or
-    account events were written (None: run until cancelled). Events about the feed itself
-    (Disconnected, Reconnected, FeedStale, FeedResumed) are printed too but do not count.
+    account events were written (None: run until stopped), or once `stop` is set (the CLI
+    sets it on SIGTERM). Events about the feed itself (Disconnected, Reconnected, FeedStale,
+    FeedResumed) are printed too but do not count.
 
-    Raises like the REST client (the CLI maps them to its exit codes): LoginError or
-    RegistrationError when Kiwoom refuses, TransportError when it cannot be reached,
-    BrokenPipeError when `out` was closed by its reader. The token is revoked at the end.
+    Raises ValidationError before connecting when the request could never print anything
+    (see `check_request`), and else like the REST client (the CLI maps them to its exit
+    codes): LoginError or RegistrationError when Kiwoom refuses, TransportError when it cannot
+    be reached, BrokenPipeError when `out` was closed by its reader.
     """
+    check_request(rt_type, items, count)
+    session = asyncio.create_task(_stream(config, rt_type, items, count, out), name="watch")
+    waiters: set[asyncio.Future[Any]] = {session}
+    stopping = asyncio.create_task(stop.wait()) if stop is not None else None
+    if stopping is not None:
+        waiters.add(stopping)
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if stopping is not None:
+            stopping.cancel()
+        if not session.done():  # stopped (or we were cancelled): close the feed on the way out
+            session.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await session
+    if session.cancelled():
+        return 0
+    return session.result()
+
+
+async def _stream(
+    config: Config, rt_type: str, items: list[str], count: int | None, out: TextIO
+) -> int:
     done = asyncio.Event()
     seen = 0
     broken: list[BrokenPipeError] = []
@@ -51,7 +102,7 @@ async def watch(
         if done.is_set():
             return
         try:
-            out.write(event_json(ev).decode())
+            out.write(inert_json(event_json(ev)))
             out.write("\n")
         except BrokenPipeError as exc:  # the reader (`| head`) is gone: stop, do not spin
             broken.append(exc)
@@ -63,7 +114,7 @@ async def watch(
         if count is not None and seen >= count:
             done.set()
 
-    async with KiwoomRest(config) as rest:
+    async with KiwoomRest(config, revoke_on_close=False) as rest:
         ws = KiwoomWebSocket(
             config.ws_url,
             rest.tokens.token,

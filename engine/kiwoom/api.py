@@ -4,6 +4,18 @@ open orders, executions and order history.
 Kiwoom field names and codes stop here: callers get engine.models dataclasses with int KRW and
 share counts. Every method may block on the network and raises what KiwoomRest.call raises,
 plus ValidationError for arguments Kiwoom would refuse, and KiwoomError for a malformed answer.
+
+The order calls (buy, sell, modify, cancel) end in exactly one of:
+- an OrderAck: Kiwoom took the order, under `order_no`;
+- OutcomeUnknownError (``reason`` says why: a timeout, a reset, a 5xx, an unreadable answer,
+  ``cancelled`` for a caller cancelled while the POST was on the wire, ``no_order_no`` for an
+  answer with return_code 0 but no readable order number): it may be live. Reconcile
+  (ka10075 / ka10076 / kt00007, the 00 feed); never resend it;
+- any other KiwoomError: proof it was not taken. ValidationError (refused before sending),
+  BrokerError and its RateLimitError / AuthError (Kiwoom said no), OrderExpiredError (its
+  `deadline` passed before it could be sent), or a TransportError that is not an
+  OutcomeUnknownError (it never left: no connection, or the client was closing);
+- CancelledError only when cancelled before its POST started: nothing was sent.
 """
 
 from __future__ import annotations
@@ -12,9 +24,11 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from typing import Any, TypeVar
 
+import structlog
+
 from engine.clock import KST
 from engine.kiwoom import numbers
-from engine.kiwoom.errors import KiwoomError, ValidationError
+from engine.kiwoom.errors import KiwoomError, OutcomeUnknownError, ValidationError
 from engine.kiwoom.rest import KiwoomRest, Pages
 from engine.models import (
     PRICELESS_ORDER_TYPES,
@@ -33,6 +47,8 @@ from engine.models import (
 )
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 # trde_tp of kt10000 / kt10001 (facts sheet, section f)
 TRDE_TP: Mapping[OrderType, str] = {
@@ -249,9 +265,13 @@ class KiwoomApi:
         *,
         exchange: Exchange = Exchange.KRX,
         stop_price: int | None = None,
+        deadline: float | None = None,
     ) -> OrderAck:
-        """kt10000. Raises OutcomeUnknownError if the answer is lost: reconcile, never resend."""
-        return await self._place("kt10000", symbol, qty, order_type, price, exchange, stop_price)
+        """kt10000. Ends as the module docstring says; never sent after `deadline`
+        (`clock.monotonic()` seconds), when given: OrderExpiredError."""
+        return await self._place(
+            "kt10000", symbol, qty, order_type, price, exchange, stop_price, deadline
+        )
 
     async def sell(
         self,
@@ -262,9 +282,13 @@ class KiwoomApi:
         *,
         exchange: Exchange = Exchange.KRX,
         stop_price: int | None = None,
+        deadline: float | None = None,
     ) -> OrderAck:
-        """kt10001. Raises OutcomeUnknownError if the answer is lost: reconcile, never resend."""
-        return await self._place("kt10001", symbol, qty, order_type, price, exchange, stop_price)
+        """kt10001. Ends as the module docstring says; never sent after `deadline`
+        (`clock.monotonic()` seconds), when given: OrderExpiredError."""
+        return await self._place(
+            "kt10001", symbol, qty, order_type, price, exchange, stop_price, deadline
+        )
 
     async def _place(
         self,
@@ -275,6 +299,7 @@ class KiwoomApi:
         price: int | None,
         exchange: Exchange,
         stop_price: int | None,
+        deadline: float | None,
     ) -> OrderAck:
         order_type = OrderType(order_type)
         if order_type in PRICELESS_ORDER_TYPES:
@@ -301,7 +326,8 @@ class KiwoomApi:
             "trde_tp": TRDE_TP[order_type],
             "cond_uv": cond_uv,
         }
-        return self._ack(api_id, (await self.rest.call(api_id, body)).body, None)
+        answer = await self.rest.call(api_id, body, deadline=deadline)
+        return self._ack(api_id, answer.body, None)
 
     async def modify(
         self,
@@ -312,8 +338,10 @@ class KiwoomApi:
         *,
         exchange: Exchange = Exchange.KRX,
         stop_price: int | None = None,
+        deadline: float | None = None,
     ) -> OrderAck:
-        """kt10002: amend price (and quantity; 0 = all remaining). The ack has a NEW order_no."""
+        """kt10002: amend price (and quantity; 0 = all remaining). The ack has a NEW order_no.
+        Ends as the module docstring says; never sent after `deadline`, when given."""
         body = {
             "dmst_stex_tp": Exchange(exchange).value,
             "orig_ord_no": self._order_no(original_order_no),
@@ -322,7 +350,8 @@ class KiwoomApi:
             "mdfy_uv": _positive("price", price),
             "mdfy_cond_uv": "" if stop_price is None else _positive("stop_price", stop_price),
         }
-        return self._ack("kt10002", (await self.rest.call("kt10002", body)).body, "mdfy_qty")
+        answer = await self.rest.call("kt10002", body, deadline=deadline)
+        return self._ack("kt10002", answer.body, "mdfy_qty")
 
     async def cancel(
         self,
@@ -331,15 +360,18 @@ class KiwoomApi:
         qty: int = 0,
         *,
         exchange: Exchange = Exchange.KRX,
+        deadline: float | None = None,
     ) -> OrderAck:
-        """kt10003: cancel `qty` shares (0 = all remaining). The ack has a NEW order_no."""
+        """kt10003: cancel `qty` shares (0 = all remaining). The ack has a NEW order_no.
+        Ends as the module docstring says; never sent after `deadline`, when given."""
         body = {
             "dmst_stex_tp": Exchange(exchange).value,
             "orig_ord_no": self._order_no(original_order_no),
             "stk_cd": _plain_symbol(symbol),
             "cncl_qty": _non_negative("qty", qty),
         }
-        return self._ack("kt10003", (await self.rest.call("kt10003", body)).body, "cncl_qty")
+        answer = await self.rest.call("kt10003", body, deadline=deadline)
+        return self._ack("kt10003", answer.body, "cncl_qty")
 
     @staticmethod
     def _order_no(value: str) -> str:
@@ -350,15 +382,25 @@ class KiwoomApi:
 
     @staticmethod
     def _ack(api_id: str, b: Mapping[str, Any], qty_key: str | None) -> OrderAck:
+        """The ack of a taken order (return_code 0). Without a readable order number the
+        order may be live under a number we do not know: outcome unknown, not an error that
+        reads as "refused". Any other field that does not parse is left out (None)."""
         ord_no = _s(b, "ord_no").strip()
-        if not ord_no:
-            raise KiwoomError(f"{api_id}: the answer has no ord_no")
+        if not (ord_no.isascii() and ord_no.isdigit()):
+            log.error("order_outcome_unknown", api_id=api_id, reason="no_order_no")
+            raise OutcomeUnknownError(api_id, "no_order_no")
         exch = _s(b, "dmst_stex_tp").strip()
+        qty: int | None = None
+        if qty_key and _s(b, qty_key):
+            try:
+                qty = numbers.unsigned(_s(b, qty_key))
+            except ValueError:
+                log.warning("order_ack_field_malformed", api_id=api_id, field=qty_key)
         return OrderAck(
             order_no=ord_no,
             exchange=Exchange(exch) if exch in Exchange.__members__ else None,
             original_order_no=_orig(_s(b, "base_orig_ord_no")),
-            qty=_num(api_id, b, qty_key, numbers.unsigned) if qty_key and _s(b, qty_key) else None,
+            qty=qty,
             message=_s(b, "return_msg").strip(),
         )
 

@@ -48,6 +48,27 @@ class OutcomeUnknownError(TransportError):
         self.reason = reason
 
 
+class OrderExpiredError(KiwoomError):
+    """An order call's deadline passed before its request could be sent: the pacing wait or
+    the backoff after a rate-limit refusal would have sent it too late.
+
+    Proof that the order was NOT sent (every earlier attempt was refused for pacing), so the
+    caller may reject it outright: ``reason`` is ``STALE``. ``late_s`` is how far past the
+    deadline the request would have left; ``rate_limited`` how many refusals it met.
+    """
+
+    reason = "STALE"
+
+    def __init__(self, api_id: str, late_s: float, rate_limited: int) -> None:
+        super().__init__(
+            f"{api_id}: not sent, past its deadline by {late_s * 1000:.0f} ms "
+            f"after {rate_limited} rate-limit refusals"
+        )
+        self.api_id = api_id
+        self.late_s = late_s
+        self.rate_limited = rate_limited
+
+
 class BrokerError(KiwoomError):
     """Kiwoom answered with ``return_code != 0``.
 
@@ -82,3 +103,23 @@ class RateLimitError(BrokerError):
 
     Proof that the request was not taken, so even an order may be sent again.
     """
+
+
+class RequestRefusedError(KiwoomError):
+    """An HTTP 4xx answer with no Kiwoom envelope (not 401, 408 or 429): something in front of
+    Kiwoom's API refused the request as sent (too large, no such path, forbidden, ...).
+    Sending it again would be refused again, so it is never retried.
+
+    ``not_taken`` is True when the status proves the request was refused before it was read
+    (its size or framing, e.g. 413): an order was then not taken. For any other status an
+    order's outcome stays unknown and the REST client raises OutcomeUnknownError instead.
+    """
+
+    def __init__(self, api_id: str, status: int, phrase: str, *, not_taken: bool) -> None:
+        super().__init__(
+            f"{api_id}: refused with HTTP {status} {phrase} and no Kiwoom answer; "
+            "the same request would be refused again, so it was not retried"
+        )
+        self.api_id = api_id
+        self.status = status
+        self.not_taken = not_taken

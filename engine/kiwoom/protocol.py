@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, NamedTuple
 
 import orjson
@@ -17,6 +18,7 @@ from engine.kiwoom.errors import (
     AuthError,
     BrokerError,
     RateLimitError,
+    RequestRefusedError,
     TransportError,
     parse_error_code,
 )
@@ -26,6 +28,11 @@ _RATE_LIMIT_CODES = frozenset({1700, 1701, 1702})
 _RC_TOKEN = 3
 _RC_RATE_LIMIT = 5
 _TOKEN_ERROR_CODE = 8005
+_REQUEST_TIMEOUT = 408  # the server gave up waiting for the request: worth another try
+# 4xx answers about the request's form (its length, size, encoding, header block). A front
+# end gives them before anything reads the body, so an order sent with one was not taken.
+# Other 4xx answers (400, 403, 404, ...) may come from deeper in; they prove nothing.
+_REFUSED_UNREAD = frozenset({411, 413, 414, 415, 431})
 
 
 class RestResult(NamedTuple):
@@ -97,8 +104,10 @@ def classify(api_id: str, status: int, headers: Mapping[str, str], body: bytes) 
     - HTTP 429, ``return_code`` 5, or codes 1700-1702 -> RateLimitError.
     - Any other ``return_code != 0`` -> BrokerError (4-digit code parsed into ``.code``);
       80xx codes -> AuthError.
-    - HTTP 5xx -> ServerError (a TransportError); a body that is not a JSON object, or another
-      non-2xx status without an envelope -> TransportError.
+    - HTTP 5xx -> ServerError (a TransportError).
+    - HTTP 4xx without an envelope (other than 401, 408 and 429) -> RequestRefusedError: a
+      retry would be refused the same way. ``not_taken`` for 411/413/414/415/431.
+    - A body that is not a JSON object with any other status -> TransportError.
     Error texts carry only api-ids and Kiwoom's own message, never request data.
     """
     parsed: Any = None
@@ -127,6 +136,12 @@ def classify(api_id: str, status: int, headers: Mapping[str, str], body: bytes) 
         )
     if status >= 500:
         raise ServerError(api_id, status)
+    if envelope is None and 400 <= status < 500 and status != _REQUEST_TIMEOUT:
+        try:
+            phrase = f"({HTTPStatus(status).phrase})"
+        except ValueError:
+            phrase = "(unassigned status)"
+        raise RequestRefusedError(api_id, status, phrase, not_taken=status in _REFUSED_UNREAD)
     if envelope is None:
         kind = "an empty body" if not body else "a body that is not a JSON object"
         raise TransportError(f"{api_id}: HTTP {status} with {kind}")

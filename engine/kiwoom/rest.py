@@ -3,15 +3,20 @@ paging by response headers, and a TTL cache for reference data.
 
 Order-placing calls are never retried blindly: only a rate-limit or token-error answer (which
 prove the order was not taken) lets one be sent again; a timeout, reset or 5xx on an order
-raises OutcomeUnknownError.
+raises OutcomeUnknownError. An HTTP 4xx without Kiwoom's envelope is never retried (the same
+request would be refused again): a query fails at once, and an order counts as not taken only
+when the status proves it was refused unread (413, ...); otherwise its outcome is unknown.
+An order's POST, once started, runs to its end even if the caller is cancelled, and an order
+call given a deadline is never sent after it (OrderExpiredError).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -28,8 +33,10 @@ from engine.kiwoom.catalog import ApiSpec
 from engine.kiwoom.errors import (
     AuthError,
     KiwoomError,
+    OrderExpiredError,
     OutcomeUnknownError,
     RateLimitError,
+    RequestRefusedError,
     TransportError,
     ValidationError,
 )
@@ -121,6 +128,9 @@ class KiwoomRest:
     """Async context manager owning the HTTP session, the token manager and the governor.
 
     Use ``async with KiwoomRest(config) as rest: await rest.call("ka10001", {...})``.
+    `revoke_on_close` revokes the token at close(). Kiwoom hands one token to every client of
+    an app key, so only the owner of the key's session (the daemon) may: a one-shot command
+    that revoked would cut the daemon off.
     """
 
     def __init__(
@@ -153,6 +163,8 @@ class KiwoomRest:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._orphans: set[asyncio.Task[tuple[int, Mapping[str, str], bytes]]] = set()
+        """Order POSTs whose caller was cancelled: kept referenced until they end."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -229,25 +241,48 @@ class KiwoomRest:
     # --- calls -------------------------------------------------------------------------
 
     async def call(
-        self, api_id: str, body: Mapping[str, Any], *, cont_key: str | None = None
+        self,
+        api_id: str,
+        body: Mapping[str, Any],
+        *,
+        cont_key: str | None = None,
+        deadline: float | None = None,
     ) -> RestResult:
         """Send one REST call and return its body and paging headers.
 
         `cont_key` asks for the page after the one whose ``next-key`` it is. Blocks for pacing,
         tokens and retries. Raises ValidationError before sending (unknown api-id, missing
         field, WebSocket-only id), AuthError, RateLimitError (retries exhausted), BrokerError
-        (Kiwoom said no), TransportError (network, retries exhausted) and, for order-placing
-        calls, OutcomeUnknownError when the order may or may not have been taken. Cancelling
-        an order call while its POST is in flight also leaves its outcome unknown (logged as
-        ``order_outcome_unknown``). After `close()` began, raises TransportError ("not sent").
+        (Kiwoom said no), RequestRefusedError (an HTTP 4xx without an envelope: at once, never
+        retried), TransportError (network, retries exhausted) and, for order-placing calls,
+        OutcomeUnknownError when the order may or may not have been taken (a 4xx that does not
+        prove it unread included). After `close()` began, raises TransportError ("not sent").
+
+        An order call ends in exactly one of: the answer (taken); OutcomeUnknownError (maybe
+        taken: reconcile, never resend); any other KiwoomError (not taken: refused, or never
+        sent). Cancelling it while its POST is on the wire does not abort the POST: the call
+        raises OutcomeUnknownError (reason ``cancelled``) at once and the late answer is logged
+        (``order_answer_after_cancel``). Cancelled before its POST started, it raises
+        CancelledError and nothing was sent.
+
+        `deadline` (orders only; `clock.monotonic()` seconds): past it, the order is not sent
+        any more (first try or a resend after a rate-limit refusal) and OrderExpiredError is
+        raised. A POST already on the wire is never cut short by it.
         """
         spec = catalog.validate_request(api_id, body)
         if spec.is_oauth:
             raise ValidationError(f"{api_id}: tokens are handled by KiwoomRest.tokens")
-        return await self._call(spec, body, cont_key, 1)
+        if deadline is not None and not spec.is_order:
+            raise ValidationError(f"{api_id}: a deadline is for order calls only")
+        return await self._call(spec, body, cont_key, 1, deadline)
 
     async def _call(
-        self, spec: ApiSpec, body: Mapping[str, Any], cont_key: str | None, page: int
+        self,
+        spec: ApiSpec,
+        body: Mapping[str, Any],
+        cont_key: str | None,
+        page: int,
+        deadline: float | None = None,
     ) -> RestResult:
         api_id = spec.api_id
         payload = protocol.encode_body(body)
@@ -262,16 +297,20 @@ class KiwoomRest:
         transport_attempt = 0
         rate_attempt = 0
         while True:
-            await self.governor.acquire(api_id, order=is_order)
+            await self._acquire(api_id, is_order, deadline, rate_attempt)
             self._refuse_if_closing(api_id)
             token = await tokens.token()
-            self._refuse_if_closing(api_id)  # no await between this and the POST starting
+            self._refuse_if_closing(api_id)
+            self._refuse_if_late(api_id, deadline, 0.0, rate_attempt)
+            # no await between these checks and the POST starting
             headers = protocol.request_headers(api_id, token, cont_key)
             t0 = self._clock.monotonic()
             try:
-                status, rheaders, data = await self._tracked_post(
-                    api_id, spec.path, headers, payload, is_order
-                )
+                post = self._tracked_post(api_id, spec.path, headers, payload)
+                if is_order:
+                    status, rheaders, data = await self._order_post(api_id, post)
+                else:
+                    status, rheaders, data = await post
                 result = _canonical_list_field(
                     spec, protocol.classify(api_id, status, rheaders, data)
                 )
@@ -284,6 +323,8 @@ class KiwoomRest:
                 delay = backoff_delay(
                     rate_attempt, self._rate.backoff_base_s, self._rate.backoff_max_s, self._rand
                 )
+                # the resend would leave after the deadline: give up now, not after the wait
+                self._refuse_if_late(api_id, deadline, delay, rate_attempt)
                 log.info(
                     "rest_rate_limited",
                     api_id=api_id,
@@ -299,6 +340,16 @@ class KiwoomRest:
                     log.info("rest_token_rejected", api_id=api_id, status=e.http_status)
                     await tokens.invalidate(token)
                     continue
+                raise
+            except OutcomeUnknownError:
+                raise  # the caller was cancelled while the POST was on the wire
+            except RequestRefusedError as e:
+                if is_order and not e.not_taken:
+                    # refused, but nothing proves it was refused before the order was read
+                    reason = f"HTTP {e.status} without an answer"
+                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
+                    raise OutcomeUnknownError(api_id, reason) from None
+                log.info("rest_request_refused", api_id=api_id, status=e.status)
                 raise
             except _NOT_SENT as e:
                 # never reached the server: not an unknown outcome, but an order is still not
@@ -334,18 +385,93 @@ class KiwoomRest:
         if self._closing:
             raise TransportError(f"{api_id}: the client is closed; not sent")
 
+    def _refuse_if_late(
+        self, api_id: str, deadline: float | None, wait_s: float, rate_limited: int
+    ) -> None:
+        """Raise OrderExpiredError if a send `wait_s` from now would be past `deadline`."""
+        if deadline is None:
+            return
+        late_s = self._clock.monotonic() + wait_s - deadline
+        if late_s > 0:
+            raise self._expired(api_id, late_s, rate_limited)
+
+    @staticmethod
+    def _expired(api_id: str, late_s: float, rate_limited: int) -> OrderExpiredError:
+        log.warning(
+            "order_expired",
+            api_id=api_id,
+            late_ms=round(late_s * 1000, 1),
+            rate_limited=rate_limited,
+        )
+        return OrderExpiredError(api_id, late_s, rate_limited)
+
+    async def _acquire(
+        self, api_id: str, is_order: bool, deadline: float | None, rate_limited: int
+    ) -> None:
+        """The governor's slot; with a deadline, the wait ends there (OrderExpiredError)."""
+        if deadline is None:
+            await self.governor.acquire(api_id, order=is_order)
+            return
+        self._refuse_if_late(api_id, deadline, 0.0, rate_limited)
+        try:
+            async with asyncio.timeout(deadline - self._clock.monotonic()):
+                await self.governor.acquire(api_id, order=is_order)
+        except TimeoutError:
+            late_s = max(0.0, self._clock.monotonic() - deadline)
+            raise self._expired(api_id, late_s, rate_limited) from None
+
+    async def _order_post(
+        self, api_id: str, post: Coroutine[Any, Any, tuple[int, Mapping[str, str], bytes]]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Run an order's POST so that cancelling the caller cannot abort it.
+
+        Aborting a POST on the wire would not unsend the order, only lose its answer. So the
+        POST runs in its own task; a cancelled caller gets OutcomeUnknownError ("cancelled")
+        at once, and the answer, when it comes, is logged for the reconciliation that follows.
+        """
+        task = asyncio.create_task(post, name=f"order-post-{api_id}")
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Also when the POST task itself was cancelled (the loop shutting down): an
+            # aborted POST may still have been read by Kiwoom.
+            self._orphans.add(task)
+            task.add_done_callback(functools.partial(self._late_answer, api_id))
+            log.error("order_outcome_unknown", api_id=api_id, reason="cancelled")
+            raise OutcomeUnknownError(api_id, "cancelled") from None
+
+    def _late_answer(
+        self, api_id: str, task: asyncio.Task[tuple[int, Mapping[str, str], bytes]]
+    ) -> None:
+        self._orphans.discard(task)
+        if task.cancelled():
+            log.warning("order_answer_after_cancel", api_id=api_id, outcome="aborted")
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.warning("order_answer_after_cancel", api_id=api_id, error=_failure_reason(exc))
+            return
+        status, headers, data = task.result()
+        try:
+            body = protocol.classify(api_id, status, headers, data).body
+        except KiwoomError as e:
+            log.warning("order_answer_after_cancel", api_id=api_id, error=type(e).__name__)
+            return
+        log.warning(
+            "order_answer_after_cancel",
+            api_id=api_id,
+            status=status,
+            order_no=str(body.get("ord_no", "")).strip(),
+        )
+
     async def _tracked_post(
-        self, api_id: str, path: str, headers: dict[str, str], body: bytes, is_order: bool
+        self, api_id: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, Mapping[str, str], bytes]:
         """`_post`, counted so that close() can let it finish first."""
         self._in_flight += 1
         self._idle.clear()
         try:
             return await self._post(api_id, path, headers, body)
-        except asyncio.CancelledError:
-            if is_order:
-                log.error("order_outcome_unknown", api_id=api_id, reason="cancelled")
-            raise
         finally:
             self._in_flight -= 1
             if not self._in_flight:

@@ -26,7 +26,8 @@ Behaviour, and where it models Kiwoom:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -199,6 +200,7 @@ class SimExchange:
         self._orders: dict[str, SimOrder] = {}
         self._holdings: dict[str, Holding] = {}
         self._fills: list[SimFill] = []
+        self._collected: list[dict[str, Any]] | None = None
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -237,6 +239,33 @@ class SimExchange:
             o.open_qty for o in self.open_orders() if o.symbol == symbol and o.side == "sell"
         )
         return held - locked
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[dict[str, Any]]]:
+        """Keep the entries made inside the block in the yielded list instead of passing them
+        to `on_entry`: the REST side sends an order request's pushes before or after its
+        answer (faults.order_push_first). The block is synchronous, so no entry of another
+        request or of the market loop can land in the list."""
+        outer, self._collected = self._collected, []
+        try:
+            yield self._collected
+        finally:
+            self._collected = outer
+
+    def sender(self, entries: list[dict[str, Any]]) -> Callable[[], None]:
+        """A function that passes `entries` (from `collecting`) to `on_entry`, in order."""
+
+        def send() -> None:
+            for entry in entries:
+                self.on_entry(entry)
+
+        return send
+
+    def _emit(self, entry: dict[str, Any]) -> None:
+        if self._collected is not None:
+            self._collected.append(entry)
+        else:
+            self.on_entry(entry)
 
     # ---- order entry ------------------------------------------------------------------------
 
@@ -508,7 +537,7 @@ class SimExchange:
         v["2134"] = "1"
         v["2135"] = "KRX"
         v["2136"] = "N"
-        self.on_entry({"type": "00", "name": "주문체결", "item": order.symbol, "values": v})
+        self._emit({"type": "00", "name": "주문체결", "item": order.symbol, "values": v})
 
     def _push_balance(self, h: Holding) -> None:
         m = self.market
@@ -537,4 +566,4 @@ class SimExchange:
         v["991"] = percent(h.realized_pnl, h.sold_cost)
         v["992"] = "0"
         v["993"] = "0.00"
-        self.on_entry({"type": "04", "name": "현물잔고", "item": h.symbol, "values": v})
+        self._emit({"type": "04", "name": "현물잔고", "item": h.symbol, "values": v})

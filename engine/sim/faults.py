@@ -28,6 +28,17 @@ class Faults:
     valid."""
     rate_limit_once: set[str] = field(default_factory=set)
     """api-ids that get one HTTP 429 / rc 5 answer whatever the bucket holds."""
+    order_no_missing: set[str] = field(default_factory=set)
+    """Order api-ids whose order is taken and then answered with return_code 0 but a blank
+    ord_no (the client cannot tell which order is live)."""
+    order_push_first: bool = False
+    """What a client hears first of a taken order. False: the REST answer is written, then
+    the 00 (접수, and any immediate fill) and 04 pushes are queued on the WebSocket. True: the
+    pushes are written to every logged-in session first (the answer waits while the feed is
+    silent), then the answer is sent. A client in the same process handles them in that
+    order too (see engine/sim/rest.py). The default comes from config `sim.order_push_first`;
+    when the answer is delayed or dropped (`rest_delay_s`, `drop_after_accept`), the pushes
+    go at once, as the order is live."""
 
     # --- WebSocket (consumed by engine/sim/ws.py; the only place its knobs live) ---
     ws_system_frames_before_login: int = 1
@@ -55,9 +66,11 @@ class Faults:
     """How many times `ws_drop_now` was called."""
     _ws_drop_listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _ws_system_frames_configured: int = field(default=1, init=False, repr=False)
+    _configured_push_first: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._ws_system_frames_configured = self.ws_system_frames_before_login
+        self._configured_push_first = self.order_push_first
 
     def take_http_error(self, api_id: str) -> int | None:
         """The injected HTTP status for this request, or None. Consumes one-shot entries."""
@@ -117,13 +130,16 @@ class Faults:
             listener()
 
     def clear(self) -> None:
-        """Turn every fault off and put every knob back to its default (listeners stay)."""
+        """Turn every fault off and put every knob back to its default (listeners stay;
+        `order_push_first` goes back to the value the simulator was configured with)."""
         self.rest_delay_s.clear()
         self.drop_after_accept.clear()
         self.http_error_once.clear()
         self.http_error_queue.clear()
         self.token_error_once = False
         self.rate_limit_once.clear()
+        self.order_no_missing.clear()
+        self.order_push_first = self._configured_push_first
         self.ws_system_frames_before_login = self._ws_system_frames_configured
         self.ws_frame_delay_s = 0.0
         self.ws_silent = False

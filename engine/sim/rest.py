@@ -3,14 +3,16 @@
 Checks run in the order a request meets them: api-id and path (1501/1504/1505), injected HTTP
 faults, the per-api-id rate limit (HTTP 429, rc 5, 1700), the authorization header (1513-1516)
 and token (rc 3, 8005), the JSON body (1517) and required fields (1511); then the handler, then
-delay/drop faults. Also the OAuth handlers (au10001 / au10002).
+delay/drop faults. An order's realtime pushes go out after its answer, or before it with
+`faults.order_push_first`. Also the OAuth handlers (au10001 / au10002).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 import structlog
@@ -45,6 +47,16 @@ class SimReply(NamedTuple):
     next_key: str = ""
     """Non-empty -> response headers cont-yn: Y and next-key: <it>."""
     return_msg: str = OK_MSG
+    send_pushes: Callable[[], None] | None = None
+    """Publishes the realtime entries (00/04) the request caused; the front door calls it
+    after the answer is written, or before it (faults.order_push_first)."""
+
+
+class Feed(Protocol):
+    """The simulator's WebSocket side, as the front door needs it."""
+
+    async def flush(self) -> None:
+        """Return once everything published so far was written to every session."""
 
 
 class SimBusinessError(Exception):
@@ -147,6 +159,18 @@ def _error_response(api_id: str, err: SimBusinessError) -> web.Response:
     return _response(api_id, err.http_status, envelope({}, err.return_code, err.return_msg))
 
 
+_CLIENT_TURNS = 10
+"""Event-loop turns between an order's first message (answer or push) and its second. A client
+in the same process (the tests) needs a few turns to take a message from its socket to its
+code, more on its REST path than on its WebSocket reader; without these turns it could handle
+the second message first. Over a network only the wire order counts, and this costs nothing."""
+
+
+async def _let_client_read() -> None:
+    for _ in range(_CLIENT_TURNS):
+        await asyncio.sleep(0)
+
+
 class RestFrontend:
     """The aiohttp handler for every POST; reads everything from the shared SimState."""
 
@@ -168,10 +192,20 @@ class RestFrontend:
         except _InjectedHttpError as inj:
             return web.Response(status=inj.status, text=f"{inj.status} injected fault")
         state.handled_counts[api_id] += 1
-        delay = state.faults.rest_delay_s.get(api_id)
+        faults = state.faults
+        delay = faults.rest_delay_s.get(api_id)
+        pushes = reply.send_pushes
+        if pushes and (
+            state.feed is None  # no WebSocket side to order them against the answer
+            or faults.order_push_first
+            or delay  # the order is live: its pushes do not wait for a late or lost answer
+            or api_id in faults.drop_after_accept
+        ):
+            await self._push(pushes, flush=faults.order_push_first)
+            pushes = None
         if delay:
             await asyncio.sleep(delay)
-        if api_id in state.faults.drop_after_accept:
+        if api_id in faults.drop_after_accept:
             # The request was handled (an order is live); the client never hears back. aiohttp
             # treats a CancelledError from the handler as a vanished client: it closes the
             # connection without writing anything and keeps serving others.
@@ -179,8 +213,28 @@ class RestFrontend:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError
-        payload = envelope(reply.body, 0, reply.return_msg)
-        return _response(api_id, 200, payload, reply.next_key)
+        body = reply.body
+        if api_id in faults.order_no_missing:
+            body = {**body, "ord_no": ""}
+        response = _response(api_id, 200, envelope(body, 0, reply.return_msg), reply.next_key)
+        if pushes:
+            # The answer first: written out before its pushes are queued on the WebSocket.
+            # A client gone meanwhile changes nothing: the order is live and its pushes go.
+            try:
+                with contextlib.suppress(ConnectionError):
+                    await response.prepare(request)
+                    await response.write_eof()
+                await _let_client_read()
+            finally:
+                pushes()
+        return response
+
+    async def _push(self, send_pushes: Callable[[], None], *, flush: bool) -> None:
+        send_pushes()
+        feed = self.state.feed
+        if flush and feed is not None:
+            await feed.flush()
+            await _let_client_read()
 
     async def _process(self, request: web.Request, api_id: str, path: str) -> SimReply:
         state = self.state

@@ -68,6 +68,7 @@ class Simulator:
             reject_mode=config.reject_mode,
         )
         self.state.rest_handlers.update(trading_handlers(self.exchange))
+        self.state.feed = self.realtime
         # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
         self.state.marketdata.price_of = self._live_price
         self.state.marketdata.book_of = self._live_book

@@ -15,7 +15,7 @@ from engine.config import SimConfig
 from engine.kiwoom.catalog import ApiSpec, all_specs
 from engine.sim.faults import Faults
 from engine.sim.marketdata import Marketdata
-from engine.sim.rest import RateLimiter, RestHandler, oauth_handlers
+from engine.sim.rest import Feed, RateLimiter, RestHandler, oauth_handlers
 from engine.sim.tokens import TokenStore
 from engine.sim.universe import Universe
 
@@ -40,6 +40,9 @@ class SimState:
     catalogue all count under rest.UNKNOWN_API_ID."""
     handled_counts: Counter[str] = field(default_factory=Counter)
     """Requests per api-id that passed every check and were handled (an order was taken)."""
+    feed: Feed | None = None
+    """The WebSocket side, flushed before an order's answer when its pushes go first (set by
+    the composed Simulator)."""
 
     def expire_tokens(self) -> None:
         """Invalidate every issued token now (the fault "all tokens expired")."""
@@ -61,7 +64,10 @@ def build_state(config: SimConfig, clock: Clock = SYSTEM_CLOCK) -> SimState:
         config=config,
         clock=clock,
         tokens=tokens,
-        faults=Faults(ws_system_frames_before_login=config.system_frames_before_login),
+        faults=Faults(
+            ws_system_frames_before_login=config.system_frames_before_login,
+            order_push_first=config.order_push_first,
+        ),
         universe=universe,
         marketdata=marketdata,
         catalog=all_specs(),

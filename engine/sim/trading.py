@@ -108,22 +108,25 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
             trde_tp = _s(body, "trde_tp")
             price = _int_field(body, "ord_uv", default=0) if trde_tp == "0" else 0
             try:
-                order = ex.place(side, symbol, qty, price, trde_tp)
+                with ex.collecting() as pushes:
+                    order = ex.place(side, symbol, qty, price, trde_tp)
             except OrderRejected as exc:
                 raise _rejected(word, exc) from None
             return SimReply(
                 {"ord_no": order.ord_no, "dmst_stex_tp": stex},
                 return_msg=f"{word}주문이 완료되었습니다",
+                send_pushes=ex.sender(pushes),
             )
 
         return handler
 
     def _amend(
         body: dict[str, Any], kind: str, apply: Callable[[str, str], SimOrder]
-    ) -> tuple[SimOrder, str, str]:
+    ) -> tuple[SimOrder, str, str, Callable[[], None]]:
         """Check the request, then `apply(orig_ord_no, symbol)` (a modify or cancel).
 
-        Returns (the new order, dmst_stex_tp, the success message); raises SimBusinessError.
+        Returns (the new order, dmst_stex_tp, the success message, what sends its pushes);
+        raises SimBusinessError.
         """
         stex = _exchange_field(body)
         symbol = _symbol(body)
@@ -131,13 +134,14 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         target = ex.order(orig) if orig.isdigit() else None
         label = (_side_word(target.side) if target else "") + kind  # "매수정정", "매도취소"
         try:
-            new = apply(orig, symbol)
+            with ex.collecting() as pushes:
+                new = apply(orig, symbol)
         except OrderRejected as exc:
             raise _rejected(label, exc) from None
-        return new, stex, f"{label} 주문입력이 완료되었습니다"
+        return new, stex, f"{label} 주문입력이 완료되었습니다", ex.sender(pushes)
 
     async def modify(body: dict[str, Any], next_key: str) -> SimReply:
-        new, stex, msg = _amend(
+        new, stex, msg, pushes = _amend(
             body,
             "정정",
             lambda orig, symbol: ex.modify(
@@ -152,10 +156,11 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
                 "dmst_stex_tp": stex,
             },
             return_msg=msg,
+            send_pushes=pushes,
         )
 
     async def cancel(body: dict[str, Any], next_key: str) -> SimReply:
-        cxl, _stex, msg = _amend(
+        cxl, _stex, msg, pushes = _amend(
             body, "취소", lambda orig, symbol: ex.cancel(orig, symbol, _int_field(body, "cncl_qty"))
         )
         return SimReply(
@@ -165,6 +170,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
                 "cncl_qty": padded(cxl.qty, 12),
             },
             return_msg=msg,
+            send_pushes=pushes,
         )
 
     async def account_number(body: dict[str, Any], next_key: str) -> SimReply:

@@ -78,6 +78,23 @@ class SimSession:
     dropped: int = 0
     """Market-data entries dropped from `pending` because the client did not keep up."""
     closed_reason: str = ""
+    queued: int = 0
+    """Entries ever put in `pending`."""
+    gone: int = 0
+    """Entries that left `pending`: written to the socket or dropped."""
+    flushes: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+    """`flush()` waiters: (the `queued` count to reach, the future to resolve)."""
+
+    def settle_flushes(self, *, closing: bool = False) -> None:
+        """Resolve the flushes whose entries are all gone (every one when closing)."""
+        waiting: list[tuple[int, asyncio.Future[None]]] = []
+        for target, fut in self.flushes:
+            if closing or self.gone >= target:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                waiting.append((target, fut))
+        self.flushes = waiting
 
 
 class SimRealtime:
@@ -169,9 +186,25 @@ class SimRealtime:
             if s.logged_in and key in s.registered:
                 if len(s.pending) >= self.max_pending and self._drop_oldest_market(s.pending):
                     s.dropped += 1
+                    s.gone += 1
                     self.dropped += 1
                 s.pending.append(entry)
+                s.queued += 1
                 s.wake.set()
+
+    async def flush(self) -> None:
+        """Return once every entry published so far was written to (or dropped for) every
+        logged-in session. Waits while a session is silenced (faults.ws_silent); a session
+        that closes no longer holds it up."""
+        loop = asyncio.get_running_loop()
+        waits: list[asyncio.Future[None]] = []
+        for s in self.sessions:
+            if s.logged_in and s.gone < s.queued:
+                fut = loop.create_future()
+                s.flushes.append((s.queued, fut))
+                waits.append(fut)
+        if waits:
+            await asyncio.gather(*waits)
 
     @staticmethod
     def _drop_oldest_market(pending: deque[dict[str, Any]]) -> bool:
@@ -211,6 +244,7 @@ class SimRealtime:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             self.sessions.discard(s)
+            s.settle_flushes(closing=True)
             if not ws.closed:
                 await ws.close()
         return ws
@@ -377,3 +411,5 @@ class SimRealtime:
                 n = min(len(s.pending), self.max_batch)
                 batch = [s.pending.popleft() for _ in range(n)]
                 await self._send(s, {"trnm": "REAL", "data": batch})
+                s.gone += n
+                s.settle_flushes()

@@ -165,4 +165,5 @@ class Order:
             filled_qty=self.filled_qty,
             avg_fill_price=self.avg_fill_price,
             reason=self.reason,
+            fill_amount=self.fill_amount,
         )

@@ -3,6 +3,7 @@ in others, all through the same config file."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -11,9 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+
+from engine.sim.rest import SimBusinessError, SimReply
+from engine.sim.simulator import Simulator
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -249,3 +254,95 @@ def test_watch_refused_registration_is_a_broker_error(sim_config: Path) -> None:
     res = cli(sim_config, "watch", "ZZ", "005930", "--count", "1")
     assert res.returncode == 4, res.stderr
     assert "REG" in res.stderr or "return_code" in res.stderr
+
+
+def test_a_watch_that_could_never_print_is_a_usage_error(sim_config: Path) -> None:
+    # Without an item a market type's REG carries nothing and the watch used to wait forever.
+    for args, says in [
+        (["watch", "0B"], "ITEM"),
+        (["watch", "0B", ""], "ITEM"),
+        (["watch", "0B", "005930", " "], "ITEM"),
+        (["watch", "0B", "005930", "--count", "0"], "--count"),
+        (["watch", "0B", "005930", "--count", "-1"], "--count"),
+    ]:
+        res = cli(sim_config, *args, timeout=15)
+        assert res.returncode == 2, (args, res.stderr)
+        assert says in res.stderr, (args, res.stderr)
+
+
+def test_watch_stops_cleanly_on_sigterm(sim_config: Path) -> None:
+    env = {**os.environ, "KIWOOM_APPKEY": APPKEY, "KIWOOM_SECRETKEY": SECRETKEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "-c", str(sim_config), "watch", "0B", "005930"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert orjson.loads(proc.stdout.readline())["event"] == "Trade"
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)  # keeps reading: a full pipe cannot block it
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err
+
+
+def test_a_request_too_large_fails_at_once_with_the_reason(sim_config: Path) -> None:
+    # Over the server's 1 MB: HTTP 413 without an envelope. A retry would be refused the same.
+    pads = [f"pad{i}={'0' * 120_000}" for i in range(9)]  # one argv string holds 128 KB at most
+    res = cli(sim_config, "call", "ka10001", "stk_cd=005930", *pads)
+    assert res.returncode == 4, res.stderr
+    assert "HTTP 413" in res.stderr
+    assert "not retried" in res.stderr
+    assert "rest_retry" not in res.stderr
+
+
+async def _cli_async(cfg: Path, *args: str) -> tuple[int, str, str]:
+    # For a simulator running in this test's event loop: the loop must keep serving it.
+    env = {**os.environ, "KIWOOM_APPKEY": APPKEY, "KIWOOM_SECRETKEY": SECRETKEY}
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "engine", "-c", str(cfg), *args],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_server_text_reaches_the_terminal_inert(simulator: Simulator, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[kiwoom]\nmode = "sim"\nrest_url = "{simulator.rest_url}"\n'
+        f'ws_url = "{simulator.ws_url}"\n'
+    )
+    hostile_msg = "\x1b]0;owned\x07\x1b[2J입력값 오류[1902:" + "A" * 100_000 + "]"
+
+    async def hostile(body: dict[str, Any], next_key: str) -> SimReply:
+        raise SimBusinessError(2, hostile_msg)
+
+    simulator.state.rest_handlers["ka10001"] = hostile
+    code, _, err = await _cli_async(cfg, "call", "ka10001", "stk_cd=005930")
+    assert code == 4, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("kiwoom-engine:")]
+    assert "\x1b" not in err
+    assert "\x07" not in err
+    assert "\\x1b]0;owned\\x07\\x1b[2J입력값 오류[1902:AAA" in line  # shown, not obeyed
+    assert len(err) < 1_000
+    assert line.endswith("more characters)")
+
+    # JSON on stdout: orjson escapes C0 itself; C1 (CSI), DEL and bidi overrides it leaves raw.
+    name = "\x9b2J\u202e삼성전자\x7f"
+
+    async def odd(body: dict[str, Any], next_key: str) -> SimReply:
+        return SimReply({"stk_cd": "005930", "stk_nm": name})
+
+    simulator.state.rest_handlers["ka10001"] = odd
+    code, out, err = await _cli_async(cfg, "call", "ka10001", "stk_cd=005930")
+    assert code == 0, err
+    for raw in ("\x9b", "\u202e", "\x7f"):
+        assert raw not in out
+    assert orjson.loads(out)["stk_nm"] == name  # the same JSON value

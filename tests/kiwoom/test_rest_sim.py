@@ -20,11 +20,13 @@ from engine.kiwoom.errors import (
     KiwoomError,
     OutcomeUnknownError,
     RateLimitError,
+    RequestRefusedError,
     TransportError,
     ValidationError,
 )
 from engine.kiwoom.rest import KiwoomRest, RestResult
 from engine.sim.rest import SimBusinessError, SimReply
+from tests.support import until
 
 from .conftest import SimEnv
 
@@ -360,27 +362,29 @@ async def test_close_lets_calls_on_the_wire_finish_and_refuses_new_ones(sim: Sim
     assert not sim.state.tokens.is_valid(token)
 
 
-async def test_cancelling_an_order_on_the_wire_is_logged_as_outcome_unknown(
+async def test_cancelling_an_order_on_the_wire_is_outcome_unknown_and_the_post_completes(
     sim: SimEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Aborting the POST would not unsend the order, only lose its answer: the caller learns
+    # "outcome unknown" at once, and the answer, read to its end, is logged.
     cap = _capturing_logs(monkeypatch)
     sim.state.faults.rest_delay_s["kt10000"] = 0.5
     async with KiwoomRest(sim.config()) as rest:
         await rest.tokens.token()
         task = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY))
-        await asyncio.sleep(0.1)
+        await until(lambda: sim.state.handled_counts["kt10000"] == 1)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(OutcomeUnknownError) as ei:
             await task
+        assert ei.value.reason == "cancelled"
+        await until(lambda: any(e["event"] == "order_answer_after_cancel" for e in cap.entries))
+    assert sim.state.request_counts["kt10000"] == 1
     unknown = [e for e in cap.entries if e["event"] == "order_outcome_unknown"]
-    assert unknown == [
-        {
-            "event": "order_outcome_unknown",
-            "api_id": "kt10000",
-            "reason": "cancelled",
-            "log_level": "error",
-        }
-    ]
+    assert [(e["api_id"], e["reason"]) for e in unknown] == [("kt10000", "cancelled")]
+    late = [e for e in cap.entries if e["event"] == "order_answer_after_cancel"]
+    assert len(late) == 1
+    assert late[0]["status"] == 200
+    assert late[0]["order_no"].isdigit()
 
 
 async def test_paging_stops_on_a_missing_or_repeated_next_key(sim: SimEnv) -> None:
@@ -470,3 +474,43 @@ async def test_an_older_list_field_name_is_accepted_and_renamed(sim: SimEnv) -> 
         pages = await rest.call_all("ka10082", body)
     assert pages.rows == [row]
     assert "stk_wk_pole_chart_qry" not in pages.merged()
+
+
+TOO_LARGE = "0" * (1024**2 + 1)  # the simulator's aiohttp takes 1 MB bodies at most: HTTP 413
+
+
+async def test_a_4xx_without_an_envelope_fails_a_query_at_once(sim: SimEnv) -> None:
+    # Retrying cannot change these answers: no retry, and a message that says why.
+    async with KiwoomRest(sim.config()) as rest:
+        with pytest.raises(RequestRefusedError, match="HTTP 413") as ei:
+            await rest.call("ka10001", {**BODY, "pad": TOO_LARGE})
+        assert (ei.value.status, ei.value.not_taken) == (413, True)
+        assert "not retried" in str(ei.value)
+        assert sim.state.request_counts["ka10001"] == 1
+        sim.state.faults.http_error_queue["ka10001"] = [404, 404, 404]
+        with pytest.raises(RequestRefusedError, match="HTTP 404") as ei:
+            await rest.call("ka10001", BODY)
+        assert not ei.value.not_taken
+        assert sim.state.request_counts["ka10001"] == 2
+        # 408 and 5xx stay worth another try
+        sim.state.faults.http_error_queue["ka10001"] = [408, 503]
+        assert (await rest.call("ka10001", BODY)).body["return_code"] == 0
+        assert sim.state.request_counts["ka10001"] == 5
+
+
+async def test_a_4xx_on_an_order_is_refused_only_when_it_proves_the_order_unread(
+    sim: SimEnv,
+) -> None:
+    async with KiwoomRest(sim.config()) as rest:
+        # 413: refused for its size before anything read it, so not taken (and not resent)
+        with pytest.raises(RequestRefusedError) as ei:
+            await rest.call("kt10000", {**MARKET_BUY, "pad": TOO_LARGE})
+        assert not isinstance(ei.value, TransportError)
+        assert ei.value.not_taken
+        assert sim.state.request_counts["kt10000"] == 1
+        assert sim.state.handled_counts["kt10000"] == 0
+        # 403 without an envelope proves nothing about the order: outcome unknown, as documented
+        sim.state.faults.http_error_once["kt10000"] = 403
+        with pytest.raises(OutcomeUnknownError, match="HTTP 403"):
+            await rest.call("kt10000", MARKET_BUY)
+        assert sim.state.request_counts["kt10000"] == 2

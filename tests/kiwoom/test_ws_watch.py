@@ -11,11 +11,12 @@ import pytest
 from aiohttp import web
 
 from engine.config import SIM_APPKEY, SIM_SECRETKEY, WS_PATH, Config, KiwoomConfig, SimConfig
+from engine.kiwoom.errors import ValidationError
 from engine.secrets import Secret
 from engine.sim.server import start
 from engine.sim.state import build_state
 from engine.sim.ws import SimRealtime
-from engine.watch import watch
+from engine.watch import check_request, watch
 from tests.support import until
 
 pytestmark = pytest.mark.timeout(20)
@@ -52,7 +53,9 @@ async def test_watch_prints_count_events_as_json_lines() -> None:
         await rt.drop_all()
         await runner.cleanup()
     assert rc == 0
-    assert state.request_counts["au10002"] == 1  # the token is revoked at the end
+    # One-shot: the token is left valid for whoever shares the app key (a daemon).
+    assert state.request_counts["au10002"] == 0
+    assert state.tokens.issued_count == 1
     lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert len(lines) == 3
     assert lines[0]["event"] == "Trade"
@@ -102,3 +105,13 @@ async def test_watch_prints_a_stale_feed_without_counting_it() -> None:
     lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert [line["event"] for line in lines] == ["Trade", "FeedStale", "FeedResumed", "Trade"]
     assert lines[1]["silent_s"] >= 0.3
+
+
+def test_only_the_account_types_are_watched_without_items() -> None:
+    check_request("00", [], None)  # registered with item "" by the client itself
+    check_request("04", [], 1)
+    for rt_type, items, count in [("0B", [], None), ("0D", ["005930", ""], None), (" ", [], 1)]:
+        with pytest.raises(ValidationError):
+            check_request(rt_type, items, count)
+    with pytest.raises(ValidationError, match="--count"):
+        check_request("0B", ["005930"], 0)

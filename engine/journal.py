@@ -1,0 +1,708 @@
+"""The journal: orders, fills, risk decisions and counters on disk, for recovery and audit.
+
+One SQLite file, `<daemon.state_dir>/journal.sqlite3`, written by one process (an advisory
+lock on `journal.lock` refuses a second engine on the same state directory). Only the order
+intent is written on the hot path, synchronously, before its POST; everything else comes
+from the bus through a `ConsumerQueue` and is written in batches by `Journal.run`.
+
+Durability: WAL mode with `synchronous=NORMAL`. A commit appends its pages to the WAL with
+write(2) before returning, so once `record_intent` returns the intent survives a crash of the
+process (kill -9, OOM kill, segfault): the data is in the kernel's page cache and SQLite
+recovers the WAL on the next open. What it does not survive is a power loss or kernel crash
+before the next checkpoint's fsync: the newest commits may be rolled back, never half-applied.
+That is the trade made for the hot path (`synchronous=FULL` adds an fsync, milliseconds on a
+disk, to every intent). It is safe because the journal is never the authority on what the
+broker holds: start-up reconciles with the broker, nothing is resubmitted from the journal,
+and a broker order whose intent was lost is tracked as external rather than sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from engine.bus import ConsumerQueue
+from engine.clock import KST, Clock
+from engine.events import (
+    Event,
+    Fill,
+    OrderState,
+    OrderUpdate,
+    PositionDivergence,
+    Reconciled,
+    RiskRejected,
+    Side,
+    StrategyDisabled,
+    TimeInForce,
+    TradingStateChanged,
+)
+from engine.trading.orders import OPEN, Order
+
+log = structlog.get_logger(__name__)
+
+SCHEMA_VERSION = 1
+FILE_NAME = "journal.sqlite3"
+LOCK_NAME = "journal.lock"
+
+AUDITED: tuple[type, ...] = (
+    RiskRejected,
+    TradingStateChanged,
+    StrategyDisabled,
+    PositionDivergence,
+    Reconciled,
+)
+JOURNALED: tuple[type, ...] = (OrderUpdate, Fill, *AUDITED)
+
+CLIENT_SEQ_BLOCK = 1_000
+"""Client sequence numbers reserved per commit: `next_client_seq` stays off the disk for the
+next 1,000 orders, and a restart skips what was reserved but not used (gaps, never reuse)."""
+_CLIENT_SEQ_KEY = "client_seq_reserved"
+
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 10.0
+BATCH_LIMIT = 500
+
+_PENDING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
+_OPEN_STATES = tuple(s.value for s in OPEN)
+
+_SCHEMA = (
+    """CREATE TABLE orders (
+        client_id   TEXT PRIMARY KEY,
+        trading_day TEXT NOT NULL,
+        strategy    TEXT,
+        symbol      TEXT NOT NULL,
+        side        TEXT NOT NULL,
+        qty         INTEGER NOT NULL,
+        price       INTEGER,
+        tif         TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        prev_state  TEXT NOT NULL,
+        order_no    TEXT,
+        filled_qty  INTEGER NOT NULL,
+        fill_amount INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        created_ns  INTEGER NOT NULL,
+        external    INTEGER NOT NULL,
+        updated_ns  INTEGER NOT NULL,
+        seq         INTEGER NOT NULL
+    )""",
+    "CREATE INDEX orders_by_day ON orders (trading_day)",
+    # Every broker number an order has had (an amend gets a new one), oldest first by rowid.
+    """CREATE TABLE order_nos (
+        trading_day TEXT NOT NULL,
+        order_no    TEXT NOT NULL,
+        client_id   TEXT NOT NULL,
+        UNIQUE (trading_day, order_no)
+    )""",
+    "CREATE INDEX order_nos_by_client ON order_nos (client_id)",
+    # Fill numbers are unique per trading day at the broker: the key that deduplicates.
+    """CREATE TABLE fills (
+        trading_day TEXT NOT NULL,
+        fill_no     TEXT NOT NULL,
+        order_no    TEXT NOT NULL,
+        client_id   TEXT,
+        strategy    TEXT,
+        symbol      TEXT NOT NULL,
+        side        TEXT NOT NULL,
+        qty         INTEGER NOT NULL,
+        price       INTEGER NOT NULL,
+        fee         INTEGER NOT NULL,
+        tax         INTEGER NOT NULL,
+        ts_recv     INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        PRIMARY KEY (trading_day, fill_no)
+    )""",
+    "CREATE INDEX fills_by_client ON fills (client_id)",
+    """CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        trading_day TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        ts_recv     INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        payload     BLOB NOT NULL
+    )""",
+    """CREATE TABLE counters (
+        trading_day TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        value       INTEGER NOT NULL,
+        PRIMARY KEY (trading_day, name)
+    ) WITHOUT ROWID""",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+)
+
+_INSERT_INTENT = (
+    "INSERT INTO orders (client_id, trading_day, strategy, symbol, side, qty, price, tif,"
+    " state, prev_state, order_no, filled_qty, fill_amount, reason, created_ns, external,"
+    " updated_ns, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+
+# An update older than the row (a lower bus seq) never overwrites it; seq 0 (not stamped by a
+# bus) always applies. An external order's first sighting inserts the row.
+_UPSERT_ORDER = """
+INSERT INTO orders (client_id, trading_day, strategy, symbol, side, qty, price, tif, state,
+    prev_state, order_no, filled_qty, fill_amount, reason, created_ns, external, updated_ns, seq)
+VALUES (:client_id, :day, :strategy, :symbol, :side, :qty, :price, 'day', :state,
+    COALESCE(:pending_from, 'new'), :order_no, :filled_qty, :fill_amount, :reason, :ts,
+    :external, :ts, :seq)
+ON CONFLICT (client_id) DO UPDATE SET
+    qty = excluded.qty,
+    price = excluded.price,
+    state = excluded.state,
+    prev_state = COALESCE(:pending_from, orders.prev_state),
+    order_no = COALESCE(excluded.order_no, orders.order_no),
+    filled_qty = excluded.filled_qty,
+    fill_amount = excluded.fill_amount,
+    reason = excluded.reason,
+    updated_ns = excluded.updated_ns,
+    seq = excluded.seq
+WHERE excluded.seq = 0 OR excluded.seq > orders.seq
+"""
+
+_INSERT_FILL = (
+    "INSERT OR IGNORE INTO fills (trading_day, fill_no, order_no, client_id, strategy, symbol,"
+    " side, qty, price, fee, tax, ts_recv, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class JournalError(Exception):
+    """The journal cannot be opened or written (locked by another engine, newer schema,
+    disk error). From `record_intent` it means the order must not be sent."""
+
+
+class Journal:
+    """Append-mostly store of orders, fills, risk decisions and counters; recovery reads it.
+
+    Single-threaded: every method runs in the event loop's thread. Stats for metrics:
+    `intents`, `rows_written`, `batches`, `write_errors`, `failed_events`, `last_error`.
+    """
+
+    def __init__(
+        self, state_dir: str | Path, clock: Clock, *, busy_timeout_ms: int = 1_000
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / FILE_NAME
+        self._clock = clock
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._seq_next = 0
+        self._seq_limit = 0
+        self._day = ""
+        self._day_from_ns = 0
+        self._day_until_ns = 0
+        self.intents = 0
+        self.rows_written = 0
+        self.batches = 0
+        self.write_errors = 0
+        self.failed_events = 0
+        """Events that could never be written (a value SQLite refuses); logged one by one."""
+        self.last_error: str | None = None
+
+    # --- life ------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the directory (0o700) and the file if needed, take the lock, check or create
+        the schema. Raises JournalError when another process holds the journal or its schema
+        is newer than this engine knows. A no-op when already open."""
+        if self._conn is not None:
+            return
+        try:
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock_fd = self._take_lock()
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            self._release_lock()
+            raise
+        self._conn = conn
+        self._seq_next = self._seq_limit = 0
+        log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
+
+    def close(self) -> None:
+        """Close the file (SQLite checkpoints the WAL into it) and release the lock.
+        Idempotent. Cancel `run` first: its drain is what flushes queued events."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+        self._release_lock()
+
+    def _take_lock(self) -> int:
+        fd = os.open(self.state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalError(
+                f"journal {self.path} is in use by another process (lock {LOCK_NAME})"
+            ) from None
+        return fd
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise JournalError(f"journal {self.path}: WAL mode refused (got {mode})")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has schema version {version}, newer than this "
+                    f"engine's {SCHEMA_VERSION}: run a newer kiwoom-engine, or move the file "
+                    "away to start a new journal"
+                )
+            if version == 0:
+                conn.execute("BEGIN IMMEDIATE")
+                for ddl in _SCHEMA:
+                    conn.execute(ddl)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise JournalError("journal is not open")
+        return conn
+
+    # --- the hot path ----------------------------------------------------------------------
+
+    def record_intent(self, order: Order) -> None:
+        """Insert and commit `order` as it stands, before its POST. Synchronous, one INSERT in
+        its own transaction (see the module docstring for what that survives).
+
+        Raises JournalError when it could not be stored (disk error, a client id already
+        journaled): the caller must then not send the order.
+        """
+        conn = self._db
+        day = self._day_of(0)
+        row = (
+            order.client_id,
+            day,
+            order.strategy,
+            order.symbol,
+            order.side.value,
+            order.qty,
+            order.price,
+            order.tif.value,
+            order.state.value,
+            order.prev_state.value,
+            order.order_no,
+            order.filled_qty,
+            order.fill_amount,
+            order.reason,
+            order.created_ns,
+            order.external,
+            order.created_ns,
+        )
+        try:
+            if not order.order_nos:
+                conn.execute(_INSERT_INTENT, row)
+            else:
+                with self._transaction(conn):
+                    conn.execute(_INSERT_INTENT, row)
+                    for no in order.order_nos:
+                        self._link(conn, day, no, order.client_id)
+        except sqlite3.Error as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise JournalError(f"intent {order.client_id} not journaled: {exc}") from exc
+        self.intents += 1
+
+    # --- batched writes --------------------------------------------------------------------
+
+    @staticmethod
+    def accepts(ev: Event) -> bool:
+        """The filter for this journal's ConsumerQueue: the account events it stores, never
+        market data."""
+        return isinstance(ev, JOURNALED)
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Write `events` in one transaction: all or nothing. Order updates upsert the order's
+        row, fills are inserted once per (trading day, fill number), risk and state events go
+        to the audit table; other types are ignored. Raises sqlite3.Error (rolled back) or
+        JournalError when the journal is not open."""
+        conn = self._db
+        written = 0
+        with self._transaction(conn):
+            for ev in events:
+                if type(ev) is OrderUpdate:
+                    self._write_update(conn, ev)
+                elif type(ev) is Fill:
+                    self._write_fill(conn, ev)
+                elif isinstance(ev, AUDITED):
+                    self._write_audit(conn, ev)
+                else:
+                    continue
+                written += 1
+        self.rows_written += written
+        self.batches += 1
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _write_update(self, conn: sqlite3.Connection, u: OrderUpdate) -> None:
+        day = self._day_of(u.ts_recv)
+        # The state to return to if a pending cancel/amend is refused: the same rule as
+        # Order.apply, so a restored order's prev_state matches the live one.
+        pending_from = (
+            u.prev_state.value if u.state in _PENDING and u.prev_state not in _PENDING else None
+        )
+        conn.execute(
+            _UPSERT_ORDER,
+            {
+                "client_id": u.client_id,
+                "day": day,
+                "strategy": u.strategy,
+                "symbol": u.symbol,
+                "side": u.side.value,
+                "qty": u.qty,
+                "price": u.price or None,
+                "state": u.state.value,
+                "pending_from": pending_from,
+                "order_no": u.order_no,
+                "filled_qty": u.filled_qty,
+                "fill_amount": u.fill_amount,
+                "reason": u.reason,
+                "ts": u.ts_recv or self._clock.time_ns(),
+                "external": u.strategy is None,
+                "seq": u.seq,
+            },
+        )
+        if u.order_no:
+            self._link(conn, day, u.order_no, u.client_id)
+
+    def _link(self, conn: sqlite3.Connection, day: str, order_no: str, client_id: str) -> None:
+        """Record that `order_no` belongs to `client_id`, and attach the fills that came in
+        before the link was known (a 00 push can overtake the REST answer).
+
+        A number already held by an external order moves to an engine order that claims it:
+        that is recovery attributing a broker order to its journaled intent. Between two
+        engine orders the first keeps it and the conflict is logged."""
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO order_nos (trading_day, order_no, client_id) VALUES (?, ?, ?)",
+            (day, order_no, client_id),
+        )
+        if cur.rowcount:
+            conn.execute(
+                "UPDATE fills SET client_id = ? "
+                "WHERE trading_day = ? AND order_no = ? AND client_id IS NULL",
+                (client_id, day, order_no),
+            )
+            return
+        owner, owner_external = conn.execute(
+            "SELECT n.client_id, COALESCE(o.external, 1) FROM order_nos n"
+            " LEFT JOIN orders o ON o.client_id = n.client_id"
+            " WHERE n.trading_day = ? AND n.order_no = ?",
+            (day, order_no),
+        ).fetchone()
+        if owner == client_id:
+            return
+        claimant = conn.execute(
+            "SELECT external FROM orders WHERE client_id = ?", (client_id,)
+        ).fetchone()
+        if owner_external and claimant is not None and not claimant[0]:
+            conn.execute(
+                "UPDATE order_nos SET client_id = ? WHERE trading_day = ? AND order_no = ?",
+                (client_id, day, order_no),
+            )
+            conn.execute(
+                "UPDATE fills SET client_id = ? WHERE trading_day = ? AND order_no = ?"
+                " AND (client_id IS NULL OR client_id = ?)",
+                (client_id, day, order_no, owner),
+            )
+            log.info("journal_order_attributed", order_no=order_no, client_id=client_id, was=owner)
+            return
+        log.error(
+            "journal_order_no_conflict",
+            order_no=order_no,
+            client_id=client_id,
+            journaled_client_id=owner,
+        )
+
+    def _write_fill(self, conn: sqlite3.Connection, f: Fill) -> None:
+        day = self._day_of(f.ts_recv)
+        client_id = f.client_id
+        if client_id is None:
+            row = conn.execute(
+                "SELECT client_id FROM order_nos WHERE trading_day = ? AND order_no = ?",
+                (day, f.order_no),
+            ).fetchone()
+            client_id = row[0] if row else None
+        conn.execute(
+            _INSERT_FILL,
+            (
+                day,
+                f.fill_no,
+                f.order_no,
+                client_id,
+                f.strategy,
+                f.symbol,
+                f.side.value,
+                f.qty,
+                f.price,
+                f.fee,
+                f.tax,
+                f.ts_recv,
+                f.seq,
+            ),
+        )
+
+    def _write_audit(self, conn: sqlite3.Connection, ev: Event) -> None:
+        conn.execute(
+            "INSERT INTO audit (trading_day, type, ts_recv, seq, payload) VALUES (?, ?, ?, ?, ?)",
+            (self._day_of(ev.ts_recv), type(ev).__name__, ev.ts_recv, ev.seq, orjson.dumps(ev)),
+        )
+
+    def _day_of(self, ts_ns: int) -> str:
+        """The KST date ("YYYYMMDD") of `ts_ns`, or of the clock's now for 0. Cached for the
+        day: the intent path pays an int comparison, not a datetime."""
+        ns = ts_ns or self._clock.time_ns()
+        if self._day_from_ns <= ns < self._day_until_ns:
+            return self._day
+        when = datetime.fromtimestamp(ns // 1_000_000_000, KST)
+        midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
+        self._day = when.strftime("%Y%m%d")
+        self._day_from_ns = int(midnight.timestamp()) * 1_000_000_000
+        self._day_until_ns = self._day_from_ns + 86_400 * 1_000_000_000
+        return self._day
+
+    # --- the writer task -------------------------------------------------------------------
+
+    async def run(self, queue: ConsumerQueue, *, batch_limit: int = BATCH_LIMIT) -> None:
+        """Write what `queue` delivers until cancelled; then write what is left and re-raise.
+
+        A batch that fails for a reason that may pass (disk full, locked, I/O error, journal
+        closed) is kept and retried, with backoff on the clock, before anything newer: an
+        order event is never dropped while the process lives. An event SQLite can never
+        store is written alone, logged and counted in `failed_events`, so it cannot hold up
+        the rest.
+        """
+        pending: list[Event] = []
+        delay = RETRY_MIN_S
+        try:
+            while True:
+                if not pending:
+                    pending = await queue.get(batch_limit)
+                pending = self._flush(pending)
+                if pending:
+                    await self._clock.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                else:
+                    delay = RETRY_MIN_S
+        except asyncio.CancelledError:
+            while queue.depth:
+                pending.extend(queue.take(10_000))
+            left = self._flush(pending)
+            if left:
+                log.error("journal_events_lost", events=len(left), error=self.last_error)
+            raise
+
+    def _flush(self, batch: list[Event]) -> list[Event]:
+        """Write `batch`; returns the events still to write (empty when done)."""
+        if not batch:
+            return batch
+        try:
+            self.write(batch)
+            return []
+        except Exception as exc:
+            if self._failed(exc, batch):
+                return batch
+        # Something in the batch can never be stored: find it, keep the rest.
+        for i, ev in enumerate(batch):
+            try:
+                self.write([ev])
+            except Exception as exc:
+                if self._failed(exc, [ev]):
+                    return batch[i:]
+                self.failed_events += 1
+                log.error(
+                    "journal_event_failed",
+                    event_type=type(ev).__name__,
+                    seq=ev.seq,
+                    error=self.last_error,
+                    exc_info=exc,
+                )
+        return []
+
+    def _failed(self, exc: Exception, batch: list[Event]) -> bool:
+        """Count and log a failed write; True when it may pass on a retry."""
+        self.write_errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        transient = isinstance(exc, sqlite3.OperationalError | JournalError) or (
+            type(exc) is sqlite3.DatabaseError
+        )
+        if transient:
+            log.warning("journal_write_failed", events=len(batch), error=self.last_error)
+        return transient
+
+    # --- recovery --------------------------------------------------------------------------
+
+    def load_orders(self, *, open_only: bool = False) -> list[Order]:
+        """The current trading day's orders (the clock's KST date), in journaling order, with
+        every field restored; `open_only` keeps those not FILLED, CANCELED or REJECTED."""
+        conn = self._db
+        day = self._day_of(0)
+        where = "trading_day = ?"
+        args: list[Any] = [day]
+        if open_only:
+            where += f" AND state IN ({', '.join('?' * len(_OPEN_STATES))})"
+            args.extend(_OPEN_STATES)
+        rows = conn.execute(
+            "SELECT client_id, strategy, symbol, side, qty, price, tif, state, prev_state,"
+            " order_no, filled_qty, fill_amount, reason, created_ns, external"
+            f" FROM orders WHERE {where} ORDER BY rowid",
+            args,
+        ).fetchall()
+        if not rows:
+            return []
+        numbers: dict[str, list[str]] = {}
+        for client_id, no in conn.execute(
+            "SELECT n.client_id, n.order_no FROM order_nos n"
+            " JOIN orders o ON o.client_id = n.client_id"
+            " WHERE o.trading_day = ? ORDER BY n.rowid",
+            (day,),
+        ):
+            numbers.setdefault(client_id, []).append(no)
+        fills: dict[str, set[str]] = {}
+        for client_id, fill_no in conn.execute(
+            "SELECT f.client_id, f.fill_no FROM fills f"
+            " JOIN orders o ON o.client_id = f.client_id WHERE o.trading_day = ?",
+            (day,),
+        ):
+            fills.setdefault(client_id, set()).add(fill_no)
+        return [
+            Order(
+                client_id=r[0],
+                strategy=r[1],
+                symbol=r[2],
+                side=Side(r[3]),
+                qty=r[4],
+                price=r[5],
+                tif=TimeInForce(r[6]),
+                state=OrderState(r[7]),
+                prev_state=OrderState(r[8]),
+                order_no=r[9],
+                order_nos=numbers.get(r[0], []),
+                filled_qty=r[10],
+                fill_amount=r[11],
+                reason=r[12],
+                created_ns=r[13],
+                external=bool(r[14]),
+                fill_nos=fills.get(r[0], set()),
+            )
+            for r in rows
+        ]
+
+    def strategy_positions(self) -> dict[str, dict[str, int]]:
+        """strategy -> symbol -> net shares (buys +, sells -) from every journaled fill, all
+        days. A fill counts for the strategy it names, else its order's; fills with neither
+        (external orders have no strategy) are left out, and so are flat positions."""
+        rows = self._db.execute(
+            "SELECT COALESCE(f.strategy, o.strategy) AS owner, f.symbol,"
+            " SUM(CASE f.side WHEN 'buy' THEN f.qty ELSE -f.qty END) AS net"
+            " FROM fills f LEFT JOIN orders o ON o.client_id = f.client_id"
+            " GROUP BY owner, f.symbol HAVING owner IS NOT NULL AND net != 0"
+        ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for strategy, symbol, net in rows:
+            out.setdefault(strategy, {})[symbol] = net
+        return out
+
+    # --- counters and meta -----------------------------------------------------------------
+
+    def save_counters(self, trading_day: str, counters: Mapping[str, int]) -> None:
+        """Replace `trading_day`'s counters with `counters` (ints: counts, KRW), committed
+        before it returns. Raises TypeError for a value that is not an int."""
+        for name, value in counters.items():
+            if type(value) is not int:
+                raise TypeError(f"counter {name!r} must be an int, not {type(value).__name__}")
+        conn = self._db
+        with self._transaction(conn):
+            conn.execute("DELETE FROM counters WHERE trading_day = ?", (trading_day,))
+            conn.executemany(
+                "INSERT INTO counters (trading_day, name, value) VALUES (?, ?, ?)",
+                [(trading_day, name, value) for name, value in counters.items()],
+            )
+
+    def load_counters(self, trading_day: str) -> dict[str, int]:
+        """`trading_day`'s counters as last saved; empty for a day never saved."""
+        rows = self._db.execute(
+            "SELECT name, value FROM counters WHERE trading_day = ?", (trading_day,)
+        )
+        return dict(rows.fetchall())
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store `value` under `key`, committed before it returns."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def next_client_seq(self) -> int:
+        """1, 2, 3, ...: never the same number twice for this journal, across restarts and
+        crashes. Numbers are reserved on disk CLIENT_SEQ_BLOCK at a time, so this commits once
+        per block and a restart leaves a gap."""
+        if self._seq_next >= self._seq_limit:
+            conn = self._db
+            with self._transaction(conn):
+                row = conn.execute(
+                    "SELECT value FROM meta WHERE key = ?", (_CLIENT_SEQ_KEY,)
+                ).fetchone()
+                reserved = int(row[0]) if row else 0
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_CLIENT_SEQ_KEY, str(reserved + CLIENT_SEQ_BLOCK)),
+                )
+            self._seq_next = reserved + 1
+            self._seq_limit = reserved + CLIENT_SEQ_BLOCK + 1
+        n = self._seq_next
+        self._seq_next += 1
+        return n
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "intents": self.intents,
+            "rows_written": self.rows_written,
+            "batches": self.batches,
+            "write_errors": self.write_errors,
+            "failed_events": self.failed_events,
+        }
