@@ -97,7 +97,12 @@ class Strategy:
     # --- actions -------------------------------------------------------------------------
 
     def buy(
-        self, symbol: str, qty: int, price: int | None = None, *, tif: TimeInForce | str | None = None
+        self,
+        symbol: str,
+        qty: int,
+        price: int | None = None,
+        *,
+        tif: TimeInForce | str | None = None,
     ) -> Order:
         """Buy `qty` shares at `price` (None: a market order). Returns the order at once,
         SUBMITTING, or REJECTED with a reason code when a risk check refused it. Raises
@@ -106,7 +111,12 @@ class Strategy:
         return self._slot.order(Side.BUY, symbol, qty, price, tif)
 
     def sell(
-        self, symbol: str, qty: int, price: int | None = None, *, tif: TimeInForce | str | None = None
+        self,
+        symbol: str,
+        qty: int,
+        price: int | None = None,
+        *,
+        tif: TimeInForce | str | None = None,
     ) -> Order:
         """Sell; as `buy`."""
         return self._slot.order(Side.SELL, symbol, qty, price, tif)

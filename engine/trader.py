@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import Any
 
 import structlog
@@ -64,7 +65,14 @@ class Trader:
         self.clock = clock
         self.bus = EventBus(clock)
         self.journal = journal or Journal(cfg.daemon.state_dir, clock)
-        self.portfolio = Portfolio(cfg.portfolio)
+        pcfg = cfg.portfolio
+        if cfg.kiwoom.mode == "sim":
+            # The built-in simulator charges its own configured rates (0 by default); a fill
+            # that carries no fee is then exactly that, not an estimate of Kiwoom's.
+            pcfg = dataclasses.replace(
+                pcfg, commission_bp=cfg.sim.commission_bp, sell_tax_bp=cfg.sim.sell_tax_bp
+            )
+        self.portfolio = Portfolio(pcfg)
         self.risk = RiskEngine(
             cfg.risk,
             clock,
@@ -123,7 +131,9 @@ class Trader:
             self.bus.publish(change)
         self.portfolio.load_strategy_positions(journal.strategy_positions())
         self.risk.reconciling = True
-        self._tasks.append(asyncio.create_task(self.journal.run(self.journal_queue), name="journal"))
+        self._tasks.append(
+            asyncio.create_task(self.journal.run(self.journal_queue), name="journal")
+        )
         log.info("journal_recovered", open_orders=len(orders), counters=self.risk.counters())
 
     async def start(self) -> None:
@@ -270,7 +280,10 @@ class Trader:
     def _state_changed(self, ev: TradingStateChanged) -> None:
         level = "error" if ev.state is TradingState.HALTED else "warning"
         getattr(log, level)(
-            "trading_state_changed", state=ev.state.value, prev=ev.prev_state.value, reason=ev.reason
+            "trading_state_changed",
+            state=ev.state.value,
+            prev=ev.prev_state.value,
+            reason=ev.reason,
         )
 
     def _rejected(self, ev: RiskRejected) -> None:

@@ -93,7 +93,8 @@ def test_consumer_queue_coalesces_quotes_per_symbol_and_keeps_the_newest() -> No
     q.offer(book)
     out = q.take()
     assert [type(e).__name__ for e in out] == ["Quote", "Quote", "OrderBook"]
-    assert out[0].symbol == "005930" and out[0].best_ask == 300  # type: ignore[union-attr]
+    assert out[0].symbol == "005930"
+    assert out[0].best_ask == 300
     assert q.coalesced == 2
     assert q.depth == 0
 

@@ -73,7 +73,9 @@ class BarBuilder:
 
     def _close(self) -> Bar:
         assert self._start is not None
-        bar = Bar(self.symbol, self.interval, self._start, self._o, self._h, self._l, self._c, self._v)
+        bar = Bar(
+            self.symbol, self.interval, self._start, self._o, self._h, self._l, self._c, self._v
+        )
         self.history.append(bar)
         return bar
 

@@ -402,9 +402,8 @@ class OrderManager:
         elif status is OrderStatus.CANCELED:
             if order.is_open and order.state is not S.CANCELED:
                 self._move(order, S.CANCELED, ev.reject_reason)
-        elif status is OrderStatus.REJECTED:
-            if order.is_open:
-                self._move(order, S.REJECTED, ev.reject_reason or "BROKER_REJECTED")
+        elif status is OrderStatus.REJECTED and order.is_open:
+            self._move(order, S.REJECTED, ev.reject_reason or "BROKER_REJECTED")
         # CONFIRMED on the original number: an amend or cancel took part of it; the child
         # order's own notice carries what happened.
 

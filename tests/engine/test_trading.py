@@ -45,9 +45,8 @@ async def test_a_strategy_buys_and_sells_and_positions_equal_the_brokers(
         strat = trader.host.by_name["bts"].instance
         await until(lambda: strat.sold is not None and strat.sold.state is S.FILLED, 10)
         assert strat.bought.filled_qty == 3
-        assert [f.qty for f in strat.fills if f.side is Side.BUY] and sum(
-            f.qty for f in strat.fills if f.side is Side.BUY
-        ) == 3
+        assert [f.qty for f in strat.fills if f.side is Side.BUY]
+        assert sum(f.qty for f in strat.fills if f.side is Side.BUY) == 3
         assert sum(f.qty for f in strat.fills if f.side is Side.SELL) == 1
         holdings = {h.symbol: h.qty for h in (await api.account_balance()).holdings}
         assert holdings[SYMBOL] == 2
