@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, parents=[common])
 
     command("run", help="run the daemon (against the simulator in mode sim)")
+    command("check", help="load the config and every strategy without trading")
     sim = command("sim", help="serve the Kiwoom-compatible simulator (REST + WebSocket)")
     sim.add_argument("--port", type=_port, help="override sim.port (0: any free port)")
 
@@ -146,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
-    if args.command in ("call", "apis", "watch") and args.log_level is None:
+    if args.command in ("call", "apis", "watch", "check") and args.log_level is None:
         level = "warning"
     logs.setup(level, cfg.log.format)
     try:
@@ -201,11 +202,36 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return asyncio.run(serve_forever(cfg.sim, port=args.port))
     if args.command == "watch":
         return asyncio.run(_watch(cfg, args.type, list(args.items), args.count))
+    if args.command == "check":
+        return _check(cfg)
     if args.command == "run":
         from engine.daemon import run
+        from engine.plugins import load_all
 
-        return asyncio.run(run(cfg))
+        strategies, problems = load_all(cfg)
+        if problems:
+            for problem in problems:
+                _complain(f"config error: {cfg.source}: {problem}")
+            return EXIT_CONFIG
+        return asyncio.run(run(cfg, strategies=strategies))
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _check(cfg: config_mod.Config) -> int:
+    """`check`: the config loaded (or main() already exited 3); now every strategy, each
+    problem on its own line with its key path. Nothing connects."""
+    from engine.plugins import load_all
+
+    strategies, problems = load_all(cfg, include_disabled=True)
+    for problem in problems:
+        _complain(f"config error: {cfg.source}: {problem}")
+    if problems:
+        return EXIT_CONFIG
+    names = ", ".join(ls.cfg.name for ls in strategies if ls.cfg.enabled) or "none"
+    disabled = [sc.name for sc in cfg.strategies if not sc.enabled]
+    print(f"{cfg.source}: ok; mode {cfg.kiwoom.mode}; strategies: {names}", end="")
+    print(f" (disabled: {', '.join(disabled)})" if disabled else "")
+    return 0
 
 
 def _apis(query: str) -> int:

@@ -37,9 +37,12 @@ class LoadedStrategy:
     """Its config key path, e.g. strategies[0]."""
 
 
-def load_all(cfg: Config, base_dir: Path | None = None) -> tuple[list[LoadedStrategy], list[str]]:
-    """Load every enabled strategy. Returns the loaded ones and the problems found (each a
-    line naming its key); `run` refuses to start when there is any problem."""
+def load_all(
+    cfg: Config, base_dir: Path | None = None, *, include_disabled: bool = False
+) -> tuple[list[LoadedStrategy], list[str]]:
+    """Load every enabled strategy (and the disabled ones too when asked: `check`). Returns
+    the loaded ones and the problems found (each a line naming its key); `run` refuses to
+    start when there is any problem."""
     if base_dir is None:
         base_dir = Path(cfg.source).parent if cfg.source != "<defaults>" else Path.cwd()
     loaded: list[LoadedStrategy] = []
@@ -51,7 +54,7 @@ def load_all(cfg: Config, base_dir: Path | None = None) -> tuple[list[LoadedStra
             problems.append(f"{key}.name: duplicate strategy name {sc.name!r}")
             continue
         seen.add(sc.name)
-        if not sc.enabled:
+        if not sc.enabled and not include_disabled:
             continue
         try:
             loaded.append(LoadedStrategy(sc, load_class(sc, key, base_dir), key))

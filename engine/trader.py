@@ -25,6 +25,7 @@ from engine.events import (
     FeedStale,
     Fill,
     OrderExecution,
+    OrderUpdate,
     Reconnected,
     RiskRejected,
     Trade,
@@ -95,6 +96,7 @@ class Trader:
         self._tasks: list[asyncio.Task[None]] = []
         self._counters_saved: dict[str, int] = {}
         self.running = False
+        self._stopped = False
         self._wire()
 
     def _wire(self) -> None:
@@ -107,6 +109,8 @@ class Trader:
         bus.subscribe(Fill, self._save_counters_now)
         bus.subscribe(TradingStateChanged, self._state_changed)
         bus.subscribe(RiskRejected, self._rejected)
+        bus.subscribe(OrderUpdate, self._log_order)
+        bus.subscribe(Fill, self._log_fill)
         bus.attach(self.journal_queue)
 
     # --- the feed's entry point ------------------------------------------------------------
@@ -176,7 +180,11 @@ class Trader:
 
     async def stop(self, *, cancel_open: bool, timeout_s: float = 5.0) -> None:
         """Stop strategies and new orders; cancel open orders if asked; wait for order calls
-        in flight up to `timeout_s`; flush the journal. Never raises."""
+        in flight up to `timeout_s`; flush the journal. Never raises; a second call does
+        nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.running = False
         self.host.stop()
         self.oms.accepting = False
@@ -195,6 +203,11 @@ class Trader:
         self._tasks.clear()
         self._save_counters()
         self.journal.close()
+        log.info("engine_stopped", orders=self.oms.counts_by_state())
+
+    async def close(self) -> None:
+        """`stop` without cancelling anything, for a start-up that failed half way."""
+        await self.stop(cancel_open=False, timeout_s=1.0)
 
     # --- operator actions --------------------------------------------------------------------
 
@@ -284,6 +297,34 @@ class Trader:
             state=ev.state.value,
             prev=ev.prev_state.value,
             reason=ev.reason,
+        )
+
+    def _log_order(self, ev: OrderUpdate) -> None:
+        log.info(
+            "order_update",
+            client_id=ev.client_id,
+            strategy=ev.strategy,
+            symbol=ev.symbol,
+            side=ev.side.value,
+            qty=ev.qty,
+            price=ev.price,
+            state=ev.state.value,
+            order_no=ev.order_no,
+            filled_qty=ev.filled_qty,
+            reason=ev.reason or None,
+        )
+
+    def _log_fill(self, ev: Fill) -> None:
+        log.info(
+            "fill",
+            client_id=ev.client_id,
+            strategy=ev.strategy,
+            symbol=ev.symbol,
+            side=ev.side.value,
+            qty=ev.qty,
+            price=ev.price,
+            order_no=ev.order_no,
+            fill_no=ev.fill_no,
         )
 
     def _rejected(self, ev: RiskRejected) -> None:

@@ -1,8 +1,8 @@
 """Momentum: buy when the last trade is above its recent average, sell when below.
 
 Shipped enabled in config.toml so that `make run` trades within seconds against the simulator.
-It prices orders at the best opposite quote (a marketable limit) and keeps at most one open
-order and `max_position` shares per symbol.
+It prices orders at the best opposite quote (a marketable limit), keeps at most one open
+order and `max_position` shares per symbol, and cancels an order the market moved away from.
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ class Momentum(Strategy):
         self.seen[trade.symbol] += 1
         if len(prices) < self.window or self.seen[trade.symbol] % self.every:
             return
-        if any(o.symbol == trade.symbol for o in self.orders()):
-            return  # one order at a time per symbol
+        mine = [o for o in self.orders() if o.symbol == trade.symbol]
+        if mine:
+            # One order at a time per symbol: one that the market left behind is cancelled,
+            # and the next decision places a fresh one.
+            for order in mine:
+                self.cancel(order)
+            return
         mean = sum(prices) // len(prices)
         held = self.position(trade.symbol)
         if trade.price > mean and held + self.qty <= self.max_position:

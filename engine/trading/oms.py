@@ -162,12 +162,13 @@ class OrderManager:
             tif=req.tif,
             created_ns=self.clock.time_ns(),
         )
-        self._track(order)
         rejection = (
             self.risk.check(req, strategy, self)
             if self.accepting
             else Rejection(Reason.HALTED, detail="shutting down")
         )
+        # Tracked only now: the checks must not count the order they are judging as open.
+        self._track(order)
         if rejection is not None:
             self.stats.risk_rejected += 1
             self.bus.publish(
