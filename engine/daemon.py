@@ -86,9 +86,7 @@ async def run(
     """
     stop = stop or _signal_stop()
     async with AsyncExitStack() as stack:
-        starting = asyncio.create_task(
-            _start(cfg, stack, clock, strategies), name="daemon-start"
-        )
+        starting = asyncio.create_task(_start(cfg, stack, clock, strategies), name="daemon-start")
         stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
         try:
             await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)

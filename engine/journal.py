@@ -597,12 +597,15 @@ class Journal:
         ):
             numbers.setdefault(client_id, []).append(no)
         fills: dict[str, set[str]] = {}
-        for client_id, fill_no in conn.execute(
-            "SELECT f.client_id, f.fill_no FROM fills f"
+        by_no: dict[str, dict[str, int]] = {}
+        for client_id, fill_no, order_no, qty in conn.execute(
+            "SELECT f.client_id, f.fill_no, f.order_no, f.qty FROM fills f"
             " JOIN orders o ON o.client_id = f.client_id WHERE o.trading_day = ?",
             (day,),
         ):
             fills.setdefault(client_id, set()).add(fill_no)
+            mine = by_no.setdefault(client_id, {})
+            mine[order_no] = mine.get(order_no, 0) + qty
         return [
             Order(
                 client_id=r[0],
@@ -622,6 +625,7 @@ class Journal:
                 created_ns=r[13],
                 external=bool(r[14]),
                 fill_nos=fills.get(r[0], set()),
+                filled_by_no=by_no.get(r[0], {}),
             )
             for r in rows
         ]

@@ -262,13 +262,13 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
     o.link("0000010")
     bus.publish(o.apply(S.ACCEPTED))
     for fill_no, price in (("F1", 100), ("F2", 100), ("F3", 100)):
-        o.add_fill(fill_no, 1, price)
+        o.add_fill(fill_no, 1, price, "0000010")
         bus.publish(make_fill(fill_no, "0000010", client_id="c1", strategy="momentum", price=price))
         bus.publish(o.apply(S.PARTIALLY_FILLED))
     bus.publish(o.apply(S.PENDING_REPLACE))
     o.link("0000011")  # the amend's new number
     bus.publish(o.apply(S.PARTIALLY_FILLED))
-    o.add_fill("F4", 1, 101)
+    o.add_fill("F4", 1, 101, "0000011")
     bus.publish(make_fill("F4", "0000011", client_id="c1", strategy="momentum", price=101))
     bus.publish(o.apply(S.FILLED))
     journal.write(q.take())
@@ -282,6 +282,7 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
         assert back.fill_nos == {"F1", "F2", "F3", "F4"}
         assert back.filled_qty == 4
         assert back.fill_amount == 401  # avg_fill_price alone would say 100 x 4 = 400
+        assert back.filled_by_no == {"0000010": 3, "0000011": 1}
         assert as_tuple(back) == as_tuple(o)
         assert j2.load_orders(open_only=True) == []
     finally:
@@ -655,7 +656,7 @@ def test_a_killed_writer_leaves_every_committed_intent(tmp_path: Path, clock: Ma
 
 def test_order_update_carries_the_exact_fill_amount() -> None:
     o = make_order("c1", qty=2)
-    o.add_fill("F1", 1, 100)
-    o.add_fill("F2", 1, 101)
+    o.add_fill("F1", 1, 100, "0000001")
+    o.add_fill("F2", 1, 101, "0000001")
     snap = o.apply(S.FILLED)
     assert (snap.avg_fill_price, snap.fill_amount) == (100, 201)

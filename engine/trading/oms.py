@@ -378,7 +378,7 @@ class OrderManager:
         """An order this engine did not place: tracked and shown, never given to a strategy."""
         self.stats.external_orders += 1
         order = Order(
-            client_id=f"X{ev.order_no}",
+            client_id=f"X{self.risk.trading_day()}-{ev.order_no}",  # numbers restart daily
             strategy=None,
             symbol=ev.symbol,
             side=ev.side,

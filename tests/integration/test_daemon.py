@@ -211,7 +211,14 @@ async def test_a_crash_in_the_stats_report_does_not_end_it(
                 raise RuntimeError("stats bug")
             return True
 
-    task = asyncio.create_task(daemon._report_stats(daemon.FeedReport(), FlakyFeed()))  # type: ignore[arg-type]
+    engine = types.SimpleNamespace(
+        oms=types.SimpleNamespace(counts_by_state=dict),
+        risk=types.SimpleNamespace(state=types.SimpleNamespace(value="active")),
+        portfolio=types.SimpleNamespace(realized_today=0),
+    )
+    task = asyncio.create_task(
+        daemon._report_stats(daemon.FeedReport(), FlakyFeed(), engine)  # type: ignore[arg-type]
+    )
     try:
         for _ in range(100):
             await asyncio.sleep(0.01)
