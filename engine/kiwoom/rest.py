@@ -202,17 +202,33 @@ class KiwoomRest:
             retry_delay_s=self._retry.base_delay_s,
         )
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float | None = None) -> None:
         """Stop sending, let the POSTs already on the wire finish (at most the request
         timeout: closing the session under an order would make its outcome unknown), revoke
         the token (if configured) and close the session. Calls that had not sent yet raise
-        TransportError ("not sent"). Never raises."""
+        TransportError ("not sent"). Never raises; a second close does nothing.
+
+        `timeout_s` bounds the whole close (the daemon's stop deadline): the wait for POSTs
+        gets at most half of it, the revoke what is left; a revoke cut short is logged and
+        the token expires on its own."""
+        if self._closing and self._session is None:
+            return
         self._closing = True
+        clock = self._clock
+        deadline = None if timeout_s is None else clock.monotonic() + timeout_s
         if self._in_flight:
+            wait_s = self._timeout.total
+            if timeout_s is not None:
+                wait_s = min(wait_s or timeout_s, timeout_s / 2)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), self._timeout.total)
+                await asyncio.wait_for(self._idle.wait(), wait_s)
         if self._tokens is not None and self._revoke_on_close:
-            await self._tokens.revoke()
+            left = None if deadline is None else max(0.0, deadline - clock.monotonic())
+            try:
+                async with asyncio.timeout(left):
+                    await self._tokens.revoke()
+            except TimeoutError:
+                log.warning("token_revoke_abandoned", waited_s=round(timeout_s or 0.0, 3))
         if self._session is not None:
             await self._session.close()
         self._session = None

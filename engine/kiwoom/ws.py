@@ -205,15 +205,20 @@ class KiwoomWebSocket:
             for req in self.subscriptions.plan_remove(types, items):
                 await self._request(req)
 
-    async def close(self) -> None:
-        """Stop for good; no Disconnected event is emitted for a requested close."""
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Stop for good; no Disconnected event is emitted for a requested close. The closing
+        handshake gets `timeout_s`; a server that does not answer (frozen, unreachable) has
+        its connection aborted instead."""
         self._closing = True
         self._state = FeedState.CLOSED
         self._ready.clear()
         conn = self._conn
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await conn.close()
+            except Exception:  # TimeoutError included
+                conn.transport.abort()
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
