@@ -57,6 +57,9 @@ class EventBus:
         self._market: deque[Event] = deque()
         self._dispatching = False
         self.handler_errors = 0
+        self.current: Event | None = None
+        """The event being handled right now, None between dispatches: lets the OMS tell
+        which tick an order answers (the tick-to-order latency)."""
 
     def subscribe(self, event_type: type | Iterable[type], handler: Handler) -> None:
         """Call `handler(event)` in the loop for every event of `event_type` (or types)."""
@@ -106,6 +109,7 @@ class EventBus:
                 self._drain()
         finally:
             self._dispatching = False
+            self.current = None
 
     def _drain(self) -> None:
         urgent, market = self._urgent, self._market
@@ -113,6 +117,7 @@ class EventBus:
             self._deliver(urgent.popleft() if urgent else market.popleft())
 
     def _deliver(self, ev: Event) -> None:
+        self.current = ev
         for h in self._table.get(type(ev)) or self._handlers(type(ev)):
             try:
                 h(ev)

@@ -20,13 +20,16 @@ from engine.bus import EventBus
 from engine.clock import Clock
 from engine.events import (
     Fill,
+    OrderBook,
     OrderExecution,
     OrderKind,
     OrderState,
     OrderStatus,
+    Quote,
     RiskRejected,
     Side,
     TimeInForce,
+    Trade,
     TradingState,
 )
 from engine.kiwoom.errors import (
@@ -142,6 +145,9 @@ class OrderManager:
         self.stats = OmsStats()
         self.accepting = True
         """False once shutdown began: new orders are refused (cancels still go)."""
+        self.tick_to_order: list[Callable[[int], None]] = []
+        """Called with the nanoseconds from the receipt (`ts_recv`) of the market event a new
+        order answers to the moment the order is handed to the broker client (metrics)."""
 
     # --- placing -------------------------------------------------------------------------
 
@@ -192,12 +198,23 @@ class OrderManager:
         self.stats.submitted += 1
         self._move(order, S.SUBMITTING)
         deadline = self.clock.monotonic() + self.max_order_delay_s
-        self._spawn(self._place(order, deadline), f"place-{order.client_id}")
+        # A strategy orders from inside the bus's dispatch of the tick it reacts to; a timer's
+        # or an operator's order has no tick.
+        tick = self.bus.current
+        tick_ns = tick.ts_recv if isinstance(tick, Trade | Quote | OrderBook) else 0
+        self._spawn(self._place(order, deadline, tick_ns), f"place-{order.client_id}")
         return order
 
-    async def _place(self, order: Order, deadline: float) -> None:
+    async def _place(self, order: Order, deadline: float, tick_ns: int = 0) -> None:
         order_type = _ORDER_TYPES[(order.price is None, order.tif)]
         send = self.gateway.buy if order.side is Side.BUY else self.gateway.sell
+        if tick_ns and self.tick_to_order:
+            elapsed_ns = self.clock.time_ns() - tick_ns
+            for observe in self.tick_to_order:
+                try:
+                    observe(elapsed_ns)
+                except Exception:  # a metrics bug must not keep an order from going out
+                    log.exception("tick_to_order_observer_failed")
         try:
             ack = await send(order.symbol, order.qty, order_type, order.price, deadline=deadline)
         except OutcomeUnknownError as e:
