@@ -10,6 +10,7 @@ systemd credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
@@ -229,6 +230,25 @@ class DaemonConfig:
     """The journal (SQLite) lives here; systemd's StateDirectory= in production."""
     on_stop: Literal["keep", "cancel"] = "keep"
     """What a shutdown does to the engine's open orders."""
+    stop_timeout_s: float = field(default=20.0, metadata=_range(0, 600, above=True))
+    """The whole shutdown (orders, journal, spool, feed, token revoke) ends within this; keep
+    it below systemd's TimeoutStopSec (30 s in systemd/kiwoom-engine.service), or systemd
+    kills the daemon before the token is revoked."""
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """The loopback HTTP endpoint (engine/admin.py): health, metrics, status, kill switch.
+    Without an `[admin]` table the daemon serves none (as without `[mqtt]`, no mirror)."""
+
+    enabled: bool = True
+    host: str = field(default="127.0.0.1", metadata={"loopback": True})
+    """Loopback only: the endpoint has no authentication and POST /halt, /resume flip the
+    kill switch."""
+    port: int = field(default=18780, metadata=_range(0, 65535))
+    """0 takes any free port (the CLI cannot find that one: tests only)."""
+    loop_stall_s: float = field(default=1.0, metadata=_range(0, 60, above=True))
+    """The event loop late by this much (or unheard this long) is stalled: /healthz says 503."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +318,8 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    admin: AdminConfig | None = None
+    """The loopback endpoint; without an `[admin]` table there is none."""
     strategies: tuple[StrategyConfig, ...] = ()
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -334,12 +356,16 @@ SIM_SECRETKEY = "sim-secretkey-not-secret"
 
 
 def load(
-    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    with_secrets: bool = True,
 ) -> Config:
     """Load and validate a config file (or the defaults when `path` is None).
 
     Raises ConfigError naming the file and key path. Secrets are filled from `env`
-    (default: os.environ) and systemd credentials.
+    (default: os.environ) and systemd credentials; `with_secrets=False` leaves them unset, for
+    commands that never talk to Kiwoom (`status`, `halt`, `resume` ask the running daemon).
     """
     env = os.environ if env is None else env
     source = str(path) if path is not None else "<defaults>"
@@ -356,7 +382,7 @@ def load(
                 )
     cfg = _build(Config, raw, "", source)
     cfg = dataclasses.replace(cfg, source=source)
-    return _with_secrets(cfg, env, source)
+    return _with_secrets(cfg, env, source) if with_secrets else cfg
 
 
 def _read(path: str | os.PathLike[str], source: str) -> dict[str, Any]:
@@ -485,6 +511,11 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
                 raise ConfigError(
                     f"{source}: {path}[{i}]: expected a date YYYY-MM-DD, got {_show(text)}"
                 ) from None
+    if meta.get("loopback") and not _is_loopback(value):
+        raise ConfigError(
+            f"{source}: {path}: must be a loopback address (127.0.0.1, ::1 or localhost): the "
+            f"endpoint has no authentication, got {_show(value)}"
+        )
     if meta.get("non_empty") and not value:
         raise ConfigError(f"{source}: {path}: must not be empty")
     schemes = meta.get(_URL_SCHEMES)
@@ -510,6 +541,15 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
                 raise ConfigError(
                     f"{source}: {path}.{api_id}: account and order calls are never cached"
                 )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
