@@ -9,7 +9,7 @@ stop, its open orders are cancelled, and a `StrategyDisabled` event says why. Th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -194,6 +194,14 @@ class StrategySlot:
             self.call(inst.on_timer, name)
             if not repeat:
                 return
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        """Swap in new `params` (already checked by the class's `check_params`) and tell the
+        strategy (`on_params`), with the slot's usual isolation."""
+        self.params = params
+        if self.instance is not None:
+            self.instance.params = params
+            self.call0(self.instance.on_params)
 
     def stop_timers(self) -> None:
         for task in self._timers.values():

@@ -36,6 +36,7 @@ HANDLERS = (
     "on_fill",
     "on_balance",
     "on_timer",
+    "on_params",
     "on_stop",
 )
 
@@ -90,6 +91,10 @@ class Strategy:
 
     def on_timer(self, name: str) -> None:
         """A timer set with `set_timer` fired."""
+
+    def on_params(self) -> None:
+        """`self.params` now holds a new table (SIGHUP reloaded config.toml; `check_params`
+        passed it). Re-read what you took from it in `on_start`."""
 
     def on_stop(self) -> None:
         """Once, at shutdown (or when the engine disables the strategy)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -221,6 +222,54 @@ class Trader:
         if change is not None:
             self.bus.publish(change)
 
+    def reload(self, cfg: Config) -> list[str]:
+        """Apply the risk limits and strategy params of a re-read config (SIGHUP); the
+        connections, orders and counters stay. Returns the problems that refused it (then
+        nothing changed), else []. Everything else in `cfg` waits for a restart."""
+        problems: list[str] = []
+        params: dict[str, Mapping[str, Any]] = {}
+        new = {sc.name: (i, sc) for i, sc in enumerate(cfg.strategies)}
+        for slot in self.host.slots:
+            i, sc = new.get(slot.name, (-1, None))
+            if sc is None or sc.params == slot.params:
+                continue
+            try:
+                slot.loaded.cls.check_params(sc.params)
+            except Exception as e:
+                problems.append(f"strategies[{i}].params: {e}")
+            else:
+                params[slot.name] = sc.params
+        if problems:
+            return problems
+        old = self.cfg.risk
+        change = self.risk.reconfigure(cfg.risk)
+        self.risk.check_session_hours = (
+            cfg.risk.check_session_hours and self.cfg.kiwoom.mode != "sim"
+        )
+        self.oms.max_order_delay_s = cfg.risk.max_order_delay_ms / 1000
+        for name, p in params.items():
+            self.host.by_name[name].set_params(p)
+        self.cfg = dataclasses.replace(
+            self.cfg,
+            risk=cfg.risk,
+            strategies=tuple(
+                dataclasses.replace(sc, params=params[sc.name]) if sc.name in params else sc
+                for sc in self.cfg.strategies
+            ),
+        )
+        log.info(
+            "config_reloaded",
+            risk={
+                f.name: getattr(cfg.risk, f.name)
+                for f in dataclasses.fields(cfg.risk)
+                if getattr(cfg.risk, f.name) != getattr(old, f.name)
+            },
+            params=sorted(params),
+        )
+        if change is not None:
+            self.bus.publish(change)
+        return []
+
     def request_reconcile(self) -> None:
         self._reconcile_now.set()
 
@@ -365,6 +414,7 @@ class Trader:
             ],
             "portfolio": self.portfolio.snapshot(),
             "risk": self.risk.counters(),
+            "limits": dataclasses.asdict(self.risk.cfg),
             "bus": {"published": self.bus.published, "handler_errors": self.bus.handler_errors},
             "queues": {q.name: q.stats() for q in self.bus.queues},
             "oms": vars(self.oms.stats),

@@ -27,13 +27,16 @@ class DipBuyer(Strategy):
             raise ValueError(f"order_ttl_s must be a number > 0, got {ttl!r}")
 
     def on_start(self) -> None:
+        self.on_params()
+        self.interval = "1m"
+        for symbol in self.symbols:
+            self.log.info("history", symbol=symbol, bars=len(self.bars(symbol, self.interval)))
+
+    def on_params(self) -> None:
         self.window: int = self.params.get("window", 10)
         self.qty: int = self.params.get("qty", 1)
         self.ttl_s: float = float(self.params.get("order_ttl_s", 10))
         self.tp_ticks: int = self.params.get("take_profit_ticks", 2)
-        self.interval = "1m"
-        for symbol in self.symbols:
-            self.log.info("history", symbol=symbol, bars=len(self.bars(symbol, self.interval)))
 
     def on_bar(self, bar: Bar) -> None:
         if bar.interval != self.interval:

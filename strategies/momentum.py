@@ -28,13 +28,18 @@ class Momentum(Strategy):
             raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
 
     def on_start(self) -> None:
+        self.prices: dict[str, deque[int]] = {s: deque() for s in self.symbols}
+        self.seen: dict[str, int] = dict.fromkeys(self.symbols, 0)
+        self.on_params()
+        self.log.info("momentum_started", window=self.window, qty=self.qty)
+
+    def on_params(self) -> None:
+        # Also after a SIGHUP: a new window keeps the newest prices that fit in it.
         self.window: int = self.params.get("window", 20)
         self.qty: int = self.params.get("qty", 1)
         self.max_position: int = self.params.get("max_position", 10)
         self.every: int = self.params.get("every", 5)
-        self.prices: dict[str, deque[int]] = {s: deque(maxlen=self.window) for s in self.symbols}
-        self.seen: dict[str, int] = dict.fromkeys(self.symbols, 0)
-        self.log.info("momentum_started", window=self.window, qty=self.qty)
+        self.prices = {s: deque(p, maxlen=self.window) for s, p in self.prices.items()}
 
     def on_trade(self, trade: Trade) -> None:
         prices = self.prices[trade.symbol]

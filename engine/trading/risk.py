@@ -340,6 +340,14 @@ class RiskEngine:
         log.warning("trading_state_changed", state=state.value, prev=prev.value, reason=reason)
         return TradingStateChanged(state=state, prev_state=prev, reason=reason)
 
+    def reconfigure(self, cfg: RiskConfig) -> TradingStateChanged | None:
+        """Take new limits (SIGHUP) from the next check on; counters and state stay. Returns
+        the move to HALTED when today's loss already reaches a lowered `daily_loss_limit`."""
+        if cfg.extra_holidays != self.cfg.extra_holidays:
+            self.calendar = KrxCalendar(cfg.extra_holidays)
+        self.cfg = cfg
+        return self._halt_on_loss()
+
     def halt(self, reason: str) -> TradingStateChanged | None:
         """The kill switch: HALTED refuses every new order (cancels still pass)."""
         return self.set_state(TradingState.HALTED, reason)
