@@ -1,4 +1,4 @@
-"""Command line: kiwoom-engine run | sim | call | apis | watch.
+"""Command line: kiwoom-engine run | check | sim | call | apis | watch | status | halt | resume.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -31,17 +31,20 @@ EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_BROKER = 4
 EXIT_TRANSPORT = 5
+EXIT_NO_DAEMON = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = """exit codes:
   0    done (run/sim: stopped by SIGTERM or SIGINT; watch: by SIGTERM; any: the output
        pipe was closed)
-  1    run/sim could not start (reason logged), apis found nothing, internal error
+  1    run/sim could not start (reason logged), apis found nothing, the daemon refused
+       (status/halt/resume), internal error
   2    usage: bad arguments, unknown api-id, missing or malformed field
   3    configuration error (file and key named)
   4    Kiwoom refused: an error answer (its message is printed), login or registration,
        an HTTP 4xx that retrying cannot change (e.g. 413: the request is too large)
   5    transport: Kiwoom unreachable, timed out, or the outcome of an order is unknown
+  6    status/halt/resume: no daemon answers at the admin endpoint ([admin] in the config)
   130  interrupted (Ctrl-C) during a one-shot command
 """
 
@@ -117,13 +120,23 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("type", metavar="TYPE", help="realtime type, e.g. 0B, 0D, 00")
     watch.add_argument("items", nargs="*", metavar="ITEM")
     watch.add_argument("--count", type=_count, help="stop after N events (N >= 1)")
+
+    status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
+    status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
+    for name, what in (("halt", "refuse every new order"), ("resume", "trade again")):
+        switch = command(name, help=f"kill switch: {what} (the running daemon)")
+        switch.add_argument("--reason", default="", help="logged with the change")
     return p
 
 
-def _load_config(path: str | None) -> config_mod.Config:
+DAEMON_COMMANDS = ("status", "halt", "resume")
+"""Commands that ask the running daemon; they need no Kiwoom credentials."""
+
+
+def _load_config(path: str | None, *, with_secrets: bool = True) -> config_mod.Config:
     if path is None and Path("config.toml").is_file():
         path = "config.toml"
-    return config_mod.load(path)
+    return config_mod.load(path, with_secrets=with_secrets)
 
 
 def _parse_fields(pairs: Sequence[str]) -> dict[str, str]:
@@ -141,13 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config = getattr(args, "config", None)
     args.log_level = getattr(args, "log_level", None)
     try:
-        cfg = _load_config(args.config)
+        cfg = _load_config(args.config, with_secrets=args.command not in DAEMON_COMMANDS)
     except config_mod.ConfigError as e:
         _complain(f"config error: {e}")
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
-    if args.command in ("call", "apis", "watch", "check") and args.log_level is None:
+    if args.command in ("call", "apis", "watch", "check", *DAEMON_COMMANDS) and not args.log_level:
         level = "warning"
     logs.setup(level, cfg.log.format)
     try:
@@ -204,6 +217,8 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return asyncio.run(_watch(cfg, args.type, list(args.items), args.count))
     if args.command == "check":
         return _check(cfg)
+    if args.command in DAEMON_COMMANDS:
+        return _ask_daemon(cfg, args)
     if args.command == "run":
         from engine.daemon import run
         from engine.plugins import load_all
@@ -231,6 +246,33 @@ def _check(cfg: config_mod.Config) -> int:
     disabled = [sc.name for sc in cfg.strategies if not sc.enabled]
     print(f"{cfg.source}: ok; mode {cfg.kiwoom.mode}; strategies: {names}", end="")
     print(f" (disabled: {', '.join(disabled)})" if disabled else "")
+    return 0
+
+
+def _ask_daemon(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    """`status`, `halt`, `resume`: one request to the running daemon's admin endpoint."""
+    from engine import control
+
+    try:
+        if args.command == "status":
+            answer = control.request(cfg, "GET", "/status")
+            if args.json:
+                sys.stdout.write(inert_json(orjson.dumps(answer, option=orjson.OPT_INDENT_2)))
+                sys.stdout.write("\n")
+            else:
+                print(control.render_status(answer))
+            return 0
+        body = {"reason": args.reason} if args.reason else None
+        answer = control.request(cfg, "POST", f"/{args.command}", body)
+    except control.NoDaemon as e:
+        _complain(str(e))
+        return EXIT_NO_DAEMON
+    except control.DaemonRefused as e:
+        _complain(f"the daemon refused: {e}")
+        return EXIT_FAILURE
+    state = answer.get("trading_state", "?") if isinstance(answer, dict) else "?"
+    reason = answer.get("reason", "") if isinstance(answer, dict) else ""
+    print(one_line(f"trading {state}" + (f" ({reason})" if reason else "")))
     return 0
 
 
