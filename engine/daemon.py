@@ -1,10 +1,13 @@
-"""The daemon's wiring and lifecycle: simulator (mode sim), REST client, engine, feed, signals.
+"""The daemon's wiring and lifecycle: simulator (mode sim), REST client, engine, feed, admin
+endpoint, signals and systemd's notifications.
 
 Start-up order matters: the journal is read first, the feed (with the account streams) comes
 up next so that no order notice can slip between the broker's books and the live stream, then
-the engine reconciles and starts the strategies. Shutdown runs the other way: strategies stop,
-open orders are kept or cancelled (`daemon.on_stop`), the journal is flushed, the feed closes,
-and the token is revoked last.
+the engine reconciles and starts the strategies; only then is systemd told READY=1, and the
+watchdog pinged from the event loop itself. Shutdown (SIGTERM) runs the other way, all of it
+within `daemon.stop_timeout_s`: strategies and new orders stop, open orders are kept or
+cancelled (`daemon.on_stop`), the journal and the `flushers` (the MQTT spool) are flushed, the
+feed closes, and the token is revoked last. SIGHUP re-reads risk limits and strategy params.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import dataclasses
 import shutil
 import signal
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
+from engine import config as config_mod
+from engine.admin import AdminServer
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.events import (
@@ -30,6 +37,7 @@ from engine.events import (
     FeedStale,
     OrderExecution,
     Reconnected,
+    TradingStateChanged,
 )
 from engine.journal import JournalError
 from engine.kiwoom.api import KiwoomApi
@@ -37,6 +45,8 @@ from engine.kiwoom.errors import KiwoomError
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
+from engine.metrics import EngineMetrics, LoopMonitor
+from engine.notify import Notifier
 from engine.plugins import LoadedStrategy, load_all
 from engine.trader import Trader
 
@@ -46,6 +56,20 @@ EXIT_OK = 0
 EXIT_STARTUP = 1
 ACCOUNT_STREAMS = ("00", "04")
 STATS_INTERVAL_S = 30.0
+
+# How the stop deadline (daemon.stop_timeout_s) is shared out: each step may use what is left
+# less the share kept for the steps after it, so a step that hangs (an order POST, a frozen
+# broker) takes its own time, never the token revoke's.
+KEEP_AFTER_ORDERS = 0.4
+"""Of the deadline, kept from the order calls in flight for flushing, the feed and the revoke."""
+KEEP_AFTER_FLUSH = 0.25
+"""Kept from the flushers (journal, MQTT spool) for the feed's close and the revoke."""
+FEED_CLOSE_S = 2.0
+"""At most this for the WebSocket's closing handshake; a server that does not answer is cut."""
+
+Flusher = Callable[[float], Awaitable[None]]
+"""Flushes a consumer's backlog at shutdown within the seconds it is given (the MQTT mirror's
+spool). It must return by then; it is cancelled if it does not."""
 
 
 class FeedReport:
@@ -68,64 +92,173 @@ class FeedReport:
             log.info("feed_resumed", silent_s=ev.silent_s)
 
 
+@dataclass
+class Running:
+    """What a started daemon holds; shutdown closes it in order."""
+
+    cfg: Config
+    rest: KiwoomRest
+    ws: KiwoomWebSocket
+    report: FeedReport
+    trader: Trader
+    admin: AdminServer | None
+    loop: LoopMonitor
+    flushers: list[Flusher] = field(default_factory=list)
+    """Flushed at shutdown after the journal, before the feed closes and the token is revoked:
+    the MQTT mirror's spool goes here."""
+
+
 async def run(
     cfg: Config,
     *,
     stop: asyncio.Event | None = None,
     clock: Clock = SYSTEM_CLOCK,
     strategies: list[LoadedStrategy] | None = None,
+    notifier: Notifier | None = None,
 ) -> int:
     """Run until `stop` is set (or SIGTERM/SIGINT). Returns the process exit code.
 
-    Start-up failures (simulator port taken, login refused, Kiwoom unreachable, record file
-    unwritable, a strategy that cannot be loaded, a journal held by another engine) are logged
-    with their reason and return EXIT_STARTUP; after start-up the feed
+    Start-up failures (simulator or admin port taken, login refused, Kiwoom unreachable,
+    record file unwritable, a strategy that cannot be loaded, a journal held by another
+    engine) are logged with their reason and return EXIT_STARTUP; after start-up the feed
     reconnects on its own. A stop during start-up abandons it (connect and token retries can
-    take longer than systemd waits) and still closes what was opened. The token is revoked on
-    the way out unless `kiwoom.revoke_on_exit` is false.
+    take longer than systemd waits) and still closes what was opened. A stop after start-up
+    runs the shutdown within `daemon.stop_timeout_s` and returns EXIT_OK. With no `stop`
+    given, SIGHUP reloads risk limits and strategy params from the config file.
     """
+    notifier = notifier or Notifier()
+    file_cfg = cfg
+    own_signals = stop is None
     stop = stop or _signal_stop()
-    async with AsyncExitStack() as stack:
-        starting = asyncio.create_task(_start(cfg, stack, clock, strategies), name="daemon-start")
-        stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
-        try:
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not starting.done():
-            starting.cancel()
+    notifier.status("starting")
+    loop_monitor = LoopMonitor()
+    background: list[asyncio.Task[None]] = [
+        asyncio.create_task(loop_monitor.run(), name="loop-monitor")
+    ]
+    try:
+        async with AsyncExitStack() as stack:
+            starting = asyncio.create_task(
+                _start(cfg, stack, clock, strategies, notifier, loop_monitor), name="daemon-start"
+            )
+            stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
+            try:
+                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if not starting.done():
+                notifier.stopping("stopping during start-up")
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await starting
+                log.info("daemon_stopped_during_startup")
+                return EXIT_OK
+            try:
+                running = starting.result()
+            except _StartupFailed:
+                return EXIT_STARTUP
+            except Exception as e:
+                # Whatever else broke start-up: one line with the reason (and the traceback,
+                # through the redactor), never a bare crash.
+                log.exception("startup_failed", error_type=type(e).__name__, error=str(e))
+                return EXIT_STARTUP
+            await _serve(running, file_cfg, stop, notifier, background, reload_on_hup=own_signals)
+            await _shutdown(running, clock, notifier)
+    finally:
+        for task in background:
+            task.cancel()
+        for task in background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await starting
-            log.info("daemon_stopped_during_startup")
-            return EXIT_OK
-        try:
-            cfg, ws, report, trader = starting.result()
-        except _StartupFailed:
-            return EXIT_STARTUP
-        except Exception as e:
-            # Whatever else broke start-up: one line with the reason (and the traceback, through
-            # the redactor), never a bare crash.
-            log.exception("startup_failed", error_type=type(e).__name__, error=str(e))
-            return EXIT_STARTUP
-        log.info(
-            "daemon_running",
-            mode=cfg.kiwoom.mode,
-            rest_url=cfg.rest_url,
-            symbols=cfg.daemon.symbols,
-            types=cfg.daemon.realtime_types,
-            strategies=[slot.name for slot in trader.host.slots if slot.enabled],
-        )
-        stats = asyncio.create_task(_report_stats(report, ws, trader))
-        try:
-            await stop.wait()
-        finally:
-            stats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stats
-        log.info("daemon_stopping", events=dict(report.counts), codec=ws.stats.as_dict())
-        await trader.stop(cancel_open=cfg.daemon.on_stop == "cancel")
+                await task
+        notifier.close()
     log.info("daemon_stopped")
     return EXIT_OK
+
+
+async def _serve(
+    running: Running,
+    file_cfg: Config,
+    stop: asyncio.Event,
+    notifier: Notifier,
+    background: list[asyncio.Task[None]],
+    *,
+    reload_on_hup: bool,
+) -> None:
+    """From READY=1 until `stop`."""
+    cfg, trader, ws = running.cfg, running.trader, running.ws
+    log.info(
+        "daemon_running",
+        mode=cfg.kiwoom.mode,
+        rest_url=cfg.rest_url,
+        symbols=cfg.daemon.symbols,
+        types=cfg.daemon.realtime_types,
+        strategies=[slot.name for slot in trader.host.slots if slot.enabled],
+        admin_port=running.admin.port if running.admin else None,
+    )
+    # Logged in, subscribed, reconciled, strategies started: only now is the service up.
+    notifier.ready(status_line(trader, ws))
+    if notifier.enabled:
+
+        def tell(_ev: Event) -> None:
+            notifier.status(status_line(trader, ws))
+
+        trader.bus.subscribe(
+            (TradingStateChanged, Disconnected, Reconnected, FeedStale, FeedResumed), tell
+        )
+    if notifier.watchdog_interval_s is not None:
+        background.append(
+            asyncio.create_task(_watchdog(notifier, notifier.watchdog_interval_s), name="watchdog")
+        )
+    if reload_on_hup:
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, reload_config, file_cfg, trader
+        )
+    background.append(
+        asyncio.create_task(_report_stats(running.report, ws, trader, notifier), name="stats")
+    )
+    await stop.wait()
+
+
+async def _shutdown(running: Running, clock: Clock, notifier: Notifier) -> None:
+    """The SIGTERM steps, each within its share of `daemon.stop_timeout_s` (see
+    KEEP_AFTER_ORDERS): stop strategies and new orders; keep or cancel open orders and wait
+    for the order calls in flight; flush the journal, then the `flushers`; close the feed;
+    revoke the token. Never raises."""
+    cfg, trader = running.cfg, running.trader
+    total = cfg.daemon.stop_timeout_s
+    deadline = clock.monotonic() + total
+
+    def left(keep: float = 0.0) -> float:
+        return max(0.0, deadline - clock.monotonic() - keep * total)
+
+    notifier.stopping("stopping: strategies, orders, journal")
+    log.info(
+        "daemon_stopping",
+        events=dict(running.report.counts),
+        codec=running.ws.stats.as_dict(),
+        on_stop=cfg.daemon.on_stop,
+        deadline_s=total,
+    )
+    with contextlib.suppress(Exception):
+        await trader.stop(
+            cancel_open=cfg.daemon.on_stop == "cancel", timeout_s=left(KEEP_AFTER_ORDERS)
+        )
+    for flush in running.flushers:
+        budget = left(KEEP_AFTER_FLUSH)
+        try:
+            async with asyncio.timeout(budget):
+                await flush(budget)
+        except TimeoutError:
+            log.warning("flush_abandoned", flusher=getattr(flush, "__qualname__", repr(flush)))
+        except Exception:
+            log.exception("flush_failed", flusher=getattr(flush, "__qualname__", repr(flush)))
+    notifier.status("stopping: closing the feed, revoking the token")
+    await running.ws.close(timeout_s=min(FEED_CLOSE_S, left() / 2))
+    # The token last: nothing may need it after this (Kiwoom shares it with every client of
+    # the app key, see kiwoom.revoke_on_exit).
+    await running.rest.close(timeout_s=left())
+    if running.admin is not None:
+        await running.admin.close()
+    log.info("shutdown_done", within_s=round(total - left(), 3))
 
 
 class _StartupFailed(Exception):
@@ -137,10 +270,11 @@ async def _start(
     stack: AsyncExitStack,
     clock: Clock,
     strategies: list[LoadedStrategy] | None,
-) -> tuple[Config, KiwoomWebSocket, FeedReport, Trader]:
-    """Open the simulator (mode sim), the REST client, the engine and the feed, each registered
-    on `stack` for shutdown. Returns the config the clients use, the feed, its report and the
-    engine."""
+    notifier: Notifier,
+    loop_monitor: LoopMonitor,
+) -> Running:
+    """Open the simulator (mode sim), the REST client, the engine, the admin endpoint and the
+    feed, each registered on `stack` for shutdown. Returns what runs."""
     if strategies is None:
         strategies, problems = load_all(cfg)
         if problems:
@@ -174,10 +308,10 @@ async def _start(
             daemon=dataclasses.replace(cfg.daemon, state_dir=str(sim_state)),
         )
     try:
-        rest = await stack.enter_async_context(
-            KiwoomRest(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
-        )
+        rest = KiwoomRest(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
+        await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
+        notifier.status("starting: reading the journal")
         try:
             await trader.recover()
         except JournalError as e:
@@ -204,17 +338,118 @@ async def _start(
             stale_grace_s=cfg.kiwoom.ws_stale_grace_s,
             sequence=trader.bus.next_seq,
         )
+        admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)
+        notifier.status("starting: logging in")
         await ws.start()
         stack.push_async_callback(ws.close)
+        notifier.status("starting: subscribing")
         symbols = sorted(set(cfg.daemon.symbols) | {s for ls in strategies for s in ls.cfg.symbols})
         await ws.subscribe(cfg.daemon.realtime_types, symbols)
         await ws.subscribe(ACCOUNT_STREAMS, [])
+        notifier.status("starting: reconciling with the broker")
         await trader.start()
         _log_account(trader)
     except KiwoomError as e:
         log.error("startup_failed", error_type=type(e).__name__, error=str(e))
         raise _StartupFailed from e
-    return cfg, ws, report, trader
+    return Running(cfg, rest, ws, report, trader, admin, loop_monitor)
+
+
+async def _start_admin(
+    cfg: Config,
+    stack: AsyncExitStack,
+    clock: Clock,
+    trader: Trader,
+    ws: KiwoomWebSocket,
+    report: FeedReport,
+    loop_monitor: LoopMonitor,
+) -> AdminServer | None:
+    """The admin endpoint, before the feed so that health answers (503) during start-up. A
+    port that is taken fails start-up: a daemon the operator cannot halt must not trade."""
+    if cfg.admin is None or not cfg.admin.enabled:
+        return None
+    metrics = EngineMetrics(trader, ws, loop_monitor, report.counts)
+    admin = AdminServer(
+        cfg.admin,
+        trader,
+        ws,
+        metrics,
+        loop_monitor,
+        clock,
+        mode=cfg.kiwoom.mode,
+        urls={"rest": cfg.rest_url, "ws": cfg.ws_url},
+    )
+    try:
+        await admin.start()
+    except OSError as e:
+        log.error(
+            "admin_start_failed",
+            host=cfg.admin.host,
+            port=cfg.admin.port,
+            error=str(e),
+            hint="another daemon on this port? set admin.port",
+        )
+        raise _StartupFailed from e
+    stack.push_async_callback(admin.close)
+    return admin
+
+
+def reload_config(file_cfg: Config, trader: Trader) -> bool:
+    """SIGHUP: re-read the config file and apply its risk limits and strategy params. An
+    unreadable or invalid file (or params a strategy refuses) keeps the running config and is
+    logged with the reason. Returns True when the new values were applied."""
+    if file_cfg.source == "<defaults>":
+        log.warning("config_reload_skipped", why="no config file")
+        return False
+    try:
+        new = config_mod.load(file_cfg.source, with_secrets=False)
+    except config_mod.ConfigError as e:
+        log.error("config_reload_failed", error=str(e), kept="the running config")
+        return False
+    problems = trader.reload(new)
+    if problems:
+        log.error("config_reload_failed", problems=problems, kept="the running config")
+        return False
+    restart = _needs_restart(file_cfg, new)
+    if restart:
+        log.warning("config_reload_needs_restart", keys=restart)
+    return True
+
+
+def _needs_restart(old: Config, new: Config) -> list[str]:
+    """The changed settings that only a restart applies (all but risk and strategy params)."""
+    keys = []
+    for f in dataclasses.fields(Config):
+        if f.name in ("risk", "strategies", "source"):
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if f.name == "kiwoom":  # the secrets are not re-read
+            a = dataclasses.replace(a, appkey=None, secretkey=None)
+            b = dataclasses.replace(b, appkey=None, secretkey=None)
+        if a != b:
+            keys.append(f.name)
+    strip = [dataclasses.replace(sc, params={}) for sc in old.strategies]
+    if strip != [dataclasses.replace(sc, params={}) for sc in new.strategies]:
+        keys.append("strategies")
+    return keys
+
+
+async def _watchdog(notifier: Notifier, interval_s: float) -> None:
+    """WATCHDOG=1 every `interval_s`, from the event loop itself: a loop that stalls stops the
+    pings, and systemd restarts the daemon after WatchdogSec."""
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval_s)
+
+
+def status_line(trader: Trader, ws: KiwoomWebSocket) -> str:
+    """systemd's STATUS=: what the daemon is doing, in a line."""
+    running = sum(1 for s in trader.host.slots if s.enabled)
+    feed = "live" if ws.connected else str(ws.state)
+    return (
+        f"trading {trader.risk.state.value}; feed {feed}; {running} strategies; "
+        f"{len(trader.oms.open_orders())} open orders"
+    )
 
 
 def _signal_stop() -> asyncio.Event:
@@ -235,7 +470,9 @@ def _log_account(trader: Trader) -> None:
     )
 
 
-async def _report_stats(report: FeedReport, ws: KiwoomWebSocket, trader: Trader) -> None:
+async def _report_stats(
+    report: FeedReport, ws: KiwoomWebSocket, trader: Trader, notifier: Notifier | None = None
+) -> None:
     while True:
         await asyncio.sleep(STATS_INTERVAL_S)
         # Reporting is a side line: a bug here is logged and the next round tried, never
@@ -253,5 +490,7 @@ async def _report_stats(report: FeedReport, ws: KiwoomWebSocket, trader: Trader)
                 trading_state=trader.risk.state.value,
                 realized_today=trader.portfolio.realized_today,
             )
+            if notifier is not None:
+                notifier.status(status_line(trader, ws))
         except Exception:
             log.exception("feed_stats_failed")

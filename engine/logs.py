@@ -1,6 +1,7 @@
 """Logging setup: structlog, JSON lines under systemd, console output on a terminal.
 
-`redact_secrets` is the last line of defence for secrets: it drops the values of keys that name
+Python's warnings go through the same chain (logger "py.warnings"), so under systemd every
+line on stderr is JSON. `redact_secrets` is the last line of defence for secrets: it drops the values of keys that name
 a secret and scrubs every registered secret (engine.secrets), and every long piece of one, from
 every string it finds, including exception texts and tracebacks. The first line is not letting
 libraries log frame contents at all (`FRAME_LOGGERS`).
@@ -130,3 +131,6 @@ def setup(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) 
     root.setLevel(root_level)
     for name in FRAME_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, root_level))
+    # Python warnings (a deprecation in a library, an unclosed socket) would go to stderr raw,
+    # as lines journald cannot parse: route them into the same chain, as logger py.warnings.
+    logging.captureWarnings(True)
