@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import subprocess
+import sys
 
 import orjson
 import structlog
@@ -177,3 +179,19 @@ def test_debug_level_keeps_library_frame_logging_off() -> None:
     assert frame_logger.isEnabledFor(logging.INFO)
     logs.setup("error", "json", buf)
     assert not frame_logger.isEnabledFor(logging.WARNING)  # never below the configured level
+
+
+def test_python_warnings_become_json_log_lines() -> None:
+    # In a fresh process: pytest captures warnings itself in this one.
+    code = (
+        "from engine import logs; logs.setup('info', 'json'); import warnings; "
+        "warnings.warn('an odd thing', RuntimeWarning)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    (line,) = res.stderr.splitlines()
+    entry = orjson.loads(line)
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "py.warnings"
+    assert "RuntimeWarning: an odd thing" in entry["event"]

@@ -238,3 +238,50 @@ async def test_a_crash_in_the_stats_report_does_not_end_it(
 def _quiet_logs() -> object:
     yield
     logs.setup("warning", "json", io.StringIO())
+
+
+async def test_a_flusher_gets_its_share_of_the_stop_deadline_and_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hook the MQTT mirror's spool uses: flushed after the journal, before the revoke.
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    budgets: list[float] = []
+
+    async def hangs(budget_s: float) -> None:
+        budgets.append(budget_s)
+        await asyncio.Event().wait()  # a broker that never takes the spool
+
+    start = daemon._start
+
+    async def start_with_flusher(*args: object) -> daemon.Running:
+        running = await start(*args)  # type: ignore[arg-type]
+        running.flushers.append(hangs)
+        return running
+
+    monkeypatch.setattr(daemon, "_start", start_with_flusher)
+    cfg = sim_config()
+    cfg = dataclasses.replace(cfg, daemon=dataclasses.replace(cfg.daemon, stop_timeout_s=2.0))
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(cfg, stop=stop))
+    await until(lambda: "daemon_running" in buf.getvalue() or task.done(), 15)
+    stop.set()
+    assert await asyncio.wait_for(task, 10) == daemon.EXIT_OK
+    lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
+    events = [line["event"] for line in lines]
+    assert len(budgets) == 1
+    assert 0 < budgets[0] <= 2.0 * (1 - daemon.KEEP_AFTER_FLUSH)
+    assert events.index("flush_abandoned") < events.index("token_revoked")
+    (done,) = [line for line in lines if line["event"] == "shutdown_done"]
+    assert done["within_s"] <= 2.0
+
+
+def test_a_reload_names_the_settings_that_need_a_restart() -> None:
+    cfg = sim_config()
+    changed = dataclasses.replace(
+        cfg,
+        risk=dataclasses.replace(cfg.risk, max_order_qty=1),
+        daemon=dataclasses.replace(cfg.daemon, symbols=("005930",)),
+    )
+    assert daemon._needs_restart(cfg, changed) == ["daemon"]
+    assert daemon._needs_restart(cfg, dataclasses.replace(cfg, risk=changed.risk)) == []
