@@ -224,9 +224,6 @@ class OrderManager:
         self._link(order, order_no)
         if order.state in (S.SUBMITTING, S.UNKNOWN):
             self._move(order, S.ACCEPTED)
-        if order.client_id in self._cancel_after_ack:
-            self._cancel_after_ack.discard(order.client_id)
-            self.cancel(order)
 
     def _outcome_unknown(self, order: Order, reason: str) -> None:
         self.stats.unknown += 1
@@ -499,7 +496,13 @@ class OrderManager:
             return False
         if not order.is_open:
             self._open.pop(order.client_id, None)
+            self._cancel_after_ack.discard(order.client_id)
         self.bus.publish(update)
+        if state in (S.ACCEPTED, S.PARTIALLY_FILLED) and order.client_id in self._cancel_after_ack:
+            # A cancel asked for while the order had no number: its number is known now,
+            # whether from the REST answer, a 00 notice or reconciliation.
+            self._cancel_after_ack.discard(order.client_id)
+            self.cancel(order)
         return True
 
     def _track(self, order: Order) -> None:
