@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from engine.events import OrderState
 from engine.sim.simulator import Simulator
-from tests.engine.conftest import SYMBOL, running_engine, sim_config, write_strategy
+from tests.engine.conftest import running_engine, sim_config, write_strategy
 from tests.support import until
 
 S = OrderState
@@ -66,7 +67,7 @@ async def test_timers_repeat_fire_once_and_cancel(sim: Simulator, tmp_path: Path
         await until(lambda: strat.fired.count("tick") == 3, 5)
         await until(lambda: "once" in strat.fired, 5)
         settled = list(strat.fired)
-        await __import__("asyncio").sleep(0.2)
+        await asyncio.sleep(0.2)
         assert strat.fired == settled  # the repeating one was cancelled, the other is done
         assert strat.fired.count("once") == 1
 
@@ -90,9 +91,7 @@ class Amend(Strategy):
 """
 
 
-async def test_an_amend_moves_the_order_under_a_new_number(
-    sim: Simulator, tmp_path: Path
-) -> None:
+async def test_an_amend_moves_the_order_under_a_new_number(sim: Simulator, tmp_path: Path) -> None:
     sc = write_strategy(tmp_path, "a", AMEND, "Amend")
     async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
         strat = trader.host.by_name["a"].instance
