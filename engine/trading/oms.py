@@ -170,21 +170,7 @@ class OrderManager:
         # Tracked only now: the checks must not count the order they are judging as open.
         self._track(order)
         if rejection is not None:
-            self.stats.risk_rejected += 1
-            self.bus.publish(
-                RiskRejected(
-                    order.client_id,
-                    strategy,
-                    req.symbol,
-                    req.side,
-                    req.qty,
-                    req.price or 0,
-                    rejection.reason.value,
-                    rejection.limit,
-                    rejection.value,
-                    rejection.detail,
-                )
-            )
+            self._publish_rejection(order, req.qty, req.price or 0, rejection)
             self._move(order, S.REJECTED, rejection.reason.value)
             return order
         self.journal.record_intent(order)
@@ -194,6 +180,23 @@ class OrderManager:
         deadline = self.clock.monotonic() + self.max_order_delay_s
         self._spawn(self._place(order, deadline), f"place-{order.client_id}")
         return order
+
+    def _publish_rejection(self, order: Order, qty: int, price: int, rej: Rejection) -> None:
+        self.stats.risk_rejected += 1
+        self.bus.publish(
+            RiskRejected(
+                order.client_id,
+                order.strategy,
+                order.symbol,
+                order.side,
+                qty,
+                price,
+                rej.reason.value,
+                rej.limit,
+                rej.value,
+                rej.detail,
+            )
+        )
 
     async def _place(self, order: Order, deadline: float) -> None:
         order_type = _ORDER_TYPES[(order.price is None, order.tif)]
@@ -282,20 +285,7 @@ class OrderManager:
             raise ValueError("modify needs 0 < qty <= open quantity and a positive price")
         rejection = self._check_amend(order, new_price)
         if rejection is not None:
-            self.bus.publish(
-                RiskRejected(
-                    order.client_id,
-                    order.strategy,
-                    order.symbol,
-                    order.side,
-                    new_qty,
-                    new_price,
-                    rejection.reason.value,
-                    rejection.limit,
-                    rejection.value,
-                    rejection.detail,
-                )
-            )
+            self._publish_rejection(order, new_qty, new_price, rejection)
             return
         assert order.order_no is not None
         self._move(order, S.PENDING_REPLACE)
