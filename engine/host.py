@@ -295,8 +295,13 @@ class StrategyHost:
             except KiwoomError as e:
                 log.warning("history_load_failed", symbol=symbol, interval=interval, error=str(e))
                 continue
-            self.builders[(symbol, interval)].seed(candles[:n])
-            log.info("history_loaded", symbol=symbol, interval=interval, bars=min(n, len(candles)))
+            now = self.clock.now()
+            builder = self.builders[(symbol, interval)]
+            # Newest first from the broker; the open bar is dropped by seed, so ask one more.
+            kept = builder.seed(candles[: n + 1], now)
+            while len(builder.history) > n:
+                builder.history.popleft()
+            log.info("history_loaded", symbol=symbol, interval=interval, bars=min(kept, n))
 
     def start(self) -> None:
         """Subscribe to the bus and call every `on_start`."""
@@ -305,7 +310,7 @@ class StrategyHost:
         bus.subscribe(Quote, self._route("on_quote"))
         bus.subscribe(OrderBook, self._route("on_book"))
         bus.subscribe(Balance, self._route("on_balance"))
-        bus.subscribe(Bar, self._route("on_bar"))
+        bus.subscribe(Bar, self.on_bar)
         bus.subscribe(OrderUpdate, self.on_order_update)
         bus.subscribe(Fill, self.on_fill)
         for slot in self.slots:
@@ -341,6 +346,11 @@ class StrategyHost:
                     self.bus.publish(bar)
         for slot, fn in self._routes["on_trade"].get(tr.symbol, ()):
             slot.call(fn, tr)
+
+    def on_bar(self, bar: Bar) -> None:
+        for slot, fn in self._routes["on_bar"].get(bar.symbol, ()):
+            if bar.interval in slot.loaded.cfg.bars:  # only the intervals it asked for
+                slot.call(fn, bar)
 
     def on_order_update(self, up: OrderUpdate) -> None:
         slot = self.by_name.get(up.strategy) if up.strategy else None

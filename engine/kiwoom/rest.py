@@ -548,7 +548,10 @@ class KiwoomRest:
                 cont_key = result.next_key
                 continue
             truncated = True
-            log.warning(stop, api_id=api_id, pages=len(pages))
+            # A page limit the caller chose is what it asked for; the config's default
+            # cutting a listing short, or a server that breaks paging, is worth a warning.
+            chosen = max_pages is not None and stop == "rest_pages_truncated"
+            (log.debug if chosen else log.warning)(stop, api_id=api_id, pages=len(pages))
             break
         return Pages(api_id, spec.list_field, tuple(pages), truncated)
 

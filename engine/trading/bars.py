@@ -79,13 +79,21 @@ class BarBuilder:
         self.history.append(bar)
         return bar
 
-    def seed(self, candles: list[Candle]) -> None:
-        """Load warm-up history (any order; kept oldest first)."""
+    def seed(self, candles: list[Candle], now: datetime) -> int:
+        """Load warm-up history (any order; kept oldest first). A bar still open at `now` (the
+        broker lists the current minute too) is left out: the live builder makes that one.
+        Returns how many were kept."""
+        length = bar_length(self.interval)
+        kept = 0
         for c in sorted(candles, key=lambda c: c.at):
             at = c.at if c.at.tzinfo else c.at.replace(tzinfo=KST)
+            if at + length > now:
+                continue
+            kept += 1
             self.history.append(
                 Bar(self.symbol, self.interval, at, c.open, c.high, c.low, c.close, c.volume)
             )
+        return kept
 
     def bars(self) -> list[Bar]:
         return list(self.history)

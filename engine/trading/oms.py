@@ -176,21 +176,7 @@ class OrderManager:
         # Tracked only now: the checks must not count the order they are judging as open.
         self._track(order)
         if rejection is not None:
-            self.stats.risk_rejected += 1
-            self.bus.publish(
-                RiskRejected(
-                    order.client_id,
-                    strategy,
-                    req.symbol,
-                    req.side,
-                    req.qty,
-                    req.price or 0,
-                    rejection.reason.value,
-                    rejection.limit,
-                    rejection.value,
-                    rejection.detail,
-                )
-            )
+            self._publish_rejection(order, req.qty, req.price or 0, rejection)
             self._move(order, S.REJECTED, rejection.reason.value)
             return order
         self.journal.record_intent(order)
@@ -204,6 +190,23 @@ class OrderManager:
         tick_ns = tick.ts_recv if isinstance(tick, Trade | Quote | OrderBook) else 0
         self._spawn(self._place(order, deadline, tick_ns), f"place-{order.client_id}")
         return order
+
+    def _publish_rejection(self, order: Order, qty: int, price: int, rej: Rejection) -> None:
+        self.stats.risk_rejected += 1
+        self.bus.publish(
+            RiskRejected(
+                order.client_id,
+                order.strategy,
+                order.symbol,
+                order.side,
+                qty,
+                price,
+                rej.reason.value,
+                rej.limit,
+                rej.value,
+                rej.detail,
+            )
+        )
 
     async def _place(self, order: Order, deadline: float, tick_ns: int = 0) -> None:
         order_type = _ORDER_TYPES[(order.price is None, order.tif)]
@@ -241,9 +244,6 @@ class OrderManager:
         self._link(order, order_no)
         if order.state in (S.SUBMITTING, S.UNKNOWN):
             self._move(order, S.ACCEPTED)
-        if order.client_id in self._cancel_after_ack:
-            self._cancel_after_ack.discard(order.client_id)
-            self.cancel(order)
 
     def _outcome_unknown(self, order: Order, reason: str) -> None:
         self.stats.unknown += 1
@@ -302,20 +302,7 @@ class OrderManager:
             raise ValueError("modify needs 0 < qty <= open quantity and a positive price")
         rejection = self._check_amend(order, new_price)
         if rejection is not None:
-            self.bus.publish(
-                RiskRejected(
-                    order.client_id,
-                    order.strategy,
-                    order.symbol,
-                    order.side,
-                    new_qty,
-                    new_price,
-                    rejection.reason.value,
-                    rejection.limit,
-                    rejection.value,
-                    rejection.detail,
-                )
-            )
+            self._publish_rejection(order, new_qty, new_price, rejection)
             return
         assert order.order_no is not None
         self._move(order, S.PENDING_REPLACE)
@@ -516,7 +503,13 @@ class OrderManager:
             return False
         if not order.is_open:
             self._open.pop(order.client_id, None)
+            self._cancel_after_ack.discard(order.client_id)
         self.bus.publish(update)
+        if state in (S.ACCEPTED, S.PARTIALLY_FILLED) and order.client_id in self._cancel_after_ack:
+            # A cancel asked for while the order had no number: its number is known now,
+            # whether from the REST answer, a 00 notice or reconciliation.
+            self._cancel_after_ack.discard(order.client_id)
+            self.cancel(order)
         return True
 
     def _track(self, order: Order) -> None:

@@ -79,8 +79,12 @@ class Reconciler:
         # Amends and cancels of numbers we know belong to the same order.
         for r in history:
             if r.order_no not in oms.by_order_no and r.original_order_no in oms.by_order_no:
-                oms.by_order_no[r.order_no] = oms.by_order_no[r.original_order_no]
-                oms.by_order_no[r.order_no].order_nos.append(r.order_no)
+                order = oms.by_order_no[r.original_order_no]
+                if "정정" in r.amend_cancel:
+                    oms.link(order, r.order_no)  # an amend's number is the live one now
+                else:
+                    oms.by_order_no[r.order_no] = order  # a cancel's number: just known
+                    order.order_nos.append(r.order_no)
         unclaimed = [
             r for r in history if r.order_no not in oms.by_order_no and not r.original_order_no
         ]

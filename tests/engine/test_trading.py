@@ -149,3 +149,35 @@ async def test_programming_errors_raise_and_risk_rejections_do_not(
         order = strat.buy(SYMBOL, 11, 70_000)
         assert order.state is S.REJECTED
         assert order.reason == "MAX_ORDER_QTY"
+
+
+BUY_AND_CANCEL_AT_ONCE = """
+from engine.trading import krx
+
+class CancelAtOnce(Strategy):
+    def on_start(self):
+        self.order = None
+
+    def on_trade(self, trade):
+        if self.order is None:
+            # Passive: 3 % under the market, inside the fat-finger distance.
+            price = krx.round_to_tick(trade.price * 97 // 100, "down")
+            self.order = self.buy(trade.symbol, 1, price)
+            self.cancel(self.order)  # no number yet: goes out as soon as one is known
+"""
+
+
+@pytest.mark.parametrize("push_first", [False, True], ids=["ack_first", "push_first"])
+async def test_a_cancel_asked_before_the_order_has_a_number_goes_out_once_it_has(
+    sim: Simulator, tmp_path: Path, push_first: bool
+) -> None:
+    sim.state.faults.order_push_first = push_first
+    sc = write_strategy(tmp_path, "c", BUY_AND_CANCEL_AT_ONCE, "CancelAtOnce")
+    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+        strat = trader.host.by_name["c"].instance
+        await until(lambda: strat.order is not None and strat.order.state is S.CANCELED, 10)
+        placed = [o for o in sim.exchange.orders() if o.action == "new"]
+        assert len(placed) == 1
+        assert placed[0].open_qty == 0
+        assert [o.action for o in sim.exchange.orders()] == ["new", "cancel"]
+        assert trader.oms.stats.illegal_transitions == 0
