@@ -130,6 +130,11 @@ async def run(
     file_cfg = cfg
     own_signals = stop is None
     stop = stop or _signal_stop()
+    # SIGHUP's default action would end the process: from the first moment, a reload is
+    # either applied or (during start-up) refused with a log line.
+    hup = _Reloader(file_cfg)
+    if own_signals:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup)
     notifier.status("starting")
     loop_monitor = LoopMonitor()
     background: list[asyncio.Task[None]] = [
@@ -161,7 +166,8 @@ async def run(
                 # through the redactor), never a bare crash.
                 log.exception("startup_failed", error_type=type(e).__name__, error=str(e))
                 return EXIT_STARTUP
-            await _serve(running, file_cfg, stop, notifier, background, reload_on_hup=own_signals)
+            hup.trader = running.trader
+            await _serve(running, stop, notifier, background)
             await _shutdown(running, clock, notifier)
     finally:
         for task in background:
@@ -176,12 +182,9 @@ async def run(
 
 async def _serve(
     running: Running,
-    file_cfg: Config,
     stop: asyncio.Event,
     notifier: Notifier,
     background: list[asyncio.Task[None]],
-    *,
-    reload_on_hup: bool,
 ) -> None:
     """From READY=1 until `stop`."""
     cfg, trader, ws = running.cfg, running.trader, running.ws
@@ -207,10 +210,6 @@ async def _serve(
     if notifier.watchdog_interval_s is not None:
         background.append(
             asyncio.create_task(_watchdog(notifier, notifier.watchdog_interval_s), name="watchdog")
-        )
-    if reload_on_hup:
-        asyncio.get_running_loop().add_signal_handler(
-            signal.SIGHUP, reload_config, file_cfg, trader
         )
     background.append(
         asyncio.create_task(_report_stats(running.report, ws, trader, notifier), name="stats")
@@ -392,6 +391,20 @@ async def _start_admin(
         raise _StartupFailed from e
     stack.push_async_callback(admin.close)
     return admin
+
+
+class _Reloader:
+    """The SIGHUP handler: reload once the engine runs, refuse (logged) before."""
+
+    def __init__(self, file_cfg: Config) -> None:
+        self.file_cfg = file_cfg
+        self.trader: Trader | None = None
+
+    def __call__(self) -> None:
+        if self.trader is None or not self.trader.running:
+            log.warning("config_reload_ignored", why="not running (starting or stopping)")
+            return
+        reload_config(self.file_cfg, self.trader)
 
 
 def reload_config(file_cfg: Config, trader: Trader) -> bool:

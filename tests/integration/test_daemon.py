@@ -285,3 +285,21 @@ def test_a_reload_names_the_settings_that_need_a_restart() -> None:
     )
     assert daemon._needs_restart(cfg, changed) == ["daemon"]
     assert daemon._needs_restart(cfg, dataclasses.replace(cfg, risk=changed.risk)) == []
+
+
+async def test_a_taken_admin_port_is_a_startup_failure_with_its_reason() -> None:
+    # A daemon the operator could not halt must not trade.
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = blocker.sockets[0].getsockname()[1]
+    cfg = dataclasses.replace(sim_config(), admin=config.AdminConfig(port=port))
+    try:
+        code = await asyncio.wait_for(daemon.run(cfg, stop=asyncio.Event()), 15)
+    finally:
+        blocker.close()
+    assert code == daemon.EXIT_STARTUP
+    lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
+    (failed,) = [line for line in lines if line["event"] == "admin_start_failed"]
+    assert failed["port"] == port
+    assert "daemon_running" not in buf.getvalue()

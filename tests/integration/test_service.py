@@ -127,10 +127,10 @@ async def test_sigterm_with_an_order_post_hanging_exits_0_within_the_deadline(
 ) -> None:
     # The order is taken and its answer held past the deadline (the request timeout is longer
     # still): shutdown gives up waiting for it, still flushes and revokes, and exits 0.
-    simulator.state.faults.rest_delay_s["kt10000"] = 4.0
+    simulator.state.faults.rest_delay_s["kt10000"] = 3.0
     port = free_port()
     path = strategy_file(tmp_path, "buy_once", BUY_ONCE)
-    stop_timeout_s = 2.0
+    stop_timeout_s = 1.5
     cfg = write_config(
         tmp_path,
         admin_port=port,
@@ -167,7 +167,7 @@ async def test_sigterm_with_the_broker_frozen_exits_0_within_the_deadline(
     )
     try:
         port = free_port()
-        stop_timeout_s = 2.0
+        stop_timeout_s = 1.5
         cfg = write_config(
             tmp_path,
             admin_port=port,
