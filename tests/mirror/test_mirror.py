@@ -285,6 +285,7 @@ async def test_the_last_will_says_offline_when_the_daemon_is_sigkilled(broker: B
     assert offline["reason"] == "lost"
     assert offline["seq"] == online["seq"] + 1
     assert offline["started_ns"] == online["started_ns"]
+    assert offline["connection"] == online["connection"] == 1
 
 
 async def test_a_clean_stop_flushes_what_is_queued_then_says_offline(broker: Broker) -> None:
