@@ -161,7 +161,8 @@ class Mirror:
     def stats(self) -> dict[str, int]:
         """Counters for metrics and status. `published_account` counts acknowledged QoS 1
         messages; `dropped_offline` market data that arrived with no broker; `spooled` QoS 1
-        messages waiting for the broker; `spool_dropped` those lost to a full spool."""
+        messages waiting for the broker, `in_flight` of them sent on this connection;
+        `spool_dropped` those lost to a full spool."""
         q = self._queue
         return {
             "connected": int(self.connected),
@@ -175,6 +176,7 @@ class Mirror:
             "queue_dropped": q.dropped,
             "queue_coalesced": q.coalesced,
             "spooled": len(self._spool),
+            "in_flight": self._sent,
             "spool_dropped": self.spool_dropped,
             "commands_accepted": self.commands_accepted,
             "commands_rejected": self.commands_rejected,

@@ -110,6 +110,11 @@ class Broker:
         with socket.socket() as s:
             return s.connect_ex((self.host, self.port)) == 0
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open, nothing is read or answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
         """SIGKILL: no goodbye to any client."""
         if self.proc is not None and self.proc.poll() is None:

@@ -188,15 +188,24 @@ async def test_broker_killed_and_restarted_qos1_topics_have_no_gap_and_drops_are
             bus.publish(fill(i))
         await until(lambda: len(sub.on(fills_topic)) == 5 and mirror.stats()["spooled"] == 0)
 
+        # Frozen first: the next orders and fills go out and are never acknowledged...
+        broker.freeze()
+        for i in range(6, 9):
+            bus.publish(order(i))
+            bus.publish(fill(i))
+        await until(lambda: mirror.stats()["in_flight"] == 6)
+        # ...then killed: those must go again after the restart.
         broker.kill()
         await until(
             lambda: not mirror.connected and sub.sessions == 1 and not sub.subscribed.is_set()
         )
         for i in range(6, 16):  # trading goes on while the broker is down
             bus.publish(trade(i))
-            bus.publish(order(i))
-            bus.publish(fill(i))
+            if i >= 9:
+                bus.publish(order(i))
+                bus.publish(fill(i))
         await until(lambda: mirror.stats()["spooled"] == 20)
+        assert mirror.stats()["in_flight"] == 0
         assert mirror.stats()["dropped_offline"] == 10
 
         await broker.start()
