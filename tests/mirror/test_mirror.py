@@ -57,6 +57,15 @@ async def running(mirror: Mirror) -> AsyncIterator[asyncio.Task[None]]:
             await task
 
 
+def capture_logs(monkeypatch: pytest.MonkeyPatch) -> structlog.testing.LogCapture:
+    # The module's logger itself: another test may have configured structlog with cached
+    # loggers, which structlog.testing.capture_logs() cannot reach.
+    cap = structlog.testing.LogCapture()
+    capturing = structlog.wrap_logger(None, processors=[cap], wrapper_class=structlog.BoundLogger)
+    monkeypatch.setattr(mirror_mod, "log", capturing)
+    return cap
+
+
 def trade(i: int) -> Trade:
     return Trade(SYMBOL, Exchange.KRX, 90000 + i, 70_000 + i, i, 1000 * i, 0, 0, 0, 0, 0, 0)
 
@@ -230,8 +239,9 @@ async def test_broker_killed_and_restarted_qos1_topics_have_no_gap_and_drops_are
 
 
 async def test_no_broker_at_start_the_spool_keeps_the_newest_and_counts_the_rest(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    cap = capture_logs(monkeypatch)
     broker = Broker(tmp_path, free_port())  # not started yet
     bus = EventBus(SYSTEM_CLOCK)
     clock = ManualClock()
@@ -239,6 +249,10 @@ async def test_no_broker_at_start_the_spool_keeps_the_newest_and_counts_the_rest
     mirror = Mirror(cfg, bus.attach(Mirror.queue()), clock, account="x")
     async with running(mirror):
         await until(lambda: mirror.stats()["connect_failures"] == 1)
+        warned = [e for e in cap.entries if e["event"] == "mirror_broker_unreachable"]
+        assert [(e["log_level"], e["port"], e["attempt"]) for e in warned] == [
+            ("warning", broker.port, 1)
+        ]
         for i in range(1, 26):
             bus.publish(fill(i))
         await until(lambda: mirror.stats()["spool_dropped"] == 15)
@@ -382,12 +396,7 @@ async def test_the_readme_acl_lets_the_operator_command_and_not_a_dashboard(
     passwords = {"kiwoom-engine": "engine-pw-8f3a1c9d2e", "ops": "ops-pw", "dashboard": "dash-pw"}
     broker = Broker(tmp_path, passwords=passwords, acl=readme_acl())
     await broker.start()
-    cap = structlog.testing.LogCapture()
-    monkeypatch.setattr(
-        mirror_mod,
-        "log",
-        structlog.wrap_logger(None, processors=[cap], wrapper_class=structlog.BoundLogger),
-    )
+    cap = capture_logs(monkeypatch)
     try:
         cfg_file = tmp_path / "c.toml"
         cfg_file.write_text(
