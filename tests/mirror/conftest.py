@@ -48,6 +48,7 @@ class Broker:
         port: int | None = None,
         passwords: dict[str, str] | None = None,
         acl: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.dir = tmp
         self.port = port or free_port()
@@ -88,6 +89,7 @@ class Broker:
                 lines.append(f"acl_file {tmp / 'acl'}")
         else:
             lines.append("allow_anonymous true")
+        lines += extra
         self.conf = tmp / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 

@@ -452,3 +452,54 @@ async def test_market_data_still_flows_through_paho_publish_without_its_write_qu
         await until(lambda: len(sub.heard) == 300)
     assert [h.body["seq"] for h in sub.heard] == list(range(1, 301))
     assert [h.body["price"] for h in sub.heard] == [70_000 + i for i in range(1, 301)]
+
+
+def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    cert, key = tmp / f"{name}.pem", tmp / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_to_a_broker_checked_against_ca_file(tmp_path: Path) -> None:
+    # A self-signed certificate for 127.0.0.1 is the CA; the subscriber uses a plain listener.
+    cert, key = self_signed(tmp_path, "broker")
+    tls_port = free_port()
+    broker = Broker(
+        tmp_path,
+        extra=(f"listener {tls_port} 127.0.0.1", f"certfile {cert}", f"keyfile {key}"),
+    )
+    await broker.start()
+    try:
+        bus = EventBus(SYSTEM_CLOCK)
+        cfg = MqttConfig(port=tls_port, prefix=PREFIX, tls=True, ca_file=str(cert))
+        mirror = Mirror(cfg, bus.attach(Mirror.queue()), SYSTEM_CLOCK, account="x")
+        async with subscribed(broker, f"{PREFIX}/#") as sub, running(mirror):
+            await until(lambda: mirror.connected, 10)
+            for i in range(1, 2001):
+                bus.publish(trade(i))
+            bus.publish(fill(1))
+            await until(lambda: len(sub.on(f"{PREFIX}/fill")) == 1, 10)
+            await until(lambda: len(sub.on(f"{PREFIX}/md/trade/{SYMBOL}")) == 2000, 10)
+        assert seqs(sub.on(f"{PREFIX}/md/trade/{SYMBOL}")) == list(range(1, 2001))
+        assert "New client connected from 127.0.0.1" in broker.log_text()
+    finally:
+        broker.stop()
+    # A CA that did not sign the broker's certificate: refused, retried, never connected.
+    other, _ = self_signed(tmp_path, "other")
+    await broker.start()
+    try:
+        cfg = MqttConfig(port=tls_port, prefix=PREFIX, tls=True, ca_file=str(other))
+        bus = EventBus(SYSTEM_CLOCK)
+        clock = ManualClock()
+        mirror = Mirror(cfg, bus.attach(Mirror.queue()), clock, account="x")
+        async with running(mirror):
+            await until(lambda: mirror.stats()["connect_failures"] == 1, 10)
+            assert not mirror.connected
+    finally:
+        broker.stop()
