@@ -127,6 +127,7 @@ class Mirror:
         self._paho: paho.Client | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._online_seq = 0
+        self._stopping = False
         self._snap_last: dict[str, bytes] = {}
         self._heads: dict[str, bytes] = {}
         """Per market-data topic, its encoded name, as every packet to it starts."""
@@ -214,6 +215,10 @@ class Mirror:
                     failures = 0
                     await self._serve(client)
             except aiomqtt.MqttError as e:
+                if self._stopping:
+                    # The disconnect after _goodbye failed (a broker that stopped answering):
+                    # the cancellation stands.
+                    raise asyncio.CancelledError from None
                 lost = self.connected
                 self._disconnected()
                 failures += 1
@@ -291,6 +296,7 @@ class Mirror:
             async for message in client.messages:
                 self._command(message)
         except asyncio.CancelledError:
+            self._stopping = True
             acker.cancel()
             await self._goodbye(client)
             raise

@@ -328,6 +328,35 @@ async def test_a_clean_stop_flushes_what_is_queued_then_says_offline(broker: Bro
     assert not mirror.connected
 
 
+async def test_a_stop_with_the_broker_frozen_ends_within_the_flush_timeout(broker: Broker) -> None:
+    bus = EventBus(SYSTEM_CLOCK)
+    cfg = mqtt_config(broker, flush_timeout_s=0.5)
+    mirror = Mirror(cfg, bus.attach(Mirror.queue()), SYSTEM_CLOCK, account="x")
+    task = asyncio.create_task(mirror.run())
+    try:
+        await until(lambda: mirror.connected)
+        broker.freeze()
+        for i in range(1, 4):
+            bus.publish(fill(i))
+        await until(lambda: mirror.stats()["in_flight"] == 3)
+        # Market data until the socket's buffers are full: even the DISCONNECT cannot go out.
+        for i in range(100):
+            for j in range(1000):
+                bus.publish(trade(1000 * i + j))
+            await asyncio.sleep(0)
+        assert mirror.stats()["queue_dropped"] > 0
+        task.cancel()
+        # Bounded: the flush timeout, then a disconnect that gives up at once.
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(5):
+                await task
+        assert mirror.stats()["spooled"] == 3  # undelivered, logged; the journal has them
+        assert not mirror.connected
+    finally:
+        task.cancel()
+        broker.kill()
+
+
 # --- commands ----------------------------------------------------------------------------------
 
 
