@@ -116,20 +116,23 @@ async def test_a_subscriber_receives_trades_orders_and_fills_of_a_running_engine
             account=sim.state.config.account_no,
             snapshots=engine_snapshots(trader),
         )
-        async with subscribed(broker, f"{PREFIX}/#") as sub, running(mirror):
-            await until(lambda: mirror.connected, 10)
-            strat = trader.host.by_name["told"].instance
-            strat.go = True
-            await until(
-                lambda: strat.order is not None and strat.order.state is OrderState.FILLED, 15
-            )
-            cid = strat.order.client_id
-            order_topic = f"{PREFIX}/order/{cid}"
-            await until(lambda: any(b["state"] == "filled" for b in sub.on(order_topic)), 10)
-            await until(lambda: sum(b["qty"] for b in sub.on(f"{PREFIX}/fill")) == 3, 10)
-            await until(lambda: any(
-                b["positions"].get(SYMBOL, {}).get("qty") == 3 for b in sub.on(f"{PREFIX}/positions")
-            ), 10)  # fmt: skip
+        async with subscribed(broker, f"{PREFIX}/#") as sub:
+            async with running(mirror):
+                await until(lambda: mirror.connected, 10)
+                strat = trader.host.by_name["told"].instance
+                strat.go = True
+                await until(
+                    lambda: strat.order is not None and strat.order.state is OrderState.FILLED, 15
+                )
+                cid = strat.order.client_id
+                order_topic = f"{PREFIX}/order/{cid}"
+                await until(lambda: any(b["state"] == "filled" for b in sub.on(order_topic)), 10)
+                await until(lambda: sum(b["qty"] for b in sub.on(f"{PREFIX}/fill")) == 3, 10)
+                await until(lambda: any(
+                    b["positions"].get(SYMBOL, {}).get("qty") == 3 for b in sub.on(f"{PREFIX}/positions")
+                ), 10)  # fmt: skip
+            status = f"{PREFIX}/status"
+            await until(lambda: sub.on(status)[-1]["state"] == "offline", 10)
 
     # Every payload: the envelope, then exactly the documented fields.
     for heard in sub.heard:

@@ -188,3 +188,10 @@ def test_well_formed_commands() -> None:
     assert parse_command(b"", retained=False) == {"reason": "mqtt"}
     assert parse_command(b"{}", retained=False) == {"reason": "mqtt"}
     assert parse_command(b'{"reason": "risk desk"}', retained=False) == {"reason": "risk desk"}
+
+
+def test_no_payload_field_can_carry_a_credential() -> None:
+    secret_words = ("token", "appkey", "secretkey", "password", "secret")
+    for route in ROUTES.values():
+        for key in route.keys:
+            assert not any(w in key for w in secret_words), (route.name, key)
