@@ -328,14 +328,18 @@ class Mirror:
                     self._settle_spool()
                     await self._drained()
                 self._publish_snapshots()
-                while self._spool and self.connected:
+                while self._spool and client._client.is_connected():
                     await asyncio.sleep(ACK_POLL_S)
                     self._settle_spool()
                 offline = self._publish_retained(
                     self.topics.status, self._status("offline", "stopped")
                 )
                 # paho sets the flag in its read callback: there is no event to wait on.
-                while offline is not None and not offline.is_published() and self.connected:  # noqa: ASYNC110
+                while (  # noqa: ASYNC110
+                    offline is not None
+                    and not offline.is_published()
+                    and client._client.is_connected()
+                ):
                     await asyncio.sleep(ACK_POLL_S)
         except TimeoutError:
             log.warning("mirror_flush_timeout", spooled=len(self._spool))
