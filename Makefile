@@ -14,7 +14,7 @@ TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
 UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench lint setup catalog uv-bootstrap
+.PHONY: run test sim bench lint setup catalog uv-bootstrap mosquitto
 
 uv-bootstrap:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -30,6 +30,20 @@ uv-bootstrap:
 setup: uv-bootstrap
 	@$(UV) sync --frozen --quiet
 
+# The MQTT mirror's tests and benchmark start their own Mosquitto (Debian package `mosquitto`;
+# the binary lives in /usr/sbin, which a non-root PATH may lack).
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing mosquitto (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto >/dev/null \
+				|| { apt-get update -q >/dev/null && \
+					DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto >/dev/null; }; \
+		else \
+			echo "the tests need mosquitto: install the Debian package 'mosquitto' (as root: apt-get install mosquitto)" >&2; \
+			exit 1; \
+		fi; }
+
 run: setup
 	$(UV) run kiwoom-engine -c $(CONFIG) run
 
@@ -41,10 +55,10 @@ lint: setup
 	$(UV) run ruff format --check .
 	$(UV) run mypy --strict engine
 
-test: lint
+test: lint mosquitto
 	$(UV) run pytest -q -p no:cacheprovider
 
-bench: setup
+bench: setup mosquitto
 	$(UV) run python -m bench
 
 catalog: setup

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHES = ("rest_overhead", "codec", "feed_rate", "journal_intent")
+BENCHES = ("rest_overhead", "codec", "feed_rate", "journal_intent", "mirror")
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -3,8 +3,9 @@
 The loader refuses nonsense before anything connects: a file that cannot be read or is not
 UTF-8 TOML, an unknown key, a wrong type, a number outside its documented range or a missing
 value is a `ConfigError` naming the file and the key path, in one line. Secrets are never read
-from the file; they come from the environment (`KIWOOM_APPKEY`, `KIWOOM_SECRETKEY`) or from
-systemd credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`).
+from the file; they come from the environment (`KIWOOM_APPKEY`, `KIWOOM_SECRETKEY`,
+`KIWOOM_MQTT_PASSWORD`) or from systemd credentials (`$CREDENTIALS_DIRECTORY/appkey`,
+`.../secretkey`, `.../mqtt_password`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ _CLIENT_RATE = _range(0, 1000, above=True)
 """Requests per second; Kiwoom allows about 5 per account, so 1000 is only a typo guard."""
 _CLIENT_BURST = _range(1, 1000)
 _URL_SCHEMES = "schemes"
+_MQTT_PREFIX = "mqtt_prefix"
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,48 @@ class PortfolioConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """The MQTT mirror (engine/mirror.py); the `[mqtt]` table's presence turns it on.
+
+    The password is never read from the file: `KIWOOM_MQTT_PASSWORD`, or the systemd
+    credential `mqtt_password`; neither set means no password.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = field(default=1883, metadata=_range(1, 65535))
+    tls: bool = False
+    ca_file: str | None = None
+    """PEM bundle the broker's certificate is checked against (with `tls`); unset: the
+    system's CAs."""
+    username: str | None = None
+    client_id: str | None = field(default=None, metadata={"non_empty": True})
+    """Unset: "kiwoom-engine-<account>" (one daemon per account, so one session per id)."""
+    prefix: str | None = field(default=None, metadata={_MQTT_PREFIX: True})
+    """Unset: "kiwoom/<account>"."""
+    keepalive_s: int = field(default=30, metadata=_range(5, 3600))
+    connect_timeout_s: float = field(default=3.0, metadata=_range(0, 60, above=True))
+    reconnect_min_s: float = field(default=0.5, metadata=_range(0, 60, above=True))
+    """The first pause after a lost or refused connection; it doubles up to the max."""
+    reconnect_max_s: float = field(default=30.0, metadata=_range(0, 3600, above=True))
+    max_market: int = field(default=10_000, metadata=_range(1, 1_000_000))
+    """Trades (and other market events) the mirror's queue holds when it falls behind; past
+    that the oldest are dropped and counted. Quotes and books keep the newest per symbol."""
+    spool_size: int = field(default=100_000, metadata=_range(1, 10_000_000))
+    """QoS 1 messages (orders, fills, balances, risk) held until the broker acknowledges
+    them, across disconnections. Full: the oldest is dropped, counted, and subscribers see
+    the gap in that topic's `seq`."""
+    flush_timeout_s: float = field(default=2.0, metadata=_range(0, 60))
+    """At shutdown: how long the spool may take to reach the broker."""
+    snapshot_s: float = field(default=5.0, metadata=_range(0, 3600, above=True))
+    """The retained `positions` and `risk_state` are refreshed after account events and at
+    least this often (when they changed)."""
+    commands_enabled: bool = False
+    """Take `halt` and `resume` from <prefix>/cmd/...; restrict who may publish there with
+    the broker's ACL (README "MQTT mirror")."""
+    password: Secret | None = field(default=None, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     """One `[[strategies]]` table: a drop-in plugin (see strategies/README.md)."""
 
@@ -321,6 +365,8 @@ class Config:
     admin: AdminConfig | None = None
     """The loopback endpoint; without an `[admin]` table there is none."""
     strategies: tuple[StrategyConfig, ...] = ()
+    mqtt: MqttConfig | None = None
+    """None (no `[mqtt]` table): the mirror is off."""
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
@@ -380,6 +426,12 @@ def load(
                     f"{source}: kiwoom.{key}: secrets are not read from files; set "
                     f"KIWOOM_{key.upper()} or the systemd credential '{key}'"
                 )
+    mqtt_raw = raw.get("mqtt")
+    if isinstance(mqtt_raw, dict) and "password" in mqtt_raw:
+        raise ConfigError(
+            f"{source}: mqtt.password: secrets are not read from files; set "
+            "KIWOOM_MQTT_PASSWORD or the systemd credential 'mqtt_password'"
+        )
     cfg = _build(Config, raw, "", source)
     cfg = dataclasses.replace(cfg, source=source)
     return _with_secrets(cfg, env, source) if with_secrets else cfg
@@ -414,22 +466,28 @@ def _read(path: str | os.PathLike[str], source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
 
 
+def _secret(env: Mapping[str, str], source: str, key_path: str, name: str) -> str:
+    """The secret from `KIWOOM_<NAME>` or the systemd credential `name`; "" when neither."""
+    value = env.get(f"KIWOOM_{name.upper()}", "").strip()
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if not value and cred_dir:
+        p = Path(cred_dir) / name
+        if p.is_file():
+            try:
+                value = p.read_text().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                # The reason only (permission, encoding): never a byte of the content.
+                raise ConfigError(
+                    f"{source}: {key_path}: cannot read the systemd credential {p}: "
+                    f"{type(e).__name__}"
+                ) from None
+    return value
+
+
 def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
     found: dict[str, Secret] = {}
-    cred_dir = env.get("CREDENTIALS_DIRECTORY")
     for key in ("appkey", "secretkey"):
-        value = env.get(f"KIWOOM_{key.upper()}", "").strip()
-        if not value and cred_dir:
-            p = Path(cred_dir) / key
-            if p.is_file():
-                try:
-                    value = p.read_text().strip()
-                except (OSError, UnicodeDecodeError) as e:
-                    # The reason only (permission, encoding): never a byte of the content.
-                    raise ConfigError(
-                        f"{source}: kiwoom.{key}: cannot read the systemd credential {p}: "
-                        f"{type(e).__name__}"
-                    ) from None
+        value = _secret(env, source, f"kiwoom.{key}", key)
         if not value and cfg.kiwoom.mode == "sim":
             value = SIM_APPKEY if key == "appkey" else SIM_SECRETKEY
         if not value:
@@ -439,7 +497,14 @@ def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
             )
         found[key] = Secret(value)
     kiwoom = dataclasses.replace(cfg.kiwoom, appkey=found["appkey"], secretkey=found["secretkey"])
-    return dataclasses.replace(cfg, kiwoom=kiwoom)
+    cfg = dataclasses.replace(cfg, kiwoom=kiwoom)
+    if cfg.mqtt is not None:
+        password = _secret(env, source, "mqtt.password", "mqtt_password")
+        if password:
+            cfg = dataclasses.replace(
+                cfg, mqtt=dataclasses.replace(cfg.mqtt, password=Secret(password))
+            )
+    return cfg
 
 
 def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
@@ -518,6 +583,10 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
         )
     if meta.get("non_empty") and not value:
         raise ConfigError(f"{source}: {path}: must not be empty")
+    if meta.get(_MQTT_PREFIX):
+        problem = mqtt_prefix_problem(value)
+        if problem:
+            raise ConfigError(f"{source}: {path}: {problem}, got {_show(value)}")
     schemes = meta.get(_URL_SCHEMES)
     if schemes:
         scheme, sep, rest = value.partition("://")
@@ -550,6 +619,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def mqtt_prefix_problem(prefix: str) -> str:
+    """Why `prefix` cannot start every topic the mirror publishes, or "" when it can."""
+    if not prefix:
+        return "must not be empty"
+    if any(c in prefix for c in "+#\0"):
+        return "must not contain the wildcards + or # (or NUL)"
+    if prefix.startswith("$"):
+        return "must not start with $ (reserved for the broker)"
+    if prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        return "must not have empty topic levels (a leading, trailing or doubled /)"
+    if len(prefix.encode()) > 1024:
+        return "must be at most 1024 bytes"
+    return ""
 
 
 def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
