@@ -18,10 +18,11 @@ import dataclasses
 import shutil
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -338,6 +339,7 @@ async def _start(
             sequence=trader.bus.next_seq,
         )
         admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)
+        flushers = await _start_mirror(cfg, stack, clock, trader, admin)
         notifier.status("starting: logging in")
         await ws.start()
         stack.push_async_callback(ws.close)
@@ -351,7 +353,7 @@ async def _start(
     except KiwoomError as e:
         log.error("startup_failed", error_type=type(e).__name__, error=str(e))
         raise _StartupFailed from e
-    return Running(cfg, rest, ws, report, trader, admin, loop_monitor)
+    return Running(cfg, rest, ws, report, trader, admin, loop_monitor, flushers)
 
 
 async def _start_admin(
@@ -391,6 +393,56 @@ async def _start_admin(
         raise _StartupFailed from e
     stack.push_async_callback(admin.close)
     return admin
+
+
+async def _start_mirror(
+    cfg: Config, stack: AsyncExitStack, clock: Clock, trader: Trader, admin: AdminServer | None
+) -> list[Flusher]:
+    """The MQTT mirror (with an `[mqtt]` table), reading its own bounded queue on the bus
+    from before the feed starts. A broker that is down never stops start-up or trading: the
+    mirror retries in the background. Returns its shutdown flusher."""
+    if cfg.mqtt is None:
+        return []
+    from engine.mirror import Mirror, engine_snapshots
+
+    account = cfg.sim.account_no if cfg.kiwoom.mode == "sim" else None
+    if cfg.mqtt.prefix is None or cfg.mqtt.client_id is None:
+        try:
+            account = await trader.api.account_number()
+        except KiwoomError as e:
+            log.error("mqtt_account_unknown", error=str(e), hint="set mqtt.prefix and client_id")
+            raise _StartupFailed from e
+    queue = trader.bus.attach(Mirror.queue(cfg.mqtt.max_market))
+
+    def command(name: str, args: Mapping[str, Any]) -> None:
+        reason = f"mqtt: {args.get('reason') or name}"
+        trader.halt(reason) if name == "halt" else trader.resume(reason)
+
+    mirror = Mirror(
+        cfg.mqtt,
+        queue,
+        clock,
+        account=account or "unknown",
+        snapshots=engine_snapshots(trader),
+        on_command=command,
+    )
+    task = asyncio.create_task(mirror.run(), name="mqtt-mirror")
+    if admin is not None:
+        admin.connections["mqtt"] = mirror.stats
+
+    async def stop_mirror(_budget_s: float = 0.0) -> None:
+        # Cancelling run() makes it flush the spool (within mqtt.flush_timeout_s), publish
+        # status offline and disconnect.
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    stack.push_async_callback(stop_mirror)  # a failed start-up still ends it
+    log.info(
+        "mqtt_mirror_started", host=cfg.mqtt.host, port=cfg.mqtt.port, topics=mirror.topics.prefix
+    )
+    return [stop_mirror]
 
 
 class _Reloader:

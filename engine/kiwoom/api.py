@@ -406,6 +406,15 @@ class KiwoomApi:
 
     # --- account -----------------------------------------------------------------------
 
+    async def account_number(self) -> str:
+        """ka00001: the app key's account number (10 digits). Raises KiwoomError, and
+        BrokerError for an answer without one."""
+        body = (await self.rest.call("ka00001", {})).body
+        number = _s(body, "acctNo").strip()
+        if not number.isdigit():
+            raise KiwoomError("ka00001: the answer has no account number")
+        return number
+
     async def cash_balance(self, *, estimated: bool = False) -> CashBalance:
         """kt00001: deposit and orderable cash (`estimated` = 추정조회)."""
         a = "kt00001"

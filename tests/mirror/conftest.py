@@ -195,6 +195,9 @@ class Subscriber:
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [h.body for h in self.heard if h.topic == topic]
 
+    def of_bodies(self, kind: str) -> list[dict[str, Any]]:
+        return [h.body for h in self.heard if h.body.get("type") == kind]
+
     def of_type(self, kind: str) -> list[Heard]:
         return [h for h in self.heard if h.body.get("type") == kind]
 
