@@ -101,7 +101,14 @@ class EventBus:
             return
         self._dispatching = True
         try:
-            self._deliver(ev)
+            # _deliver, inlined: this is the path of every market event.
+            for h in self._table.get(type(ev)) or self._handlers(type(ev)):
+                try:
+                    h(ev)
+                except Exception:
+                    self._handler_failed(h, ev)
+            for q in self._queues:
+                q.offer(ev)
             if self._urgent or self._market:
                 self._drain()
         finally:

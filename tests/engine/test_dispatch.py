@@ -1,0 +1,111 @@
+"""Market data to several strategies on one route: each is isolated and timed on its own.
+
+The host times a route's calls with one counter read between two calls (engine/host.py
+`dispatch`); these pin down that nobody is charged for a neighbour's exception or slowness.
+The slow handler really sleeps: what is asserted is who was charged, never how fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from engine.bus import EventBus
+from engine.clock import SYSTEM_CLOCK
+from engine.config import StrategyConfig, load
+from engine.events import Exchange, StrategyDisabled, Trade
+from engine.host import StrategyHost
+from engine.journal import Journal
+from engine.plugins import LoadedStrategy
+from engine.strategy import Strategy
+from engine.trading.oms import OrderManager
+from engine.trading.portfolio import Portfolio
+from engine.trading.risk import RiskEngine
+
+SYMBOL = "005930"
+
+
+class Raises(Strategy):
+    def on_trade(self, trade: Trade) -> None:
+        raise RuntimeError("bad strategy")
+
+
+class SlowTwice(Strategy):
+    def on_start(self) -> None:
+        self.seen = 0
+
+    def on_trade(self, trade: Trade) -> None:
+        self.seen += 1
+        if self.seen <= 2:
+            time.sleep(0.06)  # past its 50 ms budget
+
+
+class Counts(Strategy):
+    def on_start(self) -> None:
+        self.prices: list[int] = []
+
+    def on_trade(self, trade: Trade) -> None:
+        self.prices.append(trade.price)
+
+
+def _host(tmp: Path, *classes: tuple[type[Strategy], dict[str, object]]) -> StrategyHost:
+    cfg = load(None, env={})
+    bus = EventBus(SYSTEM_CLOCK)
+    oms = OrderManager(
+        None,  # type: ignore[arg-type]  # nothing here orders
+        bus,
+        RiskEngine(cfg.risk, SYSTEM_CLOCK, check_session_hours=False),
+        Portfolio(cfg.portfolio),
+        Journal(tmp, SYSTEM_CLOCK),
+        SYSTEM_CLOCK,
+    )
+    loaded = [
+        LoadedStrategy(
+            StrategyConfig(name=cls.__name__, path="-", symbols=(SYMBOL,), **over),  # type: ignore[arg-type]
+            cls,
+            f"strategies[{i}]",
+        )
+        for i, (cls, over) in enumerate(classes)
+    ]
+    host = StrategyHost(bus, oms, SYSTEM_CLOCK, loaded)
+    host.instantiate()
+    host.start()
+    return host
+
+
+def _trade(price: int) -> Trade:
+    return Trade(SYMBOL, Exchange.KRX, 90000, price, 1, 0, 0, 0, 0, 0, 0, 0)
+
+
+def test_each_strategy_on_a_route_is_charged_only_for_its_own_errors_and_time(
+    tmp_path: Path,
+) -> None:
+    host = _host(
+        tmp_path,
+        (Raises, {"max_errors": 3}),
+        (SlowTwice, {"budget_ms": 50.0, "max_overruns": 5}),
+        (Counts, {"budget_ms": 50.0, "max_overruns": 1}),
+    )
+    disabled: list[StrategyDisabled] = []
+    host.bus.subscribe(StrategyDisabled, disabled.append)
+    for price in range(70_000, 70_600, 100):
+        host.bus.publish(_trade(price))
+    raises, slow, counts = host.slots
+
+    assert (raises.enabled, raises.disabled_reason) == (False, "too_many_errors")
+    assert raises.errors == 3
+    assert raises.calls == 1 + 3  # on_start, three trades, none once disabled
+    assert [(d.strategy, d.reason) for d in disabled] == [("Raises", "too_many_errors")]
+
+    assert slow.enabled
+    assert (slow.calls, slow.errors, slow.overruns, slow.overruns_in_row) == (1 + 6, 0, 2, 0)
+    assert slow.slowest_ms >= 60
+
+    # Right after the slow one on the route, and after the one that raised: with a budget of
+    # one overrun it would have been disabled at the first charge that was not its own.
+    assert counts.enabled
+    assert (counts.calls, counts.errors, counts.overruns) == (1 + 6, 0, 0)
+    assert isinstance(counts.instance, Counts)
+    assert counts.instance.prices == list(range(70_000, 70_600, 100))
+    assert host.bus.handler_errors == 0
+
