@@ -217,10 +217,18 @@ class ConsumerQueue:
         return out
 
     async def get(self, limit: int = 1_000) -> list[Event]:
-        """Wait until something is there, then `take(limit)`."""
-        while not self.depth:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+        """Wait until something is there, then `take(limit)`.
+
+        After a wait, the consumer lets the loop go round once more before it takes: the
+        dispatch that woke it may have started an order, whose POST needs one more turn of
+        the loop to leave, and a slow consumer's work (a journal transaction) must not go
+        before it.
+        """
+        if not self.depth:
+            while not self.depth:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await asyncio.sleep(0)
         return self.take(limit)
 
     def stats(self) -> dict[str, int]:

@@ -7,13 +7,14 @@ The slow handler really sleeps: what is asserted is who was charged, never how f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
-from engine.bus import EventBus
+from engine.bus import ConsumerQueue, EventBus
 from engine.clock import SYSTEM_CLOCK
 from engine.config import StrategyConfig, load
-from engine.events import Exchange, StrategyDisabled, Trade
+from engine.events import Exchange, Fill, Side, StrategyDisabled, Trade
 from engine.host import StrategyHost
 from engine.journal import Journal
 from engine.plugins import LoadedStrategy
@@ -109,3 +110,27 @@ def test_each_strategy_on_a_route_is_charged_only_for_its_own_errors_and_time(
     assert counts.instance.prices == list(range(70_000, 70_600, 100))
     assert host.bus.handler_errors == 0
 
+
+async def test_a_consumer_woken_by_a_dispatch_lets_the_order_it_started_leave_first() -> None:
+    """The journal's transaction must not go between an order's decision and its POST, which
+    leaves on the loop's second turn after the decision (OMS task, then the POST's task)."""
+    queue = ConsumerQueue("journal")
+    seen: list[str] = []
+
+    async def consumer() -> None:
+        await queue.get()
+        seen.append("consumer took")
+
+    async def post() -> None:
+        seen.append("order posted")
+
+    async def place() -> None:
+        await asyncio.create_task(post())  # the REST client shields the POST in its own task
+
+    reader = asyncio.create_task(consumer())
+    await asyncio.sleep(0)  # the consumer waits
+    # One dispatch: a strategy's buy starts the order's task, then its update is queued.
+    placing = asyncio.create_task(place())
+    queue.offer(Fill("c1", "s", "0000001", "1", SYMBOL, Side.BUY, 1, 70_000, 0, 0))
+    await asyncio.wait_for(asyncio.gather(reader, placing), 1)
+    assert seen == ["order posted", "consumer took"]
