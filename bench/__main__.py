@@ -13,7 +13,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHES = ("rest_overhead", "codec", "feed_rate", "journal_intent")
+BENCHES = (
+    "rest_overhead",
+    "codec",
+    "feed_rate",
+    "journal_intent",
+    "tick_to_order",
+    "bus",
+    "memory",
+)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
