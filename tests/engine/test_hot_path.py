@@ -1,8 +1,10 @@
-"""Market data to several strategies on one route: each is isolated and timed on its own.
+"""The path from market data to an order: each strategy on a route is isolated and timed on
+its own, and nothing slow runs between a strategy's decision and its order's POST.
 
 The host times a route's calls with one counter read between two calls (engine/host.py
-`dispatch`); these pin down that nobody is charged for a neighbour's exception or slowness.
-The slow handler really sleeps: what is asserted is who was charged, never how fast.
+`dispatch`); the first test pins down that nobody is charged for a neighbour's exception or
+slowness. The slow handler really sleeps: what is asserted is who was charged, never how fast.
+The others assert the order in which things happen on the loop, never how long they take.
 """
 
 from __future__ import annotations
@@ -10,20 +12,29 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+import structlog
+
+from engine import trader as trader_mod
 from engine.bus import ConsumerQueue, EventBus
 from engine.clock import SYSTEM_CLOCK
 from engine.config import StrategyConfig, load
-from engine.events import Exchange, Fill, Side, StrategyDisabled, Trade
+from engine.events import Exchange, Fill, OrderState, Side, StrategyDisabled, Trade
 from engine.host import StrategyHost
 from engine.journal import Journal
 from engine.plugins import LoadedStrategy
+from engine.sim.simulator import Simulator
 from engine.strategy import Strategy
 from engine.trading.oms import OrderManager
 from engine.trading.portfolio import Portfolio
 from engine.trading.risk import RiskEngine
+from tests.engine.conftest import running_engine, sim_config, write_strategy
+from tests.support import until
 
 SYMBOL = "005930"
+S = OrderState
 
 
 class Raises(Strategy):
@@ -134,3 +145,45 @@ async def test_a_consumer_woken_by_a_dispatch_lets_the_order_it_started_leave_fi
     queue.offer(Fill("c1", "s", "0000001", "1", SYMBOL, Side.BUY, 1, 70_000, 0, 0))
     await asyncio.wait_for(asyncio.gather(reader, placing), 1)
     assert seen == ["order posted", "consumer took"]
+
+
+BUYS_ONCE = """
+class BuysOnce(Strategy):
+    def on_start(self):
+        self.order = None
+
+    def on_trade(self, trade):
+        if self.order is None and trade.best_ask:
+            self.order = self.buy(trade.symbol, 1, trade.best_ask)
+"""
+
+
+async def test_an_order_is_posted_before_its_log_lines_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    def record(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        seen.append(("log", event_dict["event"], str(event_dict.get("state", ""))))
+        raise structlog.DropEvent
+
+    monkeypatch.setattr(trader_mod, "log", structlog.wrap_logger(None, processors=[record]))
+    sc = write_strategy(tmp_path, "once", BUYS_ONCE, "BuysOnce")
+    async with (
+        Simulator(sim_config()) as sim,
+        running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, api),
+    ):
+        # Strategies started, but no trade can reach them before this runs: no await since.
+        post = api.rest._post
+
+        async def recorded(api_id: str, *args: Any) -> Any:
+            seen.append(("post", api_id))
+            return await post(api_id, *args)
+
+        monkeypatch.setattr(api.rest, "_post", recorded)
+        strat = trader.host.by_name["once"].instance
+        await until(lambda: strat.order is not None and strat.order.state is S.FILLED, 10)
+        await until(lambda: ("log", "fill", "") in seen)
+    posted = seen.index(("post", "kt10000"))
+    assert seen.index(("log", "order_update", "submitting")) > posted
+    assert ("log", "order_update", "filled") in seen  # every line still comes
