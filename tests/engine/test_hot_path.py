@@ -25,6 +25,7 @@ from engine.events import Exchange, Fill, OrderState, Side, StrategyDisabled, Tr
 from engine.host import StrategyHost
 from engine.journal import Journal
 from engine.plugins import LoadedStrategy
+from engine.sim.market import MarketGenerator
 from engine.sim.simulator import Simulator
 from engine.strategy import Strategy
 from engine.trading.oms import OrderManager
@@ -187,3 +188,47 @@ async def test_an_order_is_posted_before_its_log_lines_are_written(
     posted = seen.index(("post", "kt10000"))
     assert seen.index(("log", "order_update", "submitting")) > posted
     assert ("log", "order_update", "filled") in seen  # every line still comes
+
+
+COUNTS_THEN_BUYS = """
+class CountsThenBuys(Strategy):
+    def on_start(self):
+        self.trades = 0
+        self.order = None
+
+    def on_trade(self, trade):
+        self.trades += 1
+        if self.order is None:
+            self.order = self.buy(trade.symbol, 1)
+"""
+
+
+async def test_an_order_leaves_between_two_buffered_frames_not_after_the_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames already in the client's buffer come without a turn of the loop; the feed gives
+    one after each, so the order decided on the first of twenty leaves before the twentieth
+    is dispatched."""
+    sc = write_strategy(tmp_path, "counts", COUNTS_THEN_BUYS, "CountsThenBuys")
+    trades_at_post: list[int] = []
+    async with (
+        Simulator(sim_config(events_per_s=0.0)) as sim,
+        running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, api),
+    ):
+        strat = trader.host.by_name["counts"].instance
+        post = api.rest._post
+
+        async def recorded(api_id: str, *args: Any) -> Any:
+            if api_id == "kt10000":
+                trades_at_post.append(strat.trades)
+            return await post(api_id, *args)
+
+        monkeypatch.setattr(api.rest, "_post", recorded)
+        sim.realtime.max_batch = 1  # one entry per frame, written back to back
+        source = MarketGenerator([SYMBOL], 7, sim.clock, types=("0B",))
+        for entry in source.next_entries(20):
+            sim.realtime.publish(entry)
+        await until(lambda: strat.trades == 20 and bool(trades_at_post), 10)
+        await until(lambda: strat.order.state is S.FILLED, 10)
+    # The order's two tasks (the OMS's, then the POST's) take the turns after frames 1 and 2.
+    assert trades_at_post == [2]
