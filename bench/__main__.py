@@ -13,7 +13,16 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHES = ("rest_overhead", "codec", "feed_rate", "journal_intent", "mirror")
+BENCHES = (
+    "rest_overhead",
+    "codec",
+    "feed_rate",
+    "journal_intent",
+    "mirror",
+    "tick_to_order",
+    "bus",
+    "memory",
+)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

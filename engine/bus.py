@@ -104,7 +104,14 @@ class EventBus:
             return
         self._dispatching = True
         try:
-            self._deliver(ev)
+            # _deliver, inlined: this is the path of every market event.
+            for h in self._table.get(type(ev)) or self._handlers(type(ev)):
+                try:
+                    h(ev)
+                except Exception:
+                    self._handler_failed(h, ev)
+            for q in self._queues:
+                q.offer(ev)
             if self._urgent or self._market:
                 self._drain()
         finally:
@@ -215,10 +222,18 @@ class ConsumerQueue:
         return out
 
     async def get(self, limit: int = 1_000) -> list[Event]:
-        """Wait until something is there, then `take(limit)`."""
-        while not self.depth:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+        """Wait until something is there, then `take(limit)`.
+
+        After a wait, the consumer lets the loop go round once more before it takes: the
+        dispatch that woke it may have started an order, whose POST needs one more turn of
+        the loop to leave, and a slow consumer's work (a journal transaction) must not go
+        before it.
+        """
+        if not self.depth:
+            while not self.depth:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            await asyncio.sleep(0)
         return self.take(limit)
 
     def stats(self) -> dict[str, int]:

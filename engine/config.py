@@ -214,6 +214,10 @@ class SimConfig:
     system_frames_before_login: int = field(default=1, metadata=_range(0, 10))
     """SYSTEM frames sent between a good LOGIN and its ack, as production may do. 0 gives the
     plain handshake, for testing a Kiwoom client that does not cope with them yet."""
+    stamp_file: str | None = None
+    """Off by default. A file the simulator appends latency stamps to: each REAL frame written
+    and each order request read, on CLOCK_MONOTONIC (engine/sim/stamps.py; used by
+    bench/tick_to_order.py)."""
 
 
 @dataclass(frozen=True)

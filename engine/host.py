@@ -78,23 +78,31 @@ class StrategySlot:
         try:
             fn(arg)
         except Exception:
-            self.errors += 1
-            self.log.exception(
-                "strategy_handler_failed", handler=getattr(fn, "__name__", "?"), errors=self.errors
-            )
-            if self.errors >= self.max_errors:
-                self.disable("too_many_errors")
-            return
+            self.failed(fn)
         finally:
-            self._account_time(stopwatch_ns() - started, fn)
+            self.timed(stopwatch_ns() - started, fn)
 
     def call0(self, fn: Callable[[], None]) -> None:
         self.call(lambda _: fn(), None)
 
-    def _account_time(self, elapsed_ns: int, fn: Handler) -> None:
+    def failed(self, fn: Handler) -> None:
+        """`fn` raised (call from its `except` block): log the traceback, count, maybe
+        disable."""
+        self.errors += 1
+        self.log.exception(
+            "strategy_handler_failed", handler=getattr(fn, "__name__", "?"), errors=self.errors
+        )
+        if self.errors >= self.max_errors:
+            self.disable("too_many_errors")
+
+    def timed(self, elapsed_ns: int, fn: Handler) -> None:
+        """Account one call's time against the budget."""
         if elapsed_ns <= self.budget_ns:
             self.overruns_in_row = 0
             return
+        self.overran(elapsed_ns, fn)
+
+    def overran(self, elapsed_ns: int, fn: Handler) -> None:
         self.overruns += 1
         self.overruns_in_row += 1
         ms = elapsed_ns / 1e6
@@ -221,6 +229,33 @@ class StrategySlot:
         }
 
 
+Route = tuple[tuple[StrategySlot, Handler], ...]
+
+
+def dispatch(route: Route, ev: Any) -> None:
+    """`slot.call(fn, ev)` for each (slot, fn) of `route`, with the same isolation and time
+    accounting, but timed with n + 1 counter reads instead of 2n: the hot path of market data
+    to several strategies. A slow path (a traceback or a warning logged) reads the counter
+    again, so the time it took counts against the slot that caused it and no other."""
+    now = stopwatch_ns
+    t0 = now()
+    for slot, fn in route:
+        if not slot.enabled:
+            continue
+        slot.calls += 1
+        try:
+            fn(ev)
+        except Exception:
+            slot.failed(fn)
+        t1 = now()
+        if t1 - t0 > slot.budget_ns:
+            slot.overran(t1 - t0, fn)
+            t1 = now()
+        elif slot.overruns_in_row:
+            slot.overruns_in_row = 0
+        t0 = t1
+
+
 def _overrides(inst: Strategy, name: str) -> Handler | None:
     """The bound handler when the strategy overrides it, else None (no call at all)."""
     if getattr(type(inst), name) is getattr(Strategy, name):
@@ -242,9 +277,11 @@ class StrategyHost:
         self.by_name = {s.name: s for s in self.slots}
         self.builders: dict[tuple[str, str], BarBuilder] = {}
         self._bars_by_symbol: dict[str, list[BarBuilder]] = {}
-        self._routes: dict[str, dict[str, list[tuple[StrategySlot, Handler]]]] = {
+        # handler name -> symbol -> the (slot, bound handler) pairs to call, in slot order
+        self._routes: dict[str, dict[str, Route]] = {
             k: {} for k in ("on_trade", "on_quote", "on_book", "on_balance", "on_bar")
         }
+        self._trade_routes = self._routes["on_trade"]
         self.started = False
 
     def instantiate(self) -> None:
@@ -262,7 +299,7 @@ class StrategyHost:
                 fn = _overrides(slot.instance, handler)
                 if fn is not None:
                     for symbol in slot.symbols:
-                        routes.setdefault(symbol, []).append((slot, fn))
+                        routes[symbol] = (*routes.get(symbol, ()), (slot, fn))
             for symbol in slot.symbols:
                 for interval in slot.loaded.cfg.bars:
                     if (symbol, interval) not in self.builders:
@@ -330,11 +367,12 @@ class StrategyHost:
     def _route(self, handler: str) -> Handler:
         routes = self._routes[handler]
 
-        def dispatch(ev: Any) -> None:
-            for slot, fn in routes.get(ev.symbol, ()):
-                slot.call(fn, ev)
+        def route(ev: Any) -> None:
+            to = routes.get(ev.symbol)
+            if to:
+                dispatch(to, ev)
 
-        return dispatch
+        return route
 
     def on_trade(self, tr: Trade) -> None:
         builders = self._bars_by_symbol.get(tr.symbol)
@@ -344,8 +382,9 @@ class StrategyHost:
                 bar = b.on_trade(tr, day)
                 if bar is not None:
                     self.bus.publish(bar)
-        for slot, fn in self._routes["on_trade"].get(tr.symbol, ()):
-            slot.call(fn, tr)
+        to = self._trade_routes.get(tr.symbol)
+        if to:
+            dispatch(to, tr)
 
     def on_bar(self, bar: Bar) -> None:
         for slot, fn in self._routes["on_bar"].get(bar.symbol, ()):

@@ -45,6 +45,8 @@ from engine.trading.risk import RiskEngine
 
 log = structlog.get_logger(__name__)
 
+_LOGGED = frozenset({OrderUpdate, Fill, RiskRejected})
+
 RECONCILE_RETRY_S = 1.0
 """How soon reconciliation runs again while an order's outcome is unknown or a pass failed."""
 COUNTERS_SAVE_S = 1.0
@@ -93,6 +95,9 @@ class Trader:
         self.reconciler = Reconciler(api, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
         self.journal_queue = ConsumerQueue("journal", accepts=Journal.accepts)
+        # Order, fill and risk lines are written from here, off the dispatch: rendering one
+        # took as long as the risk checks, between a strategy's buy and its POST.
+        self.log_queue = ConsumerQueue("log", accepts=lambda ev: type(ev) in _LOGGED)
         self._reconcile_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._counters_saved: dict[str, int] = {}
@@ -109,10 +114,8 @@ class Trader:
         bus.subscribe(Reconnected, self._feed_back)
         bus.subscribe(Fill, self._save_counters_now)
         bus.subscribe(TradingStateChanged, self._state_changed)
-        bus.subscribe(RiskRejected, self._rejected)
-        bus.subscribe(OrderUpdate, self._log_order)
-        bus.subscribe(Fill, self._log_fill)
         bus.attach(self.journal_queue)
+        bus.attach(self.log_queue)
 
     # --- the feed's entry point ------------------------------------------------------------
 
@@ -139,6 +142,7 @@ class Trader:
         self._tasks.append(
             asyncio.create_task(self.journal.run(self.journal_queue), name="journal")
         )
+        self._tasks.append(asyncio.create_task(self._log_events(), name="order-log"))
         log.info("journal_recovered", open_orders=len(orders), counters=self.risk.counters())
 
     async def start(self) -> None:
@@ -347,6 +351,24 @@ class Trader:
             prev=ev.prev_state.value,
             reason=ev.reason,
         )
+
+    async def _log_events(self) -> None:
+        try:
+            while True:
+                for ev in await self.log_queue.get():
+                    self._log_event(ev)
+        except asyncio.CancelledError:
+            for ev in self.log_queue.take(self.log_queue.depth):
+                self._log_event(ev)
+            raise
+
+    def _log_event(self, ev: Event) -> None:
+        if type(ev) is OrderUpdate:
+            self._log_order(ev)
+        elif type(ev) is Fill:
+            self._log_fill(ev)
+        elif type(ev) is RiskRejected:
+            self._rejected(ev)
 
     def _log_order(self, ev: OrderUpdate) -> None:
         log.info(

@@ -496,6 +496,9 @@ class KiwoomWebSocket:
                             emit(ev)
                     else:
                         self._hold_events(res.events)
+                    # Frames already buffered come without a turn of the loop: give one, so an
+                    # order the frame started leaves now, not after the whole backlog.
+                    await asyncio.sleep(0)
                 elif kind is FrameKind.PING:
                     await conn.send(raw)  # verbatim, as Kiwoom requires
                 elif kind is FrameKind.REG or kind is FrameKind.REMOVE:

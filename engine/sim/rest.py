@@ -20,6 +20,7 @@ from aiohttp import web
 
 from engine.clock import Clock
 from engine.sim.schema import schema_body
+from engine.sim.stamps import ORDER_API_IDS, now_ns
 
 if TYPE_CHECKING:
     from engine.sim.state import SimState
@@ -183,15 +184,21 @@ class RestFrontend:
         api_id = request.headers.get("api-id", "").strip() or OAUTH_PATHS.get(path, "")
         if api_id:
             state.request_counts[api_id if api_id in state.catalog else UNKNOWN_API_ID] += 1
+        stamps = state.stamps
+        read_ns = now_ns() if stamps is not None and api_id in ORDER_API_IDS else 0
         try:
             reply = await self._process(request, api_id, path)
         except SimBusinessError as err:
+            if stamps is not None and read_ns:
+                stamps.order(read_ns, api_id, "")
             if err.return_code != RC_RATE:
                 log.info("sim_rest_error", api_id=api_id, rc=err.return_code, msg=err.return_msg)
             return _error_response(api_id, err)
         except _InjectedHttpError as inj:
             return web.Response(status=inj.status, text=f"{inj.status} injected fault")
         state.handled_counts[api_id] += 1
+        if stamps is not None and read_ns:
+            stamps.order(read_ns, api_id, str(reply.body.get("ord_no", "")))
         faults = state.faults
         delay = faults.rest_delay_s.get(api_id)
         pushes = reply.send_pushes

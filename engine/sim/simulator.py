@@ -21,6 +21,7 @@ from engine.sim.exchange import SimExchange
 from engine.sim.market import Book, MarketGenerator
 from engine.sim.replay import check_readable, play
 from engine.sim.server import start
+from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
 from engine.sim.trading import trading_handlers
 from engine.sim.ws import SimRealtime
@@ -104,6 +105,15 @@ class Simulator:
                 raise SimStartupError(
                     f"sim.replay: cannot read {self.config.replay!r}: {reason}"
                 ) from None
+        if self.config.stamp_file:
+            try:
+                stamps = Stamps(self.config.stamp_file)
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+                raise SimStartupError(
+                    f"sim.stamp_file: cannot open {self.config.stamp_file!r}: {reason}"
+                ) from None
+            self.state.stamps = self.realtime.stamps = stamps
         self._runner, self.port = await start(self.state, [web.get(WS_PATH, self.realtime.handle)])
         self._feed = asyncio.create_task(self._run_feed(), name="sim-feed")
         return self
@@ -126,6 +136,8 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.state.stamps is not None:
+            self.state.stamps.close()
 
     async def _run_feed(self) -> None:
         """The market source: a replay or the generator. Never ends with an exception, so

@@ -16,6 +16,7 @@ from engine.kiwoom.catalog import ApiSpec, all_specs
 from engine.sim.faults import Faults
 from engine.sim.marketdata import Marketdata
 from engine.sim.rest import Feed, RateLimiter, RestHandler, oauth_handlers
+from engine.sim.stamps import Stamps
 from engine.sim.tokens import TokenStore
 from engine.sim.universe import Universe
 
@@ -43,6 +44,8 @@ class SimState:
     feed: Feed | None = None
     """The WebSocket side, flushed before an order's answer when its pushes go first (set by
     the composed Simulator)."""
+    stamps: Stamps | None = None
+    """Latency stamps (sim.stamp_file), or None: off."""
 
     def expire_tokens(self) -> None:
         """Invalidate every issued token now (the fault "all tokens expired")."""

@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.kiwoom import catalog
 from engine.sim.faults import Faults
+from engine.sim.stamps import Stamps
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,8 @@ class SimRealtime:
         """Connections closed on arrival because MAX_SESSIONS were already served."""
         self._next_sid = 0
         self._drop_tasks: set[asyncio.Task[Any]] = set()
+        self.stamps: Stamps | None = None
+        """Latency stamps of each REAL frame written (sim.stamp_file), or None: off."""
         self.faults.on_ws_drop(self._on_fault_drop)
 
     # --- knobs -------------------------------------------------------------------------------
@@ -411,5 +414,7 @@ class SimRealtime:
                 n = min(len(s.pending), self.max_batch)
                 batch = [s.pending.popleft() for _ in range(n)]
                 await self._send(s, {"trnm": "REAL", "data": batch})
+                if self.stamps is not None:
+                    self.stamps.frame(s.sid)
                 s.gone += n
                 s.settle_flushes()
