@@ -1,6 +1,6 @@
 """Benchmark: resident memory over 5 million events through the engine.
 
-The engine is the daemon's own start-up path (`engine.daemon._start`: Trader, journal in a
+The engine is the daemon's own start-up path (`engine.daemon.assemble`: Trader, journal in a
 temporary state directory, feed report, the feed on a simulator in its own process, so that its
 books are not counted here). Market events are made in this process by the simulator's market
 generator (200 frames made once and replayed, on a clock that runs a second of exchange time
@@ -257,7 +257,8 @@ async def _engine(
             for i, sc in enumerate(cfg.strategies)
             if sc.entry_point
         ]
-        _cfg, ws, _report, trader = await daemon._start(cfg, stack, SYSTEM_CLOCK, loaded)
+        running = await daemon.assemble(cfg, stack, SYSTEM_CLOCK, loaded)
+        ws, trader = running.ws, running.trader
         stuck = trader.bus.attach(ConsumerQueue("stuck-mirror"))
 
         def sample(n: int) -> None:

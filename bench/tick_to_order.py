@@ -7,7 +7,7 @@ about `--orders-per-s` orders a second, well under the client's order pacing:
 
 - baseline: a bare KiwoomWebSocket whose callback places the order directly through KiwoomApi
   (no bus, strategy host, risk, journal or OMS) in a task, as the OMS does;
-- engine: the daemon's own start-up path (`engine.daemon._start`: Trader, journal, feed report,
+- engine: the daemon's own start-up path (`engine.daemon.assemble`: Trader, journal, feed report,
   the feed stamped with the bus's sequence) running the strategy `EveryNth` below.
 
 Internal figure: from the trade's `ts_recv` (stamped from `clock.time_ns()` as the frame is
@@ -44,9 +44,10 @@ from typing import Any
 
 import orjson
 
+from bench.mirror import start_broker
 from engine import daemon, logs
 from engine.clock import SYSTEM_CLOCK
-from engine.config import Config, load
+from engine.config import Config, MqttConfig, load
 from engine.events import Event, Trade
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
@@ -263,7 +264,8 @@ async def _engine(cfg: Config, seconds: float) -> dict[str, Any]:
             # The class itself, not its entry point: imported again under its module name it
             # would have a PROBE and a TRIGGER of its own.
             loaded = [LoadedStrategy(cfg.strategies[0], EveryNth, "strategies[0]")]
-            _cfg, ws, _report, trader = await daemon._start(cfg, stack, SYSTEM_CLOCK, loaded)
+            running = await daemon.assemble(cfg, stack, SYSTEM_CLOCK, loaded)
+            ws, trader = running.ws, running.trader
         finally:
             KiwoomRest.__aenter__ = real_rest_enter  # type: ignore[method-assign]
         PROBE.ws = ws
@@ -320,21 +322,28 @@ def _line(name: str, us: list[float]) -> str:
 async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float) -> list[str]:
     every = max(1, round(rate * 0.5 / orders_per_s))  # half the generated events are trades
     proc, port, stamps = _start_sim(tmp, rate)
+    broker, broker_port = start_broker()
     phases: dict[str, tuple[list[Sample], dict[str, Any], int]] = {}
     try:
-        for sid, name in enumerate(("baseline", "engine"), start=1):
+        for sid, name in enumerate(("baseline", "engine", "engine+mirror"), start=1):
             PROBE.samples = []
             PROBE.untriggered = 0
             PROBE.ws = None
-            cfg = _client_config(tmp, port, every, f"{name}-{int(rate)}")
+            cfg = _client_config(tmp, port, every, f"{name.replace('+', '-')}-{int(rate)}")
             if name == "baseline":
                 info = await _baseline(cfg, every, seconds)
             else:
+                if name == "engine+mirror":
+                    # Every event mirrored to a local Mosquitto, as a daemon with [mqtt] does.
+                    mqtt = MqttConfig(port=broker_port, prefix="bench/t2o", client_id="bench")
+                    cfg = dataclasses.replace(cfg, mqtt=mqtt)
                 info = await _engine(cfg, seconds)
             phases[name] = (PROBE.samples, info, sid)
     finally:
         proc.terminate()
         proc.wait(10)
+        broker.terminate()
+        broker.wait(10)
     frames, orders = _read_stamps(stamps)
     out = [
         f"--- {rate:.0f} market events/s (0B/0C/0D, {len(SYMBOLS)} symbols), an order every "
@@ -366,6 +375,14 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
                 f"engine / baseline ({kind}): p50 {_pct(e, 0.5) / _pct(b, 0.5):.2f}x  "
                 f"p99 {_pct(e, 0.99) / _pct(b, 0.99):.2f}x"
             )
+    off, on = figures["engine"]["internal"], figures["engine+mirror"]["internal"]
+    if off and on:
+        ratio = _pct(on, 0.99) / _pct(off, 0.99)
+        verdict = "met" if ratio <= 1.10 else "MISSED"
+        out.append(
+            f"mirror on / off (internal p99): {ratio:.2f}x  goal <= 1.10x  {verdict}  "
+            f"(p50 {_pct(on, 0.5) / _pct(off, 0.5):.2f}x)"
+        )
     e = figures["engine"]["internal"]
     for q, goal in GOALS_US.get(int(rate), {}).items():
         got = _pct(e, 0.5 if q == "p50" else 0.99) if e else float("nan")

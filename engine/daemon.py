@@ -261,6 +261,18 @@ async def _shutdown(running: Running, clock: Clock, notifier: Notifier) -> None:
     log.info("shutdown_done", within_s=round(total - left(), 3))
 
 
+async def assemble(
+    cfg: Config,
+    stack: AsyncExitStack,
+    clock: Clock = SYSTEM_CLOCK,
+    strategies: list[LoadedStrategy] | None = None,
+) -> Running:
+    """The daemon's start-up path without its signals, notifications or serving loop: what
+    benchmarks and tools drive to measure the real assembly. Everything opened is registered
+    on `stack`; stop the engine with `running.trader.stop(...)` before leaving it."""
+    return await _start(cfg, stack, clock, strategies, Notifier(), LoopMonitor())
+
+
 class _StartupFailed(Exception):
     """Start-up failed and the reason is already logged."""
 
