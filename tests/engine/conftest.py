@@ -71,9 +71,13 @@ async def running_engine(
     strategies: tuple[StrategyConfig, ...] = (),
     *,
     configure: Callable[[Config], Config] | None = None,
+    account_streams: bool = True,
     **risk: Any,
 ) -> AsyncIterator[tuple[Trader, KiwoomWebSocket, KiwoomApi]]:
-    """The daemon's start-up path in-process: recover, feed, reconcile, strategies."""
+    """The daemon's start-up path in-process: recover, feed, reconcile, strategies.
+
+    `account_streams=False` leaves 00 and 04 unregistered: only reconciliation then tells
+    the engine what became of its orders."""
     cfg = engine_config(sim, state_dir, strategies, **risk)
     if configure is not None:
         cfg = configure(cfg)
@@ -90,7 +94,8 @@ async def running_engine(
         try:
             symbols = sorted({s for sc in strategies for s in sc.symbols} | {SYMBOL})
             await ws.subscribe(["0B", "0C", "0D"], symbols)
-            await ws.subscribe(["00", "04"], [])
+            if account_streams:
+                await ws.subscribe(["00", "04"], [])
             await trader.start()
             yield trader, ws, api
         finally:
