@@ -6,7 +6,6 @@ and its 00 push comes first."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ from typing import Any
 import pytest
 
 from engine.events import (
-    Event,
     Exchange,
-    Fill,
     OrderExecution,
     OrderKind,
     OrderState,
@@ -25,10 +22,16 @@ from engine.events import (
     Side,
 )
 from engine.sim.simulator import Simulator
-from engine.trader import Trader
 from engine.trading import krx
-from engine.trading.orders import TERMINAL, TRANSITIONS, Order
-from tests.engine.conftest import SYMBOL, running_engine, sim_config, write_strategy
+from engine.trading.orders import Order
+from tests.engine.conftest import (
+    SYMBOL,
+    Tape,
+    assert_lawful,
+    running_engine,
+    sim_config,
+    write_strategy,
+)
 from tests.support import until
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,39 +56,6 @@ class Quiet(Strategy):
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(sim_config()) as s:
         yield s
-
-
-class Tape:
-    """Everything the bus dispatched, in order."""
-
-    def __init__(self, trader: Trader) -> None:
-        self.events: list[Event] = []
-        trader.bus.subscribe_all(self.events.append)
-
-    def updates(self, client_id: str) -> list[OrderUpdate]:
-        return [e for e in self.events if isinstance(e, OrderUpdate) and e.client_id == client_id]
-
-    def notices(self, order_no: str, status: OrderStatus | None = None) -> list[OrderExecution]:
-        return [
-            e
-            for e in self.events
-            if isinstance(e, OrderExecution)
-            and e.order_no == order_no
-            and (status is None or e.status is status)
-        ]
-
-    def fills(self, order_no: str) -> list[Fill]:
-        return [e for e in self.events if isinstance(e, Fill) and e.order_no == order_no]
-
-
-def assert_lawful(updates: list[OrderUpdate]) -> None:
-    """Every published move is an edge of the table, and nothing moves after an end."""
-    for u in updates:
-        if u.state is u.prev_state and u.state is S.PARTIALLY_FILLED:
-            continue
-        assert u.state in TRANSITIONS[u.prev_state], (u.prev_state, u.state)
-    for earlier, later in itertools.pairwise(updates):
-        assert earlier.state not in TERMINAL, (earlier.state, later.state)
 
 
 def notice(**kw: Any) -> OrderExecution:
