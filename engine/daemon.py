@@ -15,6 +15,7 @@ import dataclasses
 import shutil
 import signal
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -74,8 +75,12 @@ async def run(
     stop: asyncio.Event | None = None,
     clock: Clock = SYSTEM_CLOCK,
     strategies: list[LoadedStrategy] | None = None,
+    on_ready: Callable[[Trader], None] | None = None,
 ) -> int:
     """Run until `stop` is set (or SIGTERM/SIGINT). Returns the process exit code.
+
+    `on_ready(trader)` is called once the engine runs (strategies started), for embedders and
+    tests that watch its state (orders, positions, counters) rather than its log.
 
     Start-up failures (simulator port taken, login refused, Kiwoom unreachable, record file
     unwritable, a strategy that cannot be loaded, a journal held by another engine) are logged
@@ -115,6 +120,8 @@ async def run(
             types=cfg.daemon.realtime_types,
             strategies=[slot.name for slot in trader.host.slots if slot.enabled],
         )
+        if on_ready is not None:
+            on_ready(trader)
         stats = asyncio.create_task(_report_stats(report, ws, trader))
         try:
             await stop.wait()
