@@ -668,6 +668,15 @@ class Journal:
         )
         return dict(rows.fetchall())
 
+    def last_seq(self) -> int:
+        """The highest bus sequence number journaled, 0 for a new journal: the bus of a
+        restarted engine numbers on from it (see `_UPSERT_ORDER`)."""
+        row = self._db.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM orders"
+            " UNION ALL SELECT MAX(seq) FROM fills UNION ALL SELECT MAX(seq) FROM audit)"
+        ).fetchone()
+        return int(row[0] or 0)
+
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])

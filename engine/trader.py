@@ -122,10 +122,11 @@ class Trader:
     # --- life --------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Rebuild from the journal: open orders, strategy positions, today's risk counters.
-        Call before the feed is attached."""
+        """Rebuild from the journal: open orders, strategy positions, today's risk counters,
+        and the bus's numbering. Call before the feed is attached."""
         journal = self.journal
         journal.open()
+        self.bus.continue_after(journal.last_seq())
         self.oms.id_prefix = f"{journal.next_client_seq()}."
         orders = journal.load_orders(open_only=True)
         self.oms.adopt(orders)
