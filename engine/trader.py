@@ -25,6 +25,7 @@ from engine.events import (
     FeedStale,
     Fill,
     OrderExecution,
+    OrderState,
     OrderUpdate,
     Reconnected,
     RiskRejected,
@@ -130,6 +131,14 @@ class Trader:
         self.oms.id_prefix = f"{journal.next_client_seq()}."
         orders = journal.load_orders(open_only=True)
         self.oms.adopt(orders)
+        for order in orders:
+            if order.state in (OrderState.NEW, OrderState.SUBMITTING):
+                # Its POST may have reached the broker, and the answer died with the process
+                # that sent it: outcome unknown, for reconciliation to settle (never resent).
+                if order.state is OrderState.NEW:
+                    self.oms.move(order, OrderState.SUBMITTING)
+                self.oms.move(order, OrderState.UNKNOWN, "UNKNOWN: restart")
+                self.request_reconcile()
         day = self.risk.trading_day()
         change = self.risk.restore(day, journal.load_counters(day))
         if change is not None:
