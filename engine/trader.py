@@ -41,13 +41,28 @@ from engine.plugins import LoadedStrategy
 from engine.trading.oms import OrderManager
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import Reconciler
-from engine.trading.risk import RiskEngine
+from engine.trading.risk import Reason, RiskEngine
 
 log = structlog.get_logger(__name__)
 
 RECONCILE_RETRY_S = 1.0
 """How soon reconciliation runs again while an order's outcome is unknown or a pass failed."""
 COUNTERS_SAVE_S = 1.0
+
+_REFUSED_BEFORE_SENDING = frozenset(r.value for r in Reason) - {Reason.STALE.value}
+"""Reasons of orders that never went out: every risk code but STALE, which the broker's rate
+limit caused after the order was counted as sent."""
+
+
+def _sent_today(journal: Journal) -> int:
+    """The engine's own orders of today that went out (or may have: an intent whose POST a
+    crash cut off), as the journal holds them."""
+    return sum(
+        1
+        for o in journal.load_orders()
+        if not o.external
+        and not (o.state is OrderState.REJECTED and o.reason in _REFUSED_BEFORE_SENDING)
+    )
 
 
 class Trader:
@@ -140,7 +155,11 @@ class Trader:
                 self.oms.move(order, OrderState.UNKNOWN, "UNKNOWN: restart")
                 self.request_reconcile()
         day = self.risk.trading_day()
-        change = self.risk.restore(day, journal.load_counters(day))
+        counters = journal.load_counters(day)
+        # An order's intent is committed before its POST, the counters up to a second later:
+        # after a kill -9 the journal knows of orders sent that the saved count missed.
+        counters["orders_sent"] = max(counters.get("orders_sent", 0), _sent_today(journal))
+        change = self.risk.restore(day, counters)
         if change is not None:
             self.bus.publish(change)
         self.portfolio.load_strategy_positions(journal.strategy_positions())
