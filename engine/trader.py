@@ -39,6 +39,7 @@ from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.plugins import LoadedStrategy
 from engine.trading.oms import OrderManager
+from engine.trading.orders import Order
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import Reconciler
 from engine.trading.risk import Reason, RiskEngine
@@ -54,12 +55,12 @@ _REFUSED_BEFORE_SENDING = frozenset(r.value for r in Reason) - {Reason.STALE.val
 limit caused after the order was counted as sent."""
 
 
-def _sent_today(journal: Journal) -> int:
-    """The engine's own orders of today that went out (or may have: an intent whose POST a
-    crash cut off), as the journal holds them."""
+def _sent(orders: list[Order]) -> int:
+    """How many of `orders` (journaled) are the engine's own that went out, or may have: an
+    intent whose POST a crash cut off."""
     return sum(
         1
-        for o in journal.load_orders()
+        for o in orders
         if not o.external
         and not (o.state is OrderState.REJECTED and o.reason in _REFUSED_BEFORE_SENDING)
     )
@@ -144,9 +145,12 @@ class Trader:
         journal.open()
         self.bus.continue_after(journal.last_seq())
         self.oms.id_prefix = f"{journal.next_client_seq()}."
-        orders = journal.load_orders(open_only=True)
+        # Ended orders too: their broker numbers are taken (reconciliation must not give one
+        # to an intent that lost its answer), and a late notice for one finds its order.
+        orders = journal.load_orders()
         self.oms.adopt(orders)
-        for order in orders:
+        open_orders = [o for o in orders if o.is_open]
+        for order in open_orders:
             if order.state in (OrderState.NEW, OrderState.SUBMITTING):
                 # Its POST may have reached the broker, and the answer died with the process
                 # that sent it: outcome unknown, for reconciliation to settle (never resent).
@@ -158,7 +162,7 @@ class Trader:
         counters = journal.load_counters(day)
         # An order's intent is committed before its POST, the counters up to a second later:
         # after a kill -9 the journal knows of orders sent that the saved count missed.
-        counters["orders_sent"] = max(counters.get("orders_sent", 0), _sent_today(journal))
+        counters["orders_sent"] = max(counters.get("orders_sent", 0), _sent(orders))
         change = self.risk.restore(day, counters)
         if change is not None:
             self.bus.publish(change)
@@ -167,7 +171,7 @@ class Trader:
         self._tasks.append(
             asyncio.create_task(self.journal.run(self.journal_queue), name="journal")
         )
-        log.info("journal_recovered", open_orders=len(orders), counters=self.risk.counters())
+        log.info("journal_recovered", open_orders=len(open_orders), counters=self.risk.counters())
 
     async def start(self) -> None:
         """Reconcile with the broker, load base prices and history, then start strategies.
