@@ -4,6 +4,7 @@ on the same problems (exit 3) before it connects to anything."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -11,13 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
+from engine import cli, logs
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config.toml"
 MOMENTUM = ROOT / "strategies" / "momentum.py"
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_left_on_a_dead_stream() -> object:
+    # cli.main points the logs at this test's captured stderr, closed after it.
+    yield
+    logs.setup("warning", "json", io.StringIO())
+
 
 ASYNC_HANDLER = """
 from engine.strategy import Strategy
