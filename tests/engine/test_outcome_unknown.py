@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Config
-from engine.events import OrderState
+from engine.events import OrderState, Reconciled
 from engine.sim.simulator import Simulator
 from engine.trading import krx
 from tests.engine.conftest import (
@@ -108,14 +108,17 @@ async def test_an_order_the_broker_never_took_ends_not_at_broker_after_two_looks
         strat = trader.host.by_name["s"].instance
         # A 503 before the order reached the exchange: the client cannot know that.
         sim.state.faults.http_error_once["kt10000"] = 503
-        runs = trader.reconciler.runs
         order = strat.buy(SYMBOL, 1, None)
         await until(lambda: order.state is S.UNKNOWN, 10)
         assert strat.buy(SYMBOL, 1, None).reason == "UNKNOWN_PENDING"
         await until(lambda: order.state is S.REJECTED, 10)
 
         assert order.reason == "NOT_AT_BROKER"
-        assert trader.reconciler.runs >= runs + 2  # one look is not enough
+        # One look is not enough: a whole pass ended with it still UNKNOWN.
+        updates = tape.updates(order.client_id)
+        unknown, rejected = (tape.events.index(u) for u in updates[1:3])
+        passes = [e for e in tape.events[unknown:rejected] if isinstance(e, Reconciled)]
+        assert len(passes) == 1
         assert [u.state for u in tape.updates(order.client_id)] == [
             S.SUBMITTING,
             S.UNKNOWN,
