@@ -34,6 +34,9 @@ pytestmark = pytest.mark.timeout(60)
 
 S = OrderState
 
+LIVELY = 1_000.0
+"""Events per second: the first trade of a symbol (its last price) comes within ~50 ms."""
+
 QUIET = """
 class Quiet(Strategy):
     def on_start(self):
@@ -86,7 +89,7 @@ CASES: dict[str, Case] = {}
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(sim_config()) as s:
+    async with Simulator(sim_config(events_per_s=LIVELY)) as s:
         yield s
 
 
@@ -285,7 +288,7 @@ async def test_each_risk_check_rejects_with_its_reason_and_numbers(
         return dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, **spec.sim))
 
     async with (
-        Simulator(sim_config(**spec.sim)) as sim,
+        Simulator(sim_config(events_per_s=LIVELY, **spec.sim)) as sim,
         running_engine(
             sim,
             tmp_path / "state",
