@@ -61,6 +61,12 @@ class EventBus:
         """The event being handled right now, None between dispatches: lets the OMS tell
         which tick an order answers (the tick-to-order latency)."""
 
+    def continue_after(self, seq: int) -> None:
+        """Number the next event `seq` + 1. A restarted engine goes on from its journal's
+        highest number: the journal refuses an order update older than the one it holds."""
+        self._counter = itertools.count(seq + 1)
+        self.next_seq = self._counter.__next__
+
     def subscribe(self, event_type: type | Iterable[type], handler: Handler) -> None:
         """Call `handler(event)` in the loop for every event of `event_type` (or types)."""
         types = [event_type] if isinstance(event_type, type) else list(event_type)

@@ -116,8 +116,12 @@ async def run(
     clock: Clock = SYSTEM_CLOCK,
     strategies: list[LoadedStrategy] | None = None,
     notifier: Notifier | None = None,
+    on_ready: Callable[[Trader], None] | None = None,
 ) -> int:
     """Run until `stop` is set (or SIGTERM/SIGINT). Returns the process exit code.
+
+    `on_ready(trader)` is called once the engine runs (strategies started), for embedders and
+    tests that watch its state (orders, positions, counters) rather than its log.
 
     Start-up failures (simulator or admin port taken, login refused, Kiwoom unreachable,
     record file unwritable, a strategy that cannot be loaded, a journal held by another
@@ -168,6 +172,8 @@ async def run(
                 log.exception("startup_failed", error_type=type(e).__name__, error=str(e))
                 return EXIT_STARTUP
             hup.trader = running.trader
+            if on_ready is not None:
+                on_ready(running.trader)
             await _serve(running, stop, notifier, background)
             await _shutdown(running, clock, notifier)
     finally:

@@ -23,7 +23,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,9 @@ class Journal:
         self._day = ""
         self._day_from_ns = 0
         self._day_until_ns = 0
+        self.counters_source: Callable[[], tuple[str, Mapping[str, int]]] | None = None
+        """(trading day, counters) to store with every batch that holds fills (the engine's
+        risk counters): see `write`."""
         self.intents = 0
         self.rows_written = 0
         self.batches = 0
@@ -348,17 +351,25 @@ class Journal:
         JournalError when the journal is not open."""
         conn = self._db
         written = 0
+        fills = 0
         with self._transaction(conn):
             for ev in events:
                 if type(ev) is OrderUpdate:
                     self._write_update(conn, ev)
                 elif type(ev) is Fill:
                     self._write_fill(conn, ev)
+                    fills += 1
                 elif isinstance(ev, AUDITED):
                     self._write_audit(conn, ev)
                 else:
                     continue
                 written += 1
+            if fills and self.counters_source is not None:
+                # The day's realised PnL moves with fills: stored in the same transaction as
+                # the fills that moved it, a kill -9 keeps both or neither, and reconciliation
+                # books a lost fill (and its PnL) exactly once at the restart.
+                day, counters = self.counters_source()
+                self._put_counters(conn, day, counters)
         self.rows_written += written
         self.batches += 1
 
@@ -655,11 +666,17 @@ class Journal:
                 raise TypeError(f"counter {name!r} must be an int, not {type(value).__name__}")
         conn = self._db
         with self._transaction(conn):
-            conn.execute("DELETE FROM counters WHERE trading_day = ?", (trading_day,))
-            conn.executemany(
-                "INSERT INTO counters (trading_day, name, value) VALUES (?, ?, ?)",
-                [(trading_day, name, value) for name, value in counters.items()],
-            )
+            self._put_counters(conn, trading_day, counters)
+
+    @staticmethod
+    def _put_counters(
+        conn: sqlite3.Connection, trading_day: str, counters: Mapping[str, int]
+    ) -> None:
+        conn.execute("DELETE FROM counters WHERE trading_day = ?", (trading_day,))
+        conn.executemany(
+            "INSERT INTO counters (trading_day, name, value) VALUES (?, ?, ?)",
+            [(trading_day, name, value) for name, value in counters.items()],
+        )
 
     def load_counters(self, trading_day: str) -> dict[str, int]:
         """`trading_day`'s counters as last saved; empty for a day never saved."""
@@ -667,6 +684,15 @@ class Journal:
             "SELECT name, value FROM counters WHERE trading_day = ?", (trading_day,)
         )
         return dict(rows.fetchall())
+
+    def last_seq(self) -> int:
+        """The highest bus sequence number journaled, 0 for a new journal: the bus of a
+        restarted engine numbers on from it (see `_UPSERT_ORDER`)."""
+        row = self._db.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM orders"
+            " UNION ALL SELECT MAX(seq) FROM fills UNION ALL SELECT MAX(seq) FROM audit)"
+        ).fetchone()
+        return int(row[0] or 0)
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

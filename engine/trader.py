@@ -26,6 +26,7 @@ from engine.events import (
     FeedStale,
     Fill,
     OrderExecution,
+    OrderState,
     OrderUpdate,
     Reconnected,
     RiskRejected,
@@ -39,9 +40,10 @@ from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.plugins import LoadedStrategy
 from engine.trading.oms import OrderManager
+from engine.trading.orders import Order
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import Reconciler
-from engine.trading.risk import RiskEngine
+from engine.trading.risk import Reason, RiskEngine
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +52,21 @@ _LOGGED = frozenset({OrderUpdate, Fill, RiskRejected})
 RECONCILE_RETRY_S = 1.0
 """How soon reconciliation runs again while an order's outcome is unknown or a pass failed."""
 COUNTERS_SAVE_S = 1.0
+
+_REFUSED_BEFORE_SENDING = frozenset(r.value for r in Reason) - {Reason.STALE.value}
+"""Reasons of orders that never went out: every risk code but STALE, which the broker's rate
+limit caused after the order was counted as sent."""
+
+
+def _sent(orders: list[Order]) -> int:
+    """How many of `orders` (journaled) are the engine's own that went out, or may have: an
+    intent whose POST a crash cut off."""
+    return sum(
+        1
+        for o in orders
+        if not o.external
+        and not (o.state is OrderState.REJECTED and o.reason in _REFUSED_BEFORE_SENDING)
+    )
 
 
 class Trader:
@@ -95,6 +112,8 @@ class Trader:
         self.reconciler = Reconciler(api, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
         self.journal_queue = ConsumerQueue("journal", accepts=Journal.accepts)
+        # Realised PnL drives the daily loss limit: saved with the fills that move it.
+        self.journal.counters_source = lambda: (self.risk.trading_day(), self.risk.counters())
         # Order, fill and risk lines are written from here, off the dispatch: rendering one
         # took as long as the risk checks, between a strategy's buy and its POST.
         self.log_queue = ConsumerQueue("log", accepts=lambda ev: type(ev) in _LOGGED)
@@ -112,7 +131,6 @@ class Trader:
         bus.subscribe((Disconnected, FeedStale), self._feed_down)
         bus.subscribe(FeedResumed, self._feed_resumed)
         bus.subscribe(Reconnected, self._feed_back)
-        bus.subscribe(Fill, self._save_counters_now)
         bus.subscribe(TradingStateChanged, self._state_changed)
         bus.attach(self.journal_queue)
         bus.attach(self.log_queue)
@@ -126,15 +144,31 @@ class Trader:
     # --- life --------------------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Rebuild from the journal: open orders, strategy positions, today's risk counters.
-        Call before the feed is attached."""
+        """Rebuild from the journal: open orders, strategy positions, today's risk counters,
+        and the bus's numbering. Call before the feed is attached."""
         journal = self.journal
         journal.open()
+        self.bus.continue_after(journal.last_seq())
         self.oms.id_prefix = f"{journal.next_client_seq()}."
-        orders = journal.load_orders(open_only=True)
+        # Ended orders too: their broker numbers are taken (reconciliation must not give one
+        # to an intent that lost its answer), and a late notice for one finds its order.
+        orders = journal.load_orders()
         self.oms.adopt(orders)
+        open_orders = [o for o in orders if o.is_open]
+        for order in open_orders:
+            if order.state in (OrderState.NEW, OrderState.SUBMITTING):
+                # Its POST may have reached the broker, and the answer died with the process
+                # that sent it: outcome unknown, for reconciliation to settle (never resent).
+                if order.state is OrderState.NEW:
+                    self.oms.move(order, OrderState.SUBMITTING)
+                self.oms.move(order, OrderState.UNKNOWN, "UNKNOWN: restart")
+                self.request_reconcile()
         day = self.risk.trading_day()
-        change = self.risk.restore(day, journal.load_counters(day))
+        counters = journal.load_counters(day)
+        # An order's intent is committed before its POST, the counters up to a second later:
+        # after a kill -9 the journal knows of orders sent that the saved count missed.
+        counters["orders_sent"] = max(counters.get("orders_sent", 0), _sent(orders))
+        change = self.risk.restore(day, counters)
         if change is not None:
             self.bus.publish(change)
         self.portfolio.load_strategy_positions(journal.strategy_positions())
@@ -143,7 +177,7 @@ class Trader:
             asyncio.create_task(self.journal.run(self.journal_queue), name="journal")
         )
         self._tasks.append(asyncio.create_task(self._log_events(), name="order-log"))
-        log.info("journal_recovered", open_orders=len(orders), counters=self.risk.counters())
+        log.info("journal_recovered", open_orders=len(open_orders), counters=self.risk.counters())
 
     async def start(self) -> None:
         """Reconcile with the broker, load base prices and history, then start strategies.
@@ -323,10 +357,6 @@ class Trader:
                 log.exception("risk_counters_save_failed")
                 return
             self._counters_saved = counters
-
-    def _save_counters_now(self, _fill: Fill) -> None:
-        # Realised PnL drives the daily loss limit: it must survive a kill -9 exactly.
-        self._save_counters()
 
     def _feed_down(self, ev: Event) -> None:
         self.risk.feed_live = False

@@ -660,3 +660,28 @@ def test_order_update_carries_the_exact_fill_amount() -> None:
     o.add_fill("F2", 1, 101, "0000001")
     snap = o.apply(S.FILLED)
     assert (snap.avg_fill_price, snap.fill_amount) == (100, 201)
+
+
+def test_counters_are_stored_in_the_same_transaction_as_the_fills_that_moved_them(
+    journal: Journal, clock: ManualClock
+) -> None:
+    day = "20260105"
+    pnl = {"realized_pnl": 0}
+    journal.counters_source = lambda: (day, {"realized_pnl": pnl["realized_pnl"]})
+    o = make_order("c1")
+    journal.record_intent(o)
+    pnl["realized_pnl"] = -500
+    journal.write([make_fill("F1", "0000010", client_id="c1", strategy="momentum")])
+    assert journal.load_counters(day) == {"realized_pnl": -500}
+    # A batch that fails rolls the counters back with its fills: both or neither.
+    pnl["realized_pnl"] = -900
+    bad = make_fill("F2", "0000010", client_id="c1", strategy="momentum")
+    journal.counters_source = lambda: (_ for _ in ()).throw(RuntimeError("boom"))  # type: ignore[assignment,misc]
+    with pytest.raises(RuntimeError):
+        journal.write([bad])
+    journal.counters_source = lambda: (day, {"realized_pnl": pnl["realized_pnl"]})
+    assert journal.load_counters(day) == {"realized_pnl": -500}
+    assert "F2" not in {f for o2 in journal.load_orders() for f in o2.fill_nos}
+    # A batch with no fill leaves them alone.
+    journal.write([o.apply(S.ACCEPTED)])
+    assert journal.load_counters(day) == {"realized_pnl": -500}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,12 +12,14 @@ from typing import Any
 
 from engine import config
 from engine.config import Config, RateConfig, StrategyConfig
+from engine.events import Event, Fill, OrderExecution, OrderState, OrderStatus, OrderUpdate
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.plugins import load_all
 from engine.sim.simulator import Simulator
 from engine.trader import Trader
+from engine.trading.orders import TERMINAL, TRANSITIONS
 
 SYMBOL = "005930"
 OTHER = "000660"
@@ -71,9 +74,13 @@ async def running_engine(
     strategies: tuple[StrategyConfig, ...] = (),
     *,
     configure: Callable[[Config], Config] | None = None,
+    account_streams: bool = True,
     **risk: Any,
 ) -> AsyncIterator[tuple[Trader, KiwoomWebSocket, KiwoomApi]]:
-    """The daemon's start-up path in-process: recover, feed, reconcile, strategies."""
+    """The daemon's start-up path in-process: recover, feed, reconcile, strategies.
+
+    `account_streams=False` leaves 00 and 04 unregistered: only reconciliation then tells
+    the engine what became of its orders."""
     cfg = engine_config(sim, state_dir, strategies, **risk)
     if configure is not None:
         cfg = configure(cfg)
@@ -90,9 +97,43 @@ async def running_engine(
         try:
             symbols = sorted({s for sc in strategies for s in sc.symbols} | {SYMBOL})
             await ws.subscribe(["0B", "0C", "0D"], symbols)
-            await ws.subscribe(["00", "04"], [])
+            if account_streams:
+                await ws.subscribe(["00", "04"], [])
             await trader.start()
             yield trader, ws, api
         finally:
             await trader.stop(cancel_open=False, timeout_s=3.0)
             await ws.close()
+
+
+class Tape:
+    """Everything the bus dispatched, in order."""
+
+    def __init__(self, trader: Trader) -> None:
+        self.events: list[Event] = []
+        trader.bus.subscribe_all(self.events.append)
+
+    def updates(self, client_id: str) -> list[OrderUpdate]:
+        return [e for e in self.events if isinstance(e, OrderUpdate) and e.client_id == client_id]
+
+    def notices(self, order_no: str, status: OrderStatus | None = None) -> list[OrderExecution]:
+        return [
+            e
+            for e in self.events
+            if isinstance(e, OrderExecution)
+            and e.order_no == order_no
+            and (status is None or e.status is status)
+        ]
+
+    def fills(self, order_no: str) -> list[Fill]:
+        return [e for e in self.events if isinstance(e, Fill) and e.order_no == order_no]
+
+
+def assert_lawful(updates: list[OrderUpdate]) -> None:
+    """Every published move is an edge of the table, and nothing moves after an end."""
+    for u in updates:
+        if u.state is u.prev_state is OrderState.PARTIALLY_FILLED:
+            continue
+        assert u.state in TRANSITIONS[u.prev_state], (u.prev_state, u.state)
+    for earlier, later in itertools.pairwise(updates):
+        assert earlier.state not in TERMINAL, (earlier.state, later.state)

@@ -13,37 +13,68 @@ import orjson
 import pytest
 
 from engine import config, daemon, logs
+from engine.events import Balance, OrderState
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
 from engine.models import OrderType
 from engine.sim.simulator import Simulator
+from engine.trader import Trader
 from tests.integration.conftest import client_config
 from tests.support import until
 
 
-def sim_config(**sim: object) -> config.Config:
+def sim_config(state_dir: Path | None = None, **sim: object) -> config.Config:
     cfg = config.load(None, env={})
+    daemon_cfg = dataclasses.replace(cfg.daemon, symbols=("005930", "000660"))
+    if state_dir is not None:
+        daemon_cfg = dataclasses.replace(daemon_cfg, state_dir=str(state_dir))
     return dataclasses.replace(
         cfg,
         sim=dataclasses.replace(cfg.sim, **{"port": 0, "events_per_s": 500.0, **sim}),
-        daemon=dataclasses.replace(cfg.daemon, symbols=("005930", "000660")),
+        daemon=daemon_cfg,
     )
 
 
-async def test_daemon_streams_from_the_simulator_and_stops_cleanly() -> None:
+def external_sim_config(sim: Simulator, state_dir: Path) -> config.Config:
+    """The daemon pointed at a simulator of the test (its fault knobs at hand); its journal
+    in the test's own directory, never ./var."""
+    cfg = client_config(sim)
+    return dataclasses.replace(
+        cfg, daemon=dataclasses.replace(cfg.daemon, state_dir=str(state_dir))
+    )
+
+
+class Ready:
+    """daemon.run's on_ready: the running engine, for tests to watch its state."""
+
+    def __init__(self) -> None:
+        self.trader: Trader | None = None
+
+    def __call__(self, trader: Trader) -> None:
+        self.trader = trader
+
+    async def wait(self) -> Trader:
+        await until(lambda: self.trader is not None, within_s=10.0)
+        assert self.trader is not None
+        return self.trader
+
+
+async def test_daemon_streams_from_the_simulator_and_stops_cleanly(tmp_path: Path) -> None:
     buf = io.StringIO()
     logs.setup("info", "json", buf)
     stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(sim_config(), stop=stop))
+    ready = Ready()
+    task = asyncio.create_task(daemon.run(sim_config(tmp_path), stop=stop, on_ready=ready))
     try:
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if "daemon_running" in buf.getvalue():
-                break
-        await asyncio.sleep(0.5)
+        trader = await ready.wait()
+        assert trader.running
+        assert not trader.risk.reconciling
+        # Trades of both symbols reach the engine (its last prices come from the feed only).
+        await until(lambda: {"005930", "000660"} <= set(trader.portfolio.last), within_s=10.0)
     finally:
         stop.set()
     assert await asyncio.wait_for(task, 10) == daemon.EXIT_OK
+    assert not trader.running
     lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
     events = [line["event"] for line in lines]
     assert "daemon_running" in events
@@ -57,38 +88,46 @@ async def test_daemon_streams_from_the_simulator_and_stops_cleanly() -> None:
 
 
 async def test_the_daemon_registers_the_account_streams_and_hears_them(
-    simulator: Simulator,
+    simulator: Simulator, tmp_path: Path
 ) -> None:
     # Order notices (00) and balances (04) are what the engine reconciles on: without their
     # registration the daemon would trade blind while every market stream looks fine.
-    buf = io.StringIO()
-    logs.setup("info", "json", buf)
-    cfg = client_config(simulator)
+    cfg = external_sim_config(simulator, tmp_path)
     stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(cfg, stop=stop))
+    balances: list[Balance] = []
+
+    def on_ready(trader: Trader) -> None:
+        ready(trader)
+        trader.bus.subscribe(Balance, balances.append)
+
+    ready = Ready()
+    task = asyncio.create_task(daemon.run(cfg, stop=stop, on_ready=on_ready))
     try:
-        await until(lambda: "daemon_running" in buf.getvalue(), within_s=10.0)
+        trader = await ready.wait()
         assert {("00", ""), ("04", "")} <= simulator.realtime.registered_pairs()
         async with KiwoomRest(cfg, revoke_on_close=False) as rest:
-            await KiwoomApi(rest).buy("005930", 1, OrderType.MARKET)
-
-        def heard() -> set[str]:
-            lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
-            return {line["kind"] for line in lines if line["event"] == "account_event"}
-
-        await until(lambda: heard() == {"OrderExecution", "Balance"}, within_s=5.0)
+            ack = await KiwoomApi(rest).buy("005930", 1, OrderType.MARKET)
+        # Placed elsewhere: the engine tracks it from its 00 notices as external, and books
+        # its fill on the account.
+        await until(lambda: ack.order_no in trader.oms.by_order_no, within_s=5.0)
+        order = trader.oms.by_order_no[ack.order_no]
+        await until(lambda: order.state is OrderState.FILLED, within_s=5.0)
+        assert (order.external, order.strategy, order.filled_qty) == (True, None, 1)
+        assert trader.oms.stats.external_orders == 1
+        assert trader.portfolio.position_qty("005930") == 1
+        await until(lambda: any(b.symbol == "005930" and b.qty == 1 for b in balances))
     finally:
         stop.set()
     assert await asyncio.wait_for(task, 10) == daemon.EXIT_OK
 
 
 async def test_a_silent_feed_is_reported_stale_then_replaced(
-    simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+    simulator: Simulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     buf = io.StringIO()
     logs.setup("info", "json", buf)
     monkeypatch.setattr(daemon, "STATS_INTERVAL_S", 0.05)
-    cfg = client_config(simulator)
+    cfg = external_sim_config(simulator, tmp_path)
     cfg = dataclasses.replace(
         cfg, kiwoom=dataclasses.replace(cfg.kiwoom, ws_stale_s=0.5, ws_stale_grace_s=0.5)
     )
@@ -98,12 +137,16 @@ async def test_a_silent_feed_is_reported_stale_then_replaced(
         return [line for line in lines if line["event"] == event]
 
     stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(cfg, stop=stop))
+    ready = Ready()
+    task = asyncio.create_task(daemon.run(cfg, stop=stop, on_ready=ready))
     try:
+        trader = await ready.wait()
         await until(lambda: bool(logged("feed_stats")), within_s=10.0)
         assert logged("feed_stats")[-1]["state"] == "live"
+        assert trader.risk.feed_live
         simulator.state.faults.ws_silent = True  # the server froze; its socket stays open
-        await until(lambda: bool(logged("feed_stale")))
+        # The engine stops new exposure as soon as the feed is stale.
+        await until(lambda: not trader.risk.feed_live)
         # The stats say so while the TCP connection still looks fine.
         await until(lambda: logged("feed_stats")[-1]["state"] == "stale")
         stale = logged("feed_stats")[-1]
@@ -112,8 +155,11 @@ async def test_a_silent_feed_is_reported_stale_then_replaced(
         assert stale["silent_s"] >= 0.5
         await until(lambda: bool(logged("feed_disconnected")))
         assert logged("feed_disconnected")[0]["reason"] == "stale"
+        reconciled = trader.reconciler.runs
         simulator.state.faults.ws_silent = False
-        await until(lambda: bool(logged("feed_reconnected")))
+        # Back, and reconciled with the broker's books, before new exposure flows again.
+        await until(lambda: trader.risk.feed_live and not trader.risk.reconciling)
+        assert trader.reconciler.runs > reconciled
         await until(lambda: logged("feed_stats")[-1]["state"] == "live")
     finally:
         stop.set()
@@ -139,7 +185,7 @@ async def test_unwritable_record_file_is_a_startup_failure_with_its_reason(
 ) -> None:
     buf = io.StringIO()
     logs.setup("info", "json", buf)
-    cfg = sim_config()
+    cfg = sim_config(tmp_path)
     cfg = dataclasses.replace(
         cfg, daemon=dataclasses.replace(cfg.daemon, record=str(tmp_path / "no" / "dir.ndjson"))
     )

@@ -1,0 +1,140 @@
+"""`kiwoom-engine check` loads the config and every strategy without trading: it passes on the
+shipped config.toml and names the key of each problem in a broken one; `run` refuses to start
+on the same problems (exit 3) before it connects to anything."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import cli, logs
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "config.toml"
+MOMENTUM = ROOT / "strategies" / "momentum.py"
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_left_on_a_dead_stream() -> object:
+    # cli.main points the logs at this test's captured stderr, closed after it.
+    yield
+    logs.setup("warning", "json", io.StringIO())
+
+
+ASYNC_HANDLER = """
+from engine.strategy import Strategy
+
+class Eager(Strategy):
+    async def on_trade(self, trade):
+        pass
+"""
+
+
+def test_check_passes_on_the_shipped_config(tmp_path: Path) -> None:
+    # As a user runs it, from another directory: strategy paths are relative to the file.
+    res = subprocess.run(
+        [sys.executable, "-m", "engine", "-c", str(SHIPPED), "check"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")},
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == (
+        f"{SHIPPED}: ok; mode sim; strategies: momentum (disabled: dip_buyer)"
+    )
+    assert res.stderr == ""
+
+
+def strategy_table(**over: str) -> str:
+    keys = {
+        "name": '"m"',
+        "path": f'"{MOMENTUM}"',
+        "class": '"Momentum"',
+        "symbols": '["005930"]',
+        "params": "{ window = 5 }",
+        **over,
+    }
+    return "[[strategies]]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+
+BROKEN = [
+    pytest.param(
+        "strategies[0].class",
+        strategy_table(**{"class": '"Nope"'}),
+        "has no class 'Nope'",
+        id="class",
+    ),
+    pytest.param(
+        "strategies[0].path",
+        strategy_table(path='"strategies/missing.py"'),
+        "no such file",
+        id="path",
+    ),
+    pytest.param(
+        "strategies[0].symbols[0]",
+        strategy_table(symbols='["5930"]'),
+        "not a KRX symbol",
+        id="symbol",
+    ),
+    pytest.param(
+        "strategies[0].params",
+        strategy_table(params="{ window = 0 }"),
+        "window must be an integer >= 1",
+        id="params",
+    ),
+    pytest.param(
+        "strategies[0].class",
+        strategy_table(path='"eager.py"', **{"class": '"Eager"'}),
+        "Eager.on_trade is async; handlers run in the event loop and must be plain methods",
+        id="async-handler",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "table", "message"), BROKEN)
+def test_check_and_run_name_the_key_of_a_broken_strategy(
+    key: str, table: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "eager.py").write_text(ASYNC_HANDLER)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[kiwoom]\nmode = "sim"\n[sim]\nport = 0\n' + table)
+
+    assert cli.main(["-c", str(cfg), "check"]) == cli.EXIT_CONFIG
+    out = capsys.readouterr()
+    lines = out.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"kiwoom-engine: config error: {cfg}: {key}: ")
+    assert message in lines[0]
+    assert out.out == ""
+
+    # `run` stops on the same problem, before a simulator or a socket is opened.
+    assert cli.main(["-c", str(cfg), "run"]) == cli.EXIT_CONFIG
+    assert capsys.readouterr().err.splitlines() == lines
+
+
+def test_check_reports_every_broken_strategy_each_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[kiwoom]\nmode = "sim"\n'
+        + strategy_table()
+        + strategy_table(name='"b"', **{"class": '"Nope"'})
+        + strategy_table(name='"c"', symbols='["abc"]')
+    )
+    assert cli.main(["-c", str(cfg), "check"]) == cli.EXIT_CONFIG
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[3] for line in err] == [
+        "strategies[1].class",
+        "strategies[2].symbols[0]",
+    ]
