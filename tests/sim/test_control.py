@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from engine.config import SimConfig
-from engine.sim.simulator import Simulator, SimStartupError
+from engine.sim.simulator import SimStartupError, Simulator
 
 
 def _config(**kw: object) -> SimConfig:
@@ -78,6 +78,6 @@ async def test_a_bad_knob_is_a_400_naming_it_and_nothing_changes(
 
 
 async def test_control_refuses_a_non_loopback_host() -> None:
-    with pytest.raises(SimStartupError, match="sim.control"):
+    with pytest.raises(SimStartupError, match=r"sim\.control"):
         async with Simulator(_config(control=True, host="0.0.0.0")):
             pass
