@@ -14,7 +14,7 @@ TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
 UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench lint setup catalog uv-bootstrap mosquitto
+.PHONY: run test sim bench lint setup catalog uv-bootstrap mosquitto chaos
 
 uv-bootstrap:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -63,3 +63,8 @@ bench: setup mosquitto
 
 catalog: setup
 	$(UV) run python tools/gen_catalog.py
+
+# Fault injection against the real daemon, simulator and Mosquitto processes (chaos/): every
+# scenario, then the invariant table; fails when one breaks. CHAOS_ARGS="ws_drops --duration 10"
+chaos: setup mosquitto
+	$(UV) run python -m chaos $(CHAOS_ARGS)

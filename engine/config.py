@@ -218,6 +218,10 @@ class SimConfig:
     """Off by default. A file the simulator appends latency stamps to: each REAL frame written
     and each order request read, on CLOCK_MONOTONIC (engine/sim/stamps.py; used by
     bench/tick_to_order.py)."""
+    control: bool = False
+    """Off by default. The fault-control endpoint (engine/sim/control.py): POST /_sim/faults,
+    POST /_sim/drop, GET /_sim/book on the simulator's own port, for a harness in another
+    process (`make chaos`). The simulator refuses to start with it on a non-loopback host."""
 
 
 @dataclass(frozen=True)

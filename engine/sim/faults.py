@@ -40,6 +40,10 @@ class Faults:
     when the answer is delayed or dropped (`rest_delay_s`, `drop_after_accept`), the pushes
     go at once, as the order is live."""
 
+    order_push_twice: bool = False
+    """Every push an order request causes (00 접수 / 체결, 04) is published twice, as a
+    client may hear a frame again; a client must count each order and fill once."""
+
     # --- WebSocket (consumed by engine/sim/ws.py; the only place its knobs live) ---
     ws_system_frames_before_login: int = 1
     """SYSTEM frames sent between a good LOGIN and its ack. Production does this, so the
@@ -140,6 +144,7 @@ class Faults:
         self.rate_limit_once.clear()
         self.order_no_missing.clear()
         self.order_push_first = self._configured_push_first
+        self.order_push_twice = False
         self.ws_system_frames_before_login = self._ws_system_frames_configured
         self.ws_frame_delay_s = 0.0
         self.ws_silent = False

@@ -202,6 +202,8 @@ class RestFrontend:
         faults = state.faults
         delay = faults.rest_delay_s.get(api_id)
         pushes = reply.send_pushes
+        if pushes and faults.order_push_twice:
+            pushes = _twice(pushes)
         if pushes and (
             state.feed is None  # no WebSocket side to order them against the answer
             or faults.order_push_first
@@ -312,6 +314,14 @@ class RestFrontend:
         token = parts[1].strip()
         if self.state.faults.take_token_error() or not self.state.tokens.is_valid(token):
             raise auth_error()
+
+
+def _twice(send_pushes: Callable[[], None]) -> Callable[[], None]:
+    def send() -> None:
+        send_pushes()
+        send_pushes()
+
+    return send
 
 
 class _InjectedHttpError(Exception):

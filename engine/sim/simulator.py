@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import WS_PATH, SimConfig
+from engine.sim import control
 from engine.sim.exchange import SimExchange
 from engine.sim.market import Book, MarketGenerator
 from engine.sim.replay import check_readable, play
@@ -114,7 +115,16 @@ class Simulator:
                     f"sim.stamp_file: cannot open {self.config.stamp_file!r}: {reason}"
                 ) from None
             self.state.stamps = self.realtime.stamps = stamps
-        self._runner, self.port = await start(self.state, [web.get(WS_PATH, self.realtime.handle)])
+        routes = [web.get(WS_PATH, self.realtime.handle)]
+        if self.config.control:
+            if not control.is_loopback(self.config.host):
+                raise SimStartupError(
+                    f"sim.control: the control endpoint needs a loopback sim.host, "
+                    f"not {self.config.host!r}"
+                )
+            routes += control.routes(self)
+            log.warning("sim_control_enabled", paths=control.PATHS)
+        self._runner, self.port = await start(self.state, routes)
         self._feed = asyncio.create_task(self._run_feed(), name="sim-feed")
         return self
 

@@ -7,6 +7,7 @@ ManualClock. Like live Kiwoom, asking again while a token is valid returns the s
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +34,8 @@ class TokenStore:
         self._by_key: dict[tuple[str, str], _Issued] = {}
         self.issued_count = 0
         """Distinct tokens minted so far (re-issues of a valid token do not count)."""
+        self.history: deque[str] = deque(maxlen=1000)
+        """The last tokens minted, valid or not: a harness searches logs for them."""
 
     def issue(self, appkey: str, secretkey: str) -> tuple[str, str]:
         """Return (token, expires_dt) for the key pair; the same token while it is still valid.
@@ -52,6 +55,7 @@ class TokenStore:
         self._by_token[item.token] = item
         self._by_key[key] = item
         self.issued_count += 1
+        self.history.append(item.token)
         return item.token, _fmt(expires_at)
 
     def is_valid(self, token: str) -> bool:
