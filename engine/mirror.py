@@ -60,6 +60,9 @@ BATCH = 128
 """Events published per loop turn. Between batches the writer callback flushes the socket and
 the feed gets its turn. 128 events take about a millisecond to encode here: larger batches
 gain little rate (bench/mirror.py) and make the loop's turns longer for the feed."""
+LINGER_S = 0.005
+"""How long a small batch waits for more before it is published: at most this much delay for
+subscribers, against a wake-up per event for the engine's loop."""
 WINDOW = 1_000
 """QoS 1 messages sent and not yet acknowledged, at most. Keeps paho's message ids (65535)
 from wrapping onto one still in flight; the rest of the spool waits its turn, in order."""
@@ -353,6 +356,12 @@ class Mirror:
         queue = self._queue
         while True:
             batch = await queue.get(BATCH)
+            if len(batch) < BATCH:
+                # A quiet feed would cost one wake-up, encode and socket write per event, each
+                # a turn of the loop the order path waits behind: linger a moment and take
+                # what came meanwhile in the same write.
+                await asyncio.sleep(LINGER_S)
+                batch += queue.take(BATCH - len(batch))
             try:
                 self._publish(batch)
                 self._settle_spool()

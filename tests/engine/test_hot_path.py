@@ -184,7 +184,7 @@ async def test_an_order_is_posted_before_its_log_lines_are_written(
         monkeypatch.setattr(api.rest, "_post", recorded)
         strat = trader.host.by_name["once"].instance
         await until(lambda: strat.order is not None and strat.order.state is S.FILLED, 10)
-        await until(lambda: ("log", "fill", "") in seen)
+        await until(lambda: ("log", "fill", "") in seen, 10)
     posted = seen.index(("post", "kt10000"))
     assert seen.index(("log", "order_update", "submitting")) > posted
     assert ("log", "order_update", "filled") in seen  # every line still comes
