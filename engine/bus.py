@@ -103,6 +103,7 @@ class EventBus:
             (self._urgent if isinstance(ev, ACCOUNT_EVENTS) else self._market).append(ev)
             return
         self._dispatching = True
+        self.current = ev
         try:
             # _deliver, inlined: this is the path of every market event.
             for h in self._table.get(type(ev)) or self._handlers(type(ev)):
