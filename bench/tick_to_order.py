@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from bench.results import emit
 from engine import daemon, logs
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, load
@@ -366,6 +367,21 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
                 f"engine / baseline ({kind}): p50 {_pct(e, 0.5) / _pct(b, 0.5):.2f}x  "
                 f"p99 {_pct(e, 0.99) / _pct(b, 0.99):.2f}x"
             )
+    for kind in ("internal", "external"):
+        b, e = figures["baseline"][kind], figures["engine"][kind]
+        if b and e:
+            goal_txt = " ".join(
+                f"{q} <= {g:.0f} us" for q, g in GOALS_US.get(int(rate), {}).items()
+            )
+            for q in (0.5, 0.99):
+                emit(
+                    f"tick_to_order {kind} p{q * 100:.0f} at {rate:.0f}/s",
+                    _pct(e, q),
+                    "us",
+                    _pct(b, q),
+                    "baseline client",
+                    goal_txt if kind == "internal" else "(see internal)",
+                )
     e = figures["engine"]["internal"]
     for q, goal in GOALS_US.get(int(rate), {}).items():
         got = _pct(e, 0.5 if q == "p50" else 0.99) if e else float("nan")
