@@ -59,13 +59,19 @@ MIN_RATE_SHARE = 0.8
 NS = "kiwoom_engine_"
 
 STRATEGIES = (
-    # name, class, symbols, params, extra lines
-    ("momentum_a", "Momentum", SYMBOLS[:2], "window = 20, qty = 1, max_position = 3, every = 400"),
-    ("momentum_b", "Momentum", SYMBOLS[2:], "window = 50, qty = 1, max_position = 3, every = 600"),
-    ("momentum_c", "Momentum", SYMBOLS, "window = 10, qty = 1, max_position = 2, every = 900"),
-    ("momentum_d", "Momentum", SYMBOLS[1:4], "window = 30, qty = 2, max_position = 4, every = 700"),
-    ("quoter_a", "Quoter", SYMBOLS[:3], "every = 300"),
-    ("quoter_b", "Quoter", SYMBOLS[3:], "every = 500"),
+    # name, class, symbols, params. Together about 4 orders/s (plus modifies and cancels):
+    # live Kiwoom allows 5 requests/s per account, so a daemon never orders faster for long.
+    ("momentum_a", "Momentum", SYMBOLS[:2], "window = 20, qty = 1, max_position = 3, every = 1200"),
+    ("momentum_b", "Momentum", SYMBOLS[2:], "window = 50, qty = 1, max_position = 3, every = 1800"),
+    ("momentum_c", "Momentum", SYMBOLS, "window = 10, qty = 1, max_position = 2, every = 2700"),
+    (
+        "momentum_d",
+        "Momentum",
+        SYMBOLS[1:4],
+        "window = 30, qty = 2, max_position = 4, every = 2100",
+    ),
+    ("quoter_a", "Quoter", SYMBOLS[:3], "every = 900"),
+    ("quoter_b", "Quoter", SYMBOLS[3:], "every = 1500"),
     ("listens_a", "Listens", SYMBOLS, ""),
     ("listens_b", "Listens", SYMBOLS[:1], ""),
     ("watches", "Watches", SYMBOLS, ""),
@@ -515,6 +521,12 @@ def summary(r: Result, after: list[Sample]) -> None:
     rate = sum(s.events_per_s for s in after) / len(after)
     grow = after[-1].rss_mb - after[0].rss_mb
     emit("soak RSS growth after warm-up", grow, "MB", None, "", f"< {RSS_GROWTH_MAX_MB:.0f} MB")
+    orders = sum(after[-1].orders.values()) - sum(after[0].orders.values())
+    if orders > 0:
+        # Reconciliation re-reads the day's whole order history (kt00007) every reconcile_s:
+        # its peak, and so RSS, grows with the orders of the day.
+        emit("soak RSS growth per 1000 orders", grow / orders * 1000, "MB", None, "", "")
+    emit("soak orders/s", orders / (after[-1].t_s - after[0].t_s), "orders/s", None, "", "")
     emit(
         "soak loop lag, worst second",
         max((s.lag_max_s or 0.0) for s in after) * 1e3,
