@@ -14,7 +14,7 @@ TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
 UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench lint setup catalog uv-bootstrap mosquitto chaos
+.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto chaos
 
 uv-bootstrap:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -58,8 +58,18 @@ lint: setup
 test: lint mosquitto
 	$(UV) run pytest -q -p no:cacheprovider
 
+# Benchmarks need the bench-only group (the peer client kiwoom-client); the soak plots with the
+# plot group (matplotlib). MINUTES=2 gives the short soak.
 bench: setup mosquitto
-	$(UV) run python -m bench
+	$(UV) run --group bench python -m bench
+
+# The suite's soak test (2 minutes; left out of `make test`, which stays fast).
+soak-test: setup mosquitto
+	$(UV) run pytest -q -p no:cacheprovider -m soak tests/soak
+
+MINUTES ?= 10
+soak: setup mosquitto
+	$(UV) run --group plot python -m bench.soak --minutes $(MINUTES)
 
 catalog: setup
 	$(UV) run python tools/gen_catalog.py

@@ -1,8 +1,11 @@
-"""Run every benchmark and append its output to bench/RESULTS.md.
+"""Run every benchmark, append its output to bench/RESULTS.md and write the table.
 
-Usage: `make bench` (or `uv run python -m bench [name ...]`). Each benchmark is a module of
-this package runnable as `python -m bench.<name>`; it prints its measurements and its ratios
-against a baseline measured in the same run. Benchmarks never run in the test suite.
+Usage: `make bench` (or `uv run --group bench python -m bench [name ...]`). Each benchmark is
+a module of this package runnable as `python -m bench.<name>`; it prints its measurements and
+its ratios against a baseline measured in the same run, and one `JSON {...}` line per figure
+(bench/results.py). Those lines become bench/RESULTS.json and the markdown table
+bench/TABLE.md: figure, value, its floor or peer, the ratio and the goal. Benchmarks never run
+in the test suite; the soak (bench/soak.py, `make soak`) runs on its own.
 """
 
 from __future__ import annotations
@@ -10,8 +13,14 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.results import PREFIX
 
 BENCHES = (
     "rest_overhead",
@@ -22,8 +31,43 @@ BENCHES = (
     "tick_to_order",
     "bus",
     "memory",
+    "soak",
 )
+ARGS = {"soak": ["--minutes", "2", "--out"]}
+"""The soak in `make bench` is the 2-minute one, into a scratch directory: the committed plot
+(bench/soak/soak.png) is the 10-minute `make soak`."""
 RESULTS = Path(__file__).with_name("RESULTS.md")
+RESULTS_JSON = Path(__file__).with_name("RESULTS.json")
+TABLE = Path(__file__).with_name("TABLE.md")
+
+
+def figures(bench: str, stdout: str) -> list[dict[str, Any]]:
+    return [
+        {"bench": bench, **orjson.loads(line[len(PREFIX) :])}
+        for line in stdout.splitlines()
+        if line.startswith(PREFIX)
+    ]
+
+
+def table(rows: list[dict[str, Any]], stamp: str) -> str:
+    def num(v: Any) -> str:
+        return "" if v is None else f"{v:,.3f}".rstrip("0").rstrip(".")
+
+    lines = [
+        f"# Benchmark table ({stamp})",
+        "",
+        "Written by `make bench` (bench/__main__.py) with bench/RESULTS.json; every floor or",
+        "peer was measured in the same run on the same machine. Ratio = value / floor.",
+        "",
+        "| bench | figure | value | unit | floor or peer | floor | ratio | goal |",
+        "|---|---|---:|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['bench']} | {r['figure']} | {num(r['value'])} | {r['unit']} | "
+            f"{r['floor_name']} | {num(r['floor'])} | {num(r['ratio'])} | {r['goal']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main(names: list[str]) -> int:
@@ -31,18 +75,29 @@ def main(names: list[str]) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = [f"\n## {stamp} ({platform.python_implementation()} {platform.python_version()})\n"]
     status = 0
+    rows: list[dict[str, Any]] = []
     for name in chosen:
-        cmd = [sys.executable, "-m", f"bench.{name}"]
+        cmd = [sys.executable, "-m", f"bench.{name}", *ARGS.get(name, [])]
+        if cmd[-1] == "--out":
+            cmd.append(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         print(f"$ {' '.join(cmd[1:])}", flush=True)
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         print(res.stdout, end="", flush=True)
+        rows += figures(name, res.stdout)
         if res.returncode != 0:
             print(res.stderr, file=sys.stderr)
             status = 1
         sections.append(f"### {name}\n\n```\n{res.stdout.rstrip()}\n```\n")
     with RESULTS.open("a") as f:
         f.write("\n".join(sections))
-    print(f"appended to {RESULTS}")
+    RESULTS_JSON.write_bytes(
+        orjson.dumps(
+            {"stamp": stamp, "python": platform.python_version(), "figures": rows},
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+    TABLE.write_text(table(rows, stamp))
+    print(f"appended to {RESULTS}; table in {TABLE} and {RESULTS_JSON}")
     return status
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from bench.results import emit
 from engine.kiwoom import codec as codec_mod
 from engine.kiwoom.codec import CodecStats, decode_frame
 
@@ -174,6 +175,7 @@ def main() -> None:
     print(f"stdlib json path:          {std:10.0f} frames/s {std * e:11.0f} events/s")
     print(f"codec / floor  = {codec / floor:.2f}  (goal >= 0.50)")
     print(f"codec / stdlib = {codec / std:.2f}")
+    emit("codec events/s", codec * e, "events/s", floor * e, "orjson.loads only", ">= 0.50x")
     # Worst case for the price memo: every frame carries price strings never seen before.
     fresh = [make_frame(e, 1000 + 3 * i) for i in range(2000)]
     floor_c = _rate_each(orjson.loads, fresh, args.seconds)

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import emit
 from engine import logs
 from engine.clock import SYSTEM_CLOCK
 from engine.config import load
@@ -113,6 +114,7 @@ def main() -> None:
     print(f"delivered / target          = {rate / target:.2f}")
     print(f"target / generator capacity = {target / gen:.2f}")
     print(f"malformed frames or entries: {bad}")
+    emit("feed delivered events/s", rate, "events/s", target, "target rate", ">= 1.0x, 0 malformed")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from bench.results import emit
 from engine import daemon, logs
 from engine.bus import ConsumerQueue
 from engine.clock import KST, SYSTEM_CLOCK, ManualClock
@@ -323,6 +324,14 @@ def main() -> None:
     )
     print(
         f"engine growth - baseline growth = {grow_eng - grow_base:+.1f} MB  (goal <= {GOAL_MB:.0f} MB)"
+    )
+    emit(
+        f"RSS growth over {args.events:,} events",
+        grow_eng,
+        "MB",
+        grow_base,
+        "event source alone",
+        f"engine - baseline <= {GOAL_MB:.0f} MB",
     )
 
 

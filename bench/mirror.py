@@ -35,6 +35,7 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.results import emit
 from engine import logs
 from engine.bus import EventBus
 from engine.clock import SYSTEM_CLOCK
@@ -249,6 +250,7 @@ def main() -> None:
             print(f"paho, own thread      : {p:9.0f} msg/s  (payloads encoded beforehand)")
             print(f"mirror, bus -> broker : {m:9.0f} events/s  (bus, queue, JSON and publish)")
             print(f"mirror / aiomqtt await: {m / a:.1f}x;  mirror / paho thread: {m / p:.2f}x")
+            emit(f"mirror QoS {qos} events/s", m, "events/s", p, "paho, own thread", "(peer)")
             if qos == 0:
                 print(f"subscriber got        : {len(got)} of {2 * count} (both mirror runs)")
             else:
@@ -272,6 +274,14 @@ def main() -> None:
             )
             print(f"dropped in the queue  : {stats['queue_dropped']} (goal at 20000/s: 0)")
             print(f"worst producer lag    : {lag * 1000:.1f} ms")
+            emit(
+                f"mirror dropped at {offered}/s",
+                stats["queue_dropped"],
+                "trades",
+                None,
+                "",
+                "0 at 20000/s",
+            )
     finally:
         broker.terminate()
         broker.wait(10)

@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 
 from bench.mirror import start_broker
+from bench.results import emit
 from engine import daemon, logs
 from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, MqttConfig, load
@@ -375,10 +376,33 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
                 f"engine / baseline ({kind}): p50 {_pct(e, 0.5) / _pct(b, 0.5):.2f}x  "
                 f"p99 {_pct(e, 0.99) / _pct(b, 0.99):.2f}x"
             )
+    for kind in ("internal", "external"):
+        b, e = figures["baseline"][kind], figures["engine"][kind]
+        if b and e:
+            goal_txt = " ".join(
+                f"{q} <= {g:.0f} us" for q, g in GOALS_US.get(int(rate), {}).items()
+            )
+            for q in (0.5, 0.99):
+                emit(
+                    f"tick_to_order {kind} p{q * 100:.0f} at {rate:.0f}/s",
+                    _pct(e, q),
+                    "us",
+                    _pct(b, q),
+                    "baseline client",
+                    goal_txt if kind == "internal" else "(see internal)",
+                )
     off, on = figures["engine"]["internal"], figures["engine+mirror"]["internal"]
     if off and on:
         ratio = _pct(on, 0.99) / _pct(off, 0.99)
         verdict = "met" if ratio <= 1.10 else "MISSED"
+        emit(
+            "tick_to_order internal p99, mirror on",
+            _pct(on, 0.99),
+            "us",
+            _pct(off, 0.99),
+            "mirror off",
+            "<= 1.10x",
+        )
         out.append(
             f"mirror on / off (internal p99): {ratio:.2f}x  goal <= 1.10x  {verdict}  "
             f"(p50 {_pct(on, 0.5) / _pct(off, 0.5):.2f}x)"

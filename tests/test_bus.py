@@ -68,6 +68,24 @@ def test_events_raised_inside_a_handler_wait_and_account_events_go_first() -> No
     assert seen == ["trade1", "handler_done", "order", "trade2"]
 
 
+def test_handlers_see_the_event_being_dispatched_as_current() -> None:
+    # The OMS reads bus.current to time an order from the tick it answers: the first event
+    # of a dispatch (the inlined path) must be named as much as the ones that waited.
+    bus = EventBus(ManualClock())
+    first, queued = trade(price=1), trade(price=2)
+    seen: list[object] = []
+
+    def on_trade(ev: Trade) -> None:
+        seen.append(bus.current)
+        if ev is first:
+            bus.publish(queued)
+
+    bus.subscribe(Trade, on_trade)
+    bus.publish(first)
+    assert seen == [first, queued]
+    assert bus.current is None
+
+
 def test_a_raising_handler_is_counted_and_the_others_still_run() -> None:
     bus = EventBus(ManualClock())
     got: list[int] = []

@@ -147,9 +147,11 @@ class Reconciler:
                 oms.move(order, S.PARTIALLY_FILLED if order.filled_qty else S.ACCEPTED)
             elif order.state is S.ACCEPTED and order.filled_qty:
                 oms.move(order, S.PARTIALLY_FILLED)
-        elif chain:
+        elif chain and not any(r.remaining_qty for r in chain):
             # Listed, nothing open, not all filled: cancelled (by us, the exchange's IOC
-            # rule, or the broker's 거부).
+            # rule, or the broker's 거부). The history and the open orders are two snapshots:
+            # a row still open in the history was amended or filled between them, which the
+            # 00 feed or the next pass tells; ending it here would refuse that fill.
             oms.move(order, S.CANCELED, "RECONCILED")
         return int((order.state, order.filled_qty) != before)
 
