@@ -63,7 +63,7 @@ test: lint mosquitto
 bench: setup mosquitto
 	$(UV) run --group bench python -m bench
 
-# The suite's soak test (2 minutes; left out of `make test`, which stays fast).
+# The suite's soak test alone (2 minutes; `make test` runs it too).
 soak-test: setup mosquitto
 	$(UV) run pytest -q -p no:cacheprovider -m soak tests/soak
 
