@@ -238,11 +238,14 @@ class KiwoomApi:
     @staticmethod
     def _candle(api_id: str, r: Mapping[str, Any], time_key: str) -> Candle:
         raw = "".join(c for c in _s(r, time_key) if c.isdigit())
+        # A whole yyyyMMdd or yyyyMMddHHmmss only: strptime would read "202411" as 2024-01-01.
+        fmt = {8: "%Y%m%d", 14: "%Y%m%d%H%M%S"}.get(len(raw)) if raw.isascii() else None
         try:
-            fmt = "%Y%m%d%H%M%S" if len(raw) == 14 else "%Y%m%d"
-            at = datetime.strptime(raw, fmt).replace(tzinfo=KST)
+            at = datetime.strptime(raw, fmt).replace(tzinfo=KST) if fmt else None
         except ValueError:
-            raise KiwoomError(f"{api_id}: bad bar time {raw[:20]!r}") from None
+            at = None
+        if at is None:
+            raise KiwoomError(f"{api_id}: bad bar time {raw[:20]!r}")
         turnover = _s(r, "trde_prica")
         return Candle(
             at=at,

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import time
+from datetime import datetime, time
 from typing import Any, TypeVar
 
 import orjson
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from engine.clock import KST
 from engine.kiwoom import protocol
 from engine.kiwoom.api import KiwoomApi, _order_row
 from engine.kiwoom.errors import (
@@ -315,6 +317,68 @@ def test_an_order_row_has_exactly_the_numbers_its_text_says_or_is_an_error(
     assert out["time"] is None or isinstance(out["time"], time)
     orig = out["original_order_no"]
     assert orig is None or (isinstance(orig, str) and orig.strip("0"))
+
+
+bar_times = st.one_of(
+    field_values,
+    st.dates().map(lambda d: d.strftime("%Y%m%d")),
+    st.datetimes().map(lambda d: d.strftime("%Y%m%d%H%M%S")),
+    st.text(alphabet="0123456789-: ", max_size=16),
+)
+CANDLE_KEYS = ("open_pric", "high_pric", "low_pric", "cur_prc", "trde_qty", "trde_prica")
+
+
+@FUZZ
+@given(
+    at=bar_times,
+    fields=st.fixed_dictionaries({}, optional=dict.fromkeys(CANDLE_KEYS, field_values)),
+    minute=st.booleans(),
+)
+@example(at="2024111", fields={}, minute=False)  # was: read as 2024-11-01
+@example(at="202411", fields={}, minute=False)  # was: read as 2024-01-01
+@example(at="2024-1-10", fields={}, minute=False)  # was: read as 2024-01-10
+def test_a_bar_has_the_time_its_text_says_or_is_an_error(
+    at: Any, fields: dict[str, Any], minute: bool
+) -> None:
+    key = "cntr_tm" if minute else "dt"
+    row = {**fields, key: at}
+    candle = outcome(lambda: KiwoomApi._candle("ka10080", row, key))
+    digits = "".join(c for c in wire_text(at) if c.isdigit())
+    if isinstance(candle, KiwoomError):
+        return
+    assert candle.at.tzinfo is not None
+    fmt = "%Y%m%d%H%M%S" if len(digits) == 14 else "%Y%m%d"
+    # every digit of the text is in the time, in place: nothing guessed
+    assert candle.at.strftime(fmt) == digits, (at, candle.at)
+    for name, want in (
+        ("open", expect_price(row.get("open_pric"))),
+        ("high", expect_price(row.get("high_pric"))),
+        ("low", expect_price(row.get("low_pric"))),
+        ("close", expect_price(row.get("cur_prc"))),
+        ("volume", expect_price(row.get("trde_qty"))),
+    ):
+        value = getattr(candle, name)
+        assert type(value) is int, (name, row)
+        assert value == want, (name, row)
+    turnover = candle.turnover_m
+    if turnover is not None:
+        assert type(turnover) is int
+        assert turnover == expect_price(row["trde_prica"])
+
+
+@pytest.mark.parametrize("text", ["2024111", "202411", "2024110", "2024-1-10", "20241", "123"])
+def test_a_bar_time_that_is_not_a_whole_date_is_refused(text: str) -> None:
+    with pytest.raises(KiwoomError, match="bad bar time"):
+        KiwoomApi._candle("ka10081", {"dt": text}, "dt")
+
+
+def test_a_whole_date_or_date_and_time_still_reads() -> None:
+    assert KiwoomApi._candle("ka10081", {"dt": "20250908"}, "dt").at == datetime(
+        2025, 9, 8, tzinfo=KST
+    )
+    assert KiwoomApi._candle("ka10080", {"cntr_tm": "20250908090500"}, "cntr_tm").at == (
+        datetime(2025, 9, 8, 9, 5, tzinfo=KST)
+    )
 
 
 @FUZZ
