@@ -1,5 +1,5 @@
 """Fuzzing the REST client over real sockets: paging (cont-yn / next-key) against a server
-that answers anything, and raw HTTP bytes.
+that answers anything, raw HTTP bytes, and the typed account and quote views.
 
 A loopback aiohttp server plays Kiwoom: its token endpoint is sound, and every other answer
 comes from a script hypothesis writes (any status, paging headers, envelope or garbage).
@@ -10,6 +10,7 @@ exception and never a page skipped, repeated or taken from the wrong place.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +30,22 @@ from engine.config import (
     SimConfig,
 )
 from engine.kiwoom import protocol
+from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.kiwoom.rest import KiwoomRest, Pages
+from engine.models import AccountBalance
 from engine.secrets import Secret
+from engine.sim.rest import SimReply
 
-from .test_fuzz_protocol import field_values, json_values, return_codes, return_msgs
+from .conftest import SimEnv
+from .test_fuzz_protocol import (
+    expect_unsigned,
+    field_values,
+    json_values,
+    return_codes,
+    return_msgs,
+    wire_text,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -395,3 +407,96 @@ async def test_any_http_bytes_end_in_an_answer_or_a_kiwoom_error(
     assert sent >= 1
     if sent > 1:  # an order is sent again only after an answer that proves it was not taken
         assert any(proof in answer for answer in script[: sent - 1] for proof in NOT_TAKEN_PROOF)
+
+
+# --- typed views through the simulator ------------------------------------------------------
+
+HOLDINGS = "acnt_evlt_remn_indv_tot"
+HOLDING_KEYS = ("stk_cd", "stk_nm", "rmnd_qty", "trde_able_qty", "pur_pric", "cur_prc")
+HOLDING_KEYS += ("pur_amt", "evlt_amt", "evltv_prft", "prft_rt")
+ORDER_KEYS = ("ord_no", "stk_cd", "io_tp_nm", "ord_qty", "ord_pric", "cntr_qty", "cntr_pric")
+ORDER_KEYS += ("orig_ord_no", "tm", "ord_tm", "ord_stt", "oso_qty", "tdy_trde_cmsn")
+ORDER_KEYS += ("ord_uv", "cntr_uv", "ori_ord", "cnfm_qty", "ord_remnq", "mdfy_cncl")
+QUOTE_KEYS = ("stk_cd", "cur_prc", "pred_pre", "flu_rt", "open_pric", "high_pric", "low_pric")
+QUOTE_KEYS += ("upl_pric", "lst_pric", "base_pric", "trde_qty", "flo_stk", "mac")
+CASH_KEYS = ("entr", "ord_alow_amt", "pymn_alow_amt", "d1_entra", "d2_entra")
+
+
+sound_numbers = st.builds(
+    lambda sign, n: sign + str(n).zfill(15), st.sampled_from(["", "+", "-"]), st.integers(0, 10**9)
+)
+view_values = st.one_of(sound_numbers, sound_numbers, sound_numbers, field_values)
+
+
+def loose(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(keys, view_values))
+
+
+def listing(field_name: str, keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {field_name: st.lists(loose(keys), max_size=3)},
+        optional={"tot_pur_amt": view_values, "tot_prft_rt": view_values},
+    )
+
+
+VIEWS: dict[str, tuple[str, st.SearchStrategy[dict[str, Any]]]] = {
+    "stock_info": ("ka10001", loose(QUOTE_KEYS)),
+    "cash_balance": ("kt00001", loose(CASH_KEYS)),
+    "account_balance": ("kt00018", listing(HOLDINGS, HOLDING_KEYS)),
+    "open_orders": ("ka10075", listing("oso", ORDER_KEYS)),
+    "executions": ("ka10076", listing("cntr", ORDER_KEYS)),
+    "order_history": ("kt00007", listing("acnt_ord_cntr_prps_dtl", ORDER_KEYS)),
+}
+NOT_NEGATIVE = {
+    # quantities
+    "qty", "sellable_qty", "open_qty", "filled_qty", "confirmed_qty", "remaining_qty",
+    "volume", "listed_shares_k", "market_cap_100m",
+    # prices (direction-signed on the wire: the value is the magnitude)
+    "price", "fill_price", "avg_price", "open", "high", "low", "upper_limit", "lower_limit",
+    "base_price",
+}  # fmt: skip
+
+
+def assert_sound(record: Any) -> None:
+    """Ints where ints are due (never a bool or a float), no negative quantity or price."""
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if f.name.endswith("_pct"):
+            assert type(value) is float, (f.name, value)
+        elif f.type in ("int", "int | None"):
+            assert value is None or type(value) is int, (f.name, value)
+            if f.name in NOT_NEGATIVE and value is not None:
+                assert value >= 0, (f.name, value)
+
+
+@NET_FUZZ
+@given(answer=st.sampled_from(sorted(VIEWS)).flatmap(lambda v: st.tuples(st.just(v), VIEWS[v][1])))
+# was: ValueError out of stock_info
+@example(answer=("stock_info", {"stk_cd": "005930_XX"}))
+# was: a holding of -3 shares
+@example(answer=("account_balance", {HOLDINGS: [{"stk_cd": "A005930", "rmnd_qty": "-3"}]}))
+async def test_a_typed_view_of_any_answer_is_sound_or_a_kiwoom_error(
+    sim: SimEnv, answer: tuple[str, dict[str, Any]]
+) -> None:
+    view, body = answer
+    api_id = VIEWS[view][0]
+
+    async def reply(request: dict[str, Any], next_key: str) -> SimReply:
+        return SimReply(body)
+
+    sim.state.rest_handlers[api_id] = reply
+    async with KiwoomRest(sim.config()) as rest:
+        try:
+            method = getattr(KiwoomApi(rest), view)
+            got = await (method("005930") if view == "stock_info" else method())
+        except KiwoomError as e:
+            event(f"{view}: {type(e).__name__}")
+            return
+    event(f"{view}: answer")
+    records = got if isinstance(got, list) else [got]
+    if isinstance(got, AccountBalance):
+        records += list(got.holdings)
+        listed = [r for r in body[HOLDINGS] if wire_text(r.get("stk_cd")).strip()]
+        assert [h.qty for h in got.holdings] == [expect_unsigned(r.get("rmnd_qty")) for r in listed]
+    for record in records:
+        assert_sound(record)
