@@ -21,7 +21,7 @@ from engine.strategy import HANDLERS, Strategy
 from engine.trading.bars import parse_interval
 
 ENTRY_POINT_GROUP = "kiwoom_engine.strategies"
-SYMBOL = re.compile(r"^[0-9A-Z]{6}$")
+SYMBOL = re.compile(r"[0-9A-Z]{6}")
 """A KRX short code: six digits, or since 2024 six digits-and-capitals (e.g. 0088M0)."""
 
 
@@ -65,10 +65,11 @@ def load_all(
 
 def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     """Import and check one strategy class. Raises PluginError."""
-    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", sc.name):
+    # fullmatch: `$` also matches before a final newline, so "s1\n" passed
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", sc.name):
         raise PluginError(f"{key}.name: use letters, digits, '_', '-', '.' (got {sc.name!r})")
     for j, symbol in enumerate(sc.symbols):
-        if not SYMBOL.match(symbol):
+        if not SYMBOL.fullmatch(symbol):
             raise PluginError(
                 f"{key}.symbols[{j}]: not a KRX symbol (six digits or capitals): {symbol!r}"
             )
