@@ -88,7 +88,7 @@ def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     _check_class(cls, f"{key}.class" if sc.path else f"{key}.entry_point")
     try:
         cls.check_params(sc.params)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise PluginError(f"{key}.params: {e}") from None
     return cls
 
@@ -110,7 +110,7 @@ def _from_path(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # sys.exit() in a plugin must not end `check` or `run`
         sys.modules.pop(mod_name, None)
         raise PluginError(f"{key}.path: importing {path} failed: {type(e).__name__}: {e}") from e
     cls = getattr(module, sc.class_name, None)
@@ -134,7 +134,7 @@ def _from_entry_point(sc: StrategyConfig, key: str) -> type[Strategy]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise PluginError(
             f"{key}.entry_point: importing {module_name} failed: {type(e).__name__}: {e}"
         ) from e

@@ -473,6 +473,7 @@ GOOD = {"path": "good.py", "class": "Good", "symbols": ["005930"]}
 @example(tables=[{**GOOD, "name": "s1\n"}])  # was: ok, and a line break in the output
 @example(tables=[{**GOOD, "name": "s1", "symbols": ["005930\n"]}])  # was: ok
 @example(tables=[{**GOOD, "name": "s1", "bars": ["1m\n"]}])  # was: ok
+@example(tables=[{**GOOD, "name": "s1", "path": "exits.py"}])  # was: exit 7, not a word
 def test_fuzz_any_strategies_tables_end_in_check_ok_or_one_line_per_problem_exit_3(
     plugin_dir: Path, tables: list[dict[str, Any]]
 ) -> None:
