@@ -274,6 +274,9 @@ class OrderManager:
         ValueError for a market order, an order with nothing open, or a bad price/qty."""
         if order.price is None:
             raise ValueError("a market order cannot be modified")
+        for name, value in (("qty", qty), ("price", price)):
+            if value is not None and type(value) is not int:  # True, 1.5, "2": not shares, won
+                raise ValueError(f"modify {name} must be an int, got {value!r}")
         if order.state not in (S.ACCEPTED, S.PARTIALLY_FILLED):
             raise ValueError(f"order {order.client_id} is {order.state.value}: cannot modify")
         new_price = order.price if price is None else price
