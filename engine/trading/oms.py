@@ -468,6 +468,11 @@ class OrderManager:
 
     def _apply_amend(self, order: Order, ev: OrderExecution) -> None:
         if ev.status is OrderStatus.CONFIRMED:
+            if ev.order_no != order.order_no and ev.order_no in order.order_nos:
+                # An earlier amend's number confirmed as amended away (its open part moved on
+                # to the newer number): not this amend's confirmation. Linking it would put the
+                # order back on a dead number at its old price.
+                return
             self._link(order, ev.order_no)
             order.price = ev.order_price or order.price
             if order.state is S.PENDING_REPLACE:
