@@ -340,6 +340,11 @@ FUZZ = settings(
     push_first=True,
     reject_by_push=True,
 )
+@example(  # was: PENDING_CANCEL -> REJECTED illegal; the order then went back to ACCEPTED
+    script=[("buy", SYMBOL, 1, ("ticks", -2), "ioc"), ("cancel", (True, 0)), ("wait", "answers")],
+    push_first=False,
+    reject_by_push=True,
+)
 async def test_random_strategy_calls_keep_every_order_legal_and_the_books_equal(
     script: list[tuple[Any, ...]], push_first: bool, reject_by_push: bool
 ) -> None:
