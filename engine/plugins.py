@@ -21,7 +21,7 @@ from engine.strategy import HANDLERS, Strategy
 from engine.trading.bars import parse_interval
 
 ENTRY_POINT_GROUP = "kiwoom_engine.strategies"
-SYMBOL = re.compile(r"^[0-9A-Z]{6}$")
+SYMBOL = re.compile(r"[0-9A-Z]{6}")
 """A KRX short code: six digits, or since 2024 six digits-and-capitals (e.g. 0088M0)."""
 
 
@@ -65,10 +65,11 @@ def load_all(
 
 def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     """Import and check one strategy class. Raises PluginError."""
-    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", sc.name):
+    # fullmatch: `$` also matches before a final newline, so "s1\n" passed
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", sc.name):
         raise PluginError(f"{key}.name: use letters, digits, '_', '-', '.' (got {sc.name!r})")
     for j, symbol in enumerate(sc.symbols):
-        if not SYMBOL.match(symbol):
+        if not SYMBOL.fullmatch(symbol):
             raise PluginError(
                 f"{key}.symbols[{j}]: not a KRX symbol (six digits or capitals): {symbol!r}"
             )
@@ -87,7 +88,7 @@ def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     _check_class(cls, f"{key}.class" if sc.path else f"{key}.entry_point")
     try:
         cls.check_params(sc.params)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise PluginError(f"{key}.params: {e}") from None
     return cls
 
@@ -109,7 +110,7 @@ def _from_path(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # sys.exit() in a plugin must not end `check` or `run`
         sys.modules.pop(mod_name, None)
         raise PluginError(f"{key}.path: importing {path} failed: {type(e).__name__}: {e}") from e
     cls = getattr(module, sc.class_name, None)
@@ -133,7 +134,7 @@ def _from_entry_point(sc: StrategyConfig, key: str) -> type[Strategy]:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise PluginError(
             f"{key}.entry_point: importing {module_name} failed: {type(e).__name__}: {e}"
         ) from e

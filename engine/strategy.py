@@ -131,7 +131,10 @@ class Strategy:
         self._slot.cancel(order)
 
     def modify(self, order: Order, qty: int | None = None, price: int | None = None) -> None:
-        """Move the open part of a limit order to `price` and/or reduce it to `qty`."""
+        """Move all that is open of a limit order to `price` (under a new broker number).
+        `qty`, when given, must be the open quantity: to reduce an order, cancel it and place
+        a new one. Raises ValueError for a market order, one not accepted or already ending,
+        a price that is not an int > 0, or another qty."""
         self._slot.modify(order, qty, price)
 
     # --- reading ---------------------------------------------------------------------------

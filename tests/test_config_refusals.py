@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine import cli, config, logs
@@ -395,3 +395,110 @@ def test_fuzz_any_value_under_any_key_ends_in_exit_0_or_one_line_exit_3(
     with config_file() as p:
         p.write_text(text, encoding="utf-8")
         assert_exit_0_or_one_line_3(p)
+
+
+# --- fuzz: [[strategies]] tables, through `check` -----------------------------------------
+
+PLUGINS = {
+    "good.py": "from engine.strategy import Strategy\n\nclass Good(Strategy):\n    pass\n",
+    "broken.py": "class Broken(:\n",
+    "raises.py": "raise RuntimeError('at import')\n",
+    "exits.py": "import sys\nsys.exit(7)\n",
+    "not_a_strategy.py": "class Good:\n    pass\n",
+    "async_handler.py": (
+        "from engine.strategy import Strategy\n\nclass Good(Strategy):\n"
+        "    async def on_trade(self, trade):\n        pass\n"
+    ),
+    "picky.py": (
+        "from engine.strategy import Strategy\n\nclass Good(Strategy):\n"
+        "    @classmethod\n    def check_params(cls, params):\n"
+        "        raise TypeError(f'no: {dict(params)!r}')\n"
+    ),
+    "notes.txt": "not python\n",
+}
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("plugins")
+    for name, text in PLUGINS.items():
+        (d / name).write_text(text)
+    (d / "a_directory.py").mkdir()
+    return d
+
+
+strategy_values: dict[str, st.SearchStrategy[Any]] = {
+    "name": st.one_of(
+        st.sampled_from(["s1", "s2", "a.b-c_d", "", "x" * 65, "s1\n", "../up", "mo mentum"]),
+        toml_values,
+    ),
+    "class": st.one_of(
+        st.sampled_from(["Good", "Broken", "Momentum", "", "__class__"]), toml_values
+    ),
+    # Chosen from a fixed set: importing any text as a path or a module could run anything.
+    "path": st.sampled_from(
+        [*PLUGINS, "a_directory.py", "missing.py", "", str(ROOT / "strategies" / "momentum.py")]
+    ),
+    "entry_point": st.sampled_from(
+        ["engine.strategy:Strategy", "engine.strategy:Nope", "engine.nope_xyz:X", "no-such", ":"]
+    ),
+    "symbols": st.one_of(
+        st.lists(st.sampled_from(["005930", "0088M0", "5930", "005930\n", "A005930", ""])),
+        toml_values,
+    ),
+    "bars": st.one_of(
+        st.lists(st.sampled_from(["1m", "5m", "1d", "0m", "1x", "", "1m\n"])), toml_values
+    ),
+    "history": st.one_of(st.integers(-1, 10_001), toml_values),
+    "params": st.one_of(
+        st.dictionaries(st.sampled_from(["window", "qty", "x"]), toml_values), toml_values
+    ),
+    "enabled": st.one_of(st.booleans(), toml_values),
+    "max_errors": toml_values,
+    "budget_ms": toml_values,
+    "max_overruns": toml_values,
+    "unknown_key": toml_values,
+}
+strategy_tables = st.fixed_dictionaries(
+    {"name": strategy_values["name"]},
+    optional={k: v for k, v in strategy_values.items() if k != "name"},
+) | st.fixed_dictionaries({}, optional=strategy_values)
+
+
+GOOD = {"path": "good.py", "class": "Good", "symbols": ["005930"]}
+
+
+@settings(max_examples=80, deadline=None)
+@given(tables=st.lists(strategy_tables, max_size=3))
+@example(tables=[{**GOOD, "name": "s1\n"}])  # was: ok, and a line break in the output
+@example(tables=[{**GOOD, "name": "s1", "symbols": ["005930\n"]}])  # was: ok
+@example(tables=[{**GOOD, "name": "s1", "bars": ["1m\n"]}])  # was: ok
+@example(tables=[{**GOOD, "name": "s1", "path": "exits.py"}])  # was: exit 7, not a word
+def test_fuzz_any_strategies_tables_end_in_check_ok_or_one_line_per_problem_exit_3(
+    plugin_dir: Path, tables: list[dict[str, Any]]
+) -> None:
+    text = "".join(
+        "[[strategies]]\n" + "".join(f"{toml_string(k)} = {render(v)}\n" for k, v in t.items())
+        for t in tables
+    )
+    p = plugin_dir / "c.toml"
+    p.write_text(text, encoding="utf-8")
+    code, out, err = run_cli("-c", str(p), "check")
+    assert "Traceback" not in err
+    if code == 0:
+        assert err == ""
+        assert out.startswith(f"{p}: ok; mode sim; strategies: ")
+        assert out.count("\n") == 1, out
+        assert len(out.splitlines()) == 1, out
+        for t in tables:  # what `check` passed is what `run` would trade: nothing odd in it
+            assert re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", t["name"]), t
+            assert all(re.fullmatch(r"[0-9A-Z]{6}", s) for s in t["symbols"]), t
+            assert all(re.fullmatch(r"[0-9]+[md]", b) for b in t.get("bars", [])), t
+        return
+    assert code == cli.EXIT_CONFIG, err
+    assert out == ""
+    assert err.endswith("\n")
+    for line in err.splitlines():
+        assert line.startswith(f"{CONFIG_ERROR}{p}: "), err
+        assert "\x1b" not in line
+    assert len(err.splitlines()) == err.count("\n")  # no \r, \u2028 inside a line either

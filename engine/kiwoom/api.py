@@ -177,7 +177,7 @@ class KiwoomApi:
         b = (await self.rest.call("ka10001", {"stk_cd": stk_cd})).body
         a = "ka10001"
         return StockInfo(
-            symbol=numbers.split_exchange(_s(b, "stk_cd") or stk_cd)[0],
+            symbol=_num(a, b, "stk_cd", lambda v: numbers.split_exchange(v or stk_cd)[0]),
             name=_s(b, "stk_nm").strip(),
             price=_num(a, b, "cur_prc", numbers.price),
             change=_num(a, b, "pred_pre", numbers.signed),
@@ -238,11 +238,14 @@ class KiwoomApi:
     @staticmethod
     def _candle(api_id: str, r: Mapping[str, Any], time_key: str) -> Candle:
         raw = "".join(c for c in _s(r, time_key) if c.isdigit())
+        # A whole yyyyMMdd or yyyyMMddHHmmss only: strptime would read "202411" as 2024-01-01.
+        fmt = {8: "%Y%m%d", 14: "%Y%m%d%H%M%S"}.get(len(raw)) if raw.isascii() else None
         try:
-            fmt = "%Y%m%d%H%M%S" if len(raw) == 14 else "%Y%m%d"
-            at = datetime.strptime(raw, fmt).replace(tzinfo=KST)
+            at = datetime.strptime(raw, fmt).replace(tzinfo=KST) if fmt else None
         except ValueError:
-            raise KiwoomError(f"{api_id}: bad bar time {raw[:20]!r}") from None
+            at = None
+        if at is None:
+            raise KiwoomError(f"{api_id}: bad bar time {raw[:20]!r}")
         turnover = _s(r, "trde_prica")
         return Candle(
             at=at,
@@ -438,8 +441,8 @@ class KiwoomApi:
             Holding(
                 symbol=_num(a, r, "stk_cd", numbers.code),
                 name=_s(r, "stk_nm").strip(),
-                qty=_num(a, r, "rmnd_qty", numbers.signed),
-                sellable_qty=_num(a, r, "trde_able_qty", numbers.signed),
+                qty=_num(a, r, "rmnd_qty", numbers.unsigned),  # a cash account holds >= 0
+                sellable_qty=_num(a, r, "trde_able_qty", numbers.unsigned),
                 avg_price=_num(a, r, "pur_pric", numbers.price),
                 price=_num(a, r, "cur_prc", numbers.price),
                 purchase_amount=_num(a, r, "pur_amt", numbers.signed),

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from engine.clock import KST
+from engine.kiwoom import numbers
 from engine.kiwoom.errors import (
     AuthError,
     BrokerError,
@@ -91,8 +92,9 @@ def _return_code(value: Any) -> int:
         raise TypeError
     if isinstance(value, int):
         return value
-    if isinstance(value, str):
-        return int(value.strip())
+    if isinstance(value, str) and value.strip():
+        # ASCII digits only: int() would also read "0_0" or "\u0660" as 0, i.e. success
+        return numbers.signed(value)
     raise TypeError
 
 
@@ -107,7 +109,9 @@ def classify(api_id: str, status: int, headers: Mapping[str, str], body: bytes) 
     - HTTP 5xx -> ServerError (a TransportError).
     - HTTP 4xx without an envelope (other than 401, 408 and 429) -> RequestRefusedError: a
       retry would be refused the same way. ``not_taken`` for 411/413/414/415/431.
-    - A body that is not a JSON object with any other status -> TransportError.
+    - A body that is not a JSON object with any other status -> TransportError; so is an
+      envelope whose ``return_code`` is not an int or ASCII digits (HTTP 401, 429 and 5xx
+      decide first).
     Error texts carry only api-ids and Kiwoom's own message, never request data.
     """
     parsed: Any = None
@@ -117,6 +121,7 @@ def classify(api_id: str, status: int, headers: Mapping[str, str], body: bytes) 
         parsed = None
     envelope = parsed if isinstance(parsed, dict) else None
     rc: int | None = None
+    rc_unreadable = False
     msg = ""
     if envelope is not None:
         raw_msg = envelope.get("return_msg", "")
@@ -125,7 +130,7 @@ def classify(api_id: str, status: int, headers: Mapping[str, str], body: bytes) 
             try:
                 rc = _return_code(envelope["return_code"])
             except (TypeError, ValueError):
-                raise TransportError(f"{api_id}: malformed return_code in the answer") from None
+                rc_unreadable = True
 
     if status == 401:
         raise AuthError(api_id, rc if rc is not None else _RC_TOKEN, msg, http_status=status)
@@ -145,6 +150,9 @@ def classify(api_id: str, status: int, headers: Mapping[str, str], body: bytes) 
     if envelope is None:
         kind = "an empty body" if not body else "a body that is not a JSON object"
         raise TransportError(f"{api_id}: HTTP {status} with {kind}")
+    if rc_unreadable:
+        # After the status checks: a 401 or a 429 says what happened whatever the body holds.
+        raise TransportError(f"{api_id}: malformed return_code in the answer")
     if rc == _RC_TOKEN or code == _TOKEN_ERROR_CODE or (code is not None and 8000 <= code < 8100):
         raise AuthError(api_id, rc if rc is not None else _RC_TOKEN, msg, http_status=status)
     if rc is not None and rc != 0:

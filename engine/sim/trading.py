@@ -106,7 +106,9 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
             symbol = _symbol(body)
             qty = _int_field(body, "ord_qty")
             trde_tp = _s(body, "trde_tp")
-            price = _int_field(body, "ord_uv", default=0) if trde_tp == "0" else 0
+            # Kept for every type: an IOC or FOK limit order's 00 notices carry its price (the
+            # exchange ignores it for a market order).
+            price = _int_field(body, "ord_uv", default=0)
             try:
                 with ex.collecting() as pushes:
                     order = ex.place(side, symbol, qty, price, trde_tp)

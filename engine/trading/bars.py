@@ -15,7 +15,7 @@ from engine.clock import KST
 from engine.events import Bar, Trade
 from engine.models import Candle
 
-_INTERVAL = re.compile(r"^(\d+)([md])$")
+_INTERVAL = re.compile(r"([0-9]+)([md])")
 MINUTE_INTERVALS = (1, 3, 5, 10, 15, 30, 60)
 MAX_BARS_KEPT = 10_000
 """Bars kept per symbol and interval (history plus live): a day of 1m bars is under 600."""
@@ -23,7 +23,7 @@ MAX_BARS_KEPT = 10_000
 
 def parse_interval(text: str) -> tuple[int, str]:
     """("1m" -> (1, "m"), "1d" -> (1, "d")). Raises ValueError naming what is allowed."""
-    m = _INTERVAL.match(text)
+    m = _INTERVAL.fullmatch(text)  # not match: `$` would let "1m\n" through
     if m:
         n, unit = int(m.group(1)), m.group(2)
         if (unit == "m" and n in MINUTE_INTERVALS) or (unit == "d" and n == 1):

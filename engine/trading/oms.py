@@ -290,25 +290,34 @@ class OrderManager:
             self.by_order_no.setdefault(ack.order_no, order)
 
     def modify(self, order: Order, qty: int | None = None, price: int | None = None) -> None:
-        """Move the open part of a limit order to `price` (and reduce it to `qty`). Raises
-        ValueError for a market order, an order with nothing open, or a bad price/qty."""
+        """Move all that is open of a limit order to `price`. `qty`, when given, must be the
+        open quantity: Kiwoom amends part of an order by leaving the rest at the old price
+        under the old number, which one order here cannot follow (to reduce, cancel and place
+        anew). Raises ValueError for a market order, an order with nothing open, a bad price,
+        or another qty."""
         if order.price is None:
             raise ValueError("a market order cannot be modified")
+        for name, value in (("qty", qty), ("price", price)):
+            if value is not None and type(value) is not int:  # True, 1.5, "2": not shares, won
+                raise ValueError(f"modify {name} must be an int, got {value!r}")
         if order.state not in (S.ACCEPTED, S.PARTIALLY_FILLED):
             raise ValueError(f"order {order.client_id} is {order.state.value}: cannot modify")
         new_price = order.price if price is None else price
-        new_qty = order.open_qty if qty is None else qty
-        if new_qty <= 0 or new_qty > order.open_qty or new_price <= 0:
-            raise ValueError("modify needs 0 < qty <= open quantity and a positive price")
+        new_qty = order.open_qty
+        if qty is not None and qty != new_qty:
+            raise ValueError(
+                f"modify moves all that is open ({new_qty}), got qty={qty}: to reduce, "
+                "cancel and place a new order"
+            )
+        if new_price <= 0:
+            raise ValueError("modify needs a positive price")
         rejection = self._check_amend(order, new_price)
         if rejection is not None:
             self._publish_rejection(order, new_qty, new_price, rejection)
             return
         assert order.order_no is not None
         self._move(order, S.PENDING_REPLACE)
-        self._spawn(
-            self._modify(order, order.order_no, new_qty, new_price), f"modify-{order.client_id}"
-        )
+        self._spawn(self._modify(order, order.order_no, new_price), f"modify-{order.client_id}")
 
     def _check_amend(self, order: Order, price: int) -> Rejection | None:
         """An amend moves a price: the halt, the tick and the daily band still apply."""
@@ -322,9 +331,10 @@ class OrderManager:
             return Rejection(Reason.PRICE_BAND, upper if price > upper else lower, price)
         return None
 
-    async def _modify(self, order: Order, order_no: str, qty: int, price: int) -> None:
+    async def _modify(self, order: Order, order_no: str, price: int) -> None:
         try:
-            ack = await self.gateway.modify(order_no, order.symbol, qty, price)
+            # 0: all that is open when the amend arrives, should a fill have come meanwhile
+            ack = await self.gateway.modify(order_no, order.symbol, 0, price)
         except OutcomeUnknownError as e:
             log.warning("modify_outcome_unknown", client_id=order.client_id, reason=e.reason)
             self._on_unknown()
@@ -465,6 +475,11 @@ class OrderManager:
 
     def _apply_amend(self, order: Order, ev: OrderExecution) -> None:
         if ev.status is OrderStatus.CONFIRMED:
+            if ev.order_no != order.order_no and ev.order_no in order.order_nos:
+                # An earlier amend's number confirmed as amended away (its open part moved on
+                # to the newer number): not this amend's confirmation. Linking it would put the
+                # order back on a dead number at its old price.
+                return
             self._link(order, ev.order_no)
             order.price = ev.order_price or order.price
             if order.state is S.PENDING_REPLACE:

@@ -19,7 +19,8 @@ TERMINAL: frozenset[OrderState] = frozenset({S.FILLED, S.CANCELED, S.REJECTED})
 # Fills and cancels can overtake the acknowledgement (Kiwoom's 00 push may come before the
 # REST answer), so every live state may move straight to a fill or an end; UNKNOWN settles to
 # whatever reconciliation finds. A pending cancel or amend refused by the broker goes back
-# to the state it left (ACCEPTED or PARTIALLY_FILLED).
+# to the state it left (ACCEPTED or PARTIALLY_FILLED); the order itself may be refused (00
+# 거부 after 접수) while a cancel or amend of it is on its way.
 TRANSITIONS: Mapping[OrderState, frozenset[OrderState]] = {
     S.NEW: frozenset({S.SUBMITTING, S.REJECTED}),
     S.SUBMITTING: frozenset(
@@ -32,10 +33,10 @@ TRANSITIONS: Mapping[OrderState, frozenset[OrderState]] = {
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELED}
     ),
     S.PENDING_CANCEL: frozenset(
-        {S.CANCELED, S.FILLED, S.PARTIALLY_FILLED, S.ACCEPTED, S.PENDING_CANCEL}
+        {S.CANCELED, S.FILLED, S.PARTIALLY_FILLED, S.ACCEPTED, S.PENDING_CANCEL, S.REJECTED}
     ),
     S.PENDING_REPLACE: frozenset(
-        {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.PENDING_CANCEL}
+        {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.PENDING_CANCEL, S.REJECTED}
     ),
     S.UNKNOWN: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED}),
     S.FILLED: frozenset(),
