@@ -168,7 +168,9 @@ async def test_an_order_is_posted_before_its_log_lines_are_written(
         seen.append(("log", event_dict["event"], str(event_dict.get("state", ""))))
         raise structlog.DropEvent
 
-    monkeypatch.setattr(trader_mod, "log", structlog.wrap_logger(None, processors=[record]))
+    # Its own wrapper class: a level filter another test configured globally must not apply.
+    recorder = structlog.wrap_logger(None, processors=[record], wrapper_class=structlog.BoundLogger)
+    monkeypatch.setattr(trader_mod, "log", recorder)
     sc = write_strategy(tmp_path, "once", BUYS_ONCE, "BuysOnce")
     async with (
         Simulator(sim_config()) as sim,
