@@ -459,13 +459,23 @@ strategy_values: dict[str, st.SearchStrategy[Any]] = {
     "max_overruns": toml_values,
     "unknown_key": toml_values,
 }
-strategy_tables = st.fixed_dictionaries(
-    {"name": strategy_values["name"]},
-    optional={k: v for k, v in strategy_values.items() if k != "name"},
-) | st.fixed_dictionaries({}, optional=strategy_values)
-
-
 GOOD = {"path": "good.py", "class": "Good", "symbols": ["005930"]}
+
+strategy_tables = st.one_of(
+    st.fixed_dictionaries(
+        {"name": strategy_values["name"]},
+        optional={k: v for k, v in strategy_values.items() if k != "name"},
+    ),
+    st.fixed_dictionaries({}, optional=strategy_values),
+    # a sound table with one key set to anything: the check of that key alone
+    st.sampled_from(sorted(strategy_values)).flatmap(
+        lambda key: st.builds(
+            lambda name, value: {**GOOD, "name": name, key: value},
+            st.sampled_from(["s1", "s2"]),
+            strategy_values[key],
+        )
+    ),
+)
 
 
 @settings(max_examples=80, deadline=None)

@@ -221,10 +221,10 @@ class Run:
         """What must hold at every moment."""
         stats = self.trader.oms.stats
         assert stats.illegal_transitions == 0, self.log
-        assert self.wrong_moves == [], self.log
         # nobody else trades on this account: an order the engine calls external is one of
         # ours it lost track of
         assert stats.external_orders == 0, self.log
+        assert self.wrong_moves == [], self.log
         assert self.trader.bus.handler_errors == 0, self.log
 
     async def settle(self) -> None:
