@@ -49,6 +49,8 @@ from engine.clock import KST, SYSTEM_CLOCK, ManualClock
 from engine.config import Config, load
 from engine.events import Bar, Event, OrderBook, Quote, Trade
 from engine.kiwoom.codec import CodecStats, decode_frame
+from engine.metrics import LoopMonitor
+from engine.notify import Notifier
 from engine.plugins import LoadedStrategy
 from engine.sim.market import MarketGenerator
 from engine.sim.universe import Universe
@@ -258,7 +260,10 @@ async def _engine(
             for i, sc in enumerate(cfg.strategies)
             if sc.entry_point
         ]
-        _cfg, ws, _report, trader = await daemon._start(cfg, stack, SYSTEM_CLOCK, loaded)
+        running = await daemon._start(
+            cfg, stack, SYSTEM_CLOCK, loaded, Notifier(env={}), LoopMonitor()
+        )
+        ws, trader = running.ws, running.trader
         stuck = trader.bus.attach(ConsumerQueue("stuck-mirror"))
 
         def sample(n: int) -> None:

@@ -52,7 +52,9 @@ from engine.events import Event, Trade
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
+from engine.metrics import LoopMonitor
 from engine.models import OrderType
+from engine.notify import Notifier
 from engine.plugins import LoadedStrategy
 from engine.strategy import Strategy
 
@@ -264,7 +266,10 @@ async def _engine(cfg: Config, seconds: float) -> dict[str, Any]:
             # The class itself, not its entry point: imported again under its module name it
             # would have a PROBE and a TRIGGER of its own.
             loaded = [LoadedStrategy(cfg.strategies[0], EveryNth, "strategies[0]")]
-            _cfg, ws, _report, trader = await daemon._start(cfg, stack, SYSTEM_CLOCK, loaded)
+            running = await daemon._start(
+                cfg, stack, SYSTEM_CLOCK, loaded, Notifier(env={}), LoopMonitor()
+            )
+            ws, trader = running.ws, running.trader
         finally:
             KiwoomRest.__aenter__ = real_rest_enter  # type: ignore[method-assign]
         PROBE.ws = ws
