@@ -276,7 +276,8 @@ async def assemble(
     """The daemon's start-up path without its signals, notifications or serving loop: what
     benchmarks and tools drive to measure the real assembly. Everything opened is registered
     on `stack`; stop the engine with `running.trader.stop(...)` before leaving it."""
-    return await _start(cfg, stack, clock, strategies, Notifier(), LoopMonitor())
+    # Never systemd's: a tool run under a service must not speak for it.
+    return await _start(cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor())
 
 
 class _StartupFailed(Exception):
