@@ -39,6 +39,9 @@ ARGS = {"soak": ["--minutes", "2", "--out"]}
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RESULTS_JSON = Path(__file__).with_name("RESULTS.json")
 TABLE = Path(__file__).with_name("TABLE.md")
+README = Path(__file__).with_name("README.md")
+TABLE_BEGIN = "<!-- table: written by make bench -->"
+TABLE_END = "<!-- end of table -->"
 
 
 def figures(bench: str, stdout: str) -> list[dict[str, Any]]:
@@ -70,6 +73,17 @@ def table(rows: list[dict[str, Any]], stamp: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def embed(readme: Path, text: str) -> None:
+    """Put `text` between the README's table markers, so bench/README.md always shows the
+    table of the last `make bench` (a README without the markers is left alone)."""
+    doc = readme.read_text()
+    start, end = doc.find(TABLE_BEGIN), doc.find(TABLE_END)
+    if start < 0 or end < start:
+        return
+    body = text.replace("# Benchmark table", "### Benchmark table", 1)
+    readme.write_text(doc[: start + len(TABLE_BEGIN)] + "\n" + body + doc[end:])
+
+
 def main(names: list[str]) -> int:
     chosen = names or list(BENCHES)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -97,7 +111,8 @@ def main(names: list[str]) -> int:
         )
     )
     TABLE.write_text(table(rows, stamp))
-    print(f"appended to {RESULTS}; table in {TABLE} and {RESULTS_JSON}")
+    embed(README, table(rows, stamp))
+    print(f"appended to {RESULTS}; table in {TABLE}, {README} and {RESULTS_JSON}")
     return status
 
 
