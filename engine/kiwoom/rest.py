@@ -110,6 +110,11 @@ def _canonical_list_field(spec: ApiSpec, result: RestResult) -> RestResult:
     return result
 
 
+def _sendable(key: str) -> bool:
+    """Can this next-key go back in a request header? Kiwoom's are printable ASCII."""
+    return key.isascii() and key.isprintable()
+
+
 def _check_rows(spec: ApiSpec, result: RestResult, page: int) -> None:
     """Raise KiwoomError unless the page's list field is a list of objects. A missing field
     is taken as "no rows" only on a lone page with nothing after it."""
@@ -252,11 +257,12 @@ class KiwoomRest:
 
         `cont_key` asks for the page after the one whose ``next-key`` it is. Blocks for pacing,
         tokens and retries. Raises ValidationError before sending (unknown api-id, missing
-        field, WebSocket-only id), AuthError, RateLimitError (retries exhausted), BrokerError
-        (Kiwoom said no), RequestRefusedError (an HTTP 4xx without an envelope: at once, never
-        retried), TransportError (network, retries exhausted) and, for order-placing calls,
-        OutcomeUnknownError when the order may or may not have been taken (a 4xx that does not
-        prove it unread included). After `close()` began, raises TransportError ("not sent").
+        field, WebSocket-only id, a `cont_key` that is not printable ASCII), AuthError,
+        RateLimitError (retries exhausted), BrokerError (Kiwoom said no), RequestRefusedError
+        (an HTTP 4xx without an envelope: at once, never retried), TransportError (network,
+        retries exhausted) and, for order-placing calls, OutcomeUnknownError when the order may
+        or may not have been taken (a 4xx that does not prove it unread included). After
+        `close()` began, raises TransportError ("not sent").
 
         An order call ends in exactly one of: the answer (taken); OutcomeUnknownError (maybe
         taken: reconcile, never resend); any other KiwoomError (not taken: refused, or never
@@ -272,6 +278,8 @@ class KiwoomRest:
         spec = catalog.validate_request(api_id, body)
         if spec.is_oauth:
             raise ValidationError(f"{api_id}: tokens are handled by KiwoomRest.tokens")
+        if cont_key is not None and not _sendable(cont_key):
+            raise ValidationError(f"{api_id}: cont_key must be printable ASCII")
         if deadline is not None and not spec.is_order:
             raise ValidationError(f"{api_id}: a deadline is for order calls only")
         return await self._call(spec, body, cont_key, 1, deadline)
@@ -500,9 +508,10 @@ class KiwoomRest:
         """Follow ``cont-yn``/``next-key`` response headers until Kiwoom says no more.
 
         Stops early (``truncated=True``) after `max_pages` (default config.kiwoom.max_pages),
-        or if the server says ``cont-yn: Y`` with no or a repeated next-key. Raises as `call`,
-        and KiwoomError for a page whose list field is not a list of objects, or is missing on
-        a page that is not a lone last page (rows would silently go missing). Refuses
+        or if the server says ``cont-yn: Y`` with no, a repeated or an unsendable (not
+        printable ASCII) next-key. Raises as `call`, and KiwoomError for a page whose list
+        field is not a list of objects, or is missing on a page that is not a lone last page
+        (rows would silently go missing). Refuses
         order-placing ids.
         """
         spec = catalog.validate_request(api_id, body)
@@ -527,6 +536,8 @@ class KiwoomRest:
                 stop = "rest_next_key_missing"
             elif result.next_key in seen:  # asking again would loop
                 stop = "rest_next_key_repeated"
+            elif not _sendable(result.next_key):  # aiohttp refuses it in a header (ValueError)
+                stop = "rest_next_key_unusable"
             else:
                 seen.add(result.next_key)
                 cont_key = result.next_key

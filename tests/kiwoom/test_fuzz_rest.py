@@ -31,7 +31,7 @@ from engine.config import (
 )
 from engine.kiwoom import protocol
 from engine.kiwoom.api import KiwoomApi
-from engine.kiwoom.errors import AuthError, KiwoomError, RateLimitError
+from engine.kiwoom.errors import AuthError, KiwoomError, RateLimitError, ValidationError
 from engine.kiwoom.rest import KiwoomRest, Pages
 from engine.models import AccountBalance
 from engine.secrets import Secret
@@ -253,7 +253,9 @@ async def test_paging_ends_in_every_page_in_order_or_a_kiwoom_error(
     last = got.pages[-1]
     assert got.truncated == last.cont_yn
     if got.truncated:
-        assert len(got.pages) == max_pages or not last.next_key or last.next_key in used
+        key = last.next_key
+        unsendable = not (key.isascii() and key.isprintable())
+        assert len(got.pages) == max_pages or not key or key in used or unsendable
     expected_rows = [r for p in got.pages for r in (p.body.get(ROWS) or [])]
     assert got.rows == expected_rows
     assert all(isinstance(r, dict) for r in got.rows)
@@ -304,6 +306,7 @@ def http_answer(status: int | str, headers: dict[str, str], body: bytes) -> byte
     return head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
+SOUND_PAGE = orjson.dumps({ROWS: [{"dt": "20260105"}], "return_code": 0})
 LAST_PAGE = http_answer(200, {"cont-yn": "N"}, orjson.dumps({ROWS: [], "return_code": 0}))
 
 
@@ -322,6 +325,7 @@ async def raw_server() -> AsyncIterator[RawServer]:
 header_bytes = st.one_of(
     st.binary(max_size=12),
     st.sampled_from([b"Y", b"N", b"k1", b"\xff\xfe", b"\xed\xa0\x80", b"\xc3\xa9", b" k2 "]),
+    st.sampled_from([b"k\x7f", b"k\x0b1", b"a\tb", b"k\x00", b"\xe2\x80\xa8"]),
 )
 
 
@@ -398,12 +402,8 @@ def proves_not_taken(answer: bytes) -> bool:
 
 @NET_FUZZ
 @given(script=st.lists(raw_answers(), min_size=1, max_size=3))
-@example(
-    script=[
-        b"HTTP/1.1 200 OK\r\ncont-yn: Y\r\nnext-key: \xff\xfe\r\nContent-Length: 40\r\n\r\n"
-        + orjson.dumps({ROWS: [], "return_code": 0}).ljust(40)
-    ]
-)
+@example(script=[http_answer(200, {"cont-yn": "Y", "next-key": "k\x7f"}, SOUND_PAGE)])  # ValueError
+@example(script=[http_answer(200, {"cont-yn": "Y", "next-key": "k\x0b1"}, SOUND_PAGE)])
 async def test_any_http_bytes_end_in_an_answer_or_a_kiwoom_error(
     raw_server: RawServer, script: list[bytes]
 ) -> None:
@@ -517,3 +517,15 @@ async def test_a_typed_view_of_any_answer_is_sound_or_a_kiwoom_error(
         assert [h.qty for h in got.holdings] == [expect_unsigned(r.get("rmnd_qty")) for r in listed]
     for record in records:
         assert_sound(record)
+
+
+@pytest.mark.parametrize("key", ["k\x7f", "k\x0b1", "k\r\nx: y", "é"])
+async def test_a_cont_key_that_cannot_be_sent_back_is_refused_before_sending(
+    raw_server: RawServer, key: str
+) -> None:
+    # was: aiohttp's ValueError ("Forbidden control character ...") out of `call`
+    raw_server.reset([])
+    async with KiwoomRest(client_config(raw_server.url), revoke_on_close=False) as rest:
+        with pytest.raises(ValidationError, match="cont_key"):
+            await rest.call("ka10081", DAILY, cont_key=key)
+    assert raw_server.requests == []
