@@ -186,14 +186,16 @@ def revoke_request(appkey: str, secretkey: str, token: str) -> dict[str, str]:
 
 
 def parse_token(body: Mapping[str, Any]) -> tuple[str, datetime]:
-    """(token, expires_at) from an au10001 answer; raises TransportError if malformed.
-
-    The message never includes the token.
+    """(token, expires_at) from an au10001 answer; raises TransportError if malformed (a
+    token must be printable ASCII: it goes into a header). The message never includes it.
     """
     token = body.get("token")
     expires = body.get("expires_dt")
     if not isinstance(token, str) or not token or not isinstance(expires, str):
         raise TransportError("au10001: the answer has no token/expires_dt")
+    if not (token.isascii() and token.isprintable()):
+        # it goes into every request's authorization header, where aiohttp would refuse it
+        raise TransportError("au10001: the token is not printable ASCII")
     try:
         return token, parse_expires_dt(expires)
     except ValueError:

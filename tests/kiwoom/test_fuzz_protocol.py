@@ -243,9 +243,10 @@ def header(headers: Mapping[str, str], name: str) -> str:
 @given(
     body=st.dictionaries(
         st.sampled_from(["token", "expires_dt", "x"]),
-        st.one_of(field_values, st.just("sekrit-token-value")),
+        st.one_of(field_values, st.sampled_from(["sekrit-token-value", "tok\x7fen", "토큰"])),
     )
 )
+@example(body={"token": "ab\x7fcd", "expires_dt": "20991231235959"})  # was: ValueError later
 def test_a_token_answer_is_a_token_and_an_aware_expiry_or_a_transport_error(
     body: dict[str, Any],
 ) -> None:
@@ -258,6 +259,8 @@ def test_a_token_answer_is_a_token_and_an_aware_expiry_or_a_transport_error(
     token, expires = got
     assert isinstance(token, str)
     assert token
+    assert token.isascii()  # it goes into the authorization header as it is
+    assert token.isprintable()
     assert expires.tzinfo is not None
     assert expires.strftime("%Y%m%d%H%M%S") == body["expires_dt"].strip()
 
