@@ -273,11 +273,12 @@ class KiwoomRest:
 
         `cont_key` asks for the page after the one whose ``next-key`` it is. Blocks for pacing,
         tokens and retries. Raises ValidationError before sending (unknown api-id, missing
-        field, WebSocket-only id, a `cont_key` that is not printable ASCII), AuthError, RateLimitError (retries exhausted), BrokerError
-        (Kiwoom said no), RequestRefusedError (an HTTP 4xx without an envelope: at once, never
-        retried), TransportError (network, retries exhausted) and, for order-placing calls,
-        OutcomeUnknownError when the order may or may not have been taken (a 4xx that does not
-        prove it unread included). After `close()` began, raises TransportError ("not sent").
+        field, WebSocket-only id, a `cont_key` that is not printable ASCII), AuthError,
+        RateLimitError (retries exhausted), BrokerError (Kiwoom said no), RequestRefusedError
+        (an HTTP 4xx without an envelope: at once, never retried), TransportError (network,
+        retries exhausted) and, for order-placing calls, OutcomeUnknownError when the order may
+        or may not have been taken (a 4xx that does not prove it unread included). After
+        `close()` began, raises TransportError ("not sent").
 
         An order call ends in exactly one of: the answer (taken); OutcomeUnknownError (maybe
         taken: reconcile, never resend); any other KiwoomError (not taken: refused, or never
