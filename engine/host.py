@@ -40,6 +40,10 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any], None]
 
+_STRATEGY_FAULTS = (Exception, SystemExit)
+"""What a strategy's code may raise and the engine survives: a plugin calling sys.exit() is a
+crashing strategy, not a request to stop the daemon (KeyboardInterrupt still stops it)."""
+
 
 class StrategySlot:
     """One strategy: its context (what `Strategy` reads and calls) and its health."""
@@ -77,7 +81,7 @@ class StrategySlot:
         started = stopwatch_ns()
         try:
             fn(arg)
-        except Exception:
+        except _STRATEGY_FAULTS:
             self.failed(fn)
         finally:
             self.timed(stopwatch_ns() - started, fn)
@@ -245,7 +249,7 @@ def dispatch(route: Route, ev: Any) -> None:
         slot.calls += 1
         try:
             fn(ev)
-        except Exception:
+        except _STRATEGY_FAULTS:
             slot.failed(fn)
         t1 = now()
         if t1 - t0 > slot.budget_ns:
@@ -290,7 +294,7 @@ class StrategyHost:
         for slot in self.slots:
             try:
                 slot.instance = slot.loaded.cls(slot)
-            except Exception:
+            except _STRATEGY_FAULTS:
                 slot.log.exception("strategy_init_failed")
                 slot.enabled = False
                 slot.disabled_reason = "init_failed"

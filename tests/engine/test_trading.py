@@ -181,3 +181,26 @@ async def test_a_cancel_asked_before_the_order_has_a_number_goes_out_once_it_has
         assert placed[0].open_qty == 0
         assert [o.action for o in sim.exchange.orders()] == ["new", "cancel"]
         assert trader.oms.stats.illegal_transitions == 0
+
+
+EXITS = """
+import sys
+
+class Exits(Strategy):
+    def on_trade(self, trade):
+        sys.exit(3)
+"""
+
+
+async def test_a_strategy_calling_sys_exit_is_a_crashing_strategy_not_a_stop(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    bad = write_strategy(tmp_path, "exits", EXITS, "Exits", max_errors=3)
+    good = write_strategy(tmp_path, "good", TRADES_ONCE, "TradesOnce")
+    async with running_engine(sim, tmp_path / "state", (bad, good)) as (trader, _ws, _api):
+        slot = trader.host.by_name["exits"]
+        await until(lambda: not slot.enabled, 10)
+        assert (slot.disabled_reason, slot.errors) == ("too_many_errors", 3)
+        good_strategy = trader.host.by_name["good"].instance
+        await until(lambda: good_strategy.order is not None, 10)
+        assert trader.running
