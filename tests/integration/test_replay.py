@@ -68,7 +68,11 @@ def log_lines(buf: io.StringIO) -> list[dict[str, Any]]:
 
 def replay_config(path: Path) -> config.Config:
     cfg = config.load(None, env={})
-    return dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, port=0, replay=str(path)))
+    return dataclasses.replace(
+        cfg,
+        sim=dataclasses.replace(cfg.sim, port=0, replay=str(path)),
+        daemon=dataclasses.replace(cfg.daemon, state_dir=str(path.parent / "state")),
+    )
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +39,10 @@ def daemon_config(sim: Simulator, **kiwoom: object) -> config.Config:
     return dataclasses.replace(
         cfg,
         kiwoom=dataclasses.replace(cfg.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url, **kiwoom),
-        daemon=dataclasses.replace(cfg.daemon, symbols=("005930",)),
+        # Never ./var: the built-in simulator's journal directory is wiped at start.
+        daemon=dataclasses.replace(
+            cfg.daemon, symbols=("005930",), state_dir=tempfile.mkdtemp(prefix="kiwoom-test-")
+        ),
     )
 
 

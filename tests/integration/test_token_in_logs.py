@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -69,7 +70,11 @@ async def test_daemon_at_debug_level_logs_no_piece_of_the_token() -> None:
     buf = io.StringIO()
     logs.setup("debug", "json", buf)
     base = config.load(None, env={})
-    cfg = dataclasses.replace(base, sim=dataclasses.replace(base.sim, port=0))
+    cfg = dataclasses.replace(
+        base,
+        sim=dataclasses.replace(base.sim, port=0),
+        daemon=dataclasses.replace(base.daemon, state_dir=tempfile.mkdtemp(prefix="kiwoom-test-")),
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(cfg, stop=stop))
     try:
