@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.processes import free_port, start_sim
 from bench.results import emit
 from engine import logs
 from engine.clock import SYSTEM_CLOCK
@@ -44,13 +44,7 @@ def generator_rate(seconds: float = 1.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sim(target: float) -> tuple[subprocess.Popen[bytes], Path, int]:
+def start_feed_sim(target: float) -> tuple[subprocess.Popen[bytes], Path, int]:
     port = free_port()
     cfg_path = Path(tempfile.mkdtemp()) / "bench.toml"
     symbols = ", ".join(f'"{s}"' for s in SYMBOLS)
@@ -59,17 +53,7 @@ def start_sim(target: float) -> tuple[subprocess.Popen[bytes], Path, int]:
         f"[sim]\nport = {port}\nevents_per_s = {target}\nsymbols = [{symbols}]\n"
         f'[log]\nlevel = "warning"\n'
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "-c", str(cfg_path), "sim"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc = start_sim(cfg_path, port)
     return proc, cfg_path, port
 
 
@@ -102,7 +86,7 @@ def main() -> None:
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
     logs.setup("warning", "console")
     gen = generator_rate()
-    proc, cfg_path, _port = start_sim(target)
+    proc, cfg_path, _port = start_feed_sim(target)
     try:
         rate, bad, frames = asyncio.run(measure(cfg_path, seconds))
     finally:

@@ -29,7 +29,6 @@ import asyncio
 import gc
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from bench.processes import free_port, start_sim
 from bench.results import emit
 from engine import daemon, logs
 from engine.bus import ConsumerQueue
@@ -174,14 +174,8 @@ async def pump(
 # --- the simulator process ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_sim(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     cfg = tmp / "sim.toml"
     symbols = ", ".join(f'"{s}"' for s in SYMBOLS)
     cfg.write_text(
@@ -189,17 +183,7 @@ def _start_sim(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
         f"[sim]\nport = {port}\nseed = {SEED}\nevents_per_s = 0\nsymbols = [{symbols}]\n"
         f'rest_rate_per_s = 1000.0\n[log]\nlevel = "warning"\n'
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "-c", str(cfg), "sim"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc = start_sim(cfg, port)
     return proc, port
 
 

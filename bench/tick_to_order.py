@@ -31,10 +31,8 @@ import contextvars
 import dataclasses
 import os
 import resource
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -45,6 +43,7 @@ from typing import Any
 import orjson
 
 from bench.mirror import start_broker
+from bench.processes import free_port, start_sim
 from bench.results import emit
 from engine import daemon, logs
 from engine.clock import SYSTEM_CLOCK
@@ -139,14 +138,8 @@ class EveryNth(Strategy):
 # --- the simulator process ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_sim(tmp: Path, rate: float) -> tuple[subprocess.Popen[bytes], int, Path]:
-    port = _free_port()
+    port = free_port()
     stamps = tmp / f"stamps-{int(rate)}.txt"
     cfg = tmp / f"sim-{int(rate)}.toml"
     symbols = ", ".join(f'"{s}"' for s in SYMBOLS)
@@ -156,17 +149,7 @@ def _start_sim(tmp: Path, rate: float) -> tuple[subprocess.Popen[bytes], int, Pa
         f'rest_rate_per_s = 1000.0\nstamp_file = "{stamps}"\n'
         f'[log]\nlevel = "warning"\n'
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "-c", str(cfg), "sim"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc = start_sim(cfg, port)
     return proc, port, stamps
 
 
