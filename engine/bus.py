@@ -60,12 +60,26 @@ class EventBus:
         self.current: Event | None = None
         """The event being handled right now, None between dispatches: lets the OMS tell
         which tick an order answers (the tick-to-order latency)."""
+        self.turn_wanted = False
+        """Set by `want_turn`, read and cleared by the feed (`take_turn_wanted`)."""
 
     def continue_after(self, seq: int) -> None:
         """Number the next event `seq` + 1. A restarted engine goes on from its journal's
         highest number: the journal refuses an order update older than the one it holds."""
         self._counter = itertools.count(seq + 1)
         self.next_seq = self._counter.__next__
+
+    def want_turn(self) -> None:
+        """Ask the feed for a turn of the loop before it dispatches its next event: work
+        was scheduled (an order's POST) that should not wait for the rest of a frame."""
+        self.turn_wanted = True
+
+    def take_turn_wanted(self) -> bool:
+        """Whether a turn was asked for since the last call (and clear the request)."""
+        if self.turn_wanted:
+            self.turn_wanted = False
+            return True
+        return False
 
     def subscribe(self, event_type: type | Iterable[type], handler: Handler) -> None:
         """Call `handler(event)` in the loop for every event of `event_type` (or types)."""

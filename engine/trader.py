@@ -137,9 +137,13 @@ class Trader:
 
     # --- the feed's entry point ------------------------------------------------------------
 
-    def on_event(self, ev: Event) -> None:
-        """The feed's callback (KiwoomWebSocket on_event): everything enters the bus here."""
-        self.bus.publish(ev)
+    def on_event(self, ev: Event) -> bool:
+        """The feed's callback (KiwoomWebSocket on_event): everything enters the bus here.
+        True when the event started work (an order) that should run before the feed goes
+        on with the rest of its frame."""
+        bus = self.bus
+        bus.publish(ev)
+        return bus.take_turn_wanted()
 
     # --- life --------------------------------------------------------------------------------
 

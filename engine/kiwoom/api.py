@@ -269,11 +269,13 @@ class KiwoomApi:
         exchange: Exchange = Exchange.KRX,
         stop_price: int | None = None,
         deadline: float | None = None,
+        shield: bool = True,
     ) -> OrderAck:
         """kt10000. Ends as the module docstring says; never sent after `deadline`
-        (`clock.monotonic()` seconds), when given: OrderExpiredError."""
+        (`clock.monotonic()` seconds), when given: OrderExpiredError. `shield`: see
+        KiwoomRest.call."""
         return await self._place(
-            "kt10000", symbol, qty, order_type, price, exchange, stop_price, deadline
+            "kt10000", symbol, qty, order_type, price, exchange, stop_price, deadline, shield
         )
 
     async def sell(
@@ -286,11 +288,13 @@ class KiwoomApi:
         exchange: Exchange = Exchange.KRX,
         stop_price: int | None = None,
         deadline: float | None = None,
+        shield: bool = True,
     ) -> OrderAck:
         """kt10001. Ends as the module docstring says; never sent after `deadline`
-        (`clock.monotonic()` seconds), when given: OrderExpiredError."""
+        (`clock.monotonic()` seconds), when given: OrderExpiredError. `shield`: see
+        KiwoomRest.call."""
         return await self._place(
-            "kt10001", symbol, qty, order_type, price, exchange, stop_price, deadline
+            "kt10001", symbol, qty, order_type, price, exchange, stop_price, deadline, shield
         )
 
     async def _place(
@@ -303,6 +307,7 @@ class KiwoomApi:
         exchange: Exchange,
         stop_price: int | None,
         deadline: float | None,
+        shield: bool = True,
     ) -> OrderAck:
         order_type = OrderType(order_type)
         if order_type in PRICELESS_ORDER_TYPES:
@@ -329,7 +334,7 @@ class KiwoomApi:
             "trde_tp": TRDE_TP[order_type],
             "cond_uv": cond_uv,
         }
-        answer = await self.rest.call(api_id, body, deadline=deadline)
+        answer = await self.rest.call(api_id, body, deadline=deadline, shield=shield)
         return self._ack(api_id, answer.body, None)
 
     async def modify(

@@ -8,7 +8,7 @@ never costs the other entries of its frame.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from enum import StrEnum
 from operator import itemgetter
@@ -66,6 +66,8 @@ class FrameResult:
     message: dict[str, Any] | None = None
     bad_entries: int = 0
     error: str | None = None
+    stream: Iterator[Event] | None = None
+    """A lazily decoded REAL frame's events (decode_frame(lazy=True)); None otherwise."""
 
 
 @dataclass(slots=True)
@@ -591,18 +593,27 @@ def _return_code(v: Any) -> int | None:
     return None
 
 
-def _decode_real(
-    msg: dict[str, Any], stats: CodecStats, ts: int, next_seq: Callable[[], int] | None
-) -> FrameResult:
+def _real_data(msg: dict[str, Any], stats: CodecStats) -> list[Any] | None:
+    """A REAL frame's entry list, counted; None (and a bad frame counted) without one."""
     data = msg.get("data")
     if type(data) is not list:
         _bad(stats, "real_without_data", True)
-        return FrameResult(FrameKind.INVALID, "REAL", error="REAL frame without a data list")
+        return None
     stats.real_frames += 1
     stats.entries += len(data)
-    events: list[Event] = []
-    append = events.append
-    bad = 0
+    return data
+
+
+def _no_data() -> FrameResult:
+    return FrameResult(FrameKind.INVALID, "REAL", error="REAL frame without a data list")
+
+
+def iter_real_events(
+    data: list[Any], stats: CodecStats, ts: int, next_seq: Callable[[], int] | None
+) -> Iterator[Event]:
+    """The events of a REAL frame's entries, each decoded when asked for: the consumer can act
+    on the first before the rest are decoded (an order on a trade need not wait for the books
+    that came with it). A bad entry is counted in `stats` and skipped."""
     decoders = DECODERS
     for entry in data:
         # Hot loop: shapes are checked by the operations themselves (a non-dict entry or an
@@ -615,12 +626,11 @@ def _decode_real(
             seq = next_seq() if next_seq is not None else 0
             decoder = decoders.get(rtype)
             if decoder is not None:
-                append(decoder(values, entry.get("item", ""), ts, seq))
+                ev = decoder(values, entry.get("item", ""), ts, seq)
             else:
-                append(_generic(rtype, entry, values, ts, seq))
+                ev = _generic(rtype, entry, values, ts, seq)
                 stats.generic += 1
         except _ENTRY_ERRORS as exc:
-            bad += 1
             rt = entry.get("type") if type(entry) is dict else None
             _bad(
                 stats,
@@ -629,8 +639,20 @@ def _decode_real(
                 type=rt if type(rt) is str else None,
                 error=str(exc)[:200],
             )
-    stats.events += len(events)
-    return FrameResult(FrameKind.REAL, "REAL", events, bad_entries=bad)
+            continue
+        stats.events += 1
+        yield ev
+
+
+def _decode_real(
+    msg: dict[str, Any], stats: CodecStats, ts: int, next_seq: Callable[[], int] | None
+) -> FrameResult:
+    data = _real_data(msg, stats)
+    if data is None:
+        return _no_data()
+    bad_before = stats.bad_entries
+    events = list(iter_real_events(data, stats, ts, next_seq))
+    return FrameResult(FrameKind.REAL, "REAL", events, bad_entries=stats.bad_entries - bad_before)
 
 
 def decode_frame(
@@ -638,6 +660,8 @@ def decode_frame(
     stats: CodecStats | None = None,
     ts_recv: int = 0,
     next_seq: Callable[[], int] | None = None,
+    *,
+    lazy: bool = False,
 ) -> FrameResult:
     """Decode one server frame. Never raises; counts into `stats` when given.
 
@@ -645,6 +669,9 @@ def decode_frame(
     events in order; an entry that cannot be decoded is skipped and counted. Each event is
     built stamped: `ts_recv` (the frame's receive time) and a `seq` from `next_seq` (the bus's
     sequence; 0 when None).
+
+    `lazy`: a REAL frame's `events` stay empty and `stream` yields them, each decoded when
+    asked for (`iter_real_events`); `bad_entries` is then not known up front (see `stats`).
     """
     st = stats if stats is not None else CodecStats()
     st.frames += 1
@@ -658,7 +685,14 @@ def decode_frame(
         return FrameResult(FrameKind.INVALID, error="frame is not a JSON object")
     trnm = msg.get("trnm")
     if trnm == "REAL":
-        return _decode_real(msg, st, ts_recv, next_seq)
+        if not lazy:
+            return _decode_real(msg, st, ts_recv, next_seq)
+        data = _real_data(msg, st)
+        if data is None:
+            return _no_data()
+        return FrameResult(
+            FrameKind.REAL, "REAL", stream=iter_real_events(data, st, ts_recv, next_seq)
+        )
     if trnm == "PING":
         return FrameResult(FrameKind.PING, "PING", message=msg)
     if type(trnm) is not str:

@@ -118,12 +118,18 @@ class Governor:
             self._apis[api_id] = b
         return b
 
-    async def acquire(self, api_id: str, *, order: bool = False) -> None:
-        """Wait for a slot for `api_id`. Orders are served before queued queries."""
+    def try_acquire(self, api_id: str, *, order: bool = False) -> bool:
+        """Take a slot for `api_id` if one is free now and nobody queues ahead; never waits."""
         bucket = self._bucket(api_id, order)
         if not self._waiters and bucket.ready() and self._account.ready():
             bucket.take()
             self._account.take()
+            return True
+        return False
+
+    async def acquire(self, api_id: str, *, order: bool = False) -> None:
+        """Wait for a slot for `api_id`. Orders are served before queued queries."""
+        if self.try_acquire(api_id, order=order):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         prio = ORDER_PRIORITY if order else QUERY_PRIORITY

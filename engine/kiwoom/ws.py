@@ -46,7 +46,9 @@ log = structlog.get_logger(__name__)
 
 TokenProvider = Callable[[], Awaitable[str]]
 TokenInvalidate = Callable[[str], Awaitable[None]]
-EventCallback = Callable[[Event], None]
+EventCallback = Callable[[Event], object]
+"""Called for every event; a true return asks for a turn of the loop before the next event of
+the frame is decoded (the consumer started an order, whose POST should leave first)."""
 
 MAX_HELD_EVENTS = 10_000
 """Market events held while a new session restores its registrations (see KiwoomWebSocket)."""
@@ -483,21 +485,28 @@ class KiwoomWebSocket:
         """Dispatch frames until the connection ends; return why it ended."""
         emit = self._emit
         clock = self._clock
+        stats, time_ns, sequence = self.stats, self._time_ns, self._sequence
         try:
             async for raw in conn:
                 resumed_after = live.heard(clock.monotonic())
                 if resumed_after is not None:
                     self._resume(resumed_after)
-                res = self._decode(raw)
+                if self._recorder is not None:
+                    self._recorder.record(raw)
+                res = decode_frame(raw, stats, time_ns(), sequence, lazy=True)
                 kind = res.kind
                 if kind is FrameKind.REAL:
+                    assert res.stream is not None
                     if self._hold is None:
-                        for ev in res.events:
-                            emit(ev)
+                        # Each entry is decoded as it is dispatched, and an order an entry
+                        # started gets its turn before the next entry is decoded.
+                        for ev in res.stream:
+                            if emit(ev):
+                                await asyncio.sleep(0)
                     else:
-                        self._hold_events(res.events)
-                    # Frames already buffered come without a turn of the loop: give one, so an
-                    # order the frame started leaves now, not after the whole backlog.
+                        self._hold_events(list(res.stream))
+                    # Frames already buffered come without a turn of the loop: give one, so
+                    # other work is not held up by a backlog.
                     await asyncio.sleep(0)
                 elif kind is FrameKind.PING:
                     await conn.send(raw)  # verbatim, as Kiwoom requires
@@ -560,12 +569,14 @@ class KiwoomWebSocket:
                 conn.transport.abort()
                 return
 
-    def _emit(self, ev: Event) -> None:
+    def _emit(self, ev: Event) -> object:
+        """Hand `ev` to the consumer; its answer (a turn of the loop wanted) is passed on."""
         try:
-            self._on_event(ev)
+            return self._on_event(ev)
         except Exception:
             self.consumer_errors += 1
             log.exception("ws_consumer_failed", event_type=type(ev).__name__)
+            return False
 
     def debug_state(self) -> dict[str, Any]:
         return {

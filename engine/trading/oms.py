@@ -60,6 +60,7 @@ class OrderGateway(Protocol):
         price: int | None = ...,
         *,
         deadline: float | None = ...,
+        shield: bool = ...,
     ) -> OrderAck: ...
 
     async def sell(
@@ -70,6 +71,7 @@ class OrderGateway(Protocol):
         price: int | None = ...,
         *,
         deadline: float | None = ...,
+        shield: bool = ...,
     ) -> OrderAck: ...
 
     async def modify(
@@ -219,7 +221,11 @@ class OrderManager:
                 except Exception:  # a metrics bug must not keep an order from going out
                     log.exception("tick_to_order_observer_failed")
         try:
-            ack = await send(order.symbol, order.qty, order_type, order.price, deadline=deadline)
+            # Unshielded: this task is the POST's own (one turn of the loop less), nobody
+            # cancels it but the shutdown, and a cancel is an unknown outcome below.
+            ack = await send(
+                order.symbol, order.qty, order_type, order.price, deadline=deadline, shield=False
+            )
         except OutcomeUnknownError as e:
             self._outcome_unknown(order, e.reason)
         except OrderExpiredError:
@@ -550,6 +556,9 @@ class OrderManager:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # The call runs to its POST in the task's first step: let it have that step before
+        # the feed decodes the rest of its frame.
+        self.bus.want_turn()
 
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for the order calls in flight; returns how many remain."""

@@ -209,8 +209,8 @@ async def test_an_order_leaves_between_two_buffered_frames_not_after_the_backlog
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Frames already in the client's buffer come without a turn of the loop; the feed gives
-    one after each, so the order decided on the first of twenty leaves before the twentieth
-    is dispatched."""
+    one when an event started an order, so the order decided on the first of twenty leaves
+    before the second is dispatched."""
     sc = write_strategy(tmp_path, "counts", COUNTS_THEN_BUYS, "CountsThenBuys")
     trades_at_post: list[int] = []
     async with (
@@ -232,5 +232,41 @@ async def test_an_order_leaves_between_two_buffered_frames_not_after_the_backlog
             sim.realtime.publish(entry)
         await until(lambda: strat.trades == 20 and bool(trades_at_post), 10)
         await until(lambda: strat.order.state is S.FILLED, 10)
-    # The order's two tasks (the OMS's, then the POST's) take the turns after frames 1 and 2.
-    assert trades_at_post == [2]
+    # The placement task runs to its POST in one step, in the turn the feed gives it.
+    assert trades_at_post == [1]
+
+
+async def test_an_order_leaves_before_the_rest_of_its_frame_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One frame of twenty prints: the order decided on the first leaves before the second
+    is even decoded (entries are decoded one by one as they are dispatched)."""
+    sc = write_strategy(tmp_path, "counts", COUNTS_THEN_BUYS, "CountsThenBuys")
+    trades_at_post: list[int] = []
+    async with (
+        Simulator(sim_config(events_per_s=0.0)) as sim,
+        running_engine(sim, tmp_path / "state", (sc,)) as (trader, ws, api),
+    ):
+        strat = trader.host.by_name["counts"].instance
+        post = api.rest._post
+        decoded_at_post: list[int] = []
+        frames_at_post: list[int] = []
+
+        async def recorded(api_id: str, *args: Any) -> Any:
+            if api_id == "kt10000":
+                trades_at_post.append(strat.trades)
+                decoded_at_post.append(ws.stats.events)
+                frames_at_post.append(ws.stats.real_frames)
+            return await post(api_id, *args)
+
+        monkeypatch.setattr(api.rest, "_post", recorded)
+        events_before = ws.stats.events
+        frames_before = ws.stats.real_frames
+        source = MarketGenerator([SYMBOL], 7, sim.clock, types=("0B",))
+        for entry in source.next_entries(20):
+            sim.realtime.publish(entry)  # max_batch 50: one frame of twenty
+        await until(lambda: strat.trades == 20 and bool(trades_at_post), 10)
+        await until(lambda: strat.order.state is S.FILLED, 10)
+    assert frames_at_post == [frames_before + 1]
+    assert trades_at_post == [1]
+    assert decoded_at_post == [events_before + 1]

@@ -131,3 +131,37 @@ async def test_an_order_the_broker_never_took_ends_not_at_broker_after_two_looks
         again = strat.buy(SYMBOL, 1, None)
         await until(lambda: again.state is S.FILLED, 10)
         assert len(sim.exchange.orders()) == 1
+
+
+async def test_a_placement_cancelled_while_its_post_is_on_the_wire_is_unknown_not_rejected(
+    tmp_path: Path,
+) -> None:
+    # The placement task owns its POST (no shield task of its own): a cancel while it is on
+    # the wire (the shutdown's) must leave the order UNKNOWN for reconciliation, since the
+    # broker may have read it.
+    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
+    async with (
+        Simulator(sim_config()) as sim,
+        running_engine(sim, tmp_path / "state", (sc,), account_streams=False) as (
+            trader,
+            _ws,
+            _api,
+        ),
+    ):
+        tape = Tape(trader)
+        strat = trader.host.by_name["s"].instance
+        sim.state.faults.rest_delay_s["kt10000"] = 5.0
+        order = strat.buy(SYMBOL, 1)
+        await until(lambda: sim.state.handled_counts["kt10000"] == 1, 10)
+        (placing,) = [t for t in trader.oms._tasks if t.get_name().startswith("place-")]
+        placing.cancel()
+        await until(lambda: placing.done(), 5)
+        assert trader.oms.stats.unknown == 1
+        # Then reconciliation settles it to what the broker holds: the one order, filled.
+        await until(lambda: order.state is S.FILLED, 10)
+        updates = tape.updates(order.client_id)
+        assert [(u.state, u.reason) for u in updates[:2]] == [
+            (S.SUBMITTING, ""),
+            (S.UNKNOWN, "UNKNOWN: cancelled"),
+        ]
+        assert len(sim.exchange.orders()) == 1

@@ -387,6 +387,25 @@ async def test_cancelling_an_order_on_the_wire_is_outcome_unknown_and_the_post_c
     assert late[0]["order_no"].isdigit()
 
 
+async def test_an_unshielded_order_call_posts_in_the_callers_task_and_a_cancel_is_raw(
+    sim: SimEnv,
+) -> None:
+    # shield=False is for a caller that owns the POST's task (the OMS): the POST runs in it,
+    # with no task of its own, and a cancel reaches the caller as CancelledError (it must then
+    # treat the order as outcome-unknown).
+    sim.state.faults.rest_delay_s["kt10000"] = 0.5
+    async with KiwoomRest(sim.config()) as rest:
+        await rest.tokens.token()
+        task = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY, shield=False))
+        await until(lambda: sim.state.handled_counts["kt10000"] == 1)
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("order-post")]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not rest._orphans
+    assert sim.state.request_counts["kt10000"] == 1
+
+
 async def test_paging_stops_on_a_missing_or_repeated_next_key(sim: SimEnv) -> None:
     row = {"dt": "20260105"}
     async with KiwoomRest(sim.config()) as rest:
