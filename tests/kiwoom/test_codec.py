@@ -403,6 +403,84 @@ def test_fuzz_mutated_valid_frames(
     assert sum(isinstance(e, Trade) for e in res.events) >= 2
 
 
+# --- a frame parsed one entry at a time (decode_frame(lazy=True), what the feed uses) --------
+
+SEPARATOR = '},{"type":'
+tricky_text = st.one_of(
+    fid_text,
+    st.sampled_from([SEPARATOR, '"},{"type":"0B"', "}]}", '{"trnm":"REAL","data":[', "\\"]),
+)
+entries = st.one_of(
+    st.builds(
+        entry,
+        st.sampled_from(["0B", "0C", "0D", "00", "04", "0s", ""]),
+        st.one_of(st.sampled_from(["005930", "000660_NX"]), tricky_text),
+        st.one_of(
+            st.just(TRADE_VALUES),
+            st.dictionaries(st.sampled_from(sorted(TRADE_VALUES)), tricky_text, max_size=5),
+            # Nested values with "type" keys: the separator appears inside an entry.
+            st.lists(st.fixed_dictionaries({"type": tricky_text, "10": tricky_text}), max_size=3),
+            json_values,
+        ),
+        tricky_text,
+    ),
+    json_values,
+)
+
+
+def _lazy(raw: str) -> tuple[list[Any], CodecStats]:
+    stats = CodecStats()
+    res = decode_frame(raw, stats, lazy=True)
+    events = list(res.stream) if res.stream is not None else list(res.events)
+    return events, stats
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(entries, max_size=6))
+def test_a_frame_parsed_entry_by_entry_gives_what_the_whole_parse_gives(
+    data: list[Any],
+) -> None:
+    raw = orjson.dumps({"trnm": "REAL", "data": data}).decode()
+    whole = CodecStats()
+    eager = decode_frame(raw, whole)
+    events, stats = _lazy(raw)
+    assert events == eager.events
+    assert [type(e) for e in events] == [type(e) for e in eager.events]
+    assert stats.as_dict() == whole.as_dict()
+
+
+def test_the_first_entry_is_parsed_before_the_rest_of_its_frame() -> None:
+    good = entry("0B", "005930", TRADE_VALUES)
+    raw = real(good, good).decode()
+    broken = raw[: -len("}]}") - 30] + "}]}"  # the second entry cut short: not JSON
+    stats = CodecStats()
+    res = decode_frame(broken, stats, lazy=True)
+    assert res.stream is not None
+    first = next(res.stream)
+    assert isinstance(first, Trade)
+    assert stats.bad_frames == 0
+    assert list(res.stream) == []
+    assert (stats.bad_frames, stats.reasons["bad_json"], stats.events) == (1, 1, 1)
+    # Parsed whole, the same frame is refused outright.
+    assert decode_frame(broken, CodecStats()).kind is FrameKind.INVALID
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"data":[{"type":"0C","item":"005930","values":{"27":"+1","28":"-1"}}],"trnm":"REAL"}',
+        '{"trnm": "REAL", "data": [{"type": "0C", "item": "005930", '
+        '"values": {"27": "+1", "28": "-1"}}]}',
+        '{"trnm":"REAL","data":[{"item":"005930","type":"0C","values":{"27":"+1","28":"-1"}}]}',
+    ],
+    ids=["keys-reordered", "spaced", "entry-keys-reordered"],
+)
+def test_frames_in_other_forms_are_parsed_whole(raw: str) -> None:
+    events, stats = _lazy(raw)
+    assert [(type(e), e.symbol) for e in events] == [(Quote, "005930")]  # type: ignore[attr-defined]
+    assert (stats.real_frames, stats.entries, stats.events) == (1, 1, 1)
+
+
 # --- number strictness -----------------------------------------------------------------------
 
 
