@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import structlog
@@ -27,6 +27,9 @@ from engine.events import ACCOUNT_EVENTS, Event, OrderBook, Quote
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Any], None]
+
+_MAX_YIELDS = 4
+"""Turns a slow consumer gives to scheduled order tasks before it goes on regardless."""
 
 _setattr = object.__setattr__
 
@@ -61,7 +64,9 @@ class EventBus:
         """The event being handled right now, None between dispatches: lets the OMS tell
         which tick an order answers (the tick-to-order latency)."""
         self.turn_wanted = False
-        """Set by `want_turn`, read and cleared by the feed (`take_turn_wanted`)."""
+        """Set by `spawn_urgent`, read and cleared by the feed (`take_turn_wanted`)."""
+        self._unstarted: set[asyncio.Task[None]] = set()
+        """Order-path tasks (`spawn_urgent`) scheduled and not yet in their first step."""
 
     def continue_after(self, seq: int) -> None:
         """Number the next event `seq` + 1. A restarted engine goes on from its journal's
@@ -69,10 +74,26 @@ class EventBus:
         self._counter = itertools.count(seq + 1)
         self.next_seq = self._counter.__next__
 
-    def want_turn(self) -> None:
-        """Ask the feed for a turn of the loop before it dispatches its next event: work
-        was scheduled (an order's POST) that should not wait for the rest of a frame."""
+    def spawn_urgent(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `coro` (an order's call, which runs to its POST in its first step) as a task
+        that goes before the feed's next event and before the slow consumers' next batch
+        (`ConsumerQueue.get`)."""
+        task = asyncio.create_task(self._first_step(coro), name=name)
+        self._unstarted.add(task)
+        task.add_done_callback(self._unstarted.discard)  # also when cancelled unstarted
+        # Cancelled before its first step, `coro` never ran: close it (no "never awaited").
+        task.add_done_callback(lambda _t: coro.close())
         self.turn_wanted = True
+        return task
+
+    async def _first_step(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._unstarted.discard(asyncio.current_task())
+        await coro
+
+    @property
+    def urgent_waiting(self) -> bool:
+        """An order-path task is scheduled and has not run yet."""
+        return bool(self._unstarted)
 
     def take_turn_wanted(self) -> bool:
         """Whether a turn was asked for since the last call (and clear the request)."""
@@ -96,6 +117,7 @@ class EventBus:
     def attach(self, queue: ConsumerQueue) -> ConsumerQueue:
         """Feed `queue` with every event it accepts; returns it."""
         self._queues.append(queue)
+        queue.bus = self
         return queue
 
     @property
@@ -193,6 +215,8 @@ class ConsumerQueue:
         self._market: deque[Event] = deque(maxlen=max_market)
         self._latest: dict[tuple[type, str], Event] = {}
         self._wakeup = asyncio.Event()
+        self.bus: EventBus | None = None
+        """Set by EventBus.attach: whose order-path tasks this consumer lets go first."""
         self.offered = 0
         self.dropped = 0
         self.coalesced = 0
@@ -245,17 +269,27 @@ class ConsumerQueue:
     async def get(self, limit: int = 1_000) -> list[Event]:
         """Wait until something is there, then `take(limit)`.
 
-        After a wait, the consumer lets the loop go round once more before it takes: the
-        dispatch that woke it may have started an order, whose POST needs one more turn of
-        the loop to leave, and a slow consumer's work (a journal transaction) must not go
-        before it.
+        A slow consumer's batch (a journal transaction, a thousand JSON payloads) must not go
+        before an order's POST: after a wait the loop goes round once more (the dispatch that
+        woke it may have started an order), and while an order's task is scheduled and not yet
+        run, the consumer lets it go first (`yield_to_orders`).
         """
         if not self.depth:
             while not self.depth:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             await asyncio.sleep(0)
+        await self.yield_to_orders()
         return self.take(limit)
+
+    async def yield_to_orders(self) -> None:
+        """Let the order-path tasks that are scheduled run first (a few turns at most: each
+        runs to its POST in its first turn)."""
+        bus = self.bus
+        for _ in range(_MAX_YIELDS):
+            if bus is None or not bus.urgent_waiting:
+                return
+            await asyncio.sleep(0)
 
     def stats(self) -> dict[str, int]:
         return {

@@ -361,6 +361,7 @@ class Mirror:
                 # a turn of the loop the order path waits behind: linger a moment and take
                 # what came meanwhile in the same write.
                 await asyncio.sleep(LINGER_S)
+                await queue.yield_to_orders()
                 batch += queue.take(BATCH - len(batch))
             try:
                 self._publish(batch)

@@ -155,3 +155,40 @@ async def test_consumer_queue_get_waits_for_an_event() -> None:
 def test_consumer_queue_refuses_a_zero_bound() -> None:
     with pytest.raises(ValueError, match="max_market"):
         ConsumerQueue("q", max_market=0)
+
+
+async def test_a_slow_consumer_lets_a_scheduled_order_task_go_before_its_batch() -> None:
+    bus = EventBus(ManualClock())
+    queue = bus.attach(ConsumerQueue("slow"))
+    order: list[str] = []
+
+    async def consumer() -> None:
+        await queue.get()
+        order.append("batch")
+
+    async def placement() -> None:
+        order.append("order")
+
+    bus.publish(trade())
+    worker = asyncio.create_task(consumer())  # scheduled first: ahead in the loop's queue
+    bus.spawn_urgent(placement(), "place")
+    assert bus.take_turn_wanted()
+    assert not bus.take_turn_wanted()  # read once
+    await worker
+    assert order == ["order", "batch"]
+    assert not bus.urgent_waiting
+
+
+async def test_an_order_task_cancelled_before_it_ran_holds_no_consumer_back() -> None:
+    bus = EventBus(ManualClock())
+    queue = bus.attach(ConsumerQueue("slow"))
+
+    async def never() -> None:
+        raise AssertionError("cancelled before its first step")
+
+    task = bus.spawn_urgent(never(), "place")
+    task.cancel()
+    assert bus.urgent_waiting
+    bus.publish(trade())
+    assert len(await asyncio.wait_for(queue.get(), 1)) == 1
+    assert not bus.urgent_waiting

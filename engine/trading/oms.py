@@ -553,12 +553,11 @@ class OrderManager:
                 self.by_order_no[no] = order
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+        # The call runs to its POST in the task's first step: the bus lets it have that step
+        # before the feed's next event and the slow consumers' next batch.
+        task = self.bus.spawn_urgent(coro, name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        # The call runs to its POST in the task's first step: let it have that step before
-        # the feed decodes the rest of its frame.
-        self.bus.want_turn()
 
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for the order calls in flight; returns how many remain."""
