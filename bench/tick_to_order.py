@@ -379,7 +379,7 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
         ratio = _pct(on, 0.99) / _pct(off, 0.99)
         verdict = "met" if ratio <= 1.10 else "MISSED"
         emit(
-            "tick_to_order internal p99, mirror on",
+            f"tick_to_order internal p99 at {rate:.0f}/s, mirror on",
             _pct(on, 0.99),
             "us",
             _pct(off, 0.99),
