@@ -2,18 +2,21 @@
 
 One SQLite file, `<daemon.state_dir>/journal.sqlite3`, written by one process (an advisory
 lock on `journal.lock` refuses a second engine on the same state directory). Only the order
-intent is written on the hot path, synchronously, before its POST; everything else comes
-from the bus through a `ConsumerQueue` and is written in batches by `Journal.run`.
+intent is written on the hot path, synchronously, before its POST: one line appended to
+`intents.log` (engine/intent_log.py), which the next transaction moves into SQLite. Everything
+else comes from the bus through a `ConsumerQueue` and is written in batches by `Journal.run`.
+Every read and write of SQLite first moves the pending intents, so no reader ever misses one.
 
-Durability: WAL mode with `synchronous=NORMAL`. A commit appends its pages to the WAL with
-write(2) before returning, so once `record_intent` returns the intent survives a crash of the
-process (kill -9, OOM kill, segfault): the data is in the kernel's page cache and SQLite
-recovers the WAL on the next open. What it does not survive is a power loss or kernel crash
-before the next checkpoint's fsync: the newest commits may be rolled back, never half-applied.
-That is the trade made for the hot path (`synchronous=FULL` adds an fsync, milliseconds on a
-disk, to every intent). It is safe because the journal is never the authority on what the
-broker holds: start-up reconciles with the broker, nothing is resubmitted from the journal,
-and a broker order whose intent was lost is tracked as external rather than sent again.
+Durability: the intent line is written with write(2), and SQLite runs in WAL mode with
+`synchronous=NORMAL`, whose commits append to the WAL with write(2) before returning. So once
+`record_intent` returns, the intent survives a crash of the process (kill -9, OOM kill,
+segfault): the data is in the kernel's page cache, and the next open moves what the log holds
+into SQLite and recovers the WAL. What neither survives is a power loss or kernel crash before
+the next fsync: the newest intents and commits may be lost, never half-applied. That is the
+trade made for the hot path (an fsync costs milliseconds on a disk, per intent). It is safe
+because the journal is never the authority on what the broker holds: start-up reconciles with
+the broker, nothing is resubmitted from the journal, and a broker order whose intent was lost
+is tracked as external rather than sent again.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from engine.events import (
     TimeInForce,
     TradingStateChanged,
 )
+from engine.intent_log import IntentLog
 from engine.trading.orders import OPEN, Order
 
 log = structlog.get_logger(__name__)
@@ -53,6 +57,7 @@ log = structlog.get_logger(__name__)
 SCHEMA_VERSION = 1
 FILE_NAME = "journal.sqlite3"
 LOCK_NAME = "journal.lock"
+INTENTS_NAME = "intents.log"
 
 AUDITED: tuple[type, ...] = (
     RiskRejected,
@@ -145,6 +150,9 @@ _INSERT_INTENT = (
     " state, prev_state, order_no, filled_qty, fill_amount, reason, created_ns, external,"
     " updated_ns, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
 )
+# Moving logged intents: one already there (moved, then a crash before the log was emptied)
+# stays as it is.
+_MOVE_INTENT = _INSERT_INTENT.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 
 # An update older than the row (a lower bus seq) never overwrites it; seq 0 (not stamped by a
 # bus) always applies. An external order's first sighting inserts the row.
@@ -195,6 +203,11 @@ class Journal:
         self._busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+        self._intent_log = IntentLog(self.state_dir / INTENTS_NAME)
+        self._pending: list[tuple[Any, ...]] = []
+        """Intents in the log and not yet in SQLite, oldest first."""
+        self._recorded: set[str] = set()
+        """Client ids whose intent this journal took since it opened: a second is refused."""
         self._seq_next = 0
         self._seq_limit = 0
         self._day = ""
@@ -231,20 +244,46 @@ class Journal:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
             self._prepare(conn)
+            self._recover_intents(conn)
         except BaseException:
             conn.close()
+            self._intent_log.close()
             self._release_lock()
             raise
         self._conn = conn
         self._seq_next = self._seq_limit = 0
+        self._recorded = set()
         log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
+
+    def _recover_intents(self, conn: sqlite3.Connection) -> None:
+        """Move into SQLite the intents a previous process logged and did not move."""
+        try:
+            rows = self._intent_log.open()
+            if rows:
+                with self._transaction(conn):
+                    conn.executemany(_MOVE_INTENT, rows)
+                log.warning("journal_intents_recovered", intents=len(rows))
+            self._intent_log.clear()
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(
+                f"cannot recover intents from {self._intent_log.path}: {exc}"
+            ) from exc
 
     def close(self) -> None:
         """Close the file (SQLite checkpoints the WAL into it) and release the lock.
         Idempotent. Cancel `run` first: its drain is what flushes queued events."""
+        if self._conn is not None and self._pending:
+            try:
+                self._move_pending(self._conn)
+            except (OSError, sqlite3.Error) as exc:
+                # Still in the log: the next open moves them.
+                log.warning(
+                    "journal_intents_left_in_log", intents=len(self._pending), error=str(exc)
+                )
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        self._intent_log.close()
         self._release_lock()
 
     def _take_lock(self) -> int:
@@ -288,21 +327,43 @@ class Journal:
 
     @property
     def _db(self) -> sqlite3.Connection:
+        """The connection, with every pending intent moved into SQLite first. Raises
+        JournalError (not open), sqlite3.Error or OSError."""
         conn = self._conn
         if conn is None:
             raise JournalError("journal is not open")
+        if self._pending:
+            self._move_pending(conn)
         return conn
+
+    def _move_pending(self, conn: sqlite3.Connection) -> None:
+        rows = self._pending
+        with self._transaction(conn):
+            moved = conn.executemany(_MOVE_INTENT, rows).rowcount
+        self._pending = []
+        if moved != len(rows):
+            # Client ids come from next_client_seq, never twice: a row that was there already
+            # is a bug to hear about, not an order to lose (the older row is kept).
+            log.error("journal_intent_already_there", intents=len(rows), moved=moved)
+        self._intent_log.clear()
 
     # --- the hot path ----------------------------------------------------------------------
 
     def record_intent(self, order: Order) -> None:
-        """Insert and commit `order` as it stands, before its POST. Synchronous, one INSERT in
-        its own transaction (see the module docstring for what that survives).
+        """Store `order` as it stands, before its POST: one line appended to the intent log
+        with write(2), moved into SQLite by the next transaction (see the module docstring for
+        what that survives). An order that already has broker numbers (an external one) goes
+        straight into SQLite with them.
 
         Raises JournalError when it could not be stored (disk error, a client id already
         journaled): the caller must then not send the order.
         """
-        conn = self._db
+        if self._conn is None:
+            raise JournalError("journal is not open")
+        cid = order.client_id
+        if cid in self._recorded:
+            self.last_error = f"client id {cid} already journaled"
+            raise JournalError(f"intent {cid} not journaled: {self.last_error}")
         day = self._day_of(0)
         row = (
             order.client_id,
@@ -325,15 +386,18 @@ class Journal:
         )
         try:
             if not order.order_nos:
-                conn.execute(_INSERT_INTENT, row)
+                self._intent_log.append(row)
+                self._pending.append(row)
             else:
+                conn = self._db
                 with self._transaction(conn):
                     conn.execute(_INSERT_INTENT, row)
                     for no in order.order_nos:
-                        self._link(conn, day, no, order.client_id)
-        except sqlite3.Error as exc:
+                        self._link(conn, day, no, cid)
+        except (OSError, sqlite3.Error) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            raise JournalError(f"intent {order.client_id} not journaled: {exc}") from exc
+            raise JournalError(f"intent {cid} not journaled: {exc}") from exc
+        self._recorded.add(cid)
         self.intents += 1
 
     # --- batched writes --------------------------------------------------------------------

@@ -42,6 +42,7 @@ from engine.events import (
 from engine.journal import (
     CLIENT_SEQ_BLOCK,
     FILE_NAME,
+    INTENTS_NAME,
     RETRY_MIN_S,
     SCHEMA_VERSION,
     Journal,
@@ -201,12 +202,57 @@ def test_close_is_idempotent_and_a_closed_journal_refuses_work(journal: Journal)
 def test_intent_is_on_disk_when_record_intent_returns(journal: Journal) -> None:
     o = make_order("c1", tif=TimeInForce.IOC, price=None)
     journal.record_intent(o)
-    con = raw(journal)  # no close, no checkpoint: another connection already sees it
+    # One line in the intent log, written before record_intent returned (a kill -9 now keeps
+    # it: see the SIGKILL tests below) ...
+    (line,) = (journal.state_dir / INTENTS_NAME).read_bytes().splitlines()
+    assert orjson.loads(line)[:9] == [
+        "c1",
+        "20260105",
+        "momentum",
+        "005930",
+        "buy",
+        10,
+        None,
+        "ioc",
+        "submitting",
+    ]
+    # ... moved into SQLite by the journal's next use of it, and the log emptied.
+    assert [x.client_id for x in journal.load_orders()] == ["c1"]
+    con = raw(journal)  # no close, no checkpoint: another connection sees it
     assert con.execute("SELECT client_id, state, price, tif FROM orders").fetchall() == [
         ("c1", "submitting", None, "ioc")
     ]
     con.close()
+    assert (journal.state_dir / INTENTS_NAME).read_bytes() == b""
     assert journal.intents == 1
+
+
+def test_intents_left_in_the_log_are_moved_at_open_once(tmp_path: Path, clock: ManualClock) -> None:
+    state = tmp_path / "state"
+    j = Journal(state, clock)
+    j.open()
+    j.record_intent(make_order("c1"))
+    j.record_intent(make_order("c2"))
+    log_text = (state / INTENTS_NAME).read_bytes()
+    # The process dies: nothing is moved or closed cleanly (the lock goes with the process).
+    j._pending = []
+    j.close()
+    (state / INTENTS_NAME).write_bytes(log_text + b'["c3", "2026')  # a line cut short
+    again = Journal(state, clock)
+    again.open()
+    try:
+        assert [o.client_id for o in again.load_orders()] == ["c1", "c2"]
+        assert (state / INTENTS_NAME).read_bytes() == b""
+    finally:
+        again.close()
+    # Moved, then killed before the log was emptied: moving again adds nothing.
+    (state / INTENTS_NAME).write_bytes(log_text)
+    third = Journal(state, clock)
+    third.open()
+    try:
+        assert [o.client_id for o in third.load_orders()] == ["c1", "c2"]
+    finally:
+        third.close()
 
 
 def test_intent_round_trips_every_field(journal: Journal) -> None:
