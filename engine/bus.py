@@ -56,6 +56,9 @@ class EventBus:
         # type -> every handler for it (typed ones, then catch-all), rebuilt on subscribe: one
         # dict lookup per event on the hot path.
         self._table: dict[type, tuple[Handler, ...]] = {}
+        # type -> the queues that take it (ConsumerQueue.types), rebuilt on attach: market
+        # data, which the journal and the log never take, is not offered to them at all.
+        self._queue_table: dict[type, tuple[ConsumerQueue, ...]] = {}
         self._urgent: deque[Event] = deque()
         self._market: deque[Event] = deque()
         self._dispatching = False
@@ -117,8 +120,15 @@ class EventBus:
     def attach(self, queue: ConsumerQueue) -> ConsumerQueue:
         """Feed `queue` with every event it accepts; returns it."""
         self._queues.append(queue)
+        self._queue_table.clear()
         queue.bus = self
         return queue
+
+    def _queues_for(self, t: type) -> tuple[ConsumerQueue, ...]:
+        qs = self._queue_table[t] = tuple(
+            q for q in self._queues if q.types is None or t in q.types
+        )
+        return qs
 
     @property
     def queues(self) -> tuple[ConsumerQueue, ...]:
@@ -153,7 +163,8 @@ class EventBus:
                     h(ev)
                 except Exception:
                     self._handler_failed(h, ev)
-            for q in self._queues:
+            qs = self._queue_table.get(type(ev))
+            for q in self._queues_for(type(ev)) if qs is None else qs:
                 q.offer(ev)
             if self._urgent or self._market:
                 self._drain()
@@ -173,7 +184,8 @@ class EventBus:
                 h(ev)
             except Exception:
                 self._handler_failed(h, ev)
-        for q in self._queues:
+        qs = self._queue_table.get(type(ev))
+        for q in self._queues_for(type(ev)) if qs is None else qs:
             q.offer(ev)
 
     def _handler_failed(self, h: Handler, ev: Event) -> None:
@@ -205,12 +217,15 @@ class ConsumerQueue:
         *,
         max_market: int = 10_000,
         accepts: Callable[[Event], bool] | None = None,
+        types: Iterable[type] | None = None,
     ) -> None:
         if max_market < 1:
             raise ValueError("max_market must be >= 1")
         self.name = name
         self.max_market = max_market
         self._accepts = accepts
+        self.types: frozenset[type] | None = None if types is None else frozenset(types)
+        """The event types this queue takes (None: all); the bus offers it no others."""
         self._critical: deque[Event] = deque()
         self._market: deque[Event] = deque(maxlen=max_market)
         self._latest: dict[tuple[type, str], Event] = {}
@@ -226,6 +241,8 @@ class ConsumerQueue:
         """Take `ev` under this queue's policy. Never blocks."""
         if self._accepts is not None and not self._accepts(ev):
             return
+        if self.types is not None and type(ev) not in self.types:
+            return  # offered directly, not through a bus
         self.offered += 1
         if isinstance(ev, ACCOUNT_EVENTS):
             self._critical.append(ev)

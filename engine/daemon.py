@@ -17,12 +17,11 @@ import contextlib
 import dataclasses
 import shutil
 import signal
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
@@ -73,14 +72,48 @@ Flusher = Callable[[float], Awaitable[None]]
 spool). It must return by then; it is cancelled if it does not."""
 
 
+class _CountsByName(Mapping[str, int]):
+    """A live view by type name of counts kept by type."""
+
+    def __init__(self, by_type: dict[type, int]) -> None:
+        self._by_type = by_type
+
+    def _named(self) -> dict[str, int]:
+        return {t.__name__: n for t, n in self._by_type.items()}
+
+    def __getitem__(self, name: str) -> int:
+        return self._named()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._named())
+
+    def __len__(self) -> int:
+        return len(self._by_type)
+
+
+_REPORTED: Final = frozenset(
+    {OrderExecution, Balance, Disconnected, Reconnected, FeedStale, FeedResumed}
+)
+
+
 class FeedReport:
     """Counts what the feed delivers and logs account events as they come (they are rare)."""
 
     def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
+        # By type, not by name: this runs for every event of the feed.
+        self._by_type: dict[type, int] = {}
+        self.counts: Mapping[str, int] = _CountsByName(self._by_type)
+        """Events delivered, by type name (a live view)."""
 
     def __call__(self, ev: Event) -> None:
-        self.counts[type(ev).__name__] += 1
+        t = type(ev)
+        by_type = self._by_type
+        by_type[t] = by_type.get(t, 0) + 1
+        if t in _REPORTED:
+            self._report(ev)
+
+    @staticmethod
+    def _report(ev: Event) -> None:
         if isinstance(ev, OrderExecution | Balance):
             log.info("account_event", kind=type(ev).__name__, symbol=ev.symbol)
         elif isinstance(ev, Disconnected):

@@ -35,7 +35,7 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.host import StrategyHost
-from engine.journal import Journal
+from engine.journal import JOURNALED, Journal
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.plugins import LoadedStrategy
@@ -111,12 +111,12 @@ class Trader:
         )
         self.reconciler = Reconciler(api, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
-        self.journal_queue = ConsumerQueue("journal", accepts=Journal.accepts)
+        self.journal_queue = ConsumerQueue("journal", types=JOURNALED)
         # Realised PnL drives the daily loss limit: saved with the fills that move it.
         self.journal.counters_source = lambda: (self.risk.trading_day(), self.risk.counters())
         # Order, fill and risk lines are written from here, off the dispatch: rendering one
         # took as long as the risk checks, between a strategy's buy and its POST.
-        self.log_queue = ConsumerQueue("log", accepts=lambda ev: type(ev) in _LOGGED)
+        self.log_queue = ConsumerQueue("log", types=_LOGGED)
         self._reconcile_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._counters_saved: dict[str, int] = {}

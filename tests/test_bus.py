@@ -192,3 +192,17 @@ async def test_an_order_task_cancelled_before_it_ran_holds_no_consumer_back() ->
     bus.publish(trade())
     assert len(await asyncio.wait_for(queue.get(), 1)) == 1
     assert not bus.urgent_waiting
+
+
+def test_a_typed_queue_is_offered_only_its_types() -> None:
+    bus = EventBus(ManualClock())
+    accounts = bus.attach(ConsumerQueue("journal", types={OrderUpdate, Fill}))
+    everything = bus.attach(ConsumerQueue("mirror"))
+    for ev in (trade(), quote(), update(), fill(), trade()):
+        bus.publish(ev)
+    assert accounts.offered == 2  # market data never reached it
+    assert [type(e) for e in accounts.take()] == [OrderUpdate, Fill]
+    assert everything.offered == 5
+    late = bus.attach(ConsumerQueue("late", types={Trade}))  # the table is rebuilt
+    bus.publish(trade())
+    assert (late.offered, accounts.offered, everything.offered) == (1, 2, 6)

@@ -399,8 +399,8 @@ def _book(v: Values, item: str, ts: int, seq: int) -> OrderBook:
         raw = _BOOK_GET(v)
     except KeyError:
         raw = tuple(v.get(f, "") for f in _BOOK_FIDS)
-    px = _PX
-    n = [px[x] for x in raw]
+    # map over the memo's own __getitem__ (C, with __missing__ on a miss), not a comprehension.
+    n = list(map(_PX.__getitem__, raw))
     symbol, exchange = split_item(item)
     return _new_book(
         symbol,
