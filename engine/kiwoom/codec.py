@@ -81,6 +81,8 @@ class CodecStats:
     generic: int = 0
     bad_frames: int = 0
     bad_entries: int = 0
+    reparsed_frames: int = 0
+    """Frames read entry by entry that had to be parsed whole after all (see _iter_pieces)."""
     reasons: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,6 +94,7 @@ class CodecStats:
             "generic": self.generic,
             "bad_frames": self.bad_frames,
             "bad_entries": self.bad_entries,
+            "reparsed_frames": self.reparsed_frames,
             "reasons": dict(self.reasons),
         }
 
@@ -661,7 +664,9 @@ def iter_real_events(
 # where a quote is always escaped; inside a nested value it cuts a piece that is not whole
 # JSON, which orjson refuses. So the pieces are parsed one by one; the first piece that does
 # not parse hands the rest of the frame to a full parse (the pieces before it were whole
-# entries, and are exactly its first entries). Any other form is parsed whole.
+# entries, and are exactly its first entries), counted in `CodecStats.reparsed_frames`. Any
+# other form is parsed whole. Each entry is cut out with one find and one slice as its turn
+# comes: nothing is split or copied ahead of the entry being dispatched.
 
 _REAL_HEAD: Final = '{"trnm":"REAL","data":['
 _REAL_TAIL: Final = "}]}"
@@ -669,46 +674,47 @@ _ENTRY_HEAD: Final = '{"type":'
 _ENTRY_SEP: Final = '},{"type":'
 
 
-def _split_real(raw: str) -> list[str] | None:
-    """A compact REAL frame's entry texts, less the separators; None for any other form."""
-    if not (raw.startswith(_REAL_HEAD) and raw.endswith(_REAL_TAIL)):
-        return None
-    body = raw[len(_REAL_HEAD) : -2]
-    if not body.startswith(_ENTRY_HEAD):
-        return None
-    return body.split(_ENTRY_SEP)
+def _is_compact_real(raw: str) -> bool:
+    return (
+        raw.startswith(_REAL_HEAD)
+        and raw.endswith(_REAL_TAIL)
+        and raw.startswith(_ENTRY_HEAD, len(_REAL_HEAD))
+    )
 
 
 def _iter_pieces(
-    raw: str,
-    pieces: list[str],
-    stats: CodecStats,
-    ts: int,
-    next_seq: Callable[[], int] | None,
+    raw: str, stats: CodecStats, ts: int, next_seq: Callable[[], int] | None
 ) -> Iterator[Event]:
+    """The events of a compact REAL frame, each entry cut out (one slice, braces included)
+    and parsed only when its turn comes."""
     stats.real_frames += 1
-    stats.entries += len(pieces)
-    last = len(pieces) - 1
     loads = orjson.loads
-    for i, piece in enumerate(pieces):
-        # Put back what the split took: "{"type":" before every piece but the first, "}"
-        # after every piece but the last.
-        text = (piece if i == 0 else _ENTRY_HEAD + piece) + ("}" if i < last else "")
+    find = raw.find
+    start = len(_REAL_HEAD)  # at the first entry's "{"
+    stop = len(raw) - 2  # after the last entry's "}"
+    index = 0
+    while start < stop:
+        cut = find(_ENTRY_SEP, start, stop)
+        end = stop if cut < 0 else cut + 1
+        stats.entries += 1
         try:
-            entry = loads(text)
+            entry = loads(raw[start:end])
         except orjson.JSONDecodeError:
-            stats.entries -= len(pieces) - i  # counted again from the whole frame's list
-            yield from _iter_rest_of(raw, i, stats, ts, next_seq)
+            stats.entries -= 1  # counted again from the whole frame's list
+            yield from _iter_rest_of(raw, index, stats, ts, next_seq)
             return
         ev = _decode_entry(entry, stats, ts, next_seq)
         if ev is not None:
             yield ev
+        start = end + 1  # past the ","
+        index += 1
 
 
 def _iter_rest_of(
     raw: str, start: int, stats: CodecStats, ts: int, next_seq: Callable[[], int] | None
 ) -> Iterator[Event]:
     """The entries of `raw` from index `start` on, from a parse of the whole frame."""
+    stats.reparsed_frames += 1
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -755,12 +761,8 @@ def decode_frame(
     """
     st = stats if stats is not None else CodecStats()
     st.frames += 1
-    if lazy and type(raw) is str:
-        pieces = _split_real(raw)
-        if pieces is not None:
-            return FrameResult(
-                FrameKind.REAL, "REAL", stream=_iter_pieces(raw, pieces, st, ts_recv, next_seq)
-            )
+    if lazy and type(raw) is str and _is_compact_real(raw):
+        return FrameResult(FrameKind.REAL, "REAL", stream=_iter_pieces(raw, st, ts_recv, next_seq))
     try:
         msg = orjson.loads(raw)
     except (orjson.JSONDecodeError, TypeError) as exc:
