@@ -1,17 +1,19 @@
 """Benchmark: tick to order, from a REAL frame's arrival to the order request leaving.
 
 The simulator runs as its own process (`kiwoom-engine sim`, generator at the target rate of
-market events, 0B/0C/0D, with `sim.stamp_file` on). In this process, two phases in turn read
-that feed and send a market order (1 share, buy then sell) on every Nth trade, N chosen for
-about `--orders-per-s` orders a second, well under the client's order pacing:
+market events, 0B/0C/0D, with `sim.stamp_file` on). In this process, phases in turn (PHASES)
+read that feed and send a market order (1 share, buy then sell) on every Nth trade, N chosen
+for about `--orders-per-s` orders a second, well under the client's order pacing:
 
 - baseline: a bare KiwoomWebSocket whose callback places the order directly through KiwoomApi
-  (no bus, strategy host, risk, journal or OMS) in a task, as the OMS does;
+  (no bus, strategy host, risk, journal or OMS) in a task;
 - engine: the daemon's own start-up path (`engine.daemon.assemble`: Trader, journal, feed report,
-  the feed stamped with the bus's sequence) running the strategy `EveryNth` below.
+  the feed stamped with the bus's sequence) running the strategy `EveryNth` below;
+- engine+mirror: the same with every event mirrored to a local Mosquitto. Mirror off and on
+  run twice each, in turn, and each condition's samples are pooled.
 
 Internal figure: from the trade's `ts_recv` (stamped from `clock.time_ns()` as the frame is
-read, the moment `async for raw in conn` yields in KiwoomWebSocket's receive loop) to the
+read, the moment the receive loop of KiwoomWebSocket gets it from websockets) to the
 order request being handed to `KiwoomRest._post` (wrapped here: the call into aiohttp's
 `session.post`), on the same clock. The trigger travels to the POST in a context variable, which
 asyncio tasks inherit.
@@ -57,6 +59,9 @@ from engine.plugins import LoadedStrategy
 from engine.strategy import Strategy
 
 SYMBOLS = ("005930", "000660", "035420", "035720", "051910")
+PHASES = ("baseline", "engine", "engine+mirror", "engine+mirror", "engine")
+"""Mirror on and off in turn (ABBA), pooled: a p99 of one short phase each was mostly noise
+(1.01x and 1.33x in two runs of the same code)."""
 ORDER_IDS = frozenset({"kt10000", "kt10001"})
 GOALS_US = {1_000: {"p50": 100.0, "p99": 500.0}, 20_000: {"p99": 2_000.0}}
 
@@ -307,9 +312,9 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
     every = max(1, round(rate * 0.5 / orders_per_s))  # half the generated events are trades
     proc, port, stamps = _start_sim(tmp, rate)
     broker, broker_port = start_broker()
-    phases: dict[str, tuple[list[Sample], dict[str, Any], int]] = {}
+    phases: dict[str, list[tuple[list[Sample], dict[str, Any], int]]] = {}
     try:
-        for sid, name in enumerate(("baseline", "engine", "engine+mirror"), start=1):
+        for sid, name in enumerate(PHASES, start=1):
             PROBE.samples = []
             PROBE.untriggered = 0
             PROBE.ws = None
@@ -322,7 +327,7 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
                     mqtt = MqttConfig(port=broker_port, prefix="bench/t2o", client_id="bench")
                     cfg = dataclasses.replace(cfg, mqtt=mqtt)
                 info = await _engine(cfg, seconds)
-            phases[name] = (PROBE.samples, info, sid)
+            phases.setdefault(name, []).append((PROBE.samples, info, sid))
     finally:
         proc.terminate()
         proc.wait(10)
@@ -334,20 +339,26 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
         f"{every} trades, {seconds:.0f} s per phase"
     ]
     figures: dict[str, dict[str, list[float]]] = {}
-    for name, (samples, info, sid) in phases.items():
-        internal = [(s.post_ns - s.ts_recv) / 1000 for s in samples]
-        to_decision = [(s.decided_ns - s.ts_recv) / 1000 for s in samples]
-        to_post = [(s.post_ns - s.decided_ns) / 1000 for s in samples]
-        # The simulator numbers sessions 1, 2, ... as they connect: phase i is session i, and
-        # its frames are the client's, in order, as long as it never reconnected.
-        external = [
-            (orders[s.order_no] - frames[(sid, s.frame)]) / 1000
-            for s in samples
-            if info["sessions"] == 1 and s.order_no in orders and (sid, s.frame) in frames
-        ]
+    for name, runs in phases.items():
+        internal: list[float] = []
+        to_decision: list[float] = []
+        to_post: list[float] = []
+        external: list[float] = []
+        for samples, info, sid in runs:
+            internal += [(s.post_ns - s.ts_recv) / 1000 for s in samples]
+            to_decision += [(s.decided_ns - s.ts_recv) / 1000 for s in samples]
+            to_post += [(s.post_ns - s.decided_ns) / 1000 for s in samples]
+            # The simulator numbers sessions 1, 2, ... as they connect: phase i is session i,
+            # and its frames are the client's, in order, as long as it never reconnected.
+            external += [
+                (orders[s.order_no] - frames[(sid, s.frame)]) / 1000
+                for s in samples
+                if info["sessions"] == 1 and s.order_no in orders and (sid, s.frame) in frames
+            ]
+            extra = ", ".join(f"{k} {v}" for k, v in info.items())
+            out.append(f"[{name}, phase {sid}] {extra}")
         figures[name] = {"internal": internal, "external": external}
-        extra = ", ".join(f"{k} {v}" for k, v in info.items())
-        out.append(f"[{name}] {extra}")
+        out.append(f"[{name}: {len(runs)} phase(s) pooled]")
         out.append("  " + _line("internal: ts_recv -> _post  ", internal))
         out.append("  " + _line("  ts_recv -> decision       ", to_decision))
         out.append("  " + _line("  decision -> _post         ", to_post))
@@ -391,17 +402,17 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
             f"(p50 {_pct(on, 0.5) / _pct(off, 0.5):.2f}x)"
         )
     e = figures["engine"]["internal"]
-    for q, goal in GOALS_US.get(int(rate), {}).items():
-        got = _pct(e, 0.5 if q == "p50" else 0.99) if e else float("nan")
+    for pname, goal in GOALS_US.get(int(rate), {}).items():
+        got = _pct(e, 0.5 if pname == "p50" else 0.99) if e else float("nan")
         verdict = "met" if got <= goal else "MISSED"
-        out.append(f"goal engine internal {q} <= {goal:.0f} us: {got:.1f} us  {verdict}")
+        out.append(f"goal engine internal {pname} <= {goal:.0f} us: {got:.1f} us  {verdict}")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="1000,20000", help="market events per second, comma list")
-    ap.add_argument("--seconds", type=float, default=15.0, help="per phase")
+    ap.add_argument("--seconds", type=float, default=15.0, help="per phase (5 per rate)")
     ap.add_argument("--orders-per-s", type=float, default=20.0)
     ap.add_argument(
         "--log-level",
