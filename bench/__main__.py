@@ -1,6 +1,7 @@
 """Run every benchmark, append its output to bench/RESULTS.md and write the table.
 
-Usage: `make bench` (or `uv run --group bench python -m bench [name ...]`). Each benchmark is
+Usage: `make bench` (or `uv run --group bench python -m bench [name ...]`: those benches only,
+whose rows replace theirs in the table, the others kept). Each benchmark is
 a module of this package runnable as `python -m bench.<name>`; it prints its measurements and
 its ratios against a baseline measured in the same run, and one `JSON {...}` line per figure
 (bench/results.py). Those lines become bench/RESULTS.json and the markdown table
@@ -33,9 +34,10 @@ BENCHES = (
     "memory",
     "soak",
 )
-ARGS = {"soak": ["--minutes", "2", "--out"]}
+ARGS = {"soak": ["--minutes", "2", "--out"], "tick_to_order": ["--seconds", "30"]}
 """The soak in `make bench` is the 2-minute one, into a scratch directory: the committed plot
-(bench/soak/soak.png) is the 10-minute `make soak`."""
+(bench/soak/soak.png) is the 10-minute `make soak`. tick_to_order runs 30 s phases: its p99
+at 20k/s is the 12th-worst of 1,200 samples per condition, not the 6th of 600."""
 RESULTS = Path(__file__).with_name("RESULTS.md")
 RESULTS_JSON = Path(__file__).with_name("RESULTS.json")
 TABLE = Path(__file__).with_name("TABLE.md")
@@ -44,12 +46,27 @@ TABLE_BEGIN = "<!-- table: written by make bench -->"
 TABLE_END = "<!-- end of table -->"
 
 
-def figures(bench: str, stdout: str) -> list[dict[str, Any]]:
+def figures(bench: str, stdout: str, stamp: str) -> list[dict[str, Any]]:
     return [
-        {"bench": bench, **orjson.loads(line[len(PREFIX) :])}
+        {"bench": bench, "stamp": stamp, **orjson.loads(line[len(PREFIX) :])}
         for line in stdout.splitlines()
         if line.startswith(PREFIX)
     ]
+
+
+def merged(rows: list[dict[str, Any]], chosen: list[str]) -> list[dict[str, Any]]:
+    """`rows` in place of the chosen benches' rows of the last table, the others kept (with
+    the stamp of the run that measured them), in BENCHES order."""
+    try:
+        old = orjson.loads(RESULTS_JSON.read_bytes())
+        kept = [r for r in old["figures"] if r["bench"] not in chosen]
+        stamp = old["stamp"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return rows
+    for r in kept:
+        r.setdefault("stamp", stamp)
+    order = {name: i for i, name in enumerate(BENCHES)}
+    return sorted([*kept, *rows], key=lambda r: order.get(r["bench"], len(order)))
 
 
 def table(rows: list[dict[str, Any]], stamp: str) -> str:
@@ -60,15 +77,18 @@ def table(rows: list[dict[str, Any]], stamp: str) -> str:
         f"# Benchmark table ({stamp})",
         "",
         "Written by `make bench` (bench/__main__.py) with bench/RESULTS.json; every floor or",
-        "peer was measured in the same run on the same machine. Ratio = value / floor.",
+        "peer was measured in the same run on the same machine as its value. Ratio = value /",
+        "floor. `python -m bench NAME...` re-runs some benches and replaces only their rows;",
+        "`run` says when each row was measured.",
         "",
-        "| bench | figure | value | unit | floor or peer | floor | ratio | goal |",
-        "|---|---|---:|---|---|---:|---:|---|",
+        "| bench | figure | value | unit | floor or peer | floor | ratio | goal | run |",
+        "|---|---|---:|---|---|---:|---:|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['bench']} | {r['figure']} | {num(r['value'])} | {r['unit']} | "
-            f"{r['floor_name']} | {num(r['floor'])} | {num(r['ratio'])} | {r['goal']} |"
+            f"{r['floor_name']} | {num(r['floor'])} | {num(r['ratio'])} | {r['goal']} | "
+            f"{r.get('stamp', stamp)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -97,13 +117,15 @@ def main(names: list[str]) -> int:
         print(f"$ {' '.join(cmd[1:])}", flush=True)
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         print(res.stdout, end="", flush=True)
-        rows += figures(name, res.stdout)
+        rows += figures(name, res.stdout, stamp)
         if res.returncode != 0:
             print(res.stderr, file=sys.stderr)
             status = 1
         sections.append(f"### {name}\n\n```\n{res.stdout.rstrip()}\n```\n")
     with RESULTS.open("a") as f:
         f.write("\n".join(sections))
+    if names:
+        rows = merged(rows, chosen)
     RESULTS_JSON.write_bytes(
         orjson.dumps(
             {"stamp": stamp, "python": platform.python_version(), "figures": rows},

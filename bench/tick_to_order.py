@@ -22,7 +22,9 @@ write of the frame that carried the trade to the read of the order request it ca
 by frame number and order number.
 Ratios: engine / baseline per percentile, same simulator, same run.
 Goal (engine, internal): p50 <= 100 us and p99 <= 500 us at 1k ticks/s; p99 <= 2 ms at 20k.
-Run: `uv run python -m bench.tick_to_order [--rates 1000,20000] [--seconds 15]`.
+CPUs: the client gets one of its own, the simulator and the broker the others (`--no-pin`:
+all shared). On two cores, sharing made the client's p99 a measure of the simulator's load.
+Run: `uv run python -m bench.tick_to_order [--rates 1000,20000] [--seconds 15] [--no-pin]`.
 """
 
 from __future__ import annotations
@@ -312,6 +314,11 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
     every = max(1, round(rate * 0.5 / orders_per_s))  # half the generated events are trades
     proc, port, stamps = _start_sim(tmp, rate)
     broker, broker_port = start_broker()
+    if PINNING is not None:
+        # The simulator stands in for Kiwoom's servers, which do not share our CPU: it and
+        # the broker get the other cores, the client (this process) one of its own.
+        for pid in (proc.pid, broker.pid):
+            os.sched_setaffinity(pid, PINNING[1])
     phases: dict[str, list[tuple[list[Sample], dict[str, Any], int]]] = {}
     try:
         for sid, name in enumerate(PHASES, start=1):
@@ -409,6 +416,19 @@ async def _run_rate(tmp: Path, rate: float, seconds: float, orders_per_s: float)
     return out
 
 
+PINNING: tuple[set[int], set[int]] | None = None
+"""(the client's CPUs, the simulator's and broker's), when --pin is on."""
+
+
+def _pin() -> tuple[set[int], set[int]] | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    mine, theirs = {cpus[0]}, set(cpus[1:])
+    os.sched_setaffinity(0, mine)
+    return mine, theirs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="1000,20000", help="market events per second, comma list")
@@ -420,11 +440,23 @@ def main() -> None:
         help="the client's log level (info, as shipped: every order transition is a log line); "
         "lines go to /dev/null",
     )
+    ap.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="share all CPUs between the client, the simulator and the broker (by default the "
+        "client gets a CPU of its own, as it would beside a remote Kiwoom)",
+    )
     args = ap.parse_args()
+    global PINNING
+    PINNING = None if args.no_pin else _pin()
     devnull = open(os.devnull, "w")  # noqa: SIM115 - for the whole process
     logs.setup(args.log_level, "json", stream=devnull)
     rates = [float(r) for r in args.rates.split(",")]
     print(f"client log level {args.log_level} (JSON lines to /dev/null)")
+    if PINNING is not None:
+        print(f"CPUs: client {sorted(PINNING[0])}, simulator and broker {sorted(PINNING[1])}")
+    else:
+        print("CPUs: shared by the client, the simulator and the broker")
     with tempfile.TemporaryDirectory() as tmp:
         for rate in rates:
             for line in asyncio.run(_run_rate(Path(tmp), rate, args.seconds, args.orders_per_s)):
