@@ -197,6 +197,22 @@ class EventBus:
         )
 
 
+_KEEP, _COALESCE, _DROP_OLDEST = "keep", "coalesce", "drop_oldest"
+_POLICIES: dict[type, str] = {}
+"""Event type -> its overflow policy in a ConsumerQueue, filled as types are first seen."""
+
+
+def _policy_of(t: type) -> str:
+    if issubclass(t, ACCOUNT_EVENTS):
+        policy = _KEEP
+    elif issubclass(t, Quote | OrderBook):
+        policy = _COALESCE
+    else:
+        policy = _DROP_OLDEST
+    _POLICIES[t] = policy
+    return policy
+
+
 class ConsumerQueue:
     """A slow consumer's bounded inbox, with an overflow policy per kind of event.
 
@@ -241,19 +257,25 @@ class ConsumerQueue:
         """Take `ev` under this queue's policy. Never blocks."""
         if self._accepts is not None and not self._accepts(ev):
             return
-        if self.types is not None and type(ev) not in self.types:
+        t = type(ev)
+        if self.types is not None and t not in self.types:
             return  # offered directly, not through a bus
         self.offered += 1
-        if isinstance(ev, ACCOUNT_EVENTS):
+        # Called for every market event inside the feed's dispatch: one dict lookup for the
+        # policy, not two isinstance checks against unions.
+        policy = _POLICIES.get(t)
+        if policy is None:
+            policy = _policy_of(t)
+        if policy is _COALESCE:
+            key = (t, ev.symbol)  # type: ignore[union-attr]
+            latest = self._latest
+            if latest.pop(key, None) is not None:  # re-inserted: the dict keeps arrival order
+                self.coalesced += 1
+            latest[key] = ev
+        elif policy is _KEEP:
             self._critical.append(ev)
             if len(self._critical) > self.critical_high_water:
                 self.critical_high_water = len(self._critical)
-        elif isinstance(ev, Quote | OrderBook):
-            key = (type(ev), ev.symbol)
-            if key in self._latest:
-                self.coalesced += 1
-                del self._latest[key]  # re-insert: the dict keeps arrival order
-            self._latest[key] = ev
         else:
             if len(self._market) == self.max_market:
                 self.dropped += 1
