@@ -584,7 +584,7 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
                 raise ConfigError(
                     f"{source}: {path}[{i}]: expected a date YYYY-MM-DD, got {_show(text)}"
                 ) from None
-    if meta.get("loopback") and not _is_loopback(value):
+    if meta.get("loopback") and not is_loopback(value):
         raise ConfigError(
             f"{source}: {path}: must be a loopback address (127.0.0.1, ::1 or localhost): the "
             f"endpoint has no authentication, got {_show(value)}"
@@ -620,7 +620,8 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
                 )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """`host` is this machine only: "localhost" or a loopback address."""
     if host == "localhost":
         return True
     try:

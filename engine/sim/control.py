@@ -15,7 +15,6 @@ When off, the routes are not mounted: a POST there meets Kiwoom's own error enve
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,15 +30,6 @@ PATHS = (FAULTS_PATH, DROP_PATH, BOOK_PATH)
 
 _NOT_SETTABLE = frozenset({"ws_drops"})
 """A counter, not a knob."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ControlError(ValueError):

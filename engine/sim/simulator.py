@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import WS_PATH, SimConfig
+from engine.config import WS_PATH, SimConfig, is_loopback
 from engine.sim import control
 from engine.sim.exchange import SimExchange
 from engine.sim.market import Book, MarketGenerator
@@ -117,7 +117,7 @@ class Simulator:
             self.state.stamps = self.realtime.stamps = stamps
         routes = [web.get(WS_PATH, self.realtime.handle)]
         if self.config.control:
-            if not control.is_loopback(self.config.host):
+            if not is_loopback(self.config.host):
                 raise SimStartupError(
                     f"sim.control: the control endpoint needs a loopback sim.host, "
                     f"not {self.config.host!r}"
