@@ -118,7 +118,7 @@ class EventBus:
         self._table.clear()
 
     def attach(self, queue: ConsumerQueue) -> ConsumerQueue:
-        """Feed `queue` with every event it accepts; returns it."""
+        """Feed `queue` with every event of its `types`; returns it."""
         self._queues.append(queue)
         self._queue_table.clear()
         queue.bus = self
@@ -232,14 +232,12 @@ class ConsumerQueue:
         name: str,
         *,
         max_market: int = 10_000,
-        accepts: Callable[[Event], bool] | None = None,
         types: Iterable[type] | None = None,
     ) -> None:
         if max_market < 1:
             raise ValueError("max_market must be >= 1")
         self.name = name
         self.max_market = max_market
-        self._accepts = accepts
         self.types: frozenset[type] | None = None if types is None else frozenset(types)
         """The event types this queue takes (None: all); the bus offers it no others."""
         self._critical: deque[Event] = deque()
@@ -255,8 +253,6 @@ class ConsumerQueue:
 
     def offer(self, ev: Event) -> None:
         """Take `ev` under this queue's policy. Never blocks."""
-        if self._accepts is not None and not self._accepts(ev):
-            return
         t = type(ev)
         if self.types is not None and t not in self.types:
             return  # offered directly, not through a bus

@@ -402,12 +402,6 @@ class Journal:
 
     # --- batched writes --------------------------------------------------------------------
 
-    @staticmethod
-    def accepts(ev: Event) -> bool:
-        """The filter for this journal's ConsumerQueue: the account events it stores, never
-        market data."""
-        return isinstance(ev, JOURNALED)
-
     def write(self, events: Sequence[Event]) -> None:
         """Write `events` in one transaction: all or nothing. Order updates upsert the order's
         row, fills are inserted once per (trading day, fill number), risk and state events go

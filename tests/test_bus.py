@@ -133,7 +133,7 @@ def test_consumer_queue_drops_oldest_trades_with_a_count_but_never_an_account_ev
 
 
 def test_consumer_queue_filter_and_limit() -> None:
-    q = ConsumerQueue("journal", accepts=lambda e: not isinstance(e, Trade))
+    q = ConsumerQueue("journal", types={Fill, OrderUpdate})
     q.offer(trade())
     for i in range(5):
         q.offer(fill(str(i)))

@@ -43,6 +43,7 @@ from engine.journal import (
     CLIENT_SEQ_BLOCK,
     FILE_NAME,
     INTENTS_NAME,
+    JOURNALED,
     RETRY_MIN_S,
     SCHEMA_VERSION,
     Journal,
@@ -302,7 +303,7 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
     journal: Journal, clock: ManualClock
 ) -> None:
     bus = EventBus(clock)
-    q = bus.attach(ConsumerQueue("journal", accepts=Journal.accepts))
+    q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
     o = make_order("c1", qty=4, price=101)
     journal.record_intent(o)
     o.link("0000010")
@@ -456,7 +457,7 @@ def test_load_orders_is_todays_and_open_only_filters(journal: Journal, clock: Ma
 
 def test_risk_and_state_events_go_to_the_audit_table(journal: Journal, clock: ManualClock) -> None:
     bus = EventBus(clock)
-    q = bus.attach(ConsumerQueue("journal", accepts=Journal.accepts))
+    q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
     audited = [
         RiskRejected("c1", "momentum", "005930", Side.BUY, 10, 70_000, "MAX_NOTIONAL", 5, 7),
         TradingStateChanged(TradingState.HALTED, TradingState.ACTIVE, "kill_switch"),
@@ -479,7 +480,7 @@ def test_risk_and_state_events_go_to_the_audit_table(journal: Journal, clock: Ma
 
 def test_the_queue_filter_takes_journaled_events_only(clock: ManualClock) -> None:
     bus = EventBus(clock)
-    q = bus.attach(ConsumerQueue("journal", accepts=Journal.accepts))
+    q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
     bus.publish(trade())
     bus.publish(Quote("005930", Exchange.KRX, 70_100, 70_000))
     bus.publish(OrderBook("005930", Exchange.KRX, 93005, (), (), 0, 0))
@@ -547,7 +548,7 @@ async def test_writer_drains_the_queue_and_flushes_on_cancel(
     journal: Journal, clock: ManualClock
 ) -> None:
     bus = EventBus(clock)
-    q = bus.attach(ConsumerQueue("journal", max_market=10, accepts=Journal.accepts))
+    q = bus.attach(ConsumerQueue("journal", max_market=10, types=JOURNALED))
     task = asyncio.create_task(journal.run(q))
     for i in range(20):
         journal.record_intent(make_order(f"c{i}"))
@@ -575,7 +576,7 @@ async def test_writer_keeps_a_failed_batch_and_retries_it(
     j = Journal(tmp_path, clock, busy_timeout_ms=0)
     j.open()
     bus = EventBus(clock)
-    q = bus.attach(ConsumerQueue("journal", accepts=Journal.accepts))
+    q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
     task = asyncio.create_task(j.run(q))
     blocker = raw(j)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: SQLITE_BUSY
@@ -603,7 +604,7 @@ async def test_writer_sets_aside_an_event_sqlite_cannot_store(
     journal: Journal, clock: ManualClock
 ) -> None:
     bus = EventBus(clock)
-    q = bus.attach(ConsumerQueue("journal", accepts=Journal.accepts))
+    q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
     task = asyncio.create_task(journal.run(q))
     bus.publish(update("c1", S.ACCEPTED, seq=0))
     bus.publish(make_fill("F1", "1", qty=2**70))  # no SQLite integer holds it
