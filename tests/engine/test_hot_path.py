@@ -205,68 +205,35 @@ class CountsThenBuys(Strategy):
 """
 
 
-async def test_an_order_leaves_between_two_buffered_frames_not_after_the_backlog(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("per_frame", [1, 20], ids=["twenty-buffered-frames", "one-frame"])
+async def test_an_order_leaves_before_the_next_print_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_frame: int
 ) -> None:
-    """Frames already in the client's buffer come without a turn of the loop; the feed gives
-    one when an event started an order, so the order decided on the first of twenty leaves
-    before the second is dispatched."""
+    """Twenty prints, as twenty frames already in the client's buffer (which come without a
+    turn of the loop) or as one frame: the order decided on the first leaves before the
+    second is even decoded. The feed decodes entries one by one as it dispatches them, and
+    gives a turn of the loop when an event started an order; the placement task runs to its
+    POST in that turn."""
     sc = write_strategy(tmp_path, "counts", COUNTS_THEN_BUYS, "CountsThenBuys")
-    trades_at_post: list[int] = []
-    async with (
-        Simulator(sim_config(events_per_s=0.0)) as sim,
-        running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, api),
-    ):
-        strat = trader.host.by_name["counts"].instance
-        post = api.rest._post
-
-        async def recorded(api_id: str, *args: Any) -> Any:
-            if api_id == "kt10000":
-                trades_at_post.append(strat.trades)
-            return await post(api_id, *args)
-
-        monkeypatch.setattr(api.rest, "_post", recorded)
-        sim.realtime.max_batch = 1  # one entry per frame, written back to back
-        source = MarketGenerator([SYMBOL], 7, sim.clock, types=("0B",))
-        for entry in source.next_entries(20):
-            sim.realtime.publish(entry)
-        await until(lambda: strat.trades == 20 and bool(trades_at_post), 10)
-        await until(lambda: strat.order.state is S.FILLED, 10)
-    # The placement task runs to its POST in one step, in the turn the feed gives it.
-    assert trades_at_post == [1]
-
-
-async def test_an_order_leaves_before_the_rest_of_its_frame_is_decoded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One frame of twenty prints: the order decided on the first leaves before the second
-    is even decoded (entries are decoded one by one as they are dispatched)."""
-    sc = write_strategy(tmp_path, "counts", COUNTS_THEN_BUYS, "CountsThenBuys")
-    trades_at_post: list[int] = []
+    at_post: list[tuple[int, int, int]] = []
     async with (
         Simulator(sim_config(events_per_s=0.0)) as sim,
         running_engine(sim, tmp_path / "state", (sc,)) as (trader, ws, api),
     ):
         strat = trader.host.by_name["counts"].instance
         post = api.rest._post
-        decoded_at_post: list[int] = []
-        frames_at_post: list[int] = []
 
         async def recorded(api_id: str, *args: Any) -> Any:
             if api_id == "kt10000":
-                trades_at_post.append(strat.trades)
-                decoded_at_post.append(ws.stats.events)
-                frames_at_post.append(ws.stats.real_frames)
+                at_post.append((strat.trades, ws.stats.events, ws.stats.real_frames))
             return await post(api_id, *args)
 
         monkeypatch.setattr(api.rest, "_post", recorded)
-        events_before = ws.stats.events
-        frames_before = ws.stats.real_frames
+        events_before, frames_before = ws.stats.events, ws.stats.real_frames
+        sim.realtime.max_batch = per_frame  # written back to back
         source = MarketGenerator([SYMBOL], 7, sim.clock, types=("0B",))
         for entry in source.next_entries(20):
-            sim.realtime.publish(entry)  # max_batch 50: one frame of twenty
-        await until(lambda: strat.trades == 20 and bool(trades_at_post), 10)
+            sim.realtime.publish(entry)
+        await until(lambda: strat.trades == 20 and bool(at_post), 10)
         await until(lambda: strat.order.state is S.FILLED, 10)
-    assert frames_at_post == [frames_before + 1]
-    assert trades_at_post == [1]
-    assert decoded_at_post == [events_before + 1]
+    assert at_post == [(1, events_before + 1, frames_before + 1)]
