@@ -476,24 +476,22 @@ class KiwoomWebSocket:
 
     # --- receive loop ------------------------------------------------------------------------
 
-    def _decode(self, raw: str | bytes) -> FrameResult:
+    def _decode(self, raw: str | bytes, *, lazy: bool = False) -> FrameResult:
         if self._recorder is not None:
             self._recorder.record(raw)
-        return decode_frame(raw, self.stats, self._time_ns(), self._sequence)
+        return decode_frame(raw, self.stats, self._time_ns(), self._sequence, lazy=lazy)
 
     async def _read_loop(self, conn: ClientConnection, live: Liveness) -> str:
         """Dispatch frames until the connection ends; return why it ended."""
         emit = self._emit
         clock = self._clock
-        stats, time_ns, sequence = self.stats, self._time_ns, self._sequence
+        decode = self._decode
         try:
             async for raw in conn:
                 resumed_after = live.heard(clock.monotonic())
                 if resumed_after is not None:
                     self._resume(resumed_after)
-                if self._recorder is not None:
-                    self._recorder.record(raw)
-                res = decode_frame(raw, stats, time_ns(), sequence, lazy=True)
+                res = decode(raw, lazy=True)
                 kind = res.kind
                 if kind is FrameKind.REAL:
                     assert res.stream is not None
