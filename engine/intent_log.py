@@ -37,10 +37,6 @@ class IntentLog:
         self.unreadable_lines = 0
         """Lines skipped by `open` because they were cut short or garbled."""
 
-    @property
-    def is_open(self) -> bool:
-        return self._fd is not None
-
     def open(self) -> list[list[Any]]:
         """Open (create, 0o600) the file and return the rows it holds, oldest first. Raises
         OSError."""

@@ -793,4 +793,6 @@ class Journal:
             "batches": self.batches,
             "write_errors": self.write_errors,
             "failed_events": self.failed_events,
+            "intents_pending": len(self._pending),
+            "intent_lines_unreadable": self._intent_log.unreadable_lines,
         }

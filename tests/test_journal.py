@@ -242,6 +242,7 @@ def test_intents_left_in_the_log_are_moved_at_open_once(tmp_path: Path, clock: M
     again = Journal(state, clock)
     again.open()
     try:
+        assert again.stats()["intent_lines_unreadable"] == 1
         assert [o.client_id for o in again.load_orders()] == ["c1", "c2"]
         assert (state / INTENTS_NAME).read_bytes() == b""
     finally:
