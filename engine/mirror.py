@@ -86,6 +86,14 @@ SnapshotSource = Callable[[], Mapping[str, Any]]
 
 
 @dataclass(slots=True)
+class _Lane:
+    """One market-data topic: its name as every packet to it carries it, and its last seq."""
+
+    header: bytes
+    seq: int = 0
+
+
+@dataclass(slots=True)
 class _Spooled:
     topic: str
     payload: bytes
@@ -132,8 +140,8 @@ class Mirror:
         self._online_seq = 0
         self._stopping = False
         self._snap_last: dict[str, bytes] = {}
-        self._heads: dict[str, bytes] = {}
-        """Per market-data topic, its encoded name, as every packet to it starts."""
+        self._lanes: dict[str, dict[Any, _Lane]] = {r.name: {} for r in ROUTES.values()}
+        """Per market-data route, its topics by the event's topic attributes."""
         self._snap_due = 0.0
         self._snap_wanted = False
         self.connections = 0
@@ -377,29 +385,35 @@ class Mirror:
 
     def _publish(self, batch: list[Event]) -> None:
         conn = self._paho
-        topics = self.topics
-        heads = self._heads
+        lanes = self._lanes
         market = bytearray()
         count = 0
         for ev in batch:
             route = ROUTES[type(ev)]
-            topic = topics.of(route, ev)
             if route.qos == QOS_MARKET:
                 if conn is None:
                     self.dropped_offline += 1
                     continue
+                # Market data, most of what passes here: the topic's packet header and seq
+                # come from one lookup; the packet goes straight into the batch's buffer.
+                by_args = lanes[route.name]
+                args = route.args(ev)
+                lane = by_args.get(args)
+                if lane is None:
+                    lane = by_args[args] = _Lane(topic_header(self.topics.of(route, ev)))
+                lane.seq += 1
                 try:
-                    payload = encode_event(route, ev, self._next_seq(topic))
+                    payload = route.encode(ev, lane.seq)
                 except (TypeError, ValueError):
                     self._encode_failed(ev)
                     continue
-                head = heads.get(topic)
-                if head is None:
-                    head = heads[topic] = topic_header(topic)
-                market += publish_packet(head, payload)
+                market += fixed_header(len(lane.header) + len(payload))
+                market += lane.header
+                market += payload
                 count += 1
             else:
                 self._snap_wanted = True
+                topic = self.topics.of(route, ev)
                 try:
                     payload = encode_event(route, ev, self._next_seq(topic))
                 except (TypeError, ValueError):
@@ -580,14 +594,19 @@ def topic_header(topic: str) -> bytes:
 
 
 def publish_packet(topic_header: bytes, payload: bytes) -> bytes:
-    """One QoS 0 PUBLISH packet (MQTT 3.1.1 section 3.3): fixed header, remaining length
-    (1 to 4 bytes, 7 bits each, low first), the topic, the payload."""
-    n = len(topic_header) + len(payload)
+    """One QoS 0 PUBLISH packet (MQTT 3.1.1 section 3.3): the fixed header, the topic, the
+    payload."""
+    return fixed_header(len(topic_header) + len(payload)) + topic_header + payload
+
+
+def fixed_header(n: int) -> bytes:
+    """A QoS 0 PUBLISH packet's fixed header for `n` bytes after it: the packet type, then
+    the remaining length (1 to 4 bytes, 7 bits each, low first)."""
     if n < 0x80:
-        return bytes((_PUBLISH, n)) + topic_header + payload
+        return bytes((_PUBLISH, n))
     if n < 0x4000:
-        return bytes((_PUBLISH, 0x80 | (n & 0x7F), n >> 7)) + topic_header + payload
-    return bytes((_PUBLISH, *remaining_length(n))) + topic_header + payload
+        return bytes((_PUBLISH, 0x80 | (n & 0x7F), n >> 7))
+    return bytes((_PUBLISH, *remaining_length(n)))
 
 
 def remaining_length(n: int) -> bytes:

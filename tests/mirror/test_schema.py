@@ -3,6 +3,7 @@ documented schema, ints stay ints, and commands are parsed strictly."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from datetime import datetime
@@ -119,6 +120,43 @@ def test_books_bars_orders_and_generic_realtime_payloads() -> None:
     assert topics.of(ROUTES[ev.RealtimeGeneric], raw) == "p/md/other/0A/_"
     body = orjson.loads(encode_event(ROUTES[ev.RealtimeGeneric], raw, 1))
     assert (body["type"], body["realtime_type"], body["values"]) == ("realtime", "0A", raw.values)
+
+
+def _reference_payload(event: object, seq: int) -> dict[str, object]:
+    """What a payload must hold, spelled out the slow way: the envelope, then every field but
+    the bus's own two under its payload key."""
+    route = ROUTES[type(event)]
+    names = [f.name for f in dataclasses.fields(event) if f.name not in ("seq", "ts_recv")]  # type: ignore[arg-type]
+    body: dict[str, object] = {
+        "v": SCHEMA_VERSION,
+        "type": route.name,
+        "seq": seq,
+        "ts_recv": event.ts_recv,  # type: ignore[attr-defined]
+        "bus_seq": event.seq,  # type: ignore[attr-defined]
+    }
+    body.update(zip(route.keys, (getattr(event, n) for n in names), strict=True))
+    return body
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        TRADE,
+        ev.Trade('00"5\\9\n30', ev.Exchange.KRX, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+        ev.Quote("005930", ev.Exchange.SOR, 70_100, 70_000, ts_recv=5, seq=6),
+        ev.Fill(None, "s", "0000123", "f1", "005930", ev.Side.SELL, 3, 70_000, 15, 441, 7, 8),
+        ev.RealtimeGeneric("0A", "주식기세", "005930", {"10": "+100", "d": {1, 2}}),
+    ],
+    ids=["trade", "escaped-symbol", "quote", "fill", "generic-with-odd-values"],
+)
+def test_the_generated_encoder_writes_what_the_fields_hold(event: ev.Event) -> None:
+    """Each event type's encoder is generated source (mirror_schema._encoder): it must write
+    exactly the reference payload, in order, for strings that need escaping and for values
+    JSON has no word for (their text)."""
+    got = orjson.loads(encode_event(ROUTES[type(event)], event, 9))
+    want = orjson.loads(orjson.dumps(_reference_payload(event, 9), default=str))
+    assert got == want
+    assert list(got) == list(want)
 
 
 def test_topic_levels_never_carry_wildcards_or_separators() -> None:
