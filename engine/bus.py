@@ -56,9 +56,10 @@ class EventBus:
         # type -> every handler for it (typed ones, then catch-all), rebuilt on subscribe: one
         # dict lookup per event on the hot path.
         self._table: dict[type, tuple[Handler, ...]] = {}
-        # type -> the queues that take it (ConsumerQueue.types), rebuilt on attach: market
-        # data, which the journal and the log never take, is not offered to them at all.
-        self._queue_table: dict[type, tuple[ConsumerQueue, ...]] = {}
+        # type -> how each queue that takes it (ConsumerQueue.types) takes it, rebuilt on
+        # attach: market data, which the journal and the log never take, is not offered to
+        # them at all, and a queue's policy for a type is chosen once, not per event.
+        self._queue_table: dict[type, tuple[Handler, ...]] = {}
         self._urgent: deque[Event] = deque()
         self._market: deque[Event] = deque()
         self._dispatching = False
@@ -124,11 +125,11 @@ class EventBus:
         queue.bus = self
         return queue
 
-    def _queues_for(self, t: type) -> tuple[ConsumerQueue, ...]:
-        qs = self._queue_table[t] = tuple(
-            q for q in self._queues if q.types is None or t in q.types
+    def _takers_for(self, t: type) -> tuple[Handler, ...]:
+        takers = self._queue_table[t] = tuple(
+            q.taker(t) for q in self._queues if q.types is None or t in q.types
         )
-        return qs
+        return takers
 
     @property
     def queues(self) -> tuple[ConsumerQueue, ...]:
@@ -163,9 +164,9 @@ class EventBus:
                     h(ev)
                 except Exception:
                     self._handler_failed(h, ev)
-            qs = self._queue_table.get(type(ev))
-            for q in self._queues_for(type(ev)) if qs is None else qs:
-                q.offer(ev)
+            takers = self._queue_table.get(type(ev))
+            for take in self._takers_for(type(ev)) if takers is None else takers:
+                take(ev)
             if self._urgent or self._market:
                 self._drain()
         finally:
@@ -184,9 +185,9 @@ class EventBus:
                 h(ev)
             except Exception:
                 self._handler_failed(h, ev)
-        qs = self._queue_table.get(type(ev))
-        for q in self._queues_for(type(ev)) if qs is None else qs:
-            q.offer(ev)
+        takers = self._queue_table.get(type(ev))
+        for take in self._takers_for(type(ev)) if takers is None else takers:
+            take(ev)
 
     def _handler_failed(self, h: Handler, ev: Event) -> None:
         self.handler_errors += 1
@@ -195,22 +196,6 @@ class EventBus:
             handler=getattr(h, "__qualname__", repr(h)),
             event_type=type(ev).__name__,
         )
-
-
-_KEEP, _COALESCE, _DROP_OLDEST = "keep", "coalesce", "drop_oldest"
-_POLICIES: dict[type, str] = {}
-"""Event type -> its overflow policy in a ConsumerQueue, filled as types are first seen."""
-
-
-def _policy_of(t: type) -> str:
-    if issubclass(t, ACCOUNT_EVENTS):
-        policy = _KEEP
-    elif issubclass(t, Quote | OrderBook):
-        policy = _COALESCE
-    else:
-        policy = _DROP_OLDEST
-    _POLICIES[t] = policy
-    return policy
 
 
 class ConsumerQueue:
@@ -256,26 +241,41 @@ class ConsumerQueue:
         t = type(ev)
         if self.types is not None and t not in self.types:
             return  # offered directly, not through a bus
+        self.taker(t)(ev)
+
+    def taker(self, t: type) -> Handler:
+        """How this queue takes events of type `t`: the bus calls it for every such event,
+        inside the feed's dispatch, so the policy is chosen here once per type."""
+        if issubclass(t, ACCOUNT_EVENTS):
+            return self._keep
+        if issubclass(t, Quote | OrderBook):
+            return self._coalesce
+        return self._drop_oldest
+
+    def _keep(self, ev: Event) -> None:
         self.offered += 1
-        # Called for every market event inside the feed's dispatch: one dict lookup for the
-        # policy, not two isinstance checks against unions.
-        policy = _POLICIES.get(t)
-        if policy is None:
-            policy = _policy_of(t)
-        if policy is _COALESCE:
-            key = (t, ev.symbol)  # type: ignore[union-attr]
-            latest = self._latest
-            if latest.pop(key, None) is not None:  # re-inserted: the dict keeps arrival order
-                self.coalesced += 1
-            latest[key] = ev
-        elif policy is _KEEP:
-            self._critical.append(ev)
-            if len(self._critical) > self.critical_high_water:
-                self.critical_high_water = len(self._critical)
-        else:
-            if len(self._market) == self.max_market:
-                self.dropped += 1
-            self._market.append(ev)
+        critical = self._critical
+        critical.append(ev)
+        if len(critical) > self.critical_high_water:
+            self.critical_high_water = len(critical)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def _coalesce(self, ev: Event) -> None:
+        self.offered += 1
+        key = (type(ev), ev.symbol)  # type: ignore[union-attr]
+        latest = self._latest
+        if latest.pop(key, None) is not None:  # re-inserted: the dict keeps arrival order
+            self.coalesced += 1
+        latest[key] = ev
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def _drop_oldest(self, ev: Event) -> None:
+        self.offered += 1
+        if len(self._market) == self.max_market:
+            self.dropped += 1
+        self._market.append(ev)
         if not self._wakeup.is_set():
             self._wakeup.set()
 
