@@ -3,7 +3,7 @@
 The simulator runs as its own process (`kiwoom-engine sim`, generator at the target rate of
 market events, 0B/0C/0D, with `sim.stamp_file` on). In this process, phases in turn (PHASES)
 read that feed and send a market order (1 share, buy then sell) on every Nth trade, N chosen
-for about `--orders-per-s` orders a second (default 100, paced here at up to 1000/s):
+for about `--orders-per-s` orders a second (default 20; paced here at up to 1000/s):
 
 - baseline: a bare KiwoomWebSocket whose callback places the order directly through KiwoomApi
   (no bus, strategy host, risk, journal or OMS) in a task;
@@ -168,7 +168,7 @@ def _client_config(tmp: Path, port: int, every: int, name: str) -> Config:
         f'[kiwoom]\nmode = "sim"\nrest_url = "http://127.0.0.1:{port}"\n'
         f'ws_url = "ws://127.0.0.1:{port}/api/dostk/websocket"\nrevoke_on_exit = false\n'
         # Orders are what is measured: pace them well above the rate asked for (the sim mode's
-        # default pacing, 50/s, would queue them and time the governor).
+        # default pacing, 50/s with bursts of 20, would queue a faster run behind the governor).
         "[kiwoom.rate]\naccount_per_s = 1000.0\naccount_burst = 100\n"
         "order_per_api_per_s = 1000.0\norder_per_api_burst = 100\n"
         f'[daemon]\nsymbols = [{symbols}]\nstate_dir = "{tmp / name}"\n'
@@ -455,8 +455,10 @@ def main() -> None:
     ap.add_argument(
         "--orders-per-s",
         type=float,
-        default=100.0,
-        help="orders a second (one open at a time); the p99s are of 2 x seconds x this samples",
+        default=20.0,
+        help="orders a second (one open at a time; Kiwoom takes about 5): each condition's "
+        "p99 is of about 2 x seconds x this samples. More orders sharpen the p99s but load the "
+        "mirror with account events (QoS 1) far beyond a real account's",
     )
     ap.add_argument(
         "--log-level",
