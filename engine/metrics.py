@@ -225,6 +225,27 @@ class _EngineCollector(Collector):
                 "Seconds since the realtime feed's last frame",
                 value=silent,
             )
+        journal = t.journal.stats()
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_journal_intents",
+            "Orders journaled before their POST",
+            value=journal["intents"],
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_journal_intents_pending",
+            "Intents in the intent log not yet moved into SQLite (moved by every batch)",
+            value=journal["intents_pending"],
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_journal_write_errors",
+            "Journal transactions that failed and were rolled back; alert on any",
+            value=journal["write_errors"],
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_journal_failed_events",
+            "Events the journal could never write (each logged)",
+            value=journal["failed_events"],
+        )
         pnl = GaugeMetricFamily(
             f"{NAMESPACE}_pnl_krw", "Today's profit and loss in KRW", labels=["kind"]
         )

@@ -185,6 +185,11 @@ async def test_metrics_count_events_orders_rejections_and_tick_to_order(
         assert m['kiwoom_engine_events_out_total{consumer="journal"}'] == journal.offered > 0
         assert m['kiwoom_engine_queue_depth{consumer="journal",kind="all"}'] == 0
         assert 'kiwoom_engine_events_dropped_total{consumer="journal",why="overflow"}' in m
+        # The journal's own health: one intent (the oversized order never got that far).
+        assert m["kiwoom_engine_journal_intents_total"] == admin.trader.journal.intents == 1
+        assert m["kiwoom_engine_journal_intents_pending"] == 0
+        assert m["kiwoom_engine_journal_write_errors_total"] == 0
+        assert m["kiwoom_engine_journal_failed_events_total"] == 0
         assert m["kiwoom_engine_event_loop_lag_seconds_count"] > 0
         assert m['kiwoom_engine_trading_state{state="active"}'] == 1
         assert m["kiwoom_engine_feed_live"] == 1
