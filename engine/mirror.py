@@ -11,7 +11,7 @@ events/s. The mirror keeps aiomqtt for what it does well (connecting in an execu
 socket callbacks on our loop, keepalive, the will, TLS, subscriptions, noticing a lost
 connection) and publishes through the paho client underneath it, without waiting:
 - market data (QoS 0) is batched per loop turn: the batch's PUBLISH packets are encoded here
-  (`publish_packet`) and handed to paho's write queue as one buffer, so a batch costs one
+  (`fixed_header`, `topic_header`) and handed to paho's write queue as one buffer, so a batch costs one
   send() instead of one per message, the largest cost left in paho's own publish;
 - QoS 1 messages go through paho's `publish`, which numbers them and tracks their
   acknowledgements; `_ack_loop` collects those from each message's info, and paho's
@@ -140,8 +140,9 @@ class Mirror:
         self._online_seq = 0
         self._stopping = False
         self._snap_last: dict[str, bytes] = {}
+        self._topic_lanes: dict[str, _Lane] = {}
         self._lanes: dict[str, dict[Any, _Lane]] = {r.name: {} for r in ROUTES.values()}
-        """Per market-data route, its topics by the event's topic attributes."""
+        """Per market-data route, the lanes of its topics by the event's topic attributes."""
         self._snap_due = 0.0
         self._snap_wanted = False
         self.connections = 0
@@ -400,7 +401,7 @@ class Mirror:
                 args = route.args(ev)
                 lane = by_args.get(args)
                 if lane is None:
-                    lane = by_args[args] = _Lane(topic_header(self.topics.of(route, ev)))
+                    lane = by_args[args] = self._lane(self.topics.of(route, ev))
                 lane.seq += 1
                 try:
                     payload = route.encode(ev, lane.seq)
@@ -422,6 +423,13 @@ class Mirror:
                 self._spool_append(_Spooled(topic, payload))
         if count and conn is not None:
             self._send_market(conn, market, count)
+
+    def _lane(self, topic: str) -> _Lane:
+        # One per topic, not per route: quotes and books share md/quote/<symbol>, and its seq.
+        lane = self._topic_lanes.get(topic)
+        if lane is None:
+            lane = self._topic_lanes[topic] = _Lane(topic_header(topic))
+        return lane
 
     def _send_market(self, conn: paho.Client, packets: bytearray, count: int) -> None:
         if conn.socket() is None:

@@ -50,8 +50,6 @@ class Route:
     """The attributes named in `path`, in order."""
     args: Callable[[Any], Any]
     """The event's values of `attrs`: one value, or a tuple of them."""
-    cache_topics: bool
-    """Market data: few distinct topics (one per symbol), built once each."""
 
 
 _RENAMED: dict[tuple[type, str], str] = {(ev.RealtimeGeneric, "type"): "realtime_type"}
@@ -71,7 +69,7 @@ def _route(event: type, name: str, qos: int, *path: str) -> Route:
     attrs = tuple(p[1:-1] for p in path if p.startswith("{"))
     args: Callable[[Any], Any] = operator.attrgetter(*attrs) if attrs else (lambda e: ())
     encode = _encoder(name, names, keys)
-    return Route(event, name, qos, path, keys, encode, attrs, args, qos == QOS_MARKET)
+    return Route(event, name, qos, path, keys, encode, attrs, args)
 
 
 def _encoder(
@@ -137,20 +135,11 @@ class Topics:
         self.positions = f"{prefix}/positions"
         self.risk_state = f"{prefix}/risk_state"
         self.commands = {f"{prefix}/cmd/{name}": name for name in COMMANDS}
-        self._cache: dict[str, dict[Any, str]] = {r.name: {} for r in ROUTES.values()}
 
     def of(self, route: Route, event: Any) -> str:
-        """The topic `event` goes to under `route`."""
+        """The topic `event` goes to under `route`. Built each time: the mirror keeps the
+        market-data topics it has built (engine/mirror.py `_Lane`)."""
         args = route.args(event)
-        if route.cache_topics:
-            cache = self._cache[route.name]
-            topic = cache.get(args)
-            if topic is None:
-                topic = cache[args] = self._build(route, args)
-            return topic
-        return self._build(route, args)
-
-    def _build(self, route: Route, args: Any) -> str:
         filled = iter(args if len(route.attrs) > 1 else (args,))
         levels = (topic_level(next(filled)) if p.startswith("{") else p for p in route.path)
         return "/".join((self.prefix, *levels))

@@ -24,7 +24,7 @@ from engine import config
 from engine.bus import EventBus
 from engine.clock import SYSTEM_CLOCK, ManualClock
 from engine.config import MqttConfig
-from engine.events import Exchange, Fill, OrderState, OrderUpdate, Side, Trade
+from engine.events import Exchange, Fill, OrderBook, OrderState, OrderUpdate, Quote, Side, Trade
 from engine.mirror import Mirror, engine_snapshots
 from engine.mirror_schema import ENVELOPE, ROUTES
 from engine.sim.simulator import Simulator
@@ -484,6 +484,25 @@ async def test_market_data_still_flows_through_paho_publish_without_its_write_qu
         await until(lambda: len(sub.heard) == 300)
     assert [h.body["seq"] for h in sub.heard] == list(range(1, 301))
     assert [h.body["price"] for h in sub.heard] == [70_000 + i for i in range(1, 301)]
+
+
+async def test_quotes_and_books_share_their_topic_and_its_seq(broker: Broker) -> None:
+    bus = EventBus(SYSTEM_CLOCK)
+    mirror = Mirror(mqtt_config(broker), bus.attach(Mirror.queue()), SYSTEM_CLOCK, account="x")
+    topic = f"{PREFIX}/md/quote/{SYMBOL}"
+    async with subscribed(broker, f"{PREFIX}/md/#") as sub, running(mirror):
+        await until(lambda: mirror.connected)
+        for i in range(1, 4):
+            bus.publish(Quote(SYMBOL, Exchange.KRX, 70_100 + i, 70_000))
+            # The queue keeps the newest quote and book per symbol: let each reach the broker.
+            await until(lambda i=i: len(sub.on(topic)) == 2 * i - 1)
+            bus.publish(
+                OrderBook(SYMBOL, Exchange.KRX, 90000, ((70_100, i),), ((70_000, 1),), i, 1)
+            )
+            await until(lambda i=i: len(sub.on(topic)) == 2 * i)
+    heard = sub.on(topic)
+    assert [b["type"] for b in heard] == ["quote", "book"] * 3
+    assert [b["seq"] for b in heard] == list(range(1, 7))
 
 
 def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
