@@ -226,26 +226,8 @@ class _EngineCollector(Collector):
                 value=silent,
             )
         journal = t.journal.stats()
-        yield CounterMetricFamily(
-            f"{NAMESPACE}_journal_intents",
-            "Orders journaled before their POST",
-            value=journal["intents"],
-        )
-        yield GaugeMetricFamily(
-            f"{NAMESPACE}_journal_intents_pending",
-            "Intents in the intent log not yet moved into SQLite (moved by every batch)",
-            value=journal["intents_pending"],
-        )
-        yield CounterMetricFamily(
-            f"{NAMESPACE}_journal_write_errors",
-            "Journal transactions that failed and were rolled back; alert on any",
-            value=journal["write_errors"],
-        )
-        yield CounterMetricFamily(
-            f"{NAMESPACE}_journal_failed_events",
-            "Events the journal could never write (each logged)",
-            value=journal["failed_events"],
-        )
+        for kind, name, doc in _JOURNAL_FIGURES:
+            yield kind(f"{NAMESPACE}_journal_{name}", doc, value=journal[name])
         pnl = GaugeMetricFamily(
             f"{NAMESPACE}_pnl_krw", "Today's profit and loss in KRW", labels=["kind"]
         )
@@ -257,6 +239,25 @@ class _EngineCollector(Collector):
             "The event loop's current lateness (see event_loop_lag_seconds)",
             value=self.loop.stalled_s(),
         )
+
+
+_JOURNAL_FIGURES: tuple[
+    tuple[type[CounterMetricFamily] | type[GaugeMetricFamily], str, str], ...
+] = (
+    (CounterMetricFamily, "intents", "Orders journaled before their POST"),
+    (
+        GaugeMetricFamily,
+        "intents_pending",
+        "Intents in the intent log not yet moved into SQLite (moved by every batch)",
+    ),
+    (
+        CounterMetricFamily,
+        "write_errors",
+        "Journal transactions that failed and were rolled back; alert on any",
+    ),
+    (CounterMetricFamily, "failed_events", "Events the journal could never write (each logged)"),
+)
+"""(kind, the key in Journal.stats(), help) of the journal's figures."""
 
 
 def _labelled(
