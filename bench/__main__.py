@@ -27,6 +27,7 @@ BENCHES = (
     "rest_overhead",
     "codec",
     "feed_rate",
+    "ws_compression",
     "journal_intent",
     "mirror",
     "tick_to_order",

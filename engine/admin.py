@@ -107,6 +107,7 @@ class AdminServer:
                 "url": self.urls.get("ws", ""),
                 "live": self.feed.connected,
                 "silent_s": self.feed.silent_s,
+                "compressed": self.feed.compressed,
                 "sessions": self.feed.sessions,
                 "reconnects": max(0, self.feed.sessions - 1),
             },

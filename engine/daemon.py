@@ -388,6 +388,7 @@ async def _start(
             connect_timeout_s=cfg.kiwoom.connect_timeout_s,
             stale_after_s=cfg.ws_stale_s,
             stale_grace_s=cfg.kiwoom.ws_stale_grace_s,
+            compression=cfg.kiwoom.ws_compression,
             sequence=trader.bus.next_seq,
         )
         admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)

@@ -49,6 +49,9 @@ class FeedView(Protocol):
     @property
     def silent_s(self) -> float | None: ...
 
+    @property
+    def compressed(self) -> bool | None: ...
+
     sessions: int
     held_dropped: int
 

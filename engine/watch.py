@@ -123,6 +123,7 @@ async def _stream(
             connect_timeout_s=config.kiwoom.connect_timeout_s,
             stale_after_s=config.ws_stale_s,
             stale_grace_s=config.kiwoom.ws_stale_grace_s,
+            compression=config.kiwoom.ws_compression,
         )
         try:
             await ws.start()

@@ -13,7 +13,7 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
@@ -94,6 +94,7 @@ class KiwoomWebSocket:
         ack_timeout_s: float = 10.0,
         stale_after_s: float = 45.0,
         stale_grace_s: float = 10.0,
+        compression: bool = True,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         stable_after_s: float = 10.0,
@@ -111,6 +112,7 @@ class KiwoomWebSocket:
         self._sequence = sequence
         self._time_ns = clock.time_ns
         self._recorder = recorder
+        self._compression: Literal["deflate"] | None = "deflate" if compression else None
         self._connect_timeout_s = connect_timeout_s
         self._login_timeout_s = login_timeout_s
         self._ack_timeout_s = ack_timeout_s
@@ -159,6 +161,15 @@ class KiwoomWebSocket:
     def stale(self) -> bool:
         """True while the session is up but silent for stale_after_s (see FeedStale)."""
         return self._state is FeedState.STALE
+
+    @property
+    def compressed(self) -> bool | None:
+        """Whether the current session's frames come deflated (`compression` offered and the
+        server took it); None with no session."""
+        conn = self._conn
+        if conn is None:
+            return None
+        return any(e.name == "permessage-deflate" for e in conn.protocol.extensions)
 
     @property
     def silent_s(self) -> float | None:
@@ -360,6 +371,7 @@ class KiwoomWebSocket:
                 ping_interval=None,  # Kiwoom keeps the line alive with its own PING frames
                 max_size=2**24,
                 close_timeout=2.0,
+                compression=self._compression,
             )
         except InvalidURI as exc:
             raise TransportError(f"bad WebSocket URL: {exc}") from exc

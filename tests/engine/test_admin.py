@@ -208,6 +208,7 @@ async def test_status_and_the_kill_switch(sim: Simulator, tmp_path: Path) -> Non
         assert st["mode"] == "sim"
         assert st["trading_state"] == "active"
         assert st["connections"]["feed"]["live"] is True
+        assert st["connections"]["feed"]["compressed"] is True  # kiwoom.ws_compression default
         assert st["connections"]["rest"]["url"] == sim.rest_url
         assert st["limits"]["max_order_qty"] == admin.trader.cfg.risk.max_order_qty
         assert "portfolio" in st

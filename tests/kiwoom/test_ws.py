@@ -634,3 +634,17 @@ async def test_frames_are_recorded_for_replay(env: Env, tmp_path: Path) -> None:
     kinds = [decode_frame(f.frame).kind.value for f in frames]
     assert kinds[:4] == ["SYSTEM", "LOGIN", "REG", "REAL"]
     assert all(f.ts > 1e9 for f in frames)
+
+
+@pytest.mark.parametrize("offered", [True, False])
+async def test_compression_is_offered_as_configured_and_events_arrive_either_way(
+    env: Env, offered: bool
+) -> None:
+    ws = env.client(compression=offered)
+    assert ws.compressed is None
+    await ws.start()
+    assert ws.compressed is offered  # the simulator (aiohttp) takes deflate when offered
+    await ws.subscribe(["0B"], ["005930"])
+    env.rt.publish(trade_entry("005930"))
+    await until(lambda: len(env.of(Trade)) == 1)
+    assert env.of(Trade)[0].price == 70_000
