@@ -165,8 +165,9 @@ class KiwoomConfig:
     ws_compression: bool = True
     """Offer permessage-deflate (RFC 7692) on the realtime connection; the server may decline.
     Against the simulator at 20k events/s (bench/ws_compression.py): 1.9 MB/s deflated
-    against 18.3 MB/s plain, for 1.1-2.1 us more client CPU per event (1.08-1.15x). Off: for a
-    client short of CPU on a fast link, or a server whose deflate misbehaves."""
+    against 18.3 MB/s plain, for 0.6-2.1 us more client CPU per event (1.04-1.15x, four
+    runs). Off: for a client short of CPU on a fast link, or a server whose deflate
+    misbehaves."""
     token_refresh_margin_s: float = field(default=300.0, metadata=_range(0, 43_200))
     """Renew the token this long before it expires (a token lives about 18 hours; the margin
     is capped at half of what is left anyway)."""

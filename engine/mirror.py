@@ -11,8 +11,8 @@ events/s. The mirror keeps aiomqtt for what it does well (connecting in an execu
 socket callbacks on our loop, keepalive, the will, TLS, subscriptions, noticing a lost
 connection) and publishes through the paho client underneath it, without waiting:
 - market data (QoS 0) is batched per loop turn: the batch's PUBLISH packets are encoded here
-  (`fixed_header`, `topic_header`) and handed to paho's write queue as one buffer, so a batch costs one
-  send() instead of one per message, the largest cost left in paho's own publish;
+  (`fixed_header`, `topic_header`) and handed to paho's write queue as one buffer, so a batch
+  costs one send() instead of one per message, the largest cost left in paho's own publish;
 - QoS 1 messages go through paho's `publish`, which numbers them and tracks their
   acknowledgements; `_ack_loop` collects those from each message's info, and paho's
   per-message publish callback is switched off (aiomqtt's `publish`, which needs it, is never
@@ -396,7 +396,8 @@ class Mirror:
                     self.dropped_offline += 1
                     continue
                 # Market data, most of what passes here: the topic's packet header and seq
-                # come from one lookup; the packet goes straight into the batch's buffer.
+                # come from its lane, found by the event's topic attributes; the packet goes
+                # straight into the batch's buffer.
                 by_args = lanes[route.name]
                 args = route.args(ev)
                 lane = by_args.get(args)
