@@ -192,7 +192,7 @@ class _EngineCollector(Collector):
         yield _labelled(
             GaugeMetricFamily,
             "orders",
-            "This session's orders by state",
+            "Orders by state: today's, and any still open from the days before",
             "state",
             t.oms.counts_by_state(),
         )

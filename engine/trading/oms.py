@@ -137,10 +137,14 @@ class OrderManager:
         self.id_prefix = id_prefix
         self._on_unknown = on_unknown or (lambda: None)
         self.orders: dict[str, Order] = {}
-        """Every order of the session, by client id (ended ones too: strategies hold them)."""
+        """The orders of today and those still open from before, by client id (ended ones
+        too until the day rolls: strategies and status read them)."""
         self._open: dict[str, Order] = {}
         """The orders not yet ended: what risk and matching scan, so they stay cheap."""
         self.by_order_no: dict[str, Order] = {}
+        self._day = risk.trading_day()
+        """The trading day `by_order_no`'s numbers belong to: Kiwoom numbers orders again from
+        the start each day, so a number is only ever looked up in its own day."""
         self._next = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancel_after_ack: set[str] = set()
@@ -157,9 +161,32 @@ class OrderManager:
         self._next += 1
         return f"{self.id_prefix}{self._next}"
 
+    def roll_day(self) -> None:
+        """At the first call of a new trading day: forget the order numbers of the days before
+        (today's 0000001 is not yesterday's) and the orders that ended then (a process that
+        runs for weeks would keep them all). Orders still open stay, numbers and all; the
+        next day's notices and reconciliation cannot reach them by number. Every path that
+        adds a number or an order calls this first."""
+        day = self.risk.trading_day()
+        if day == self._day:
+            return
+        previous, self._day = self._day, day
+        self.by_order_no.clear()
+        ended = [cid for cid, o in self.orders.items() if not o.is_open]
+        for cid in ended:
+            del self.orders[cid]
+        log.info(
+            "oms_day_rolled",
+            previous_day=previous,
+            day=day,
+            ended_forgotten=len(ended),
+            open_kept=[o.client_id for o in self._open.values()],
+        )
+
     def submit(self, req: OrderRequest, strategy: str | None) -> Order:
         """Risk-check `req`, journal its intent and send it. Returns the order at once: state
         SUBMITTING, or REJECTED with the reason code when a check (or shutdown) refused it."""
+        self.roll_day()
         order = Order(
             client_id=self.next_client_id(),
             strategy=strategy,
@@ -362,6 +389,7 @@ class OrderManager:
     def on_execution(self, ev: OrderExecution) -> None:
         """Apply one 00 notice: learn a number, count a fill, end an order. Idempotent: a
         notice seen twice changes nothing the second time."""
+        self.roll_day()
         order = self.by_order_no.get(ev.order_no)
         if order is None and ev.orig_order_no:
             order = self.by_order_no.get(ev.orig_order_no)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.clock import KST, ManualClock
 from engine.events import (
     Exchange,
     OrderExecution,
@@ -24,6 +26,7 @@ from engine.events import (
 from engine.sim.simulator import Simulator
 from engine.trading import krx
 from engine.trading.orders import Order
+from engine.trading.risk import RiskEngine
 from tests.engine.conftest import (
     SYMBOL,
     Tape,
@@ -218,6 +221,37 @@ async def test_notices_for_an_order_the_engine_did_not_place_track_it_as_externa
         assert strat.fills == []
         assert [f.strategy for f in tape.fills("9000001")] == [None, None]
         assert_lawful(tape.updates(ext.client_id))
+
+
+async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Kiwoom numbers orders from the start again each day. A risk engine on a clock the test
+    # moves, wired in as in test_risk_checks: the engine's trading day follows it.
+    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
+    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+        oms = trader.oms
+        clock = ManualClock(datetime.now(KST))
+        oms.risk = trader.risk = RiskEngine(trader.cfg.risk, clock, check_session_hours=False)
+        strat = trader.host.by_name["s"].instance
+        yesterday = strat.buy(SYMBOL, 1, None)
+        await until(lambda: yesterday.state is S.FILLED, 10)
+        no = yesterday.order_no
+        assert no is not None
+        assert oms.by_order_no[no] is yesterday
+
+        clock.advance(86_400)
+        # Today's first notice carries yesterday's number: another order (placed elsewhere).
+        trader.bus.publish(notice(order_no=no))
+        today = oms.by_order_no[no]
+        assert today is not yesterday
+        assert (today.external, today.state) == (True, S.ACCEPTED)
+        assert today.client_id == f"X{clock.now().strftime('%Y%m%d')}-{no}"
+        assert oms.stats.external_orders == 1
+        assert (yesterday.state, yesterday.filled_qty) == (S.FILLED, 1)
+        # The ended order of the day before is forgotten; the strategy still holds it.
+        assert yesterday.client_id not in oms.orders
+        assert oms.counts_by_state() == {"accepted": 1}
 
 
 @pytest.mark.parametrize("push_first", [False, True], ids=["ack_first", "push_first"])
