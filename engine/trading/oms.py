@@ -145,6 +145,9 @@ class OrderManager:
         self._day = risk.trading_day()
         """The trading day `by_order_no`'s numbers belong to: Kiwoom numbers orders again from
         the start each day, so a number is only ever looked up in its own day."""
+        self._carried: set[str] = set()
+        """Client ids of the orders that were open when the day rolled: nothing of a later
+        day (a notice, a reconciliation) is matched to them."""
         self._next = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancel_after_ack: set[str] = set()
@@ -164,9 +167,12 @@ class OrderManager:
     def roll_day(self) -> None:
         """At the first call of a new trading day: forget the order numbers of the days before
         (today's 0000001 is not yesterday's) and the orders that ended then (a process that
-        runs for weeks would keep them all). Orders still open stay, numbers and all; the
-        next day's notices and reconciliation cannot reach them by number. Every path that
-        adds a number or an order calls this first."""
+        runs for weeks would keep them all). Every path that adds a number or an order calls
+        this first.
+
+        Orders still open are carried over as they are, and nothing of the new day is matched
+        to them: the new day's lists hold other orders under their numbers. What became of
+        them is the broker's list of their own day; the log names them for the operator."""
         day = self.risk.trading_day()
         if day == self._day:
             return
@@ -175,13 +181,19 @@ class OrderManager:
         ended = [cid for cid, o in self.orders.items() if not o.is_open]
         for cid in ended:
             del self.orders[cid]
-        log.info(
+        self._carried = set(self._open)
+        log_at = log.warning if self._carried else log.info
+        log_at(
             "oms_day_rolled",
             previous_day=previous,
             day=day,
             ended_forgotten=len(ended),
-            open_kept=[o.client_id for o in self._open.values()],
+            carried_over=sorted(self._carried),
         )
+
+    def carried_over(self, order: Order) -> bool:
+        """Whether `order` was open when a day rolled (see `roll_day`)."""
+        return order.client_id in self._carried
 
     def submit(self, req: OrderRequest, strategy: str | None) -> Order:
         """Risk-check `req`, journal its intent and send it. Returns the order at once: state
@@ -296,6 +308,11 @@ class OrderManager:
     def cancel(self, order: Order) -> None:
         """Ask the broker to cancel what is open of `order`. Never risk-checked. An order
         still waiting for its number is cancelled as soon as the number comes."""
+        self.roll_day()
+        if self.carried_over(order):
+            # Its number names another order today: a cancel would reach that one.
+            log.warning("cancel_refused_carried_over", client_id=order.client_id)
+            return
         if order.state in (S.SUBMITTING, S.UNKNOWN, S.NEW):
             self._cancel_after_ack.add(order.client_id)
             return
@@ -327,7 +344,12 @@ class OrderManager:
         open quantity: Kiwoom amends part of an order by leaving the rest at the old price
         under the old number, which one order here cannot follow (to reduce, cancel and place
         anew). Raises ValueError for a market order, an order with nothing open, a bad price,
-        or another qty."""
+        or another qty, or an order carried over from a day before (see `roll_day`)."""
+        self.roll_day()
+        if self.carried_over(order):
+            raise ValueError(
+                f"order {order.client_id} is from a day before: its number names another order"
+            )
         if order.price is None:
             raise ValueError("a market order cannot be modified")
         for name, value in (("qty", qty), ("price", price)):
@@ -412,6 +434,7 @@ class OrderManager:
         for order in self._open.values():
             if (
                 order.order_no is None
+                and order.client_id not in self._carried
                 and order.state in (S.SUBMITTING, S.UNKNOWN)
                 and order.symbol == ev.symbol
                 and order.side is ev.side

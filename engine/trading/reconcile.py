@@ -89,7 +89,9 @@ class Reconciler:
         unclaimed = [
             r for r in history if r.order_no not in oms.by_order_no and not r.original_order_no
         ]
-        targets = [o for o in oms.open_orders() if o.state is not S.SUBMITTING]
+        targets = [
+            o for o in oms.open_orders() if o.state is not S.SUBMITTING and not oms.carried_over(o)
+        ]
         for order in sorted(targets, key=lambda o: o.created_ns):
             if not order.order_nos:
                 row = _claim(order, unclaimed)

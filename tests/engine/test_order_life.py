@@ -229,7 +229,11 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
     # Kiwoom numbers orders from the start again each day. A risk engine on a clock the test
     # moves, wired in as in test_risk_checks: the engine's trading day follows it.
     sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+    async with running_engine(sim, tmp_path / "state", (sc,), fat_finger_bp=5_000) as (
+        trader,
+        _ws,
+        _api,
+    ):
         oms = trader.oms
         clock = ManualClock(datetime.now(KST))
         oms.risk = trader.risk = RiskEngine(trader.cfg.risk, clock, check_session_hours=False)
@@ -239,6 +243,9 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
         no = yesterday.order_no
         assert no is not None
         assert oms.by_order_no[no] is yesterday
+        low = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
+        resting = strat.buy(SYMBOL, 1, low)  # rests below the market: still open at the roll
+        await until(lambda: resting.state is S.ACCEPTED, 10)
 
         clock.advance(86_400)
         # Today's first notice carries yesterday's number: another order (placed elsewhere).
@@ -251,7 +258,24 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
         assert (yesterday.state, yesterday.filled_qty) == (S.FILLED, 1)
         # The ended order of the day before is forgotten; the strategy still holds it.
         assert yesterday.client_id not in oms.orders
-        assert oms.counts_by_state() == {"accepted": 1}
+        assert oms.counts_by_state() == {"accepted": 2}  # today's external, yesterday's open
+
+        # The order still open from yesterday is carried over: its number names another
+        # order today, so no cancel or amend goes out for it, and the new day's books are not
+        # matched to it.
+        assert oms.carried_over(resting)
+        cancels = len([o for o in sim.exchange.orders() if o.action != "new"])
+        strat.cancel(resting)
+        with pytest.raises(ValueError, match="from a day before"):
+            oms.modify(resting, price=low + krx.tick_size(low))
+        assert len([o for o in sim.exchange.orders() if o.action != "new"]) == cancels
+        # Cancelled at the broker all the same (here: the simulator, which keeps numbering):
+        # the new day's list shows its number cancelled, and reconciliation must not take
+        # that row for this order; nor the 00 notices, which name a number of today.
+        assert resting.order_no is not None
+        sim.exchange.cancel(resting.order_no, SYMBOL, 0)
+        await trader.reconciler.run()
+        assert resting.state is S.ACCEPTED
 
 
 @pytest.mark.parametrize("push_first", [False, True], ids=["ack_first", "push_first"])
