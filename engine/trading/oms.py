@@ -142,9 +142,7 @@ class OrderManager:
         self._open: dict[str, Order] = {}
         """The orders not yet ended: what risk and matching scan, so they stay cheap."""
         self.by_order_no: dict[str, Order] = {}
-        self._day = risk.trading_day()
-        """The trading day `by_order_no`'s numbers belong to: Kiwoom numbers orders again from
-        the start each day, so a number is only ever looked up in its own day."""
+        risk.on_new_day.append(self.new_day)
         self._carried: set[str] = set()
         """Client ids of the orders that were open when the day rolled: nothing of a later
         day (a notice, a reconciliation) is matched to them."""
@@ -164,19 +162,16 @@ class OrderManager:
         self._next += 1
         return f"{self.id_prefix}{self._next}"
 
-    def roll_day(self) -> None:
-        """At the first call of a new trading day: forget the order numbers of the days before
-        (today's 0000001 is not yesterday's) and the orders that ended then (a process that
-        runs for weeks would keep them all). Every path that adds a number or an order calls
-        this first.
+    def new_day(self) -> None:
+        """Called by the risk engine as it rolls into a new KST day (`RiskEngine.on_new_day`):
+        forget the order numbers of the days before (Kiwoom numbers orders again from the
+        start each day: today's 0000001 is not yesterday's) and the orders that ended then (a
+        process that runs for weeks would keep them all). Every path that looks a number up
+        asks the risk engine to roll first; a new order is risk-checked, which rolls.
 
         Orders still open are carried over as they are, and nothing of the new day is matched
         to them: the new day's lists hold other orders under their numbers. What became of
         them is the broker's list of their own day; the log names them for the operator."""
-        day = self.risk.trading_day()
-        if day == self._day:
-            return
-        previous, self._day = self._day, day
         self.by_order_no.clear()
         ended = [cid for cid, o in self.orders.items() if not o.is_open]
         for cid in ended:
@@ -185,20 +180,18 @@ class OrderManager:
         log_at = log.warning if self._carried else log.info
         log_at(
             "oms_day_rolled",
-            previous_day=previous,
-            day=day,
+            day=self.risk.trading_day(),
             ended_forgotten=len(ended),
             carried_over=sorted(self._carried),
         )
 
     def carried_over(self, order: Order) -> bool:
-        """Whether `order` was open when a day rolled (see `roll_day`)."""
+        """Whether `order` was open when a day rolled (see `new_day`)."""
         return order.client_id in self._carried
 
     def submit(self, req: OrderRequest, strategy: str | None) -> Order:
         """Risk-check `req`, journal its intent and send it. Returns the order at once: state
         SUBMITTING, or REJECTED with the reason code when a check (or shutdown) refused it."""
-        self.roll_day()
         order = Order(
             client_id=self.next_client_id(),
             strategy=strategy,
@@ -308,7 +301,7 @@ class OrderManager:
     def cancel(self, order: Order) -> None:
         """Ask the broker to cancel what is open of `order`. Never risk-checked. An order
         still waiting for its number is cancelled as soon as the number comes."""
-        self.roll_day()
+        self.risk.roll_day()
         if self.carried_over(order):
             # Its number names another order today: a cancel would reach that one.
             log.warning("cancel_refused_carried_over", client_id=order.client_id)
@@ -344,8 +337,8 @@ class OrderManager:
         open quantity: Kiwoom amends part of an order by leaving the rest at the old price
         under the old number, which one order here cannot follow (to reduce, cancel and place
         anew). Raises ValueError for a market order, an order with nothing open, a bad price,
-        or another qty, or an order carried over from a day before (see `roll_day`)."""
-        self.roll_day()
+        or another qty, or an order carried over from a day before (see `new_day`)."""
+        self.risk.roll_day()
         if self.carried_over(order):
             raise ValueError(
                 f"order {order.client_id} is from a day before: its number names another order"
@@ -411,7 +404,7 @@ class OrderManager:
     def on_execution(self, ev: OrderExecution) -> None:
         """Apply one 00 notice: learn a number, count a fill, end an order. Idempotent: a
         notice seen twice changes nothing the second time."""
-        self.roll_day()
+        self.risk.roll_day()
         order = self.by_order_no.get(ev.order_no)
         if order is None and ev.orig_order_no:
             order = self.by_order_no.get(ev.orig_order_no)

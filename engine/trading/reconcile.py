@@ -74,7 +74,7 @@ class Reconciler:
 
     def _orders(self, history: Sequence[OrderRecord], live: set[str]) -> tuple[int, int]:
         oms = self.oms
-        oms.roll_day()  # today's history: numbers must not meet the days before's
+        oms.risk.roll_day()  # today's history: numbers must not meet the days before's
         rows = {r.order_no: r for r in history}
         changed = 0
         # Amends and cancels of numbers we know belong to the same order.

@@ -9,7 +9,7 @@ guard and the day's counters (orders sent, realised PnL), which the journal pers
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -161,6 +161,9 @@ class RiskEngine:
         self._sent_times: deque[float] = deque()
         self._recent: dict[tuple[str | None, str, Side, int, int | None], float] = {}
         self._day = self._today()
+        self.on_new_day: list[Callable[[], None]] = []
+        """Called when a call on the first moment of a new KST day rolls the counters (the OMS
+        then forgets the order numbers of the days before, which Kiwoom gives out again)."""
         self._orders_sent = 0
         self._realized_pnl = 0
         self._rejected = 0
@@ -183,7 +186,7 @@ class RiskEngine:
         """
         if req.qty < 1:
             raise ValueError(f"qty must be >= 1, got {req.qty}")
-        self._roll_day()
+        self.roll_day()
         rejection = self._check(req, strategy, view, exchange)
         if rejection is not None:
             self._rejected += 1
@@ -302,7 +305,7 @@ class RiskEngine:
 
     def record_sent(self, req: OrderRequest, strategy: str | None) -> None:
         """Count an order that is going out: rate windows, duplicate guard, daily counter."""
-        self._roll_day()
+        self.roll_day()
         now_m = self._clock.monotonic()
         self._expire(now_m)
         self._sent_times.append(now_m)
@@ -359,7 +362,7 @@ class RiskEngine:
     def add_realized_pnl(self, pnl: int) -> TradingStateChanged | None:
         """Add realised PnL (KRW, after fees and tax; a loss is negative). Returns the move to
         HALTED when the day's loss reaches `daily_loss_limit`, else None."""
-        self._roll_day()
+        self.roll_day()
         self._realized_pnl += pnl
         return self._halt_on_loss()
 
@@ -376,12 +379,13 @@ class RiskEngine:
 
     def trading_day(self) -> str:
         """The KST date, "YYYYMMDD", that the counters belong to."""
-        self._roll_day()
+        self.roll_day()
         return self._day.strftime("%Y%m%d")
 
-    def _roll_day(self) -> None:
-        # Counters belong to one KST calendar day and start again at midnight. A HALT is not
-        # lifted by the new day: a person resumes after a daily-loss halt.
+    def roll_day(self) -> None:
+        """Start a new day's counters if the KST date changed since the last call, and tell
+        `on_new_day`. Counters belong to one KST calendar day and start again at midnight. A
+        HALT is not lifted by the new day: a person resumes after a daily-loss halt."""
         today = self._today()
         if today == self._day:
             return
@@ -396,10 +400,12 @@ class RiskEngine:
         self._orders_sent = 0
         self._realized_pnl = 0
         self._rejected = 0
+        for new_day in self.on_new_day:
+            new_day()
 
     def counters(self) -> dict[str, int]:
         """The day's counters, to persist with `trading_day()`."""
-        self._roll_day()
+        self.roll_day()
         return {
             "orders_sent": self._orders_sent,
             "realized_pnl": self._realized_pnl,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,10 @@ from engine.events import (
     OrderUpdate,
     Side,
 )
+from engine.kiwoom.api import KiwoomApi
+from engine.kiwoom.ws import KiwoomWebSocket
 from engine.sim.simulator import Simulator
+from engine.trader import Trader
 from engine.trading import krx
 from engine.trading.orders import Order
 from engine.trading.risk import RiskEngine
@@ -61,6 +65,14 @@ async def sim() -> AsyncIterator[Simulator]:
         yield s
 
 
+def quiet_engine(
+    sim: Simulator, tmp_path: Path, **risk: Any
+) -> AbstractAsyncContextManager[tuple[Trader, KiwoomWebSocket, KiwoomApi]]:
+    """The engine on `sim`, running one strategy, "s" (`Quiet`), with `risk` limits."""
+    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
+    return running_engine(sim, tmp_path / "state", (sc,), **risk)
+
+
 def notice(**kw: Any) -> OrderExecution:
     """A 00 notice as the codec builds it; defaults to a new buy of 10 at 60,000, accepted."""
     base: dict[str, Any] = {
@@ -95,8 +107,7 @@ def notice(**kw: Any) -> OrderExecution:
 async def test_late_and_replayed_notices_never_move_a_filled_order_back(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+    async with quiet_engine(sim, tmp_path) as (trader, _ws, _api):
         tape = Tape(trader)
         strat = trader.host.by_name["s"].instance
         order = strat.buy(SYMBOL, 1, None)
@@ -143,12 +154,7 @@ async def test_late_and_replayed_notices_never_move_a_filled_order_back(
 async def test_a_fill_for_a_cancelled_order_is_an_illegal_transition_and_refused(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    async with running_engine(sim, tmp_path / "state", (sc,), fat_finger_bp=5_000) as (
-        trader,
-        _ws,
-        _api,
-    ):
+    async with quiet_engine(sim, tmp_path, fat_finger_bp=5_000) as (trader, _ws, _api):
         tape = Tape(trader)
         strat = trader.host.by_name["s"].instance
         lower = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
@@ -186,8 +192,7 @@ async def test_a_fill_for_a_cancelled_order_is_an_illegal_transition_and_refused
 async def test_notices_for_an_order_the_engine_did_not_place_track_it_as_external(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+    async with quiet_engine(sim, tmp_path) as (trader, _ws, _api):
         tape = Tape(trader)
         strat = trader.host.by_name["s"].instance
         held = trader.portfolio.position_qty(SYMBOL)
@@ -228,15 +233,12 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
 ) -> None:
     # Kiwoom numbers orders from the start again each day. A risk engine on a clock the test
     # moves, wired in as in test_risk_checks: the engine's trading day follows it.
-    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    async with running_engine(sim, tmp_path / "state", (sc,), fat_finger_bp=5_000) as (
-        trader,
-        _ws,
-        _api,
-    ):
+    async with quiet_engine(sim, tmp_path, fat_finger_bp=5_000) as (trader, _ws, _api):
         oms = trader.oms
         clock = ManualClock(datetime.now(KST))
+        assert oms.new_day in trader.risk.on_new_day  # the engine's own is wired at start
         oms.risk = trader.risk = RiskEngine(trader.cfg.risk, clock, check_session_hours=False)
+        oms.risk.on_new_day.append(oms.new_day)
         strat = trader.host.by_name["s"].instance
         yesterday = strat.buy(SYMBOL, 1, None)
         await until(lambda: yesterday.state is S.FILLED, 10)
@@ -282,8 +284,7 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
 async def test_an_order_ends_the_same_whichever_of_its_answer_and_its_00_comes_first(
     sim: Simulator, tmp_path: Path, push_first: bool
 ) -> None:
-    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, api):
+    async with quiet_engine(sim, tmp_path) as (trader, _ws, api):
         sim.state.faults.order_push_first = push_first
         tape = Tape(trader)
         strat = trader.host.by_name["s"].instance

@@ -529,8 +529,13 @@ def test_counters_reset_at_midnight_kst() -> None:
     assert risk.trading_day() == "20260106"
     clock.advance(0.5)
     assert risk.counters()["orders_sent"] == 1
+    days: list[str] = []
+    risk.on_new_day.append(lambda: days.append(risk.trading_day()))
     clock.advance(0.5)  # 00:00:00 KST on the 7th (15:00 UTC on the 6th)
+    assert days == []  # told by the first call of the new day, not by the clock
     assert risk.trading_day() == "20260107"
+    risk.roll_day()
+    assert days == ["20260107"]  # once
     assert risk.counters() == {"orders_sent": 0, "realized_pnl": 0, "rejected": 0}
     # Yesterday's loss no longer counts towards today's limit.
     assert risk.add_realized_pnl(-900_000) is None
