@@ -70,13 +70,7 @@ async def _phase(cfg: Config, compressed: bool, seconds: float, count: ByteCount
         events += 1
 
     async with KiwoomRest(cfg) as rest:
-        ws = KiwoomWebSocket(
-            cfg.ws_url,
-            rest.tokens.token,
-            rest.tokens.invalidate,
-            on_event=on_event,
-            compression=compressed,
-        )
+        ws = KiwoomWebSocket.from_config(cfg, rest, on_event, compression=compressed)
         await ws.start()
         try:
             await ws.subscribe(cfg.daemon.realtime_types, cfg.daemon.symbols)

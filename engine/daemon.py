@@ -378,18 +378,8 @@ async def _start(
         if cfg.daemon.record:
             recorder = FrameRecorder(cfg.daemon.record, clock)
             stack.callback(recorder.close)
-        ws = KiwoomWebSocket(
-            cfg.ws_url,
-            rest.tokens.token,
-            rest.tokens.invalidate,
-            clock,
-            trader.on_event,
-            recorder=recorder,
-            connect_timeout_s=cfg.kiwoom.connect_timeout_s,
-            stale_after_s=cfg.ws_stale_s,
-            stale_grace_s=cfg.kiwoom.ws_stale_grace_s,
-            compression=cfg.kiwoom.ws_compression,
-            sequence=trader.bus.next_seq,
+        ws = KiwoomWebSocket.from_config(
+            cfg, rest, trader.on_event, clock, recorder=recorder, sequence=trader.bus.next_seq
         )
         admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)
         flushers = await _start_mirror(cfg, stack, clock, trader, admin)

@@ -115,16 +115,7 @@ async def _stream(
             done.set()
 
     async with KiwoomRest(config, revoke_on_close=False) as rest:
-        ws = KiwoomWebSocket(
-            config.ws_url,
-            rest.tokens.token,
-            rest.tokens.invalidate,
-            on_event=on_event,
-            connect_timeout_s=config.kiwoom.connect_timeout_s,
-            stale_after_s=config.ws_stale_s,
-            stale_grace_s=config.kiwoom.ws_stale_grace_s,
-            compression=config.kiwoom.ws_compression,
-        )
+        ws = KiwoomWebSocket.from_config(config, rest, on_event)
         try:
             await ws.start()
             await ws.subscribe([rt_type], items)

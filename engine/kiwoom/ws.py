@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.config import Config
 from engine.events import (
     Balance,
     Disconnected,
@@ -33,6 +34,7 @@ from engine.kiwoom.codec import CodecStats, FrameKind, FrameResult, decode_frame
 from engine.kiwoom.errors import KiwoomError, TransportError
 from engine.kiwoom.liveness import FeedState, Liveness, Verdict
 from engine.kiwoom.recorder import FrameRecorder
+from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.wsproto import (
     Handshake,
     LoginError,
@@ -145,6 +147,27 @@ class KiwoomWebSocket:
         # Events of a session that is not announced yet (None: deliver at once).
         self._hold: list[Event] | None = None
         self._last_token = ""
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Config,
+        rest: KiwoomRest,
+        on_event: EventCallback,
+        clock: Clock = SYSTEM_CLOCK,
+        **extra: Any,
+    ) -> KiwoomWebSocket:
+        """The feed `cfg` describes, on `rest`'s tokens: the one place the `[kiwoom]` feed
+        settings become arguments. `extra` adds or overrides arguments (a recorder, the
+        bus's sequence)."""
+        args: dict[str, Any] = {
+            "connect_timeout_s": cfg.kiwoom.connect_timeout_s,
+            "stale_after_s": cfg.ws_stale_s,
+            "stale_grace_s": cfg.kiwoom.ws_stale_grace_s,
+            "compression": cfg.kiwoom.ws_compression,
+        }
+        args.update(extra)
+        return cls(cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, clock, on_event, **args)
 
     # --- public API --------------------------------------------------------------------------
 
