@@ -10,9 +10,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 KST = timezone(timedelta(hours=9), "KST")
+
+
+def parse_day(text: str) -> date:
+    """A "YYYY-MM-DD" date; raises ValueError for anything else. (Here, not in the trading
+    calendar, so the configuration can check dates without importing engine.trading.)"""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError(f"expected YYYY-MM-DD, got {text!r}")
+    return date.fromisoformat(text)
 
 
 class Clock:

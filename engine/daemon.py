@@ -360,7 +360,7 @@ async def _start(
             daemon=dataclasses.replace(cfg.daemon, state_dir=str(sim_state)),
         )
     try:
-        rest = KiwoomRest(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
+        rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
         notifier.status("starting: reading the journal")

@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import RateConfig
+from engine.kiwoom.settings import GovernorSettings
 
 ORDER_PRIORITY = 0
 QUERY_PRIORITY = 1
@@ -86,16 +86,10 @@ class Governor:
     `acquire()` blocks until the call may go; it never raises except CancelledError.
     """
 
-    def __init__(self, rate: RateConfig, clock: Clock = SYSTEM_CLOCK) -> None:
-        if (
-            rate.account_per_s is None
-            or rate.per_api_per_s is None
-            or rate.order_per_api_per_s is None
-        ):
-            raise ValueError("Governor needs an effective RateConfig (RateConfig.effective(mode))")
+    def __init__(self, rate: GovernorSettings, clock: Clock = SYSTEM_CLOCK) -> None:
         self._rate = rate
         self._clock = clock
-        self._account = TokenBucket(rate.account_per_s, rate.account_burst or 1, clock)
+        self._account = TokenBucket(rate.account_per_s, rate.account_burst, clock)
         self._apis: dict[str, TokenBucket] = {}
         self._waiters: list[tuple[int, int, str, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -112,9 +106,7 @@ class Governor:
                 if order
                 else (r.per_api_per_s, r.per_api_burst)
             )
-            per_s = r.per_api.get(api_id, default)
-            assert per_s is not None
-            b = TokenBucket(per_s, burst or 1, self._clock)
+            b = TokenBucket(r.per_api.get(api_id, default), burst, self._clock)
             self._apis[api_id] = b
         return b
 

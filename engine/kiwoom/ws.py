@@ -13,14 +13,13 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import Config
 from engine.events import (
     Balance,
     Disconnected,
@@ -35,6 +34,7 @@ from engine.kiwoom.errors import KiwoomError, TransportError
 from engine.kiwoom.liveness import FeedState, Liveness, Verdict
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.settings import FeedSettings
 from engine.kiwoom.wsproto import (
     Handshake,
     LoginError,
@@ -43,6 +43,9 @@ from engine.kiwoom.wsproto import (
     Subscriptions,
     login_frame,
 )
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +152,26 @@ class KiwoomWebSocket:
         self._last_token = ""
 
     @classmethod
+    def from_settings(
+        cls,
+        feed: FeedSettings,
+        rest: KiwoomRest,
+        on_event: EventCallback,
+        clock: Clock = SYSTEM_CLOCK,
+        **extra: Any,
+    ) -> KiwoomWebSocket:
+        """The feed `feed` describes, on `rest`'s tokens. `extra` adds or overrides
+        arguments (a recorder, the bus's sequence)."""
+        args: dict[str, Any] = {
+            "connect_timeout_s": feed.connect_timeout_s,
+            "stale_after_s": feed.stale_after_s,
+            "stale_grace_s": feed.stale_grace_s,
+            "compression": feed.compression,
+        }
+        args.update(extra)
+        return cls(feed.url, rest.tokens.token, rest.tokens.invalidate, clock, on_event, **args)
+
+    @classmethod
     def from_config(
         cls,
         cfg: Config,
@@ -157,17 +180,9 @@ class KiwoomWebSocket:
         clock: Clock = SYSTEM_CLOCK,
         **extra: Any,
     ) -> KiwoomWebSocket:
-        """The feed `cfg` describes, on `rest`'s tokens: the one place the `[kiwoom]` feed
-        settings become arguments. `extra` adds or overrides arguments (a recorder, the
-        bus's sequence)."""
-        args: dict[str, Any] = {
-            "connect_timeout_s": cfg.kiwoom.connect_timeout_s,
-            "stale_after_s": cfg.ws_stale_s,
-            "stale_grace_s": cfg.kiwoom.ws_stale_grace_s,
-            "compression": cfg.kiwoom.ws_compression,
-        }
-        args.update(extra)
-        return cls(cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, clock, on_event, **args)
+        """The feed `cfg` describes (FeedSettings.from_config, the one place the `[kiwoom]`
+        feed settings are read), as `from_settings`."""
+        return cls.from_settings(FeedSettings.from_config(cfg), rest, on_event, clock, **extra)
 
     # --- public API --------------------------------------------------------------------------
 
