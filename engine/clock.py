@@ -65,6 +65,12 @@ class ManualClock(Clock):
             if not fut.done():
                 fut.set_result(None)
 
+    @property
+    def sleeping(self) -> int:
+        """Sleeps waiting for time to move on: a test waits for one before it advances, so it
+        knows the code under test is waiting on this clock (and not on asyncio's)."""
+        return sum(1 for _, fut in self._sleepers if not fut.done())
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)

@@ -2,13 +2,12 @@
 
 Waiters are served by priority (orders before queries), FIFO within a priority. A waiter held
 only by its own api-id's bucket does not block other api-ids. Time comes from the injected
-Clock; waiting uses asyncio.sleep.
+Clock, and so does every wait (`Clock.sleep`): a simulated clock drives the pacing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import math
@@ -177,5 +176,11 @@ class Governor:
             if wait is None:
                 await self._wake.wait()
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
+            # Until a token refills (on the clock) or a new waiter arrives, whichever is first.
+            refill = asyncio.ensure_future(self._clock.sleep(max(wait, 0.001)))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait((refill, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                refill.cancel()
+                woken.cancel()

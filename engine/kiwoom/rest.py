@@ -371,7 +371,7 @@ class KiwoomRest:
                 # the resend would leave after the deadline: give up now, not after the wait
                 self._refuse_if_late(api_id, deadline, delay, rate_attempt)
                 alog.info("rest_rate_limited", status=e.http_status, retry_in_s=round(delay, 3))
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
                 continue
             except AuthError as e:
                 if protocol.is_token_error(e) and not retried_token:
@@ -530,7 +530,7 @@ class KiwoomRest:
             raise error from None
         delay = backoff_delay(attempt, st.retry_base_delay_s, st.retry_max_delay_s, self._rand)
         alog.warning("rest_retry", attempt=attempt, reason=reason, retry_in_s=round(delay, 3))
-        await asyncio.sleep(delay)
+        await self._clock.sleep(delay)
 
     async def call_all(
         self, api_id: str, body: Mapping[str, Any], max_pages: int | None = None

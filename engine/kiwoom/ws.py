@@ -384,7 +384,7 @@ class KiwoomWebSocket:
             attempt += 1
             delay = self._backoff(attempt)
             log.warning("ws_disconnected", reason=reason, attempt=attempt, retry_in_s=delay)
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
 
     async def _release(self, conn: ClientConnection) -> None:
         """Close a finished connection; on `close()` abort it rather than wait out a closing
@@ -603,7 +603,7 @@ class KiwoomWebSocket:
         drop it after stale_grace_s more."""
         clock = self._clock
         while True:
-            await asyncio.sleep(max(0.001, live.next_check_in(clock.monotonic())))
+            await clock.sleep(max(0.001, live.next_check_in(clock.monotonic())))
             now = clock.monotonic()
             verdict = live.check(now)
             silent_s = round(now - live.last_rx, 3)
