@@ -38,6 +38,7 @@ from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
+from engine.kiwoom.history import KiwoomHistory
 from engine.plugins import LoadedStrategy
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order
@@ -197,7 +198,7 @@ class Trader:
         await self._load_base_prices()
         self.risk.reconciling = False
         self.host.instantiate()
-        await self.host.warm_up(self.api)
+        await self.host.warm_up(KiwoomHistory(self.api, self.clock))
         self.host.start()
         self.running = True
         self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
