@@ -37,6 +37,7 @@ from engine.kiwoom.errors import (
     RateLimitError,
     RequestRefusedError,
     TransportError,
+    UnknownOutcome,
     ValidationError,
 )
 from engine.kiwoom.governor import Governor, backoff_delay
@@ -62,11 +63,21 @@ _RC_TOTAL_LIMIT = 1701  # the account-wide request count: slow every api-id down
 
 
 def _failure_reason(e: BaseException) -> str:
+    """What went wrong, for logs and a query's TransportError."""
     if isinstance(e, ServerError):
         return f"HTTP {e.status}"
     if isinstance(e, TransportError):
         return "unreadable answer"
     return "timeout" if isinstance(e, TimeoutError) else type(e).__name__
+
+
+def _unknown_outcome(e: BaseException) -> UnknownOutcome:
+    """The code of an order call's failure that may have left it taken."""
+    if isinstance(e, ServerError):
+        return UnknownOutcome.SERVER_ERROR
+    if isinstance(e, TransportError):
+        return UnknownOutcome.UNREADABLE
+    return UnknownOutcome.TIMEOUT if isinstance(e, TimeoutError) else UnknownOutcome.DISCONNECTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +304,7 @@ class KiwoomRest:
         An order call ends in exactly one of: the answer (taken); OutcomeUnknownError (maybe
         taken: reconcile, never resend); any other KiwoomError (not taken: refused, or never
         sent). Cancelling it while its POST is on the wire does not abort the POST: the call
-        raises OutcomeUnknownError (reason ``cancelled``) at once and the late answer is logged
+        raises OutcomeUnknownError (reason UnknownOutcome.CANCELLED) at once and the late answer is logged
         (``order_answer_after_cancel``). Cancelled before its POST started, it raises
         CancelledError and nothing was sent.
 
@@ -386,9 +397,9 @@ class KiwoomRest:
             except RequestRefusedError as e:
                 if is_order and not e.not_taken:
                     # refused, but nothing proves it was refused before the order was read
-                    reason = f"HTTP {e.status} without an answer"
-                    alog.error("order_outcome_unknown", reason=reason)
-                    raise OutcomeUnknownError(api_id, reason) from None
+                    code, detail = UnknownOutcome.REFUSED_UNPROVEN, f"HTTP {e.status}"
+                    alog.error("order_outcome_unknown", reason=code, detail=detail)
+                    raise OutcomeUnknownError(api_id, code, detail) from None
                 alog.info("rest_request_refused", status=e.status)
                 raise
             except _NOT_SENT as e:
@@ -406,8 +417,9 @@ class KiwoomRest:
                 transport_attempt += 1
                 reason = _failure_reason(e)
                 if is_order:
-                    alog.error("order_outcome_unknown", reason=reason)
-                    raise OutcomeUnknownError(api_id, reason) from None
+                    code = _unknown_outcome(e)
+                    alog.error("order_outcome_unknown", reason=code, detail=reason)
+                    raise OutcomeUnknownError(api_id, code, reason) from None
                 error = (
                     e
                     if isinstance(e, TransportError)
@@ -468,7 +480,7 @@ class KiwoomRest:
         """Run an order's POST so that cancelling the caller cannot abort it.
 
         Aborting a POST on the wire would not unsend the order, only lose its answer. So the
-        POST runs in its own task; a cancelled caller gets OutcomeUnknownError ("cancelled")
+        POST runs in its own task; a cancelled caller gets OutcomeUnknownError (CANCELLED)
         at once, and the answer, when it comes, is logged for the reconciliation that follows.
         """
         task = asyncio.create_task(post, name=f"order-post-{api_id}")
@@ -479,8 +491,8 @@ class KiwoomRest:
             # aborted POST may still have been read by Kiwoom.
             self._orphans.add(task)
             task.add_done_callback(functools.partial(self._late_answer, api_id))
-            log.error("order_outcome_unknown", api_id=api_id, reason="cancelled")
-            raise OutcomeUnknownError(api_id, "cancelled") from None
+            log.error("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.CANCELLED)
+            raise OutcomeUnknownError(api_id, UnknownOutcome.CANCELLED) from None
 
     def _late_answer(
         self, api_id: str, task: asyncio.Task[tuple[int, Mapping[str, str], bytes]]
