@@ -467,12 +467,19 @@ class KiwoomRest:
         self._refuse_if_late(api_id, deadline, 0.0, rate_limited)
         if self.governor.try_acquire(api_id, order=is_order):
             return  # a slot at once: no timer to arm and disarm on the order's path
+        # The slot or the deadline, whichever comes first, both on the clock.
+        slot = asyncio.ensure_future(self.governor.acquire(api_id, order=is_order))
+        expiry = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.monotonic()))
         try:
-            async with asyncio.timeout(deadline - self._clock.monotonic()):
-                await self.governor.acquire(api_id, order=is_order)
-        except TimeoutError:
-            late_s = max(0.0, self._clock.monotonic() - deadline)
-            raise self._expired(api_id, late_s, rate_limited) from None
+            await asyncio.wait((slot, expiry), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            expiry.cancel()
+            if not slot.done():
+                slot.cancel()
+        if slot.done() and not slot.cancelled():
+            return  # granted (also when the deadline came in the same turn)
+        late_s = max(0.0, self._clock.monotonic() - deadline)
+        raise self._expired(api_id, late_s, rate_limited)
 
     async def _order_post(
         self, api_id: str, post: Coroutine[Any, Any, tuple[int, Mapping[str, str], bytes]]

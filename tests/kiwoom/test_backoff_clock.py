@@ -14,6 +14,7 @@ import pytest
 from engine.clock import ManualClock
 from engine.config import RateConfig, RetryConfig
 from engine.events import Disconnected, Event, Reconnected
+from engine.kiwoom.errors import OrderExpiredError
 from engine.kiwoom.governor import Governor
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.settings import GovernorSettings
@@ -123,3 +124,20 @@ async def test_pacing_waits_on_the_clock() -> None:
     assert not second.done()
     clock.advance(1.0)  # one token refills at 1/s
     await asyncio.wait_for(second, 1)
+
+
+async def test_an_order_waiting_for_pacing_expires_on_the_clock(sim: SimEnv) -> None:
+    clock = ManualClock()
+    rate = RateConfig(order_per_api_per_s=1.0, order_per_api_burst=1, account_burst=100)
+    cancel = {"dmst_stex_tp": "KRX", "orig_ord_no": "0000001", "stk_cd": "005930", "cncl_qty": "0"}
+    async with KiwoomRest.from_config(sim.config(rate=rate), clock) as rest:
+        await rest.call("kt10003", cancel)
+        # The next slot comes in 1 s (on the clock); the deadline before it.
+        late = asyncio.ensure_future(rest.call("kt10003", cancel, deadline=clock.monotonic() + 0.5))
+        # Waiting for its slot (the governor, on the clock) and for its deadline (the clock).
+        await until(lambda: clock.sleeping == 2)
+        assert not late.done()
+        clock.advance(0.5)
+        with pytest.raises(OrderExpiredError):
+            await asyncio.wait_for(late, 5)
+    assert sim.state.request_counts["kt10003"] == 1
