@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    the daemon against the built-in simulator (config.toml)
-#   make test   ruff, mypy --strict engine, and the whole test suite
+#   make test   ruff, mypy --strict engine, the package boundaries (lint-imports, contracts in
+#               pyproject.toml), and the whole test suite
 # Each installs what it needs: uv from PyPI with pip if missing (into $(TOOLS), outside the tree:
 # Debian's python3 refuses system-wide installs, PEP 668), then the locked environment.
 # python3 >= 3.11 with pip must be there; uv never downloads a Python build
@@ -54,6 +55,7 @@ lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy --strict engine
+	$(UV) run lint-imports
 
 test: lint mosquitto
 	$(UV) run pytest -q -p no:cacheprovider

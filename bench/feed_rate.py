@@ -65,7 +65,7 @@ async def measure(cfg_path: Path, seconds: float) -> tuple[float, int, int]:
         if isinstance(ev, Trade | Quote | OrderBook):
             counts["n"] += 1
 
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         ws = KiwoomWebSocket(
             cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=on_event
         )

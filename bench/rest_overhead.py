@@ -83,7 +83,7 @@ async def run(n: int, *, constant: bool) -> None:
         sim=sim_cfg,
     )
     try:
-        async with KiwoomRest(cfg) as rest:
+        async with KiwoomRest.from_config(cfg) as rest:
             token = await rest.tokens.token()
             headers = {
                 "api-id": "ka10001",

@@ -203,7 +203,7 @@ async def _watch(ws: KiwoomWebSocket, seconds: float) -> dict[str, Any]:
 
 async def _baseline(cfg: Config, every: int, seconds: float) -> dict[str, Any]:
     """KiwoomWebSocket -> callback -> task -> KiwoomApi.buy/sell: the floor without the engine."""
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         PROBE.attach(rest)
         api = KiwoomApi(rest)
         tasks: set[asyncio.Task[Any]] = set()

@@ -69,7 +69,7 @@ async def _phase(cfg: Config, compressed: bool, seconds: float, count: ByteCount
         nonlocal events
         events += 1
 
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         ws = KiwoomWebSocket.from_config(cfg, rest, on_event, compression=compressed)
         await ws.start()
         try:

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -32,6 +33,31 @@ _MAX_YIELDS = 4
 """Turns a slow consumer gives to scheduled order tasks before it goes on regardless."""
 
 _setattr = object.__setattr__
+
+MAX_ACCOUNT = 100_000
+"""Account events a consumer queue holds by default: about 30 MB (an order update or fill is
+200-300 bytes with its strings). The mirror's spool holds as many (`mqtt.spool_size`)."""
+JOURNAL_MAX_ACCOUNT = 10_000
+"""The journal's account lane: about 3 MB. A healthy journal writes thousands of events a
+second, and orders are paced by the broker at a few a second, so a backlog this deep means
+the journal has stopped keeping up (a stalled disk): trading halts there (`AccountOverflow.HALT`)."""
+
+
+class AccountOverflow(StrEnum):
+    """What a consumer queue does when its account lane reaches `max_account`."""
+
+    DROP_OLDEST = "drop_oldest"
+    """The oldest account event goes, counted in `account_dropped` and logged: for consumers
+    that copy what the journal keeps (the MQTT mirror, the log), whose loss never stops
+    trading."""
+    HALT = "halt"
+    """Nothing is dropped (the journal is the record of every order and fill). At the bound
+    `on_full` is called once, and the owner halts trading, so the lane then grows only by
+    what the broker still reports on orders already open; when the lane has drained to half
+    the bound, `on_drained` is called (the owner lifts that halt)."""
+
+
+QueueHook = Callable[["ConsumerQueue"], None]
 
 
 class EventBus:
@@ -201,15 +227,21 @@ class EventBus:
 class ConsumerQueue:
     """A slow consumer's bounded inbox, with an overflow policy per kind of event.
 
-    - Account events (order updates, fills, 00, 04, risk decisions, feed state) are never
-      dropped: they are rare (orders are paced by the broker at a few per second) and losing
-      one would lose money's trail. `critical_depth` reports their backlog.
+    - Account events (order updates, fills, 00, 04, risk decisions, feed state) are rare
+      (orders are paced by the broker at a few per second) and losing one would lose money's
+      trail, so they are never coalesced. Their lane holds `max_account` (default
+      MAX_ACCOUNT, about 30 MB at 300 bytes an event) and `account_overflow` says what
+      happens past it, per consumer: DROP_OLDEST for a copy (the mirror keeps its spool's
+      bound and counts what goes, in `account_dropped`, so a broker outage never stops
+      trading), HALT for the journal (nothing dropped; `on_full` halts trading, `on_drained`
+      lifts it). `critical_depth` reports their backlog, `critical_high_water` its peak.
     - Quotes and books coalesce per symbol: only the newest matters to a consumer that is
       behind, and a full book is 40 numbers, so the cost stays at one event per symbol.
     - Trades and everything else keep the newest `max_market` in arrival order and drop the
       oldest, counted in `dropped`; a consumer that is behind loses history, never the present.
 
-    Memory: about `max_market` events (a Trade is ~250 bytes) plus one book per symbol.
+    Memory: about `max_market` events (a Trade is ~250 bytes), one book per symbol, and up to
+    `max_account` account events (past it only under HALT, while trading is halted).
     """
 
     def __init__(
@@ -218,11 +250,24 @@ class ConsumerQueue:
         *,
         max_market: int = 10_000,
         types: Iterable[type] | None = None,
+        max_account: int = MAX_ACCOUNT,
+        account_overflow: AccountOverflow = AccountOverflow.DROP_OLDEST,
+        on_full: QueueHook | None = None,
+        on_drained: QueueHook | None = None,
     ) -> None:
+        if max_account < 2:
+            raise ValueError("max_account must be >= 2")
         if max_market < 1:
             raise ValueError("max_market must be >= 1")
         self.name = name
         self.max_market = max_market
+        self.max_account = max_account
+        self.account_overflow = account_overflow
+        self._on_full = on_full
+        self._on_drained = on_drained
+        self.account_full = False
+        """True from the moment the account lane reached `max_account` (HALT) until it
+        drained to half of it."""
         self.types: frozenset[type] | None = None if types is None else frozenset(types)
         """The event types this queue takes (None: all); the bus offers it no others."""
         self._critical: deque[Event] = deque()
@@ -235,6 +280,10 @@ class ConsumerQueue:
         self.dropped = 0
         self.coalesced = 0
         self.critical_high_water = 0
+        self.account_dropped = 0
+        """Account events dropped at the bound (DROP_OLDEST only)."""
+        self.account_over_bound = 0
+        """Account events taken while the lane was past its bound (HALT only)."""
 
     def offer(self, ev: Event) -> None:
         """Take `ev` under this queue's policy. Never blocks."""
@@ -247,7 +296,9 @@ class ConsumerQueue:
         """How this queue takes events of type `t`: the bus calls it for every such event,
         inside the feed's dispatch, so the policy is chosen here once per type."""
         if issubclass(t, ACCOUNT_EVENTS):
-            return self._keep
+            return (
+                self._keep_or_halt if self.account_overflow is AccountOverflow.HALT else self._keep
+            )
         if issubclass(t, Quote | OrderBook):
             return self._coalesce
         return self._drop_oldest
@@ -255,11 +306,49 @@ class ConsumerQueue:
     def _keep(self, ev: Event) -> None:
         self.offered += 1
         critical = self._critical
+        if len(critical) >= self.max_account:
+            critical.popleft()
+            self.account_dropped += 1
+            if self.account_dropped == 1 or self.account_dropped % 1000 == 0:
+                log.warning(
+                    "queue_account_events_dropped",
+                    queue=self.name,
+                    dropped=self.account_dropped,
+                    bound=self.max_account,
+                )
         critical.append(ev)
         if len(critical) > self.critical_high_water:
             self.critical_high_water = len(critical)
         if not self._wakeup.is_set():
             self._wakeup.set()
+
+    def _keep_or_halt(self, ev: Event) -> None:
+        self._keep_all(ev)
+        depth = len(self._critical)
+        if depth > self.max_account:
+            self.account_over_bound += 1
+        if depth >= self.max_account and not self.account_full:
+            self.account_full = True
+            log.error("queue_account_full", queue=self.name, depth=depth, bound=self.max_account)
+            self._call(self._on_full, "on_full")
+
+    def _keep_all(self, ev: Event) -> None:
+        self.offered += 1
+        critical = self._critical
+        critical.append(ev)
+        if len(critical) > self.critical_high_water:
+            self.critical_high_water = len(critical)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def _call(self, hook: QueueHook | None, name: str) -> None:
+        """Run an owner's hook; one that raises is logged, never let into the dispatch."""
+        if hook is None:
+            return
+        try:
+            hook(self)
+        except Exception:
+            log.exception("queue_hook_failed", queue=self.name, hook=name)
 
     def _coalesce(self, ev: Event) -> None:
         self.offered += 1
@@ -294,6 +383,10 @@ class ConsumerQueue:
         for source in (self._critical, self._market):
             while source and len(out) < limit:
                 out.append(source.popleft())
+        if self.account_full and len(self._critical) <= self.max_account // 2:
+            self.account_full = False
+            log.warning("queue_account_drained", queue=self.name, depth=len(self._critical))
+            self._call(self._on_drained, "on_drained")
         while self._latest and len(out) < limit:
             key = next(iter(self._latest))
             out.append(self._latest.pop(key))
@@ -333,4 +426,7 @@ class ConsumerQueue:
             "offered": self.offered,
             "dropped": self.dropped,
             "coalesced": self.coalesced,
+            "account_dropped": self.account_dropped,
+            "account_over_bound": self.account_over_bound,
+            "account_full": int(self.account_full),
         }

@@ -304,7 +304,7 @@ async def _call(
         # A one-shot order skips every pre-trade check of the engine: only on purpose.
         raise _UsageError(f"{api_id} sends an order in mode {mode}; add --allow-orders to send it")
     # Never revoke: Kiwoom hands this app key's one token to the daemon too (see watch.py).
-    async with KiwoomRest(cfg, revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(cfg, revoke_on_close=False) as rest:
         out: dict[str, Any]
         if all_pages:
             out = await rest.call_merged(api_id, body)

@@ -10,9 +10,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 KST = timezone(timedelta(hours=9), "KST")
+
+
+def parse_day(text: str) -> date:
+    """A "YYYY-MM-DD" date; raises ValueError for anything else. (Here, not in the trading
+    calendar, so the configuration can check dates without importing engine.trading.)"""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        raise ValueError(f"expected YYYY-MM-DD, got {text!r}")
+    return date.fromisoformat(text)
 
 
 class Clock:
@@ -56,6 +64,12 @@ class ManualClock(Clock):
         for _, fut in due:
             if not fut.done():
                 fut.set_result(None)
+
+    @property
+    def sleeping(self) -> int:
+        """Sleeps waiting for time to move on: a test waits for one before it advances, so it
+        knows the code under test is waiting on this clock (and not on asyncio's)."""
+        return sum(1 for _, fut in self._sleepers if not fut.done())
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.clock import parse_day
+from engine.kiwoom import catalog
 from engine.secrets import Secret
 
 Mode = Literal["sim", "mock", "live"]
@@ -581,8 +583,6 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
                 raise ConfigError(f"{source}: {where}: must be {want}, got {_show(v)}")
     if meta.get("dates"):
         # Refused here so that `check` names the key; the calendar would fail only at start.
-        from engine.trading.calendar import parse_day
-
         for i, text in enumerate(value):
             try:
                 parse_day(text)
@@ -611,8 +611,6 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
             )
     if "api_ids" in meta:
         # A typo here would be ignored silently (no pacing / no caching for the real api-id).
-        from engine.kiwoom import catalog
-
         specs = catalog.all_specs()
         for api_id in value:
             spec = specs.get(api_id)

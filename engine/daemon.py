@@ -360,7 +360,7 @@ async def _start(
             daemon=dataclasses.replace(cfg.daemon, state_dir=str(sim_state)),
         )
     try:
-        rest = KiwoomRest(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
+        rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
         notifier.status("starting: reading the journal")
@@ -455,7 +455,7 @@ async def _start_mirror(
         except KiwoomError as e:
             log.error("mqtt_account_unknown", error=str(e), hint="set mqtt.prefix and client_id")
             raise _StartupFailed from e
-    queue = trader.bus.attach(Mirror.queue(cfg.mqtt.max_market))
+    queue = trader.bus.attach(Mirror.queue(cfg.mqtt.max_market, cfg.mqtt.spool_size))
 
     def command(name: str, args: Mapping[str, Any]) -> None:
         reason = f"mqtt: {args.get('reason') or name}"

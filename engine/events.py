@@ -197,12 +197,32 @@ class RealtimeGeneric:
     seq: int = field(default=0, compare=False)
 
 
+class DisconnectReason(StrEnum):
+    """Why the realtime feed went down (`Disconnected.reason`, published on MQTT as is)."""
+
+    STALE = "stale"
+    """Silent past kiwoom.ws_stale_s and its grace: the engine dropped the connection."""
+    CLOSED = "closed"
+    """The server closed the connection (a close frame)."""
+    LOST = "lost"
+    """The connection broke (reset, no close frame)."""
+    LOGIN_REFUSED = "login_refused"
+    """Kiwoom refused the LOGIN (a token or app-key error, ...)."""
+    CONNECT_FAILED = "connect_failed"
+    """A new connection could not be opened or logged in (refused, timeout, handshake)."""
+    ERROR = "error"
+    """Anything else (a bug or a library surprise); the detail and the log say what."""
+
+
 @dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The realtime feed is down; market state and order notices may have been missed."""
+    """The realtime feed is down; market state and order notices may have been missed.
 
-    reason: str
+    `reason` is a code a machine can act on; `detail` the human text (close code, error)."""
+
+    reason: DisconnectReason
     attempt: int
+    detail: str = ""
     ts_recv: int = field(default=0, compare=False)
     seq: int = field(default=0, compare=False)
 

@@ -28,11 +28,10 @@ from engine.events import (
     TimeInForce,
     Trade,
 )
-from engine.kiwoom.api import KiwoomApi
-from engine.kiwoom.errors import KiwoomError
+from engine.history import HistoryPort, HistoryUnavailable
 from engine.plugins import LoadedStrategy
 from engine.strategy import Strategy
-from engine.trading.bars import BarBuilder, parse_interval
+from engine.trading.bars import BarBuilder
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest
 
@@ -311,8 +310,8 @@ class StrategyHost:
                         self.builders[(symbol, interval)] = b
                         self._bars_by_symbol.setdefault(symbol, []).append(b)
 
-    async def warm_up(self, api: KiwoomApi) -> None:
-        """Load `history` bars per symbol and interval (ka10080 minutes, ka10081 days) before
+    async def warm_up(self, history: HistoryPort) -> None:
+        """Load `history` bars per symbol and interval from the history port before
         `on_start`. A failed load is logged and the strategy starts with what there is."""
         wanted: dict[tuple[str, str], int] = {}
         for slot in self.slots:
@@ -323,23 +322,13 @@ class StrategyHost:
         for (symbol, interval), n in wanted.items():
             if n <= 0:
                 continue
-            minutes, unit = parse_interval(interval)
             try:
-                if unit == "m":
-                    candles = await api.minute_candles(
-                        symbol, minutes, max_pages=max(1, n // 100 + 1)
-                    )
-                else:
-                    candles = await api.daily_candles(
-                        symbol, self.clock.now().date(), max_pages=max(1, n // 100 + 1)
-                    )
-            except KiwoomError as e:
+                bars = await history.bars(symbol, interval, n)
+            except HistoryUnavailable as e:
                 log.warning("history_load_failed", symbol=symbol, interval=interval, error=str(e))
                 continue
-            now = self.clock.now()
             builder = self.builders[(symbol, interval)]
-            # Newest first from the broker; the open bar is dropped by seed, so ask one more.
-            kept = builder.seed(candles[: n + 1], now)
+            kept = builder.seed(bars, self.clock.now())
             while len(builder.history) > n:
                 builder.history.popleft()
             log.info("history_loaded", symbol=symbol, interval=interval, bars=min(kept, n))

@@ -162,17 +162,22 @@ class _EngineCollector(Collector):
             "events_out",
             "Events taken by each slow consumer from its queue",
             "consumer",
-            {q.name: q.offered - q.dropped - q.coalesced - q.depth for q in queues},
+            {
+                q.name: q.offered - q.dropped - q.coalesced - q.account_dropped - q.depth
+                for q in queues
+            },
         )
         dropped = CounterMetricFamily(
             f"{NAMESPACE}_events_dropped",
-            "Market events a consumer queue (or the feed, while restoring) let go: oldest "
-            "trades dropped, or quotes and books superseded by newer ones",
+            "Events a consumer queue (or the feed, while restoring) let go: oldest trades "
+            "dropped, quotes and books superseded by newer ones, or (account_overflow) the "
+            "oldest account events past a copying consumer's bound (the mirror's, the log's)",
             labels=["consumer", "why"],
         )
         for q in queues:
             dropped.add_metric([q.name, "overflow"], q.dropped)
             dropped.add_metric([q.name, "coalesced"], q.coalesced)
+            dropped.add_metric([q.name, "account_overflow"], q.account_dropped)
         dropped.add_metric(["feed_restore", "overflow"], self.feed.held_dropped)
         yield dropped
         depth = GaugeMetricFamily(

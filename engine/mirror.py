@@ -35,7 +35,7 @@ import orjson
 import paho.mqtt.client as paho
 import structlog
 
-from engine.bus import ConsumerQueue
+from engine.bus import AccountOverflow, ConsumerQueue
 from engine.clock import Clock
 from engine.config import MqttConfig
 from engine.events import Event
@@ -161,11 +161,19 @@ class Mirror:
         _PAHO_LOG.setLevel(max(logging.INFO, logging.getLogger().level))
 
     @staticmethod
-    def queue(max_market: int = 10_000) -> ConsumerQueue:
+    def queue(max_market: int = 10_000, max_account: int = 100_000) -> ConsumerQueue:
         """The mirror's inbox, to attach to the bus before events flow. Market data beyond
         `max_market` (trades) drops oldest and quotes/books coalesce per symbol, counted in
-        its `dropped` / `coalesced`; account events are never dropped there."""
-        return ConsumerQueue("mirror", max_market=max_market)
+        its `dropped` / `coalesced`. Account events are held up to `max_account` (give it
+        `mqtt.spool_size`: the pump moves them into the spool, which has that bound too); past
+        it, only if the pump stalls, the oldest goes and is counted in `account_dropped`. A
+        broker outage never stops trading: the journal keeps every one of them."""
+        return ConsumerQueue(
+            "mirror",
+            max_market=max_market,
+            max_account=max_account,
+            account_overflow=AccountOverflow.DROP_OLDEST,
+        )
 
     @property
     def connected(self) -> bool:
@@ -187,6 +195,7 @@ class Mirror:
             "dropped_offline": self.dropped_offline,
             "queue_depth": q.depth,
             "queue_dropped": q.dropped,
+            "queue_account_dropped": q.account_dropped,
             "queue_coalesced": q.coalesced,
             "spooled": len(self._spool),
             "in_flight": self._sent,

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from engine.bus import ConsumerQueue, EventBus
+from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import Clock
 from engine.config import Config
 from engine.events import (
@@ -38,6 +38,7 @@ from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
+from engine.kiwoom.history import KiwoomHistory
 from engine.plugins import LoadedStrategy
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order
@@ -48,6 +49,10 @@ from engine.trading.risk import Reason, RiskEngine
 log = structlog.get_logger(__name__)
 
 _LOGGED = frozenset({OrderUpdate, Fill, RiskRejected})
+
+JOURNAL_BACKLOG = "JOURNAL_BACKLOG"
+"""The halt reason while the journal's queue is at its bound (JOURNAL_MAX_ACCOUNT events not
+yet written); lifted by itself once the journal has written half of them."""
 
 RECONCILE_RETRY_S = 1.0
 """How soon reconciliation runs again while an order's outcome is unknown or a pass failed."""
@@ -111,7 +116,15 @@ class Trader:
         )
         self.reconciler = Reconciler(api, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
-        self.journal_queue = ConsumerQueue("journal", types=JOURNALED)
+        # Never drops an order or fill; at its bound (a stalled journal) trading halts.
+        self.journal_queue = ConsumerQueue(
+            "journal",
+            types=JOURNALED,
+            max_account=JOURNAL_MAX_ACCOUNT,
+            account_overflow=AccountOverflow.HALT,
+            on_full=self._journal_backlog_full,
+            on_drained=self._journal_backlog_drained,
+        )
         # Realised PnL drives the daily loss limit: saved with the fills that move it.
         self.journal.counters_source = lambda: (self.risk.trading_day(), self.risk.counters())
         # Order, fill and risk lines are written from here, off the dispatch: rendering one
@@ -197,7 +210,7 @@ class Trader:
         await self._load_base_prices()
         self.risk.reconciling = False
         self.host.instantiate()
-        await self.host.warm_up(self.api)
+        await self.host.warm_up(KiwoomHistory(self.api, self.clock))
         self.host.start()
         self.running = True
         self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
@@ -263,6 +276,15 @@ class Trader:
         change = self.risk.resume(reason)
         if change is not None:
             self.bus.publish(change)
+
+    def _journal_backlog_full(self, queue: ConsumerQueue) -> None:
+        """The journal is `max_account` events behind: halt until it catches up."""
+        self.halt(JOURNAL_BACKLOG)
+
+    def _journal_backlog_drained(self, queue: ConsumerQueue) -> None:
+        """Lift the backlog's halt, and only that one (an operator's halt stays)."""
+        if self.risk.state is TradingState.HALTED and self.risk.state_reason == JOURNAL_BACKLOG:
+            self.resume(f"{JOURNAL_BACKLOG} cleared")
 
     def reload(self, cfg: Config) -> list[str]:
         """Apply the risk limits and strategy params of a re-read config (SIGHUP); the

@@ -114,7 +114,7 @@ async def _stream(
         if count is not None and seen >= count:
             done.set()
 
-    async with KiwoomRest(config, revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(config, revoke_on_close=False) as rest:
         ws = KiwoomWebSocket.from_config(config, rest, on_event)
         try:
             await ws.start()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from engine.bus import ConsumerQueue, EventBus
+from engine.bus import AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import ManualClock
 from engine.events import (
     Exchange,
@@ -130,6 +130,80 @@ def test_consumer_queue_drops_oldest_trades_with_a_count_but_never_an_account_ev
     assert [t.price for t in trades] == [8, 9, 10]
     # Account events come out first.
     assert out[:10] == fills
+
+
+def test_a_copying_queue_drops_its_oldest_account_event_past_the_bound_and_counts_it() -> None:
+    # The mirror's policy: a copy of what the journal keeps; its loss never stops trading.
+    q = ConsumerQueue("mirror", max_account=3)
+    assert q.account_overflow is AccountOverflow.DROP_OLDEST
+    for i in range(5):
+        q.offer(fill(str(i)))
+    assert q.critical_depth == 3
+    assert q.account_dropped == 2
+    assert [f.fill_no for f in q.take()] == ["2", "3", "4"]
+    assert q.stats()["account_dropped"] == 2
+
+
+def test_the_journal_queue_drops_nothing_calls_on_full_at_its_bound_and_on_drained_at_half() -> (
+    None
+):
+    calls: list[tuple[str, int]] = []
+    q = ConsumerQueue(
+        "journal",
+        max_account=4,
+        account_overflow=AccountOverflow.HALT,
+        on_full=lambda q: calls.append(("full", q.critical_depth)),
+        on_drained=lambda q: calls.append(("drained", q.critical_depth)),
+    )
+    for i in range(3):
+        q.offer(fill(str(i)))
+    assert calls == []
+    assert not q.account_full
+    q.offer(fill("3"))
+    assert calls == [("full", 4)]
+    assert q.account_full
+    for i in range(4, 7):
+        q.offer(fill(str(i)))
+    assert calls == [("full", 4)]  # once per episode
+    assert q.account_over_bound == 3
+    assert q.account_dropped == 0
+    assert len(q.take(limit=4)) == 4  # 3 left: more than half of 4
+    assert calls == [("full", 4)]
+    assert q.account_full
+    assert [f.fill_no for f in q.take(limit=1)] == ["4"]  # 2 left: half
+    assert calls == [("full", 4), ("drained", 2)]
+    assert not q.account_full
+    assert [f.fill_no for f in q.take()] == ["5", "6"]  # every one kept, in order
+    q.offer(fill("7"))
+    q.offer(fill("8"))
+    q.offer(fill("9"))
+    q.offer(fill("10"))
+    assert calls[-1] == ("full", 4)  # a new episode
+
+
+def test_a_raising_queue_hook_is_logged_and_never_breaks_the_dispatch() -> None:
+    bus = EventBus(ManualClock())
+
+    def broken(_q: ConsumerQueue) -> None:
+        raise RuntimeError("owner bug")
+
+    q = bus.attach(
+        ConsumerQueue(
+            "journal", max_account=2, account_overflow=AccountOverflow.HALT, on_full=broken
+        )
+    )
+    got: list[Fill] = []
+    bus.subscribe(Fill, got.append)
+    for i in range(3):
+        bus.publish(fill(str(i)))
+    assert len(got) == 3
+    assert q.critical_depth == 3
+    assert q.account_full
+
+
+def test_consumer_queue_refuses_an_account_bound_below_two() -> None:
+    with pytest.raises(ValueError, match="max_account"):
+        ConsumerQueue("q", max_account=1)
 
 
 def test_consumer_queue_filter_and_limit() -> None:

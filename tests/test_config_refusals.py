@@ -282,7 +282,7 @@ async def test_every_number_at_its_upper_bound_still_works(tmp_path: Path) -> No
     assert cfg.sim.system_frames_before_login == 10
     async with Simulator(cfg.sim) as sim:
         kiwoom = dataclasses.replace(cfg.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url)
-        async with KiwoomRest(dataclasses.replace(cfg, kiwoom=kiwoom)) as rest:
+        async with KiwoomRest.from_config(dataclasses.replace(cfg, kiwoom=kiwoom)) as rest:
             assert (await rest.call("ka10001", {"stk_cd": "005930"})).body["stk_cd"] == "005930"
             deposit = (await rest.call("kt00001", {"qry_tp": "3"})).body
             assert int(deposit["entr"]) == 10**13

@@ -28,7 +28,12 @@ import structlog
 
 from engine.clock import KST
 from engine.kiwoom import numbers
-from engine.kiwoom.errors import KiwoomError, OutcomeUnknownError, ValidationError
+from engine.kiwoom.errors import (
+    KiwoomError,
+    OutcomeUnknownError,
+    UnknownOutcome,
+    ValidationError,
+)
 from engine.kiwoom.rest import KiwoomRest, Pages
 from engine.models import (
     PRICELESS_ORDER_TYPES,
@@ -395,8 +400,8 @@ class KiwoomApi:
         reads as "refused". Any other field that does not parse is left out (None)."""
         ord_no = _s(b, "ord_no").strip()
         if not (ord_no.isascii() and ord_no.isdigit()):
-            log.error("order_outcome_unknown", api_id=api_id, reason="no_order_no")
-            raise OutcomeUnknownError(api_id, "no_order_no")
+            log.error("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.NO_ORDER_NO)
+            raise OutcomeUnknownError(api_id, UnknownOutcome.NO_ORDER_NO)
         exch = _s(b, "dmst_stex_tp").strip()
         qty: int | None = None
         if qty_key and _s(b, qty_key):

@@ -143,7 +143,7 @@ class TokenManager:
         last: KiwoomError | None = None
         for attempt in range(_ISSUE_ATTEMPTS):
             if attempt:
-                await asyncio.sleep(self._retry_delay_s * 2 ** (attempt - 1))
+                await self._clock.sleep(self._retry_delay_s * 2 ** (attempt - 1))
             try:
                 status, rh, data = await self._post("au10001", ISSUE_PATH, headers, body)
                 result = protocol.classify("au10001", status, rh, data)

@@ -7,6 +7,7 @@ them from Kiwoom's own `return_msg` and from api-ids, never from request bodies 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from engine.secrets import scrub
 
@@ -35,17 +36,40 @@ class TransportError(KiwoomError):
     """The network failed (connect error, reset, timeout, 5xx) and retries, if any, ran out."""
 
 
+class UnknownOutcome(StrEnum):
+    """Why an order call's outcome is unknown (`OutcomeUnknownError.reason`). Published: an
+    order left in doubt reads ``UNKNOWN: <value>``."""
+
+    TIMEOUT = "timeout"
+    """No answer within the request timeout."""
+    CANCELLED = "cancelled"
+    """The caller was cancelled while the POST was on the wire (its late answer is logged)."""
+    SERVER_ERROR = "server_error"
+    """HTTP 5xx: the server failed, perhaps after taking the order."""
+    UNREADABLE = "unreadable_answer"
+    """An answer that is not Kiwoom's envelope (cut short, not JSON)."""
+    DISCONNECTED = "disconnected"
+    """The connection broke after the request may have been read (reset, server hung up)."""
+    REFUSED_UNPROVEN = "refused_unproven"
+    """An HTTP 4xx without Kiwoom's envelope whose status does not prove the order unread."""
+    NO_ORDER_NO = "no_order_no"
+    """Taken (return_code 0) but answered without an order number: which order is live?"""
+
+
 class OutcomeUnknownError(TransportError):
     """An order-placing call was sent but no answer proves whether it was taken.
 
     Never a rejection: the order may be live. Reconcile (ka10075 / ka10076 / kt00007) before
-    sending anything that would duplicate it.
+    sending anything that would duplicate it. `reason` is a code (UnknownOutcome); `detail`
+    says more where there is more (the HTTP status, the network error).
     """
 
-    def __init__(self, api_id: str, reason: str) -> None:
-        super().__init__(f"{api_id}: outcome unknown ({reason}); reconcile before retrying")
+    def __init__(self, api_id: str, reason: UnknownOutcome, detail: str = "") -> None:
+        why = f"{reason}: {detail}" if detail else str(reason)
+        super().__init__(f"{api_id}: outcome unknown ({why}); reconcile before retrying")
         self.api_id = api_id
         self.reason = reason
+        self.detail = detail
 
 
 class OrderExpiredError(KiwoomError):

@@ -2,13 +2,12 @@
 
 Waiters are served by priority (orders before queries), FIFO within a priority. A waiter held
 only by its own api-id's bucket does not block other api-ids. Time comes from the injected
-Clock; waiting uses asyncio.sleep.
+Clock, and so does every wait (`Clock.sleep`): a simulated clock drives the pacing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import math
@@ -16,7 +15,7 @@ import random
 from collections.abc import Callable
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import RateConfig
+from engine.kiwoom.settings import GovernorSettings
 
 ORDER_PRIORITY = 0
 QUERY_PRIORITY = 1
@@ -86,16 +85,10 @@ class Governor:
     `acquire()` blocks until the call may go; it never raises except CancelledError.
     """
 
-    def __init__(self, rate: RateConfig, clock: Clock = SYSTEM_CLOCK) -> None:
-        if (
-            rate.account_per_s is None
-            or rate.per_api_per_s is None
-            or rate.order_per_api_per_s is None
-        ):
-            raise ValueError("Governor needs an effective RateConfig (RateConfig.effective(mode))")
+    def __init__(self, rate: GovernorSettings, clock: Clock = SYSTEM_CLOCK) -> None:
         self._rate = rate
         self._clock = clock
-        self._account = TokenBucket(rate.account_per_s, rate.account_burst or 1, clock)
+        self._account = TokenBucket(rate.account_per_s, rate.account_burst, clock)
         self._apis: dict[str, TokenBucket] = {}
         self._waiters: list[tuple[int, int, str, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -112,9 +105,7 @@ class Governor:
                 if order
                 else (r.per_api_per_s, r.per_api_burst)
             )
-            per_s = r.per_api.get(api_id, default)
-            assert per_s is not None
-            b = TokenBucket(per_s, burst or 1, self._clock)
+            b = TokenBucket(r.per_api.get(api_id, default), burst, self._clock)
             self._apis[api_id] = b
         return b
 
@@ -185,5 +176,11 @@ class Governor:
             if wait is None:
                 await self._wake.wait()
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
+            # Until a token refills (on the clock) or a new waiter arrives, whichever is first.
+            refill = asyncio.ensure_future(self._clock.sleep(max(wait, 0.001)))
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait((refill, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                refill.cancel()
+                woken.cancel()

@@ -19,13 +19,12 @@ import random
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import Config
 from engine.kiwoom import catalog, protocol
 from engine.kiwoom.auth import TokenManager
 from engine.kiwoom.cache import ResponseCache
@@ -38,10 +37,15 @@ from engine.kiwoom.errors import (
     RateLimitError,
     RequestRefusedError,
     TransportError,
+    UnknownOutcome,
     ValidationError,
 )
 from engine.kiwoom.governor import Governor, backoff_delay
 from engine.kiwoom.protocol import RestResult, ServerError
+from engine.kiwoom.settings import RestSettings
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 __all__ = ["KiwoomRest", "Pages", "RestResult"]
 
@@ -59,11 +63,21 @@ _RC_TOTAL_LIMIT = 1701  # the account-wide request count: slow every api-id down
 
 
 def _failure_reason(e: BaseException) -> str:
+    """What went wrong, for logs and a query's TransportError."""
     if isinstance(e, ServerError):
         return f"HTTP {e.status}"
     if isinstance(e, TransportError):
         return "unreadable answer"
     return "timeout" if isinstance(e, TimeoutError) else type(e).__name__
+
+
+def _unknown_outcome(e: BaseException) -> UnknownOutcome:
+    """The code of an order call's failure that may have left it taken."""
+    if isinstance(e, ServerError):
+        return UnknownOutcome.SERVER_ERROR
+    if isinstance(e, TransportError):
+        return UnknownOutcome.UNREADABLE
+    return UnknownOutcome.TIMEOUT if isinstance(e, TimeoutError) else UnknownOutcome.DISCONNECTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +146,7 @@ def _check_rows(spec: ApiSpec, result: RestResult, page: int) -> None:
 class KiwoomRest:
     """Async context manager owning the HTTP session, the token manager and the governor.
 
-    Use ``async with KiwoomRest(config) as rest: await rest.call("ka10001", {...})``.
+    Use ``async with KiwoomRest.from_config(config) as rest: await rest.call("ka10001", {...})``.
     `revoke_on_close` revokes the token at close(). Kiwoom hands one token to every client of
     an app key, so only the owner of the key's session (the daemon) may: a one-shot command
     that revoked would cut the daemon off.
@@ -140,28 +154,23 @@ class KiwoomRest:
 
     def __init__(
         self,
-        config: Config,
+        settings: RestSettings,
         clock: Clock = SYSTEM_CLOCK,
         *,
         revoke_on_close: bool = True,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        k = config.kiwoom
-        if k.appkey is None or k.secretkey is None:
-            raise ValidationError("kiwoom.appkey/secretkey are not set (see config.load)")
-        self._config = config
+        self._settings = settings
         self._clock = clock
-        self._base = config.rest_url
+        self._base = settings.rest_url
         self._timeout = aiohttp.ClientTimeout(
-            total=k.request_timeout_s, connect=k.connect_timeout_s
+            total=settings.request_timeout_s, connect=settings.connect_timeout_s
         )
-        self._rate = k.rate.effective(k.mode)
-        self._retry = k.retry
-        self._max_pages = k.max_pages
+        self._max_pages = settings.max_pages
         self._revoke_on_close = revoke_on_close
         self._rand = rand
-        self.governor = Governor(self._rate, clock)
-        self.cache = ResponseCache(k.cache.ttl_s, clock)
+        self.governor = Governor(settings.governor, clock)
+        self.cache = ResponseCache(settings.cache_ttl_s, clock)
         self._session: aiohttp.ClientSession | None = None
         self._tokens: TokenManager | None = None
         self._closing = False
@@ -170,6 +179,19 @@ class KiwoomRest:
         self._idle.set()
         self._orphans: set[asyncio.Task[tuple[int, Mapping[str, str], bytes]]] = set()
         """Order POSTs whose caller was cancelled: kept referenced until they end."""
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Config,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        revoke_on_close: bool = True,
+        rand: Callable[[], float] = random.random,
+    ) -> KiwoomRest:
+        """The client `cfg` describes (see RestSettings.from_config). Raises ValidationError
+        when the keys are not set."""
+        return cls(RestSettings.from_config(cfg), clock, revoke_on_close=revoke_on_close, rand=rand)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -194,17 +216,15 @@ class KiwoomRest:
             timeout=self._timeout,
             connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30.0),
         )
-        k = self._config.kiwoom
-        assert k.appkey is not None
-        assert k.secretkey is not None
+        st = self._settings
         self._tokens = TokenManager(
             self._post,
             self._base,
-            k.appkey,
-            k.secretkey,
+            st.appkey,
+            st.secretkey,
             self._clock,
-            k.token_refresh_margin_s,
-            retry_delay_s=self._retry.base_delay_s,
+            st.token_refresh_margin_s,
+            retry_delay_s=st.retry_base_delay_s,
         )
 
     async def close(self, timeout_s: float | None = None) -> None:
@@ -284,7 +304,7 @@ class KiwoomRest:
         An order call ends in exactly one of: the answer (taken); OutcomeUnknownError (maybe
         taken: reconcile, never resend); any other KiwoomError (not taken: refused, or never
         sent). Cancelling it while its POST is on the wire does not abort the POST: the call
-        raises OutcomeUnknownError (reason ``cancelled``) at once and the late answer is logged
+        raises OutcomeUnknownError (reason UnknownOutcome.CANCELLED) at once and the late answer is logged
         (``order_answer_after_cancel``). Cancelled before its POST started, it raises
         CancelledError and nothing was sent.
 
@@ -324,7 +344,11 @@ class KiwoomRest:
             if hit is not None:
                 return hit
         tokens = self.tokens
+        st = self._settings
         is_order = spec.is_order
+        # Bound once: every line of this call names its api-id (and binding costs what one
+        # line on the unbound proxy does).
+        alog = log.bind(api_id=api_id)
         retried_token = False
         transport_attempt = 0
         rate_attempt = 0
@@ -349,27 +373,22 @@ class KiwoomRest:
             except RateLimitError as e:
                 rate_attempt += 1
                 self.governor.note_rate_limited(api_id, account_wide=e.code == _RC_TOTAL_LIMIT)
-                if rate_attempt > self._rate.max_rate_limit_retries:
-                    log.warning("rest_rate_limited_giving_up", api_id=api_id, attempts=rate_attempt)
+                if rate_attempt > st.max_rate_limit_retries:
+                    alog.warning("rest_rate_limited_giving_up", attempts=rate_attempt)
                     raise
                 delay = backoff_delay(
-                    rate_attempt, self._rate.backoff_base_s, self._rate.backoff_max_s, self._rand
+                    rate_attempt, st.rate_backoff_base_s, st.rate_backoff_max_s, self._rand
                 )
                 # the resend would leave after the deadline: give up now, not after the wait
                 self._refuse_if_late(api_id, deadline, delay, rate_attempt)
-                log.info(
-                    "rest_rate_limited",
-                    api_id=api_id,
-                    status=e.http_status,
-                    retry_in_s=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
+                alog.info("rest_rate_limited", status=e.http_status, retry_in_s=round(delay, 3))
+                await self._clock.sleep(delay)
                 continue
             except AuthError as e:
                 if protocol.is_token_error(e) and not retried_token:
                     # a refused token proves the call was not processed: safe even for orders
                     retried_token = True
-                    log.info("rest_token_rejected", api_id=api_id, status=e.http_status)
+                    alog.info("rest_token_rejected", status=e.http_status)
                     await tokens.invalidate(token)
                     continue
                 raise
@@ -378,10 +397,10 @@ class KiwoomRest:
             except RequestRefusedError as e:
                 if is_order and not e.not_taken:
                     # refused, but nothing proves it was refused before the order was read
-                    reason = f"HTTP {e.status} without an answer"
-                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
-                    raise OutcomeUnknownError(api_id, reason) from None
-                log.info("rest_request_refused", api_id=api_id, status=e.status)
+                    code, detail = UnknownOutcome.REFUSED_UNPROVEN, f"HTTP {e.status}"
+                    alog.error("order_outcome_unknown", reason=code, detail=detail)
+                    raise OutcomeUnknownError(api_id, code, detail) from None
+                alog.info("rest_request_refused", status=e.status)
                 raise
             except _NOT_SENT as e:
                 # never reached the server: not an unknown outcome, but an order is still not
@@ -389,7 +408,7 @@ class KiwoomRest:
                 transport_attempt += 1
                 name = type(e).__name__
                 error = TransportError(f"{api_id}: could not connect ({name})")
-                await self._retry_or_raise(api_id, is_order, transport_attempt, name, error)
+                await self._retry_or_raise(alog, is_order, transport_attempt, name, error)
                 continue
             except (*_NETWORK, TransportError) as e:
                 # A timeout, a reset, a server that hung up (ServerDisconnectedError, also what
@@ -398,17 +417,18 @@ class KiwoomRest:
                 transport_attempt += 1
                 reason = _failure_reason(e)
                 if is_order:
-                    log.error("order_outcome_unknown", api_id=api_id, reason=reason)
-                    raise OutcomeUnknownError(api_id, reason) from None
+                    code = _unknown_outcome(e)
+                    alog.error("order_outcome_unknown", reason=code, detail=reason)
+                    raise OutcomeUnknownError(api_id, code, reason) from None
                 error = (
                     e
                     if isinstance(e, TransportError)
                     else TransportError(f"{api_id}: {reason} after {transport_attempt} attempts")
                 )
-                await self._retry_or_raise(api_id, False, transport_attempt, reason, error)
+                await self._retry_or_raise(alog, False, transport_attempt, reason, error)
                 continue
             duration_ms = round((self._clock.monotonic() - t0) * 1000, 2)
-            log.debug("rest_call", api_id=api_id, status=status, duration_ms=duration_ms, page=page)
+            alog.debug("rest_call", status=status, duration_ms=duration_ms, page=page)
             if use_cache:
                 self.cache.put((api_id, payload, cont_key), result)
             return result
@@ -447,12 +467,19 @@ class KiwoomRest:
         self._refuse_if_late(api_id, deadline, 0.0, rate_limited)
         if self.governor.try_acquire(api_id, order=is_order):
             return  # a slot at once: no timer to arm and disarm on the order's path
+        # The slot or the deadline, whichever comes first, both on the clock.
+        slot = asyncio.ensure_future(self.governor.acquire(api_id, order=is_order))
+        expiry = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.monotonic()))
         try:
-            async with asyncio.timeout(deadline - self._clock.monotonic()):
-                await self.governor.acquire(api_id, order=is_order)
-        except TimeoutError:
-            late_s = max(0.0, self._clock.monotonic() - deadline)
-            raise self._expired(api_id, late_s, rate_limited) from None
+            await asyncio.wait((slot, expiry), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            expiry.cancel()
+            if not slot.done():
+                slot.cancel()
+        if slot.done() and not slot.cancelled():
+            return  # granted (also when the deadline came in the same turn)
+        late_s = max(0.0, self._clock.monotonic() - deadline)
+        raise self._expired(api_id, late_s, rate_limited)
 
     async def _order_post(
         self, api_id: str, post: Coroutine[Any, Any, tuple[int, Mapping[str, str], bytes]]
@@ -460,7 +487,7 @@ class KiwoomRest:
         """Run an order's POST so that cancelling the caller cannot abort it.
 
         Aborting a POST on the wire would not unsend the order, only lose its answer. So the
-        POST runs in its own task; a cancelled caller gets OutcomeUnknownError ("cancelled")
+        POST runs in its own task; a cancelled caller gets OutcomeUnknownError (CANCELLED)
         at once, and the answer, when it comes, is logged for the reconciliation that follows.
         """
         task = asyncio.create_task(post, name=f"order-post-{api_id}")
@@ -471,31 +498,29 @@ class KiwoomRest:
             # aborted POST may still have been read by Kiwoom.
             self._orphans.add(task)
             task.add_done_callback(functools.partial(self._late_answer, api_id))
-            log.error("order_outcome_unknown", api_id=api_id, reason="cancelled")
-            raise OutcomeUnknownError(api_id, "cancelled") from None
+            log.error("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.CANCELLED)
+            raise OutcomeUnknownError(api_id, UnknownOutcome.CANCELLED) from None
 
     def _late_answer(
         self, api_id: str, task: asyncio.Task[tuple[int, Mapping[str, str], bytes]]
     ) -> None:
         self._orphans.discard(task)
+        alog = log.bind(api_id=api_id)
         if task.cancelled():
-            log.warning("order_answer_after_cancel", api_id=api_id, outcome="aborted")
+            alog.warning("order_answer_after_cancel", outcome="aborted")
             return
         exc = task.exception()
         if exc is not None:
-            log.warning("order_answer_after_cancel", api_id=api_id, error=_failure_reason(exc))
+            alog.warning("order_answer_after_cancel", error=_failure_reason(exc))
             return
         status, headers, data = task.result()
         try:
             body = protocol.classify(api_id, status, headers, data).body
         except KiwoomError as e:
-            log.warning("order_answer_after_cancel", api_id=api_id, error=type(e).__name__)
+            alog.warning("order_answer_after_cancel", error=type(e).__name__)
             return
-        log.warning(
-            "order_answer_after_cancel",
-            api_id=api_id,
-            status=status,
-            order_no=str(body.get("ord_no", "")).strip(),
+        alog.warning(
+            "order_answer_after_cancel", status=status, order_no=str(body.get("ord_no", "")).strip()
         )
 
     async def _tracked_post(
@@ -512,28 +537,26 @@ class KiwoomRest:
                 self._idle.set()
 
     async def _retry_or_raise(
-        self, api_id: str, is_order: bool, attempt: int, reason: str, error: TransportError
+        self, alog: Any, is_order: bool, attempt: int, reason: str, error: TransportError
     ) -> None:
-        """Raise `error` for an order or when attempts ran out; else sleep before the retry."""
+        """Raise `error` for an order or when attempts ran out; else wait (on the clock)
+        before the retry. `alog` is the call's logger, its api-id bound."""
         if is_order:
-            log.warning("order_not_sent", api_id=api_id, error=reason)
+            alog.warning("order_not_sent", error=reason)
             raise error from None
-        if attempt >= self._retry.max_attempts:
+        st = self._settings
+        if attempt >= st.retry_max_attempts:
             raise error from None
-        delay = backoff_delay(
-            attempt, self._retry.base_delay_s, self._retry.max_delay_s, self._rand
-        )
-        log.warning(
-            "rest_retry", api_id=api_id, attempt=attempt, reason=reason, retry_in_s=round(delay, 3)
-        )
-        await asyncio.sleep(delay)
+        delay = backoff_delay(attempt, st.retry_base_delay_s, st.retry_max_delay_s, self._rand)
+        alog.warning("rest_retry", attempt=attempt, reason=reason, retry_in_s=round(delay, 3))
+        await self._clock.sleep(delay)
 
     async def call_all(
         self, api_id: str, body: Mapping[str, Any], max_pages: int | None = None
     ) -> Pages:
         """Follow ``cont-yn``/``next-key`` response headers until Kiwoom says no more.
 
-        Stops early (``truncated=True``) after `max_pages` (default config.kiwoom.max_pages),
+        Stops early (``truncated=True``) after `max_pages` (default: the settings' max_pages),
         or if the server says ``cont-yn: Y`` with no, a repeated or an unsendable (not
         printable ASCII) next-key. Raises as `call`, and KiwoomError for a page whose list
         field is not a list of objects, or is missing on a page that is not a lone last page

@@ -13,17 +13,17 @@ import contextlib
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import Config
 from engine.events import (
     Balance,
     Disconnected,
+    DisconnectReason,
     Event,
     FeedResumed,
     FeedStale,
@@ -35,6 +35,7 @@ from engine.kiwoom.errors import KiwoomError, TransportError
 from engine.kiwoom.liveness import FeedState, Liveness, Verdict
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.settings import FeedSettings
 from engine.kiwoom.wsproto import (
     Handshake,
     LoginError,
@@ -43,6 +44,9 @@ from engine.kiwoom.wsproto import (
     Subscriptions,
     login_frame,
 )
+
+if TYPE_CHECKING:
+    from engine.config import Config
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +58,6 @@ the frame is decoded (the consumer started an order, whose POST should leave fir
 
 MAX_HELD_EVENTS = 10_000
 """Market events held while a new session restores its registrations (see KiwoomWebSocket)."""
-STALE_REASON = "stale"
 
 
 class KiwoomWebSocket:
@@ -149,6 +152,26 @@ class KiwoomWebSocket:
         self._last_token = ""
 
     @classmethod
+    def from_settings(
+        cls,
+        feed: FeedSettings,
+        rest: KiwoomRest,
+        on_event: EventCallback,
+        clock: Clock = SYSTEM_CLOCK,
+        **extra: Any,
+    ) -> KiwoomWebSocket:
+        """The feed `feed` describes, on `rest`'s tokens. `extra` adds or overrides
+        arguments (a recorder, the bus's sequence)."""
+        args: dict[str, Any] = {
+            "connect_timeout_s": feed.connect_timeout_s,
+            "stale_after_s": feed.stale_after_s,
+            "stale_grace_s": feed.stale_grace_s,
+            "compression": feed.compression,
+        }
+        args.update(extra)
+        return cls(feed.url, rest.tokens.token, rest.tokens.invalidate, clock, on_event, **args)
+
+    @classmethod
     def from_config(
         cls,
         cfg: Config,
@@ -157,17 +180,9 @@ class KiwoomWebSocket:
         clock: Clock = SYSTEM_CLOCK,
         **extra: Any,
     ) -> KiwoomWebSocket:
-        """The feed `cfg` describes, on `rest`'s tokens: the one place the `[kiwoom]` feed
-        settings become arguments. `extra` adds or overrides arguments (a recorder, the
-        bus's sequence)."""
-        args: dict[str, Any] = {
-            "connect_timeout_s": cfg.kiwoom.connect_timeout_s,
-            "stale_after_s": cfg.ws_stale_s,
-            "stale_grace_s": cfg.kiwoom.ws_stale_grace_s,
-            "compression": cfg.kiwoom.ws_compression,
-        }
-        args.update(extra)
-        return cls(cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, clock, on_event, **args)
+        """The feed `cfg` describes (FeedSettings.from_config, the one place the `[kiwoom]`
+        feed settings are read), as `from_settings`."""
+        return cls.from_settings(FeedSettings.from_config(cfg), rest, on_event, clock, **extra)
 
     # --- public API --------------------------------------------------------------------------
 
@@ -281,7 +296,7 @@ class KiwoomWebSocket:
         down_since: float | None = None
         token_retried = False
         while not self._closing:
-            reason = ""
+            reason, detail = DisconnectReason.ERROR, ""
             up_at: float | None = None
             retry_now = False
             self._state = FeedState.CONNECTING
@@ -315,7 +330,7 @@ class KiwoomWebSocket:
                         self._watchdog(conn, live), name="kiwoom-ws-watchdog"
                     )
                     try:
-                        reason = await reader
+                        reason, detail = await reader
                     finally:
                         watchdog.cancel()
                 finally:
@@ -330,7 +345,7 @@ class KiwoomWebSocket:
             except asyncio.CancelledError:
                 raise
             except LoginError as exc:
-                reason = f"login refused: {exc}"
+                reason, detail = DisconnectReason.LOGIN_REFUSED, str(exc)
                 log.warning("ws_login_refused", return_code=exc.return_code, code=exc.code)
                 if exc.token_error:
                     with contextlib.suppress(Exception):
@@ -342,18 +357,18 @@ class KiwoomWebSocket:
                     first.set_exception(exc)
                     return
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, KiwoomError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+                reason, detail = DisconnectReason.CONNECT_FAILED, f"{type(exc).__name__}: {exc}"
                 if not first.done():
-                    err = exc if isinstance(exc, KiwoomError) else TransportError(reason)
+                    err = exc if isinstance(exc, KiwoomError) else TransportError(detail)
                     first.set_exception(err)
                     return
             except Exception as exc:
                 # Whatever else goes wrong (a token provider bug, a library surprise) must not
                 # end the supervisor: the feed would be gone for good with no one noticing.
-                reason = f"{type(exc).__name__}: {exc}"
-                log.exception("ws_session_failed", reason=reason)
+                reason, detail = DisconnectReason.ERROR, f"{type(exc).__name__}: {exc}"
+                log.exception("ws_session_failed", reason=detail)
                 if not first.done():
-                    first.set_exception(TransportError(reason))
+                    first.set_exception(TransportError(detail))
                     return
             if self._closing:
                 return
@@ -362,14 +377,16 @@ class KiwoomWebSocket:
                 attempt = 0
             if first.done() and (up_at is not None or down_since is None):
                 down_since = now if down_since is None else down_since
-                self._emit(Disconnected(reason, attempt + 1))
+                self._emit(Disconnected(reason, attempt + 1, detail))
             if retry_now:
-                log.warning("ws_login_retry_fresh_token", reason=reason)
+                log.warning("ws_login_retry_fresh_token", reason=reason, detail=detail)
                 continue
             attempt += 1
             delay = self._backoff(attempt)
-            log.warning("ws_disconnected", reason=reason, attempt=attempt, retry_in_s=delay)
-            await asyncio.sleep(delay)
+            log.warning(
+                "ws_disconnected", reason=reason, detail=detail, attempt=attempt, retry_in_s=delay
+            )
+            await self._clock.sleep(delay)
 
     async def _release(self, conn: ClientConnection) -> None:
         """Close a finished connection; on `close()` abort it rather than wait out a closing
@@ -516,8 +533,10 @@ class KiwoomWebSocket:
             self._recorder.record(raw)
         return decode_frame(raw, self.stats, self._time_ns(), self._sequence, lazy=lazy)
 
-    async def _read_loop(self, conn: ClientConnection, live: Liveness) -> str:
-        """Dispatch frames until the connection ends; return why it ended."""
+    async def _read_loop(
+        self, conn: ClientConnection, live: Liveness
+    ) -> tuple[DisconnectReason, str]:
+        """Dispatch frames until the connection ends; return why it ended (code, detail)."""
         emit = self._emit
         clock = self._clock
         decode = self._decode
@@ -551,12 +570,24 @@ class KiwoomWebSocket:
                 else:
                     log.debug("ws_frame_ignored", kind=str(kind), trnm=res.trnm)
             if live.dead:
-                return STALE_REASON
-            return f"closed: {conn.close_code} {conn.close_reason}"
+                return (
+                    DisconnectReason.STALE,
+                    f"silent {self._stale_after_s + self._stale_grace_s:g} s",
+                )
+            return DisconnectReason.CLOSED, f"{conn.close_code} {conn.close_reason}".strip()
         except ConnectionClosed as exc:
-            return STALE_REASON if live.dead else f"connection lost: {exc}"
+            if live.dead:
+                return DisconnectReason.STALE, str(exc)
+            # A close frame came (an error code, e.g. 1011): closed; none: the line broke.
+            return (
+                DisconnectReason.CLOSED if exc.rcvd is not None else DisconnectReason.LOST
+            ), str(exc)
         except OSError as exc:
-            return STALE_REASON if live.dead else f"connection error: {exc}"
+            return (
+                (DisconnectReason.STALE, str(exc))
+                if live.dead
+                else (DisconnectReason.LOST, str(exc))
+            )
         finally:
             # Nothing more will be answered on this connection: release whoever waits now
             # rather than after ack_timeout_s.
@@ -588,7 +619,7 @@ class KiwoomWebSocket:
         drop it after stale_grace_s more."""
         clock = self._clock
         while True:
-            await asyncio.sleep(max(0.001, live.next_check_in(clock.monotonic())))
+            await clock.sleep(max(0.001, live.next_check_in(clock.monotonic())))
             now = clock.monotonic()
             verdict = live.check(now)
             silent_s = round(now - live.last_rx, 3)

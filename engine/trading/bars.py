@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 
 from engine.clock import KST
 from engine.events import Bar, Trade
-from engine.models import Candle
 
 _INTERVAL = re.compile(r"([0-9]+)([md])")
 MINUTE_INTERVALS = (1, 3, 5, 10, 15, 30, 60)
@@ -79,20 +79,16 @@ class BarBuilder:
         self.history.append(bar)
         return bar
 
-    def seed(self, candles: list[Candle], now: datetime) -> int:
-        """Load warm-up history (any order; kept oldest first). A bar still open at `now` (the
-        broker lists the current minute too) is left out: the live builder makes that one.
-        Returns how many were kept."""
+    def seed(self, bars: Iterable[Bar], now: datetime) -> int:
+        """Load warm-up history (any order; kept oldest first). A bar still open at `now` is
+        left out: the live builder makes that one. Returns how many were kept."""
         length = bar_length(self.interval)
         kept = 0
-        for c in sorted(candles, key=lambda c: c.at):
-            at = c.at if c.at.tzinfo else c.at.replace(tzinfo=KST)
-            if at + length > now:
+        for bar in sorted(bars, key=lambda b: b.start):
+            if bar.start + length > now:
                 continue
             kept += 1
-            self.history.append(
-                Bar(self.symbol, self.interval, at, c.open, c.high, c.low, c.close, c.volume)
-            )
+            self.history.append(bar)
         return kept
 
     def bars(self) -> list[Bar]:

@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 
 import holidays
 
-from engine.clock import KST
+from engine.clock import KST, parse_day
 from engine.events import Exchange, MarketSession
 from engine.trading.krx import SessionPhase, session_phase
 
@@ -38,13 +38,6 @@ def nxt_session(t: time) -> MarketSession | None:
         if start <= naive < end:
             return session
     return None
-
-
-def parse_day(text: str) -> date:
-    """A "YYYY-MM-DD" date; raises ValueError for anything else."""
-    if len(text) != 10 or text[4] != "-" or text[7] != "-":
-        raise ValueError(f"expected YYYY-MM-DD, got {text!r}")
-    return date.fromisoformat(text)
 
 
 class KrxCalendar:

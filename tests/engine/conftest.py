@@ -86,7 +86,7 @@ async def running_engine(
         cfg = configure(cfg)
     loaded, problems = load_all(cfg)
     assert not problems, problems
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         api = KiwoomApi(rest)
         trader = Trader(cfg, api, sim.clock, loaded)
         await trader.recover()

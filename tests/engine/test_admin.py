@@ -87,7 +87,7 @@ async def engine_with_admin(
     cfg = engine_config(sim, state_dir, strategies, **risk)
     loaded, problems = load_all(cfg)
     assert not problems, problems
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         trader = Trader(cfg, KiwoomApi(rest), sim.clock, loaded)
         await trader.recover()
         counts: Counter[str] = Counter()

@@ -142,7 +142,7 @@ params = {{ active = {"true" if active else "false"} }}
 @asynccontextmanager
 async def broker(cfg: Path) -> AsyncIterator[KiwoomApi]:
     """A REST client of our own on the simulator, to read its books."""
-    async with KiwoomRest(config.load(str(cfg), env={}), revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(config.load(str(cfg), env={}), revoke_on_close=False) as rest:
         yield KiwoomApi(rest)
 
 

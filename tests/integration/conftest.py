@@ -43,7 +43,7 @@ async def trading_session(
 ) -> AsyncIterator[tuple[KiwoomApi, KiwoomWebSocket]]:
     """A REST client and a started realtime feed on `sim`, closed (token revoked) on exit."""
     cfg = client_config(sim)
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         ws = KiwoomWebSocket(
             cfg.ws_url,
             rest.tokens.token,

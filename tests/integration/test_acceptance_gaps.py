@@ -150,7 +150,7 @@ async def _invalidate(_token: str) -> None:
 
 async def test_http_401_is_a_token_error_for_queries_and_orders(rest_sim: SimEnv) -> None:
     st = rest_sim.state
-    async with KiwoomRest(rest_sim.config()) as rest:
+    async with KiwoomRest.from_config(rest_sim.config()) as rest:
         await rest.call("ka10001", BODY)
         assert st.request_counts["au10001"] == 1
         st.faults.http_error_once["ka10001"] = 401  # a bare 401, no envelope
@@ -174,7 +174,7 @@ async def test_a_hung_token_request_times_out(rest_sim: SimEnv) -> None:
     # "a timeout on every request": the token request too, or every call would hang with it.
     rest_sim.state.faults.rest_delay_s["au10001"] = 0.8
     cfg = rest_sim.config(request_timeout_s=0.15, connect_timeout_s=0.15)
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         async with asyncio.timeout(3.0):
             with pytest.raises(TransportError) as ei:
                 await rest.call("ka10001", BODY)
@@ -197,7 +197,7 @@ async def test_rate_limit_answers_on_http_200_are_backed_off_and_retried(rest_si
         [_rate_error(5, 1700), _rate_error(2, 1702), _rate_error(1, 1701)], dict(BODY)
     )
     st.rest_handlers["kt10000"] = errors_then([_rate_error(5, 1700)])
-    async with KiwoomRest(rest_sim.config()) as rest:
+    async with KiwoomRest.from_config(rest_sim.config()) as rest:
         r = await rest.call("ka10001", BODY)
         assert r.body["stk_cd"] == "005930"
         assert st.request_counts["ka10001"] == 4
@@ -223,7 +223,7 @@ async def test_a_query_is_retried_after_a_reset_an_order_never(rest_sim: SimEnv)
 
     st.rest_handlers["ka10001"] = heal_on_second
     st.faults.drop_after_accept.add("ka10001")
-    async with KiwoomRest(rest_sim.config(retry=retry)) as rest:
+    async with KiwoomRest.from_config(rest_sim.config(retry=retry)) as rest:
         r = await rest.call("ka10001", BODY)
         assert r.body["stk_cd"] == "005930"
         assert st.request_counts["ka10001"] == 2  # reset once, retried once
@@ -250,7 +250,7 @@ async def test_connection_refused_order_is_not_sent_and_query_is_retried(
     )
     runner2, port2 = await start(runner2_state)
     env2 = SimEnv(runner2_state, port2, rest_sim.clock)
-    rest = KiwoomRest(env2.config(retry=retry), revoke_on_close=False)
+    rest = KiwoomRest.from_config(env2.config(retry=retry), revoke_on_close=False)
     await rest.open()
     try:
         await rest.tokens.token()  # the token is held; then the server goes away
@@ -283,7 +283,7 @@ async def test_an_order_whose_answer_is_lost_was_taken_exactly_once(
     )
     st = simulator.state
     lower, _upper = simulator.market.limits("005930")
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         api = KiwoomApi(rest)
         st.faults.drop_after_accept.add("kt10000")
         with pytest.raises(OutcomeUnknownError):
@@ -302,7 +302,7 @@ async def test_an_order_whose_answer_is_lost_was_taken_exactly_once(
 
 async def test_kt00007_agrees_with_a_fill(simulator: Simulator) -> None:
     cfg = client_config(simulator)
-    async with KiwoomRest(cfg) as rest:
+    async with KiwoomRest.from_config(cfg) as rest:
         api = KiwoomApi(rest)
         _bid, ask = simulator.market.best("005930")
         ack = await api.buy("005930", 2, OrderType.LIMIT, price=ask)
@@ -336,7 +336,7 @@ async def test_one_keep_alive_connection_carries_every_call() -> None:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     env = SimEnv(state, runner.addresses[0][1], clock)
     try:
-        async with KiwoomRest(env.config()) as rest:
+        async with KiwoomRest.from_config(env.config()) as rest:
             for _ in range(10):
                 await rest.call("ka10001", BODY)
             await rest.call_all(

@@ -105,7 +105,7 @@ async def test_the_daemon_registers_the_account_streams_and_hears_them(
     try:
         trader = await ready.wait()
         assert {("00", ""), ("04", "")} <= simulator.realtime.registered_pairs()
-        async with KiwoomRest(cfg, revoke_on_close=False) as rest:
+        async with KiwoomRest.from_config(cfg, revoke_on_close=False) as rest:
             ack = await KiwoomApi(rest).buy("005930", 1, OrderType.MARKET)
         # Placed elsewhere: the engine tracks it from its 00 notices as external, and books
         # its fill on the account.

@@ -167,7 +167,7 @@ def test_sim_command_exits_0_on_sigterm_after_its_replay_broke(tmp_path: Path) -
             await until(lambda: "sim_serving" in stderr.read_text(), within_s=15.0)
             path.unlink()
             cfg = config.load(cfg_path, env={})
-            async with KiwoomRest(cfg) as rest:
+            async with KiwoomRest.from_config(cfg) as rest:
                 ws = KiwoomWebSocket(cfg.ws_url, rest.tokens.token, rest.tokens.invalidate)
                 await ws.start()
                 try:

@@ -31,7 +31,7 @@ def _capture(sim: SimEnv, api_id: str, reply: dict[str, Any]) -> list[dict[str, 
 
 
 async def test_stock_info_and_candles(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         api = KiwoomApi(rest)
         info = await api.stock_info("005930")
         assert info.symbol == "005930"
@@ -55,7 +55,7 @@ async def test_stock_info_and_candles(sim: SimEnv) -> None:
 
 async def test_buy_market_sends_empty_price(sim: SimEnv) -> None:
     seen = _capture(sim, "kt10000", {"ord_no": "0000024", "dmst_stex_tp": "KRX"})
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         api = KiwoomApi(rest)
         ack = await api.buy("005930", 10, OrderType.MARKET)
         assert ack.order_no == "0000024"
@@ -118,7 +118,7 @@ async def test_sell_modify_cancel(sim: SimEnv) -> None:
         "kt10003",
         {"ord_no": "0000141", "base_orig_ord_no": "0000139", "cncl_qty": "000000000000"},
     )
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         api = KiwoomApi(rest)
         s = await api.sell("005930", 2, OrderType.BEST_IOC, exchange=Exchange.SOR)
         assert s.exchange is Exchange.SOR
@@ -260,7 +260,7 @@ async def test_account_views_decode_ints(sim: SimEnv) -> None:
             ]
         },
     )
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         api = KiwoomApi(rest)
         bal = await api.account_balance()
         assert bal.pnl == -196888
@@ -309,7 +309,7 @@ async def test_account_views_decode_ints(sim: SimEnv) -> None:
 
 async def test_schema_shaped_answers_parse(sim: SimEnv) -> None:
     """Every wrapper copes with the simulator's generic catalogue-shaped answers."""
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         api = KiwoomApi(rest)
         bal = await api.account_balance()
         assert all(isinstance(h.qty, int) for h in bal.holdings)
@@ -356,7 +356,7 @@ async def test_account_views_refuse_an_incomplete_answer(sim: SimEnv) -> None:
 
     sim.state.rest_handlers["ka10075"] = endless
     sim.state.rest_handlers["kt00018"] = repeating
-    async with KiwoomRest(sim.config(max_pages=3)) as rest:
+    async with KiwoomRest.from_config(sim.config(max_pages=3)) as rest:
         api = KiwoomApi(rest)
         with pytest.raises(KiwoomError, match="ka10075: incomplete"):
             await api.open_orders()
@@ -367,6 +367,6 @@ async def test_account_views_refuse_an_incomplete_answer(sim: SimEnv) -> None:
 
 async def test_a_malformed_symbol_in_a_row_is_a_kiwoom_error(sim: SimEnv) -> None:
     _capture(sim, "ka10076", {"cntr": [{"ord_no": "0000139", "stk_cd": " ", "ord_qty": "1"}]})
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         with pytest.raises(KiwoomError, match="stk_cd"):
             await KiwoomApi(rest).executions()

@@ -221,7 +221,7 @@ async def test_paging_ends_in_every_page_in_order_or_a_kiwoom_error(
     server: ScriptServer, script: list[Answer], max_pages: int
 ) -> None:
     server.reset(script)
-    async with KiwoomRest(client_config(server.url), revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(client_config(server.url), revoke_on_close=False) as rest:
         try:
             got: Pages | KiwoomError = await rest.call_all("ka10081", DAILY, max_pages)
         except KiwoomError as e:
@@ -408,7 +408,7 @@ async def test_any_http_bytes_end_in_an_answer_or_a_kiwoom_error(
     raw_server: RawServer, script: list[bytes]
 ) -> None:
     raw_server.reset(script)
-    async with KiwoomRest(client_config(raw_server.url), revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(client_config(raw_server.url), revoke_on_close=False) as rest:
         try:
             await rest.call_all("ka10081", DAILY, max_pages=2)
             event("query: answer")
@@ -502,7 +502,7 @@ async def test_a_typed_view_of_any_answer_is_sound_or_a_kiwoom_error(
         return SimReply(body)
 
     sim.state.rest_handlers[api_id] = reply
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         try:
             method = getattr(KiwoomApi(rest), view)
             got = await (method("005930") if view == "stock_info" else method())
@@ -525,7 +525,7 @@ async def test_a_cont_key_that_cannot_be_sent_back_is_refused_before_sending(
 ) -> None:
     # was: aiohttp's ValueError ("Forbidden control character ...") out of `call`
     raw_server.reset([])
-    async with KiwoomRest(client_config(raw_server.url), revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(client_config(raw_server.url), revoke_on_close=False) as rest:
         with pytest.raises(ValidationError, match="cont_key"):
             await rest.call("ka10081", DAILY, cont_key=key)
     assert raw_server.requests == []

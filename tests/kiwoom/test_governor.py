@@ -10,6 +10,7 @@ import pytest
 from engine.clock import SYSTEM_CLOCK, ManualClock
 from engine.config import RateConfig
 from engine.kiwoom.governor import Governor, TokenBucket, backoff_delay
+from engine.kiwoom.settings import GovernorSettings
 
 
 def test_bucket_burst_then_rate() -> None:
@@ -52,8 +53,8 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     assert backoff_delay(20, 0.5, 8.0, lambda: 0.0) == pytest.approx(4.0)
 
 
-def _rate(**kw: object) -> RateConfig:
-    return RateConfig(**kw).effective("sim")  # type: ignore[arg-type]
+def _rate(**kw: object) -> GovernorSettings:
+    return GovernorSettings.from_rate(RateConfig(**kw), "sim")  # type: ignore[arg-type]
 
 
 async def test_orders_go_ahead_of_queued_queries() -> None:
@@ -110,7 +111,10 @@ async def test_cancelled_waiter_is_skipped() -> None:
 async def test_order_trs_have_their_own_per_api_rate() -> None:
     # Live pacing: queries ~1/s per api-id, orders 5/s per api-id (facts sheet).
     clock = ManualClock()
-    gov = Governor(RateConfig(account_per_s=100.0, account_burst=100).effective("live"), clock)
+    gov = Governor(
+        GovernorSettings.from_rate(RateConfig(account_per_s=100.0, account_burst=100), "live"),
+        clock,
+    )
     for _ in range(5):
         await asyncio.wait_for(gov.acquire("kt10000", order=True), 0.1)
     for _ in range(2):

@@ -46,7 +46,7 @@ async def test_a_resend_after_a_rate_limit_that_would_leave_late_is_expired_not_
     # The backoff after the 429 (1-2 s here) would send the order past its deadline: give up
     # at once with proof that it was never taken.
     sim.state.faults.rate_limit_once.add("kt10000")
-    async with KiwoomRest(
+    async with KiwoomRest.from_config(
         sim.config(rate=_rate(backoff_base_s=2.0, backoff_max_s=2.0)), CLOCK
     ) as rest:
         api = KiwoomApi(rest)
@@ -61,7 +61,7 @@ async def test_a_resend_after_a_rate_limit_that_would_leave_late_is_expired_not_
 
 async def test_a_resend_within_the_deadline_goes(sim: SimEnv) -> None:
     sim.state.faults.rate_limit_once.add("kt10001")
-    async with KiwoomRest(sim.config(rate=_rate()), CLOCK) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=_rate()), CLOCK) as rest:
         ack = await KiwoomApi(rest).sell(
             "005930", 1, OrderType.MARKET, deadline=CLOCK.monotonic() + 20.0
         )
@@ -72,7 +72,7 @@ async def test_a_resend_within_the_deadline_goes(sim: SimEnv) -> None:
 
 async def test_a_pacing_wait_past_the_deadline_is_expired_not_sent(sim: SimEnv) -> None:
     # One cancel a second: the second would wait about a second in the governor.
-    async with KiwoomRest(
+    async with KiwoomRest.from_config(
         sim.config(rate=_rate(order_per_api_per_s=1.0, order_per_api_burst=1)), CLOCK
     ) as rest:
         api = KiwoomApi(rest)
@@ -84,7 +84,7 @@ async def test_a_pacing_wait_past_the_deadline_is_expired_not_sent(sim: SimEnv) 
 
 
 async def test_a_deadline_already_past_sends_nothing(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config(rate=_rate()), CLOCK) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=_rate()), CLOCK) as rest:
         with pytest.raises(OrderExpiredError):
             await KiwoomApi(rest).modify(
                 "0000001", "005930", 1, 70000, deadline=CLOCK.monotonic() - 0.001
@@ -95,7 +95,7 @@ async def test_a_deadline_already_past_sends_nothing(sim: SimEnv) -> None:
 async def test_a_post_on_the_wire_is_not_cut_short_by_its_deadline(sim: SimEnv) -> None:
     # The answer comes after the deadline; the order was sent before it: it is an ack.
     sim.state.faults.rest_delay_s["kt10000"] = 0.3
-    async with KiwoomRest(sim.config(rate=_rate()), CLOCK) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=_rate()), CLOCK) as rest:
         ack = await KiwoomApi(rest).buy(
             "005930", 1, OrderType.MARKET, deadline=CLOCK.monotonic() + 0.1
         )
@@ -104,7 +104,7 @@ async def test_a_post_on_the_wire_is_not_cut_short_by_its_deadline(sim: SimEnv) 
 
 
 async def test_a_deadline_is_for_orders_only(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config(rate=_rate()), CLOCK) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=_rate()), CLOCK) as rest:
         with pytest.raises(ValidationError, match="order calls only"):
             await rest.call("ka10001", {"stk_cd": "005930"}, deadline=CLOCK.monotonic() + 1)
     assert sim.state.request_counts["ka10001"] == 0
@@ -118,7 +118,7 @@ def _answer(sim: SimEnv, api_id: str, body: dict[str, Any]) -> None:
 
 
 async def test_an_order_number_that_is_not_digits_is_outcome_unknown(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config(rate=_rate()), CLOCK) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=_rate()), CLOCK) as rest:
         api = KiwoomApi(rest)
         for ord_no in ("", "   ", None, "0000l40", "주문번호"):
             _answer(sim, "kt10000", {"ord_no": ord_no, "dmst_stex_tp": "KRX"})
@@ -133,6 +133,6 @@ async def test_an_order_number_that_is_not_digits_is_outcome_unknown(sim: SimEnv
 async def test_a_taken_order_with_a_malformed_side_field_is_still_an_ack(sim: SimEnv) -> None:
     # The order is live under a known number: the number is what counts, not the echo.
     _answer(sim, "kt10003", {"ord_no": "0000141", "cncl_qty": "a lot"})
-    async with KiwoomRest(sim.config(rate=_rate()), CLOCK) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=_rate()), CLOCK) as rest:
         ack = await KiwoomApi(rest).cancel("0000140", "005930")
     assert (ack.order_no, ack.qty) == ("0000141", None)

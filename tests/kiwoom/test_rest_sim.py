@@ -65,7 +65,7 @@ def _capturing_logs(monkeypatch: pytest.MonkeyPatch) -> structlog.testing.LogCap
 
 
 async def test_call_returns_body_and_paging_headers(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         r = await rest.call("ka10001", BODY)
     assert r.body["return_code"] == 0
     assert r.body["stk_nm"] == "삼성전자"
@@ -76,7 +76,7 @@ async def test_call_returns_body_and_paging_headers(sim: SimEnv) -> None:
 async def test_token_single_flight_at_start_and_at_expiry(sim: SimEnv) -> None:
     sim.cheap("ka10001")
     clock = OffsetClock(0.0)
-    async with KiwoomRest(sim.config(), clock) as rest:
+    async with KiwoomRest.from_config(sim.config(), clock) as rest:
         results = await asyncio.gather(*(rest.call("ka10001", BODY) for _ in range(100)))
         assert all(r.body["return_code"] == 0 for r in results)
         assert sim.state.request_counts["au10001"] == 1
@@ -91,7 +91,7 @@ async def test_token_single_flight_at_start_and_at_expiry(sim: SimEnv) -> None:
 
 async def test_refresh_before_expiry(sim: SimEnv, sim_clock: OffsetClock) -> None:
     clock = OffsetClock(0.0)
-    async with KiwoomRest(sim.config(), clock) as rest:
+    async with KiwoomRest.from_config(sim.config(), clock) as rest:
         await rest.call("ka10001", BODY)
         first = rest.tokens.expires_at
         assert first is not None
@@ -107,7 +107,7 @@ async def test_refresh_before_expiry(sim: SimEnv, sim_clock: OffsetClock) -> Non
 
 
 async def test_token_error_mid_session_reissues_once_and_retries(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         await rest.call("ka10001", BODY)
         sim.state.faults.token_error_once = True
         r = await rest.call("ka10001", BODY)
@@ -124,7 +124,7 @@ async def test_token_error_mid_session_reissues_once_and_retries(sim: SimEnv) ->
 
 async def test_paging_follows_response_headers(sim: SimEnv) -> None:
     body = {"stk_cd": "005930", "base_dt": "20260105", "upd_stkpc_tp": "1"}
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         pages = await rest.call_all("ka10081", body)
         assert len(pages.pages) >= 3
         assert not pages.truncated
@@ -170,7 +170,7 @@ async def test_a_burst_paced_below_the_server_sees_no_429(
         per_api_burst=burst,
         max_rate_limit_retries=0,
     )
-    async with KiwoomRest(sim.config(rate=rate)) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=rate)) as rest:
         results = await asyncio.gather(
             *(rest.call("ka10001", BODY) for _ in range(200)), return_exceptions=True
         )
@@ -191,7 +191,7 @@ async def test_queries_succeed_through_backoff_when_server_is_stricter(sim: SimE
         backoff_max_s=0.3,
         max_rate_limit_retries=60,
     )
-    async with KiwoomRest(sim.config(rate=rate)) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=rate)) as rest:
         results = await asyncio.gather(*(rest.call("ka10001", BODY) for _ in range(30)))
     assert all(r.body["return_code"] == 0 for r in results)
     assert sim.state.handled_counts["ka10001"] == 30
@@ -201,7 +201,7 @@ async def test_queries_succeed_through_backoff_when_server_is_stricter(sim: SimE
 async def test_rate_limit_retries_run_out(sim: SimEnv) -> None:
     sim.state.set_rate(0.5, 1)
     rate = RateConfig(backoff_base_s=0.01, backoff_max_s=0.02, max_rate_limit_retries=2)
-    async with KiwoomRest(sim.config(rate=rate)) as rest:
+    async with KiwoomRest.from_config(sim.config(rate=rate)) as rest:
         await rest.call("ka10001", BODY)
         with pytest.raises(RateLimitError) as ei:
             await rest.call("ka10001", BODY)
@@ -211,7 +211,7 @@ async def test_rate_limit_retries_run_out(sim: SimEnv) -> None:
 
 
 async def test_query_retries_one_shot_5xx(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         sim.state.faults.http_error_once["ka10001"] = 503
         r = await rest.call("ka10001", BODY)
         assert r.body["return_code"] == 0
@@ -225,7 +225,7 @@ async def test_query_retries_one_shot_5xx(sim: SimEnv) -> None:
 async def test_query_retries_timeouts_then_gives_up(sim: SimEnv) -> None:
     sim.state.faults.rest_delay_s["ka10001"] = 1.0
     retry = RetryConfig(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02)
-    async with KiwoomRest(sim.config(request_timeout_s=0.2, retry=retry)) as rest:
+    async with KiwoomRest.from_config(sim.config(request_timeout_s=0.2, retry=retry)) as rest:
         with pytest.raises(TransportError, match="timeout") as ei:
             await rest.call("ka10001", BODY)
     assert not isinstance(ei.value, OutcomeUnknownError)
@@ -234,7 +234,7 @@ async def test_query_retries_timeouts_then_gives_up(sim: SimEnv) -> None:
 
 async def test_timed_out_order_is_sent_once_and_outcome_unknown(sim: SimEnv) -> None:
     sim.state.faults.rest_delay_s["kt10000"] = 1.5
-    async with KiwoomRest(sim.config(request_timeout_s=0.3)) as rest:
+    async with KiwoomRest.from_config(sim.config(request_timeout_s=0.3)) as rest:
         with pytest.raises(OutcomeUnknownError) as ei:
             await rest.call("kt10000", MARKET_BUY)
         assert ei.value.api_id == "kt10000"
@@ -246,7 +246,7 @@ async def test_timed_out_order_is_sent_once_and_outcome_unknown(sim: SimEnv) -> 
 
 async def test_reset_and_5xx_on_order_are_outcome_unknown_never_retried(sim: SimEnv) -> None:
     order = {"dmst_stex_tp": "KRX", "orig_ord_no": "0000139", "stk_cd": "005930", "cncl_qty": "0"}
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         sim.state.faults.drop_after_accept.add("kt10003")
         with pytest.raises(OutcomeUnknownError):
             await rest.call("kt10003", order)
@@ -267,7 +267,7 @@ async def test_order_is_resent_after_rate_limit_and_token_error(sim: SimEnv) -> 
         "trde_tp": "0",
         "cond_uv": "",
     }
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         sim.state.faults.rate_limit_once.add("kt10000")
         r = await rest.call("kt10000", order)
         assert r.body["ord_no"]
@@ -284,14 +284,14 @@ async def test_order_to_a_dead_server_is_not_sent(sim: SimEnv) -> None:
     dead = dataclasses.replace(
         cfg, kiwoom=dataclasses.replace(cfg.kiwoom, rest_url="http://127.0.0.1:9")
     )
-    async with KiwoomRest(dead, revoke_on_close=False) as rest:
+    async with KiwoomRest.from_config(dead, revoke_on_close=False) as rest:
         with pytest.raises(TransportError) as ei:
             await rest.call("ka10001", BODY)
     assert not isinstance(ei.value, OutcomeUnknownError)
 
 
 async def test_validation_fails_before_sending(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         with pytest.raises(ValidationError, match="ka99999"):
             await rest.call("ka99999", {})
         with pytest.raises(ValidationError, match="base_dt"):
@@ -311,7 +311,7 @@ async def test_validation_fails_before_sending(sim: SimEnv) -> None:
 
 
 async def test_broker_error_carries_code(sim: SimEnv) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         with pytest.raises(BrokerError) as ei:
             # required by the catalogue but blank-after-strip: the server's own 1511
             await rest.call("ka10001", {"stk_cd": " "})
@@ -323,7 +323,7 @@ async def test_cache_for_reference_data_only(sim: SimEnv) -> None:
     from engine.config import CacheConfig
 
     cache = CacheConfig(ttl_s={"ka10001": 60.0, "kt00018": 60.0})
-    async with KiwoomRest(sim.config(cache=cache)) as rest:
+    async with KiwoomRest.from_config(sim.config(cache=cache)) as rest:
         a = await rest.call("ka10001", BODY)
         b = await rest.call("ka10001", BODY)
         await rest.call("ka10001", {"stk_cd": "000660"})
@@ -338,7 +338,7 @@ async def test_close_revokes_and_secrets_stay_out_of_logs(
     sim: SimEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = _capturing_logs(monkeypatch)
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         await rest.call("ka10001", BODY)
         sim.state.faults.token_error_once = True
         await rest.call("ka10001", BODY)
@@ -358,7 +358,7 @@ async def test_close_lets_calls_on_the_wire_finish_and_refuses_new_ones(sim: Sim
     # Closing the session under an order would make its outcome unknown although Kiwoom
     # answered; and a token issued after the revoke would never be revoked.
     sim.state.faults.rest_delay_s.update({"ka10001": 0.3, "kt10000": 0.3})
-    rest = KiwoomRest(sim.config())
+    rest = KiwoomRest.from_config(sim.config())
     await rest.open()
     token = await rest.tokens.token()
     queries = [asyncio.ensure_future(rest.call("ka10001", BODY)) for _ in range(5)]
@@ -382,7 +382,7 @@ async def test_cancelling_an_order_on_the_wire_is_outcome_unknown_and_the_post_c
     # "outcome unknown" at once, and the answer, read to its end, is logged.
     cap = _capturing_logs(monkeypatch)
     sim.state.faults.rest_delay_s["kt10000"] = 0.5
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         await rest.tokens.token()
         task = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY))
         await until(lambda: sim.state.handled_counts["kt10000"] == 1)
@@ -407,7 +407,7 @@ async def test_an_unshielded_order_call_posts_in_the_callers_task_and_a_cancel_i
     # with no task of its own, and a cancel reaches the caller as CancelledError (it must then
     # treat the order as outcome-unknown).
     sim.state.faults.rest_delay_s["kt10000"] = 0.5
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         await rest.tokens.token()
         task = asyncio.ensure_future(rest.call("kt10000", MARKET_BUY, shield=False))
         await until(lambda: sim.state.handled_counts["kt10000"] == 1)
@@ -421,7 +421,7 @@ async def test_an_unshielded_order_call_posts_in_the_callers_task_and_a_cancel_i
 
 async def test_paging_stops_on_a_missing_or_repeated_next_key(sim: SimEnv) -> None:
     row = {"dt": "20260105"}
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         # cont-yn: Y with a blank next-key: asking again would only fetch page 1 again
         _pages(sim, "ka10081", lambda key: SimReply({ROWS: [row]}, next_key=" "))
         pages = await rest.call_all("ka10081", DAILY)
@@ -435,7 +435,7 @@ async def test_paging_stops_on_a_missing_or_repeated_next_key(sim: SimEnv) -> No
 
 async def test_a_page_without_its_list_field_is_an_error_not_missing_rows(sim: SimEnv) -> None:
     row = {"dt": "20260105"}
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         _pages(
             sim, "ka10081", lambda key: SimReply({ROWS: [row]}, "p2") if not key else SimReply({})
         )
@@ -456,7 +456,7 @@ async def test_cache_key_has_the_cont_key_and_errors_are_not_cached(sim: SimEnv)
 
     _pages(sim, "ka10081", lambda key: SimReply({ROWS: [{"dt": key or "first"}]}, "p2"))
     cache = CacheConfig(ttl_s={"ka10081": 60.0, "ka10001": 60.0})
-    async with KiwoomRest(sim.config(cache=cache)) as rest:
+    async with KiwoomRest.from_config(sim.config(cache=cache)) as rest:
         first = await rest.call("ka10081", DAILY)
         assert await rest.call("ka10081", DAILY) is first
         second = await rest.call("ka10081", DAILY, cont_key="p2")
@@ -481,7 +481,7 @@ async def test_a_server_message_echoing_secrets_is_scrubbed(
     sim: SimEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cap = _capturing_logs(monkeypatch)
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         token = await rest.tokens.token()
 
         async def echo(body: dict[str, Any], next_key: str) -> SimReply:
@@ -502,7 +502,7 @@ async def test_an_older_list_field_name_is_accepted_and_renamed(sim: SimEnv) -> 
     row = {"cur_prc": "70100", "dt": "20261120"}
     sim.cheap("ka10082", {"stk_cd": "005930", "stk_wk_pole_chart_qry": [row]})
     body = {"stk_cd": "005930", "base_dt": "20261124", "upd_stkpc_tp": "1"}
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         pages = await rest.call_all("ka10082", body)
     assert pages.rows == [row]
     assert "stk_wk_pole_chart_qry" not in pages.merged()
@@ -513,7 +513,7 @@ TOO_LARGE = "0" * (1024**2 + 1)  # the simulator's aiohttp takes 1 MB bodies at 
 
 async def test_a_4xx_without_an_envelope_fails_a_query_at_once(sim: SimEnv) -> None:
     # Retrying cannot change these answers: no retry, and a message that says why.
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         with pytest.raises(RequestRefusedError, match="HTTP 413") as ei:
             await rest.call("ka10001", {**BODY, "pad": TOO_LARGE})
         assert (ei.value.status, ei.value.not_taken) == (413, True)
@@ -533,7 +533,7 @@ async def test_a_4xx_without_an_envelope_fails_a_query_at_once(sim: SimEnv) -> N
 async def test_a_4xx_on_an_order_is_refused_only_when_it_proves_the_order_unread(
     sim: SimEnv,
 ) -> None:
-    async with KiwoomRest(sim.config()) as rest:
+    async with KiwoomRest.from_config(sim.config()) as rest:
         # 413: refused for its size before anything read it, so not taken (and not resent)
         with pytest.raises(RequestRefusedError) as ei:
             await rest.call("kt10000", {**MARKET_BUY, "pad": TOO_LARGE})

@@ -24,7 +24,7 @@ async def test_stamps_name_each_real_frame_and_each_order_by_its_number(tmp_path
     async with sim:
         cfg = engine_config(sim, tmp_path / "state")
         seen: list[Event] = []
-        async with KiwoomRest(cfg) as rest:
+        async with KiwoomRest.from_config(cfg) as rest:
             api = KiwoomApi(rest)
             ws = KiwoomWebSocket(
                 cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=seen.append

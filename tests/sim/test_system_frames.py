@@ -64,7 +64,7 @@ async def test_the_engine_client_logs_in_without_system_frames() -> None:
     sim_cfg = dataclasses.replace(base.sim, port=0, system_frames_before_login=0)
     async with Simulator(sim_cfg) as sim:
         kiwoom = dataclasses.replace(base.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url)
-        async with KiwoomRest(dataclasses.replace(base, kiwoom=kiwoom)) as rest:
+        async with KiwoomRest.from_config(dataclasses.replace(base, kiwoom=kiwoom)) as rest:
             ws = KiwoomWebSocket(sim.ws_url, rest.tokens.token, rest.tokens.invalidate)
             try:
                 await ws.start()
