@@ -319,9 +319,14 @@ class RiskRejected:
 
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
+    """The trading state or its set of halt reasons changed. `reason` says what moved it;
+    `reasons` are the halt kinds in force after it (engine/trading/risk.py `HaltReason`),
+    empty unless HALTED."""
+
     state: TradingState
     prev_state: TradingState
     reason: str
+    reasons: tuple[str, ...] = ()
     ts_recv: int = field(default=0, compare=False)
     seq: int = field(default=0, compare=False)
 

@@ -27,6 +27,7 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ from engine.trading.orders import OPEN, Order
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first. 2: fills keyed by (trading day, order number, fill number); the halts
+table; the creation marker in `meta`."""
 FILE_NAME = "journal.sqlite3"
 LOCK_NAME = "journal.lock"
 INTENTS_NAME = "intents.log"
@@ -77,8 +80,38 @@ RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
 BATCH_LIMIT = 500
 
+_CREATED_KEY = "journal_created_ns"
+"""The creation marker: in `meta`, committed with the schema in the journal's first
+transaction. A file without it was never a complete journal."""
+_HALTS_KEY = "halts_saved_ns"
+"""In `meta` once halts were saved: before that (a journal migrated from version 1), the
+halts in force are not known from the journal."""
+
 _PENDING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
 _OPEN_STATES = tuple(s.value for s in OPEN)
+
+# Fill numbers are not promised unique per day (a broker may number them per order or per
+# symbol): with the order number, the key that deduplicates a replayed fill.
+_FILLS_DDL = """CREATE TABLE {table} (
+    trading_day TEXT NOT NULL,
+    fill_no     TEXT NOT NULL,
+    order_no    TEXT NOT NULL,
+    client_id   TEXT,
+    strategy    TEXT,
+    symbol      TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    qty         INTEGER NOT NULL,
+    price       INTEGER NOT NULL,
+    fee         INTEGER NOT NULL,
+    tax         INTEGER NOT NULL,
+    ts_recv     INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (trading_day, order_no, fill_no)
+)"""
+
+# The halts a person must lift (engine/trading/risk.py RESUMABLE), kind -> detail, in the
+# order they came (rowid).
+_HALTS_DDL = "CREATE TABLE halts (kind TEXT PRIMARY KEY, detail TEXT NOT NULL)"
 
 _SCHEMA = (
     """CREATE TABLE orders (
@@ -110,23 +143,7 @@ _SCHEMA = (
         UNIQUE (trading_day, order_no)
     )""",
     "CREATE INDEX order_nos_by_client ON order_nos (client_id)",
-    # Fill numbers are unique per trading day at the broker: the key that deduplicates.
-    """CREATE TABLE fills (
-        trading_day TEXT NOT NULL,
-        fill_no     TEXT NOT NULL,
-        order_no    TEXT NOT NULL,
-        client_id   TEXT,
-        strategy    TEXT,
-        symbol      TEXT NOT NULL,
-        side        TEXT NOT NULL,
-        qty         INTEGER NOT NULL,
-        price       INTEGER NOT NULL,
-        fee         INTEGER NOT NULL,
-        tax         INTEGER NOT NULL,
-        ts_recv     INTEGER NOT NULL,
-        seq         INTEGER NOT NULL,
-        PRIMARY KEY (trading_day, fill_no)
-    )""",
+    _FILLS_DDL.format(table="fills"),
     "CREATE INDEX fills_by_client ON fills (client_id)",
     """CREATE TABLE audit (
         id          INTEGER PRIMARY KEY,
@@ -143,7 +160,25 @@ _SCHEMA = (
         PRIMARY KEY (trading_day, name)
     ) WITHOUT ROWID""",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    _HALTS_DDL,
 )
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: the fill key gains the order number (a broker may number fills per order or
+    # per symbol: the day's fill number alone dropped fills), and halts are journaled.
+    1: (
+        _FILLS_DDL.format(table="fills_v2"),
+        "INSERT INTO fills_v2 (trading_day, fill_no, order_no, client_id, strategy, symbol,"
+        " side, qty, price, fee, tax, ts_recv, seq) SELECT trading_day, fill_no, order_no,"
+        " client_id, strategy, symbol, side, qty, price, fee, tax, ts_recv, seq FROM fills"
+        " ORDER BY rowid",
+        "DROP TABLE fills",
+        "ALTER TABLE fills_v2 RENAME TO fills",
+        "CREATE INDEX fills_by_client ON fills (client_id)",
+        _HALTS_DDL,
+    ),
+}
+"""version -> the statements that take a journal of that version to the next."""
 
 _INSERT_INTENT = (
     "INSERT INTO orders (client_id, trading_day, strategy, symbol, side, qty, price, tif,"
@@ -182,9 +217,32 @@ _INSERT_FILL = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class JournaledFill:
+    """A fill as the journal holds it, for rebuilding positions (`Journal.fills_in_order`).
+    `fee` is fee and tax together, 0 when the fill carried none."""
+
+    trading_day: str
+    strategy: str | None
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    fee: int
+
+
 class JournalError(Exception):
     """The journal cannot be opened or written (locked by another engine, newer schema,
     disk error). From `record_intent` it means the order must not be sent."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a write that failed with `exc` may succeed later (disk full, I/O error,
+    locked, closed) rather than never (a value SQLite cannot store)."""
+    return (
+        isinstance(exc, OSError | sqlite3.OperationalError | JournalError)
+        or type(exc) is sqlite3.DatabaseError
+    )
 
 
 class Journal:
@@ -223,13 +281,25 @@ class Journal:
         self.failed_events = 0
         """Events that could never be written (a value SQLite refuses); logged one by one."""
         self.last_error: str | None = None
+        self.intents_refused = 0
+        """Intents `record_intent` could not store (the order was not sent)."""
+        self.duplicate_fills = 0
+        """Fills written again under a key already stored (a true replay): never stored twice."""
+        self.faulty = False
+        """True from a write that failed for a reason that may pass (disk full, I/O error,
+        locked) until a transaction commits again."""
+        self.on_fault: Callable[[str | None], None] | None = None
+        """Told the error when writes start failing, and None when they succeed again: the
+        engine halts trading in between (reason JOURNAL)."""
 
     # --- life ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the directory (0o700) and the file if needed, take the lock, check or create
-        the schema. Raises JournalError when another process holds the journal or its schema
-        is newer than this engine knows. A no-op when already open."""
+        """Create the directory (0o700) and, when there is none, a complete journal (see
+        `_create`); take the lock; check the schema and migrate an older one. Raises
+        JournalError when another process holds the journal, when its schema is newer than
+        this engine knows, or when the file is not a complete journal (zero bytes, no
+        creation marker, not SQLite): the message says how to recover. A no-op when open."""
         if self._conn is not None:
             return
         try:
@@ -238,8 +308,10 @@ class Journal:
         except OSError as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
+            if not self.path.exists():
+                self._create()
             conn = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             self._release_lock()
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
@@ -254,6 +326,51 @@ class Journal:
         self._seq_next = self._seq_limit = 0
         self._recorded = set()
         log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
+
+    def _create(self) -> None:
+        """Write a new journal whole: schema and creation marker in one transaction, in a
+        file beside it, made durable, then renamed into place. A crash leaves either no
+        journal (the next start creates one) or a complete one, never a file that a later
+        start could take for a new journal while today's orders are lost."""
+        tmp = self.path.with_name(self.path.name + ".new")
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
+            conn.execute("BEGIN IMMEDIATE")
+            for ddl in _SCHEMA:
+                conn.execute(ddl)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (_CREATED_KEY, str(self._clock.time_ns())),
+            )
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()  # the last connection checkpoints the WAL into the file
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, self.path)
+        dir_fd = os.open(self.state_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        log.info("journal_created", path=str(self.path), schema_version=SCHEMA_VERSION)
+
+    def _refuse(self, why: str) -> JournalError:
+        return JournalError(
+            f"journal {self.path} {why}, so it is not a complete journal and today's orders, "
+            "fills, risk counters and halts cannot be read from it. Nothing was changed. To "
+            f"start a new journal, move it aside (mv {self.path} {self.path}.bad; and its "
+            "-wal file if there is one) and start again: start-up rebuilds open orders and "
+            "the account's positions from the broker, but today's risk counters, the halts "
+            "in force and the strategies' shares of the positions start from nothing"
+        )
 
     def _recover_intents(self, conn: sqlite3.Connection) -> None:
         """Move into SQLite the intents a previous process logged and did not move."""
@@ -304,11 +421,9 @@ class Journal:
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise JournalError(f"journal {self.path}: WAL mode refused (got {mode})")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            if self.path.stat().st_size == 0:
+                raise self._refuse("is empty (zero bytes)")
+            # Read before anything writes: WAL mode on an empty file would make it a database.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise JournalError(
@@ -317,13 +432,45 @@ class Journal:
                     "away to start a new journal"
                 )
             if version == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                for ddl in _SCHEMA:
-                    conn.execute(ddl)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+                raise self._refuse("has no schema")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise JournalError(f"journal {self.path}: WAL mode refused (got {mode})")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            if version < SCHEMA_VERSION:
+                self._migrate(conn, version)
+            elif not self._has_marker(conn):
+                raise self._refuse("has no creation marker")
+        except (OSError, sqlite3.OperationalError) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise self._refuse(f"cannot be read as SQLite ({exc})") from exc
+
+    @staticmethod
+    def _has_marker(conn: sqlite3.Connection) -> bool:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        return bool(
+            has_meta
+            and conn.execute("SELECT 1 FROM meta WHERE key = ?", (_CREATED_KEY,)).fetchone()
+        )
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        """Take a journal of `version` (1 or later) to SCHEMA_VERSION in one transaction:
+        all of it or none. A version-1 journal got its schema and version in one
+        transaction, so its version is its marker; the migration adds the marker."""
+        with self._transaction(conn):
+            for v in range(version, SCHEMA_VERSION):
+                for ddl in _MIGRATIONS[v]:
+                    conn.execute(ddl)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                (_CREATED_KEY, f"migrated {self._clock.time_ns()}"),
+            )
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        log.warning("journal_migrated", path=str(self.path), old=version, new=SCHEMA_VERSION)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -362,6 +509,7 @@ class Journal:
             raise JournalError("journal is not open")
         cid = order.client_id
         if cid in self._recorded:
+            self.intents_refused += 1
             self.last_error = f"client id {cid} already journaled"
             raise JournalError(f"intent {cid} not journaled: {self.last_error}")
         day = self._day_of(0)
@@ -395,7 +543,10 @@ class Journal:
                     for no in order.order_nos:
                         self._link(conn, day, no, cid)
         except (OSError, sqlite3.Error) as exc:
+            self.intents_refused += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
+            if _transient(exc):
+                self._set_faulty(self.last_error)
             raise JournalError(f"intent {cid} not journaled: {exc}") from exc
         self._recorded.add(cid)
         self.intents += 1
@@ -404,18 +555,19 @@ class Journal:
 
     def write(self, events: Sequence[Event]) -> None:
         """Write `events` in one transaction: all or nothing. Order updates upsert the order's
-        row, fills are inserted once per (trading day, fill number), risk and state events go
-        to the audit table; other types are ignored. Raises sqlite3.Error (rolled back) or
+        row, fills are inserted once per (trading day, order number, fill number), risk and
+        state events go to the audit table; other types are ignored. Raises sqlite3.Error (rolled back) or
         JournalError when the journal is not open."""
         conn = self._db
         written = 0
         fills = 0
+        duplicates = 0
         with self._transaction(conn):
             for ev in events:
                 if type(ev) is OrderUpdate:
                     self._write_update(conn, ev)
                 elif type(ev) is Fill:
-                    self._write_fill(conn, ev)
+                    duplicates += not self._write_fill(conn, ev)
                     fills += 1
                 elif isinstance(ev, AUDITED):
                     self._write_audit(conn, ev)
@@ -430,17 +582,40 @@ class Journal:
                 self._put_counters(conn, day, counters)
         self.rows_written += written
         self.batches += 1
+        if duplicates:
+            self.duplicate_fills += duplicates
+            log.info("journal_fill_duplicates", fills=duplicates)
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
-        conn.execute("BEGIN IMMEDIATE")
+        """One transaction; a failure that may pass (see `_transient`) marks the journal
+        faulty, and a commit clears that."""
         try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if _transient(exc):
+                self._set_faulty(f"{type(exc).__name__}: {exc}")
             raise
-        conn.execute("COMMIT")
+        if self.faulty:
+            self._set_faulty(None)
+
+    def _set_faulty(self, error: str | None) -> None:
+        was, self.faulty = self.faulty, error is not None
+        if was == self.faulty:
+            return
+        if error is None:
+            log.warning("journal_writes_again")
+        else:
+            log.error("journal_cannot_write", error=error)
+        if self.on_fault is not None:
+            self.on_fault(error)
 
     def _write_update(self, conn: sqlite3.Connection, u: OrderUpdate) -> None:
         day = self._day_of(u.ts_recv)
@@ -521,7 +696,9 @@ class Journal:
             journaled_client_id=owner,
         )
 
-    def _write_fill(self, conn: sqlite3.Connection, f: Fill) -> None:
+    def _write_fill(self, conn: sqlite3.Connection, f: Fill) -> bool:
+        """Insert `f` once per (trading day, order number, fill number); False when that key
+        was stored already (a replay of the same fill)."""
         day = self._day_of(f.ts_recv)
         client_id = f.client_id
         if client_id is None:
@@ -530,7 +707,7 @@ class Journal:
                 (day, f.order_no),
             ).fetchone()
             client_id = row[0] if row else None
-        conn.execute(
+        cur = conn.execute(
             _INSERT_FILL,
             (
                 day,
@@ -548,6 +725,7 @@ class Journal:
                 f.seq,
             ),
         )
+        return bool(cur.rowcount)
 
     def _write_audit(self, conn: sqlite3.Connection, ev: Event) -> None:
         conn.execute(
@@ -630,9 +808,7 @@ class Journal:
         """Count and log a failed write; True when it may pass on a retry."""
         self.write_errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
-        transient = isinstance(exc, sqlite3.OperationalError | JournalError) or (
-            type(exc) is sqlite3.DatabaseError
-        )
+        transient = _transient(exc)
         if transient:
             log.warning("journal_write_failed", events=len(batch), error=self.last_error)
         return transient
@@ -665,14 +841,14 @@ class Journal:
             (day,),
         ):
             numbers.setdefault(client_id, []).append(no)
-        fills: dict[str, set[str]] = {}
+        fills: dict[str, set[tuple[str, str]]] = {}
         by_no: dict[str, dict[str, int]] = {}
         for client_id, fill_no, order_no, qty in conn.execute(
             "SELECT f.client_id, f.fill_no, f.order_no, f.qty FROM fills f"
             " JOIN orders o ON o.client_id = f.client_id WHERE o.trading_day = ?",
             (day,),
         ):
-            fills.setdefault(client_id, set()).add(fill_no)
+            fills.setdefault(client_id, set()).add((order_no, fill_no))
             mine = by_no.setdefault(client_id, {})
             mine[order_no] = mine.get(order_no, 0) + qty
         return [
@@ -713,6 +889,40 @@ class Journal:
         for strategy, symbol, net in rows:
             out.setdefault(strategy, {})[symbol] = net
         return out
+
+    def fills_in_order(self) -> list[JournaledFill]:
+        """Every journaled fill, all days, oldest first (by trading day, then as journaled),
+        with the strategy it counts for (its own, else its order's; None for an external
+        order's): what rebuilds each strategy's positions and cost after a restart."""
+        rows = self._db.execute(
+            "SELECT f.trading_day, COALESCE(f.strategy, o.strategy), f.symbol, f.side, f.qty,"
+            " f.price, f.fee + f.tax FROM fills f LEFT JOIN orders o ON o.client_id = f.client_id"
+            " ORDER BY f.trading_day, f.rowid"
+        ).fetchall()
+        return [JournaledFill(r[0], r[1], r[2], Side(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    # --- halts ---------------------------------------------------------------------------
+
+    def save_halts(self, halts: Mapping[str, str]) -> None:
+        """Replace the journaled halts with `halts` (kind -> detail, in the order they came),
+        committed before it returns: a halt outlives any restart, kill -9 included."""
+        conn = self._db
+        with self._transaction(conn):
+            conn.execute("DELETE FROM halts")
+            conn.executemany("INSERT INTO halts (kind, detail) VALUES (?, ?)", list(halts.items()))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_HALTS_KEY, str(self._clock.time_ns())),
+            )
+
+    def load_halts(self) -> dict[str, str] | None:
+        """The journaled halts (kind -> detail, in the order they came); None when this
+        journal never saved any (one migrated from version 1)."""
+        conn = self._db
+        if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_HALTS_KEY,)).fetchone() is None:
+            return None
+        return dict(conn.execute("SELECT kind, detail FROM halts ORDER BY rowid").fetchall())
 
     # --- counters and meta -----------------------------------------------------------------
 
@@ -794,5 +1004,8 @@ class Journal:
             "write_errors": self.write_errors,
             "failed_events": self.failed_events,
             "intents_pending": len(self._pending),
+            "intents_refused": self.intents_refused,
+            "duplicate_fills": self.duplicate_fills,
+            "faulty": int(self.faulty),
             "intent_lines_unreadable": self._intent_log.unreadable_lines,
         }
