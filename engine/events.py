@@ -282,7 +282,8 @@ class OrderUpdate:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """Shares changed hands for one of the account's orders; `fill_no` is unique per day."""
+    """Shares changed hands for one of the account's orders. A fill is named by its trading
+    day, `order_no` and `fill_no` together: a broker may number fills per order."""
 
     client_id: str | None
     strategy: str | None
