@@ -61,6 +61,9 @@ table; the creation marker in `meta`."""
 FILE_NAME = "journal.sqlite3"
 LOCK_NAME = "journal.lock"
 INTENTS_NAME = "intents.log"
+PROBE_NAME = "journal.probe"
+PROBE_BYTES = 4_096
+"""What `probe` writes (and removes) to learn that the state directory has room again."""
 
 AUDITED: tuple[type, ...] = (
     RiskRejected,
@@ -603,8 +606,44 @@ class Journal:
             if _transient(exc):
                 self._set_faulty(f"{type(exc).__name__}: {exc}")
             raise
-        if self.faulty:
+        if self.faulty and self._has_room():
             self._set_faulty(None)
+
+    def _has_room(self) -> bool:
+        """Whether a block can be written in the state directory. A commit alone does not
+        say so: the WAL reuses the space it already holds, while the next intent needs a
+        new block for the intent log."""
+        probe = self.state_dir / PROBE_NAME
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, bytes(PROBE_BYTES))
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def probe(self) -> bool:
+        """While `faulty`: try a commit and a block in the state directory, and clear the
+        fault when both succeed (the engine calls this every second, so that the JOURNAL
+        halt lifts even when nothing else is written). Returns whether the journal writes.
+        Never raises."""
+        if not self.faulty:
+            return True
+        try:
+            conn = self._db
+            with self._transaction(conn):
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    ("probed_ns", str(self._clock.time_ns())),
+                )
+        except (OSError, sqlite3.Error, JournalError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        return not self.faulty
 
     def _set_faulty(self, error: str | None) -> None:
         was, self.faulty = self.faulty, error is not None

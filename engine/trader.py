@@ -368,6 +368,9 @@ class Trader:
     async def _counters_loop(self) -> None:
         while True:
             await self.clock.sleep(COUNTERS_SAVE_S)
+            # A JOURNAL halt lifts once the journal writes again, also when nothing else
+            # would be written meanwhile.
+            self.journal.probe()
             self._save_counters()
             self._save_halts()
 
