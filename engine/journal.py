@@ -1,7 +1,8 @@
 """The journal: orders, fills, risk decisions and counters on disk, for recovery and audit.
 
 One SQLite file, `<daemon.state_dir>/journal.sqlite3`, written by one process (an advisory
-lock on `journal.lock` refuses a second engine on the same state directory). Only the order
+lock on `journal.lock` refuses a second engine on the same state directory); its schema, its
+creation and its migrations are engine/journal_file.py's. Only the order
 intent is written on the hot path, synchronously, before its POST: one line appended to
 `intents.log` (engine/intent_log.py), which the next transaction moves into SQLite. Everything
 else comes from the bus through a `ConsumerQueue` and is written in batches by `Journal.run`.
@@ -35,6 +36,7 @@ from typing import Any
 import orjson
 import structlog
 
+from engine import journal_file
 from engine.bus import ConsumerQueue
 from engine.clock import KST, Clock
 from engine.events import (
@@ -51,14 +53,13 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.intent_log import IntentLog
+from engine.journal_file import FILE_NAME, SCHEMA_VERSION, JournalError
 from engine.trading.orders import OPEN, Order
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 2
-"""1: the first. 2: fills keyed by (trading day, order number, fill number); the halts
-table; the creation marker in `meta`."""
-FILE_NAME = "journal.sqlite3"
+__all__ = ["FILE_NAME", "JOURNALED", "SCHEMA_VERSION", "Journal", "JournalError"]
+
 LOCK_NAME = "journal.lock"
 INTENTS_NAME = "intents.log"
 PROBE_NAME = "journal.probe"
@@ -83,105 +84,12 @@ RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
 BATCH_LIMIT = 500
 
-_CREATED_KEY = "journal_created_ns"
-"""The creation marker: in `meta`, committed with the schema in the journal's first
-transaction. A file without it was never a complete journal."""
 _HALTS_KEY = "halts_saved_ns"
 """In `meta` once halts were saved: before that (a journal migrated from version 1), the
 halts in force are not known from the journal."""
 
 _PENDING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
 _OPEN_STATES = tuple(s.value for s in OPEN)
-
-# Fill numbers are not promised unique per day (a broker may number them per order or per
-# symbol): with the order number, the key that deduplicates a replayed fill.
-_FILLS_DDL = """CREATE TABLE {table} (
-    trading_day TEXT NOT NULL,
-    fill_no     TEXT NOT NULL,
-    order_no    TEXT NOT NULL,
-    client_id   TEXT,
-    strategy    TEXT,
-    symbol      TEXT NOT NULL,
-    side        TEXT NOT NULL,
-    qty         INTEGER NOT NULL,
-    price       INTEGER NOT NULL,
-    fee         INTEGER NOT NULL,
-    tax         INTEGER NOT NULL,
-    ts_recv     INTEGER NOT NULL,
-    seq         INTEGER NOT NULL,
-    PRIMARY KEY (trading_day, order_no, fill_no)
-)"""
-
-# The halts a person must lift (engine/trading/risk.py RESUMABLE), kind -> detail, in the
-# order they came (rowid).
-_HALTS_DDL = "CREATE TABLE halts (kind TEXT PRIMARY KEY, detail TEXT NOT NULL)"
-
-_SCHEMA = (
-    """CREATE TABLE orders (
-        client_id   TEXT PRIMARY KEY,
-        trading_day TEXT NOT NULL,
-        strategy    TEXT,
-        symbol      TEXT NOT NULL,
-        side        TEXT NOT NULL,
-        qty         INTEGER NOT NULL,
-        price       INTEGER,
-        tif         TEXT NOT NULL,
-        state       TEXT NOT NULL,
-        prev_state  TEXT NOT NULL,
-        order_no    TEXT,
-        filled_qty  INTEGER NOT NULL,
-        fill_amount INTEGER NOT NULL,
-        reason      TEXT NOT NULL,
-        created_ns  INTEGER NOT NULL,
-        external    INTEGER NOT NULL,
-        updated_ns  INTEGER NOT NULL,
-        seq         INTEGER NOT NULL
-    )""",
-    "CREATE INDEX orders_by_day ON orders (trading_day)",
-    # Every broker number an order has had (an amend gets a new one), oldest first by rowid.
-    """CREATE TABLE order_nos (
-        trading_day TEXT NOT NULL,
-        order_no    TEXT NOT NULL,
-        client_id   TEXT NOT NULL,
-        UNIQUE (trading_day, order_no)
-    )""",
-    "CREATE INDEX order_nos_by_client ON order_nos (client_id)",
-    _FILLS_DDL.format(table="fills"),
-    "CREATE INDEX fills_by_client ON fills (client_id)",
-    """CREATE TABLE audit (
-        id          INTEGER PRIMARY KEY,
-        trading_day TEXT NOT NULL,
-        type        TEXT NOT NULL,
-        ts_recv     INTEGER NOT NULL,
-        seq         INTEGER NOT NULL,
-        payload     BLOB NOT NULL
-    )""",
-    """CREATE TABLE counters (
-        trading_day TEXT NOT NULL,
-        name        TEXT NOT NULL,
-        value       INTEGER NOT NULL,
-        PRIMARY KEY (trading_day, name)
-    ) WITHOUT ROWID""",
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    _HALTS_DDL,
-)
-
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    # 1 -> 2: the fill key gains the order number (a broker may number fills per order or
-    # per symbol: the day's fill number alone dropped fills), and halts are journaled.
-    1: (
-        _FILLS_DDL.format(table="fills_v2"),
-        "INSERT INTO fills_v2 (trading_day, fill_no, order_no, client_id, strategy, symbol,"
-        " side, qty, price, fee, tax, ts_recv, seq) SELECT trading_day, fill_no, order_no,"
-        " client_id, strategy, symbol, side, qty, price, fee, tax, ts_recv, seq FROM fills"
-        " ORDER BY rowid",
-        "DROP TABLE fills",
-        "ALTER TABLE fills_v2 RENAME TO fills",
-        "CREATE INDEX fills_by_client ON fills (client_id)",
-        _HALTS_DDL,
-    ),
-}
-"""version -> the statements that take a journal of that version to the next."""
 
 _INSERT_INTENT = (
     "INSERT INTO orders (client_id, trading_day, strategy, symbol, side, qty, price, tif,"
@@ -232,11 +140,6 @@ class JournaledFill:
     qty: int
     price: int
     fee: int
-
-
-class JournalError(Exception):
-    """The journal cannot be opened or written (locked by another engine, newer schema,
-    disk error). From `record_intent` it means the order must not be sent."""
 
 
 def _transient(exc: BaseException) -> bool:
@@ -298,8 +201,8 @@ class Journal:
     # --- life ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the directory (0o700) and, when there is none, a complete journal (see
-        `_create`); take the lock; check the schema and migrate an older one. Raises
+        """Create the directory (0o700) and, when there is none, a complete journal
+        (engine/journal_file.py); take the lock; check the schema and migrate an older one. Raises
         JournalError when another process holds the journal, when its schema is newer than
         this engine knows, or when the file is not a complete journal (zero bytes, no
         creation marker, not SQLite): the message says how to recover. A no-op when open."""
@@ -312,13 +215,13 @@ class Journal:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
             if not self.path.exists():
-                self._create()
+                journal_file.create(self.path, self._clock.time_ns())
             conn = sqlite3.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             self._release_lock()
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
-            self._prepare(conn)
+            journal_file.prepare(conn, self.path, self._busy_timeout_ms, self._clock.time_ns())
             self._recover_intents(conn)
         except BaseException:
             conn.close()
@@ -329,51 +232,6 @@ class Journal:
         self._seq_next = self._seq_limit = 0
         self._recorded = set()
         log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
-
-    def _create(self) -> None:
-        """Write a new journal whole: schema and creation marker in one transaction, in a
-        file beside it, made durable, then renamed into place. A crash leaves either no
-        journal (the next start creates one) or a complete one, never a file that a later
-        start could take for a new journal while today's orders are lost."""
-        tmp = self.path.with_name(self.path.name + ".new")
-        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
-            conn.execute("BEGIN IMMEDIATE")
-            for ddl in _SCHEMA:
-                conn.execute(ddl)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                (_CREATED_KEY, str(self._clock.time_ns())),
-            )
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        finally:
-            conn.close()  # the last connection checkpoints the WAL into the file
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.path)
-        dir_fd = os.open(self.state_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        log.info("journal_created", path=str(self.path), schema_version=SCHEMA_VERSION)
-
-    def _refuse(self, why: str) -> JournalError:
-        return JournalError(
-            f"journal {self.path} {why}, so it is not a complete journal and today's orders, "
-            "fills, risk counters and halts cannot be read from it. Nothing was changed. To "
-            f"start a new journal, move it aside (mv {self.path} {self.path}.bad; and its "
-            "-wal file if there is one) and start again: start-up rebuilds open orders and "
-            "the account's positions from the broker, but today's risk counters, the halts "
-            "in force and the strategies' shares of the positions start from nothing"
-        )
 
     def _recover_intents(self, conn: sqlite3.Connection) -> None:
         """Move into SQLite the intents a previous process logged and did not move."""
@@ -421,59 +279,6 @@ class Journal:
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
             os.close(fd)  # closing the descriptor drops the flock
-
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        try:
-            if self.path.stat().st_size == 0:
-                raise self._refuse("is empty (zero bytes)")
-            # Read before anything writes: WAL mode on an empty file would make it a database.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} has schema version {version}, newer than this "
-                    f"engine's {SCHEMA_VERSION}: run a newer kiwoom-engine, or move the file "
-                    "away to start a new journal"
-                )
-            if version == 0:
-                raise self._refuse("has no schema")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise JournalError(f"journal {self.path}: WAL mode refused (got {mode})")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            if version < SCHEMA_VERSION:
-                self._migrate(conn, version)
-            elif not self._has_marker(conn):
-                raise self._refuse("has no creation marker")
-        except (OSError, sqlite3.OperationalError) as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise self._refuse(f"cannot be read as SQLite ({exc})") from exc
-
-    @staticmethod
-    def _has_marker(conn: sqlite3.Connection) -> bool:
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        return bool(
-            has_meta
-            and conn.execute("SELECT 1 FROM meta WHERE key = ?", (_CREATED_KEY,)).fetchone()
-        )
-
-    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
-        """Take a journal of `version` (1 or later) to SCHEMA_VERSION in one transaction:
-        all of it or none. A version-1 journal got its schema and version in one
-        transaction, so its version is its marker; the migration adds the marker."""
-        with self._transaction(conn):
-            for v in range(version, SCHEMA_VERSION):
-                for ddl in _MIGRATIONS[v]:
-                    conn.execute(ddl)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                (_CREATED_KEY, f"migrated {self._clock.time_ns()}"),
-            )
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        log.warning("journal_migrated", path=str(self.path), old=version, new=SCHEMA_VERSION)
 
     @property
     def _db(self) -> sqlite3.Connection:
