@@ -80,6 +80,9 @@ CLIENT_SEQ_BLOCK = 1_000
 next 1,000 orders, and a restart skips what was reserved but not used (gaps, never reuse)."""
 _CLIENT_SEQ_KEY = "client_seq_reserved"
 
+RECORDED_WINDOW = 4_096
+"""Client ids `record_intent` remembers to refuse a second intent under one of them."""
+
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
 BATCH_LIMIT = 500
@@ -170,8 +173,12 @@ class Journal:
         self._intent_log = IntentLog(self.state_dir / INTENTS_NAME)
         self._pending: list[tuple[Any, ...]] = []
         """Intents in the log and not yet in SQLite, oldest first."""
-        self._recorded: set[str] = set()
-        """Client ids whose intent this journal took since it opened: a second is refused."""
+        self._recorded: dict[str, None] = {}
+        """The last RECORDED_WINDOW client ids whose intent this journal took, oldest first:
+        a second intent under one of them is refused. Client ids are never reused by
+        construction (`next_client_seq`); this catches a bug near the order that shows it,
+        and an older id taken again is still kept out of SQLite by its primary key (logged
+        as `journal_intent_already_there`). Bounded, so a long day does not grow it."""
         self._seq_next = 0
         self._seq_limit = 0
         self._day = ""
@@ -230,7 +237,7 @@ class Journal:
             raise
         self._conn = conn
         self._seq_next = self._seq_limit = 0
-        self._recorded = set()
+        self._recorded = {}
         log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
 
     def _recover_intents(self, conn: sqlite3.Connection) -> None:
@@ -356,7 +363,10 @@ class Journal:
             if _transient(exc):
                 self._set_faulty(self.last_error)
             raise JournalError(f"intent {cid} not journaled: {exc}") from exc
-        self._recorded.add(cid)
+        recorded = self._recorded
+        recorded[cid] = None
+        if len(recorded) > RECORDED_WINDOW:
+            del recorded[next(iter(recorded))]
         self.intents += 1
 
     # --- batched writes --------------------------------------------------------------------

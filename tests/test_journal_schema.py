@@ -19,7 +19,7 @@ import pytest
 
 from engine.clock import KST, ManualClock
 from engine.events import Fill, OrderState, Side
-from engine.journal import FILE_NAME, SCHEMA_VERSION, Journal, JournalError
+from engine.journal import FILE_NAME, RECORDED_WINDOW, SCHEMA_VERSION, Journal, JournalError
 from engine.trading.orders import Order
 
 S = OrderState
@@ -276,3 +276,24 @@ def test_the_fixture_is_a_version_1_journal_left_as_it_was() -> None:
     assert con.execute("PRAGMA user_version").fetchone()[0] == 1
     con.close()
     assert not os.path.exists(f"{FIXTURE_V1}-wal")
+
+
+# --- bounded per-order state (item 24) ----------------------------------------------------------
+
+
+def test_the_duplicate_intent_guard_is_a_bounded_window(tmp_path: Path, clock: ManualClock) -> None:
+    j = Journal(tmp_path / "state", clock)
+    j.open()
+    try:
+        for n in range(RECORDED_WINDOW + 100):
+            j.record_intent(Order(f"1.{n}", "momentum", "005930", Side.BUY, 1, 70_000))
+        assert len(j._recorded) == RECORDED_WINDOW
+        newest = Order(f"1.{RECORDED_WINDOW + 99}", "momentum", "005930", Side.BUY, 1, 70_000)
+        with pytest.raises(JournalError, match="already journaled"):
+            j.record_intent(newest)
+        # Outside the window the guard forgets; the orders table still holds the first row.
+        j.record_intent(Order("1.0", "momentum", "005930", Side.SELL, 9, 1))
+        first = next(o for o in j.load_orders() if o.client_id == "1.0")
+        assert (first.side, first.qty) == (Side.BUY, 1)
+    finally:
+        j.close()
