@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Config
-from engine.events import OrderState, Side
+from engine.events import Fill, OrderState, OrderUpdate, Side
 from engine.journal import Journal
 from engine.sim.simulator import Simulator
 from engine.trading.orders import Order
@@ -139,3 +139,52 @@ async def test_a_sell_the_journal_missed_is_booked_against_the_strategys_cost(
             assert pf.realized_today == trader.risk.counters()["realized_pnl"] == expected
             assert abs(expected) < 10 * row.fill_price // 100  # not minus the fee alone
             assert (pf.strategy_qty("s", SYMBOL), pf.position_qty(SYMBOL)) == (0, 0)
+
+
+async def test_fills_numbered_per_order_give_a_restarted_strategy_all_its_shares(
+    tmp_path: Path,
+) -> None:
+    # Issue 14 item 7: a broker that numbers fills per order (each order's first fill is "1").
+    # The journal as such a broker's notices left it: two orders of the strategy, 1 and 5
+    # shares, the second filled in two parts.
+    state = tmp_path / "state"
+    sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
+    async with sim_with_fees() as sim:
+        first = sim.exchange.place("buy", SYMBOL, 1, 0, "3")
+        second = sim.exchange.place("buy", SYMBOL, 5, 0, "3")
+        journal = Journal(state, sim.clock)
+        journal.open()
+        prefix = journal.next_client_seq()
+        events: list[OrderUpdate | Fill] = []
+        for n, (at_broker, parts) in enumerate(((first, [1]), (second, [3, 2])), start=1):
+            order = Order(f"{prefix}.{n}", "s", SYMBOL, Side.BUY, at_broker.qty, None)
+            order.created_ns = sim.clock.time_ns()
+            journal.record_intent(order)
+            order.link(at_broker.ord_no)
+            events += [order.apply(OrderState.SUBMITTING), order.apply(OrderState.ACCEPTED)]
+            for fill_no, qty in enumerate(parts, start=1):
+                order.add_fill(str(fill_no), qty, 70_000, at_broker.ord_no)
+                events.append(
+                    Fill(
+                        order.client_id,
+                        "s",
+                        at_broker.ord_no,
+                        str(fill_no),
+                        SYMBOL,
+                        Side.BUY,
+                        qty,
+                        70_000,
+                        0,
+                        0,
+                        ts_recv=sim.clock.time_ns(),
+                    )
+                )
+            events.append(order.apply(OrderState.FILLED))
+        journal.write(events)
+        journal.close()
+
+        async with running_engine(sim, state, (sc,), configure=same_fees) as (trader, _ws, _api):
+            pf = trader.portfolio
+            assert pf.position_qty(SYMBOL) == 6  # the broker's (kt00018)
+            assert pf.strategy_qty("s", SYMBOL) == 6  # all of it the strategy's
+            assert trader.host.by_name["s"].instance.position(SYMBOL) == 6
