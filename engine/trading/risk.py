@@ -376,24 +376,32 @@ class RiskEngine:
         self._mode_reason = reason
         return self._changed(before, reason)
 
-    def halt(self, reason: HaltReason | str, detail: str = "") -> TradingStateChanged | None:
+    def halt(
+        self, reason: HaltReason | str, detail: str = "", *, by: str = ""
+    ) -> TradingStateChanged | None:
         """The kill switch: HALTED refuses every new order (cancels still pass). `reason` is
         the halt's kind; a plain text is an OPERATOR halt with that text as its detail. A
         kind already in force keeps its first detail (None: nothing changed). Returns the
-        change to publish."""
+        change to publish. `by` names who asked (admin, mqtt, oms...), for the log."""
         if not isinstance(reason, HaltReason):
             reason, detail = HaltReason.OPERATOR, detail or reason
+        if by:
+            log.info("trading_halt_asked", reason=reason.value, detail=detail, by=by)
         if reason in self.halts:
             return None
         before = self._snapshot()
         self.halts[reason] = detail or reason.value
         return self._changed(before, self.halts[reason])
 
-    def resume(self, reason: str, which: HaltReason | None = None) -> TradingStateChanged | None:
+    def resume(
+        self, reason: str, which: HaltReason | None = None, *, by: str = ""
+    ) -> TradingStateChanged | None:
         """Lift the halts a person must lift (`which`, or every one of RESUMABLE); without
         `which` the mode goes back to ACTIVE too. A JOURNAL halt stays: it lifts itself (see
         `set_journal_fault`). A breached daily loss limit still refuses new exposure that
-        day (DAILY_LOSS in `check`)."""
+        day (DAILY_LOSS in `check`). `by` names who asked, for the log."""
+        if by:
+            log.info("trading_resume_asked", reason=reason, which=which, by=by)
         before = self._snapshot()
         for kind in [which] if which is not None else list(self.halts):
             if kind in RESUMABLE:
