@@ -4,10 +4,12 @@ in force are a set, shown by `status` and the retained `risk_state`."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from engine.config import Config
 from engine.events import OrderState, TradingState
 from engine.mirror import engine_snapshots
 from engine.sim.simulator import Simulator
@@ -79,3 +81,28 @@ async def test_halts_of_each_kind_are_a_set_and_a_resume_lifts_them_all(tmp_path
         async with running_engine(sim, state, daily_loss_limit=1_000) as (trader, _ws, _api):
             assert trader.risk.state is TradingState.ACTIVE
             assert trader.risk.counters()["realized_pnl"] == -1_000
+
+
+async def test_a_divergence_halt_from_reconciliation_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    def halt_on_divergence(cfg: Config) -> Config:
+        return dataclasses.replace(
+            cfg, portfolio=dataclasses.replace(cfg.portfolio, halt_on_divergence=True)
+        )
+
+    async with Simulator(sim_config()) as sim:
+        # Without the account streams the engine hears of a trade by hand only from the
+        # broker's books: the next reconciliation finds the account's shares moved.
+        async with running_engine(
+            sim, state, configure=halt_on_divergence, account_streams=False
+        ) as (trader, _ws, _api):
+            assert trader.risk.state is TradingState.ACTIVE
+            sim.exchange.place("buy", SYMBOL, 3, 0, "3")
+            trader.request_reconcile()
+            await until(lambda: trader.risk.state is TradingState.HALTED, 10)
+            assert set(trader.risk.halts) == {HaltReason.DIVERGENCE}
+
+        async with running_engine(sim, state, configure=halt_on_divergence) as (trader, _ws, _api):
+            assert trader.risk.state is TradingState.HALTED
+            assert trader.status()["trading_state_reasons"] == {"DIVERGENCE": "POSITION_DIVERGENCE"}
