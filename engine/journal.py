@@ -158,7 +158,8 @@ class Journal:
     """Append-mostly store of orders, fills, risk decisions and counters; recovery reads it.
 
     Single-threaded: every method runs in the event loop's thread. Stats for metrics:
-    `intents`, `rows_written`, `batches`, `write_errors`, `failed_events`, `last_error`.
+    `intents`, `intents_refused`, `rows_written`, `batches`, `write_errors`,
+    `failed_events`, `duplicate_fills`, `faulty`, `last_error`.
     """
 
     def __init__(
