@@ -1,6 +1,7 @@
 """The loopback HTTP endpoint: health, metrics, status and the kill switch, in the engine's loop.
 
-    GET  /healthz   200 while the feed is live, the engine running and the loop not stalled
+    GET  /healthz   200 while the feed is live, the engine running, the loop not stalled and
+                    the journal writing
     GET  /metrics   Prometheus text format (engine/metrics.py)
     GET  /status    JSON: mode, connections, strategies, positions, orders, PnL, risk
     POST /halt      the kill switch: no new orders (cancels still go); body {"reason": "..."}
@@ -97,6 +98,8 @@ class AdminServer:
             "engine_running": self.trader.running,
             "feed_live": self.feed.connected,
             "loop_ok": stalled_s < self.cfg.loop_stall_s,
+            # While the journal cannot write, no order can be sent (trading is halted).
+            "journal_ok": not self.trader.journal.faulty,
         }
         return all(checks.values()), {**checks, "loop_stalled_s": round(stalled_s, 3)}
 

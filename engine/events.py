@@ -302,7 +302,8 @@ class OrderUpdate:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """Shares changed hands for one of the account's orders; `fill_no` is unique per day."""
+    """Shares changed hands for one of the account's orders. A fill is named by its trading
+    day, `order_no` and `fill_no` together: a broker may number fills per order."""
 
     client_id: str | None
     strategy: str | None
@@ -339,9 +340,14 @@ class RiskRejected:
 
 @dataclass(frozen=True, slots=True)
 class TradingStateChanged:
+    """The trading state or its set of halt reasons changed. `reason` says what moved it;
+    `reasons` are the halt kinds in force after it (engine/trading/risk.py `HaltReason`),
+    empty unless HALTED."""
+
     state: TradingState
     prev_state: TradingState
     reason: str
+    reasons: tuple[str, ...] = ()
     ts_recv: int = field(default=0, compare=False)
     seq: int = field(default=0, compare=False)
 

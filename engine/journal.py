@@ -1,7 +1,8 @@
 """The journal: orders, fills, risk decisions and counters on disk, for recovery and audit.
 
 One SQLite file, `<daemon.state_dir>/journal.sqlite3`, written by one process (an advisory
-lock on `journal.lock` refuses a second engine on the same state directory). Only the order
+lock on `journal.lock` refuses a second engine on the same state directory); its schema, its
+creation and its migrations are engine/journal_file.py's. Only the order
 intent is written on the hot path, synchronously, before its POST: one line appended to
 `intents.log` (engine/intent_log.py), which the next transaction moves into SQLite. Everything
 else comes from the bus through a `ConsumerQueue` and is written in batches by `Journal.run`.
@@ -27,6 +28,7 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 import orjson
 import structlog
 
+from engine import journal_file
 from engine.bus import ConsumerQueue
 from engine.clock import KST, Clock
 from engine.events import (
@@ -50,14 +53,18 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.intent_log import IntentLog
+from engine.journal_file import FILE_NAME, SCHEMA_VERSION, JournalError
 from engine.trading.orders import OPEN, Order
 
 log = structlog.get_logger(__name__)
 
-SCHEMA_VERSION = 1
-FILE_NAME = "journal.sqlite3"
+__all__ = ["FILE_NAME", "JOURNALED", "SCHEMA_VERSION", "Journal", "JournalError"]
+
 LOCK_NAME = "journal.lock"
 INTENTS_NAME = "intents.log"
+PROBE_NAME = "journal.probe"
+PROBE_BYTES = 4_096
+"""What `probe` writes (and removes) to learn that the state directory has room again."""
 
 AUDITED: tuple[type, ...] = (
     RiskRejected,
@@ -73,77 +80,19 @@ CLIENT_SEQ_BLOCK = 1_000
 next 1,000 orders, and a restart skips what was reserved but not used (gaps, never reuse)."""
 _CLIENT_SEQ_KEY = "client_seq_reserved"
 
+RECORDED_WINDOW = 4_096
+"""Client ids `record_intent` remembers to refuse a second intent under one of them."""
+
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
 BATCH_LIMIT = 500
 
+_HALTS_KEY = "halts_saved_ns"
+"""In `meta` once halts were saved: before that (a journal migrated from version 1), the
+halts in force are not known from the journal."""
+
 _PENDING = frozenset({OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE})
 _OPEN_STATES = tuple(s.value for s in OPEN)
-
-_SCHEMA = (
-    """CREATE TABLE orders (
-        client_id   TEXT PRIMARY KEY,
-        trading_day TEXT NOT NULL,
-        strategy    TEXT,
-        symbol      TEXT NOT NULL,
-        side        TEXT NOT NULL,
-        qty         INTEGER NOT NULL,
-        price       INTEGER,
-        tif         TEXT NOT NULL,
-        state       TEXT NOT NULL,
-        prev_state  TEXT NOT NULL,
-        order_no    TEXT,
-        filled_qty  INTEGER NOT NULL,
-        fill_amount INTEGER NOT NULL,
-        reason      TEXT NOT NULL,
-        created_ns  INTEGER NOT NULL,
-        external    INTEGER NOT NULL,
-        updated_ns  INTEGER NOT NULL,
-        seq         INTEGER NOT NULL
-    )""",
-    "CREATE INDEX orders_by_day ON orders (trading_day)",
-    # Every broker number an order has had (an amend gets a new one), oldest first by rowid.
-    """CREATE TABLE order_nos (
-        trading_day TEXT NOT NULL,
-        order_no    TEXT NOT NULL,
-        client_id   TEXT NOT NULL,
-        UNIQUE (trading_day, order_no)
-    )""",
-    "CREATE INDEX order_nos_by_client ON order_nos (client_id)",
-    # Fill numbers are unique per trading day at the broker: the key that deduplicates.
-    """CREATE TABLE fills (
-        trading_day TEXT NOT NULL,
-        fill_no     TEXT NOT NULL,
-        order_no    TEXT NOT NULL,
-        client_id   TEXT,
-        strategy    TEXT,
-        symbol      TEXT NOT NULL,
-        side        TEXT NOT NULL,
-        qty         INTEGER NOT NULL,
-        price       INTEGER NOT NULL,
-        fee         INTEGER NOT NULL,
-        tax         INTEGER NOT NULL,
-        ts_recv     INTEGER NOT NULL,
-        seq         INTEGER NOT NULL,
-        PRIMARY KEY (trading_day, fill_no)
-    )""",
-    "CREATE INDEX fills_by_client ON fills (client_id)",
-    """CREATE TABLE audit (
-        id          INTEGER PRIMARY KEY,
-        trading_day TEXT NOT NULL,
-        type        TEXT NOT NULL,
-        ts_recv     INTEGER NOT NULL,
-        seq         INTEGER NOT NULL,
-        payload     BLOB NOT NULL
-    )""",
-    """CREATE TABLE counters (
-        trading_day TEXT NOT NULL,
-        name        TEXT NOT NULL,
-        value       INTEGER NOT NULL,
-        PRIMARY KEY (trading_day, name)
-    ) WITHOUT ROWID""",
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-)
 
 _INSERT_INTENT = (
     "INSERT INTO orders (client_id, trading_day, strategy, symbol, side, qty, price, tif,"
@@ -182,16 +131,35 @@ _INSERT_FILL = (
 )
 
 
-class JournalError(Exception):
-    """The journal cannot be opened or written (locked by another engine, newer schema,
-    disk error). From `record_intent` it means the order must not be sent."""
+@dataclass(frozen=True, slots=True)
+class JournaledFill:
+    """A fill as the journal holds it, for rebuilding positions (`Journal.fills_in_order`).
+    `fee` is fee and tax together, 0 when the fill carried none."""
+
+    trading_day: str
+    strategy: str | None
+    symbol: str
+    side: Side
+    qty: int
+    price: int
+    fee: int
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a write that failed with `exc` may succeed later (disk full, I/O error,
+    locked, closed) rather than never (a value SQLite cannot store)."""
+    return (
+        isinstance(exc, OSError | sqlite3.OperationalError | JournalError)
+        or type(exc) is sqlite3.DatabaseError
+    )
 
 
 class Journal:
     """Append-mostly store of orders, fills, risk decisions and counters; recovery reads it.
 
     Single-threaded: every method runs in the event loop's thread. Stats for metrics:
-    `intents`, `rows_written`, `batches`, `write_errors`, `failed_events`, `last_error`.
+    `intents`, `intents_refused`, `rows_written`, `batches`, `write_errors`,
+    `failed_events`, `duplicate_fills`, `faulty`, `last_error`.
     """
 
     def __init__(
@@ -206,8 +174,12 @@ class Journal:
         self._intent_log = IntentLog(self.state_dir / INTENTS_NAME)
         self._pending: list[tuple[Any, ...]] = []
         """Intents in the log and not yet in SQLite, oldest first."""
-        self._recorded: set[str] = set()
-        """Client ids whose intent this journal took since it opened: a second is refused."""
+        self._recorded: dict[str, None] = {}
+        """The last RECORDED_WINDOW client ids whose intent this journal took, oldest first:
+        a second intent under one of them is refused. Client ids are never reused by
+        construction (`next_client_seq`); this catches a bug near the order that shows it,
+        and an older id taken again is still kept out of SQLite by its primary key (logged
+        as `journal_intent_already_there`). Bounded, so a long day does not grow it."""
         self._seq_next = 0
         self._seq_limit = 0
         self._day = ""
@@ -223,13 +195,25 @@ class Journal:
         self.failed_events = 0
         """Events that could never be written (a value SQLite refuses); logged one by one."""
         self.last_error: str | None = None
+        self.intents_refused = 0
+        """Intents `record_intent` could not store (the order was not sent)."""
+        self.duplicate_fills = 0
+        """Fills written again under a key already stored (a true replay): never stored twice."""
+        self.faulty = False
+        """True from a write that failed for a reason that may pass (disk full, I/O error,
+        locked) until a transaction commits again."""
+        self.on_fault: Callable[[str | None], None] | None = None
+        """Told the error when writes start failing, and None when they succeed again: the
+        engine halts trading in between (reason JOURNAL)."""
 
     # --- life ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the directory (0o700) and the file if needed, take the lock, check or create
-        the schema. Raises JournalError when another process holds the journal or its schema
-        is newer than this engine knows. A no-op when already open."""
+        """Create the directory (0o700) and, when there is none, a complete journal
+        (engine/journal_file.py); take the lock; check the schema and migrate an older one. Raises
+        JournalError when another process holds the journal, when its schema is newer than
+        this engine knows, or when the file is not a complete journal (zero bytes, no
+        creation marker, not SQLite): the message says how to recover. A no-op when open."""
         if self._conn is not None:
             return
         try:
@@ -238,12 +222,14 @@ class Journal:
         except OSError as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
+            if not self.path.exists():
+                journal_file.create(self.path, self._clock.time_ns())
             conn = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             self._release_lock()
             raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
         try:
-            self._prepare(conn)
+            journal_file.prepare(conn, self.path, self._busy_timeout_ms, self._clock.time_ns())
             self._recover_intents(conn)
         except BaseException:
             conn.close()
@@ -252,7 +238,7 @@ class Journal:
             raise
         self._conn = conn
         self._seq_next = self._seq_limit = 0
-        self._recorded = set()
+        self._recorded = {}
         log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
 
     def _recover_intents(self, conn: sqlite3.Connection) -> None:
@@ -302,29 +288,6 @@ class Journal:
         if fd is not None:
             os.close(fd)  # closing the descriptor drops the flock
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise JournalError(f"journal {self.path}: WAL mode refused (got {mode})")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} has schema version {version}, newer than this "
-                    f"engine's {SCHEMA_VERSION}: run a newer kiwoom-engine, or move the file "
-                    "away to start a new journal"
-                )
-            if version == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                for ddl in _SCHEMA:
-                    conn.execute(ddl)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open journal {self.path}: {exc}") from exc
-
     @property
     def _db(self) -> sqlite3.Connection:
         """The connection, with every pending intent moved into SQLite first. Raises
@@ -362,6 +325,7 @@ class Journal:
             raise JournalError("journal is not open")
         cid = order.client_id
         if cid in self._recorded:
+            self.intents_refused += 1
             self.last_error = f"client id {cid} already journaled"
             raise JournalError(f"intent {cid} not journaled: {self.last_error}")
         day = self._day_of(0)
@@ -395,27 +359,34 @@ class Journal:
                     for no in order.order_nos:
                         self._link(conn, day, no, cid)
         except (OSError, sqlite3.Error) as exc:
+            self.intents_refused += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
+            if _transient(exc):
+                self._set_faulty(self.last_error)
             raise JournalError(f"intent {cid} not journaled: {exc}") from exc
-        self._recorded.add(cid)
+        recorded = self._recorded
+        recorded[cid] = None
+        if len(recorded) > RECORDED_WINDOW:
+            del recorded[next(iter(recorded))]
         self.intents += 1
 
     # --- batched writes --------------------------------------------------------------------
 
     def write(self, events: Sequence[Event]) -> None:
         """Write `events` in one transaction: all or nothing. Order updates upsert the order's
-        row, fills are inserted once per (trading day, fill number), risk and state events go
-        to the audit table; other types are ignored. Raises sqlite3.Error (rolled back) or
+        row, fills are inserted once per (trading day, order number, fill number), risk and
+        state events go to the audit table; other types are ignored. Raises sqlite3.Error (rolled back) or
         JournalError when the journal is not open."""
         conn = self._db
         written = 0
         fills = 0
+        duplicates = 0
         with self._transaction(conn):
             for ev in events:
                 if type(ev) is OrderUpdate:
                     self._write_update(conn, ev)
                 elif type(ev) is Fill:
-                    self._write_fill(conn, ev)
+                    duplicates += not self._write_fill(conn, ev)
                     fills += 1
                 elif isinstance(ev, AUDITED):
                     self._write_audit(conn, ev)
@@ -430,17 +401,76 @@ class Journal:
                 self._put_counters(conn, day, counters)
         self.rows_written += written
         self.batches += 1
+        if duplicates:
+            self.duplicate_fills += duplicates
+            log.info("journal_fill_duplicates", fills=duplicates)
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
-        conn.execute("BEGIN IMMEDIATE")
+        """One transaction; a failure that may pass (see `_transient`) marks the journal
+        faulty, and a commit clears that."""
         try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if _transient(exc):
+                self._set_faulty(f"{type(exc).__name__}: {exc}")
             raise
-        conn.execute("COMMIT")
+        if self.faulty and self._has_room():
+            self._set_faulty(None)
+
+    def _has_room(self) -> bool:
+        """Whether a block can be written in the state directory. A commit alone does not
+        say so: the WAL reuses the space it already holds, while the next intent needs a
+        new block for the intent log."""
+        probe = self.state_dir / PROBE_NAME
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, bytes(PROBE_BYTES))
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def probe(self) -> bool:
+        """While `faulty`: try a commit and a block in the state directory, and clear the
+        fault when both succeed (the engine calls this every second, so that the JOURNAL
+        halt lifts even when nothing else is written). Returns whether the journal writes.
+        Never raises."""
+        if not self.faulty:
+            return True
+        try:
+            conn = self._db
+            with self._transaction(conn):
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    ("probed_ns", str(self._clock.time_ns())),
+                )
+        except (OSError, sqlite3.Error, JournalError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        return not self.faulty
+
+    def _set_faulty(self, error: str | None) -> None:
+        was, self.faulty = self.faulty, error is not None
+        if was == self.faulty:
+            return
+        if error is None:
+            log.warning("journal_writes_again")
+        else:
+            log.error("journal_cannot_write", error=error)
+        if self.on_fault is not None:
+            self.on_fault(error)
 
     def _write_update(self, conn: sqlite3.Connection, u: OrderUpdate) -> None:
         day = self._day_of(u.ts_recv)
@@ -521,7 +551,9 @@ class Journal:
             journaled_client_id=owner,
         )
 
-    def _write_fill(self, conn: sqlite3.Connection, f: Fill) -> None:
+    def _write_fill(self, conn: sqlite3.Connection, f: Fill) -> bool:
+        """Insert `f` once per (trading day, order number, fill number); False when that key
+        was stored already (a replay of the same fill)."""
         day = self._day_of(f.ts_recv)
         client_id = f.client_id
         if client_id is None:
@@ -530,7 +562,7 @@ class Journal:
                 (day, f.order_no),
             ).fetchone()
             client_id = row[0] if row else None
-        conn.execute(
+        cur = conn.execute(
             _INSERT_FILL,
             (
                 day,
@@ -548,6 +580,7 @@ class Journal:
                 f.seq,
             ),
         )
+        return bool(cur.rowcount)
 
     def _write_audit(self, conn: sqlite3.Connection, ev: Event) -> None:
         conn.execute(
@@ -630,9 +663,7 @@ class Journal:
         """Count and log a failed write; True when it may pass on a retry."""
         self.write_errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
-        transient = isinstance(exc, sqlite3.OperationalError | JournalError) or (
-            type(exc) is sqlite3.DatabaseError
-        )
+        transient = _transient(exc)
         if transient:
             log.warning("journal_write_failed", events=len(batch), error=self.last_error)
         return transient
@@ -665,14 +696,14 @@ class Journal:
             (day,),
         ):
             numbers.setdefault(client_id, []).append(no)
-        fills: dict[str, set[str]] = {}
+        fills: dict[str, set[tuple[str, str]]] = {}
         by_no: dict[str, dict[str, int]] = {}
         for client_id, fill_no, order_no, qty in conn.execute(
             "SELECT f.client_id, f.fill_no, f.order_no, f.qty FROM fills f"
             " JOIN orders o ON o.client_id = f.client_id WHERE o.trading_day = ?",
             (day,),
         ):
-            fills.setdefault(client_id, set()).add(fill_no)
+            fills.setdefault(client_id, set()).add((order_no, fill_no))
             mine = by_no.setdefault(client_id, {})
             mine[order_no] = mine.get(order_no, 0) + qty
         return [
@@ -713,6 +744,40 @@ class Journal:
         for strategy, symbol, net in rows:
             out.setdefault(strategy, {})[symbol] = net
         return out
+
+    def fills_in_order(self) -> list[JournaledFill]:
+        """Every journaled fill, all days, oldest first (by trading day, then as journaled),
+        with the strategy it counts for (its own, else its order's; None for an external
+        order's): what rebuilds each strategy's positions and cost after a restart."""
+        rows = self._db.execute(
+            "SELECT f.trading_day, COALESCE(f.strategy, o.strategy), f.symbol, f.side, f.qty,"
+            " f.price, f.fee + f.tax FROM fills f LEFT JOIN orders o ON o.client_id = f.client_id"
+            " ORDER BY f.trading_day, f.rowid"
+        ).fetchall()
+        return [JournaledFill(r[0], r[1], r[2], Side(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    # --- halts ---------------------------------------------------------------------------
+
+    def save_halts(self, halts: Mapping[str, str]) -> None:
+        """Replace the journaled halts with `halts` (kind -> detail, in the order they came),
+        committed before it returns: a halt outlives any restart, kill -9 included."""
+        conn = self._db
+        with self._transaction(conn):
+            conn.execute("DELETE FROM halts")
+            conn.executemany("INSERT INTO halts (kind, detail) VALUES (?, ?)", list(halts.items()))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_HALTS_KEY, str(self._clock.time_ns())),
+            )
+
+    def load_halts(self) -> dict[str, str] | None:
+        """The journaled halts (kind -> detail, in the order they came); None when this
+        journal never saved any (one migrated from version 1)."""
+        conn = self._db
+        if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_HALTS_KEY,)).fetchone() is None:
+            return None
+        return dict(conn.execute("SELECT kind, detail FROM halts ORDER BY rowid").fetchall())
 
     # --- counters and meta -----------------------------------------------------------------
 
@@ -794,5 +859,8 @@ class Journal:
             "write_errors": self.write_errors,
             "failed_events": self.failed_events,
             "intents_pending": len(self._pending),
+            "intents_refused": self.intents_refused,
+            "duplicate_fills": self.duplicate_fills,
+            "faulty": int(self.faulty),
             "intent_lines_unreadable": self._intent_log.unreadable_lines,
         }

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from engine.clock import stopwatch_ns
 from engine.events import RiskRejected, TradingState
 from engine.trader import Trader
+from engine.trading.risk import HaltReason
 
 NAMESPACE = "kiwoom_engine"
 TICK_TO_ORDER_BUCKETS = (
@@ -216,6 +217,14 @@ class _EngineCollector(Collector):
         for s in TradingState:
             state.add_metric([s.value], 1.0 if t.risk.state is s else 0.0)
         yield state
+        halts = GaugeMetricFamily(
+            f"{NAMESPACE}_trading_halt",
+            "1 for each halt reason in force (trading is halted while any is)",
+            labels=["reason"],
+        )
+        for h in HaltReason:
+            halts.add_metric([h.value], 1.0 if h in t.risk.halts else 0.0)
+        yield halts
         yield CounterMetricFamily(
             f"{NAMESPACE}_ws_reconnects",
             "Realtime sessions opened after the first",
@@ -264,6 +273,17 @@ _JOURNAL_FIGURES: tuple[
         "Journal transactions that failed and were rolled back; alert on any",
     ),
     (CounterMetricFamily, "failed_events", "Events the journal could never write (each logged)"),
+    (
+        CounterMetricFamily,
+        "intents_refused",
+        "Order intents the journal could not store (those orders were not sent)",
+    ),
+    (
+        CounterMetricFamily,
+        "duplicate_fills",
+        "Fills journaled again under a key already stored (replays; stored once)",
+    ),
+    (GaugeMetricFamily, "faulty", "1 while the journal cannot write (trading halts: JOURNAL)"),
 )
 """(kind, the key in Journal.stats(), help) of the journal's figures."""
 

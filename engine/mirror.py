@@ -593,6 +593,7 @@ def engine_snapshots(trader: Trader) -> SnapshotSource:
             "positions": trader.portfolio.snapshot(),
             "risk_state": {
                 "state": risk.state.value,
+                "reasons": {k.value: v for k, v in risk.halts.items()},
                 "reconciling": risk.reconciling,
                 "feed_live": risk.feed_live,
                 "counters": risk.counters(),

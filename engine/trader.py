@@ -44,7 +44,7 @@ from engine.trading.oms import OrderManager
 from engine.trading.orders import Order
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import Reconciler
-from engine.trading.risk import Reason, RiskEngine
+from engine.trading.risk import HaltReason, Reason, RiskEngine
 
 log = structlog.get_logger(__name__)
 
@@ -127,12 +127,15 @@ class Trader:
         )
         # Realised PnL drives the daily loss limit: saved with the fills that move it.
         self.journal.counters_source = lambda: (self.risk.trading_day(), self.risk.counters())
+        self.journal.on_fault = self._journal_fault
         # Order, fill and risk lines are written from here, off the dispatch: rendering one
         # took as long as the risk checks, between a strategy's buy and its POST.
         self.log_queue = ConsumerQueue("log", types=_LOGGED)
         self._reconcile_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._counters_saved: dict[str, int] = {}
+        self._halts_saved: dict[str, str] | None = None
+        """The halts last journaled (None: not known to be journaled)."""
         self.running = False
         self._stopped = False
         self._wire()
@@ -185,10 +188,21 @@ class Trader:
         # An order's intent is committed before its POST, the counters up to a second later:
         # after a kill -9 the journal knows of orders sent that the saved count missed.
         counters["orders_sent"] = max(counters.get("orders_sent", 0), _sent(orders))
-        change = self.risk.restore(day, counters)
+        halts = journal.load_halts()
+        # Halts are journaled as they change, before the fills that breach the loss limit
+        # are: what the journal holds is the truth (a resume after a breach holds too). A
+        # journal that never held halts (migrated from version 1) infers the loss halt.
+        change = self.risk.restore(day, counters, halt_on_loss=halts is None)
+        if halts:
+            change = self.risk.restore_halts(halts) or change
+        self._halts_saved = self.risk.journaled_halts() if halts is not None else None
         if change is not None:
             self.bus.publish(change)
-        self.portfolio.load_strategy_positions(journal.strategy_positions())
+        # Each strategy's shares and cost from its journaled fills, and the day's PnL as the
+        # risk counter kept it: the fills reconciliation books at start (those the journal
+        # missed) are booked against these, before the broker's holdings replace the
+        # account's quantities.
+        self.portfolio.restore(journal.fills_in_order(), day, self.risk.counters()["realized_pnl"])
         self.risk.reconciling = True
         self._tasks.append(
             asyncio.create_task(self.journal.run(self.journal_queue), name="journal")
@@ -267,12 +281,16 @@ class Trader:
 
     # --- operator actions --------------------------------------------------------------------
 
-    def halt(self, reason: str) -> None:
-        change = self.risk.halt(reason)
+    def halt(self, reason: str, kind: HaltReason = HaltReason.OPERATOR) -> None:
+        """Halt trading for `kind` (an operator's kill switch by default), `reason` the text
+        shown with it. Journaled at once: it outlives any restart until `resume`."""
+        change = self.risk.halt(kind, reason)
         if change is not None:
             self.bus.publish(change)
 
     def resume(self, reason: str) -> None:
+        """Lift every halt a person must lift (operator, divergence, daily loss); a JOURNAL
+        halt stays until the journal writes again."""
         change = self.risk.resume(reason)
         if change is not None:
             self.bus.publish(change)
@@ -365,14 +383,18 @@ class Trader:
                 self.risk.reconciling = False
                 log.info("reconciled_after_reconnect", orders_changed=result.orders_changed)
             if result.divergences and self.cfg.portfolio.halt_on_divergence:
-                self.halt("POSITION_DIVERGENCE")
+                self.halt("POSITION_DIVERGENCE", HaltReason.DIVERGENCE)
             unknown = any(o.state.value == "unknown" for o in self.oms.open_orders())
             wait_s = RECONCILE_RETRY_S if unknown or self.risk.reconciling else period
 
     async def _counters_loop(self) -> None:
         while True:
             await self.clock.sleep(COUNTERS_SAVE_S)
+            # A JOURNAL halt lifts once the journal writes again, also when nothing else
+            # would be written meanwhile.
+            self.journal.probe()
             self._save_counters()
+            self._save_halts()
 
     def _save_counters(self) -> None:
         counters = self.risk.counters()
@@ -406,7 +428,31 @@ class Trader:
             state=ev.state.value,
             prev=ev.prev_state.value,
             reason=ev.reason,
+            reasons=list(ev.reasons),
         )
+        self._save_halts()
+
+    def _save_halts(self) -> None:
+        """Journal the halts a person must lift, as soon as they change: a kill -9 right
+        after a halt must not come back trading."""
+        halts = self.risk.journaled_halts()
+        if halts == self._halts_saved:
+            return
+        try:
+            self.journal.save_halts(halts)
+        except Exception:
+            # The journal halts trading itself meanwhile (JOURNAL); the next change or the
+            # next save retries.
+            log.exception("halts_save_failed", halts=halts)
+            return
+        self._halts_saved = halts
+
+    def _journal_fault(self, error: str | None) -> None:
+        """The journal stopped (`error`) or resumed (None) writing: halt with reason JOURNAL
+        while it cannot, since an order whose intent cannot be stored must not be sent."""
+        change = self.risk.set_journal_fault(error is not None, error or "")
+        if change is not None:
+            self.bus.publish(change)
 
     async def _log_events(self) -> None:
         try:
@@ -471,6 +517,8 @@ class Trader:
         return {
             "running": self.running,
             "trading_state": self.risk.state.value,
+            "trading_state_reason": self.risk.state_reason,
+            "trading_state_reasons": {k.value: v for k, v in self.risk.halts.items()},
             "reconciling": self.risk.reconciling,
             "feed_live": self.risk.feed_live,
             "strategies": [s.status() for s in self.host.slots],

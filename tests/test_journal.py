@@ -165,10 +165,8 @@ def test_newer_schema_is_refused_with_both_versions(tmp_path: Path, clock: Manua
     j = Journal(tmp_path / "s", clock)
     with pytest.raises(JournalError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
         j.open()
-    # The refusal released the lock: a fixed file opens at once.
-    con = sqlite3.connect(tmp_path / "s" / FILE_NAME)
-    con.execute("PRAGMA user_version=0")
-    con.close()
+    # The refusal released the lock: with the file moved away, a new journal opens at once.
+    (tmp_path / "s" / FILE_NAME).rename(tmp_path / "s" / "newer.sqlite3")
     j.open()
     j.close()
 
@@ -327,7 +325,12 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
         assert back.state is S.FILLED
         assert back.order_no == "0000011"
         assert back.order_nos == ["0000010", "0000011"]
-        assert back.fill_nos == {"F1", "F2", "F3", "F4"}
+        assert back.fill_nos == {
+            ("0000010", "F1"),
+            ("0000010", "F2"),
+            ("0000010", "F3"),
+            ("0000011", "F4"),
+        }
         assert back.filled_qty == 4
         assert back.fill_amount == 401  # avg_fill_price alone would say 100 x 4 = 400
         assert back.filled_by_no == {"0000010": 3, "0000011": 1}
@@ -368,15 +371,15 @@ def test_an_older_update_never_overwrites_a_newer_one(journal: Journal) -> None:
     assert back.filled_qty == 10
 
 
-def test_fill_is_stored_once_per_day_and_fill_no(journal: Journal, clock: ManualClock) -> None:
+def test_fill_is_stored_once_per_day_order_no_and_fill_no(
+    journal: Journal, clock: ManualClock
+) -> None:
     journal.record_intent(make_order("c1"))
     journal.write([update("c1", S.ACCEPTED, seq=1, order_no="0000010")])
     f = make_fill("F1", "0000010", ts_recv=clock.time_ns(), qty=3)
     journal.write([f, f])
-    # The same fill again, as reconciliation reports it: it neither counts twice nor loses
-    # the attribution the first copy had.
-    journal.write([make_fill("F1", "0000099", ts_recv=clock.time_ns(), qty=3)])
     assert journal.strategy_positions() == {"momentum": {"005930": 3}}
+    assert journal.stats()["duplicate_fills"] == 1
     # Fill numbers restart each day at the broker: tomorrow's F1 is a new fill.
     clock.advance(86_400)
     journal.record_intent(make_order("c2"))
@@ -385,7 +388,7 @@ def test_fill_is_stored_once_per_day_and_fill_no(journal: Journal, clock: Manual
     assert journal.strategy_positions() == {"momentum": {"005930": 5}}
     (back,) = journal.load_orders()
     assert back.client_id == "c2"
-    assert back.fill_nos == {"F1"}
+    assert back.fill_nos == {("0000010", "F1")}
 
 
 def test_fill_before_the_order_number_is_known_is_attached_later(journal: Journal) -> None:
@@ -395,7 +398,7 @@ def test_fill_before_the_order_number_is_known_is_attached_later(journal: Journa
     assert journal.strategy_positions() == {}
     journal.write([update("c1", S.FILLED, seq=3, order_no="0000042", filled_qty=10)])
     (back,) = journal.load_orders()
-    assert back.fill_nos == {"F1"}
+    assert back.fill_nos == {("0000042", "F1")}
     assert journal.strategy_positions() == {"momentum": {"005930": 10}}
 
 
@@ -417,7 +420,7 @@ def test_recovery_attributes_an_external_order_to_its_intent(journal: Journal) -
     journal.write([update("c2", S.ACCEPTED, seq=3, order_no="0000042")])
     by_id = {o.client_id: o for o in journal.load_orders()}
     assert by_id["c1"].order_nos == ["0000042"]
-    assert by_id["c1"].fill_nos == {"F1"}
+    assert by_id["c1"].fill_nos == {("0000042", "F1")}
     assert by_id["c2"].order_nos == []
     assert by_id["ext-42"].fill_nos == set()
 
@@ -442,7 +445,7 @@ def test_positions_net_buys_and_sells_and_leave_out_external_and_flat(journal: J
     assert journal.strategy_positions() == {"momentum": {"005930": 6}}
     ext = next(o for o in journal.load_orders() if o.client_id == "ext-9")
     assert ext.external is True
-    assert ext.fill_nos == {"F9"}
+    assert ext.fill_nos == {("9", "F9")}
 
 
 def test_load_orders_is_todays_and_open_only_filters(journal: Journal, clock: ManualClock) -> None:
@@ -729,7 +732,7 @@ def test_counters_are_stored_in_the_same_transaction_as_the_fills_that_moved_the
         journal.write([bad])
     journal.counters_source = lambda: (day, {"realized_pnl": pnl["realized_pnl"]})
     assert journal.load_counters(day) == {"realized_pnl": -500}
-    assert "F2" not in {f for o2 in journal.load_orders() for f in o2.fill_nos}
+    assert ("0000010", "F2") not in {f for o2 in journal.load_orders() for f in o2.fill_nos}
     # A batch with no fill leaves them alone.
     journal.write([o.apply(S.ACCEPTED)])
     assert journal.load_counters(day) == {"realized_pnl": -500}

@@ -481,7 +481,7 @@ class OrderManager:
         cum = ev.order_qty - ev.unfilled_qty
         fill_no = ev.fill_no or f"{ev.order_no}:{cum}"
         already = order.filled_by_no.get(ev.order_no, 0)
-        if 0 < cum <= already and fill_no not in order.fill_nos:
+        if 0 < cum <= already and (ev.order_no, fill_no) not in order.fill_nos:
             # Reconciliation booked this fill from the broker's order list before the notice
             # came (a late or replayed 00): the broker's cumulative figure says it is counted.
             self.stats.duplicate_fills += 1

@@ -94,7 +94,9 @@ class Order:
     """Why it was rejected or ended (a reason code, or the broker's text)."""
     created_ns: int = 0
     external: bool = False
-    fill_nos: set[str] = field(default_factory=set)
+    fill_nos: set[tuple[str, str]] = field(default_factory=set)
+    """(broker order number, fill number) of every fill counted: a broker may number fills
+    per order, so the number alone does not name a fill."""
     filled_by_no: dict[str, int] = field(default_factory=dict)
     """Shares filled under each broker number: reconciliation compares these with the
     broker's per-number figures, so a fill is never counted twice."""
@@ -143,10 +145,12 @@ class Order:
         self.order_no = order_no
 
     def add_fill(self, fill_no: str, qty: int, price: int, order_no: str) -> bool:
-        """Count a fill once: False (and nothing changes) when `fill_no` was seen already."""
-        if fill_no in self.fill_nos:
+        """Count a fill once: False (and nothing changes) when `fill_no` under `order_no` was
+        seen already."""
+        key = (order_no, fill_no)
+        if key in self.fill_nos:
             return False
-        self.fill_nos.add(fill_no)
+        self.fill_nos.add(key)
         self.filled_qty += qty
         self.fill_amount += qty * price
         self.filled_by_no[order_no] = self.filled_by_no.get(order_no, 0) + qty

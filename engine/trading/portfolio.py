@@ -4,12 +4,18 @@ Fills move positions and cash as they arrive; the broker's own view (kt00018 hol
 kt00001 cash, through KiwoomApi) seeds them at start and is compared with them on every
 reconciliation, where a difference is a `PositionDivergence`. Average-cost accounting in int
 KRW: realised PnL is (fill price - average cost) x qty, less fees and tax.
+
+After a restart (`restore`), each strategy's shares and cost come from its journaled fills,
+the day's realised PnL from the risk counters saved with them; fills the journal missed are
+then booked against those, and the broker's holdings replace the account's quantities. Shares
+no strategy bought stay the account's alone (external).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -55,6 +61,26 @@ class Position:
 
     def unrealized(self, last: int | None) -> int:
         return (last * self.qty - self.cost) if last and self.qty else 0
+
+
+class PastFill(Protocol):
+    """A fill from the journal (engine/journal.py `JournaledFill`): `fee` is fee and tax
+    together, 0 when the fill carried none."""
+
+    @property
+    def trading_day(self) -> str: ...
+    @property
+    def strategy(self) -> str | None: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def qty(self) -> int: ...
+    @property
+    def price(self) -> int: ...
+    @property
+    def fee(self) -> int: ...
 
 
 class Portfolio:
@@ -112,22 +138,48 @@ class Portfolio:
     # --- broker snapshots --------------------------------------------------------------
 
     def load(self, holdings: Iterable[Holding], cash: CashBalance) -> None:
-        """Take the broker's positions and orderable cash as the truth (start-up)."""
+        """Take the broker's positions and orderable cash as the truth (start-up). What each
+        symbol realised today stays, also for a symbol no longer held."""
+        before = self.positions
         self.positions = {
             h.symbol: Position(h.symbol, h.qty, h.avg_price * h.qty) for h in holdings if h.qty
         }
+        for symbol, old in before.items():
+            if old.realized or old.fees:
+                pos = self.positions.setdefault(symbol, Position(symbol))
+                pos.realized, pos.fees = old.realized, old.fees
         self.cash = cash.orderable
 
-    def load_strategy_positions(self, positions: Mapping[str, Mapping[str, int]]) -> None:
-        """Per-strategy quantities from the journal (cost basis is not kept across restarts:
-        the account's average price is used for each)."""
-        self.by_strategy = {}
-        for strategy, by_symbol in positions.items():
-            mine = self.by_strategy.setdefault(strategy, {})
-            for symbol, qty in by_symbol.items():
-                if qty:
-                    avg = self.positions.get(symbol, Position(symbol)).avg_price
-                    mine[symbol] = Position(symbol, qty, avg * qty)
+    def restore(self, fills: Iterable[PastFill], today: str, realized_today: int) -> None:
+        """Rebuild from the journal at a restart, before the broker is asked: each strategy's
+        positions and average cost from its fills (oldest first, all days), the account's
+        from all of them until `load` takes the broker's quantities, today's realised PnL per
+        position and fees from today's fills, and the day's realised total as the risk
+        counter kept it (`realized_today`), so that it reads the same as before the restart.
+        A fill that carried no fee is charged the estimate it was booked with."""
+        account: dict[str, Position] = {}
+        mine: dict[str, dict[str, Position]] = {}
+        fees_today = 0
+        today_started = False
+        for f in fills:
+            if not today_started and f.trading_day >= today:
+                today_started = True
+                _forget_realized(account, mine)
+            fee = f.fee or self.fee_for(f.side, f.qty, f.price)
+            account.setdefault(f.symbol, Position(f.symbol)).apply(f.side, f.qty, f.price, fee)
+            if f.strategy is not None:
+                by_symbol = mine.setdefault(f.strategy, {})
+                by_symbol.setdefault(f.symbol, Position(f.symbol)).apply(
+                    f.side, f.qty, f.price, fee
+                )
+            if today_started:
+                fees_today += fee
+        if not today_started:
+            _forget_realized(account, mine)
+        self.positions = account
+        self.by_strategy = mine
+        self.realized_today = realized_today
+        self.fees_today = fees_today
 
     def compare(self, holdings: Iterable[Holding]) -> list[PositionDivergence]:
         """Differences between our quantities and the broker's (kt00018)."""
@@ -187,3 +239,9 @@ class Portfolio:
                 for name, mine in sorted(self.by_strategy.items())
             },
         }
+
+
+def _forget_realized(account: dict[str, Position], mine: dict[str, dict[str, Position]]) -> None:
+    """The days before's realised PnL and fees are not today's."""
+    for pos in [*account.values(), *(p for m in mine.values() for p in m.values())]:
+        pos.realized = pos.fees = 0

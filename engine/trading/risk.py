@@ -53,6 +53,23 @@ class Reason(StrEnum):
     STALE = "STALE"
 
 
+class HaltReason(StrEnum):
+    """Why trading is halted; several may hold at once (`RiskEngine.halts`)."""
+
+    OPERATOR = "OPERATOR"
+    """The kill switch (admin, CLI, MQTT)."""
+    DIVERGENCE = "DIVERGENCE"
+    """Our positions differ from the broker's (`portfolio.halt_on_divergence`)."""
+    DAILY_LOSS = "DAILY_LOSS"
+    """The day's realised loss reached `daily_loss_limit`."""
+    JOURNAL = "JOURNAL"
+    """The journal cannot write: lifts itself once it writes again."""
+
+
+RESUMABLE = frozenset({HaltReason.OPERATOR, HaltReason.DIVERGENCE, HaltReason.DAILY_LOSS})
+"""Halts that are journaled, outlive a restart, and hold until a person resumes."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """A refused order: the code, and the numbers that tripped it (`value` went past `limit`;
@@ -139,7 +156,8 @@ class RiskEngine:
     checks of step 1 except HALTED. Market orders (price None) are valued at the upper daily
     limit for buys (what KRX reserves) or the last price, and skip the price checks.
 
-    The engine sets `reconciling` and `feed_live`; `state` changes through `set_state`.
+    The engine sets `reconciling` and `feed_live`. The state is HALTED while any of `halts`
+    holds (`halt`, `resume`, `set_journal_fault`), else the mode `set_state` chose.
     """
 
     def __init__(
@@ -154,8 +172,10 @@ class RiskEngine:
         self._clock = clock
         self.check_session_hours = check_session_hours
         self.calendar = calendar if calendar is not None else KrxCalendar(cfg.extra_holidays)
-        self.state = TradingState.ACTIVE
-        self.state_reason = ""
+        self._mode = TradingState.ACTIVE
+        self._mode_reason = ""
+        self.halts: dict[HaltReason, str] = {}
+        """The halts in force, kind -> detail, in the order they came: HALTED while any."""
         self.reconciling = False
         self.feed_live = True
         self._sent_times: deque[float] = deque()
@@ -333,15 +353,106 @@ class RiskEngine:
 
     # --- trading state -----------------------------------------------------------------------
 
+    @property
+    def state(self) -> TradingState:
+        """HALTED while any halt reason is in force, else the mode (ACTIVE or REDUCING)."""
+        return TradingState.HALTED if self.halts else self._mode
+
+    @property
+    def state_reason(self) -> str:
+        """Every halt in force, "; "-joined in the order they came; else the mode's reason."""
+        if self.halts:
+            return "; ".join(self.halts.values())
+        return self._mode_reason
+
     def set_state(self, state: TradingState, reason: str) -> TradingStateChanged | None:
-        """Move to `state`; returns the change to publish, or None when already there."""
-        prev = self.state
-        if state is prev:
+        """Move to `state`; returns the change to publish, or None when already there.
+        HALTED is an OPERATOR halt (see `halt`); ACTIVE or REDUCING sets the mode, which
+        shows once no halt is in force."""
+        if state is TradingState.HALTED:
+            return self.halt(HaltReason.OPERATOR, reason)
+        before = self._snapshot()
+        self._mode = state
+        self._mode_reason = reason
+        return self._changed(before, reason)
+
+    def halt(
+        self, reason: HaltReason | str, detail: str = "", *, by: str = ""
+    ) -> TradingStateChanged | None:
+        """The kill switch: HALTED refuses every new order (cancels still pass). `reason` is
+        the halt's kind; a plain text is an OPERATOR halt with that text as its detail. A
+        kind already in force keeps its first detail (None: nothing changed). Returns the
+        change to publish. `by` names who asked (admin, mqtt, oms...), for the log."""
+        if not isinstance(reason, HaltReason):
+            reason, detail = HaltReason.OPERATOR, detail or reason
+        if by:
+            log.info("trading_halt_asked", reason=reason.value, detail=detail, by=by)
+        if reason in self.halts:
             return None
-        self.state = state
-        self.state_reason = reason
-        log.warning("trading_state_changed", state=state.value, prev=prev.value, reason=reason)
-        return TradingStateChanged(state=state, prev_state=prev, reason=reason)
+        before = self._snapshot()
+        self.halts[reason] = detail or reason.value
+        return self._changed(before, self.halts[reason])
+
+    def resume(
+        self, reason: str, which: HaltReason | None = None, *, by: str = ""
+    ) -> TradingStateChanged | None:
+        """Lift the halts a person must lift (`which`, or every one of RESUMABLE); without
+        `which` the mode goes back to ACTIVE too. A JOURNAL halt stays: it lifts itself (see
+        `set_journal_fault`). A breached daily loss limit still refuses new exposure that
+        day (DAILY_LOSS in `check`). `by` names who asked, for the log."""
+        if by:
+            log.info("trading_resume_asked", reason=reason, which=which, by=by)
+        before = self._snapshot()
+        for kind in [which] if which is not None else list(self.halts):
+            if kind in RESUMABLE:
+                self.halts.pop(kind, None)
+        if which is None:
+            self._mode = TradingState.ACTIVE
+            self._mode_reason = reason
+        return self._changed(before, reason)
+
+    def set_journal_fault(self, faulty: bool, detail: str = "") -> TradingStateChanged | None:
+        """Halt (reason JOURNAL) while the journal cannot write, and lift that halt once it
+        writes again: an order whose intent cannot be stored must not be sent, and neither
+        may the next one. Returns the change to publish, or None."""
+        if faulty:
+            return self.halt(HaltReason.JOURNAL, f"JOURNAL: {detail}" if detail else "")
+        if HaltReason.JOURNAL not in self.halts:
+            return None
+        before = self._snapshot()
+        del self.halts[HaltReason.JOURNAL]
+        return self._changed(before, "JOURNAL: writes again")
+
+    def journaled_halts(self) -> dict[str, str]:
+        """The halts to journal (kind -> detail): all but JOURNAL's, which cannot be."""
+        return {k.value: v for k, v in self.halts.items() if k in RESUMABLE}
+
+    def restore_halts(self, halts: Mapping[str, str]) -> TradingStateChanged | None:
+        """Take back journaled halts (`journaled_halts` as saved); unknown kinds (a newer
+        engine's) are kept as OPERATOR halts rather than dropped. Returns the change."""
+        before = self._snapshot()
+        for kind, detail in halts.items():
+            code = HaltReason(kind) if kind in HaltReason.__members__ else HaltReason.OPERATOR
+            if code is not HaltReason.JOURNAL:
+                self.halts.setdefault(code, detail)
+        return self._changed(before, self.state_reason)
+
+    def _snapshot(self) -> tuple[TradingState, tuple[HaltReason, ...]]:
+        return self.state, tuple(self.halts)
+
+    def _changed(
+        self, before: tuple[TradingState, tuple[HaltReason, ...]], reason: str
+    ) -> TradingStateChanged | None:
+        prev, prev_reasons = before
+        reasons = tuple(self.halts)
+        if self.state is prev and reasons == prev_reasons:
+            return None
+        return TradingStateChanged(
+            state=self.state,
+            prev_state=prev,
+            reason=reason,
+            reasons=tuple(r.value for r in reasons),
+        )
 
     def reconfigure(self, cfg: RiskConfig) -> TradingStateChanged | None:
         """Take new limits (SIGHUP) from the next check on; counters and state stay. Returns
@@ -350,14 +461,6 @@ class RiskEngine:
             self.calendar = KrxCalendar(cfg.extra_holidays)
         self.cfg = cfg
         return self._halt_on_loss()
-
-    def halt(self, reason: str) -> TradingStateChanged | None:
-        """The kill switch: HALTED refuses every new order (cancels still pass)."""
-        return self.set_state(TradingState.HALTED, reason)
-
-    def resume(self, reason: str) -> TradingStateChanged | None:
-        """Back to ACTIVE. A breached daily loss limit still refuses new exposure that day."""
-        return self.set_state(TradingState.ACTIVE, reason)
 
     def add_realized_pnl(self, pnl: int) -> TradingStateChanged | None:
         """Add realised PnL (KRW, after fees and tax; a loss is negative). Returns the move to
@@ -368,9 +471,10 @@ class RiskEngine:
 
     def _halt_on_loss(self) -> TradingStateChanged | None:
         loss = -self._realized_pnl
-        if loss < self.cfg.daily_loss_limit or self.state is TradingState.HALTED:
+        if loss < self.cfg.daily_loss_limit:
             return None
-        return self.halt(f"{Reason.DAILY_LOSS.value}: lost {loss} of {self.cfg.daily_loss_limit}")
+        detail = f"{Reason.DAILY_LOSS.value}: lost {loss} of {self.cfg.daily_loss_limit}"
+        return self.halt(HaltReason.DAILY_LOSS, detail)
 
     # --- daily counters ----------------------------------------------------------------------
 
@@ -412,10 +516,13 @@ class RiskEngine:
             "rejected": self._rejected,
         }
 
-    def restore(self, trading_day: str, counters: Mapping[str, int]) -> TradingStateChanged | None:
+    def restore(
+        self, trading_day: str, counters: Mapping[str, int], *, halt_on_loss: bool = True
+    ) -> TradingStateChanged | None:
         """Take back persisted counters. Counters of another day than today are ignored (the
-        day rolled while the engine was down). A restored loss at the limit HALTs again;
-        the change is returned for publishing."""
+        day rolled while the engine was down). With `halt_on_loss`, a restored loss at the
+        limit HALTs again (for a journal that holds no halts: with journaled halts, a resume
+        after the breach must hold); the change is returned for publishing."""
         today = self.trading_day()
         if trading_day != today:
             log.info("risk_counters_expired", day=trading_day, today=today)
@@ -424,4 +531,4 @@ class RiskEngine:
         self._realized_pnl = int(counters.get("realized_pnl", 0))
         self._rejected = int(counters.get("rejected", 0))
         log.info("risk_counters_restored", day=today, **self.counters())
-        return self._halt_on_loss()
+        return self._halt_on_loss() if halt_on_loss else None

@@ -33,7 +33,6 @@ from engine.models import OrderRecord
 from engine.sim.simulator import Simulator
 from engine.trader import Trader
 from engine.trading.orders import Order
-from engine.trading.portfolio import Position
 from tests.engine.conftest import running_engine, sim_config, write_strategy
 from tests.support import until
 
@@ -251,6 +250,8 @@ async def check_recovered(trader: Trader, api: KiwoomApi, before: list[OrderReco
     with contextlib.closing(sqlite3.connect(f"file:{journal.path}?mode=ro", uri=True)) as db:
         assert counters["orders_sent"] == sent_by_journal(db, day)
         assert counters["realized_pnl"] == realized_by_journal(db, day)
+    # The day's PnL the portfolio reports is the same figure (it restarted at 0 before).
+    assert trader.portfolio.realized_today == counters["realized_pnl"]
 
 
 def sent_by_journal(db: sqlite3.Connection, day: str) -> int:
@@ -271,15 +272,24 @@ def sent_by_journal(db: sqlite3.Connection, day: str) -> int:
 
 
 def realized_by_journal(db: sqlite3.Connection, day: str) -> int:
-    """`day`'s realised PnL replayed from the journal's fills, oldest first (the account was
-    flat at the start; the simulator charges no fees)."""
-    position = Position(SYMBOL)
-    total = 0
+    """`day`'s realised PnL replayed from the journal's fills, oldest first, by average cost
+    written out here (not the portfolio's code, which is what is checked): the account was flat
+    at the start and the simulator charges no fees, so a buy realises nothing and a sell
+    realises its value less the average cost of the shares it sold."""
+    held = cost = total = 0
     for side, qty, price, fee, tax in db.execute(
         "SELECT side, qty, price, fee, tax FROM fills WHERE trading_day = ? ORDER BY rowid",
         (day,),
     ):
-        total += position.apply(Side(side), qty, price, fee + tax)
+        assert fee == tax == 0
+        if side == "buy":
+            held += qty
+            cost += qty * price
+        else:
+            basis = cost * qty // held
+            total += qty * price - basis
+            held -= qty
+            cost -= basis
     return total
 
 

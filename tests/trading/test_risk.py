@@ -169,7 +169,10 @@ def test_daily_loss_breach_halts_and_blocks_new_exposure_after_a_resume() -> Non
     assert risk.state is TradingState.ACTIVE
     change = risk.add_realized_pnl(-1)
     assert change == TradingStateChanged(
-        TradingState.HALTED, TradingState.ACTIVE, "DAILY_LOSS: lost 1000000 of 1000000"
+        TradingState.HALTED,
+        TradingState.ACTIVE,
+        "DAILY_LOSS: lost 1000000 of 1000000",
+        ("DAILY_LOSS",),
     )
     assert risk.state is TradingState.HALTED
     assert risk.add_realized_pnl(-5) is None  # already halted: no second event
@@ -473,7 +476,7 @@ def test_trading_state_moves_and_their_events() -> None:
         TradingState.REDUCING, TradingState.ACTIVE, "flatten"
     )
     assert risk.halt("kill_switch") == TradingStateChanged(
-        TradingState.HALTED, TradingState.REDUCING, "kill_switch"
+        TradingState.HALTED, TradingState.REDUCING, "kill_switch", ("OPERATOR",)
     )
     assert risk.halt("again") is None
     assert risk.state_reason == "kill_switch"
