@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 
 _LOGGED = frozenset({OrderUpdate, Fill, RiskRejected})
 
-JOURNAL_BACKLOG = "JOURNAL_BACKLOG"
+JOURNAL_BACKLOG = HaltReason.JOURNAL_BACKLOG.value
 """The halt reason while the journal's queue is at its bound (JOURNAL_MAX_ACCOUNT events not
 yet written); lifted by itself once the journal has written half of them."""
 
@@ -297,12 +297,13 @@ class Trader:
 
     def _journal_backlog_full(self, queue: ConsumerQueue) -> None:
         """The journal is `max_account` events behind: halt until it catches up."""
-        self.halt(JOURNAL_BACKLOG)
+        self.halt(JOURNAL_BACKLOG, HaltReason.JOURNAL_BACKLOG)
 
     def _journal_backlog_drained(self, queue: ConsumerQueue) -> None:
         """Lift the backlog's halt, and only that one (an operator's halt stays)."""
-        if self.risk.state is TradingState.HALTED and self.risk.state_reason == JOURNAL_BACKLOG:
-            self.resume(f"{JOURNAL_BACKLOG} cleared")
+        change = self.risk.lift(HaltReason.JOURNAL_BACKLOG, f"{JOURNAL_BACKLOG} cleared")
+        if change is not None:
+            self.bus.publish(change)
 
     def reload(self, cfg: Config) -> list[str]:
         """Apply the risk limits and strategy params of a re-read config (SIGHUP); the

@@ -64,6 +64,8 @@ class HaltReason(StrEnum):
     """The day's realised loss reached `daily_loss_limit`."""
     JOURNAL = "JOURNAL"
     """The journal cannot write: lifts itself once it writes again."""
+    JOURNAL_BACKLOG = "JOURNAL_BACKLOG"
+    """The journal's queue reached its bound: lifts itself once it has caught up."""
 
 
 RESUMABLE = frozenset({HaltReason.OPERATOR, HaltReason.DIVERGENCE, HaltReason.DAILY_LOSS})
@@ -417,11 +419,18 @@ class RiskEngine:
         may the next one. Returns the change to publish, or None."""
         if faulty:
             return self.halt(HaltReason.JOURNAL, f"JOURNAL: {detail}" if detail else "")
-        if HaltReason.JOURNAL not in self.halts:
+        return self.lift(HaltReason.JOURNAL, "JOURNAL: writes again")
+
+    def lift(self, kind: HaltReason, reason: str) -> TradingStateChanged | None:
+        """Lift one halt that lifts itself (JOURNAL, JOURNAL_BACKLOG) once its cause is gone;
+        every other halt stays. Returns the change to publish, or None."""
+        if kind in RESUMABLE:
+            raise ValueError(f"a {kind.value} halt is lifted by a person (resume), not by itself")
+        if kind not in self.halts:
             return None
         before = self._snapshot()
-        del self.halts[HaltReason.JOURNAL]
-        return self._changed(before, "JOURNAL: writes again")
+        del self.halts[kind]
+        return self._changed(before, reason)
 
     def journaled_halts(self) -> dict[str, str]:
         """The halts to journal (kind -> detail): all but JOURNAL's, which cannot be."""
@@ -433,7 +442,7 @@ class RiskEngine:
         before = self._snapshot()
         for kind, detail in halts.items():
             code = HaltReason(kind) if kind in HaltReason.__members__ else HaltReason.OPERATOR
-            if code is not HaltReason.JOURNAL:
+            if code in RESUMABLE:
                 self.halts.setdefault(code, detail)
         return self._changed(before, self.state_reason)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from engine.clock import KST, ManualClock
 from engine.events import TradingState, TradingStateChanged
 from engine.trading.risk import HaltReason, Reason, Rejection, RiskEngine
@@ -15,7 +17,30 @@ T = TradingState
 
 
 def test_the_halt_reasons_and_which_a_person_lifts() -> None:
-    assert [h.value for h in HaltReason] == ["OPERATOR", "DIVERGENCE", "DAILY_LOSS", "JOURNAL"]
+    assert [h.value for h in HaltReason] == [
+        "OPERATOR",
+        "DIVERGENCE",
+        "DAILY_LOSS",
+        "JOURNAL",
+        "JOURNAL_BACKLOG",
+    ]
+
+
+def test_a_backlog_halt_lifts_itself_and_nothing_else() -> None:
+    risk = engine()
+    risk.halt("look")
+    risk.halt(H.JOURNAL_BACKLOG, "JOURNAL_BACKLOG")
+    assert risk.state_reason == "look; JOURNAL_BACKLOG"
+    assert risk.lift(H.JOURNAL_BACKLOG, "caught up") == TradingStateChanged(
+        T.HALTED, T.HALTED, "caught up", ("OPERATOR",)
+    )
+    assert risk.lift(H.JOURNAL_BACKLOG, "again") is None
+    with pytest.raises(ValueError, match="resume"):
+        risk.lift(H.OPERATOR, "not by itself")
+    assert risk.state is T.HALTED
+    # Journaled halts are those a person lifts: a backlog does not outlive the process.
+    risk.halt(H.JOURNAL_BACKLOG, "JOURNAL_BACKLOG")
+    assert risk.journaled_halts() == {"OPERATOR": "look"}
 
 
 def test_reasons_add_up_and_each_shows_in_the_state_reason() -> None:
