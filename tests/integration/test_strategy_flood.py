@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,57 @@ async def test_refusals_of_a_halt_never_disable_a_strategy(tmp_path: Path) -> No
         assert not d.events("strategy_disabled")
         d.signal(signal.SIGTERM)
         assert await d.wait(3.0 + 5) == 0, d.log[-10:]
+
+
+FRAGILE = """
+class Fragile(Strategy):
+    def __init__(self, slot):
+        super().__init__(slot)
+        raise RuntimeError("no model file")
+"""
+
+IDLE = """
+class Idle(Strategy):
+    pass
+"""
+
+
+async def test_a_strategy_whose_constructor_raises_is_named_and_the_daemon_is_degraded(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    cfg = write_config(
+        tmp_path,
+        admin_port=port,
+        strategies=_table("fragile", strategy_file(tmp_path, "fragile", FRAGILE), "Fragile")
+        + _table("idle", strategy_file(tmp_path, "idle", IDLE), "Idle"),
+    )
+    async with daemon(cfg, port) as d:
+        await until_running(d)
+        await until(lambda: bool(d.events("strategies_started")), 10)
+        status, health = await d.get("/healthz")
+        # One broken optional strategy does not make the daemon unhealthy: 200, degraded.
+        assert status == 200, health
+        assert health["healthy"] is True
+        assert health["degraded"] is True
+        assert health["strategies_not_started"] == [{"name": "fragile", "reason": "init_failed"}]
+        status, body = await d.get("/status")
+        states = {s["name"]: s["state"] for s in body["strategies"]}
+        assert states == {"fragile": "disabled: init_failed", "idle": "running"}
+        res = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "engine", "-c", str(cfg), "status"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr
+        first = res.stdout.splitlines()[0]
+        assert first.endswith("healthy, degraded: could not start fragile"), first
+        assert "  fragile: disabled: init_failed;" in res.stdout
+        (failed,) = d.events("strategy_init_failed")
+        assert failed["strategy"] == "fragile"
+        assert "no model file" in failed["error"]
+        d.signal(signal.SIGTERM)
+        assert await d.wait(10) == 0
