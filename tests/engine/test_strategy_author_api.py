@@ -3,16 +3,20 @@ average price and PnL, the trading state and its changes, and the KRX helpers.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from engine.events import Side, TradingState
+from engine import config
+from engine.events import RiskRejected, Side, TradingState
 from engine.sim.simulator import Simulator
 from engine.strategy import TradingStatus
-from tests.engine.conftest import SYMBOL, running_engine, sim_config, write_strategy
+from tests.engine.conftest import SYMBOL, Tape, running_engine, sim_config, write_strategy
 from tests.support import until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -99,3 +103,20 @@ def test_the_krx_helpers_are_exported_for_strategies() -> None:
     assert tick_size(70_000) == 100
     assert round_to_tick(70_050, "down") == 70_000
     assert round_to_tick(70_050, "up") == 70_100
+
+
+async def test_the_shipped_example_never_trips_its_own_duplicate_check(tmp_path: Path) -> None:
+    # The shipped table and file, as `make run` loads them; a busier market than the default
+    # gives it more decisions per second than `make run` does.
+    shipped = config.load(ROOT / "config.toml", env={})
+    (momentum,) = [sc for sc in shipped.strategies if sc.name == "momentum"]
+    momentum = dataclasses.replace(momentum, path=str(ROOT / momentum.path))
+    async with (
+        Simulator(sim_config(events_per_s=1000.0)) as sim,
+        running_engine(sim, tmp_path / "state", (momentum,)) as (trader, _ws, _api),
+    ):
+        tape = Tape(trader)
+        await until(lambda: trader.oms.stats.submitted >= 12, 40)
+        refused = [e for e in tape.events if isinstance(e, RiskRejected)]
+        assert [e.reason for e in refused if e.reason == "DUPLICATE"] == []
+        assert trader.host.by_name["momentum"].enabled
