@@ -35,14 +35,21 @@ class Replaces(Strategy):
             self.buy(order.symbol, 10, None)
 """
 
-# Under a halt every order is refused for the trading state's reason, which never counts.
-REPLACES_ON_A_TIMER = """
-class ReplacesOnATimer(Strategy):
+# Under a halt every order is refused for the trading state's reason, which never counts; a
+# strategy that answers each such refusal with a new order is paced, not disabled.
+REPLACES_WHEN_HALTED = """
+class ReplacesWhenHalted(Strategy):
     def on_start(self):
-        self.set_timer("t", 0.05)
+        self.set_timer("go", 0.05)
 
     def on_timer(self, name):
-        self.buy(self.symbols[0], 1, None)
+        if self.trading_state.state is TradingState.HALTED:
+            self.cancel_timer("go")
+            self.buy(self.symbols[0], 1, None)
+
+    def on_order(self, order):
+        if order.state is OrderState.REJECTED:
+            self.buy(order.symbol, 1, None)
 """
 
 
@@ -100,7 +107,9 @@ async def test_refusals_of_a_halt_never_disable_a_strategy(tmp_path: Path) -> No
         admin_port=port,
         stop_timeout_s=3.0,
         strategies=_table(
-            "timer", strategy_file(tmp_path, "timer", REPLACES_ON_A_TIMER), "ReplacesOnATimer"
+            "timer",
+            strategy_file(tmp_path, "timer", REPLACES_WHEN_HALTED),
+            "ReplacesWhenHalted",
         ),
     )
     async with daemon(cfg, port) as d:
