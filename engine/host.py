@@ -22,7 +22,8 @@ import asyncio.tasks
 import types
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import date
+from typing import Any, Protocol
 
 import structlog
 
@@ -43,8 +44,7 @@ from engine.events import (
     TradingState,
     TradingStateChanged,
 )
-from engine.kiwoom.api import KiwoomApi
-from engine.kiwoom.errors import KiwoomError
+from engine.models import Candle
 from engine.plugins import LoadedStrategy
 from engine.strategy import Strategy, TradingStatus
 from engine.trading.bars import BarBuilder, parse_interval
@@ -85,6 +85,19 @@ the next such refusal waits `STATE_REFUSAL_PAUSE_S`: a strategy that answers eac
 with a new order during a halt is paced (10 orders/s) instead of filling memory and the log
 (1,200 refusals/s and 1 MB/s of RSS without it)."""
 STATE_REFUSAL_PAUSE_S = 0.1
+
+
+class HistoryPort(Protocol):
+    """Where warm-up history comes from: the broker's chart APIs live (`KiwoomApi` is one),
+    the history store in a backtest. Candles newest first; any exception is a failed load."""
+
+    async def minute_candles(
+        self, symbol: str, minutes: int = 1, *, max_pages: int | None = 1
+    ) -> list[Candle]: ...
+
+    async def daily_candles(
+        self, symbol: str, base_date: date, *, max_pages: int | None = None
+    ) -> list[Candle]: ...
 
 
 def _handler_name(fn: Handler) -> str:
@@ -557,9 +570,10 @@ class StrategyHost:
             if s.disabled_reason == "init_failed"
         ]
 
-    async def warm_up(self, api: KiwoomApi) -> None:
-        """Load `history` bars per symbol and interval (ka10080 minutes, ka10081 days) before
-        `on_start`. A failed load is logged and the strategy starts with what there is."""
+    async def warm_up(self, history: HistoryPort) -> None:
+        """Load `history` bars per symbol and interval from `history` (live: Kiwoom's minute
+        and day charts) before `on_start`. A failed load is logged and the strategy starts
+        with what there is."""
         wanted: dict[tuple[str, str], int] = {}
         for slot in self.slots:
             for symbol in slot.symbols:
@@ -572,15 +586,20 @@ class StrategyHost:
             minutes, unit = parse_interval(interval)
             try:
                 if unit == "m":
-                    candles = await api.minute_candles(
+                    candles = await history.minute_candles(
                         symbol, minutes, max_pages=max(1, n // 100 + 1)
                     )
                 else:
-                    candles = await api.daily_candles(
+                    candles = await history.daily_candles(
                         symbol, self.clock.now().date(), max_pages=max(1, n // 100 + 1)
                     )
-            except KiwoomError as e:
-                log.warning("history_load_failed", symbol=symbol, interval=interval, error=str(e))
+            except Exception as e:  # any port's failure: the strategy starts without it
+                log.warning(
+                    "history_load_failed",
+                    symbol=symbol,
+                    interval=interval,
+                    error=f"{type(e).__name__}: {e}",
+                )
                 continue
             now = self.clock.now()
             builder = self.builders[(symbol, interval)]
