@@ -498,8 +498,7 @@ class StrategyHost:
         if tasks is None or loop is None:
             if task is not None and task[0].cancelling() > task[1]:
                 task[0].uncancel()  # 3.13+: also drops the pending CancelledError
-                if self.current is not None:
-                    self.current[0].errors += 1
+                log.error("strategy_cancelled_the_engines_task", task=task[0].get_name())
             return
         if task is not None:
             tasks[loop] = task
