@@ -254,10 +254,11 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
 def preflight(cfg: config_mod.Config) -> list[str]:
     """What `run` would load from files besides strategies, loaded the same way (each problem
-    names its key): today the MQTT mirror's CA bundle, which `run` reads as it starts."""
+    names its key): today the MQTT mirror's CA bundle, which `run` reads as it starts (also
+    refused when `tls` is off: a config that names a file it cannot read is a mistake)."""
     problems: list[str] = []
     mqtt = cfg.mqtt
-    if mqtt is not None and mqtt.tls and mqtt.ca_file is not None:
+    if mqtt is not None and mqtt.ca_file is not None:
         import ssl
 
         try:
