@@ -115,7 +115,8 @@ def render_status(st: dict[str, Any]) -> str:
     for s in st.get("strategies", []):
         lines.append(
             f"  {s.get('name')}: {s.get('state')}; calls {s.get('calls', 0)}, errors "
-            f"{s.get('errors', 0)}, open orders {s.get('open_orders', 0)}"
+            f"{s.get('errors', 0)}, rejections {s.get('rejections', 0)}, open orders "
+            f"{s.get('open_orders', 0)}"
         )
     if not st.get("strategies"):
         lines.append("  (none)")
