@@ -31,8 +31,6 @@ from engine.events import (
     Reconnected,
     RiskRejected,
     Trade,
-    TradingState,
-    TradingStateChanged,
 )
 from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
@@ -134,7 +132,6 @@ class Trader:
         bus.subscribe((Disconnected, FeedStale), self._feed_down)
         bus.subscribe(FeedResumed, self._feed_resumed)
         bus.subscribe(Reconnected, self._feed_back)
-        bus.subscribe(TradingStateChanged, self._state_changed)
         bus.attach(self.journal_queue)
         bus.attach(self.log_queue)
 
@@ -379,15 +376,6 @@ class Trader:
         self.risk.feed_live = True
         self.risk.reconciling = True
         self.request_reconcile()
-
-    def _state_changed(self, ev: TradingStateChanged) -> None:
-        level = "error" if ev.state is TradingState.HALTED else "warning"
-        getattr(log, level)(
-            "trading_state_changed",
-            state=ev.state.value,
-            prev=ev.prev_state.value,
-            reason=ev.reason,
-        )
 
     async def _log_events(self) -> None:
         try:

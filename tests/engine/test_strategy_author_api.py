@@ -120,3 +120,15 @@ async def test_the_shipped_example_never_trips_its_own_duplicate_check(tmp_path:
         refused = [e for e in tape.events if isinstance(e, RiskRejected)]
         assert [e.reason for e in refused if e.reason == "DUPLICATE"] == []
         assert trader.host.by_name["momentum"].enabled
+
+
+async def test_a_trading_state_change_is_logged_once(sim: Simulator, tmp_path: Path) -> None:
+    import structlog.testing
+
+    async with running_engine(sim, tmp_path / "state") as (trader, _ws, _api):
+        with structlog.testing.capture_logs() as logs:
+            trader.halt("news")
+            trader.resume("all clear")
+    changes = [e for e in logs if e["event"] == "trading_state_changed"]
+    # Once each (it was logged at warning by risk and again at error by the trader).
+    assert [e["state"] for e in changes] == ["halted", "active"]
