@@ -190,3 +190,55 @@ async def test_timer_periods_cancel_of_none_and_read_only_params(
         }
         await until(lambda: "zero" in strat.fired and strat.fired.count("ten_ms") == 2, 5)
         assert trader.host.by_name["c"].errors == 0
+
+
+# max_order_qty is 5 here: an order of 10 is refused at once, inside `buy`.
+CAUSED = """
+import asyncio
+
+class Caused(Strategy):
+    def on_start(self):
+        self.inside = None
+        self.seen = []  # (handler that placed it, inside a handler at delivery, a turn passed)
+        self.set_timer("t", 0, repeat=False)
+
+    def _place(self, where):
+        self.inside = where
+        self.turned = False
+        asyncio.get_running_loop().call_soon(self._turn)
+        order = self.buy(self.symbols[0], 10, None)
+        self.placed[order.client_id] = where
+        self.inside = None
+
+    def _turn(self):
+        self.turned = True
+
+    def on_timer(self, name):
+        self.placed = getattr(self, "placed", {})
+        self._place("on_timer")
+
+    def on_trade(self, trade):
+        self.placed = getattr(self, "placed", {})
+        if "on_trade" not in self.placed.values():
+            self._place("on_trade")
+
+    def on_order(self, order):
+        self.seen.append((self.placed[order.client_id], self.inside, self.turned))
+"""
+
+
+async def test_on_order_for_a_refusal_inside_a_handler_comes_after_it_in_a_later_turn(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sc = write_strategy(tmp_path, "c", CAUSED, "Caused")
+    async with running_engine(sim, tmp_path / "state", (sc,), max_order_qty=5) as (
+        trader,
+        _ws,
+        _api,
+    ):
+        strat = trader.host.by_name["c"].instance
+        await until(lambda: len(strat.seen) == 2, 5)
+        # Never delivered from inside `buy` (inside is None), and the loop went round between
+        # the handler and its on_order (the callback it scheduled first had run).
+        assert sorted(strat.seen) == [("on_timer", None, True), ("on_trade", None, True)]
+        assert trader.host.by_name["c"].errors == 0
