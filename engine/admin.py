@@ -101,7 +101,15 @@ class AdminServer:
             # While the journal cannot write, no order can be sent (trading is halted).
             "journal_ok": not self.trader.journal.faulty,
         }
-        return all(checks.values()), {**checks, "loop_stalled_s": round(stalled_s, 3)}
+        # A strategy that could not start leaves the daemon degraded, not unhealthy: the
+        # others trade, and a restart loop would not mend a constructor that raises.
+        not_started = self.trader.host.not_started()
+        return all(checks.values()), {
+            **checks,
+            "loop_stalled_s": round(stalled_s, 3),
+            "degraded": bool(not_started),
+            "strategies_not_started": not_started,
+        }
 
     def status(self) -> dict[str, Any]:
         healthy, checks = self.health()

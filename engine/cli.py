@@ -133,9 +133,21 @@ DAEMON_COMMANDS = ("status", "halt", "resume")
 """Commands that ask the running daemon; they need no Kiwoom credentials."""
 
 
-def _load_config(path: str | None, *, with_secrets: bool = True) -> config_mod.Config:
+NEEDS_CONFIG_FILE = ("check", *DAEMON_COMMANDS)
+"""Commands that mean nothing on the defaults: `check` checks a file, and the others ask the
+daemon that a file describes. Without -c and without ./config.toml they say so."""
+
+
+def _load_config(
+    path: str | None, *, with_secrets: bool = True, command: str = ""
+) -> config_mod.Config:
     if path is None and Path("config.toml").is_file():
         path = "config.toml"
+    if path is None and command in NEEDS_CONFIG_FILE:
+        raise config_mod.ConfigError(
+            f"no config.toml in {Path.cwd()}: name the daemon's config with -c PATH "
+            f"(e.g. kiwoom-engine -c /etc/kiwoom-engine/config.toml {command})"
+        )
     return config_mod.load(path, with_secrets=with_secrets)
 
 
@@ -154,7 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config = getattr(args, "config", None)
     args.log_level = getattr(args, "log_level", None)
     try:
-        cfg = _load_config(args.config, with_secrets=args.command not in DAEMON_COMMANDS)
+        cfg = _load_config(
+            args.config,
+            with_secrets=args.command not in DAEMON_COMMANDS,
+            command=args.command,
+        )
     except config_mod.ConfigError as e:
         _complain(f"config error: {e}")
         return EXIT_CONFIG
@@ -221,27 +237,62 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _ask_daemon(cfg, args)
     if args.command == "run":
         from engine.daemon import run
-        from engine.plugins import load_all
+        from engine.plugins import load_all, lookalikes
 
         strategies, problems = load_all(cfg)
+        problems += preflight(cfg)
         if problems:
             for problem in problems:
                 _complain(f"config error: {cfg.source}: {problem}")
             return EXIT_CONFIG
+        for ls in strategies:
+            for warning in lookalikes(ls):
+                log.warning("strategy_handler_lookalike", problem=warning)
         return asyncio.run(run(cfg, strategies=strategies))
     raise AssertionError(args.command)  # pragma: no cover
 
 
+def preflight(cfg: config_mod.Config) -> list[str]:
+    """What `run` would load from files besides strategies, loaded the same way (each problem
+    names its key): today the MQTT mirror's CA bundle, which `run` reads as it starts (also
+    refused when `tls` is off: a config that names a file it cannot read is a mistake)."""
+    problems: list[str] = []
+    mqtt = cfg.mqtt
+    if mqtt is not None and mqtt.ca_file is not None:
+        import ssl
+
+        try:
+            ssl.create_default_context(cafile=mqtt.ca_file)
+        except FileNotFoundError:
+            problems.append(f"mqtt.ca_file: no such file: {mqtt.ca_file}")
+        except (OSError, ssl.SSLError) as e:
+            problems.append(
+                f"mqtt.ca_file: cannot use {mqtt.ca_file} as a PEM bundle of CA "
+                f"certificates: {type(e).__name__}: {e}"
+            )
+    return problems
+
+
 def _check(cfg: config_mod.Config) -> int:
-    """`check`: the config loaded (or main() already exited 3); now every strategy, each
-    problem on its own line with its key path. Nothing connects."""
-    from engine.plugins import load_all
+    """`check`: the config loaded (or main() already exited 3); now everything `run` would
+    load (every strategy, built as `run` builds it, and the files the config names), each
+    problem on its own line with its key path. Nothing connects. A method named like a
+    handler that is not one is a warning (exit 0)."""
+    from engine.plugins import construct, load_all, lookalikes
 
     strategies, problems = load_all(cfg, include_disabled=True)
+    for ls in strategies:
+        problem = construct(ls)
+        if problem is not None:
+            problems.append(problem)
+    problems += preflight(cfg)
     for problem in problems:
         _complain(f"config error: {cfg.source}: {problem}")
     if problems:
         return EXIT_CONFIG
+    for ls in strategies:
+        for warning in lookalikes(ls):
+            _complain(f"warning: {cfg.source}: {warning}")
     names = ", ".join(ls.cfg.name for ls in strategies if ls.cfg.enabled) or "none"
     disabled = [sc.name for sc in cfg.strategies if not sc.enabled]
     print(f"{cfg.source}: ok; mode {cfg.kiwoom.mode}; strategies: {names}", end="")

@@ -368,6 +368,9 @@ class StrategyConfig:
     budget_ms: float = field(default=50.0, metadata=_range(0.1, 60_000))
     """Time one handler call may take; `max_overruns` overruns in a row disable it."""
     max_overruns: int = field(default=5, metadata=_range(1, 1_000_000))
+    max_rejections: int = field(default=100, metadata=_range(1, 1_000_000))
+    """Orders refused (by risk or the broker, not by the trading state) within a minute
+    before the engine disables it: a strategy that answers each refusal with a new order."""
 
 
 @dataclass(frozen=True)

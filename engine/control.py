@@ -78,9 +78,13 @@ def render_status(st: dict[str, Any]) -> str:
     lines: list[str] = []
     health = st.get("health", {})
     verdict = "healthy" if st.get("healthy") else "UNHEALTHY"
-    failing = [k for k, v in health.items() if v is False]
+    failing = [k for k, v in health.items() if v is False and k != "degraded"]
     if failing:
         verdict += f" ({', '.join(failing)})"
+    not_started = health.get("strategies_not_started") or []
+    if not_started:
+        names = ", ".join(str(s.get("name")) for s in not_started if isinstance(s, dict))
+        verdict += f", degraded: could not start {names}"
     lines.append(
         f"kiwoom-engine: pid {st.get('pid')}, mode {st.get('mode')}, "
         f"up {_duration(st.get('uptime_s', 0))}, {verdict}"
@@ -111,7 +115,8 @@ def render_status(st: dict[str, Any]) -> str:
     for s in st.get("strategies", []):
         lines.append(
             f"  {s.get('name')}: {s.get('state')}; calls {s.get('calls', 0)}, errors "
-            f"{s.get('errors', 0)}, open orders {s.get('open_orders', 0)}"
+            f"{s.get('errors', 0)}, rejections {s.get('rejections', 0)}, open orders "
+            f"{s.get('open_orders', 0)}"
         )
     if not st.get("strategies"):
         lines.append("  (none)")

@@ -115,7 +115,7 @@ class FeedReport:
     @staticmethod
     def _report(ev: Event) -> None:
         if isinstance(ev, OrderExecution | Balance):
-            log.info("account_event", kind=type(ev).__name__, symbol=ev.symbol)
+            log.debug("account_event", kind=type(ev).__name__, symbol=ev.symbol)
         elif isinstance(ev, Disconnected):
             log.warning("feed_disconnected", reason=ev.reason)
         elif isinstance(ev, Reconnected):

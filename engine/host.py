@@ -1,14 +1,26 @@
 """Running strategies: routing events to them, isolating their faults, their timers and bars.
 
-Each strategy lives in a `StrategySlot`. A handler that raises is logged with its traceback and
-counted; one that runs past its time budget is flagged. After `max_errors` exceptions, or
-`max_overruns` overruns in a row, the slot is disabled: it gets no more events, its timers
-stop, its open orders are cancelled, and a `StrategyDisabled` event says why. The others go on.
+Each strategy lives in a `StrategySlot`. A handler that raises anything (an `Exception`,
+`SystemExit`, `CancelledError`, `GeneratorExit`, any `BaseException` but `KeyboardInterrupt`) is
+logged with its traceback and counted; one that runs past its time budget is flagged; an order
+the risk checks or the broker refuse is counted unless the trading state refused it. After
+`max_errors` exceptions, `max_overruns` overruns in a row, or `max_rejections` refused orders
+within `REJECTION_WINDOW_S`, the slot is disabled: it gets no more events, its timers stop, its
+open orders are cancelled, and a `StrategyDisabled` event says why. The others go on.
+
+Handlers run outside any task (`asyncio.current_task()` is None in them): the feed's task, in
+which market data is dispatched, cannot be cancelled by a strategy. An `on_order` that an
+action of a handler caused (a refused `buy`, a cancel going out) is delivered after that
+handler returns, in a later turn of the loop: never re-entrantly, and a strategy that answers
+every refusal with a new order cannot keep the loop from its other work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.tasks
+import types
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,27 +33,61 @@ from engine.events import (
     Bar,
     Fill,
     OrderBook,
+    OrderState,
     OrderUpdate,
     Quote,
     Side,
     StrategyDisabled,
     TimeInForce,
     Trade,
+    TradingState,
+    TradingStateChanged,
 )
 from engine.history import HistoryPort, HistoryUnavailable
 from engine.plugins import LoadedStrategy
-from engine.strategy import Strategy
+from engine.strategy import Strategy, TradingStatus
 from engine.trading.bars import BarBuilder
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Any], None]
+Handler = Callable[..., None]
 
-_STRATEGY_FAULTS = (Exception, SystemExit)
-"""What a strategy's code may raise and the engine survives: a plugin calling sys.exit() is a
-crashing strategy, not a request to stop the daemon (KeyboardInterrupt still stops it)."""
+MIN_REPEAT_S = 0.01
+"""The shortest period of a repeating timer: below it a timer is a busy loop on the engine's
+core (a 1 ns timer spun one at 100 %). One-shot timers may be any delay >= 0."""
+
+REJECTION_WINDOW_S = 60.0
+"""The window `max_rejections` counts refused orders in (engine clock, monotonic)."""
+
+STATE_REASONS = frozenset(
+    {
+        "HALTED",
+        "STOPPING",
+        "REDUCING_ONLY",
+        "RECONCILING",
+        "FEED_DOWN",
+        "UNKNOWN_PENDING",
+        "DAILY_LOSS",
+        "SESSION_CLOSED",
+        "JOURNAL",
+        "NOT_AT_BROKER",
+    }
+)
+"""Refusals the trading state caused, not the strategy: they never count against it, so that
+a halt (or a reconnect, or the shutdown) never disables a strategy."""
+
+STATE_REFUSALS_PER_S = 20
+"""Past this many refusals by the trading state within a second, a strategy's `on_order` for
+the next such refusal waits `STATE_REFUSAL_PAUSE_S`: a strategy that answers each refusal
+with a new order during a halt is paced (10 orders/s) instead of filling memory and the log
+(1,200 refusals/s and 1 MB/s of RSS without it)."""
+STATE_REFUSAL_PAUSE_S = 0.1
+
+
+def _handler_name(fn: Handler) -> str:
+    return getattr(fn, "__name__", "?")
 
 
 class StrategySlot:
@@ -52,7 +98,7 @@ class StrategySlot:
         self.host = host
         self.loaded = loaded
         self.name = cfg.name
-        self.params = cfg.params
+        self.params: Mapping[str, Any] = _read_only(cfg.params)
         self.symbols = cfg.symbols
         self._symbols = frozenset(cfg.symbols)
         self.clock = host.clock
@@ -63,56 +109,74 @@ class StrategySlot:
         self.errors = 0
         self.overruns = 0
         self.overruns_in_row = 0
+        self.rejections = 0
+        self._rejected_at: deque[float] = deque()
+        self._state_refused_at: deque[float] = deque()
         self.calls = 0
         self.slowest_ms = 0.0
         self.max_errors = cfg.max_errors
         self.max_overruns = cfg.max_overruns
+        self.max_rejections = cfg.max_rejections
         self.budget_ns = int(cfg.budget_ms * 1_000_000)
+        self.deferred = 0
+        """Calls of this slot waiting in the host's deferred queue (see `StrategyHost.defer`)."""
         self._timers: dict[str, asyncio.Task[None]] = {}
 
     # --- called by the engine ------------------------------------------------------------
 
-    def call(self, fn: Handler, arg: Any) -> None:
-        """Run one handler with the slot's isolation: never raises, never blocks on purpose."""
+    def call(self, fn: Handler, *args: Any) -> None:
+        """Run one handler with the slot's isolation: never raises (but KeyboardInterrupt),
+        never blocks on purpose."""
         if not self.enabled:
             return
+        host = self.host
         self.calls += 1
+        name = _handler_name(fn)
+        outer = host.current  # None but in the engine's own tests: calls never nest
+        host.call_seq += 1
+        task = host.detach_task()
         started = stopwatch_ns()
+        host.current = (self, name, host.call_seq)
         try:
-            fn(arg)
-        except _STRATEGY_FAULTS:
-            self.failed(fn)
+            fn(*args)
+            host.current = outer
+        except KeyboardInterrupt:
+            host.current = outer
+            raise
+        except BaseException:
+            # First, before anything that could take the stall watchdog's next raise.
+            host.current = outer
+            self.failed(name)
         finally:
-            self.timed(stopwatch_ns() - started, fn)
+            host.current = outer
+            host.attach_task(task)
+            self.timed(stopwatch_ns() - started, name)
 
-    def call0(self, fn: Callable[[], None]) -> None:
-        self.call(lambda _: fn(), None)
-
-    def failed(self, fn: Handler) -> None:
-        """`fn` raised (call from its `except` block): log the traceback, count, maybe
+    def failed(self, handler: str) -> None:
+        """`handler` raised (call from its `except` block): log the traceback, count, maybe
         disable."""
         self.errors += 1
-        self.log.exception(
-            "strategy_handler_failed", handler=getattr(fn, "__name__", "?"), errors=self.errors
+        self.log.error(
+            "strategy_handler_failed", handler=handler, errors=self.errors, exc_info=True
         )
         if self.errors >= self.max_errors:
             self.disable("too_many_errors")
 
-    def timed(self, elapsed_ns: int, fn: Handler) -> None:
+    def timed(self, elapsed_ns: int, handler: str) -> None:
         """Account one call's time against the budget."""
         if elapsed_ns <= self.budget_ns:
             self.overruns_in_row = 0
             return
-        self.overran(elapsed_ns, fn)
+        self.overran(elapsed_ns, handler)
 
-    def overran(self, elapsed_ns: int, fn: Handler) -> None:
+    def overran(self, elapsed_ns: int, handler: str) -> None:
         self.overruns += 1
         self.overruns_in_row += 1
         ms = elapsed_ns / 1e6
         self.slowest_ms = max(self.slowest_ms, ms)
         self.log.warning(
             "strategy_slow",
-            handler=getattr(fn, "__name__", "?"),
+            handler=handler,
             elapsed_ms=round(ms, 3),
             budget_ms=self.budget_ns / 1e6,
             in_a_row=self.overruns_in_row,
@@ -120,7 +184,29 @@ class StrategySlot:
         if self.enabled and self.overruns_in_row >= self.max_overruns:
             self.disable("too_slow")
 
-    def disable(self, reason: str) -> None:
+    def rejected(self, reason: str) -> None:
+        """One of its orders was refused for `reason` (not the trading state's): count it in
+        the window, and disable the strategy past `max_rejections` there."""
+        now = self.clock.monotonic()
+        window = self._rejected_at
+        window.append(now)
+        while window and window[0] <= now - REJECTION_WINDOW_S:
+            window.popleft()
+        self.rejections += 1
+        if self.enabled and len(window) > self.max_rejections:
+            self.disable("too_many_rejections", last_reason=reason)
+
+    def state_refused(self) -> bool:
+        """One of its orders was refused by the trading state: True when that happened more
+        than `STATE_REFUSALS_PER_S` times within the last second (pace it)."""
+        now = self.clock.monotonic()
+        window = self._state_refused_at
+        window.append(now)
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        return len(window) > STATE_REFUSALS_PER_S
+
+    def disable(self, reason: str, **detail: Any) -> None:
         if not self.enabled:
             return
         self.enabled = False
@@ -129,7 +215,12 @@ class StrategySlot:
             task.cancel()
         self._timers.clear()
         self.log.error(
-            "strategy_disabled", reason=reason, errors=self.errors, overruns=self.overruns
+            "strategy_disabled",
+            reason=reason,
+            errors=self.errors,
+            overruns=self.overruns,
+            rejections=self.rejections,
+            **detail,
         )
         for order in self.host.oms.open_orders(self.name):
             self.host.oms.cancel(order)
@@ -152,22 +243,59 @@ class StrategySlot:
             raise ValueError(f"{self.name}: tif must be day, ioc or fok, got {tif!r}") from None
         if not self.enabled:
             raise ValueError(f"{self.name}: disabled ({self.disabled_reason})")
-        return self.host.oms.submit(OrderRequest(symbol, side, qty, price, tif_), self.name)
+        host = self.host
+        published = host.bus.published
+        order = host.oms.submit(OrderRequest(symbol, side, qty, price, tif_), self.name)
+        host.acted(order, published)
+        return order
 
     def _own(self, order: Order) -> None:
+        if not isinstance(order, Order):
+            raise ValueError(f"{self.name}: expected an Order, got {order!r}")
         if order.strategy != self.name:
             raise ValueError(f"{self.name}: order {order.client_id} is not this strategy's")
 
     def cancel(self, order: Order) -> None:
         self._own(order)
-        self.host.oms.cancel(order)
+        host = self.host
+        published = host.bus.published
+        host.oms.cancel(order)
+        host.acted(order, published)
 
     def modify(self, order: Order, qty: int | None, price: int | None) -> None:
         self._own(order)
-        self.host.oms.modify(order, qty, price)
+        host = self.host
+        published = host.bus.published
+        host.oms.modify(order, qty, price)
+        host.acted(order, published)
 
     def position(self, symbol: str) -> int:
         return self.host.oms.portfolio.strategy_qty(self.name, symbol)
+
+    def _book(self, symbol: str) -> Any:
+        self._symbol(symbol)
+        return self.host.oms.portfolio.by_strategy.get(self.name, {}).get(symbol)
+
+    def _symbol(self, symbol: str) -> None:
+        if symbol not in self._symbols:
+            raise ValueError(f"{self.name}: {symbol!r} is not one of this strategy's symbols")
+
+    def avg_price(self, symbol: str) -> int:
+        pos = self._book(symbol)
+        return int(pos.avg_price) if pos is not None else 0
+
+    def unrealized_pnl(self, symbol: str) -> int:
+        pos = self._book(symbol)
+        if pos is None:
+            return 0
+        return int(pos.unrealized(self.host.oms.portfolio.last.get(symbol)))
+
+    def realized_pnl(self) -> int:
+        mine = self.host.oms.portfolio.by_strategy.get(self.name, {})
+        return sum(p.realized for p in mine.values())
+
+    def trading_state(self) -> TradingStatus:
+        return self.host.trading_status()
 
     def open_orders(self) -> list[Order]:
         return self.host.oms.open_orders(self.name)
@@ -182,8 +310,18 @@ class StrategySlot:
         return self.host.oms.portfolio.last.get(symbol)
 
     def set_timer(self, name: str, seconds: float, repeat: bool) -> None:
-        if not (isinstance(seconds, int | float) and seconds > 0):
-            raise ValueError(f"{self.name}: timer seconds must be > 0, got {seconds!r}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not seconds >= 0  # also refuses nan
+            or seconds == float("inf")
+        ):
+            raise ValueError(f"{self.name}: timer seconds must be a number >= 0, got {seconds!r}")
+        if repeat and seconds < MIN_REPEAT_S:
+            raise ValueError(
+                f"{self.name}: a repeating timer's period must be >= {MIN_REPEAT_S} s, "
+                f"got {seconds!r} (use repeat=False for a one-shot)"
+            )
         self.cancel_timer(name)
         if self.enabled:
             self._timers[name] = asyncio.create_task(
@@ -209,10 +347,10 @@ class StrategySlot:
     def set_params(self, params: Mapping[str, Any]) -> None:
         """Swap in new `params` (already checked by the class's `check_params`) and tell the
         strategy (`on_params`), with the slot's usual isolation."""
-        self.params = params
+        self.params = _read_only(params)
         if self.instance is not None:
-            self.instance.params = params
-            self.call0(self.instance.on_params)
+            self.instance.params = self.params
+            self.call(self.instance.on_params)
 
     def stop_timers(self) -> None:
         for task in self._timers.values():
@@ -227,36 +365,55 @@ class StrategySlot:
             "calls": self.calls,
             "errors": self.errors,
             "overruns": self.overruns,
+            "rejections": self.rejections,
             "slowest_ms": round(self.slowest_ms, 3),
             "open_orders": len(self.open_orders()),
         }
 
 
-Route = tuple[tuple[StrategySlot, Handler], ...]
+def _read_only(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`params` as the strategy sees it: read-only, also when the config gave none."""
+    if isinstance(params, types.MappingProxyType):
+        return params
+    return types.MappingProxyType(dict(params))
 
 
-def dispatch(route: Route, ev: Any) -> None:
+Route = tuple[tuple[StrategySlot, Handler, str], ...]
+
+
+def dispatch(host: StrategyHost, route: Route, ev: Any) -> None:
     """`slot.call(fn, ev)` for each (slot, fn) of `route`, with the same isolation and time
     accounting, but timed with n + 1 counter reads instead of 2n: the hot path of market data
     to several strategies. A slow path (a traceback or a warning logged) reads the counter
     again, so the time it took counts against the slot that caused it and no other."""
     now = stopwatch_ns
-    t0 = now()
-    for slot, fn in route:
-        if not slot.enabled:
-            continue
-        slot.calls += 1
-        try:
-            fn(ev)
-        except _STRATEGY_FAULTS:
-            slot.failed(fn)
-        t1 = now()
-        if t1 - t0 > slot.budget_ns:
-            slot.overran(t1 - t0, fn)
+    task = host.detach_task()
+    try:
+        t0 = now()
+        for slot, fn, name in route:
+            if not slot.enabled:
+                continue
+            slot.calls += 1
+            host.call_seq += 1
+            host.current = (slot, name, host.call_seq)
+            try:
+                fn(ev)
+                host.current = None
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                host.current = None  # first: see StrategySlot.call
+                slot.failed(name)
             t1 = now()
-        elif slot.overruns_in_row:
-            slot.overruns_in_row = 0
-        t0 = t1
+            if t1 - t0 > slot.budget_ns:
+                slot.overran(t1 - t0, name)
+                t1 = now()
+            elif slot.overruns_in_row:
+                slot.overruns_in_row = 0
+            t0 = t1
+    finally:
+        host.current = None
+        host.attach_task(task)
 
 
 def _overrides(inst: Strategy, name: str) -> Handler | None:
@@ -265,6 +422,14 @@ def _overrides(inst: Strategy, name: str) -> Handler | None:
         return None
     fn: Handler = getattr(inst, name)
     return fn
+
+
+def _task_registry() -> dict[Any, Any] | None:
+    """CPython's map of each loop to its current task, when it is a plain dict (3.11 to
+    3.13): taking the feed's task out of it while a handler runs costs two dict operations.
+    None elsewhere: then a cancel of the current task is found and undone after the call."""
+    registry = getattr(asyncio.tasks, "_current_tasks", None)
+    return registry if type(registry) is dict else None
 
 
 class StrategyHost:
@@ -280,12 +445,78 @@ class StrategyHost:
         self.by_name = {s.name: s for s in self.slots}
         self.builders: dict[tuple[str, str], BarBuilder] = {}
         self._bars_by_symbol: dict[str, list[BarBuilder]] = {}
-        # handler name -> symbol -> the (slot, bound handler) pairs to call, in slot order
+        # handler name -> symbol -> the (slot, bound handler, name) to call, in slot order
         self._routes: dict[str, dict[str, Route]] = {
             k: {} for k in ("on_trade", "on_quote", "on_book", "on_balance", "on_bar")
         }
         self._trade_routes = self._routes["on_trade"]
         self.started = False
+        self.current: tuple[StrategySlot, str, int] | None = None
+        """The handler call running right now: (slot, handler name, call sequence number),
+        None between calls. Written by the loop around every call, read by the stall
+        watchdog's thread: one tuple swap, so a reader sees a whole record or None; the
+        sequence number tells one long call from two calls of the same handler."""
+        self.call_seq = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks = _task_registry()
+        self._deferred: deque[tuple[StrategySlot, Handler, Any]] = deque()
+        self._deferred_handle: asyncio.Handle | None = None
+        self._caused: dict[str, OrderState] = {}
+        """Client id -> the state an action of a handler moved it to, while that update waits
+        in the bus's queue: its `on_order` is deferred (see `acted`)."""
+        self.state = TradingStatus(TradingState.ACTIVE, ())
+
+    # --- isolation plumbing ----------------------------------------------------------------
+
+    def detach_task(self) -> Any:
+        """Take the running task out of asyncio's registry for a handler call (returns it, for
+        `attach_task`): `asyncio.current_task()` is then None in the handler, so a strategy
+        cannot cancel the feed's task (on 3.11, `uncancel` cannot undo a cancel of a running
+        task: its next await raises CancelledError all the same)."""
+        tasks, loop = self._tasks, self._loop
+        if tasks is None or loop is None:
+            task = asyncio.current_task() if loop is not None else None
+            return (task, task.cancelling()) if task is not None else None
+        return tasks.pop(loop, None)
+
+    def attach_task(self, task: Any) -> None:
+        tasks, loop = self._tasks, self._loop
+        if tasks is None or loop is None:
+            if task is not None and task[0].cancelling() > task[1]:
+                task[0].uncancel()  # 3.13+: also drops the pending CancelledError
+                log.error("strategy_cancelled_the_engines_task", task=task[0].get_name())
+            return
+        if task is not None:
+            tasks[loop] = task
+
+    def acted(self, order: Order, published: int) -> None:
+        """A handler's action (buy, sell, cancel, modify) on `order` is done. When it
+        published an update that the bus holds for after the current dispatch, note it, so
+        that its `on_order` is deferred to a later turn of the loop (`on_order_update`)."""
+        if self.bus.published != published and self.bus.current is not None:
+            self._caused[order.client_id] = order.state
+
+    def defer(self, slot: StrategySlot, fn: Handler, arg: Any) -> None:
+        """Call `fn(arg)` for `slot` in a later turn of the loop, after whatever was deferred
+        before: never inside the handler whose action caused it, and the loop runs its other
+        work (the feed, signals, the admin endpoint) between two rounds."""
+        if self._loop is None:  # driven by hand, without a loop: nothing to yield to
+            slot.call(fn, arg)
+            return
+        slot.deferred += 1
+        self._deferred.append((slot, fn, arg))
+        if self._deferred_handle is None:
+            self._deferred_handle = self._loop.call_soon(self._run_deferred)
+
+    def _run_deferred(self) -> None:
+        batch, self._deferred = self._deferred, deque()
+        self._deferred_handle = None
+        self._caused.clear()  # what a round left unmatched is stale
+        for slot, fn, arg in batch:
+            slot.deferred -= 1
+            slot.call(fn, arg)
+
+    # --- life --------------------------------------------------------------------------------
 
     def instantiate(self) -> None:
         """Build each strategy object and its routes. A constructor that raises disables its
@@ -293,22 +524,36 @@ class StrategyHost:
         for slot in self.slots:
             try:
                 slot.instance = slot.loaded.cls(slot)
-            except _STRATEGY_FAULTS:
-                slot.log.exception("strategy_init_failed")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:
+                slot.log.error(
+                    "strategy_init_failed", error=f"{type(e).__name__}: {e}", exc_info=True
+                )
                 slot.enabled = False
                 slot.disabled_reason = "init_failed"
+                slot.errors += 1
                 continue
             for handler, routes in self._routes.items():
                 fn = _overrides(slot.instance, handler)
                 if fn is not None:
                     for symbol in slot.symbols:
-                        routes[symbol] = (*routes.get(symbol, ()), (slot, fn))
+                        routes[symbol] = (*routes.get(symbol, ()), (slot, fn, handler))
             for symbol in slot.symbols:
                 for interval in slot.loaded.cfg.bars:
                     if (symbol, interval) not in self.builders:
                         b = BarBuilder(symbol, interval)
                         self.builders[(symbol, interval)] = b
                         self._bars_by_symbol.setdefault(symbol, []).append(b)
+
+    def not_started(self) -> list[dict[str, str]]:
+        """The strategies that could not start (their constructor raised): /healthz and
+        `status` name them; the daemon runs on without them (degraded, not unhealthy)."""
+        return [
+            {"name": s.name, "reason": s.disabled_reason}
+            for s in self.slots
+            if s.disabled_reason == "init_failed"
+        ]
 
     async def warm_up(self, history: HistoryPort) -> None:
         """Load `history` bars per symbol and interval from the history port before
@@ -335,6 +580,10 @@ class StrategyHost:
 
     def start(self) -> None:
         """Subscribe to the bus and call every `on_start`."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven by hand, without a loop (unit tests)
+            self._loop = None
         bus = self.bus
         bus.subscribe(Trade, self.on_trade)
         bus.subscribe(Quote, self._route("on_quote"))
@@ -343,19 +592,44 @@ class StrategyHost:
         bus.subscribe(Bar, self.on_bar)
         bus.subscribe(OrderUpdate, self.on_order_update)
         bus.subscribe(Fill, self.on_fill)
+        bus.subscribe(TradingStateChanged, self.on_trading_state)
         for slot in self.slots:
             if slot.instance is not None:
-                slot.call0(slot.instance.on_start)
+                slot.call(slot.instance.on_start)
         self.started = True
 
     def stop(self) -> None:
+        """Call every running strategy's `on_stop`, then disable them all. What was deferred
+        and not yet delivered is dropped: `on_stop` is the last call."""
+        if self._deferred_handle is not None:
+            self._deferred_handle.cancel()
+            self._deferred_handle = None
+        for slot, _fn, _arg in self._deferred:
+            slot.deferred -= 1
+        self._deferred.clear()
         for slot in self.slots:
             slot.stop_timers()
             if slot.instance is not None and slot.enabled:
-                slot.call0(slot.instance.on_stop)
+                slot.call(slot.instance.on_stop)
             slot.enabled = False
             slot.disabled_reason = slot.disabled_reason or "stopped"
         self.started = False
+
+    def trading_status(self) -> TradingStatus:
+        risk = self.oms.risk
+        active = risk.state is TradingState.ACTIVE
+        reasons = () if active or not risk.state_reason else (risk.state_reason,)
+        return TradingStatus(risk.state, reasons)
+
+    # --- routing -------------------------------------------------------------------------
+
+    def _deliver(self, slot: StrategySlot, fn: Handler, arg: Any) -> None:
+        """Call now, unless a handler is running (the event was published from inside it) or
+        the slot has calls waiting (they go first): then defer."""
+        if self.current is not None or slot.deferred:
+            self.defer(slot, fn, arg)
+        else:
+            slot.call(fn, arg)
 
     def _route(self, handler: str) -> Handler:
         routes = self._routes[handler]
@@ -363,7 +637,7 @@ class StrategyHost:
         def route(ev: Any) -> None:
             to = routes.get(ev.symbol)
             if to:
-                dispatch(to, ev)
+                dispatch(self, to, ev)
 
         return route
 
@@ -377,22 +651,46 @@ class StrategyHost:
                     self.bus.publish(bar)
         to = self._trade_routes.get(tr.symbol)
         if to:
-            dispatch(to, tr)
+            dispatch(self, to, tr)
 
     def on_bar(self, bar: Bar) -> None:
-        for slot, fn in self._routes["on_bar"].get(bar.symbol, ()):
+        for slot, fn, _name in self._routes["on_bar"].get(bar.symbol, ()):
             if bar.interval in slot.loaded.cfg.bars:  # only the intervals it asked for
-                slot.call(fn, bar)
+                self._deliver(slot, fn, bar)
 
     def on_order_update(self, up: OrderUpdate) -> None:
         slot = self.by_name.get(up.strategy) if up.strategy else None
         if slot is None or slot.instance is None:
             return
+        pace = False
+        if up.state is OrderState.REJECTED and up.prev_state is not OrderState.REJECTED:
+            if up.reason.partition(":")[0] not in STATE_REASONS:
+                slot.rejected(up.reason)
+            else:
+                pace = slot.state_refused()
         order = self.oms.orders.get(up.client_id)
-        if order is not None:
-            slot.call(slot.instance.on_order, order)
+        if order is None:
+            return
+        if pace and self._loop is not None:
+            # A refused order ends it: nothing of this order can come after, so it may wait.
+            self._caused.pop(up.client_id, None)
+            self._loop.call_later(STATE_REFUSAL_PAUSE_S, slot.call, slot.instance.on_order, order)
+            return
+        if self._caused.get(up.client_id) is up.state:
+            del self._caused[up.client_id]
+            self.defer(slot, slot.instance.on_order, order)
+        else:
+            self._deliver(slot, slot.instance.on_order, order)
 
     def on_fill(self, fill: Fill) -> None:
         slot = self.by_name.get(fill.strategy) if fill.strategy else None
         if slot is not None and slot.instance is not None:
-            slot.call(slot.instance.on_fill, fill)
+            self._deliver(slot, slot.instance.on_fill, fill)
+
+    def on_trading_state(self, ev: TradingStateChanged) -> None:
+        status = self.trading_status()
+        for slot in self.slots:
+            if slot.instance is not None and slot.enabled:
+                fn = _overrides(slot.instance, "on_trading_state")
+                if fn is not None:
+                    self._deliver(slot, fn, status)

@@ -7,15 +7,22 @@ operator knows which line of config.toml to fix.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
 import re
 import sys
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
+import structlog
+
+from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, StrategyConfig
 from engine.strategy import HANDLERS, Strategy
 from engine.trading.bars import parse_interval
@@ -84,6 +91,10 @@ def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
         raise PluginError(f"{key}.history: needs `bars` to know which intervals to load")
     if bool(sc.path) == bool(sc.entry_point):
         raise PluginError(f"{key}: give exactly one of `path` or `entry_point`")
+    if not isinstance(sc.params, Mapping):
+        raise PluginError(
+            f"{key}.params: must be a table, e.g. params = {{ window = 20 }}; got {sc.params!r}"
+        )
     cls = _from_path(sc, key, base) if sc.path else _from_entry_point(sc, key)
     _check_class(cls, f"{key}.class" if sc.path else f"{key}.entry_point")
     try:
@@ -156,3 +167,56 @@ def _check_class(cls: object, key: str) -> None:
                 f"{key}: {cls.__name__}.{name} is async; handlers run in the event loop and "
                 "must be plain methods (start a task yourself for slow work)"
             )
+
+
+def lookalikes(ls: LoadedStrategy) -> list[str]:
+    """Warnings for methods named like a handler that are not one (`on_trades`, `on_Trade`):
+    the engine never calls them, which is almost always a typo. Each names the key."""
+    where = f"{ls.key}.class" if ls.cfg.path else f"{ls.key}.entry_point"
+    out = []
+    for name in dir(ls.cls):
+        if not name.lower().startswith("on_") or name in HANDLERS:
+            continue
+        if not callable(getattr(ls.cls, name, None)):
+            continue
+        guess = difflib.get_close_matches(name.lower(), HANDLERS, n=1, cutoff=0.6)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        out.append(
+            f"{where}: {ls.cls.__name__}.{name} looks like a handler but is not one, so the "
+            f"engine never calls it{hint}; the handlers are {', '.join(HANDLERS)}"
+        )
+    return out
+
+
+class _CheckSlot:
+    """What a strategy's constructor may read, for `check`: its name, params, symbols, log and
+    clock. Anything else (orders, timers) does not exist before `run` starts it."""
+
+    def __init__(self, ls: LoadedStrategy) -> None:
+        self.name = ls.cfg.name
+        self.params = (
+            ls.cfg.params
+            if isinstance(ls.cfg.params, types.MappingProxyType)
+            else types.MappingProxyType(dict(ls.cfg.params))
+        )
+        self.symbols = ls.cfg.symbols
+        self.log = structlog.get_logger("strategy").bind(strategy=ls.cfg.name)
+        self.clock = SYSTEM_CLOCK
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"{name} is not available in the constructor: use on_start")
+
+
+def construct(ls: LoadedStrategy) -> str | None:
+    """Build the strategy as `run` would, without a running engine (`check`): None when its
+    constructor returns, else the problem with the key (`strategies[0].class: ...`). `run`
+    disables a strategy whose constructor raises and goes on without it. A constructor that
+    orders or sets timers fails here: that belongs in `on_start`."""
+    where = f"{ls.key}.class" if ls.cfg.path else f"{ls.key}.entry_point"
+    try:
+        ls.cls(cast(Any, _CheckSlot(ls)))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # what a strategy raises is its own fault, even SystemExit
+        return f"{where}: {ls.cls.__name__}() raised {type(e).__name__}: {e}"
+    return None

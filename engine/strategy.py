@@ -8,6 +8,7 @@ sees Kiwoom: symbols, sides, ints for prices and quantities, and order handles.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.events import (
@@ -19,12 +20,23 @@ from engine.events import (
     Side,
     TimeInForce,
     Trade,
+    TradingState,
 )
+from engine.trading.krx import round_to_tick, tick_size
 from engine.trading.orders import Order
 
 if TYPE_CHECKING:
     from engine.clock import Clock
     from engine.host import StrategySlot
+
+__all__ = [
+    "HANDLERS",
+    "Strategy",
+    "TradingState",
+    "TradingStatus",
+    "round_to_tick",
+    "tick_size",
+]
 
 HANDLERS = (
     "on_start",
@@ -37,8 +49,19 @@ HANDLERS = (
     "on_balance",
     "on_timer",
     "on_params",
+    "on_trading_state",
     "on_stop",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class TradingStatus:
+    """The engine's trading state as a strategy sees it: `state` is ACTIVE (trading),
+    REDUCING (only orders that shrink a position go) or HALTED (no new order goes; cancels
+    do), and `reasons` says why when it is not ACTIVE (e.g. the operator's halt reason)."""
+
+    state: TradingState
+    reasons: tuple[str, ...] = ()
 
 
 class Strategy:
@@ -47,7 +70,8 @@ class Strategy:
     The engine builds the strategy with its context; do set-up in `on_start` (history is
     loaded by then), not in `__init__` (if you override `__init__`, call `super().__init__`
     with the same arguments first). Attributes for your use: `name`, `params` (the config's
-    `params` table, read-only), `symbols`, `log` (structlog, bound to the name) and `clock`.
+    `params` table, read-only), `symbols`, `log` (structlog, bound to the name) and `clock`
+    (the engine's clock: `clock.now()` is an aware KST datetime, `clock.monotonic()` seconds).
     """
 
     def __init__(self, slot: StrategySlot) -> None:
@@ -96,8 +120,13 @@ class Strategy:
         """`self.params` now holds a new table (SIGHUP reloaded config.toml; `check_params`
         passed it). Re-read what you took from it in `on_start`."""
 
+    def on_trading_state(self, state: TradingStatus) -> None:
+        """The engine's trading state changed (a halt, a resume, reducing-only); `state` is
+        also `self.trading_state`. Shutdown is not a state: it is `on_stop`."""
+
     def on_stop(self) -> None:
-        """Once, at shutdown (or when the engine disables the strategy)."""
+        """Once, at shutdown, while the strategy is still running (not when the engine
+        disables it). New orders are refused from then on."""
 
     # --- actions -------------------------------------------------------------------------
 
@@ -127,7 +156,8 @@ class Strategy:
         return self._slot.order(Side.SELL, symbol, qty, price, tif)
 
     def cancel(self, order: Order) -> None:
-        """Cancel what is open of `order` (never refused by risk). No-op once it ended."""
+        """Cancel what is open of `order` (never refused by risk). No-op once it ended.
+        Raises ValueError for something that is not one of this strategy's orders (None)."""
         self._slot.cancel(order)
 
     def modify(self, order: Order, qty: int | None = None, price: int | None = None) -> None:
@@ -142,6 +172,25 @@ class Strategy:
     def position(self, symbol: str) -> int:
         """This strategy's own position in `symbol` (shares, from its fills)."""
         return self._slot.position(symbol)
+
+    def avg_price(self, symbol: str) -> int:
+        """This strategy's average cost of the shares it holds in `symbol` (KRW, from its own
+        fills; 0 when flat)."""
+        return self._slot.avg_price(symbol)
+
+    def unrealized_pnl(self, symbol: str) -> int:
+        """This strategy's open PnL in `symbol` at the last trade price (KRW; 0 when flat or
+        before the first trade), before the fees of selling."""
+        return self._slot.unrealized_pnl(symbol)
+
+    def realized_pnl(self) -> int:
+        """This strategy's realised PnL today over all its symbols (KRW, after fees and tax)."""
+        return self._slot.realized_pnl()
+
+    @property
+    def trading_state(self) -> TradingStatus:
+        """The engine's trading state now (see `on_trading_state`)."""
+        return self._slot.trading_state()
 
     def orders(self) -> list[Order]:
         """This strategy's open orders."""
@@ -159,7 +208,8 @@ class Strategy:
 
     def set_timer(self, name: str, seconds: float, repeat: bool = True) -> None:
         """Call `on_timer(name)` after `seconds` of engine clock time (again every `seconds`
-        when `repeat`). Setting a name again replaces that timer."""
+        when `repeat`). Setting a name again replaces that timer. Raises ValueError for a
+        negative delay, or a repeating one below 0.01 s (10 ms): one-shots may be 0."""
         self._slot.set_timer(name, seconds, repeat)
 
     def cancel_timer(self, name: str) -> None:

@@ -49,6 +49,9 @@ from engine.trading.risk import HaltReason, Reason, RiskEngine
 log = structlog.get_logger(__name__)
 
 _LOGGED = frozenset({OrderUpdate, Fill, RiskRejected})
+_OUTCOMES = frozenset(
+    {OrderState.SUBMITTING, OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED}
+)
 
 JOURNAL_BACKLOG = HaltReason.JOURNAL_BACKLOG.value
 """The halt reason while the journal's queue is at its bound (JOURNAL_MAX_ACCOUNT events not
@@ -474,7 +477,12 @@ class Trader:
             self._rejected(ev)
 
     def _log_order(self, ev: OrderUpdate) -> None:
-        log.info(
+        # One info line per outcome (sent, filled, cancelled, rejected by the broker; a risk
+        # refusal is its `risk_rejected` line); the steps between are debug.
+        outcome = ev.state in _OUTCOMES and not (
+            ev.state is OrderState.REJECTED and ev.prev_state is OrderState.NEW
+        )
+        (log.info if outcome else log.debug)(
             "order_update",
             client_id=ev.client_id,
             strategy=ev.strategy,
@@ -485,6 +493,7 @@ class Trader:
             state=ev.state.value,
             order_no=ev.order_no,
             filled_qty=ev.filled_qty,
+            avg_fill_price=ev.avg_fill_price or None,
             reason=ev.reason or None,
         )
 
@@ -499,7 +508,14 @@ class Trader:
             price=ev.price,
             order_no=ev.order_no,
             fill_no=ev.fill_no,
+            strategy_realized_pnl=self._realized(ev.strategy),
         )
+
+    def _realized(self, strategy: str | None) -> int | None:
+        """The strategy's realised PnL as booked now (the log runs a little behind)."""
+        if strategy is None:
+            return None
+        return sum(p.realized for p in self.portfolio.by_strategy.get(strategy, {}).values())
 
     def _rejected(self, ev: RiskRejected) -> None:
         log.info(

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,122 @@ def test_check_reports_every_broken_strategy_each_with_its_key(
         "strategies[1].class",
         "strategies[2].symbols[0]",
     ]
+
+
+INIT_RAISES = """
+from engine.strategy import Strategy
+
+class Fragile(Strategy):
+    def __init__(self, slot):
+        super().__init__(slot)
+        raise RuntimeError("no model file")
+"""
+
+TYPO = """
+from engine.strategy import Strategy
+
+class Typo(Strategy):
+    def on_trades(self, trade):
+        pass
+
+    def on_trade(self, trade):
+        pass
+"""
+
+
+def _mqtt(ca_file: str) -> str:
+    return f'[mqtt]\ntls = true\nca_file = "{ca_file}"\n'
+
+
+LOADS_WHAT_RUN_LOADS = [
+    pytest.param(
+        "mqtt.ca_file", lambda tmp: _mqtt(str(tmp / "missing.pem")), "no such file", id="ca-missing"
+    ),
+    pytest.param(
+        "mqtt.ca_file",
+        lambda tmp: _mqtt(str(tmp / "garbage.pem")),
+        "cannot use",
+        id="ca-garbage",
+    ),
+    pytest.param(
+        "strategies[0].params",
+        lambda tmp: strategy_table(params="5"),
+        "must be a table",
+        id="params-not-a-table",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "table", "message"), LOADS_WHAT_RUN_LOADS)
+def test_check_and_run_refuse_what_run_cannot_load_naming_the_key(
+    key: str, table: Any, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[kiwoom]\nmode = "sim"\n[sim]\nport = 0\n' + table(tmp_path))
+    assert cli.main(["-c", str(cfg), "check"]) == cli.EXIT_CONFIG
+    out = capsys.readouterr()
+    (line,) = out.err.splitlines()
+    assert line.startswith(f"kiwoom-engine: config error: {cfg}: {key}: "), line
+    assert message in line
+    # `run` stops on the same problem, before anything connects (it exited 1 with a bare
+    # FileNotFoundError naming neither file nor key).
+    assert cli.main(["-c", str(cfg), "run"]) == cli.EXIT_CONFIG
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_check_fails_on_a_strategy_whose_constructor_raises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "fragile.py").write_text(INIT_RAISES)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[kiwoom]\nmode = "sim"\n'
+        + strategy_table(path='"fragile.py"', **{"class": '"Fragile"'}, params="{}")
+    )
+    assert cli.main(["-c", str(cfg), "check"]) == cli.EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        f"kiwoom-engine: config error: {cfg}: strategies[0].class: "
+        "Fragile() raised RuntimeError: no model file"
+    )
+
+
+def test_check_warns_about_a_method_named_like_a_handler(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "typo.py").write_text(TYPO)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[kiwoom]\nmode = "sim"\n'
+        + strategy_table(path='"typo.py"', **{"class": '"Typo"'}, params="{}")
+    )
+    assert cli.main(["-c", str(cfg), "check"]) == 0
+    out = capsys.readouterr()
+    (line,) = out.err.splitlines()
+    assert line.startswith(
+        f"kiwoom-engine: warning: {cfg}: strategies[0].class: Typo.on_trades looks like a "
+        "handler but is not one"
+    )
+    assert "(did you mean on_trade?)" in line
+    assert out.out.startswith(f"{cfg}: ok;")
+
+
+@pytest.mark.parametrize("command", ["check", "status", "halt", "resume"])
+def test_without_a_config_file_check_and_status_say_so_and_name_c(
+    command: str, tmp_path: Path
+) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "engine", command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")},
+        check=False,
+    )
+    assert res.returncode == cli.EXIT_CONFIG, res
+    (line,) = res.stderr.splitlines()
+    assert line.startswith(f"kiwoom-engine: config error: no config.toml in {tmp_path}")
+    assert "-c PATH" in line
+    assert res.stdout == ""

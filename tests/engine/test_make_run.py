@@ -56,12 +56,14 @@ async def test_make_run_shows_the_example_strategys_orders_and_fills_within_30_s
     )
     assert proc.stderr is not None
     seen: dict[str, dict[str, object]] = {}
+    lines: list[dict[str, object]] = []
     try:
         async with asyncio.timeout(30):
             while not {"order_update", "fill"} <= seen.keys():
                 line = await proc.stderr.readline()
                 assert line, f"the daemon ended early: exit {await proc.wait()}"
                 entry = orjson.loads(line)  # JSON lines: stderr is not a terminal
+                lines.append(entry)
                 if entry.get("strategy") == "momentum" and entry["event"] in (
                     "order_update",
                     "fill",
@@ -81,3 +83,13 @@ async def test_make_run_shows_the_example_strategys_orders_and_fills_within_30_s
     assert fill["price"] > 0
     events = [orjson.loads(line)["event"] for line in rest.splitlines()]
     assert events[-1] == "daemon_stopped"
+    # At info, one line per order outcome: sent, filled (each fill with the strategy's
+    # realised PnL), cancelled, rejected; the steps between and the 00/04 notices are debug.
+    lines += [orjson.loads(line) for line in rest.splitlines()]
+    states = {e["state"] for e in lines if e["event"] == "order_update"}
+    assert "submitting" in states
+    assert states <= {"submitting", "filled", "canceled", "rejected"}, states
+    assert not [e for e in lines if e["event"] == "account_event"]
+    fills = [e for e in lines if e["event"] == "fill"]
+    assert fills
+    assert all(isinstance(e["strategy_realized_pnl"], int) for e in fills)
