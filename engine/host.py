@@ -156,6 +156,8 @@ class StrategySlot:
         return self.host.oms.submit(OrderRequest(symbol, side, qty, price, tif_), self.name)
 
     def _own(self, order: Order) -> None:
+        if not isinstance(order, Order):
+            raise ValueError(f"{self.name}: not an order: {order!r}")
         if order.strategy != self.name:
             raise ValueError(f"{self.name}: order {order.client_id} is not this strategy's")
 
