@@ -116,6 +116,13 @@ OUTCOMES: Mapping[tuple[Call, Answer], Callable[[BrokerAnswer, int], OrderEvent]
 port promises it does not) is UNKNOWN: it may have reached the broker."""
 
 
+_UNKNOWN_EVENT = {
+    Call.PLACE: "order_outcome_unknown",
+    Call.CANCEL: "cancel_outcome_unknown",
+    Call.AMEND: "modify_outcome_unknown",
+}
+
+
 def _order_day(order: Order) -> str:
     """The KST day, "YYYYMMDD", the order was placed on ("" when not known)."""
     if not order.created_ns:
@@ -376,27 +383,23 @@ class OrderManager:
         self._answered(order, call, answer, price)
 
     def _answered(self, order: Order, call: Call, answer: BrokerAnswer, price: int) -> None:
+        kind = answer.kind
         if call is not Call.PLACE:
-            if answer.kind is Answer.UNKNOWN:
+            if kind is Answer.UNKNOWN:
                 self._lost.add(order.client_id)
             else:
                 self._lost.discard(order.client_id)
-        kind = answer.kind
         if kind is not Answer.TAKEN:
+            # Off the hot path: an answer that is not a plain yes is logged with its order.
             olog = log.bind(client_id=order.client_id, call=call.value)
             if kind is Answer.UNKNOWN:
-                olog.warning(
-                    f"{'order' if call is Call.PLACE else call.value}_outcome_unknown",
-                    reason=answer.detail,
-                )
-                if call is Call.PLACE:
-                    self.stats.unknown += 1
+                olog.warning(_UNKNOWN_EVENT[call], reason=answer.detail)
+                self.stats.unknown += call is Call.PLACE
             else:
                 olog.info(
                     "order_call_refused", answer=kind.value, code=answer.code, detail=answer.detail
                 )
-                if call is Call.PLACE:
-                    self.stats.broker_rejected += 1
+                self.stats.broker_rejected += call is Call.PLACE
         self._apply(order, OUTCOMES[(call, kind)](answer, price))
 
     # --- cancel and modify -----------------------------------------------------------------

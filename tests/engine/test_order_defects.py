@@ -70,7 +70,7 @@ def engine(sim: Simulator, tmp_path: Path, names: tuple[str, ...] = ("s",), **kw
 
 def below_market(base: int) -> int:
     """A buy price that rests (the simulator's market stays near its base)."""
-    return krx.round_to_tick(base * 97 // 100, "down")
+    return krx.round_to_tick(base * 95 // 100, "down")
 
 
 # --- item 2: an amend passes risk ---------------------------------------------------------
@@ -79,7 +79,7 @@ def below_market(base: int) -> int:
 async def test_an_amend_is_refused_by_every_check_a_new_order_at_its_price_would_meet(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    async with engine(sim, tmp_path, fat_finger_bp=500, max_order_notional=800_000) as (
+    async with engine(sim, tmp_path, fat_finger_bp=800, max_order_notional=800_000) as (
         trader,
         _ws,
         _api,
@@ -144,10 +144,11 @@ async def test_an_amend_is_judged_as_if_its_order_were_replaced(
 async def test_a_cancel_or_amend_of_unknown_outcome_is_settled_and_a_later_cancel_goes_out(
     sim: Simulator, tmp_path: Path, api_id: str
 ) -> None:
-    async with engine(sim, tmp_path, fat_finger_bp=500) as (trader, _ws, _api):
+    async with engine(sim, tmp_path, fat_finger_bp=5_000) as (trader, _ws, _api):
         tape = Tape(trader)
         strat = trader.host.by_name["s"].instance
-        price = below_market(trader.portfolio.base[SYMBOL])
+        lower = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
+        price = lower + 2 * krx.tick_size(lower)  # rests: the market stays well above
         order = strat.buy(SYMBOL, 2, price)
         await until(lambda: order.state is S.ACCEPTED, 10)
         # An HTTP 500 before the call reached the exchange: the client cannot know that.
@@ -340,7 +341,7 @@ class RecordingBooks:
 async def test_orders_carried_over_midnight_expire_against_their_own_day(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    async with engine(sim, tmp_path, fat_finger_bp=500) as (trader, _ws, _api):
+    async with engine(sim, tmp_path, fat_finger_bp=5_000) as (trader, _ws, _api):
         oms = trader.oms
         clock = ManualClock(datetime.now(KST))
         oms.risk = trader.risk = RiskEngine(trader.cfg.risk, clock, check_session_hours=False)
@@ -348,7 +349,9 @@ async def test_orders_carried_over_midnight_expire_against_their_own_day(
         books = RecordingBooks(trader.reconciler.books)
         trader.reconciler.books = books
         strat = trader.host.by_name["s"].instance
-        price = below_market(trader.portfolio.base[SYMBOL])
+        # At the lower limit: the market never comes down to it (no fill, no notice of a
+        # day before arriving after the roll).
+        price = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
         resting = strat.buy(SYMBOL, 2, price)
         await until(lambda: resting.state is S.ACCEPTED, 10)
         placed_on = datetime.fromtimestamp(resting.created_ns / 1e9, KST).date()
