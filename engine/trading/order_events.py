@@ -384,7 +384,7 @@ def _snapshot(order: Order, prev: OrderState) -> OrderUpdate:
         order_no=order.order_no,
         filled_qty=order.filled_qty,
         avg_fill_price=order.avg_fill_price,
-        reason=order.refusal if order.state is prev and order.refusal else order.reason,
+        reason=order.reason,
         fill_amount=order.fill_amount,
     )
 

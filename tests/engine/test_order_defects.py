@@ -113,7 +113,7 @@ async def test_an_amend_is_judged_as_if_its_order_were_replaced(
 ) -> None:
     # One open order allowed, one share of position: the order being amended must not count
     # against itself, or no amend could ever pass.
-    async with engine(sim, tmp_path, fat_finger_bp=500, max_open_orders=1, max_position_qty=1) as (
+    async with engine(sim, tmp_path, fat_finger_bp=800, max_open_orders=1, max_position_qty=1) as (
         trader,
         _ws,
         _api,
