@@ -157,7 +157,7 @@ class StrategySlot:
 
     def _own(self, order: Order) -> None:
         if not isinstance(order, Order):
-            raise ValueError(f"{self.name}: not an order: {order!r}")
+            raise ValueError(f"{self.name}: expected an Order, got {order!r}")
         if order.strategy != self.name:
             raise ValueError(f"{self.name}: order {order.client_id} is not this strategy's")
 

@@ -323,8 +323,10 @@ class Trader:
     def _journal_refused(self, error: Exception) -> None:
         """The journal could not hold an order's intent: that order ended REJECTED (JOURNAL)
         and nothing was sent."""
-        # TODO(journal helper / coordinator): halt new orders with the self-lifting JOURNAL
-        # halt reason (risk's halt reason set) here, lifted when the journal writes again.
+        # TODO(merge with e-journal): the halt itself comes from the journal, which reports
+        # the fault to `Journal.on_fault` (wired there to `risk.set_journal_fault`, a halt
+        # that lifts itself when writes succeed again); if that wiring is absent, call
+        # `self.risk.set_journal_fault(True, str(error))` and publish the change here.
         log.error("journal_refused_order", error=str(error))
 
     # --- background --------------------------------------------------------------------------
