@@ -352,8 +352,12 @@ async def test_orders_carried_over_midnight_expire_against_their_own_day(
         # At the lower limit: the market never comes down to it (no fill, no notice of a
         # day before arriving after the roll).
         price = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
+        tape = Tape(trader)
         resting = strat.buy(SYMBOL, 2, price)
         await until(lambda: resting.state is S.ACCEPTED, 10)
+        # Its 00 접수 heard before midnight (one heard after would name a number of the new
+        # day: another order).
+        await until(lambda: bool(tape.notices(resting.order_no or "", OrderStatus.ACCEPTED)))
         placed_on = datetime.fromtimestamp(resting.created_ns / 1e9, KST).date()
         assert oms.open_orders_count() == 1
 

@@ -246,8 +246,11 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
         assert no is not None
         assert oms.by_order_no[no] is yesterday
         low = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
+        tape = Tape(trader)
         resting = strat.buy(SYMBOL, 1, low)  # rests below the market: still open at the roll
         await until(lambda: resting.state is S.ACCEPTED, 10)
+        # Its 접수 heard before midnight (one heard after names a number of the new day).
+        await until(lambda: bool(tape.notices(resting.order_no or "", OrderStatus.ACCEPTED)))
 
         clock.advance(86_400)
         # Today's first notice carries yesterday's number: another order (placed elsewhere).
