@@ -13,6 +13,7 @@ with its symbol held, for reconciliation (engine/trading/reconcile.py).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +74,13 @@ _CANCEL_REQUESTED = CancelRequested()
 _REPLACE_REQUESTED = ReplaceRequested()
 _CANCELLED_CALL = BrokerAnswer(Answer.UNKNOWN, detail="cancelled")
 _FAILED_CALL = BrokerAnswer(Answer.UNKNOWN, detail="internal_error")
+
+ENDED_KEPT = 4_096
+"""Ended orders kept (with their numbers) after they end, newest first: a late notice or
+answer for one still finds it, and status shows it. Older ones are forgotten, so the maps
+stay bounded by what is open plus this window (a daemon placing orders all day kept every
+one). Late news comes seconds after an end, not thousands of orders later; a strategy keeps
+its own handles."""
 
 HELD_NOTICES_MAX = 1_000
 """Early 00 notices held while more than one unanswered order could be theirs. Each waits
@@ -174,6 +182,7 @@ class OrderManager:
         id_prefix: str = "O",
         on_unknown: Callable[[], None] | None = None,
         on_journal_refused: Callable[[Exception], None] | None = None,
+        ended_kept: int = ENDED_KEPT,
     ) -> None:
         self.broker = broker
         self.bus = bus
@@ -189,8 +198,11 @@ class OrderManager:
         reason JOURNAL, nothing sent): the trader halts new orders on it while the journal
         cannot write."""
         self.orders: dict[str, Order] = {}
-        """The orders of today and those still open from before, by client id (ended ones
-        too until the day rolls: strategies and status read them)."""
+        """The open orders and the last `ended_kept` ended ones, by client id (strategies'
+        on_order and status read them)."""
+        self.ended_kept = ended_kept
+        self._ended: deque[str] = deque()
+        """Client ids of ended orders still in `orders`, oldest first."""
         self._open: dict[str, Order] = {}
         """Today's orders not yet ended: what risk and matching scan, so they stay cheap."""
         self._carried: dict[str, Order] = {}
@@ -235,6 +247,7 @@ class OrderManager:
         ended = [cid for cid, o in self.orders.items() if not o.is_open]
         for cid in ended:
             del self.orders[cid]
+        self._ended.clear()
         self._carried.update(self._open)
         self._open.clear()
         log_at = log.warning if self._carried else log.info
@@ -664,6 +677,9 @@ class OrderManager:
         if fx.ended:
             self._open.pop(order.client_id, None)
             self._carried.pop(order.client_id, None)
+            self._ended.append(order.client_id)
+            if len(self._ended) > self.ended_kept:
+                self._forget(self._ended.popleft())
         if fx.update is not None:
             if self._lost and order.state not in PENDING:
                 self._lost.discard(order.client_id)
@@ -691,6 +707,15 @@ class OrderManager:
         if order.is_open:
             self._open[order.client_id] = order
 
+    def _forget(self, client_id: str) -> None:
+        """Drop an order that ended `ended_kept` ends ago, and its numbers."""
+        order = self.orders.pop(client_id, None)
+        if order is None:
+            return
+        for no in order.order_nos:
+            if self.by_order_no.get(no) is order:
+                del self.by_order_no[no]
+
     def adopt(self, orders: Iterable[Order]) -> None:
         """Take orders rebuilt from the journal at start-up (before reconciliation). Those
         still open from a day before are carried over (see `new_day`)."""
@@ -704,6 +729,10 @@ class OrderManager:
             self._track(order)
             for no in order.order_nos:
                 self.by_order_no[no] = order
+            if not order.is_open:
+                self._ended.append(order.client_id)
+                if len(self._ended) > self.ended_kept:
+                    self._forget(self._ended.popleft())
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         # The call runs to its POST in the task's first step: the bus lets it have that step

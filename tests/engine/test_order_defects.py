@@ -411,3 +411,37 @@ async def test_cancel_of_none_raises_value_error(sim: Simulator, tmp_path: Path)
             strat.cancel(None)
         with pytest.raises(ValueError, match="None"):
             trader.oms.cancel(None)  # type: ignore[arg-type]
+
+
+# --- item 24 (the OMS's part): the order maps stay bounded ------------------------------
+
+
+async def test_the_order_maps_hold_what_is_open_plus_a_window_of_ended_orders(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    async with engine(
+        sim, tmp_path, fat_finger_bp=5_000, duplicate_window_s=0.0, max_orders_per_s=100
+    ) as (
+        trader,
+        _ws,
+        _api,
+    ):
+        oms = trader.oms
+        oms.ended_kept = 3
+        strat = trader.host.by_name["s"].instance
+        lower = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
+        resting = strat.buy(SYMBOL, 1, lower)
+        done = []
+        for _ in range(8):
+            order = strat.buy(SYMBOL, 1)
+            await until(lambda o=order: o.state is S.FILLED, 10)  # type: ignore[misc]
+            done.append(order)
+        await until(lambda: resting.state is S.ACCEPTED, 10)
+
+        assert set(oms.orders) == {resting.client_id} | {o.client_id for o in done[-3:]}
+        kept = {resting, *done[-3:]}
+        assert set(oms.by_order_no.values()) <= kept
+        assert all(oms.by_order_no[o.order_no or ""] is o for o in kept)
+        # The strategy keeps its own handles, and its position is every fill.
+        assert [o.state for o in done] == [S.FILLED] * 8
+        assert strat.position(SYMBOL) == 8
