@@ -19,7 +19,7 @@ import structlog
 
 from engine.clock import KST
 from engine.events import OrderState, Reconciled
-from engine.models import OrderRecord
+from engine.models import OrderAction, OrderRecord
 from engine.trading.broker import BrokerPort, BrokerUnavailable
 from engine.trading.oms import OrderManager
 from engine.trading.order_events import (
@@ -134,7 +134,7 @@ class Reconciler:
         for r in history:
             if r.order_no not in known and r.original_order_no in known:
                 order = known[r.original_order_no]
-                if "정정" in r.amend_cancel:
+                if r.action is OrderAction.AMEND:
                     # An amend's number is the live one now.
                     oms.reconciled(order, Replaced(order_no=r.order_no, price=r.price))
                 else:
@@ -173,7 +173,7 @@ class Reconciler:
     def _book_fills(self, order: Order, chain: list[OrderRecord]) -> None:
         """The fills the broker lists under the order's numbers that we lack."""
         for r in chain:
-            if r.amend_cancel and "취소" in r.amend_cancel:
+            if r.action is OrderAction.CANCEL:
                 continue  # a cancel order carries no fills of its own
             if r.filled_qty > order.filled_by_no.get(r.order_no, 0) and r.fill_price > 0:
                 self.oms.reconciled(
