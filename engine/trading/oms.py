@@ -670,7 +670,8 @@ class OrderManager:
         if fx.unlinked and self.by_order_no.get(fx.unlinked) is order:
             del self.by_order_no[fx.unlinked]
             log.warning("order_number_corrected", client_id=order.client_id, was=fx.unlinked)
-        if fx.linked:
+        if fx.linked and order.client_id not in self._carried:
+            # A carried-over order's number is of its own day: today's map must not hold it.
             self.by_order_no[fx.linked] = order
         if fx.fill is not None:
             self._book(fx.fill)
