@@ -176,6 +176,14 @@ class Execution:
     exchange: str
 
 
+class OrderAction(StrEnum):
+    """What a row of the order history is: an order, or an amend or cancel of one."""
+
+    NEW = "new"
+    AMEND = "amend"
+    CANCEL = "cancel"
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRecord:
     """One row of the account's order/fill history (kt00007)."""
@@ -192,7 +200,8 @@ class OrderRecord:
     remaining_qty: int
     original_order_no: str | None
     amend_cancel: str
-    """Kiwoom's 정정/취소 label, empty for a plain order."""
+    """Kiwoom's 정정/취소 label, empty for a plain order (for people: read `action`)."""
     time: time | None
     exchange: str
     order_date: date | None = None
+    action: OrderAction = OrderAction.NEW

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from engine.broker import KiwoomBroker
 from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import Clock
 from engine.config import Config
@@ -40,8 +41,9 @@ from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.kiwoom.history import KiwoomHistory
 from engine.plugins import LoadedStrategy
+from engine.trading.broker import BrokerUnavailable
 from engine.trading.oms import OrderManager
-from engine.trading.orders import Order
+from engine.trading.orders import Order, OrderReason
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import Reconciler
 from engine.trading.risk import HaltReason, Reason, RiskEngine
@@ -61,9 +63,11 @@ RECONCILE_RETRY_S = 1.0
 """How soon reconciliation runs again while an order's outcome is unknown or a pass failed."""
 COUNTERS_SAVE_S = 1.0
 
-_REFUSED_BEFORE_SENDING = frozenset(r.value for r in Reason) - {Reason.STALE.value}
+_REFUSED_BEFORE_SENDING = frozenset(
+    {*(r.value for r in Reason), OrderReason.STOPPING, OrderReason.JOURNAL}
+) - {Reason.STALE.value}
 """Reasons of orders that never went out: every risk code but STALE, which the broker's rate
-limit caused after the order was counted as sent."""
+limit caused after the order was counted as sent, and the shutdown's and the journal's."""
 
 
 def _sent(orders: list[Order]) -> int:
@@ -107,8 +111,9 @@ class Trader:
             clock,
             check_session_hours=cfg.risk.check_session_hours and cfg.kiwoom.mode != "sim",
         )
+        self.broker = KiwoomBroker(api)
         self.oms = OrderManager(
-            api,
+            self.broker,
             self.bus,
             self.risk,
             self.portfolio,
@@ -116,8 +121,9 @@ class Trader:
             clock,
             max_order_delay_s=cfg.risk.max_order_delay_ms / 1000,
             on_unknown=self.request_reconcile,
+            on_journal_refused=self._journal_refused,
         )
-        self.reconciler = Reconciler(api, self.oms)
+        self.reconciler = Reconciler(self.broker, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
         # Never drops an order or fill; at its bound (a stalled journal) trading halts.
         self.journal_queue = ConsumerQueue(
@@ -182,9 +188,7 @@ class Trader:
             if order.state in (OrderState.NEW, OrderState.SUBMITTING):
                 # Its POST may have reached the broker, and the answer died with the process
                 # that sent it: outcome unknown, for reconciliation to settle (never resent).
-                if order.state is OrderState.NEW:
-                    self.oms.move(order, OrderState.SUBMITTING)
-                self.oms.move(order, OrderState.UNKNOWN, "UNKNOWN: restart")
+                self.oms.restarted(order)
                 self.request_reconcile()
         day = self.risk.trading_day()
         counters = journal.load_counters(day)
@@ -259,8 +263,9 @@ class Trader:
             return
         self._stopped = True
         self.running = False
-        self.host.stop()
+        # Before on_stop: what a strategy orders there is refused (STOPPING), as documented.
         self.oms.accepting = False
+        self.host.stop()
         if cancel_open:
             for order in self.oms.open_orders():
                 if not order.external:
@@ -359,6 +364,12 @@ class Trader:
     def request_reconcile(self) -> None:
         self._reconcile_now.set()
 
+    def _journal_refused(self, error: Exception) -> None:
+        """The journal could not hold an order's intent: that order ended REJECTED (JOURNAL)
+        and nothing was sent. The halt comes from the journal itself, which reports the fault
+        to `Journal.on_fault` (`_journal_fault`: a halt that lifts once writes succeed)."""
+        log.error("journal_refused_order", error=str(error))
+
     # --- background --------------------------------------------------------------------------
 
     async def _reconcile_loop(self) -> None:
@@ -375,7 +386,7 @@ class Trader:
             self._reconcile_now.clear()
             try:
                 result = await self.reconciler.run()
-            except KiwoomError as e:
+            except (BrokerUnavailable, KiwoomError) as e:
                 log.warning("reconcile_failed", error=str(e))
                 wait_s = RECONCILE_RETRY_S
                 continue
@@ -388,8 +399,9 @@ class Trader:
                 log.info("reconciled_after_reconnect", orders_changed=result.orders_changed)
             if result.divergences and self.cfg.portfolio.halt_on_divergence:
                 self.halt("POSITION_DIVERGENCE", HaltReason.DIVERGENCE)
-            unknown = any(o.state.value == "unknown" for o in self.oms.open_orders())
-            wait_s = RECONCILE_RETRY_S if unknown or self.risk.reconciling else period
+            unknown = any(o.state is OrderState.UNKNOWN for o in self.oms.open_orders())
+            retry = unknown or self.risk.reconciling or self.reconciler.carried_pending
+            wait_s = RECONCILE_RETRY_S if retry else period
 
     async def _counters_loop(self) -> None:
         while True:

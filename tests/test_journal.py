@@ -4,6 +4,7 @@ writer task on a real ConsumerQueue, and a writer process killed with SIGKILL mi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -49,6 +50,16 @@ from engine.journal import (
     Journal,
     JournalError,
 )
+from engine.trading.order_events import (
+    Acked,
+    CancelRefused,
+    CancelRequested,
+    Filled,
+    OrderEvent,
+    Replaced,
+    ReplaceRequested,
+    apply,
+)
 from engine.trading.orders import Order
 from tests.support import until
 
@@ -89,6 +100,13 @@ def make_order(client_id: str, **kw: Any) -> Order:
     }
     base.update(kw)
     return Order(**base)
+
+
+def step(o: Order, ev: OrderEvent) -> OrderUpdate:
+    """Apply `ev` as the OMS would; the update it publishes."""
+    up = apply(o, ev).update
+    assert up is not None
+    return up
 
 
 def as_tuple(o: Order) -> tuple[Any, ...]:
@@ -305,18 +323,16 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
     q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
     o = make_order("c1", qty=4, price=101)
     journal.record_intent(o)
-    o.link("0000010")
-    bus.publish(o.apply(S.ACCEPTED))
+    bus.publish(step(o, Acked(order_no="0000010")))
     for fill_no, price in (("F1", 100), ("F2", 100), ("F3", 100)):
-        o.add_fill(fill_no, 1, price, "0000010")
+        up = step(o, Filled(order_no="0000010", fill_no=fill_no, qty=1, price=price))
         bus.publish(make_fill(fill_no, "0000010", client_id="c1", strategy="momentum", price=price))
-        bus.publish(o.apply(S.PARTIALLY_FILLED))
-    bus.publish(o.apply(S.PENDING_REPLACE))
-    o.link("0000011")  # the amend's new number
-    bus.publish(o.apply(S.PARTIALLY_FILLED))
-    o.add_fill("F4", 1, 101, "0000011")
+        bus.publish(up)
+    bus.publish(step(o, ReplaceRequested()))
+    bus.publish(step(o, Replaced(order_no="0000011", price=101)))  # the amend's new number
+    up = step(o, Filled(order_no="0000011", fill_no="F4", qty=1, price=101))
     bus.publish(make_fill("F4", "0000011", client_id="c1", strategy="momentum", price=101))
-    bus.publish(o.apply(S.FILLED))
+    bus.publish(up)
     journal.write(q.take())
 
     j2 = reopen(journal)
@@ -343,20 +359,20 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
 def test_pending_cancel_restores_the_state_to_return_to(journal: Journal) -> None:
     o = make_order("c1")
     journal.record_intent(o)
-    o.link("0000010")
-    ups = [o.apply(S.ACCEPTED), o.apply(S.PENDING_CANCEL), o.apply(S.PENDING_CANCEL)]
+    ups = [step(o, Acked(order_no="0000010")), step(o, CancelRequested())]
+    ups.append(dataclasses.replace(ups[-1], prev_state=S.PENDING_CANCEL))  # asked again
     journal.write([u for u in ups])
     (back,) = journal.load_orders(open_only=True)
     assert back.state is S.PENDING_CANCEL
     assert back.prev_state is S.ACCEPTED
     # The broker refuses the cancel: the restored order can go back where the live one would.
-    assert back.apply(S.ACCEPTED).state is S.ACCEPTED
+    assert step(back, CancelRefused()).state is S.ACCEPTED
 
 
 def test_a_market_order_stays_a_market_order(journal: Journal) -> None:
     o = make_order("c1", price=None)
     journal.record_intent(o)
-    journal.write([o.apply(S.ACCEPTED)])  # an update says price 0 for a market order
+    journal.write([step(o, Acked(order_no="0000010"))])  # says price 0: a market order
     # Seen first on the feed: an external market order.
     journal.write([update("ext-1", S.ACCEPTED, seq=0, strategy=None, price=0)])
     assert [o.price for o in journal.load_orders()] == [None, None]
@@ -631,6 +647,7 @@ _WRITER = textwrap.dedent(
     from engine.clock import KST, ManualClock
     from engine.events import OrderState, Side
     from engine.journal import Journal
+    from engine.trading.order_events import Acked, apply
     from engine.trading.orders import Order
 
     def say(*words):
@@ -650,8 +667,7 @@ _WRITER = textwrap.dedent(
         if len(live) == 7:
             ups = []
             for x in live:
-                x.link(f"{n:04d}{x.client_id}")
-                ups.append(x.apply(OrderState.ACCEPTED))
+                ups.append(apply(x, Acked(order_no=f"{n:04d}{x.client_id}")).update)
             j.write(ups)
             say("accepted", *(x.client_id for x in live))
             live = []
@@ -707,9 +723,9 @@ def test_a_killed_writer_leaves_every_committed_intent(tmp_path: Path, clock: Ma
 
 def test_order_update_carries_the_exact_fill_amount() -> None:
     o = make_order("c1", qty=2)
-    o.add_fill("F1", 1, 100, "0000001")
-    o.add_fill("F2", 1, 101, "0000001")
-    snap = o.apply(S.FILLED)
+    step(o, Filled(order_no="0000001", fill_no="F1", qty=1, price=100))
+    snap = step(o, Filled(order_no="0000001", fill_no="F2", qty=1, price=101))
+    assert snap.state is S.FILLED
     assert (snap.avg_fill_price, snap.fill_amount) == (100, 201)
 
 
@@ -734,5 +750,5 @@ def test_counters_are_stored_in_the_same_transaction_as_the_fills_that_moved_the
     assert journal.load_counters(day) == {"realized_pnl": -500}
     assert ("0000010", "F2") not in {f for o2 in journal.load_orders() for f in o2.fill_nos}
     # A batch with no fill leaves them alone.
-    journal.write([o.apply(S.ACCEPTED)])
+    journal.write([step(o, Acked(order_no="0000010"))])
     assert journal.load_counters(day) == {"realized_pnl": -500}

@@ -45,6 +45,7 @@ from engine.models import (
     Holding,
     OpenOrder,
     OrderAck,
+    OrderAction,
     OrderRecord,
     OrderType,
     Side,
@@ -138,6 +139,15 @@ def _hhmmss(value: str) -> time | None:
         return time(int(digits[0:2]), int(digits[2:4]), int(digits[4:6]))
     except ValueError:
         return None
+
+
+def _action(label: str) -> OrderAction:
+    """kt00007's 정정/취소 label (e.g. "정정", "취소", "현금매수정정"): what the row is."""
+    if "정정" in label:
+        return OrderAction.AMEND
+    if "취소" in label:
+        return OrderAction.CANCEL
+    return OrderAction.NEW
 
 
 def _orig(value: str) -> str | None:
@@ -587,6 +597,7 @@ class KiwoomApi:
                 remaining_qty=_num(a, r, "ord_remnq", numbers.unsigned),
                 amend_cancel=_s(r, "mdfy_cncl").strip(),
                 order_date=order_date,
+                action=_action(_s(r, "mdfy_cncl")),
             )
             for r in await self._order_rows(a, body)
         ]

@@ -1,60 +1,272 @@
-"""One order's life: the states, the one table of allowed moves, and the order record.
+"""One order's life: its states, the reason codes, the record, and the one table that decides
+what each order event does in each state.
 
-The table is the only authority on transitions (NautilusTrader's habit): `Order.apply` refuses
-a move the table does not list with `IllegalTransition`, and never overwrites state. Pure: no
-I/O, no clock; the OMS (engine/trading/oms.py) drives it and publishes what changed.
+The table (`TABLE`, keyed by (state, event kind)) is the only authority on an order's state:
+`engine/trading/order_events.apply` looks every event up in it, and a pair it does not list is
+an illegal event that changes nothing (NautilusTrader's habit). Pure: no I/O, no clock; the
+OMS (engine/trading/oms.py) turns what happened into events and carries out what `apply`
+returns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 
-from engine.events import OrderState, OrderUpdate, Side, TimeInForce
+from engine.events import OrderState, Side, TimeInForce
 
 S = OrderState
 
 TERMINAL: frozenset[OrderState] = frozenset({S.FILLED, S.CANCELED, S.REJECTED})
+OPEN: frozenset[OrderState] = frozenset(s for s in OrderState if s not in TERMINAL)
+PENDING: frozenset[OrderState] = frozenset({S.PENDING_CANCEL, S.PENDING_REPLACE})
 
-# Fills and cancels can overtake the acknowledgement (Kiwoom's 00 push may come before the
-# REST answer), so every live state may move straight to a fill or an end; UNKNOWN settles to
-# whatever reconciliation finds. A pending cancel or amend refused by the broker goes back
-# to the state it left (ACCEPTED or PARTIALLY_FILLED); the order itself may be refused (00
-# 거부 after 접수) while a cancel or amend of it is on its way.
+INT64_MAX = 2**63 - 1
+"""The largest quantity or price the journal (SQLite INTEGER) stores."""
+
+
+class OrderReason(StrEnum):
+    """Why an order ended or was refused, beside risk's codes (engine/trading/risk.Reason),
+    which a refused order carries as they are. The broker's own text, when there is one, is
+    kept apart in `Order.detail`."""
+
+    NOT_SENT = "NOT_SENT"
+    """The broker client proves the order never left (a refused connection, bad input)."""
+    BROKER_REJECTED = "BROKER_REJECTED"
+    NOT_AT_BROKER = "NOT_AT_BROKER"
+    """Its outcome was unknown and the broker's books never listed it."""
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+    UNKNOWN_RESTART = "UNKNOWN_RESTART"
+    """The journal held its intent but no answer: the process that sent it died."""
+    CANCEL_REFUSED = "CANCEL_REFUSED"
+    MODIFY_REFUSED = "MODIFY_REFUSED"
+    RECONCILED = "RECONCILED"
+    """The broker's books list it ended without a notice saying so (cancelled or refused)."""
+    EXPIRED = "EXPIRED"
+    """Open when its trading day ended: KRX day orders do not outlive their day."""
+    STOPPING = "STOPPING"
+    """Placed while the engine shuts down."""
+    JOURNAL = "JOURNAL"
+    """The journal could not hold its intent (disk full, I/O error): never sent."""
+
+
+class Kind(StrEnum):
+    """What happened to an order: the events of engine/trading/order_events.py."""
+
+    SENT = "sent"
+    """Risk passed it and the journal holds its intent: handed to the broker."""
+    REFUSED = "refused"
+    """Refused before sending (risk, shutdown, the journal)."""
+    ACKED = "acked"
+    """The broker answered the placement with its number."""
+    NOT_SENT = "not_sent"
+    BROKER_REJECTED = "broker_rejected"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    """A placement, cancel or amend whose answer was lost: reconciliation will tell."""
+    ACCEPTED = "accepted"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_ACKED = "cancel_acked"
+    CANCEL_REFUSED = "cancel_refused"
+    REPLACE_REQUESTED = "replace_requested"
+    REPLACED = "replaced"
+    REPLACE_REFUSED = "replace_refused"
+    AMEND_REFUSED = "amend_refused"
+    """Risk refused an amend: the order stays as it was, with the code in `refusal`."""
+    LINKED = "linked"
+    """Its number learned elsewhere (a notice that names no other order, reconciliation)."""
+    LIVE = "live"
+    """Reconciliation: open at the broker."""
+    GONE = "gone"
+    """Reconciliation: listed, nothing open, not all filled."""
+    NOT_AT_BROKER = "not_at_broker"
+    EXPIRED = "expired"
+    RESTARTED = "restarted"
+    """Found in the journal without an answer after a restart."""
+
+
+class To(Enum):
+    """A table entry that is not a fixed state."""
+
+    STAY = "stay"
+    """Legal: the state stays; what the event carries (a number, a price) is taken."""
+    IGNORE = "ignore"
+    """Legal but late (a notice for an order already ended): nothing changes."""
+    PREV = "prev"
+    """Back to the state before the pending cancel or amend."""
+    OPEN = "open"
+    """ACCEPTED, or PARTIALLY_FILLED once anything filled."""
+    FILL = "fill"
+    """PARTIALLY_FILLED, or FILLED once all is filled."""
+    FILL_PENDING = "fill_pending"
+    """FILLED once all is filled, else the pending state stays (and returns to
+    PARTIALLY_FILLED should the cancel or amend be refused)."""
+
+
+Target = OrderState | To
+
+K = Kind
+
+_LATE: dict[Kind, Target] = {
+    K.ACCEPTED: To.IGNORE,
+    K.CANCELED: To.IGNORE,
+    K.BROKER_REJECTED: To.IGNORE,
+    K.CANCEL_REQUESTED: To.IGNORE,
+    K.CANCEL_ACKED: To.STAY,
+    K.CANCEL_REFUSED: To.IGNORE,
+    K.REPLACED: To.IGNORE,
+    K.REPLACE_REFUSED: To.IGNORE,
+    K.ACKED: To.STAY,
+    K.LINKED: To.STAY,
+    K.LIVE: To.IGNORE,
+    K.GONE: To.IGNORE,
+    K.OUTCOME_UNKNOWN: To.IGNORE,
+    K.NOT_AT_BROKER: To.IGNORE,
+    K.EXPIRED: To.IGNORE,
+}
+"""An ended order takes the late news of its life (a notice overtaken by another, an answer
+after the 00 push) without moving; a fill, an amend or a new send for it is illegal."""
+
+_ANSWERED: dict[Kind, Target] = {
+    K.FILLED: To.FILL,
+    K.CANCELED: S.CANCELED,
+    K.ACKED: To.STAY,
+    K.LINKED: To.STAY,
+    K.CANCEL_ACKED: To.STAY,
+    K.REPLACED: To.STAY,
+    K.CANCEL_REFUSED: To.IGNORE,
+    K.REPLACE_REFUSED: To.IGNORE,
+    K.OUTCOME_UNKNOWN: To.IGNORE,
+    K.NOT_AT_BROKER: To.IGNORE,
+    K.ACCEPTED: To.IGNORE,
+    K.LIVE: To.OPEN,
+    K.GONE: S.CANCELED,
+    K.EXPIRED: S.CANCELED,
+    K.CANCEL_REQUESTED: S.PENDING_CANCEL,
+    K.REPLACE_REQUESTED: S.PENDING_REPLACE,
+    K.AMEND_REFUSED: To.STAY,
+}
+"""An order the broker holds (ACCEPTED, PARTIALLY_FILLED)."""
+
+_PENDING: dict[Kind, Target] = {
+    K.FILLED: To.FILL_PENDING,
+    K.CANCELED: S.CANCELED,
+    K.BROKER_REJECTED: S.REJECTED,
+    K.ACKED: To.STAY,
+    K.LINKED: To.STAY,
+    K.CANCEL_ACKED: To.STAY,
+    K.OUTCOME_UNKNOWN: To.STAY,
+    K.ACCEPTED: To.IGNORE,
+    K.NOT_AT_BROKER: To.IGNORE,
+    K.LIVE: To.PREV,
+    K.GONE: S.CANCELED,
+    K.EXPIRED: S.CANCELED,
+}
+"""A cancel or amend on its way. LIVE (reconciliation found the order open, and no call for
+it is in flight) settles it back: the cancel or amend was lost, and a later one may go."""
+
+_UNANSWERED: dict[Kind, Target] = {
+    K.ACKED: To.OPEN,
+    K.BROKER_REJECTED: S.REJECTED,
+    K.ACCEPTED: S.ACCEPTED,
+    K.FILLED: To.FILL,
+    K.CANCELED: S.CANCELED,
+    K.LINKED: To.STAY,
+    K.LIVE: To.OPEN,
+    K.GONE: S.CANCELED,
+    K.EXPIRED: S.CANCELED,
+    K.CANCEL_REQUESTED: To.STAY,
+    K.RESTARTED: S.UNKNOWN,
+}
+"""Sent, no answer yet: fills and ends may overtake the answer (Kiwoom's 00 push may come
+first). A cancel asked for now goes out once the number is known."""
+
+
+def _rows(
+    states: frozenset[OrderState] | OrderState, entries: Mapping[Kind, Target]
+) -> dict[tuple[OrderState, Kind], Target]:
+    each = states if isinstance(states, frozenset) else (states,)
+    return {(state, kind): target for state in each for kind, target in entries.items()}
+
+
+TABLE: Mapping[tuple[OrderState, Kind], Target] = {
+    **_rows(
+        S.NEW,
+        {
+            K.SENT: S.SUBMITTING,
+            K.REFUSED: S.REJECTED,
+            K.RESTARTED: S.UNKNOWN,
+            K.CANCEL_REQUESTED: To.STAY,
+        },
+    ),
+    **_rows(
+        S.SUBMITTING,
+        {
+            **_UNANSWERED,
+            K.NOT_SENT: S.REJECTED,
+            K.OUTCOME_UNKNOWN: S.UNKNOWN,
+            K.NOT_AT_BROKER: To.IGNORE,
+        },
+    ),
+    **_rows(
+        S.UNKNOWN,
+        {
+            **_UNANSWERED,
+            K.OUTCOME_UNKNOWN: To.STAY,
+            K.NOT_AT_BROKER: S.REJECTED,
+            K.RESTARTED: To.STAY,
+        },
+    ),
+    **_rows(S.ACCEPTED, {**_ANSWERED, K.BROKER_REJECTED: S.REJECTED}),
+    # A 거부 cannot end an order that has filled in part.
+    **_rows(S.PARTIALLY_FILLED, _ANSWERED),
+    **_rows(
+        S.PENDING_CANCEL,
+        {
+            **_PENDING,
+            K.CANCEL_REQUESTED: To.IGNORE,
+            K.CANCEL_REFUSED: To.PREV,
+            K.REPLACED: To.STAY,
+            K.REPLACE_REFUSED: To.IGNORE,
+        },
+    ),
+    **_rows(
+        S.PENDING_REPLACE,
+        {
+            **_PENDING,
+            K.CANCEL_REQUESTED: S.PENDING_CANCEL,
+            K.CANCEL_REFUSED: To.IGNORE,
+            K.REPLACED: To.PREV,
+            K.REPLACE_REFUSED: To.PREV,
+        },
+    ),
+    **_rows(TERMINAL, _LATE),
+}
+
 TRANSITIONS: Mapping[OrderState, frozenset[OrderState]] = {
-    S.NEW: frozenset({S.SUBMITTING, S.REJECTED}),
+    S.NEW: frozenset({S.SUBMITTING, S.REJECTED, S.UNKNOWN}),
     S.SUBMITTING: frozenset(
         {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED, S.UNKNOWN}
     ),
+    S.UNKNOWN: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED}),
     S.ACCEPTED: frozenset(
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELED, S.REJECTED}
     ),
     S.PARTIALLY_FILLED: frozenset(
         {S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.PENDING_REPLACE, S.CANCELED}
     ),
-    S.PENDING_CANCEL: frozenset(
-        {S.CANCELED, S.FILLED, S.PARTIALLY_FILLED, S.ACCEPTED, S.PENDING_CANCEL, S.REJECTED}
-    ),
+    S.PENDING_CANCEL: frozenset({S.CANCELED, S.FILLED, S.PARTIALLY_FILLED, S.ACCEPTED, S.REJECTED}),
     S.PENDING_REPLACE: frozenset(
         {S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.PENDING_CANCEL, S.REJECTED}
     ),
-    S.UNKNOWN: frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELED, S.REJECTED}),
     S.FILLED: frozenset(),
     S.CANCELED: frozenset(),
     S.REJECTED: frozenset(),
 }
-
-OPEN: frozenset[OrderState] = frozenset(s for s in OrderState if s not in TERMINAL)
-
-
-class IllegalTransition(Exception):
-    """A move the table does not allow; the order keeps its state."""
-
-    def __init__(self, client_id: str, current: OrderState, wanted: OrderState) -> None:
-        super().__init__(f"order {client_id}: {current.value} -> {wanted.value} is not allowed")
-        self.client_id = client_id
-        self.current = current
-        self.wanted = wanted
+"""The state moves `TABLE` can make, written out: the published updates keep to these (the
+tests check every update against it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +283,7 @@ class OrderRequest:
 @dataclass(slots=True, eq=False)
 class Order:
     """One order as the engine tracks it. Strategies get this object back from buy/sell and
-    read it; only the OMS changes it.
+    read it; only the OMS changes it, through `order_events.apply`.
 
     `order_no` is the broker's number of the live order: an amend gets a new number, linked
     here through `order_nos` (every number this order has had, oldest first).
@@ -91,7 +303,8 @@ class Order:
     fill_amount: int = 0
     """Sum of fill price x qty, KRW: the average fill price is this over `filled_qty`."""
     reason: str = ""
-    """Why it was rejected or ended (a reason code, or the broker's text)."""
+    """Why it was refused or ended, or why a cancel or amend was refused: a code
+    (`OrderReason`, or risk's `Reason` for an order risk refused)."""
     created_ns: int = 0
     external: bool = False
     fill_nos: set[tuple[str, str]] = field(default_factory=set)
@@ -102,6 +315,12 @@ class Order:
     broker's per-number figures, so a fill is never counted twice."""
     prev_state: OrderState = OrderState.NEW
     """The state before a pending cancel/amend, to return to if the broker refuses it."""
+    detail: str = ""
+    """The broker's own words (or the error) behind `reason`, for people; never parsed."""
+    refusal: str = ""
+    """The risk code that refused this order's last amend ("" when none was refused)."""
+    cancel_wanted: bool = False
+    """A cancel was asked for before the order had a number: it goes once the number comes."""
 
     @property
     def open_qty(self) -> int:
@@ -118,57 +337,3 @@ class Order:
     @property
     def is_buy(self) -> bool:
         return self.side is Side.BUY
-
-    def can_move_to(self, state: OrderState) -> bool:
-        return state in TRANSITIONS[self.state]
-
-    def apply(self, state: OrderState, reason: str = "") -> OrderUpdate:
-        """Move to `state`; returns the update to publish. Raises IllegalTransition (and
-        changes nothing) when the table does not allow the move."""
-        if state not in TRANSITIONS[self.state]:
-            raise IllegalTransition(self.client_id, self.state, state)
-        prev = self.state
-        if state in (OrderState.PENDING_CANCEL, OrderState.PENDING_REPLACE) and prev not in (
-            OrderState.PENDING_CANCEL,
-            OrderState.PENDING_REPLACE,
-        ):
-            self.prev_state = prev
-        self.state = state
-        if reason:
-            self.reason = reason
-        return self.snapshot(prev)
-
-    def link(self, order_no: str) -> None:
-        """Learn a broker order number (the first one, or an amend's new one)."""
-        if order_no not in self.order_nos:
-            self.order_nos.append(order_no)
-        self.order_no = order_no
-
-    def add_fill(self, fill_no: str, qty: int, price: int, order_no: str) -> bool:
-        """Count a fill once: False (and nothing changes) when `fill_no` under `order_no` was
-        seen already."""
-        key = (order_no, fill_no)
-        if key in self.fill_nos:
-            return False
-        self.fill_nos.add(key)
-        self.filled_qty += qty
-        self.fill_amount += qty * price
-        self.filled_by_no[order_no] = self.filled_by_no.get(order_no, 0) + qty
-        return True
-
-    def snapshot(self, prev: OrderState | None = None) -> OrderUpdate:
-        return OrderUpdate(
-            client_id=self.client_id,
-            strategy=self.strategy,
-            symbol=self.symbol,
-            side=self.side,
-            qty=self.qty,
-            price=self.price or 0,
-            state=self.state,
-            prev_state=self.state if prev is None else prev,
-            order_no=self.order_no,
-            filled_qty=self.filled_qty,
-            avg_fill_price=self.avg_fill_price,
-            reason=self.reason,
-            fill_amount=self.fill_amount,
-        )

@@ -1,25 +1,37 @@
 """Reconciliation: bring the engine's orders and positions in line with the broker's books.
 
 Runs at start-up (after the journal rebuilt the orders), after every feed reconnect, soon
-after an order's outcome became unknown, and every `portfolio.reconcile_s`. The 00 feed cannot
-be replayed, so the broker's order list (kt00007 for the day, ka10075 for what is open) and its
-holdings (kt00018) and cash (kt00001) are the evidence. Nothing is ever resubmitted: an order
-the broker never saw is ended as REJECTED (NOT_AT_BROKER) after two looks.
+after an order's (or a cancel's, an amend's) outcome became unknown, and every
+`portfolio.reconcile_s`. The 00 feed cannot be replayed, so the broker's order list (its day's
+history and what is open) and its holdings and cash are the evidence. What it finds about an
+order it hands to the OMS as order events (engine/trading/order_events.py); it changes no
+order itself. Nothing is ever resubmitted: an order the broker never saw is ended as REJECTED
+(NOT_AT_BROKER) after two looks. Orders carried over from a day before are read against their
+own day's list and ended (EXPIRED).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import structlog
 
 from engine.clock import KST
-from engine.events import Fill, OrderState, Reconciled
-from engine.models import AccountBalance, CashBalance, OpenOrder, OrderRecord
+from engine.events import OrderState, Reconciled
+from engine.models import OrderAction, OrderRecord
+from engine.trading.broker import BrokerPort, BrokerUnavailable
 from engine.trading.oms import OrderManager
-from engine.trading.orders import Order
+from engine.trading.order_events import (
+    CancelAcked,
+    Filled,
+    Gone,
+    Linked,
+    Live,
+    NotAtBroker,
+    Replaced,
+)
+from engine.trading.orders import PENDING, Order
 
 log = structlog.get_logger(__name__)
 
@@ -29,27 +41,27 @@ MISSES_BEFORE_REJECT = 2
 """Looks at the broker's order list that must miss an UNKNOWN order before it is ended: an
 order the gateway took a moment ago may not be listed yet on the first look."""
 
-
-class BrokerBooks(Protocol):
-    async def order_history(self) -> list[OrderRecord]: ...
-    async def open_orders(self) -> list[OpenOrder]: ...
-    async def account_balance(self) -> AccountBalance: ...
-    async def cash_balance(self) -> CashBalance: ...
+BrokerBooks = BrokerPort
+"""The books reconciliation reads are the broker port's (kept as a name for callers)."""
 
 
 class Reconciler:
     """Settles orders and checks positions against the broker; see the module docstring."""
 
-    def __init__(self, books: BrokerBooks, oms: OrderManager) -> None:
+    def __init__(self, books: BrokerPort, oms: OrderManager) -> None:
         self.books = books
         self.oms = oms
         self._misses: dict[str, int] = {}
         self.runs = 0
+        self.carried_pending = 0
+        """Carried-over orders left open by the last pass (their day's list could not be
+        read): the caller retries soon."""
 
     async def run(self, *, load_positions: bool = False) -> Reconciled:
         """One pass. `load_positions` takes the broker's holdings and cash as ours (start-up);
-        otherwise they are compared and every difference is published. Raises KiwoomError
-        when the broker cannot be asked (the caller retries later)."""
+        otherwise they are compared and every difference is published. Raises
+        BrokerUnavailable when the broker cannot be asked (the caller retries later)."""
+        expired = await self._carried()
         history = await self.books.order_history()
         open_rows = await self.books.open_orders()
         checked, changed = self._orders(history, {r.order_no for r in open_rows})
@@ -68,27 +80,66 @@ class Reconciler:
         # counts them separately (risk adds the open buy notional), so add it back.
         portfolio.cash = cash.orderable + self.oms.open_buy_notional()
         self.runs += 1
-        result = Reconciled(checked, changed, divergences)
+        result = Reconciled(checked, changed + expired, divergences)
         self.oms.bus.publish(result)
         return result
+
+    async def _carried(self) -> int:
+        """Read each carried-over order's own day and end it: book the fills that day's list
+        shows, then EXPIRED (a day order does not outlive its day). A day whose list cannot
+        be read keeps its orders for the next pass."""
+        oms = self.oms
+        oms.risk.roll_day()
+        changed = 0
+        pending = 0
+        for day, orders in sorted(oms.carried_by_day().items()):
+            try:
+                on = datetime.strptime(day, "%Y%m%d").date() if day else None
+                history = await self.books.order_history(on)
+            except BrokerUnavailable as e:
+                pending += len(orders)
+                log.warning("carried_orders_unreconciled", day=day, count=len(orders), error=str(e))
+                continue
+            rows = {r.order_no: r for r in history}
+            known = {n for o in orders for n in o.order_nos}
+            unclaimed = [r for r in history if r.order_no not in known and not r.original_order_no]
+            for order in sorted(orders, key=lambda o: o.created_ns):
+                before = (order.state, order.filled_qty)
+                if not order.order_nos:
+                    row = _claim(order, unclaimed)
+                    if row is not None:
+                        unclaimed.remove(row)
+                        oms.reconciled(order, Linked(order_no=row.order_no))
+                self._book_fills(order, [rows[n] for n in order.order_nos if n in rows])
+                if order.is_open:
+                    oms.expire(order)
+                log.info(
+                    "carried_order_ended",
+                    client_id=order.client_id,
+                    day=day,
+                    state=order.state.value,
+                    filled_qty=order.filled_qty,
+                )
+                changed += int((order.state, order.filled_qty) != before)
+        self.carried_pending = pending
+        return changed
 
     def _orders(self, history: Sequence[OrderRecord], live: set[str]) -> tuple[int, int]:
         oms = self.oms
         oms.risk.roll_day()  # today's history: numbers must not meet the days before's
         rows = {r.order_no: r for r in history}
         changed = 0
+        known = oms.by_order_no
         # Amends and cancels of numbers we know belong to the same order.
         for r in history:
-            if r.order_no not in oms.by_order_no and r.original_order_no in oms.by_order_no:
-                order = oms.by_order_no[r.original_order_no]
-                if "정정" in r.amend_cancel:
-                    oms.link(order, r.order_no)  # an amend's number is the live one now
+            if r.order_no not in known and r.original_order_no in known:
+                order = known[r.original_order_no]
+                if r.action is OrderAction.AMEND:
+                    # An amend's number is the live one now.
+                    oms.reconciled(order, Replaced(order_no=r.order_no, price=r.price))
                 else:
-                    oms.by_order_no[r.order_no] = order  # a cancel's number: just known
-                    order.order_nos.append(r.order_no)
-        unclaimed = [
-            r for r in history if r.order_no not in oms.by_order_no and not r.original_order_no
-        ]
+                    oms.reconciled(order, CancelAcked(order_no=r.order_no))
+        unclaimed = [r for r in history if r.order_no not in known and not r.original_order_no]
         targets = [
             o for o in oms.open_orders() if o.state is not S.SUBMITTING and not oms.carried_over(o)
         ]
@@ -99,7 +150,7 @@ class Reconciler:
                     changed += self._missing(order)
                     continue
                 unclaimed.remove(row)
-                oms.link(order, row.order_no)
+                oms.reconciled(order, Linked(order_no=row.order_no))
                 log.info("order_attributed", client_id=order.client_id, order_no=row.order_no)
             changed += self._settle(order, [rows[n] for n in order.order_nos if n in rows], live)
         for r in unclaimed:
@@ -115,47 +166,46 @@ class Reconciler:
         if misses < MISSES_BEFORE_REJECT:
             return 0
         self._misses.pop(order.client_id, None)
-        return int(self.oms.move(order, S.REJECTED, "NOT_AT_BROKER"))
+        before = order.state
+        self.oms.reconciled(order, NotAtBroker())
+        return int(order.state is not before)
+
+    def _book_fills(self, order: Order, chain: list[OrderRecord]) -> None:
+        """The fills the broker lists under the order's numbers that we lack."""
+        for r in chain:
+            if r.action is OrderAction.CANCEL:
+                continue  # a cancel order carries no fills of its own
+            if r.filled_qty > order.filled_by_no.get(r.order_no, 0) and r.fill_price > 0:
+                self.oms.reconciled(
+                    order,
+                    Filled(
+                        order_no=r.order_no,
+                        fill_no=f"R{r.order_no}:{r.filled_qty}",
+                        qty=r.filled_qty,
+                        price=r.fill_price,
+                        cum=r.filled_qty,
+                    ),
+                )
 
     def _settle(self, order: Order, chain: list[OrderRecord], live: set[str]) -> int:
-        """Book the fills the broker lists and we lack, then set the state they imply."""
+        """Book the fills the broker lists and we lack, then tell what state they imply."""
         oms = self.oms
         before = (order.state, order.filled_qty)
-        for r in chain:
-            if r.amend_cancel and "취소" in r.amend_cancel:
-                continue  # a cancel order carries no fills of its own
-            missing = r.filled_qty - order.filled_by_no.get(r.order_no, 0)
-            if missing > 0 and r.fill_price > 0:
-                fill_no = f"R{r.order_no}:{r.filled_qty}"
-                if order.add_fill(fill_no, missing, r.fill_price, r.order_no):
-                    oms.book_fill(
-                        Fill(
-                            None if order.external else order.client_id,
-                            order.strategy,
-                            r.order_no,
-                            fill_no,
-                            order.symbol,
-                            order.side,
-                            missing,
-                            r.fill_price,
-                            0,
-                            0,
-                        )
-                    )
-        is_live = any(n in live for n in order.order_nos)
-        if order.filled_qty >= order.qty:
-            oms.move(order, S.FILLED)
-        elif is_live:
-            if order.state in (S.UNKNOWN, S.SUBMITTING):
-                oms.move(order, S.PARTIALLY_FILLED if order.filled_qty else S.ACCEPTED)
-            elif order.state is S.ACCEPTED and order.filled_qty:
-                oms.move(order, S.PARTIALLY_FILLED)
+        self._book_fills(order, chain)
+        if not order.is_open:
+            pass
+        elif any(n in live for n in order.order_nos):
+            # Open at the broker. A pending cancel or amend whose call ended without an answer
+            # (its outcome unknown) did not take: the order goes back to where it was, so a
+            # later cancel goes out. One still waiting for its answer or its 00 is left be.
+            if order.state not in PENDING or oms.call_lost(order):
+                oms.reconciled(order, Live())
         elif chain and not any(r.remaining_qty for r in chain):
             # Listed, nothing open, not all filled: cancelled (by us, the exchange's IOC
             # rule, or the broker's 거부). The history and the open orders are two snapshots:
             # a row still open in the history was amended or filled between them, which the
             # 00 feed or the next pass tells; ending it here would refuse that fill.
-            oms.move(order, S.CANCELED, "RECONCILED")
+            oms.reconciled(order, Gone())
         return int((order.state, order.filled_qty) != before)
 
 

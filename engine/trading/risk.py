@@ -22,7 +22,7 @@ from engine.config import RiskConfig
 from engine.events import Exchange, Side, TradingState, TradingStateChanged
 from engine.trading import krx
 from engine.trading.calendar import KrxCalendar
-from engine.trading.orders import OrderRequest
+from engine.trading.orders import Order, OrderRequest
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +134,51 @@ _BP = 10_000
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+_FLOW = frozenset({Reason.ORDER_RATE, Reason.DUPLICATE})
+
+
+class _Replacing:
+    """`view` without the order an amend replaces (see `RiskEngine.check_amend`)."""
+
+    def __init__(self, view: AccountView, order: Order) -> None:
+        self.view = view
+        self.order = order
+
+    def _own_open(self, symbol: str, side: Side) -> int:
+        o = self.order
+        return o.open_qty if o.is_open and o.symbol == symbol and o.side is side else 0
+
+    def position_qty(self, symbol: str) -> int:
+        return self.view.position_qty(symbol)
+
+    def open_qty(self, symbol: str, side: Side) -> int:
+        return self.view.open_qty(symbol, side) - self._own_open(symbol, side)
+
+    def open_orders_count(self) -> int:
+        return self.view.open_orders_count() - (1 if self.order.is_open else 0)
+
+    def open_buy_notional(self) -> int:
+        o = self.order
+        own = self._own_open(o.symbol, Side.BUY)
+        unit = o.price or self.view.last_price(o.symbol) or 0
+        return self.view.open_buy_notional() - own * unit
+
+    def gross_exposure(self) -> int:
+        return self.view.gross_exposure()
+
+    def buying_power(self) -> int:
+        return self.view.buying_power()
+
+    def last_price(self, symbol: str) -> int | None:
+        return self.view.last_price(symbol)
+
+    def base_price(self, symbol: str) -> int | None:
+        return self.view.base_price(symbol)
+
+    def has_unknown_order(self, symbol: str) -> bool:
+        return self.view.has_unknown_order(symbol)
 
 
 class RiskEngine:
@@ -315,6 +360,27 @@ class RiskEngine:
             window_ms = round(cfg.duplicate_window_s * 1000)
             return Rejection(Reason.DUPLICATE, window_ms, round((now_m - sent_at) * 1000))
         return None
+
+    def check_amend(
+        self,
+        req: OrderRequest,
+        strategy: str | None,
+        view: AccountView,
+        *,
+        replacing: Order,
+        exchange: Exchange = Exchange.KRX,
+    ) -> Rejection | None:
+        """None when `replacing` may be amended to `req` (its open quantity at a new price),
+        else the first rejection. The amend passes every check a new order `req` would
+        (steps 1 to 4 of the class docstring), judged as if `replacing` were gone: its open
+        quantity, its reservation and its open-order slot are taken off first, so a valid
+        amend never counts against itself. The flow checks (step 5) are for new orders."""
+        self.roll_day()
+        rejection = self._check(req, strategy, _Replacing(view, replacing), exchange)
+        if rejection is None or rejection.reason in _FLOW:
+            return None
+        self._rejected += 1
+        return rejection
 
     def check_stale(self, decided_at: float) -> Rejection | None:
         """STALE when more than `max_order_delay_ms` passed since `decided_at` (the clock's

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine import config
 from engine.config import Config, RateConfig, StrategyConfig
-from engine.events import Event, Fill, OrderExecution, OrderState, OrderStatus, OrderUpdate
+from engine.events import Event, Fill, OrderExecution, OrderStatus, OrderUpdate
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
@@ -130,9 +130,10 @@ class Tape:
 
 
 def assert_lawful(updates: list[OrderUpdate]) -> None:
-    """Every published move is an edge of the table, and nothing moves after an end."""
+    """Every published move is an edge of the table, and nothing moves after an end. An
+    update that keeps the state (a fill in part, a refused amend) is no move."""
     for u in updates:
-        if u.state is u.prev_state is OrderState.PARTIALLY_FILLED:
+        if u.state is u.prev_state and u.state not in TERMINAL:
             continue
         assert u.state in TRANSITIONS[u.prev_state], (u.prev_state, u.state)
     for earlier, later in itertools.pairwise(updates):

@@ -32,6 +32,7 @@ from engine.kiwoom.rest import KiwoomRest
 from engine.models import OrderRecord
 from engine.sim.simulator import Simulator
 from engine.trader import Trader
+from engine.trading.order_events import Sent, apply
 from engine.trading.orders import Order
 from tests.engine.conftest import running_engine, sim_config, write_strategy
 from tests.support import until
@@ -320,14 +321,16 @@ async def test_intents_whose_answers_died_with_the_process_are_settled_at_restar
         sim.exchange.cancel(ended.ord_no, SYMBOL, 0)
         cancelled = intent(1, 2)
         cancelled.created_ns = sim.clock.time_ns()
-        cancelled.link(ended.ord_no)
+        cancelled.order_no = ended.ord_no
+        cancelled.order_nos = [ended.ord_no]
         cancelled.state = OrderState.CANCELED
         journal.record_intent(cancelled)
         lost, taken = intent(2, 3), intent(3, 2)
         for order in (lost, taken):
             order.created_ns = sim.clock.time_ns()
             journal.record_intent(order)
-        update = taken.apply(OrderState.SUBMITTING)
+        update = apply(taken, Sent()).update
+        assert update is not None
         journal.write([dataclasses.replace(update, ts_recv=sim.clock.time_ns(), seq=5_000)])
         journal.close()
         at_broker = sim.exchange.place("buy", SYMBOL, 2, lower)

@@ -246,8 +246,11 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
         assert no is not None
         assert oms.by_order_no[no] is yesterday
         low = krx.price_limits(trader.portfolio.base[SYMBOL])[0]
+        tape = Tape(trader)
         resting = strat.buy(SYMBOL, 1, low)  # rests below the market: still open at the roll
         await until(lambda: resting.state is S.ACCEPTED, 10)
+        # Its 접수 heard before midnight (one heard after names a number of the new day).
+        await until(lambda: bool(tape.notices(resting.order_no or "", OrderStatus.ACCEPTED)))
 
         clock.advance(86_400)
         # Today's first notice carries yesterday's number: another order (placed elsewhere).
@@ -271,13 +274,15 @@ async def test_a_new_day_s_order_numbers_never_meet_the_orders_of_the_day_before
         with pytest.raises(ValueError, match="from a day before"):
             oms.modify(resting, price=low + krx.tick_size(low))
         assert len([o for o in sim.exchange.orders() if o.action != "new"]) == cancels
-        # Cancelled at the broker all the same (here: the simulator, which keeps numbering):
-        # the new day's list shows its number cancelled, and reconciliation must not take
-        # that row for this order; nor the 00 notices, which name a number of today.
+        # Out of the new day's risk counts: it is not today's open order.
+        assert oms.open_orders_count() == 1  # today's external
+        assert oms.open_qty(SYMBOL, resting.side) == 10
+        # The 00 notices name numbers of today: none reaches it. Reconciliation reads its own
+        # day's list and ends it: KRX day orders do not outlive their day.
         assert resting.order_no is not None
-        sim.exchange.cancel(resting.order_no, SYMBOL, 0)
         await trader.reconciler.run()
-        assert resting.state is S.ACCEPTED
+        assert (resting.state, resting.reason) == (S.CANCELED, "EXPIRED")
+        assert not oms.carried_over(resting)
 
 
 @pytest.mark.parametrize("push_first", [False, True], ids=["ack_first", "push_first"])

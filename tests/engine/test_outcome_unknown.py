@@ -162,6 +162,7 @@ async def test_a_placement_cancelled_while_its_post_is_on_the_wire_is_unknown_no
         updates = tape.updates(order.client_id)
         assert [(u.state, u.reason) for u in updates[:2]] == [
             (S.SUBMITTING, ""),
-            (S.UNKNOWN, "UNKNOWN: cancelled"),
+            (S.UNKNOWN, "OUTCOME_UNKNOWN"),
         ]
+        assert order.detail == "cancelled"
         assert len(sim.exchange.orders()) == 1

@@ -5,6 +5,7 @@ bench/soak.py: a canceled -> filled illegal transition after a modify)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,8 @@ class AmendsBetweenSnapshots:
         self.price = price
         self.history: list[OrderRecord] = []
 
-    async def order_history(self) -> list[OrderRecord]:
-        self.history = await self.api.order_history()
+    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
+        self.history = await self.api.order_history(order_date)
         return self.history
 
     async def open_orders(self) -> list[OpenOrder]:

@@ -1,0 +1,218 @@
+"""Reconciliation on the broker port with an in-process broker (what a backtest plugs in): the
+OMS and reconcile.py never know which broker answers. What it finds reaches the orders only as
+order events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pytest
+
+from engine.bus import EventBus
+from engine.clock import KST, ManualClock
+from engine.config import load
+from engine.events import Event, Fill, OrderState, Side, TimeInForce
+from engine.journal import Journal
+from engine.models import (
+    AccountBalance,
+    CashBalance,
+    Holding,
+    OpenOrder,
+    OrderAction,
+    OrderRecord,
+)
+from engine.trading.broker import Answer, BrokerAnswer, BrokerUnavailable
+from engine.trading.oms import OrderManager
+from engine.trading.orders import OrderRequest
+from engine.trading.portfolio import Portfolio
+from engine.trading.reconcile import Reconciler
+from engine.trading.risk import RiskEngine
+
+S = OrderState
+SYMBOL = "005930"
+START = datetime(2026, 1, 5, 10, 0, tzinfo=KST)
+
+
+class Books:
+    """A broker held in memory: order calls answer as told; the books are lists the test
+    writes."""
+
+    def __init__(self) -> None:
+        self.place_answer = BrokerAnswer(Answer.UNKNOWN, detail="timeout")
+        self.cancel_answer = BrokerAnswer(Answer.UNKNOWN, detail="timeout")
+        self.history: dict[date | None, list[OrderRecord]] = {None: []}
+        self.unreachable: set[date | None] = set()
+        self.open: list[OpenOrder] = []
+        self.holdings: list[Holding] = []
+        self.asked: list[date | None] = []
+
+    async def place(
+        self,
+        symbol: str,
+        side: Side,
+        qty: int,
+        price: int | None,
+        tif: TimeInForce,
+        *,
+        deadline: float,
+    ) -> BrokerAnswer:
+        return self.place_answer
+
+    async def cancel(self, order_no: str, symbol: str) -> BrokerAnswer:
+        return self.cancel_answer
+
+    async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
+        return BrokerAnswer(Answer.REFUSED, code="9999", detail="not here")
+
+    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
+        self.asked.append(order_date)
+        if order_date in self.unreachable:
+            raise BrokerUnavailable("kt00007: 503")
+        return list(self.history.get(order_date, []))
+
+    async def open_orders(self) -> list[OpenOrder]:
+        return list(self.open)
+
+    async def account_balance(self) -> AccountBalance:
+        return AccountBalance(0, 0, 0, 0.0, 0, tuple(self.holdings))
+
+    async def cash_balance(self) -> CashBalance:
+        return CashBalance(10_000_000, 10_000_000, 10_000_000, 0, 0)
+
+
+def row(no: str, qty: int, filled: int, remaining: int, **kw: object) -> OrderRecord:
+    base: dict[str, object] = {
+        "order_no": no,
+        "symbol": SYMBOL,
+        "name": "삼성전자",
+        "side": Side.BUY,
+        "qty": qty,
+        "price": 70_000,
+        "confirmed_qty": 0,
+        "filled_qty": filled,
+        "fill_price": 70_000 if filled else 0,
+        "remaining_qty": remaining,
+        "original_order_no": None,
+        "amend_cancel": "",
+        "time": time(10, 0, 1),
+        "exchange": "KRX",
+        "action": OrderAction.NEW,
+    }
+    return OrderRecord(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def open_row(no: str, qty: int, open_qty: int) -> OpenOrder:
+    return OpenOrder(
+        no, SYMBOL, "삼성전자", Side.BUY, "접수", qty, 70_000, open_qty, qty - open_qty, 0, None,
+        "보통", time(10, 0, 1), "KRX",
+    )  # fmt: skip
+
+
+class World:
+    def __init__(self, tmp: Path) -> None:
+        cfg = load(None, env={})
+        self.clock = ManualClock(START)
+        self.bus = EventBus(self.clock)
+        self.events: list[Event] = []
+        self.bus.subscribe_all(self.events.append)
+        self.books = Books()
+        self.risk = RiskEngine(cfg.risk, self.clock, check_session_hours=False)
+        self.portfolio = Portfolio(cfg.portfolio)
+        self.portfolio.base[SYMBOL] = 70_000
+        self.portfolio.last[SYMBOL] = 70_000
+        self.portfolio.cash = 10_000_000
+        self.journal = Journal(tmp, self.clock)
+        self.journal.open()
+        self.oms = OrderManager(
+            self.books, self.bus, self.risk, self.portfolio, self.journal, self.clock
+        )
+        self.reconciler = Reconciler(self.books, self.oms)
+
+    def fills(self) -> list[Fill]:
+        return [e for e in self.events if isinstance(e, Fill)]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    w = World(tmp_path)
+    yield w
+    await w.oms.drain(1.0)
+    w.journal.close()
+
+
+async def test_an_unknown_order_is_settled_from_the_list_and_its_fill_counts_once(
+    world: World,
+) -> None:
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")
+    await world.oms.drain(1.0)
+    assert order.state is S.UNKNOWN
+    world.books.history[None] = [row("0000001", 3, 1, 2)]
+    world.books.open = [open_row("0000001", 3, 2)]
+
+    await world.reconciler.run()
+    assert (order.state, order.order_nos, order.filled_qty) == (S.PARTIALLY_FILLED, ["0000001"], 1)
+    await world.reconciler.run()  # the same books again: nothing more
+    assert [(f.order_no, f.qty, f.strategy) for f in world.fills()] == [("0000001", 1, "s")]
+    assert world.portfolio.strategy_qty("s", SYMBOL) == 1
+
+    world.books.history[None] = [row("0000001", 3, 3, 0)]
+    world.books.open = []
+    await world.reconciler.run()
+    assert (order.state, order.filled_qty) == (S.FILLED, 3)
+    assert sum(f.qty for f in world.fills()) == 3
+
+
+async def test_a_lost_cancel_goes_back_to_the_order_s_state_and_an_unanswered_one_waits(
+    world: World,
+) -> None:
+    world.books.place_answer = BrokerAnswer(Answer.TAKEN, order_no="0000001")
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")
+    await world.oms.drain(1.0)
+    assert order.state is S.ACCEPTED
+    world.books.history[None] = [row("0000001", 3, 0, 3)]
+    world.books.open = [open_row("0000001", 3, 3)]
+
+    world.books.cancel_answer = BrokerAnswer(Answer.TAKEN, order_no="0000002")
+    world.oms.cancel(order)
+    await world.oms.drain(1.0)
+    await world.reconciler.run()  # the cancel was taken: its 00 is still to come
+    assert order.state is S.PENDING_CANCEL
+
+    world.books.place_answer = BrokerAnswer(Answer.TAKEN, order_no="0000003")
+    other = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 1, 69_900), "s")
+    await world.oms.drain(1.0)
+    world.books.history[None].append(row("0000003", 1, 0, 1, price=69_900))
+    world.books.open.append(open_row("0000003", 1, 1))
+    world.books.cancel_answer = BrokerAnswer(Answer.UNKNOWN, detail="timeout")
+    world.oms.cancel(other)
+    await world.oms.drain(1.0)
+    assert other.state is S.PENDING_CANCEL
+    await world.reconciler.run()  # lost: still open at the broker
+    assert (other.state, order.state) == (S.ACCEPTED, S.PENDING_CANCEL)
+
+
+async def test_a_carried_order_is_kept_while_its_day_is_unreadable_then_expires(
+    world: World,
+) -> None:
+    world.books.place_answer = BrokerAnswer(Answer.TAKEN, order_no="0000001")
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")
+    await world.oms.drain(1.0)
+    day = START.date()
+    world.clock.advance(86_400)
+    world.risk.roll_day()
+    assert world.oms.open_orders_count() == 0
+    world.books.unreachable.add(day)
+
+    await world.reconciler.run()
+    assert order.state is S.ACCEPTED
+    assert world.reconciler.carried_pending == 1
+
+    world.books.unreachable.clear()
+    world.books.history[day] = [row("0000001", 3, 2, 0)]  # 2 filled, then the day ended
+    await world.reconciler.run()
+    assert (order.state, order.reason, order.filled_qty) == (S.CANCELED, "EXPIRED", 2)
+    assert [(f.order_no, f.qty) for f in world.fills()] == [("0000001", 2)]
+    assert world.books.asked.count(day) == 2
+    assert world.reconciler.carried_pending == 0
