@@ -20,6 +20,7 @@ import pytest
 from engine.clock import KST, ManualClock
 from engine.events import Fill, OrderState, Side
 from engine.journal import FILE_NAME, RECORDED_WINDOW, SCHEMA_VERSION, Journal, JournalError
+from engine.trading.order_events import Acked, Filled, Replaced, ReplaceRequested, apply
 from engine.trading.orders import Order
 
 S = OrderState
@@ -51,8 +52,9 @@ def fill(fill_no: str, order_no: str, client_id: str | None, qty: int, **kw: Any
 
 
 def order(client_id: str, order_no: str, qty: int) -> Order:
-    o = Order(client_id, "momentum", "005930", Side.BUY, qty, 70_000, state=S.ACCEPTED)
-    o.link(order_no)
+    o = Order(client_id, "momentum", "005930", Side.BUY, qty, 70_000, state=S.SUBMITTING)
+    apply(o, Acked(order_no=order_no))
+    assert (o.state, o.order_no) == (S.ACCEPTED, order_no)
     return o
 
 
@@ -174,10 +176,12 @@ def test_a_replayed_fill_is_counted_as_a_duplicate_and_stored_once(
 def test_an_amended_orders_fills_under_each_number_count_once_each() -> None:
     # An amend gets a new number; a broker numbering per order starts again at "1".
     o = order("c1", "0000010", 5)
-    assert o.add_fill("1", 2, 70_000, "0000010")
-    o.link("0000011")
-    assert o.add_fill("1", 3, 70_100, "0000011")
-    assert not o.add_fill("1", 3, 70_100, "0000011")  # the replay
+    assert apply(o, Filled(order_no="0000010", fill_no="1", qty=2, price=70_000)).fill
+    apply(o, ReplaceRequested())
+    apply(o, Replaced(order_no="0000011", price=70_100))
+    assert o.order_no == "0000011"
+    assert apply(o, Filled(order_no="0000011", fill_no="1", qty=3, price=70_100)).fill
+    assert apply(o, Filled(order_no="0000011", fill_no="1", qty=3, price=70_100)).duplicate
     assert (o.filled_qty, o.fill_amount) == (5, 350_300)
 
 

@@ -17,6 +17,7 @@ from engine.config import Config
 from engine.events import Fill, OrderState, OrderUpdate, Side
 from engine.journal import Journal
 from engine.sim.simulator import Simulator
+from engine.trading.order_events import Acked, Filled, Sent, apply
 from engine.trading.orders import Order
 from tests.engine.conftest import SYMBOL, running_engine, sim_config, write_strategy
 from tests.support import until
@@ -160,10 +161,18 @@ async def test_fills_numbered_per_order_give_a_restarted_strategy_all_its_shares
             order = Order(f"{prefix}.{n}", "s", SYMBOL, Side.BUY, at_broker.qty, None)
             order.created_ns = sim.clock.time_ns()
             journal.record_intent(order)
-            order.link(at_broker.ord_no)
-            events += [order.apply(OrderState.SUBMITTING), order.apply(OrderState.ACCEPTED)]
+            for ev in (Sent(), Acked(order_no=at_broker.ord_no)):
+                update = apply(order, ev).update
+                assert update is not None
+                events.append(update)
             for fill_no, qty in enumerate(parts, start=1):
-                order.add_fill(str(fill_no), qty, 70_000, at_broker.ord_no)
+                fx = apply(
+                    order,
+                    Filled(order_no=at_broker.ord_no, fill_no=str(fill_no), qty=qty, price=70_000),
+                )
+                assert fx.fill is not None
+                assert fx.update is not None
+                events.append(fx.update)
                 events.append(
                     Fill(
                         order.client_id,
@@ -179,7 +188,7 @@ async def test_fills_numbered_per_order_give_a_restarted_strategy_all_its_shares
                         ts_recv=sim.clock.time_ns(),
                     )
                 )
-            events.append(order.apply(OrderState.FILLED))
+            assert order.state is OrderState.FILLED
         journal.write(events)
         journal.close()
 

@@ -292,8 +292,9 @@ def test_any_sequence_of_events_keeps_the_order_s_invariants(
             portfolio.on_fill(fx.fill)
         if o.state in TERMINAL:
             ended = o.state
-    # A fill counts once: by its number, and in all no more than the order's quantity.
-    assert len({f.fill_no for f in booked}) == len(booked)
+    # A fill counts once: by its (order number, fill number), and in all no more than the
+    # order's quantity.
+    assert len({(f.order_no, f.fill_no) for f in booked}) == len(booked)
     assert sum(f.qty for f in booked) == o.filled_qty
     assert sum(f.qty * f.price for f in booked) == o.fill_amount
     assert sum(o.filled_by_no.values()) == o.filled_qty
