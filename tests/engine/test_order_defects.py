@@ -484,3 +484,42 @@ async def test_a_strategy_sells_its_own_and_external_shares_never_another_strate
         assert [(f.side, f.qty) for f in sa.fills] == [(Side.BUY, 2), (Side.SELL, 2)]
         assert [(f.side, f.qty) for f in sc.fills] == [(Side.SELL, 3)]
         assert sb.fills == []
+
+
+# --- item 25: a disabled strategy's resting orders are cancelled --------------------------
+
+RESTS_THEN_RAISES = """
+from engine.strategy import round_to_tick
+
+
+class RestsThenRaises(Strategy):
+    def on_start(self):
+        self.resting = None
+
+    def on_trade(self, trade):
+        if self.resting is None:
+            # Below the market, so it rests (the simulator's market stays near its base).
+            price = round_to_tick(trade.price * 95 // 100, "down")
+            self.resting = self.buy(trade.symbol, 1, price=price)
+        elif self.resting.state.value == "accepted":
+            raise RuntimeError("a bug")
+"""
+
+
+async def test_a_disabled_strategy_s_resting_orders_are_cancelled_at_the_broker(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sc = strategy_file(tmp_path, "r", RESTS_THEN_RAISES, "RestsThenRaises", max_errors=1)
+    async with running_engine(sim, tmp_path / "state", (sc,), fat_finger_bp=800) as (
+        trader,
+        _ws,
+        _api,
+    ):
+        slot = trader.host.by_name["r"]
+        await until(lambda: not slot.enabled, 10)
+        order = slot.instance.resting
+        assert order is not None
+        await until(lambda: order.state is S.CANCELED, 10)
+        (at_broker,) = [o for o in sim.exchange.orders() if o.ord_no == order.order_no]
+        assert at_broker.open_qty == 0
+        assert trader.oms.open_orders("r") == []

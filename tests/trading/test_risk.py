@@ -326,6 +326,10 @@ def test_no_price() -> None:
 def test_max_notional_of_a_limit_order() -> None:
     risk = engine(max_order_notional=1_000_000)
     assert risk.check(buy(14, 70_000), "s1", Account()) is None  # 980,000
+    # Exactly at the limit is within it (issue 14 item 25: a `>=` survived the suite).
+    at_limit = engine(max_order_notional=980_000)
+    assert at_limit.check(buy(14, 70_000), "s1", Account()) is None
+    assert rejected(at_limit, buy(14, 70_100), Account()).reason is Reason.MAX_NOTIONAL
     assert rejected(risk, buy(15, 70_000), Account()) == Rejection(
         Reason.MAX_NOTIONAL, 1_000_000, 1_050_000
     )
