@@ -111,6 +111,9 @@ class Trader:
             clock,
             check_session_hours=cfg.risk.check_session_hours and cfg.kiwoom.mode != "sim",
         )
+        self.risk.may_sell_external = frozenset(
+            sc.name for sc in cfg.strategies if sc.may_sell_external
+        )
         self.broker = KiwoomBroker(api)
         self.oms = OrderManager(
             self.broker,

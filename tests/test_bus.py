@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
+import types
+import typing
+from typing import Any
 
 import pytest
 
 from engine.bus import AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import ManualClock
 from engine.events import (
+    ACCOUNT_EVENTS,
     Exchange,
     Fill,
     OrderBook,
@@ -280,3 +286,53 @@ def test_a_typed_queue_is_offered_only_its_types() -> None:
     late = bus.attach(ConsumerQueue("late", types={Trade}))  # the table is rebuilt
     bus.publish(trade())
     assert (late.offered, accounts.offered, everything.offered) == (1, 2, 6)
+
+
+def _sample(cls: type, n: int) -> Any:
+    """An instance of the event dataclass `cls` with every field filled by its type, and `n`
+    in each int and str field so that no two samples are equal; all name one symbol, so a
+    queue that coalesced per symbol would keep one."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.default is not dataclasses.MISSING:
+            continue
+        if f.default_factory is not dataclasses.MISSING:
+            continue
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        t = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+        origin = typing.get_origin(t) or t
+        if isinstance(origin, type) and issubclass(origin, enum.Enum):
+            values[f.name] = next(iter(origin))
+        elif origin is bool:
+            values[f.name] = False
+        elif origin is int:
+            values[f.name] = n
+        elif origin is float:
+            values[f.name] = float(n)
+        elif origin is str:
+            values[f.name] = "005930" if f.name == "symbol" else f"{f.name}{n}"
+        elif origin is tuple:
+            values[f.name] = ()
+        else:
+            values[f.name] = None
+    return cls(**values)
+
+
+@pytest.mark.parametrize("cls", ACCOUNT_EVENTS, ids=lambda c: c.__name__)
+def test_no_queue_drops_or_coalesces_an_account_event_of_any_type(cls: type) -> None:
+    # Issue 14 item 25: a mutant that let 04 (Balance) coalesce per symbol survived the suite.
+    samples = [_sample(cls, n) for n in (1, 2, 3)]
+    assert len({repr(s) for s in samples}) == 3
+    for q in (
+        ConsumerQueue("mirror", max_market=1),
+        ConsumerQueue("journal", max_market=1, account_overflow=AccountOverflow.HALT),
+    ):
+        for s in samples:
+            q.offer(s)
+            q.offer(trade())
+            q.offer(quote())
+        out = [e for e in q.take(limit=100) if type(e) is cls]
+        assert out == samples, q.name
+        assert q.account_dropped == 0

@@ -765,6 +765,19 @@ class OrderManager:
     def open_qty(self, symbol: str, side: Side) -> int:
         return sum(o.open_qty for o in self._open.values() if o.symbol == symbol and o.side is side)
 
+    def strategy_qty(self, strategy: str, symbol: str) -> int:
+        return self.portfolio.strategy_qty(strategy, symbol)
+
+    def strategy_open_qty(self, strategy: str, symbol: str, side: Side) -> int:
+        return sum(
+            o.open_qty
+            for o in self._open.values()
+            if o.strategy == strategy and o.symbol == symbol and o.side is side
+        )
+
+    def external_qty(self, symbol: str) -> int:
+        return self.portfolio.external_qty(symbol)
+
     def open_orders_count(self) -> int:
         return len(self._open)
 

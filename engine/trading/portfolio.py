@@ -202,6 +202,12 @@ class Portfolio:
         pos = self.by_strategy.get(strategy, {}).get(symbol)
         return pos.qty if pos else 0
 
+    def external_qty(self, symbol: str) -> int:
+        """Shares of `symbol` the account holds beyond what the strategies' own fills hold:
+        bought by hand or before the engine (0 when the strategies hold it all)."""
+        held = sum(mine[symbol].qty for mine in self.by_strategy.values() if symbol in mine)
+        return max(self.position_qty(symbol) - held, 0)
+
     def gross_exposure(self) -> int:
         total = 0
         for symbol, pos in self.positions.items():

@@ -49,6 +49,7 @@ class Reason(StrEnum):
     SESSION_CLOSED = "SESSION_CLOSED"
     BUYING_POWER = "BUYING_POWER"
     SHORT_SALE = "SHORT_SALE"
+    NOT_OWN_POSITION = "NOT_OWN_POSITION"
     DUPLICATE = "DUPLICATE"
     STALE = "STALE"
 
@@ -126,6 +127,19 @@ class AccountView(Protocol):
         """An order on `symbol` whose outcome is unknown (UNKNOWN) awaits reconciliation."""
         ...
 
+    def strategy_qty(self, strategy: str, symbol: str) -> int:
+        """Shares of `symbol` that `strategy`'s own fills bought and still hold."""
+        ...
+
+    def strategy_open_qty(self, strategy: str, symbol: str, side: Side) -> int:
+        """Unfilled quantity of `strategy`'s live orders on `symbol` and `side`."""
+        ...
+
+    def external_qty(self, symbol: str) -> int:
+        """Shares of `symbol` the account holds that no strategy bought (bought by hand or
+        before the engine)."""
+        ...
+
 
 _PER_S = 1.0
 _PER_MIN = 60.0
@@ -180,6 +194,17 @@ class _Replacing:
     def has_unknown_order(self, symbol: str) -> bool:
         return self.view.has_unknown_order(symbol)
 
+    def strategy_qty(self, strategy: str, symbol: str) -> int:
+        return self.view.strategy_qty(strategy, symbol)
+
+    def strategy_open_qty(self, strategy: str, symbol: str, side: Side) -> int:
+        mine = self.order.strategy == strategy
+        own = self._own_open(symbol, side) if mine else 0
+        return self.view.strategy_open_qty(strategy, symbol, side) - own
+
+    def external_qty(self, symbol: str) -> int:
+        return self.view.external_qty(symbol)
+
 
 class RiskEngine:
     """Decides, for each new order, whether it may go to the broker.
@@ -194,8 +219,10 @@ class RiskEngine:
     3. the order itself against reference prices: MAX_ORDER_QTY, TICK_SIZE, NO_PRICE,
        PRICE_BAND (+-30 % of the base price), FAT_FINGER (distance from the last trade, or
        the base price before the first trade), MAX_NOTIONAL;
-    4. the account: SHORT_SALE, MAX_OPEN_ORDERS, then for buys MAX_POSITION,
-       MAX_GROSS_EXPOSURE and BUYING_POWER;
+    4. the account: SHORT_SALE (more than the account holds), NOT_OWN_POSITION (a strategy
+       sells at most its own shares, and the external ones when it is in
+       `may_sell_external`; never another strategy's), MAX_OPEN_ORDERS, then for buys
+       MAX_POSITION, MAX_GROSS_EXPOSURE and BUYING_POWER;
     5. the flow of orders: ORDER_RATE (per second, then per minute), DUPLICATE.
 
     A reducing order is a sell of at most what is held less what open sells already cover:
@@ -225,6 +252,8 @@ class RiskEngine:
         """The halts in force, kind -> detail, in the order they came: HALTED while any."""
         self.reconciling = False
         self.feed_live = True
+        self.may_sell_external: frozenset[str] = frozenset()
+        """Strategies that may sell the account's external shares (`may_sell_external`)."""
         self._sent_times: deque[float] = deque()
         self._recent: dict[tuple[str | None, str, Side, int, int | None], float] = {}
         self._day = self._today()
@@ -331,6 +360,13 @@ class RiskEngine:
         # 4. the account
         if not is_buy and not reducing:
             return Rejection(Reason.SHORT_SALE, max(sellable, 0), qty)
+        if not is_buy and strategy is not None:
+            own = view.strategy_qty(strategy, symbol)
+            if strategy in self.may_sell_external:
+                own += view.external_qty(symbol)
+            mine = own - view.strategy_open_qty(strategy, symbol, Side.SELL)
+            if qty > mine:
+                return Rejection(Reason.NOT_OWN_POSITION, max(mine, 0), qty, symbol)
         open_orders = view.open_orders_count() + 1
         if open_orders > cfg.max_open_orders:
             return Rejection(Reason.MAX_OPEN_ORDERS, cfg.max_open_orders, open_orders)

@@ -445,3 +445,81 @@ async def test_the_order_maps_hold_what_is_open_plus_a_window_of_ended_orders(
         # The strategy keeps its own handles, and its position is every fill.
         assert [o.state for o in done] == [S.FILLED] * 8
         assert strat.position(SYMBOL) == 8
+
+
+# --- item 9: one strategy cannot sell another's shares ------------------------------------
+
+
+async def test_a_strategy_sells_its_own_and_external_shares_never_another_strategy_s(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Three shares bought by hand before the engine starts: external to every strategy.
+    by_hand = sim.exchange.place("buy", SYMBOL, 3, 0, "3")
+    await until(lambda: sim.exchange.orders()[0].open_qty == 0, 10)
+    scs = (
+        strategy_file(tmp_path, "a", WATCHES, "Watches"),
+        strategy_file(tmp_path, "b", WATCHES, "Watches"),
+        strategy_file(tmp_path, "c", WATCHES, "Watches", may_sell_external=True),
+    )
+    async with running_engine(sim, tmp_path / "state", scs) as (trader, _ws, _api):
+        sa, sb, sc = (trader.host.by_name[n].instance for n in ("a", "b", "c"))
+        assert trader.portfolio.position_qty(SYMBOL) == by_hand.qty == 3
+        bought = sa.buy(SYMBOL, 2)
+        await until(lambda: bought.state is S.FILLED, 10)
+        assert (sa.position(SYMBOL), trader.portfolio.position_qty(SYMBOL)) == (2, 5)
+
+        # "b" holds nothing: selling one of the account's five is selling someone else's.
+        refused = sb.sell(SYMBOL, 1)
+        assert (refused.state, refused.reason) == (S.REJECTED, "NOT_OWN_POSITION")
+        # "c" may sell the three bought by hand, never "a"'s two.
+        too_many = sc.sell(SYMBOL, 4)
+        assert (too_many.state, too_many.reason) == (S.REJECTED, "NOT_OWN_POSITION")
+        external = sc.sell(SYMBOL, 3)
+        # "a" sells its own.
+        own = sa.sell(SYMBOL, 2)
+        await until(lambda: external.state is S.FILLED and own.state is S.FILLED, 10)
+        assert trader.portfolio.position_qty(SYMBOL) == 0
+        assert (sa.position(SYMBOL), sb.position(SYMBOL)) == (0, 0)
+        await until(lambda: len(sa.fills) == 2 and len(sc.fills) == 1)
+        assert [(f.side, f.qty) for f in sa.fills] == [(Side.BUY, 2), (Side.SELL, 2)]
+        assert [(f.side, f.qty) for f in sc.fills] == [(Side.SELL, 3)]
+        assert sb.fills == []
+
+
+# --- item 25: a disabled strategy's resting orders are cancelled --------------------------
+
+RESTS_THEN_RAISES = """
+from engine.strategy import round_to_tick
+
+
+class RestsThenRaises(Strategy):
+    def on_start(self):
+        self.resting = None
+
+    def on_trade(self, trade):
+        if self.resting is None:
+            # Below the market, so it rests (the simulator's market stays near its base).
+            price = round_to_tick(trade.price * 95 // 100, "down")
+            self.resting = self.buy(trade.symbol, 1, price=price)
+        elif self.resting.state.value == "accepted":
+            raise RuntimeError("a bug")
+"""
+
+
+async def test_a_disabled_strategy_s_resting_orders_are_cancelled_at_the_broker(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sc = strategy_file(tmp_path, "r", RESTS_THEN_RAISES, "RestsThenRaises", max_errors=1)
+    async with running_engine(sim, tmp_path / "state", (sc,), fat_finger_bp=800) as (
+        trader,
+        _ws,
+        _api,
+    ):
+        slot = trader.host.by_name["r"]
+        await until(lambda: not slot.enabled, 10)
+        order = slot.instance.resting
+        assert order is not None
+        await until(lambda: order.state is S.CANCELED, 10)
+        (at_broker,) = [o for o in sim.exchange.orders() if o.ord_no == order.order_no]
+        assert at_broker.open_qty == 0
+        assert trader.oms.open_orders("r") == []

@@ -47,6 +47,7 @@ class Books:
         self.open: list[OpenOrder] = []
         self.holdings: list[Holding] = []
         self.asked: list[date | None] = []
+        self.orderable = 10_000_000
 
     async def place(
         self,
@@ -79,7 +80,7 @@ class Books:
         return AccountBalance(0, 0, 0, 0.0, 0, tuple(self.holdings))
 
     async def cash_balance(self) -> CashBalance:
-        return CashBalance(10_000_000, 10_000_000, 10_000_000, 0, 0)
+        return CashBalance(10_000_000, self.orderable, 10_000_000, 0, 0)
 
 
 def row(no: str, qty: int, filled: int, remaining: int, **kw: object) -> OrderRecord:
@@ -216,3 +217,23 @@ async def test_a_carried_order_is_kept_while_its_day_is_unreadable_then_expires(
     assert [(f.order_no, f.qty) for f in world.fills()] == [("0000001", 2)]
     assert world.books.asked.count(day) == 2
     assert world.reconciler.carried_pending == 0
+
+
+async def test_a_resting_buy_is_not_counted_twice_against_the_cash(world: World) -> None:
+    # Issue 14 item 25 (a mutant that survived): the broker's orderable cash already holds
+    # back what a resting buy reserves; ours counts open buys apart (risk adds them), so the
+    # pass gives that reservation back.
+    world.books.place_answer = BrokerAnswer(Answer.TAKEN, order_no="0000001")
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 10, 70_000), "s")
+    await world.oms.drain(1.0)
+    assert order.state is S.ACCEPTED
+    world.books.history[None] = [row("0000001", 10, 0, 10)]
+    world.books.open = [open_row("0000001", 10, 10)]
+    world.books.orderable = 10_000_000 - 700_000
+
+    await world.reconciler.run()
+    assert order.state is S.ACCEPTED
+    assert world.portfolio.cash == 10_000_000
+    assert world.oms.open_buy_notional() == 700_000
+    # Risk sees the same buying power as before the pass: cash less the open buys.
+    assert world.oms.buying_power() - world.oms.open_buy_notional() == 9_300_000

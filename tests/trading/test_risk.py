@@ -11,8 +11,15 @@ import pytest
 
 from engine.clock import KST, ManualClock
 from engine.config import RiskConfig
-from engine.events import Exchange, Side, TimeInForce, TradingState, TradingStateChanged
-from engine.trading.orders import OrderRequest
+from engine.events import (
+    Exchange,
+    OrderState,
+    Side,
+    TimeInForce,
+    TradingState,
+    TradingStateChanged,
+)
+from engine.trading.orders import Order, OrderRequest
 from engine.trading.risk import Reason, Rejection, RiskEngine
 
 SYM = "005930"
@@ -35,9 +42,30 @@ class Account:
     last: dict[str, int] = field(default_factory=lambda: {SYM: LAST, OTHER: 200_000})
     base: dict[str, int] = field(default_factory=lambda: {SYM: BASE, OTHER: 200_000})
     unknown: set[str] = field(default_factory=set)
+    mine: dict[tuple[str, str], int] | None = None
+    """(strategy, symbol) -> shares its fills hold; None: the tests' one strategy ("s1")
+    holds every position."""
+    external: dict[str, int] = field(default_factory=dict)
+    my_open_sells: dict[tuple[str, str], int] | None = None
+    """(strategy, symbol) -> its open sells; None: every open sell is "s1"'s."""
 
     def position_qty(self, symbol: str) -> int:
         return self.positions.get(symbol, 0)
+
+    def strategy_qty(self, strategy: str, symbol: str) -> int:
+        if self.mine is None:
+            return self.positions.get(symbol, 0) if strategy == "s1" else 0
+        return self.mine.get((strategy, symbol), 0)
+
+    def strategy_open_qty(self, strategy: str, symbol: str, side: Side) -> int:
+        if side is Side.BUY:
+            return self.open_buys.get(symbol, 0) if strategy == "s1" else 0
+        if self.my_open_sells is None:
+            return self.open_sells.get(symbol, 0) if strategy == "s1" else 0
+        return self.my_open_sells.get((strategy, symbol), 0)
+
+    def external_qty(self, symbol: str) -> int:
+        return self.external.get(symbol, 0)
 
     def open_qty(self, symbol: str, side: Side) -> int:
         book = self.open_buys if side is Side.BUY else self.open_sells
@@ -110,7 +138,7 @@ def test_an_ordinary_order_passes() -> None:
 
 def test_reason_values_are_their_names() -> None:
     assert all(r.value == r.name for r in Reason)
-    assert len(Reason) == 21
+    assert len(Reason) == 22
 
 
 # --- 1. trading state -----------------------------------------------------------------------
@@ -298,6 +326,10 @@ def test_no_price() -> None:
 def test_max_notional_of_a_limit_order() -> None:
     risk = engine(max_order_notional=1_000_000)
     assert risk.check(buy(14, 70_000), "s1", Account()) is None  # 980,000
+    # Exactly at the limit is within it (issue 14 item 25: a `>=` survived the suite).
+    at_limit = engine(max_order_notional=980_000)
+    assert at_limit.check(buy(14, 70_000), "s1", Account()) is None
+    assert rejected(at_limit, buy(14, 70_100), Account()).reason is Reason.MAX_NOTIONAL
     assert rejected(risk, buy(15, 70_000), Account()) == Rejection(
         Reason.MAX_NOTIONAL, 1_000_000, 1_050_000
     )
@@ -570,3 +602,53 @@ def test_ioc_and_fok_orders_are_checked_like_day_orders() -> None:
     for tif in (TimeInForce.IOC, TimeInForce.FOK):
         req = OrderRequest(SYM, Side.BUY, 6, LAST, tif)
         assert rejected(risk, req, Account()) == Rejection(Reason.MAX_ORDER_QTY, 5, 6)
+
+
+# --- item 9 of issue 14: a strategy sells only its own shares ------------------------------
+
+
+def test_a_strategy_sells_its_own_shares_never_another_s() -> None:
+    risk = engine()
+    # The account holds 10: "a" bought 5, "b" 3, and 2 were bought by hand.
+    view = Account(
+        positions={SYM: 10},
+        mine={("a", SYM): 5, ("b", SYM): 3},
+        external={SYM: 2},
+        my_open_sells={("a", SYM): 1},
+    )
+    assert risk.check(sell(4), "a", view) is None
+    # One more than its own (5, one of them already on sale) is refused, though the account
+    # holds enough: the rest is "b"'s and the hand's.
+    assert risk.check(sell(5), "a", view) == Rejection(Reason.NOT_OWN_POSITION, 4, 5, SYM)
+    assert risk.check(sell(1), "c", view) == Rejection(Reason.NOT_OWN_POSITION, 0, 1, SYM)
+    # The operator's own orders (no strategy) may sell whatever the account holds.
+    assert risk.check(sell(9), None, view) is None
+
+
+def test_may_sell_external_adds_the_hand_bought_shares_but_never_another_strategy_s() -> None:
+    risk = engine()
+    risk.may_sell_external = frozenset({"b"})
+    view = Account(
+        positions={SYM: 10},
+        mine={("a", SYM): 5, ("b", SYM): 3},
+        external={SYM: 2},
+        my_open_sells={},
+    )
+    assert risk.check(sell(5), "b", view) is None  # its 3 and the 2 external
+    assert risk.check(sell(6), "b", view) == Rejection(Reason.NOT_OWN_POSITION, 5, 6, SYM)
+    assert risk.check(sell(3), "a", view) is None
+    assert risk.check(sell(6), "a", view) == Rejection(Reason.NOT_OWN_POSITION, 5, 6, SYM)
+
+
+def test_an_amend_of_a_strategy_s_own_sell_is_not_counted_against_itself() -> None:
+    risk = engine()
+    view = Account(
+        positions={SYM: 5},
+        open_sells={SYM: 5},
+        mine={("a", SYM): 5},
+        my_open_sells={("a", SYM): 5},
+    )
+    o = Order("c1", "a", SYM, Side.SELL, 5, LAST, state=OrderState.ACCEPTED)
+    assert risk.check_amend(sell(5, LAST + 100), "a", view, replacing=o) is None
+    # Without the order it replaces, the same sell is more than "a" has left to sell.
+    assert risk.check(sell(5, LAST + 100), "a", view) is not None
