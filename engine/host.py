@@ -9,6 +9,7 @@ stop, its open orders are cancelled, and a `StrategyDisabled` event says why. Th
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,14 +36,22 @@ from engine.strategy import Strategy
 from engine.trading.bars import BarBuilder, parse_interval
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest
+from engine.watchdog import HandlerStalled
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Any], None]
+Handler = Callable[..., None]
+"""A strategy handler: most take the event, on_start, on_stop and on_params nothing."""
 
-_STRATEGY_FAULTS = (Exception, SystemExit)
+_STRATEGY_FAULTS = (Exception, SystemExit, HandlerStalled)
 """What a strategy's code may raise and the engine survives: a plugin calling sys.exit() is a
-crashing strategy, not a request to stop the daemon (KeyboardInterrupt still stops it)."""
+crashing strategy, not a request to stop the daemon (KeyboardInterrupt still stops it).
+HandlerStalled is what the watchdog (engine/watchdog.py) raises into a handler that stalls."""
+
+Call = tuple["StrategySlot", Handler, int]
+"""The handler call running now: (slot, handler, started_ns by `stopwatch_ns`). A new tuple
+per call, so that the watchdog thread, which only reads `StrategyHost.current`, can tell one
+call from the next by identity."""
 
 
 class StrategySlot:
@@ -75,28 +84,44 @@ class StrategySlot:
 
     def call(self, fn: Handler, arg: Any) -> None:
         """Run one handler with the slot's isolation: never raises, never blocks on purpose."""
+        self._call(fn, (arg,))
+
+    def call0(self, fn: Callable[[], None]) -> None:
+        self._call(fn, ())
+
+    def _call(self, fn: Handler, args: tuple[Any, ...]) -> None:
         if not self.enabled:
             return
         self.calls += 1
+        host = self.host
+        outer = host.current  # a handler may cause another's call (its order's on_order)
         started = stopwatch_ns()
+        host.current = (self, fn, started)
         try:
-            fn(arg)
+            fn(*args)
+            host.current = outer
         except _STRATEGY_FAULTS:
+            # First thing, before any line that could take the watchdog's next raise.
+            host.current = outer
             self.failed(fn)
         finally:
+            host.current = outer
             self.timed(stopwatch_ns() - started, fn)
-
-    def call0(self, fn: Callable[[], None]) -> None:
-        self.call(lambda _: fn(), None)
 
     def failed(self, fn: Handler) -> None:
         """`fn` raised (call from its `except` block): log the traceback, count, maybe
         disable."""
         self.errors += 1
+        stalled = isinstance(sys.exception(), HandlerStalled)
         self.log.exception(
             "strategy_handler_failed", handler=getattr(fn, "__name__", "?"), errors=self.errors
         )
-        if self.errors >= self.max_errors:
+        if stalled and self.host.started:
+            # It ran past daemon.handler_stall_s: the next event would most likely do it again.
+            # (At shutdown, from on_stop, the stop's own disabling follows, orders as
+            # daemon.on_stop says.)
+            self.disable("stalled")
+        elif self.errors >= self.max_errors:
             self.disable("too_many_errors")
 
     def timed(self, elapsed_ns: int, fn: Handler) -> None:
@@ -242,15 +267,20 @@ def dispatch(route: Route, ev: Any) -> None:
     to several strategies. A slow path (a traceback or a warning logged) reads the counter
     again, so the time it took counts against the slot that caused it and no other."""
     now = stopwatch_ns
+    host = route[0][0].host
+    outer = host.current
     t0 = now()
     for slot, fn in route:
         if not slot.enabled:
             continue
         slot.calls += 1
+        host.current = (slot, fn, t0)
         try:
             fn(ev)
         except _STRATEGY_FAULTS:
+            host.current = outer
             slot.failed(fn)
+        host.current = outer
         t1 = now()
         if t1 - t0 > slot.budget_ns:
             slot.overran(t1 - t0, fn)
@@ -277,6 +307,9 @@ class StrategyHost:
         self.bus = bus
         self.oms = oms
         self.clock = clock
+        self.current: Call | None = None
+        """The strategy handler call running now, None between calls: set by the loop around
+        every call, read by the watchdog's thread (engine/watchdog.py)."""
         self.slots = [StrategySlot(self, ls) for ls in loaded]
         self.by_name = {s.name: s for s in self.slots}
         self.builders: dict[tuple[str, str], BarBuilder] = {}
@@ -360,13 +393,13 @@ class StrategyHost:
         self.started = True
 
     def stop(self) -> None:
+        self.started = False
         for slot in self.slots:
             slot.stop_timers()
             if slot.instance is not None and slot.enabled:
                 slot.call0(slot.instance.on_stop)
             slot.enabled = False
             slot.disabled_reason = slot.disabled_reason or "stopped"
-        self.started = False
 
     def _route(self, handler: str) -> Handler:
         routes = self._routes[handler]
