@@ -60,7 +60,9 @@ MAX_BODY_BYTES = 4096
 PUBLISH_S: Final = 0.5
 """How often the loop publishes a snapshot (besides on every change that health shows)."""
 LOOP_TIMEOUT_S: Final = 2.0
-"""How long a request handed to the loop (a halt, a metrics rendering) waits for it."""
+"""How long a halt or resume handed to the loop waits for it."""
+METRICS_TIMEOUT_S: Final = 0.5
+"""How long /metrics waits for the loop to render before it serves the last rendering."""
 FRESH_TIMEOUT_S: Final = 0.2
 """How long /healthz and /status wait for the loop to publish a fresh snapshot before they
 answer from the last one (a loop this late is stalled for health anyway)."""
@@ -347,7 +349,7 @@ class AdminServer:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         try:
-            body = await self._on_loop(self.metrics.render)
+            body = await self._on_loop(self.metrics.render, timeout_s=METRICS_TIMEOUT_S)
             self._last_metrics = body
         except TimeoutError:
             body = self._last_metrics

@@ -127,6 +127,13 @@ class Daemon:
                 return r.status, orjson.loads(body)
             return r.status, body.decode()
 
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"http://127.0.0.1:{self.admin_port}{path}", json=body) as r,
+        ):
+            return r.status, orjson.loads(await r.read())
+
     async def metric(self, sample: str) -> float:
         """One sample of /metrics (name with labels, as printed), 0 when absent."""
         _, text = await self.get("/metrics")

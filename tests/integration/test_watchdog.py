@@ -119,11 +119,11 @@ def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_goes_on(
     tmp_path: Path,
 ) -> None:
-    cfg, port, marker = config(tmp_path, "spin", SPIN, "Spin", stall_s=3.0)
+    cfg, port, marker = config(tmp_path, "spin", SPIN, "Spin", stall_s=6.0)
     async with daemon(cfg, port) as d:
         await until_running(d)
         await until(marker.exists, 10)
-        # While it spins (loop_stall_s 1 s, handler_stall_s 3 s): 503, naming the culprit.
+        # While it spins (loop_stall_s 1 s, handler_stall_s 6 s): 503, naming the culprit.
         for _ in range(40):
             code, health = await get(d, "/healthz")
             if health.get("stalled"):
@@ -136,6 +136,17 @@ async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_go
         code, status = await get(d, "/status")
         assert code == 200
         assert status["health"]["stalled"]["strategy"] == "spin"
+        code, metrics = await get(d, "/metrics")
+        assert code == 200
+        assert 'kiwoom_engine_handler_running_seconds{strategy="spin",handler="on_trade"}' in (
+            metrics
+        )
+        # The kill switch cannot reach a stuck loop: it says so, and the halt stays queued.
+        async with asyncio.timeout(5.0):
+            code, answer = await d.post("/halt", {"reason": "spinning"})
+        assert code == 503, answer
+        assert answer["queued"] is True
+        assert "strategy spin, handler on_trade" in answer["error"]
         # Broken after handler_stall_s: the strategy is disabled, the daemon trades on.
         await until(
             lambda: any(e.get("reason") == "stalled" for e in d.events("strategy_disabled")), 10
@@ -152,6 +163,9 @@ async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_go
         _, status = await get(d, "/status")
         (spin,) = status["strategies"]
         assert spin["state"] == "disabled: stalled"
+        # The queued halt applied once the loop ran again.
+        assert status["trading_state"] == "halted"
+        assert status["trading_state_reason"] == "OPERATOR_HALT: spinning"
         assert d.proc.returncode is None
         d.signal(signal.SIGTERM)
         assert await d.wait(3.0 + 1.0) == 0, d.log[-10:]
