@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import shutil
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -185,6 +186,8 @@ async def run(
         stop_timeout_s=cfg.daemon.stop_timeout_s,
         holds=holds,
         resignal=own_signals,
+        # Embedded (a `stop` given: tests, tools), the process is not the daemon's to end.
+        exit=os._exit if own_signals else _embedded_no_exit,
     )
     # SIGHUP's default action would end the process: from the first moment, a reload is
     # either applied or (during start-up) refused with a log line.
@@ -625,6 +628,10 @@ def _stop_signals(stop: asyncio.Event, watchdog: Watchdog) -> Callable[[], None]
             signal.signal(sig, handler)
 
     return restore
+
+
+def _embedded_no_exit(code: int) -> None:
+    log.error("watchdog_exit_skipped", exit_code=code, why="embedded: the process is not ours")
 
 
 def _apply_holds(trader: Trader, holds: Holds) -> None:

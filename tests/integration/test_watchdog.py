@@ -119,11 +119,11 @@ def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_goes_on(
     tmp_path: Path,
 ) -> None:
-    cfg, port, marker = config(tmp_path, "spin", SPIN, "Spin", stall_s=6.0)
+    cfg, port, marker = config(tmp_path, "spin", SPIN, "Spin", stall_s=8.0)
     async with daemon(cfg, port) as d:
         await until_running(d)
         await until(marker.exists, 10)
-        # While it spins (loop_stall_s 1 s, handler_stall_s 6 s): 503, naming the culprit.
+        # While it spins (loop_stall_s 1 s, handler_stall_s 8 s): 503, naming the culprit.
         for _ in range(40):
             code, health = await get(d, "/healthz")
             if health.get("stalled"):
@@ -133,6 +133,9 @@ async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_go
         assert health["loop_ok"] is False
         assert health["stalled"]["strategy"] == "spin"
         assert health["stalled"]["handler"] == "on_trade"
+        shown = await asyncio.to_thread(cli, cfg, "status")
+        assert shown.returncode == 0, shown.stderr
+        assert "STALLED: strategy spin, handler on_trade" in shown.stdout
         code, status = await get(d, "/status")
         assert code == 200
         assert status["health"]["stalled"]["strategy"] == "spin"
