@@ -31,7 +31,10 @@ class Holds:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return {}
-        data = orjson.loads(raw)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise ValueError(f"{self.path}: not JSON ({e})") from None
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             raise ValueError(f"{self.path}: not a table of held strategies")
         return data

@@ -288,3 +288,14 @@ def test_enable_reads_the_configured_state_dir(tmp_path: Path) -> None:
     done = cli(cfg, "enable", "x")
     assert done.returncode == 0, done.stderr
     assert Holds(tmp_path / "state").load() == {}
+
+
+async def test_an_unreadable_held_file_refuses_start_up(tmp_path: Path) -> None:
+    cfg, port, _ = config(tmp_path, "spin", SPIN, "Spin", stall_s=5.0)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "held_strategies.json").write_bytes(b"{torn")
+    async with daemon(cfg, port) as d:
+        assert await d.wait(30) == 1
+    (line,) = d.events("held_strategies_unreadable")
+    assert "enable" in line["hint"]
+    assert not d.events("daemon_running")
