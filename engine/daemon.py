@@ -23,6 +23,7 @@ import dataclasses
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -194,8 +195,7 @@ async def run(
     hup = _Reloader(file_cfg)
     restore_signals: Callable[[], None] = lambda: None  # noqa: E731
     if own_signals:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup)
-        restore_signals = _stop_signals(stop, watchdog)
+        restore_signals = _signals(stop, hup, watchdog)
     watchdog.start()
     _check_systemd_watchdog(cfg, notifier)
     notifier.status("starting")
@@ -608,24 +608,51 @@ def status_line(trader: Trader, ws: KiwoomWebSocket) -> str:
     )
 
 
-def _stop_signals(stop: asyncio.Event, watchdog: Watchdog) -> Callable[[], None]:
-    """SIGTERM and SIGINT set `stop`, through plain Python handlers: asyncio's own
-    (`add_signal_handler`) run on the loop, which a stalled strategy handler holds. These run
-    on the loop's thread between bytecodes, whatever it is doing, and may raise HandlerStalled
-    out of the handler holding it (Watchdog.break_from_signal). The loop wakes through the
-    wakeup fd that SIGHUP's asyncio handler set. Returns what puts the old handlers back."""
-    loop = asyncio.get_running_loop()
+def _signals(
+    stop: asyncio.Event, hup: Callable[[], None], watchdog: Watchdog
+) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop`, SIGHUP calls `hup` on the loop, and none of them waits
+    for the loop: asyncio's own handlers (`add_signal_handler`) run on the loop, which a
+    stalled strategy handler holds. Two paths, so that a signal is never lost:
 
-    def on_signal(_signum: int, frame: FrameType | None) -> None:
+    - the signal's wakeup fd is read by the watchdog's thread (Watchdog.hear), which starts
+      the shutdown's deadline and wakes the loop, even while the loop's thread is in C code;
+    - plain Python handlers run on the loop's thread between bytecodes, whatever it does, and
+      may raise HandlerStalled out of the strategy handler holding it
+      (Watchdog.break_from_signal), which also interrupts a `time.sleep` or a lock.
+
+    Returns what puts the old handlers and wakeup fd back."""
+    loop = asyncio.get_running_loop()
+    stops = (signal.SIGTERM, signal.SIGINT)
+
+    def heard(signum: int) -> None:  # on the watchdog's thread
+        if signum in stops:
+            watchdog.stop_requested()
+            loop.call_soon_threadsafe(stop.set)
+        elif signum == signal.SIGHUP:
+            loop.call_soon_threadsafe(hup)
+
+    def on_stop_signal(_signum: int, frame: FrameType | None) -> None:
         watchdog.stop_requested()
         loop.call_soon_threadsafe(stop.set)
         watchdog.break_from_signal(frame)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        """The watchdog's thread hears it; without a handler SIGHUP would end the process."""
+
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    watchdog.hear(reader, heard)
+    previous = {sig: signal.signal(sig, on_stop_signal) for sig in stops}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
 
     def restore() -> None:
+        signal.set_wakeup_fd(old_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        reader.close()
+        writer.close()
 
     return restore
 

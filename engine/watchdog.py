@@ -12,7 +12,7 @@ restarts (engine/holds.py), the reason logged, and the process exits with EXIT_S
 Once a stop is asked for (SIGTERM), the whole shutdown has `daemon.stop_timeout_s`: a handler
 call running longer than `stop_break_s` is broken the same way, and a C wait too, by the stop
 signal sent again to the loop's thread (its Python handler raises between bytecodes, which
-interrupts the wait); past the deadline the process exits.
+interrupts the wait); past the deadline (and STOP_MARGIN_S) the process exits.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -53,6 +55,9 @@ STOP_BREAK_MIN_S: Final = 0.5
 """During the shutdown a call is broken after the larger of this and a tenth of
 `stop_timeout_s` (at most `handler_stall_s`), leaving the rest to the orders, the journal and
 the token revoke."""
+STOP_MARGIN_S: Final = 0.5
+"""Past the stop deadline, how long the watchdog lets a shutdown that kept its steps to the
+deadline finish unwinding (closing what is already closed) before it ends the process."""
 _ENGINE_DIR: Final = str(Path(__file__).resolve().parent) + os.sep
 
 
@@ -116,6 +121,8 @@ class Watchdog:
         self.breaks = 0
         """HandlerStalled raised into the loop (each attempt)."""
         self.gave_up = False
+        self._wakeup: socket.socket | None = None
+        self._on_signal: Callable[[int], None] | None = None
         self._signal_broke: Call | None = None
 
     def watch(self, host: StrategyHost) -> None:
@@ -162,12 +169,41 @@ class Watchdog:
 
     # --- the thread --------------------------------------------------------------------------
 
+    def hear(self, wakeup: socket.socket, on_signal: Callable[[int], None]) -> None:
+        """Read signal numbers from `wakeup` (the read end of `signal.set_wakeup_fd`'s pair)
+        on this thread and call `on_signal` with each: a signal reaches the daemon even when
+        the loop's thread is held in C code, where its Python handlers cannot run. Call
+        before `start`."""
+        self._wakeup = wakeup
+        self._on_signal = on_signal
+
     def _run(self) -> None:
-        while not self._closed.wait(TICK_S):
+        while not self._closed.is_set():
+            self._wait()
             try:
                 self._tick()
             except Exception:
                 log.exception("watchdog_failed")
+
+    def _wait(self) -> None:
+        """TICK_S, or until a signal arrives (then handled at once)."""
+        wakeup, on_signal = self._wakeup, self._on_signal
+        if wakeup is None or on_signal is None:
+            self._closed.wait(TICK_S)
+            return
+        try:
+            ready, _, _ = select.select([wakeup], [], [], TICK_S)
+            if not ready:
+                return
+            heard = wakeup.recv(64)
+        except (OSError, ValueError):  # closed under us at shutdown
+            self._closed.wait(TICK_S)
+            return
+        for signum in heard:
+            try:
+                on_signal(signum)
+            except Exception:
+                log.exception("watchdog_signal_failed", signal=signum)
 
     def _tick(self) -> None:
         host = self._host
@@ -199,7 +235,7 @@ class Watchdog:
                 self._break(call, stopping)
                 if not stopping and ran_s >= limit + STALL_GRACE_S:
                     self._give_up(call, "handler_unbreakable")
-        if stopping and self.since_stop_s() >= self.stop_timeout_s:
+        if stopping and self.since_stop_s() >= self.stop_timeout_s + STOP_MARGIN_S:
             self._give_up(call, "shutdown_deadline")
 
     def _report_signal_break(self) -> None:
