@@ -59,6 +59,9 @@ STOP_MARGIN_S: Final = 0.5
 """Past the stop deadline, how long the watchdog lets a shutdown that kept its steps to the
 deadline finish unwinding (closing what is already closed) before it ends the process."""
 _ENGINE_DIR: Final = str(Path(__file__).resolve().parent) + os.sep
+_HOST_FILE: Final = _ENGINE_DIR + "host.py"
+_CALL_SITES: Final = frozenset({"_call", "dispatch"})
+"""The host's functions that call a strategy handler and catch what it raises."""
 
 
 class HandlerStalled(BaseException):
@@ -73,10 +76,18 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> int:
 
 
 def in_engine(frame: FrameType | None) -> bool:
-    """Whether `frame` runs the engine's own code (an order on its way through the OMS, the
-    journal): HandlerStalled is never raised there, only in the strategy's code, so that no
-    engine structure is left half changed."""
-    return frame is not None and frame.f_code.co_filename.startswith(_ENGINE_DIR)
+    """Whether raising at `frame` could leave the engine's own work half done: it, or a frame
+    it was called from above the host's handler call, runs engine code (an order on its way
+    through the OMS, the journal; a library the engine called, such as the logger). The
+    strategy's own code, and libraries it called itself, are fair game. Also True outside any
+    handler call."""
+    f = frame
+    while f is not None:
+        code = f.f_code
+        if code.co_filename.startswith(_ENGINE_DIR):
+            return not (code.co_filename == _HOST_FILE and code.co_name in _CALL_SITES)
+        f = f.f_back
+    return True
 
 
 def describe(call: Call) -> tuple[str, str, float]:
