@@ -36,7 +36,7 @@ from engine.strategy import Strategy
 from engine.trading.bars import BarBuilder, parse_interval
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest
-from engine.watchdog import HandlerStalled
+from engine.watchdog import HandlerStalled, StopStalled
 
 log = structlog.get_logger(__name__)
 
@@ -112,14 +112,19 @@ class StrategySlot:
         """`fn` raised (call from its `except` block): log the traceback, count, maybe
         disable."""
         self.errors += 1
-        stalled = isinstance(sys.exception(), HandlerStalled)
+        exc = sys.exception()
         self.log.exception(
             "strategy_handler_failed", handler=getattr(fn, "__name__", "?"), errors=self.errors
         )
-        if stalled and self.host.started:
+        if isinstance(exc, StopStalled) or (
+            isinstance(exc, HandlerStalled) and not self.host.started
+        ):
+            # Broken while the daemon stops: it gets no more calls; its orders are for
+            # daemon.on_stop to keep or cancel.
+            self.enabled = False
+            self.disabled_reason = "stalled"
+        elif isinstance(exc, HandlerStalled):
             # It ran past daemon.handler_stall_s: the next event would most likely do it again.
-            # (At shutdown, from on_stop, the stop's own disabling follows, orders as
-            # daemon.on_stop says.)
             self.disable("stalled")
         elif self.errors >= self.max_errors:
             self.disable("too_many_errors")

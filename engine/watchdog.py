@@ -70,6 +70,11 @@ class HandlerStalled(BaseException):
     swallow it; the host counts it as the strategy's fault and disables the strategy."""
 
 
+class StopStalled(HandlerStalled):
+    """HandlerStalled raised while the daemon stops: the strategy is not disabled the usual
+    way (which cancels its orders); `daemon.on_stop` decides about orders."""
+
+
 def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> int:
     set_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
     return int(set_exc(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None))
@@ -176,7 +181,7 @@ class Watchdog:
         if (stopwatch_ns() - call[2]) / 1e9 >= self.stop_break_s:
             # Logged by the thread: a log line here could re-enter a handler's lock.
             self._signal_broke = call
-            raise HandlerStalled
+            raise StopStalled
 
     # --- the thread --------------------------------------------------------------------------
 
@@ -278,7 +283,7 @@ class Watchdog:
         # No Python line between this check and the raise lets the loop's thread run: it
         # waits for the GIL, which this thread holds for well under its 5 ms switch interval.
         if self._host is not None and self._host.current is call and not in_engine(frame):
-            _set_async_exc(self._thread_id, HandlerStalled)
+            _set_async_exc(self._thread_id, StopStalled if stopping else HandlerStalled)
             self._raised = True
             self.breaks += 1
 

@@ -15,6 +15,8 @@ import orjson
 import pytest
 
 from engine.holds import Holds
+from engine.sim.simulator import Simulator
+from tests.integration.conftest import trading_session
 from tests.integration.service import (
     Daemon,
     daemon,
@@ -317,3 +319,53 @@ async def test_an_unreadable_held_file_refuses_start_up(tmp_path: Path) -> None:
     (line,) = d.events("held_strategies_unreadable")
     assert "enable" in line["hint"]
     assert not d.events("daemon_running")
+
+
+RESTS_THEN_SPINS = """
+import pathlib
+from engine.trading.krx import round_to_tick
+
+class RestsThenSpins(Strategy):
+    def on_start(self):
+        self.order = None
+
+    def on_trade(self, trade):
+        if self.order is None:
+            # 3% under the market: it rests.
+            self.order = self.buy(trade.symbol, 1, round_to_tick(trade.price * 97 // 100, "down"))
+        elif self.order.state is OrderState.ACCEPTED:
+            pathlib.Path(self.params["marker"]).write_text("in")
+            while True:
+                pass
+"""
+
+
+async def test_a_strategy_broken_by_the_stop_keeps_its_orders_when_on_stop_is_keep(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    port = free_port()
+    marker = tmp_path / "in"
+    path = strategy_file(tmp_path, "rests", RESTS_THEN_SPINS)
+    cfg = write_config(
+        tmp_path,
+        admin_port=port,
+        rest_url=simulator.rest_url,
+        ws_url=simulator.ws_url,
+        stop_timeout_s=3.0,
+        daemon="handler_stall_s = 60.0",  # on_stop = "keep", the default
+        strategies=(
+            f'[[strategies]]\nname = "rests"\npath = "{path}"\nclass = "RestsThenSpins"\n'
+            f'symbols = ["005930"]\nparams = {{ marker = "{marker}" }}\n'
+        ),
+    )
+    async with daemon(cfg, port) as d:
+        await until_running(d)
+        await until(marker.exists, 15)
+        await asyncio.sleep(0.5)
+        d.signal(signal.SIGTERM)
+        assert await d.wait(4.0) == 0, d.log[-10:]
+    (failed,) = d.events("strategy_handler_failed")
+    assert failed["strategy"] == "rests"
+    async with trading_session(simulator, lambda _ev: None) as (api, _ws):
+        opened = await api.open_orders()
+    assert [(o.symbol, o.qty) for o in opened] == [("005930", 1)]
