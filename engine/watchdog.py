@@ -126,6 +126,7 @@ class Watchdog:
         admin's last published snapshot, never from the live engine."""
         self._exit = exit
         self._thread_id = threading.get_ident()
+        self._thread_c_id = ctypes.c_ulong(self._thread_id)
         self._host: StrategyHost | None = None
         self._stop_ns: int | None = None
         self._closed = threading.Event()
@@ -279,13 +280,22 @@ class Watchdog:
         if stopping and self._resignal:
             # Interrupts a C wait too: the signal's Python handler raises (break_from_signal).
             signal.pthread_kill(self._thread_id, signal.SIGTERM)
-        frame = sys._current_frames().get(self._thread_id)
-        # No Python line between this check and the raise lets the loop's thread run: it
-        # waits for the GIL, which this thread holds for well under its 5 ms switch interval.
-        if self._host is not None and self._host.current is call and not in_engine(frame):
-            _set_async_exc(self._thread_id, StopStalled if stopping else HandlerStalled)
+        host = self._host
+        if host is None or in_engine(sys._current_frames().get(self._thread_id)):
+            return
+        exc = ctypes.py_object(StopStalled if stopping else HandlerStalled)
+        set_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+        # The loop's thread runs no bytecode from the frame check to the raise: it waits for
+        # the GIL, which this thread gives up only at a switch request (after 5 ms of the
+        # other's waiting), and neither line between checks for one before the C call. The
+        # exception so lands where the frame was seen. (An OS pause of this thread longer
+        # than that could still let the loop move on: then the raise is withdrawn at once.)
+        if host.current is call:
+            set_exc(self._thread_c_id, exc)
             self._raised = True
             self.breaks += 1
+            if host.current is not call:
+                self._clear()
 
     def _clear(self) -> None:
         """Withdraw a HandlerStalled not yet delivered: its call has returned."""
