@@ -12,7 +12,12 @@ restarts (engine/holds.py), the reason logged, and the process exits with EXIT_S
 Once a stop is asked for (SIGTERM), the whole shutdown has `daemon.stop_timeout_s`: a handler
 call running longer than `stop_break_s` is broken the same way, and a C wait too, by the stop
 signal sent again to the loop's thread (its Python handler raises between bytecodes, which
-interrupts the wait); past the deadline (and STOP_MARGIN_S) the process exits.
+interrupts the wait); past the deadline (and STOP_MARGIN_S) the process exits. The thread
+also reads the signals' wakeup fd (`hear`), so a SIGTERM arms that deadline even while the
+loop's thread is in C code.
+
+Time here is real time (`stopwatch_ns`, as for handler budgets), whatever the engine's Clock:
+a stall is CPU and wall time lost, never simulated.
 """
 
 from __future__ import annotations
