@@ -7,6 +7,8 @@ thread of its own, so that it answers while the engine's event loop is stuck.
     GET  /status    JSON: mode, connections, strategies, positions, orders, PnL, risk
     POST /halt      the kill switch: no new orders (cancels still go); body {"reason": "..."}
     POST /resume    back to ACTIVE
+    POST /enable    {"strategy": NAME}: start a strategy held disabled at start-up (the stall
+                    watchdog's hold, engine/holds.py, released first by `kiwoom-engine enable`)
 
 The thread never reads the engine's objects, which the loop changes under it: the loop
 publishes a `Snapshot` (the status as JSON bytes, and the facts health needs) every
@@ -290,6 +292,7 @@ class AdminServer:
         app.router.add_get("/status", self._status)
         app.router.add_post("/halt", self._halt)
         app.router.add_post("/resume", self._resume)
+        app.router.add_post("/enable", self._enable)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -440,6 +443,47 @@ class AdminServer:
             )
             return _json({"error": f"{stall}; {then}", "queued": keep}, 503)
         return _json(answer)
+
+    async def _enable(self, request: web.Request) -> web.Response:
+        if "Origin" in request.headers:
+            log.warning("admin_request_refused", action="enable", why="origin_header")
+            return _json({"error": "requests from web pages are refused"}, 403)
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            body = None
+        name = body.get("strategy") if isinstance(body, dict) and len(body) == 1 else None
+        if not isinstance(name, str):
+            return _json({"error": 'the body must be {"strategy": "NAME"}'}, 400)
+
+        def apply() -> tuple[int, dict[str, Any]]:
+            trader = self.trader
+            slot = trader.host.by_name.get(name)
+            if slot is None:
+                return 404, {"error": f"no strategy {one_line(name, 100)!r} runs here"}
+            if slot.enabled:
+                return 200, {"strategy": name, "state": "running", "started": False}
+            if not trader.running or not slot.disabled_reason.startswith("held:"):
+                # Only a hold is undone live: a strategy disabled for its errors or a stall in
+                # this run would fail again the same way; a restart gives it a fresh start.
+                return 409, {
+                    "error": f"{name} is disabled ({slot.disabled_reason}), not held: restart "
+                    "the daemon to run it again"
+                }
+            slot.enabled = True
+            slot.disabled_reason = ""
+            log.warning("strategy_enabled", strategy=name, by="operator")
+            if slot.instance is not None:
+                slot.call0(slot.instance.on_start)
+            self.publish()
+            state = "running" if slot.enabled else f"disabled: {slot.disabled_reason}"
+            return 200, {"strategy": name, "state": state, "started": True}
+
+        try:
+            code, answer = await self._on_loop(apply)
+        except TimeoutError:
+            return _json({"error": f"{self._stall_text()}; nothing was changed"}, 503)
+        return _json(answer, code)
 
 
 def _label(value: str) -> str:

@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         switch.add_argument("--reason", default="", help="logged with the change")
     enable = command(
         "enable",
-        help="let a strategy the stall watchdog held disabled run again (from the next start)",
+        help="run again a strategy the stall watchdog held disabled (now, if the daemon runs)",
     )
     enable.add_argument("name", metavar="NAME")
     return p
@@ -265,8 +265,9 @@ def _check(cfg: config_mod.Config) -> int:
 
 
 def _enable(cfg: config_mod.Config, name: str) -> int:
-    """`enable NAME`: release a strategy the stall watchdog held disabled (engine/holds.py).
-    It runs from the daemon's next start; a running daemon keeps it disabled till then."""
+    """`enable NAME`: release a strategy the stall watchdog held disabled (engine/holds.py),
+    and start it in the running daemon if one answers (it held it since its start-up);
+    otherwise it runs from the daemon's next start."""
     from engine.holds import Holds
 
     holds = Holds(cfg.daemon.state_dir)
@@ -275,12 +276,23 @@ def _enable(cfg: config_mod.Config, name: str) -> int:
     except (OSError, ValueError) as e:
         _complain(f"cannot update {holds.path}: {e}")
         return EXIT_FAILURE
-    if released:
-        print(one_line(f"{name}: enabled; it runs from the daemon's next start (restart it)"))
-        return 0
-    if name not in {sc.name for sc in cfg.strategies}:
+    if not released and name not in {sc.name for sc in cfg.strategies}:
         raise _UsageError(f"no strategy {name!r} in {cfg.source}, and none held by that name")
-    print(one_line(f"{name}: not held disabled; nothing to do"))
+    # A running daemon holding it since its start-up starts it now.
+    from engine import control
+
+    try:
+        answer = control.request(cfg, "POST", "/enable", {"strategy": name})
+    except control.NoDaemon:
+        live = "it runs from the daemon's next start" if released else "nothing to do"
+    except control.DaemonRefused as e:
+        live = f"the running daemon did not start it ({e})"
+    else:
+        state = answer.get("state", "?") if isinstance(answer, dict) else "?"
+        started = isinstance(answer, dict) and answer.get("started")
+        live = f"started in the running daemon: {state}" if started else f"running daemon: {state}"
+    held = "enabled" if released else "not held disabled"
+    print(one_line(f"{name}: {held}; {live}"))
     return 0
 
 

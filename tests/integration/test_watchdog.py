@@ -186,6 +186,11 @@ async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_go
         # The queued halt applied once the loop ran again.
         assert status["trading_state"] == "halted"
         assert status["trading_state_reason"] == "OPERATOR_HALT: spinning"
+        # Disabled in this run, not held: `enable` does not restart it live.
+        shown = await asyncio.to_thread(cli, cfg, "enable", "spin")
+        assert shown.returncode == 0, shown.stderr
+        assert "spin: not held disabled; the running daemon did not start it" in shown.stdout
+        assert "HTTP 409" in shown.stdout
         assert d.proc.returncode is None
         d.signal(signal.SIGTERM)
         assert await d.wait(3.0 + 1.0) == 0, d.log[-10:]
@@ -226,13 +231,20 @@ async def test_an_unbreakable_handler_ends_the_daemon_and_its_strategy_stays_dis
         assert st["state"].startswith("disabled: held")
         await asyncio.sleep(0.5)
         assert not marker.exists()  # never called
-        d.signal(signal.SIGTERM)
-        assert await d.wait(4.0) == 0
+        # Until the operator enables it: the running daemon starts it at once (and here it
+        # hangs the daemon again, and is held again).
+        done = await asyncio.to_thread(cli, cfg, "enable", name)
+        assert done.returncode == 0, done.stderr
+        assert f"{name}: enabled; started in the running daemon" in done.stdout
+        await until(marker.exists, 10)
+        assert await d.wait(stall_s + GRACE_S + 2.0) == EXIT_STALLED, d.log[-10:]
+    assert list(Holds(tmp_path / "state").load()) == [name]
 
-    # Until the operator enables it.
+    # With no daemon running, `enable` releases the hold for the next start.
+    marker.unlink()
     done = cli(cfg, "enable", name)
     assert done.returncode == 0, done.stderr
-    assert name in done.stdout
+    assert f"{name}: enabled; it runs from the daemon's next start" in done.stdout
     assert Holds(tmp_path / "state").load() == {}
     again = cli(cfg, "enable", name)
     assert again.returncode == 0, again.stderr
