@@ -10,9 +10,10 @@ kept or cancelled (`daemon.on_stop`), the journal and the `flushers` (the MQTT s
 flushed, the feed closes, and the token is revoked last. SIGHUP re-reads risk limits and
 strategy params.
 
-SIGTERM and SIGINT go through plain `signal.signal` handlers, which run between bytecodes even
-while a strategy handler holds the loop; the stall watchdog's thread (engine/watchdog.py)
-breaks such a handler, and ends the process when the deadline passes all the same.
+Signals never wait for the loop (`_signals`): the stall watchdog's thread (engine/watchdog.py)
+hears them through the wakeup fd, and plain `signal.signal` handlers run on the loop's thread
+between bytecodes even while a strategy handler holds it. The watchdog breaks such a handler,
+and ends the process when the deadline passes all the same.
 """
 
 from __future__ import annotations
