@@ -1,4 +1,5 @@
-"""Command line: kiwoom-engine run | check | sim | call | apis | watch | status | halt | resume.
+"""Command line: kiwoom-engine run | check | sim | call | apis | watch | status | halt | resume
+| enable.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -45,6 +46,8 @@ EXIT_CODES = """exit codes:
        an HTTP 4xx that retrying cannot change (e.g. 413: the request is too large)
   5    transport: Kiwoom unreachable, timed out, or the outcome of an order is unknown
   6    status/halt/resume: no daemon answers at the admin endpoint ([admin] in the config)
+  7    run: the stall watchdog ended the daemon: a strategy handler it could not break (the
+       strategy is held disabled until `enable NAME`), or a shutdown past its deadline
   130  interrupted (Ctrl-C) during a one-shot command
 """
 
@@ -126,14 +129,21 @@ def _parser() -> argparse.ArgumentParser:
     for name, what in (("halt", "refuse every new order"), ("resume", "trade again")):
         switch = command(name, help=f"kill switch: {what} (the running daemon)")
         switch.add_argument("--reason", default="", help="logged with the change")
+    enable = command(
+        "enable",
+        help="run again a strategy the stall watchdog held disabled (now, if the daemon runs)",
+    )
+    enable.add_argument("name", metavar="NAME")
     return p
 
 
 DAEMON_COMMANDS = ("status", "halt", "resume")
 """Commands that ask the running daemon; they need no Kiwoom credentials."""
+LOCAL_COMMANDS = ("enable",)
+"""Commands that change the daemon's state directory only; no credentials either."""
 
 
-NEEDS_CONFIG_FILE = ("check", *DAEMON_COMMANDS)
+NEEDS_CONFIG_FILE = ("check", *DAEMON_COMMANDS, *LOCAL_COMMANDS)
 """Commands that mean nothing on the defaults: `check` checks a file, and the others ask the
 daemon that a file describes. Without -c and without ./config.toml they say so."""
 
@@ -168,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _load_config(
             args.config,
-            with_secrets=args.command not in DAEMON_COMMANDS,
+            with_secrets=args.command not in (*DAEMON_COMMANDS, *LOCAL_COMMANDS),
             command=args.command,
         )
     except config_mod.ConfigError as e:
@@ -176,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
-    if args.command in ("call", "apis", "watch", "check", *DAEMON_COMMANDS) and not args.log_level:
+    quiet = ("call", "apis", "watch", "check", *DAEMON_COMMANDS, *LOCAL_COMMANDS)
+    if args.command in quiet and not args.log_level:
         level = "warning"
     logs.setup(level, cfg.log.format)
     try:
@@ -235,6 +246,8 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _check(cfg)
     if args.command in DAEMON_COMMANDS:
         return _ask_daemon(cfg, args)
+    if args.command == "enable":
+        return _enable(cfg, args.name)
     if args.command == "run":
         from engine.daemon import run
         from engine.plugins import load_all, lookalikes
@@ -297,6 +310,38 @@ def _check(cfg: config_mod.Config) -> int:
     disabled = [sc.name for sc in cfg.strategies if not sc.enabled]
     print(f"{cfg.source}: ok; mode {cfg.kiwoom.mode}; strategies: {names}", end="")
     print(f" (disabled: {', '.join(disabled)})" if disabled else "")
+    return 0
+
+
+def _enable(cfg: config_mod.Config, name: str) -> int:
+    """`enable NAME`: release a strategy the stall watchdog held disabled (engine/holds.py),
+    and start it in the running daemon if one answers (it held it since its start-up);
+    otherwise it runs from the daemon's next start."""
+    from engine.holds import Holds
+
+    holds = Holds(cfg.daemon.state_dir)
+    try:
+        released = holds.release(name)
+    except (OSError, ValueError) as e:
+        _complain(f"cannot update {holds.path}: {e}")
+        return EXIT_FAILURE
+    if not released and name not in {sc.name for sc in cfg.strategies}:
+        raise _UsageError(f"no strategy {name!r} in {cfg.source}, and none held by that name")
+    # A running daemon holding it since its start-up starts it now.
+    from engine import control
+
+    try:
+        answer = control.request(cfg, "POST", "/enable", {"strategy": name})
+    except control.NoDaemon:
+        live = "it runs from the daemon's next start" if released else "nothing to do"
+    except control.DaemonRefused as e:
+        live = f"the running daemon did not start it ({e})"
+    else:
+        state = answer.get("state", "?") if isinstance(answer, dict) else "?"
+        started = isinstance(answer, dict) and answer.get("started")
+        live = f"started in the running daemon: {state}" if started else f"running daemon: {state}"
+    held = "enabled" if released else "not held disabled"
+    print(one_line(f"{name}: {held}; {live}"))
     return 0
 
 

@@ -252,6 +252,11 @@ class DaemonConfig:
     """The whole shutdown (orders, journal, spool, feed, token revoke) ends within this; keep
     it below systemd's TimeoutStopSec (30 s in systemd/kiwoom-engine.service), or systemd
     kills the daemon before the token is revoked."""
+    handler_stall_s: float = field(default=5.0, metadata=_range(0, 600, above=True))
+    """A strategy handler call running this long is stalled: the watchdog raises into it, and
+    ends the process (the strategy held disabled, `kiwoom-engine enable NAME`) when that does
+    not break it within 2 s more. Keep it plus 2 s below systemd's WatchdogSec (30 s in
+    systemd/kiwoom-engine.service)."""
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,12 @@ def render_status(st: dict[str, Any]) -> str:
         f"kiwoom-engine: pid {st.get('pid')}, mode {st.get('mode')}, "
         f"up {_duration(st.get('uptime_s', 0))}, {verdict}"
     )
+    stalled = health.get("stalled")
+    if isinstance(stalled, dict):
+        lines.append(
+            f"STALLED: strategy {stalled.get('strategy')}, handler {stalled.get('handler')}, "
+            f"running for {stalled.get('running_s')} s (the event loop is held)"
+        )
     risk_state = st.get("trading_state", "?")
     reason = st.get("trading_state_reason") or ""
     lines.append(

@@ -5,9 +5,15 @@ Start-up order matters: the journal is read first, the feed (with the account st
 up next so that no order notice can slip between the broker's books and the live stream, then
 the engine reconciles and starts the strategies; only then is systemd told READY=1, and the
 watchdog pinged from the event loop itself. Shutdown (SIGTERM) runs the other way, all of it
-within `daemon.stop_timeout_s`: strategies and new orders stop, open orders are kept or
-cancelled (`daemon.on_stop`), the journal and the `flushers` (the MQTT spool) are flushed, the
-feed closes, and the token is revoked last. SIGHUP re-reads risk limits and strategy params.
+within `daemon.stop_timeout_s` of the signal: strategies and new orders stop, open orders are
+kept or cancelled (`daemon.on_stop`), the journal and the `flushers` (the MQTT spool) are
+flushed, the feed closes, and the token is revoked last. SIGHUP re-reads risk limits and
+strategy params.
+
+Signals never wait for the loop (`_signals`): the stall watchdog's thread (engine/watchdog.py)
+hears them through the wakeup fd, and plain `signal.signal` handlers run on the loop's thread
+between bytecodes even while a strategy handler holds it. The watchdog breaks such a handler,
+and ends the process when the deadline passes all the same.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import shutil
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import structlog
@@ -39,6 +48,7 @@ from engine.events import (
     Reconnected,
     TradingStateChanged,
 )
+from engine.holds import Holds
 from engine.journal import JournalError
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
@@ -49,6 +59,7 @@ from engine.metrics import EngineMetrics, LoopMonitor
 from engine.notify import Notifier
 from engine.plugins import LoadedStrategy, load_all
 from engine.trader import Trader
+from engine.watchdog import STALL_GRACE_S, Watchdog
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +77,8 @@ KEEP_AFTER_FLUSH = 0.25
 """Kept from the flushers (journal, MQTT spool) for the feed's close and the revoke."""
 FEED_CLOSE_S = 2.0
 """At most this for the WebSocket's closing handshake; a server that does not answer is cut."""
+FINAL_S = 0.2
+"""Kept from the token revoke for closing the admin thread and the last lines of the log."""
 
 Flusher = Callable[[float], Awaitable[None]]
 """Flushes a consumer's backlog at shutdown within the seconds it is given (the MQTT mirror's
@@ -167,12 +180,25 @@ async def run(
     notifier = notifier or Notifier()
     file_cfg = cfg
     own_signals = stop is None
-    stop = stop or _signal_stop()
+    stop = stop or asyncio.Event()
+    # In the configured state_dir, not the built-in simulator's (started afresh every time).
+    holds = Holds(cfg.daemon.state_dir)
+    watchdog = Watchdog(
+        stall_s=cfg.daemon.handler_stall_s,
+        stop_timeout_s=cfg.daemon.stop_timeout_s,
+        holds=holds,
+        resignal=own_signals,
+        # Embedded (a `stop` given: tests, tools), the process is not the daemon's to end.
+        exit=os._exit if own_signals else _embedded_no_exit,
+    )
     # SIGHUP's default action would end the process: from the first moment, a reload is
     # either applied or (during start-up) refused with a log line.
     hup = _Reloader(file_cfg)
+    restore_signals: Callable[[], None] = lambda: None  # noqa: E731
     if own_signals:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup)
+        restore_signals = _signals(stop, hup, watchdog)
+    watchdog.start()
+    _check_systemd_watchdog(cfg, notifier)
     notifier.status("starting")
     loop_monitor = LoopMonitor()
     background: list[asyncio.Task[None]] = [
@@ -181,7 +207,8 @@ async def run(
     try:
         async with AsyncExitStack() as stack:
             starting = asyncio.create_task(
-                _start(cfg, stack, clock, strategies, notifier, loop_monitor), name="daemon-start"
+                _start(cfg, stack, clock, strategies, notifier, loop_monitor, watchdog, holds),
+                name="daemon-start",
             )
             stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
             try:
@@ -189,6 +216,7 @@ async def run(
             finally:
                 stopping.cancel()
             if not starting.done():
+                watchdog.stop_requested()
                 notifier.stopping("stopping during start-up")
                 starting.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -208,7 +236,8 @@ async def run(
             if on_ready is not None:
                 on_ready(running.trader)
             await _serve(running, stop, notifier, background)
-            await _shutdown(running, clock, notifier)
+            watchdog.stop_requested()
+            await _shutdown(running, clock, notifier, already_s=watchdog.since_stop_s())
     finally:
         for task in background:
             task.cancel()
@@ -216,6 +245,8 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         notifier.close()
+        watchdog.close()
+        restore_signals()
     log.info("daemon_stopped")
     return EXIT_OK
 
@@ -238,6 +269,8 @@ async def _serve(
         admin_port=running.admin.port if running.admin else None,
     )
     # Logged in, subscribed, reconciled, strategies started: only now is the service up.
+    if running.admin is not None:
+        running.admin.publish()  # health says so from now, not from the next period
     notifier.ready(status_line(trader, ws))
     if notifier.enabled:
 
@@ -257,14 +290,19 @@ async def _serve(
     await stop.wait()
 
 
-async def _shutdown(running: Running, clock: Clock, notifier: Notifier) -> None:
+async def _shutdown(
+    running: Running, clock: Clock, notifier: Notifier, *, already_s: float = 0.0
+) -> None:
     """The SIGTERM steps, each within its share of `daemon.stop_timeout_s` (see
-    KEEP_AFTER_ORDERS): stop strategies and new orders; keep or cancel open orders and wait
-    for the order calls in flight; flush the journal, then the `flushers`; close the feed;
-    revoke the token. Never raises."""
+    KEEP_AFTER_ORDERS), counted from the stop request, `already_s` ago (a loop held by a
+    strategy hears it late): stop strategies and new orders (a strategy's `on_stop` that
+    blocks is broken by the watchdog); keep or cancel open orders and wait for the order calls
+    in flight; flush the journal, then the `flushers`; close the feed; revoke the token. The
+    log's `within_s` is the time it really took. Never raises."""
     cfg, trader = running.cfg, running.trader
     total = cfg.daemon.stop_timeout_s
-    deadline = clock.monotonic() + total
+    asked = clock.monotonic() - already_s
+    deadline = asked + total
 
     def left(keep: float = 0.0) -> float:
         return max(0.0, deadline - clock.monotonic() - keep * total)
@@ -294,10 +332,13 @@ async def _shutdown(running: Running, clock: Clock, notifier: Notifier) -> None:
     await running.ws.close(timeout_s=min(FEED_CLOSE_S, left() / 2))
     # The token last: nothing may need it after this (Kiwoom shares it with every client of
     # the app key, see kiwoom.revoke_on_exit).
-    await running.rest.close(timeout_s=left())
+    await running.rest.close(timeout_s=max(0.0, left() - FINAL_S))
     if running.admin is not None:
-        await running.admin.close()
-    log.info("shutdown_done", within_s=round(total - left(), 3))
+        await running.admin.close(timeout_s=max(0.05, left()))
+    took = clock.monotonic() - asked
+    if took > total:
+        log.warning("shutdown_overran", took_s=round(took, 3), deadline_s=total)
+    log.info("shutdown_done", within_s=round(took, 3), deadline_s=total)
 
 
 async def assemble(
@@ -310,7 +351,7 @@ async def assemble(
     benchmarks and tools drive to measure the real assembly. Everything opened is registered
     on `stack`; stop the engine with `running.trader.stop(...)` before leaving it."""
     # Never systemd's: a tool run under a service must not speak for it.
-    return await _start(cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor())
+    return await _start(cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor(), None, None)
 
 
 class _StartupFailed(Exception):
@@ -324,6 +365,8 @@ async def _start(
     strategies: list[LoadedStrategy] | None,
     notifier: Notifier,
     loop_monitor: LoopMonitor,
+    watchdog: Watchdog | None,
+    holds: Holds | None,
 ) -> Running:
     """Open the simulator (mode sim), the REST client, the engine, the admin endpoint and the
     feed, each registered on `stack` for shutdown. Returns what runs."""
@@ -363,6 +406,10 @@ async def _start(
         rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
+        if holds is not None:
+            _apply_holds(trader, holds)
+        if watchdog is not None:
+            watchdog.watch(trader.host)
         notifier.status("starting: reading the journal")
         try:
             await trader.recover()
@@ -382,6 +429,8 @@ async def _start(
             cfg, rest, trader.on_event, clock, recorder=recorder, sequence=trader.bus.next_seq
         )
         admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)
+        if admin is not None and watchdog is not None:
+            watchdog.last_words = admin.last_words
         flushers = await _start_mirror(cfg, stack, clock, trader, admin)
         notifier.status("starting: logging in")
         await ws.start()
@@ -560,12 +609,103 @@ def status_line(trader: Trader, ws: KiwoomWebSocket) -> str:
     )
 
 
-def _signal_stop() -> asyncio.Event:
-    stop = asyncio.Event()
+def _signals(
+    stop: asyncio.Event, hup: Callable[[], None], watchdog: Watchdog
+) -> Callable[[], None]:
+    """SIGTERM and SIGINT set `stop`, SIGHUP calls `hup` on the loop, and none of them waits
+    for the loop: asyncio's own handlers (`add_signal_handler`) run on the loop, which a
+    stalled strategy handler holds. Two paths, so that a signal is never lost:
+
+    - the signal's wakeup fd is read by the watchdog's thread (Watchdog.hear), which starts
+      the shutdown's deadline and wakes the loop, even while the loop's thread is in C code;
+    - plain Python handlers run on the loop's thread between bytecodes, whatever it does, and
+      may raise HandlerStalled out of the strategy handler holding it
+      (Watchdog.break_from_signal), which also interrupts a `time.sleep` or a lock.
+
+    Returns what puts the old handlers and wakeup fd back."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+    stops = (signal.SIGTERM, signal.SIGINT)
+
+    def heard(signum: int) -> None:  # on the watchdog's thread
+        if signum in stops:
+            watchdog.stop_requested()
+            loop.call_soon_threadsafe(stop.set)
+        elif signum == signal.SIGHUP:
+            loop.call_soon_threadsafe(hup)
+
+    def on_stop_signal(_signum: int, frame: FrameType | None) -> None:
+        watchdog.stop_requested()
+        loop.call_soon_threadsafe(stop.set)
+        watchdog.break_from_signal(frame)
+
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        """The watchdog's thread hears it; without a handler SIGHUP would end the process."""
+
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    watchdog.hear(reader, heard)
+    previous = {sig: signal.signal(sig, on_stop_signal) for sig in stops}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def restore() -> None:
+        signal.set_wakeup_fd(old_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        reader.close()
+        writer.close()
+
+    return restore
+
+
+def _embedded_no_exit(code: int) -> None:
+    log.error("watchdog_exit_skipped", exit_code=code, why="embedded: the process is not ours")
+
+
+def _apply_holds(trader: Trader, holds: Holds) -> None:
+    """Keep the strategies the watchdog held disabled (engine/holds.py) from starting."""
+    try:
+        held = holds.load()
+    except (OSError, ValueError) as e:
+        # Which strategy hung the daemon last is unknown: starting them all could hang it again.
+        log.error(
+            "held_strategies_unreadable",
+            path=str(holds.path),
+            error=str(e),
+            hint="fix or remove the file; `kiwoom-engine enable NAME` rewrites it",
+        )
+        raise _StartupFailed from e
+    for name, info in held.items():
+        slot = trader.host.by_name.get(name)
+        reason = str(info.get("reason", "?"))
+        if slot is None:
+            log.warning("held_strategy_not_configured", strategy=name, reason=reason)
+            continue
+        slot.enabled = False
+        slot.disabled_reason = f"held: {reason}"
+        log.error(
+            "strategy_held_disabled",
+            strategy=name,
+            reason=reason,
+            hint=f"kiwoom-engine enable {name} (then restart) once it is fixed",
+        )
+
+
+def _check_systemd_watchdog(cfg: Config, notifier: Notifier) -> None:
+    """The stall watchdog must give up before systemd's does: a SIGABRT from systemd would
+    restart the daemon into the same hang, with no strategy held disabled."""
+    interval = notifier.watchdog_interval_s
+    if interval is None:
+        return
+    watchdog_sec = interval * 2
+    if cfg.daemon.handler_stall_s + STALL_GRACE_S >= watchdog_sec:
+        log.warning(
+            "handler_stall_above_systemd_watchdog",
+            handler_stall_s=cfg.daemon.handler_stall_s,
+            grace_s=STALL_GRACE_S,
+            watchdog_sec=watchdog_sec,
+            hint="lower daemon.handler_stall_s or raise WatchdogSec",
+        )
 
 
 def _log_account(trader: Trader) -> None:

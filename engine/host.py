@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.tasks
+import sys
 import types
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -49,6 +50,7 @@ from engine.strategy import Strategy, TradingStatus
 from engine.trading.bars import BarBuilder
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest
+from engine.watchdog import HandlerStalled, StopStalled
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +90,13 @@ STATE_REFUSAL_PAUSE_S = 0.1
 
 def _handler_name(fn: Handler) -> str:
     return getattr(fn, "__name__", "?")
+
+
+Call = tuple["StrategySlot", str, int]
+"""The handler call running now: (slot, handler name, started_ns by `stopwatch_ns`). A new
+tuple per call, so that the stall watchdog's thread (engine/watchdog.py), which only reads
+`StrategyHost.current`, can tell one call from the next by identity. HandlerStalled, what the
+watchdog raises into a stalled handler, is a strategy fault like any other BaseException."""
 
 
 class StrategySlot:
@@ -136,7 +145,7 @@ class StrategySlot:
         host.call_seq += 1
         task = host.detach_task()
         started = stopwatch_ns()
-        host.current = (self, name, host.call_seq)
+        host.current = (self, name, started)
         try:
             fn(*args)
             host.current = outer
@@ -156,10 +165,21 @@ class StrategySlot:
         """`handler` raised (call from its `except` block): log the traceback, count, maybe
         disable."""
         self.errors += 1
+        exc = sys.exception()
         self.log.error(
             "strategy_handler_failed", handler=handler, errors=self.errors, exc_info=True
         )
-        if self.errors >= self.max_errors:
+        if isinstance(exc, StopStalled) or (
+            isinstance(exc, HandlerStalled) and not self.host.started
+        ):
+            # Broken while the daemon stops: it gets no more calls; its orders are for
+            # daemon.on_stop to keep or cancel.
+            self.enabled = False
+            self.disabled_reason = "stalled"
+        elif isinstance(exc, HandlerStalled):
+            # It ran past daemon.handler_stall_s: the next event would most likely do it again.
+            self.disable("stalled")
+        elif self.errors >= self.max_errors:
             self.disable("too_many_errors")
 
     def timed(self, elapsed_ns: int, handler: str) -> None:
@@ -395,7 +415,7 @@ def dispatch(host: StrategyHost, route: Route, ev: Any) -> None:
                 continue
             slot.calls += 1
             host.call_seq += 1
-            host.current = (slot, name, host.call_seq)
+            host.current = (slot, name, t0)
             try:
                 fn(ev)
                 host.current = None
@@ -441,6 +461,10 @@ class StrategyHost:
         self.bus = bus
         self.oms = oms
         self.clock = clock
+        self.current: Call | None = None
+        """The strategy handler call running now, None between calls: set by the loop around
+        every call, read by the watchdog's thread (engine/watchdog.py). One tuple swap, so a
+        reader sees a whole record or None."""
         self.slots = [StrategySlot(self, ls) for ls in loaded]
         self.by_name = {s.name: s for s in self.slots}
         self.builders: dict[tuple[str, str], BarBuilder] = {}
@@ -451,11 +475,6 @@ class StrategyHost:
         }
         self._trade_routes = self._routes["on_trade"]
         self.started = False
-        self.current: tuple[StrategySlot, str, int] | None = None
-        """The handler call running right now: (slot, handler name, call sequence number),
-        None between calls. Written by the loop around every call, read by the stall
-        watchdog's thread: one tuple swap, so a reader sees a whole record or None; the
-        sequence number tells one long call from two calls of the same handler."""
         self.call_seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks = _task_registry()
@@ -601,6 +620,7 @@ class StrategyHost:
     def stop(self) -> None:
         """Call every running strategy's `on_stop`, then disable them all. What was deferred
         and not yet delivered is dropped: `on_stop` is the last call."""
+        self.started = False
         if self._deferred_handle is not None:
             self._deferred_handle.cancel()
             self._deferred_handle = None
@@ -613,7 +633,6 @@ class StrategyHost:
                 slot.call(slot.instance.on_stop)
             slot.enabled = False
             slot.disabled_reason = slot.disabled_reason or "stopped"
-        self.started = False
 
     def trading_status(self) -> TradingStatus:
         risk = self.oms.risk

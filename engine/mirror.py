@@ -223,8 +223,17 @@ class Mirror:
         finally:
             self._pump_task.cancel()
             self._disconnected()
-            if self._spool:
-                log.warning("mirror_stopped_with_spool", undelivered=len(self._spool))
+            # Account events still queued never reached the spool: lost as much as it is.
+            queued = self._queue.critical_depth
+            if self._spool or queued or self.spool_dropped:
+                log.warning(
+                    "mirror_stopped_with_spool",
+                    undelivered=len(self._spool) + queued,
+                    spooled=len(self._spool),
+                    queued=queued,
+                    dropped_earlier=self.spool_dropped,
+                    kept="the journal has every one",
+                )
             log.info("mirror_stopped", **self.stats())
 
     async def _connect_forever(self) -> None:

@@ -199,9 +199,11 @@ class CommandRejected(Exception):
 def parse_command(payload: bytes, *, retained: bool) -> dict[str, Any]:
     """The arguments of a halt/resume command: `{"reason": str}` (default "mqtt").
 
-    The payload is empty or a JSON object with at most a `reason` (a printable string of 1 to
-    200 characters). A retained message is refused: the broker would replay it at every
-    reconnection, halting the daemon again long after the operator meant it.
+    The payload is a JSON object with at most a `reason` (a printable string of 1 to 200
+    characters); `{}` is reason "mqtt". A retained message is refused: the broker would replay
+    it at every reconnection, halting the daemon again long after the operator meant it. An
+    empty payload is refused: it is how a retained message is cleared (`mosquitto_pub -r -n`),
+    and the broker forwards that to live subscribers without the retain flag.
     Raises CommandRejected.
     """
     if retained:
@@ -209,7 +211,7 @@ def parse_command(payload: bytes, *, retained: bool) -> dict[str, Any]:
     if len(payload) > MAX_COMMAND_BYTES:
         raise CommandRejected("TOO_LARGE")
     if not payload.strip():
-        return {"reason": "mqtt"}
+        raise CommandRejected("EMPTY")
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:

@@ -525,6 +525,10 @@ class KiwoomWebSocket:
             _trnm, fut = self._acks.popleft()
             if not fut.done():
                 fut.set_exception(ConnectionClosed(None, None))
+                # Marked as seen: a waiter that already left (cancelled, timed out) never
+                # reads it, and asyncio would log each such future as never retrieved. One
+                # still waiting gets the exception all the same.
+                fut.exception()
 
     # --- receive loop ------------------------------------------------------------------------
 

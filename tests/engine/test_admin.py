@@ -296,3 +296,45 @@ def test_the_admin_host_must_be_loopback(tmp_path: Path) -> None:
             config.load(p, env={})
     p.write_text("[kiwoom]\n")
     assert config.load(p, env={}).admin is None  # no table, no endpoint
+
+
+def _post(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    """A POST from another thread (the engine's loop is about to be blocked)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"", method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, orjson.loads(e.read())
+
+
+async def test_while_the_loop_is_blocked_a_halt_is_queued_and_a_resume_withdrawn(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    import concurrent.futures
+
+    async with engine_with_admin(sim, tmp_path / "state") as admin:
+        port = admin.server.port
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            # Sent from another thread while the engine's loop is held past the 2 s wait.
+            halting = pool.submit(_post, port, "/halt")
+            time.sleep(2.5)  # noqa: ASYNC251
+            code, body = halting.result(timeout=10)
+            assert code == 503, body
+            assert body["queued"] is True
+            await until(lambda: admin.trader.risk.state.value == "halted", 2)  # applied now
+
+            resuming = pool.submit(_post, port, "/resume")
+            time.sleep(2.5)  # noqa: ASYNC251
+            code, body = resuming.result(timeout=10)
+            assert code == 503, body
+            assert body["queued"] is False
+            await asyncio.sleep(0.2)
+            assert admin.trader.risk.state.value == "halted"  # a late resume is not applied
+        # The endpoint answered throughout, and answers now.
+        code, health = await admin.call("GET", "/healthz")
+        assert code == 200, health

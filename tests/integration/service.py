@@ -88,8 +88,10 @@ def write_config(
     request_timeout_s: float = 10.0,
     risk: str = "",
     strategies: str = "",
+    daemon: str = "",
 ) -> Path:
-    """A config file for `kiwoom-engine run`: the built-in simulator unless URLs are given."""
+    """A config file for `kiwoom-engine run`: the built-in simulator unless URLs are given.
+    `daemon` adds lines to the [daemon] table."""
     urls = f'rest_url = "{rest_url}"\nws_url = "{ws_url}"\n' if rest_url else ""
     path = tmp / "config.toml"
     path.write_text(
@@ -97,7 +99,7 @@ def write_config(
         "[kiwoom.rate]\naccount_per_s = 500.0\naccount_burst = 100\n"
         "[sim]\nport = 0\nevents_per_s = 200.0\n"
         f'[daemon]\nsymbols = ["005930"]\nstate_dir = "{tmp / "state"}"\n'
-        f"stop_timeout_s = {stop_timeout_s}\n"
+        f"stop_timeout_s = {stop_timeout_s}\n{textwrap.dedent(daemon)}\n"
         f"[admin]\nport = {admin_port}\n"
         f"[risk]\n{risk}\n" + textwrap.dedent(strategies)
     )
@@ -124,6 +126,13 @@ class Daemon:
             if r.content_type == "application/json":
                 return r.status, orjson.loads(body)
             return r.status, body.decode()
+
+    async def post(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"http://127.0.0.1:{self.admin_port}{path}", json=body) as r,
+        ):
+            return r.status, orjson.loads(await r.read())
 
     async def metric(self, sample: str) -> float:
         """One sample of /metrics (name with labels, as printed), 0 when absent."""

@@ -648,3 +648,32 @@ async def test_compression_is_offered_as_configured_and_events_arrive_either_way
     env.rt.publish(trade_entry("005930"))
     await until(lambda: len(env.of(Trade)) == 1)
     assert env.of(Trade)[0].price == 70_000
+
+
+async def test_an_ack_failed_after_its_waiter_left_is_not_logged_as_unretrieved(
+    env: Env,
+) -> None:
+    # A flap fails every ack still awaited with ConnectionClosed; one whose waiter has gone
+    # (cancelled, timed out) was then logged by asyncio, on collection, as "Future exception
+    # was never retrieved", a traceback per flap that alarms for nothing.
+    import gc
+
+    seen: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: seen.append(str(ctx.get("message"))))
+    try:
+        ws = env.client()
+        abandoned: asyncio.Future[Any] = loop.create_future()
+        ws._acks.append(("REG", abandoned))
+        ws._fail_acks()
+        assert isinstance(abandoned.exception(), Exception)  # the waiter's view is unchanged
+        ws2 = env.client()
+        abandoned = loop.create_future()
+        ws2._acks.append(("REG", abandoned))
+        ws2._fail_acks()
+        del abandoned
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert seen == []

@@ -390,7 +390,7 @@ async def test_commands_reach_on_command_when_enabled_and_malformed_ones_are_rej
         await publish(broker, f"{PREFIX}/cmd/resume", b"please")
         await publish(broker, f"{PREFIX}/cmd/resume", b'{"reason": "ok", "force": true}')
         await until(lambda: mirror.stats()["commands_rejected"] == 3)
-        await publish(broker, f"{PREFIX}/cmd/resume", b"")
+        await publish(broker, f"{PREFIX}/cmd/resume", b"{}")
         await until(lambda: len(calls) == 2)
     assert calls == [("halt", {"reason": "risk desk"}), ("resume", {"reason": "mqtt"})]
     assert mirror.stats()["commands_accepted"] == 2
@@ -554,3 +554,43 @@ async def test_tls_to_a_broker_checked_against_ca_file(tmp_path: Path) -> None:
             assert not mirror.connected
     finally:
         broker.stop()
+
+
+async def test_messages_spooled_while_the_broker_is_down_and_lost_at_shutdown_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = capture_logs(monkeypatch)
+    broker = Broker(tmp_path, free_port())  # never started: the broker is down throughout
+    bus = EventBus(SYSTEM_CLOCK)
+    cfg = mqtt_config(broker, spool_size=10, reconnect_min_s=30.0, reconnect_max_s=30.0)
+    mirror = Mirror(cfg, bus.attach(Mirror.queue()), SYSTEM_CLOCK, account="x")
+    async with running(mirror):
+        await until(lambda: mirror.stats()["connect_failures"] == 1)
+        for i in range(1, 15):
+            bus.publish(fill(i))
+        await until(lambda: mirror.stats()["spool_dropped"] == 4)
+        for i in range(15, 18):  # still queued, not yet spooled, when the stop comes
+            bus.publish(fill(i))
+    lost = [e for e in cap.entries if e["event"] == "mirror_stopped_with_spool"]
+    assert [(e["undelivered"], e["dropped_earlier"]) for e in lost] == [(13, 4)]
+
+
+async def test_clearing_a_retained_command_does_not_run_it(broker: Broker) -> None:
+    calls, on_command = recorder()
+    bus = EventBus(SYSTEM_CLOCK)
+    mirror = Mirror(
+        mqtt_config(broker, commands_enabled=True),
+        bus.attach(Mirror.queue()),
+        SYSTEM_CLOCK,
+        account="x",
+        on_command=on_command,
+    )
+    async with running(mirror):
+        await until(lambda: mirror.connected)
+        # The operator's `mosquitto_pub -r -n -t .../cmd/halt`: an empty retained message,
+        # which the broker forwards to the connected mirror without the retain flag.
+        await publish(broker, f"{PREFIX}/cmd/halt", b"", retain=True)
+        await until(lambda: mirror.stats()["commands_rejected"] == 1, 10)
+        await publish(broker, f"{PREFIX}/cmd/resume", b'{"reason": "after"}')
+        await until(lambda: len(calls) == 1)
+    assert calls == [("resume", {"reason": "after"})]
