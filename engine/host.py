@@ -407,6 +407,7 @@ def dispatch(host: StrategyHost, route: Route, ev: Any) -> None:
     to several strategies. A slow path (a traceback or a warning logged) reads the counter
     again, so the time it took counts against the slot that caused it and no other."""
     now = stopwatch_ns
+    outer = host.current  # None but in the engine's own tests: calls never nest
     task = host.detach_task()
     try:
         t0 = now()
@@ -418,11 +419,11 @@ def dispatch(host: StrategyHost, route: Route, ev: Any) -> None:
             host.current = (slot, name, t0)
             try:
                 fn(ev)
-                host.current = None
+                host.current = outer
             except KeyboardInterrupt:
                 raise
             except BaseException:
-                host.current = None  # first: see StrategySlot.call
+                host.current = outer  # first: see StrategySlot.call
                 slot.failed(name)
             t1 = now()
             if t1 - t0 > slot.budget_ns:
@@ -432,7 +433,7 @@ def dispatch(host: StrategyHost, route: Route, ev: Any) -> None:
                 slot.overruns_in_row = 0
             t0 = t1
     finally:
-        host.current = None
+        host.current = outer
         host.attach_task(task)
 
 

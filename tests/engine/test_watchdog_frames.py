@@ -14,14 +14,26 @@ from engine.watchdog import in_engine
 
 
 class _Host:
+    """What `host.dispatch` reads of the host."""
+
     current: Any = None
+    call_seq = 0
+
+    def detach_task(self) -> None:
+        return None
+
+    def attach_task(self, _task: None) -> None:
+        pass
+
+
+HOST: Any = _Host()
 
 
 class _Slot:
     """What `host.dispatch` reads of a slot."""
 
     def __init__(self) -> None:
-        self.host = _Host()
+        self.host = HOST
         self.enabled = True
         self.calls = 0
         self.budget_ns = 10**12
@@ -42,7 +54,7 @@ def test_the_strategys_own_frame_may_be_broken_into() -> None:
     def on_trade(_ev: Any) -> None:
         seen.append(sys._getframe())
 
-    host.dispatch(((_Slot(), on_trade),), _TRADE)  # type: ignore[arg-type]
+    host.dispatch(HOST, ((_Slot(), on_trade, "on_trade"),), _TRADE)
     (frame,) = seen
     assert in_engine(frame) is False
 
@@ -57,7 +69,7 @@ def test_a_frame_called_by_engine_code_inside_the_handler_is_not() -> None:
     def on_trade(_ev: Any) -> None:
         bus.publish(_TRADE)  # an Event in all but name
 
-    host.dispatch(((_Slot(), on_trade),), _TRADE)  # type: ignore[arg-type]
+    host.dispatch(HOST, ((_Slot(), on_trade, "on_trade"),), _TRADE)
     (frame,) = seen
     assert in_engine(frame) is True
 
@@ -69,9 +81,9 @@ def test_a_nested_handler_call_is_its_own_boundary() -> None:
         seen.append(sys._getframe())
 
     def on_trade(_ev: Any) -> None:
-        host.dispatch(((_Slot(), on_order),), _TRADE)  # type: ignore[arg-type]
+        host.dispatch(HOST, ((_Slot(), on_order, "on_order"),), _TRADE)
 
-    host.dispatch(((_Slot(), on_trade),), _TRADE)  # type: ignore[arg-type]
+    host.dispatch(HOST, ((_Slot(), on_trade, "on_trade"),), _TRADE)
     (frame,) = seen
     assert in_engine(frame) is False
 
