@@ -18,7 +18,14 @@ from engine.config import load
 from engine.events import Exchange, Fill, OrderExecution, OrderKind, OrderStatus, Side
 from engine.journal import Journal
 from engine.trading.broker import Answer, BrokerAnswer
-from engine.trading.order_events import Acked, Filled, Sent, apply
+from engine.trading.order_events import (
+    Acked,
+    Filled,
+    Replaced,
+    ReplaceRequested,
+    Sent,
+    apply,
+)
 from engine.trading.orders import Order, OrderRequest
 from engine.trading.portfolio import Portfolio
 from tests.trading.test_reconcile import START, SYMBOL, World, open_row, row
@@ -164,3 +171,19 @@ def test_an_estimate_splits_into_fee_and_tax_that_add_up_to_it() -> None:
     assert pf.fee_for(Side.SELL, 10, 69_000) == 1_345
     assert pf.fee_parts(Side.SELL, 10, 69_000) == (103, 1_242)
     assert pf.fee_parts(Side.BUY, 10, 70_000) == (105, 0)
+
+
+def test_an_amend_s_number_runs_totals_of_its_own() -> None:
+    # The simulator starts an amended order's totals at 0 under its new number, as the
+    # shares under it (902 미체결수량 against 900 주문수량) are counted per number too.
+    order = acked(Side.BUY)
+    assert fill_of(order, "1", 6, 6, 63).fee == 63
+    apply(order, ReplaceRequested())
+    apply(order, Replaced(order_no="0000002", price=70_000))
+    fx = apply(
+        order,
+        Filled(order_no="0000002", fill_no="1", qty=4, price=70_000, cum=4, cum_fee=42),
+    )
+    assert fx.fill is not None
+    assert (fx.fill.qty, fx.fill.fee) == (4, 42)
+    assert order.fees_by_no == {NO: (63, 0), "0000002": (42, 0)}
