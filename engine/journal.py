@@ -698,14 +698,21 @@ class Journal:
             numbers.setdefault(client_id, []).append(no)
         fills: dict[str, set[tuple[str, str]]] = {}
         by_no: dict[str, dict[str, int]] = {}
-        for client_id, fill_no, order_no, qty in conn.execute(
-            "SELECT f.client_id, f.fill_no, f.order_no, f.qty FROM fills f"
+        # What each number was charged as booked (a broker's figure or the estimate a fill
+        # without one was given): the broker's next running totals are taken against it.
+        fees: dict[str, dict[str, tuple[int, int]]] = {}
+        for client_id, fill_no, order_no, qty, fee, tax in conn.execute(
+            "SELECT f.client_id, f.fill_no, f.order_no, f.qty, f.fee, f.tax FROM fills f"
             " JOIN orders o ON o.client_id = f.client_id WHERE o.trading_day = ?",
             (day,),
         ):
             fills.setdefault(client_id, set()).add((order_no, fill_no))
             mine = by_no.setdefault(client_id, {})
             mine[order_no] = mine.get(order_no, 0) + qty
+            if fee or tax:
+                charged = fees.setdefault(client_id, {})
+                was_fee, was_tax = charged.get(order_no, (0, 0))
+                charged[order_no] = (was_fee + fee, was_tax + tax)
         return [
             Order(
                 client_id=r[0],
@@ -726,6 +733,7 @@ class Journal:
                 external=bool(r[14]),
                 fill_nos=fills.get(r[0], set()),
                 filled_by_no=by_no.get(r[0], {}),
+                fees_by_no=fees.get(r[0], {}),
             )
             for r in rows
         ]

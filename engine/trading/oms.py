@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -60,6 +60,7 @@ from engine.trading.order_events import (
     Restarted,
     Sent,
     apply,
+    new_fill_qty,
 )
 from engine.trading.orders import INT64_MAX, PENDING, Order, OrderReason, OrderRequest
 from engine.trading.portfolio import Portfolio
@@ -611,8 +612,8 @@ class OrderManager:
                         qty=qty,
                         price=price,
                         cum=max(cum, 0),
-                        fee=ev.fee,
-                        tax=ev.tax,
+                        cum_fee=ev.fee,
+                        cum_tax=ev.tax,
                     )
                 ]
             if status is OrderStatus.CANCELED:
@@ -654,6 +655,8 @@ class OrderManager:
 
     def _apply(self, order: Order, event: OrderEvent) -> Effects:
         """Apply `event` to `order` and carry out what follows."""
+        if isinstance(event, Filled) and not (event.cum_fee or event.cum_tax):
+            event = self._estimated(order, event)
         fx = apply(order, event)
         if fx.illegal:
             self.stats.illegal_transitions += 1
@@ -694,6 +697,19 @@ class OrderManager:
         if self._held and (fx.linked or fx.ended):
             self._replay_held()
         return fx
+
+    def _estimated(self, order: Order, ev: Filled) -> Filled:
+        """`ev`, which carries no fee figures (a fill from the broker's order list, or a
+        notice without them), with the portfolio's estimate for the shares it adds on top of
+        what the order booked under its number. The estimate is booked like a broker figure:
+        the fill carries it (the journal keeps it, a restart rebuilds it), and the broker's
+        next running totals charge only what exceeds it."""
+        qty = new_fill_qty(order, ev)
+        if qty <= 0:
+            return ev
+        fee, tax = self.portfolio.fee_parts(order.side, qty, ev.price)
+        booked_fee, booked_tax = order.fees_by_no.get(ev.order_no, (0, 0))
+        return replace(ev, cum_fee=booked_fee + fee, cum_tax=booked_tax + tax)
 
     def _book(self, fill: Fill) -> None:
         """Book a fill on the portfolio and the daily loss counter, and publish it."""

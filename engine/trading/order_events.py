@@ -188,15 +188,19 @@ class Replaced(OrderEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Filled(OrderEvent):
     """A fill under the broker number `order_no`. `cum` is what the broker says is filled
-    under that number in all (0 when it does not say): a fill it already covers counts once."""
+    under that number in all (0 when it does not say): a fill it already covers counts once.
+    `cum_fee` and `cum_tax` are likewise running totals, what the broker has charged under
+    that number so far (Kiwoom's 00 carries them so, not this fill's own); the fill books
+    what they add to what the order booked under the number. Both 0: the broker did not
+    say (the OMS gives such a fill an estimate before it is applied)."""
 
     kind: Kind = field(default=Kind.FILLED, init=False)
     fill_no: str
     qty: int
     price: int
     cum: int = 0
-    fee: int = 0
-    tax: int = 0
+    cum_fee: int = 0
+    cum_tax: int = 0
 
 
 @dataclass(slots=True)
@@ -232,7 +236,7 @@ def apply(order: Order, event: OrderEvent) -> Effects:
     fill_qty = 0
     if kind is Kind.FILLED:
         assert isinstance(event, Filled)
-        fill_qty = _new_fill_qty(order, event)
+        fill_qty = new_fill_qty(order, event)
         if fill_qty <= 0:
             return Effects(duplicate=True)
     elif (
@@ -304,7 +308,7 @@ def _resolve(target: OrderState | To, order: Order, prev: OrderState) -> OrderSt
     return S.FILLED if done else prev  # FILL_PENDING
 
 
-def _new_fill_qty(order: Order, ev: Filled) -> int:
+def new_fill_qty(order: Order, ev: Filled) -> int:
     """The shares of `ev` not counted yet (0: a duplicate): a fill number seen before, or a
     cumulative figure the fills under that number already reach, counts nothing."""
     if (ev.order_no, ev.fill_no) in order.fill_nos:
@@ -323,6 +327,13 @@ def _add_fill(order: Order, ev: Filled, qty: int) -> Fill:
     order.filled_qty += qty
     order.fill_amount += qty * ev.price
     order.filled_by_no[ev.order_no] = order.filled_by_no.get(ev.order_no, 0) + qty
+    # The broker's totals only grow: what they add is this fill's. Totals below what was
+    # booked (an estimate above the broker's figure) refund nothing.
+    fee_booked, tax_booked = order.fees_by_no.get(ev.order_no, (0, 0))
+    fee = max(ev.cum_fee - fee_booked, 0)
+    tax = max(ev.cum_tax - tax_booked, 0)
+    if fee or tax:
+        order.fees_by_no[ev.order_no] = (fee_booked + fee, tax_booked + tax)
     return Fill(
         None if order.external else order.client_id,
         order.strategy,
@@ -332,8 +343,8 @@ def _add_fill(order: Order, ev: Filled, qty: int) -> Fill:
         order.side,
         qty,
         ev.price,
-        ev.fee,
-        ev.tax,
+        fee,
+        tax,
     )
 
 

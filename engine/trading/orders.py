@@ -313,6 +313,10 @@ class Order:
     filled_by_no: dict[str, int] = field(default_factory=dict)
     """Shares filled under each broker number: reconciliation compares these with the
     broker's per-number figures, so a fill is never counted twice."""
+    fees_by_no: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Fee and tax booked under each broker number: the broker's running totals (Kiwoom's
+    00) less these are a new fill's own. An estimate booked for a fill the broker gave no
+    figures for counts here too, so the next totals do not charge it again."""
     prev_state: OrderState = OrderState.NEW
     """The state before a pending cancel/amend, to return to if the broker refuses it."""
     detail: str = ""

@@ -116,6 +116,11 @@ class Portfolio:
         bp = self.cfg.commission_bp + (self.cfg.sell_tax_bp if side is Side.SELL else 0)
         return int(qty * price * bp) // 10_000
 
+    def fee_parts(self, side: Side, qty: int, price: int) -> tuple[int, int]:
+        """`fee_for` as (fee, tax): the two add up to it exactly."""
+        fee = int(qty * price * self.cfg.commission_bp) // 10_000
+        return fee, max(self.fee_for(side, qty, price) - fee, 0)
+
     def on_fill(self, fill: Fill) -> int:
         """Book `fill` on the account and on its strategy; returns the account's realised PnL
         delta (what the daily loss limit counts)."""
