@@ -170,6 +170,9 @@ class KiwoomConfig:
     against 18.3 MB/s plain, for 0.6-2.1 us more client CPU per event (1.04-1.15x, four
     runs). Off: for a client short of CPU on a fast link, or a server whose deflate
     misbehaves."""
+    max_realtime_conditions: int = field(default=10, metadata=_range(1, 100))
+    """Realtime condition searches (조건검색 search_type 1) at once; Kiwoom allows about 10 per
+    login, and the feed refuses one more with a clear error."""
     token_refresh_margin_s: float = field(default=300.0, metadata=_range(0, 43_200))
     """Renew the token this long before it expires (a token lives about 18 hours; the margin
     is capped at half of what is left anyway)."""
