@@ -189,6 +189,27 @@ class KiwoomConfig:
 
 
 @dataclass(frozen=True)
+class SimConditionConfig:
+    """One `[[sim.conditions]]` table: a condition the simulator lists (CNSRLST) and searches.
+
+    `rule`: "up" (last price >= `pct` % above the base price), "down" (>= `pct` % below),
+    "all" (every simulated symbol), "manual" (the members a test or the control endpoint
+    sets). Membership of up/down changes as prices move."""
+
+    seq: str
+    name: str
+    rule: Literal["up", "down", "all", "manual"] = "up"
+    pct: float = field(default=1.0, metadata=_range(0, 30))
+
+
+_SIM_CONDITIONS = (
+    SimConditionConfig("0", "급등 1%", "up", 1.0),
+    SimConditionConfig("1", "급락 1%", "down", 1.0),
+    SimConditionConfig("2", "전종목", "all"),
+)
+
+
+@dataclass(frozen=True)
 class SimConfig:
     """The built-in exchange simulator (mode = "sim", and `kiwoom-engine sim`)."""
 
@@ -229,6 +250,33 @@ class SimConfig:
     """Off by default. A file the simulator appends latency stamps to: each REAL frame written
     and each order request read, on CLOCK_MONOTONIC (engine/sim/stamps.py; used by
     bench/tick_to_order.py)."""
+    conditions: tuple[SimConditionConfig, ...] = _SIM_CONDITIONS
+    """The conditions of the simulated login (조건검색), see SimConditionConfig."""
+    condition_page_size: int = field(default=100, metadata=_range(1, 10_000))
+    """Rows per page of a one-shot search (CNSRREQ search_type 0); more pages follow by
+    cont_yn/next_key."""
+    max_realtime_conditions: int = field(default=10, metadata=_range(1, 100))
+    """Realtime searches one connection may hold, as Kiwoom allows about 10; one more is
+    refused."""
+    vi_static_pct: float = field(default=10.0, metadata=_range(0, 30, above=True))
+    """A static VI when a trade is this far (%) from the static reference (the base price,
+    then the last auction's price)."""
+    vi_dynamic_pct: float = field(default=3.0, metadata=_range(0, 30, above=True))
+    """A dynamic VI when a trade is this far (%) from the price `vi_window_s` ago."""
+    vi_window_s: float = field(default=10.0, metadata=_range(0, 3600, above=True))
+    vi_auction_s: float = field(default=120.0, metadata=_range(0, 3600, above=True))
+    """How long a VI's single-price auction lasts: orders are taken, matched at its end."""
+    session: Literal[
+        "pre_open_after_hours",
+        "opening_auction",
+        "regular",
+        "closing_auction",
+        "post_close",
+        "after_hours_single",
+        "closed",
+    ] = "regular"
+    """The simulator's notional KRX session when it starts, whatever the hour (so `make run`
+    trades at any time); the control endpoint moves it (POST /_sim/session), pushing 0s."""
     control: bool = False
     """Off by default. The fault-control endpoint (engine/sim/control.py): POST /_sim/faults,
     POST /_sim/drop, GET /_sim/book on the simulator's own port, for a harness in another

@@ -20,6 +20,8 @@ STOCK_INFO: Final = "0g"  # 주식종목정보
 
 ACCOUNT_TYPES: Final = frozenset({ORDER_EXECUTION, BALANCE})
 """Account-level types: registered with item [""] and pushed whatever the item."""
+ITEMLESS_TYPES: Final = ACCOUNT_TYPES | {SESSION}
+"""Types registered with item [""]: the account's, and the market's session notices (0s)."""
 
 TRADE_FIDS: Final[dict[str, str]] = {
     "time": "20",  # 체결시간 HHmmss

@@ -34,7 +34,7 @@ from engine.events import (
 )
 from engine.kiwoom.codec import CodecStats, FrameKind, FrameResult, decode_frame
 from engine.kiwoom.errors import KiwoomError, TransportError
-from engine.kiwoom.fids import ACCOUNT_TYPES
+from engine.kiwoom.fids import ITEMLESS_TYPES
 from engine.kiwoom.liveness import FeedState, Liveness, Verdict
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
@@ -278,7 +278,7 @@ class KiwoomWebSocket:
         """
         types = list(types)
         items = list(items)
-        market = [t for t in types if t not in ACCOUNT_TYPES]
+        market = [t for t in types if t not in ITEMLESS_TYPES]
         async with self._send_lock:
             self._check_open()
             for req in self.subscriptions.plan_add(types, items):
@@ -293,7 +293,7 @@ class KiwoomWebSocket:
         """REMOVE registrations; same contract as `subscribe`. A type another owner still
         wants (`subscribe_owner`) stays registered for that symbol."""
         tset = set(types)
-        account = tset & ACCOUNT_TYPES
+        account = tset & ITEMLESS_TYPES
         async with self._send_lock:
             self._check_open()
             if account:

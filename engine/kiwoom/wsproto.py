@@ -20,7 +20,7 @@ import structlog
 from engine.events import ConditionHit, Event
 from engine.kiwoom.codec import FrameKind, FrameResult
 from engine.kiwoom.errors import AuthError, BrokerError
-from engine.kiwoom.fids import ACCOUNT_TYPES
+from engine.kiwoom.fids import ITEMLESS_TYPES
 
 log = structlog.get_logger(__name__)
 
@@ -159,8 +159,8 @@ class Subscriptions:
         new group: no group ever holds more than `max_items_per_group` items.
         """
         tset = list(dict.fromkeys(types))
-        account = [t for t in tset if t in ACCOUNT_TYPES]
-        market = [t for t in tset if t not in ACCOUNT_TYPES]
+        account = [t for t in tset if t in ITEMLESS_TYPES]
+        market = [t for t in tset if t not in ITEMLESS_TYPES]
         wanted: list[tuple[str, list[str]]] = []
         if account:
             wanted.append(("", account))
@@ -187,7 +187,7 @@ class Subscriptions:
         """The REMOVE requests that drop every registered (type, item) of these."""
         tset = set(types)
         iset = set(items)
-        if tset & ACCOUNT_TYPES:
+        if tset & ITEMLESS_TYPES:
             iset.add("")
         buckets: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
         for gno, g in self._groups.items():

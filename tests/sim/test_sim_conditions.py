@@ -1,0 +1,330 @@
+"""Condition search, VI and session frames: the engine's feed against the simulator, over real
+sockets (issue 15, wire side)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from engine import config
+from engine.config import SimConditionConfig
+from engine.events import (
+    ConditionHit,
+    Event,
+    Exchange,
+    Reconnected,
+    SessionChanged,
+    SessionState,
+    StockInfo,
+    ViEvent,
+    ViKind,
+)
+from engine.kiwoom.errors import TransportError
+from engine.kiwoom.ws import KiwoomWebSocket
+from engine.kiwoom.wsproto import ConditionError
+from engine.sim.simulator import Simulator
+from tests.support import until
+
+pytestmark = pytest.mark.timeout(30)
+
+SYMBOLS = ("005930", "000660", "035420", "035720", "051910")
+MANUAL = tuple(SimConditionConfig(str(i), f"수동{i}", "manual") for i in range(11))
+# A name with the characters an MQTT topic cannot carry, as HTS names may.
+ALL = SimConditionConfig("20", "전종목/+#", "all")
+
+
+def sim_config(**over: Any) -> config.SimConfig:
+    base = config.load(None, env={}).sim
+    values: dict[str, Any] = {
+        "port": 0,
+        "events_per_s": 0.0,
+        "symbols": SYMBOLS,
+        "conditions": (*MANUAL, ALL),
+        "condition_page_size": 2,
+        **over,
+    }
+    return dataclasses.replace(base, **values)
+
+
+@dataclasses.dataclass
+class Env:
+    sim: Simulator
+    feed: KiwoomWebSocket
+    events: list[Event]
+
+    def hits(self) -> list[ConditionHit]:
+        return [e for e in self.events if isinstance(e, ConditionHit)]
+
+
+async def open_env(sim: Simulator) -> AsyncIterator[Env]:
+    token, _ = sim.state.tokens.issue("appkey", "secret")
+
+    async def tokens() -> str:
+        return token
+
+    async def invalidate(_t: str) -> None:
+        return None
+
+    events: list[Event] = []
+    feed = KiwoomWebSocket(
+        sim.ws_url, tokens, invalidate, on_event=events.append, backoff_base_s=0.05
+    )
+    await feed.start()
+    try:
+        yield Env(sim, feed, events)
+    finally:
+        await feed.close()
+
+
+@pytest.fixture
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    over = getattr(request, "param", {})
+    async with Simulator(sim_config(**over)) as sim:
+        async for e in open_env(sim):
+            yield e
+
+
+async def raw_ws(sim: Simulator) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """A bare client (no engine code) logged in to the simulator."""
+    token, _ = sim.state.tokens.issue("appkey", "secret")
+    session = aiohttp.ClientSession()
+    ws = await session.ws_connect(sim.ws_url)
+    await ws.send_str(orjson.dumps({"trnm": "LOGIN", "token": token}).decode())
+    while True:
+        msg = orjson.loads(await ws.receive_str())
+        if msg.get("trnm") == "LOGIN":
+            assert msg["return_code"] == 0
+            return session, ws
+
+
+async def answer(ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> dict[str, Any]:
+    await ws.send_str(orjson.dumps(frame).decode())
+    while True:
+        msg: dict[str, Any] = orjson.loads(await ws.receive_str())
+        if msg.get("trnm") == frame["trnm"]:
+            return msg
+
+
+async def test_the_simulator_refuses_a_search_before_the_list_and_pads_seq() -> None:
+    async with Simulator(sim_config()) as sim:
+        session, ws = await raw_ws(sim)
+        try:
+            req = {"trnm": "CNSRREQ", "seq": "20", "search_type": "0", "stex_tp": "K"}
+            refused = await answer(ws, req)
+            assert refused["return_code"] != 0
+            assert "CNSRLST" in refused["return_msg"]
+            listed = await answer(ws, {"trnm": "CNSRLST"})
+            assert listed["return_code"] == 0
+            assert ["20", "전종목/+#"] in listed["data"]
+            ok = await answer(ws, req)
+            assert ok["return_code"] == 0
+            assert ok["seq"] == "20 "  # padded, as Kiwoom may send it
+            assert ok["cont_yn"] == "Y"  # page size 2, five symbols
+        finally:
+            await ws.close()
+            await session.close()
+
+
+async def test_conditions_are_listed_and_a_one_shot_search_reads_every_page(env: Env) -> None:
+    conds = await env.feed.conditions()
+    assert conds[-1] == ("20", "전종목/+#")
+    assert ("3", "수동3") in conds
+    # Five symbols on pages of two: three CNSRREQ on one connection, in the simulator's order.
+    assert await env.feed.search("20") == list(SYMBOLS)
+    env.sim.conditions.set_members("4", ["000660"])
+    assert await env.feed.search("4") == ["000660"]
+    assert env.hits() == []  # a one-shot search publishes nothing
+
+
+async def test_a_search_first_sends_the_list_on_a_new_connection(env: Env) -> None:
+    # No conditions() call: search() itself sends CNSRLST first (the simulator refuses
+    # CNSRREQ otherwise, as Kiwoom does).
+    assert await env.feed.search("20") == list(SYMBOLS)
+
+
+async def test_a_realtime_search_publishes_members_then_pushes(env: Env) -> None:
+    env.sim.conditions.set_members("1", ["005930", "000660"])
+    members = await env.feed.search("1", realtime=True)
+    assert members == ["005930", "000660"]
+    # The current members arrive as entered hits, made by the engine (time 0), named.
+    assert env.hits() == [
+        ConditionHit("005930", "1", "수동1", True, 0),
+        ConditionHit("000660", "1", "수동1", True, 0),
+    ]
+    env.sim.conditions.set_members("1", ["000660", "035420"])
+    await until(lambda: len(env.hits()) == 4)
+    pushed = env.hits()[2:]
+    assert {(h.symbol, h.entered) for h in pushed} == {("035420", True), ("005930", False)}
+    assert all(h.condition == "수동1" and h.time > 0 for h in pushed)
+    # Cleared: no more pushes for it, and the simulator forgot it for this connection.
+    await env.feed.clear("1")
+    assert env.feed.condition_book.realtime == []
+    await until(lambda: all(not s.cnsr.realtime for s in env.sim.realtime.sessions))
+
+
+async def test_the_eleventh_realtime_condition_is_refused(env: Env) -> None:
+    for i in range(10):
+        await env.feed.search(str(i), realtime=True)
+    with pytest.raises(ConditionError, match=r"kiwoom\.max_realtime_conditions"):
+        await env.feed.search("10", realtime=True)
+    # The same search again is no eleventh one.
+    await env.feed.search("3", realtime=True)
+    assert len(env.feed.condition_book.realtime) == 10
+
+
+async def test_the_simulator_itself_refuses_the_eleventh() -> None:
+    async with Simulator(sim_config()) as sim:
+        session, ws = await raw_ws(sim)
+        try:
+            await answer(ws, {"trnm": "CNSRLST"})
+            for i in range(10):
+                req = {"trnm": "CNSRREQ", "seq": str(i), "search_type": "1", "stex_tp": "K"}
+                assert (await answer(ws, req))["return_code"] == 0
+            req = {"trnm": "CNSRREQ", "seq": "10", "search_type": "1", "stex_tp": "K"}
+            assert (await answer(ws, req))["return_code"] != 0
+            clr = await answer(ws, {"trnm": "CNSRCLR", "seq": "0"})
+            assert clr["return_code"] == 0
+            assert (await answer(ws, req))["return_code"] == 0
+        finally:
+            await ws.close()
+            await session.close()
+
+
+async def test_a_leave_lost_in_a_reconnect_is_published_after_the_restore(env: Env) -> None:
+    sim = env.sim
+    sim.conditions.set_members("2", ["005930", "000660"])
+    await env.feed.search("2", realtime=True)
+    assert len(env.hits()) == 2
+    # The connection goes silent, 000660 leaves and 035720 enters (pushed into the void),
+    # then the connection drops.
+    sim.state.faults.ws_silent = True
+    sim.conditions.set_members("2", ["005930", "035720"])
+    old = [s for s in sim.realtime.sessions if s.logged_in]
+    await until(lambda: all(s.cnsr.realtime.get("2") != ["005930", "000660"] for s in old))
+    assert all(s.pending for s in old)  # the two 02 pushes were queued, never written
+    await sim.realtime.drop_all()
+    sim.state.faults.ws_silent = False
+    await until(lambda: any(isinstance(e, Reconnected) for e in env.events), within_s=10)
+    await until(lambda: len(env.hits()) == 4)
+    after = env.hits()[2:]
+    # Made by the engine from the repeated search (time 0), not pushed.
+    assert sorted(after, key=lambda h: h.symbol) == [
+        ConditionHit("000660", "2", "수동2", False, 0),
+        ConditionHit("035720", "2", "수동2", True, 0),
+    ]
+    # They come after Reconnected, never before.
+    first_after = env.events.index(after[0])
+    assert any(isinstance(e, Reconnected) for e in env.events[:first_after])
+    assert env.feed.condition_book.members("2") == ["005930", "035720"]
+
+
+async def test_a_realtime_search_needs_a_session(env: Env) -> None:
+    await env.feed.close()
+    with pytest.raises(TransportError):
+        await env.feed.search("1", realtime=True)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"events_per_s": 400.0, "vi_static_pct": 0.5, "vi_dynamic_pct": 0.3, "vi_auction_s": 0.3}],
+    indirect=True,
+)
+async def test_vi_trigger_and_release_frames(env: Env) -> None:
+    await env.feed.subscribe(["0B", "1h"], SYMBOLS)
+    await until(lambda: any(isinstance(e, ViEvent) and not e.active for e in env.events), 15)
+    vis = [e for e in env.events if isinstance(e, ViEvent)]
+    first = vis[0]
+    assert first.active
+    assert first.kind in (ViKind.STATIC, ViKind.DYNAMIC)
+    assert first.trigger_price > 0
+    assert first.count == 1
+    release = next(e for e in vis if not e.active and e.symbol == first.symbol)
+    assert release.release_time > 0
+    # No trade of the symbol between its trigger and its release: the auction matches
+    # nothing until it ends.
+    i, j = env.events.index(first), env.events.index(release)
+    assert not [
+        e for e in env.events[i:j] if getattr(e, "symbol", None) == first.symbol
+        and type(e).__name__ == "Trade"
+    ]  # fmt: skip
+
+
+async def test_a_forced_vi_holds_a_limit_order_until_the_release() -> None:
+    over = {"events_per_s": 50.0, "vi_auction_s": 0.5}
+    async with Simulator(sim_config(**over)) as sim:
+        sim.trigger_vi("005930")
+        assert sim.market.halted == {"005930"}
+        _bid, ask = sim.market.best("005930")
+        order = sim.exchange.place("buy", "005930", 1, ask)
+        assert order.open_qty == 1  # taken, not matched during the auction
+        await until(lambda: "005930" not in sim.market.halted, 5)
+        await until(lambda: order.filled_qty == 1, 5)
+
+
+async def test_session_notices_drive_the_session_state(env: Env) -> None:
+    await env.feed.subscribe(["0s"], [""])
+    await until(lambda: any(isinstance(e, SessionChanged) for e in env.events))
+    # A new registration learns the simulator's notional session at once: open by default.
+    first = next(e for e in env.events if isinstance(e, SessionChanged))
+    assert (first.exchange, first.state) == (Exchange.KRX, SessionState.REGULAR)
+    for state in (SessionState.CLOSING_AUCTION, SessionState.CLOSED, SessionState.POST_CLOSE):
+        env.sim.set_session(state.value)
+    await until(lambda: sum(isinstance(e, SessionChanged) for e in env.events) == 4)
+    states = [e.state for e in env.events if isinstance(e, SessionChanged)]
+    assert states == [
+        SessionState.REGULAR,
+        SessionState.CLOSING_AUCTION,
+        SessionState.CLOSED,
+        SessionState.POST_CLOSE,
+    ]
+
+
+async def test_stock_info_comes_on_registration(env: Env) -> None:
+    await env.feed.subscribe(["0g"], ["005930"])
+    await until(lambda: any(isinstance(e, StockInfo) for e in env.events))
+    info = next(e for e in env.events if isinstance(e, StockInfo))
+    lower, upper = env.sim.market.limits("005930")
+    assert (info.symbol, info.upper_limit, info.lower_limit) == ("005930", upper, lower)
+    assert info.base_price == env.sim.market.prev_close("005930")
+
+
+async def test_owned_subscriptions_register_once_and_leave_with_the_last_owner(env: Env) -> None:
+    def registered() -> set[tuple[str, str]]:
+        return env.sim.realtime.registered_pairs()
+
+    await env.feed.subscribe(["0B"], ["005930"])  # the daemon's own ([daemon] symbols)
+    await env.feed.subscribe_owner("a", "005930", ["0B", "0D"])
+    await env.feed.subscribe_owner("b", "005930", ["0B"])
+    await env.feed.subscribe_owner("b", "000660", ["0B"])
+    assert registered() == {("0B", "005930"), ("0D", "005930"), ("0B", "000660")}
+    await env.feed.unsubscribe_owner("a", "005930")
+    assert registered() == {("0B", "005930"), ("0B", "000660")}
+    await env.feed.unsubscribe_owner("b", "005930")
+    await env.feed.unsubscribe(["0B"], ["005930"])
+    assert registered() == {("0B", "000660")}
+    # Restored on a new connection.
+    await env.sim.realtime.drop_all()
+    await until(lambda: any(isinstance(e, Reconnected) for e in env.events), within_s=10)
+    await until(lambda: registered() == {("0B", "000660")})
+
+
+async def test_a_hundred_and_one_symbols_take_two_groups() -> None:
+    codes = tuple(f"{100000 + i:06d}" for i in range(101))
+    async with Simulator(sim_config(symbols=codes)) as sim:
+        async for env in open_env(sim):
+            for code in codes:
+                await env.feed.subscribe_owner("s", code, ["0B"])
+            groups = next(s.groups for s in sim.realtime.sessions if s.logged_in)
+            assert sorted(len({i for _t, i in g}) for g in groups.values()) == [1, 100]
+
+
+async def test_an_unknown_owner_name_is_refused(env: Env) -> None:
+    with pytest.raises(ValueError, match="owner"):
+        await env.feed.subscribe_owner("", "005930", ["0B"])
+    await asyncio.sleep(0)
