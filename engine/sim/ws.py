@@ -198,6 +198,16 @@ class SimRealtime:
         Never blocks; the per-session sender batches what is pending into multi-entry frames.
         """
         rtype = entry.get("type", "")
+        if rtype == "02":
+            # A condition hit (a replayed one) goes to the connections whose realtime search
+            # it belongs to, as nothing registers 02.
+            values = entry.get("values")
+            seq = values.get("841") if isinstance(values, dict) else None
+            seq = seq.strip() if isinstance(seq, str) else ""
+            for s in self.sessions:
+                if s.logged_in and seq in s.cnsr.realtime:
+                    self.push_to(s, entry)
+            return
         key = (rtype, "" if rtype in ITEMLESS_TYPES else entry.get("item", ""))
         for s in self.sessions:
             if s.logged_in and key in s.registered:

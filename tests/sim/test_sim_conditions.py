@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,8 +27,10 @@ from engine.events import (
     ViKind,
 )
 from engine.kiwoom.errors import TransportError
+from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.kiwoom.wsproto import ConditionError
+from engine.sim.replay import play
 from engine.sim.simulator import Simulator
 from tests.support import until
 
@@ -328,3 +331,31 @@ async def test_an_unknown_owner_name_is_refused(env: Env) -> None:
     with pytest.raises(ValueError, match="owner"):
         await env.feed.subscribe_owner("", "005930", ["0B"])
     await asyncio.sleep(0)
+
+
+async def test_recorded_market_state_frames_replay(env: Env, tmp_path: Path) -> None:
+    # The recorder keeps every frame as received; replay publishes the REAL entries: a 02 hit
+    # reaches the connection whose realtime search it belongs to, 1h/0g the registered
+    # symbol, 0s whoever registered it.
+    path = tmp_path / "feed.ndjson"
+    rec = FrameRecorder(path)
+    entries = [
+        {"type": "02", "name": "조건검색", "item": "005930",
+         "values": {"841": "5", "9001": "005930", "843": "I", "20": "100000", "907": "2"}},
+        {"type": "1h", "name": "VI발동/해제", "item": "005930",
+         "values": {"9001": "005930", "9068": "1", "1221": "77000", "1225": "동적"}},
+        {"type": "0s", "name": "장시작시간", "item": "", "values": {"215": "2", "20": "152000"}},
+    ]  # fmt: skip
+    rec.record(orjson.dumps({"trnm": "CNSRLST", "return_code": 0, "data": []}))
+    rec.record(orjson.dumps({"trnm": "REAL", "data": entries}))
+    rec.close()
+    await env.feed.subscribe(["1h"], ["005930"])
+    await env.feed.subscribe(["0s"], [""])
+    await env.feed.search("5", realtime=True)
+    before = len(env.events)
+    assert await play(path, env.sim.realtime.publish, speed=0) == 3
+    await until(lambda: len(env.events) >= before + 3)
+    got = env.events[before:]
+    assert ConditionHit("005930", "5", "수동5", True, 100000) in got
+    assert any(isinstance(e, ViEvent) and e.active and e.kind is ViKind.DYNAMIC for e in got)
+    assert SessionChanged(Exchange.KRX, SessionState.CLOSING_AUCTION, 152000, 0) in got
