@@ -816,7 +816,7 @@ class KiwoomWebSocket:
                 if kind is FrameKind.REAL:
                     assert res.stream is not None
                     stream = res.stream
-                    if self.condition_book.realtime:
+                    if self.condition_book.active:
                         stream = self._book_hits(stream)
                     if self._hold is None:
                         # Each entry is decoded as it is dispatched, and an order an entry

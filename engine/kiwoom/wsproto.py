@@ -128,7 +128,8 @@ class RegRequest:
 class Subscriptions:
     """What is registered, by group: grp_no -> item -> types.
 
-    Account types (00, 04) are kept under item "" as Kiwoom wants them registered.
+    Account types (00, 04) and the session notices (0s) are kept under item "", as Kiwoom
+    wants account types registered (0s likewise: an assumption, see fids.ITEMLESS_TYPES).
     Not thread-safe; one per connection owner.
     """
 
@@ -365,6 +366,11 @@ class ConditionBook:
         self._members: dict[str, dict[str, None]] = {}  # realtime seq -> members, in order
         self.duplicates = 0
         """Pushes that changed nothing (an entry for a member, a leave for a non-member)."""
+
+    @property
+    def active(self) -> bool:
+        """True while a realtime search runs (cheap: asked once per REAL frame)."""
+        return bool(self._members)
 
     @property
     def realtime(self) -> list[str]:
