@@ -263,7 +263,9 @@ class SimConfig:
     then the last auction's price)."""
     vi_dynamic_pct: float = field(default=3.0, metadata=_range(0, 30, above=True))
     """A dynamic VI when a trade is this far (%) from the price `vi_window_s` ago."""
-    vi_window_s: float = field(default=10.0, metadata=_range(0, 3600, above=True))
+    vi_window_s: float = field(default=1.0, metadata=_range(0, 3600, above=True))
+    """The dynamic VI's window: the generated walk moves a tick at a time, so only a fast move
+    (an order sweeping the book) goes `vi_dynamic_pct` within it."""
     vi_auction_s: float = field(default=120.0, metadata=_range(0, 3600, above=True))
     """How long a VI's single-price auction lasts: orders are taken, matched at its end."""
     session: Literal[
