@@ -299,6 +299,8 @@ class KiwoomWebSocket:
             if account:
                 for req in self.subscriptions.plan_remove(account, ()):
                     await self._request(req)
+            # Items that lose the same types share their REMOVEs (one per group).
+            by_drop: dict[frozenset[str], list[str]] = {}
             for item in dict.fromkeys(items):
                 if not item:
                     continue
@@ -306,7 +308,10 @@ class KiwoomWebSocket:
                 _add, drop = self.interests.change(DIRECT_OWNER, item, have - tset)
                 # What no owner wants any more goes, also a type registered some other way.
                 drop = drop | ((tset - account) - self.interests.types_of(item))
-                for req in self.subscriptions.plan_remove(drop, [item]):
+                if drop:
+                    by_drop.setdefault(drop, []).append(item)
+            for drop, its in by_drop.items():
+                for req in self.subscriptions.plan_remove(drop, its):
                     await self._request(req)
 
     async def subscribe_owner(self, owner: str, symbol: str, types: Iterable[str]) -> None:
