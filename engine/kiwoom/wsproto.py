@@ -364,6 +364,9 @@ class ConditionBook:
         self.names: dict[str, str] = {}
         """seq -> name, from the latest CNSRLST."""
         self._members: dict[str, dict[str, None]] = {}  # realtime seq -> members, in order
+        # The name each realtime search started under: a list that no longer has it (deleted
+        # in the HTS while the connection was down) must not leave its last hits unnamed.
+        self._search_names: dict[str, str] = {}
         self.duplicates = 0
         """Pushes that changed nothing (an entry for a member, a leave for a non-member)."""
 
@@ -384,7 +387,7 @@ class ConditionBook:
         self.names = dict(rows)
 
     def name_of(self, seq: str) -> str:
-        return self.names.get(seq, "")
+        return self.names.get(seq) or self._search_names.get(seq, "")
 
     def check_room(self, seq: str) -> None:
         """Raise ConditionError unless a realtime search of `seq` may start."""
@@ -406,16 +409,19 @@ class ConditionBook:
         now = dict.fromkeys(symbols)
         self._members[seq] = now
         name = self.name_of(seq)
+        self._search_names[seq] = name
         hits = [ConditionHit(s, seq, name, True, 0) for s in now if s not in before]
         hits.extend(ConditionHit(s, seq, name, False, 0) for s in before if s not in now)
         return hits
 
     def cleared(self, seq: str) -> None:
         self._members.pop(seq, None)
+        self._search_names.pop(seq, None)
 
     def lost(self, seq: str) -> list[ConditionHit]:
         """The realtime search of `seq` is gone (refused on restore): every member left."""
         name = self.name_of(seq)
+        self._search_names.pop(seq, None)
         return [ConditionHit(s, seq, name, False, 0) for s in self._members.pop(seq, {})]
 
     def pushed(self, hit: ConditionHit) -> ConditionHit | None:

@@ -29,7 +29,7 @@ from engine.events import (
 from engine.kiwoom.errors import TransportError
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.ws import KiwoomWebSocket
-from engine.kiwoom.wsproto import ConditionError
+from engine.kiwoom.wsproto import ConditionError, RegistrationError
 from engine.sim.replay import play
 from engine.sim.simulator import Simulator
 from tests.support import until
@@ -359,3 +359,28 @@ async def test_recorded_market_state_frames_replay(env: Env, tmp_path: Path) -> 
     assert ConditionHit("005930", "5", "수동5", True, 100000) in got
     assert any(isinstance(e, ViEvent) and e.active and e.kind is ViKind.DYNAMIC for e in got)
     assert SessionChanged(Exchange.KRX, SessionState.CLOSING_AUCTION, 152000, 0) in got
+
+
+async def test_a_search_refused_on_restore_publishes_its_members_as_left(env: Env) -> None:
+    env.sim.conditions.set_members("6", ["005930", "000660"])
+    await env.feed.search("6", realtime=True)
+    # Deleted in the HTS while the connection was down: the repeated search is refused.
+    del env.sim.conditions.conditions["6"]
+    await env.sim.realtime.drop_all()
+    await until(lambda: any(isinstance(e, Reconnected) for e in env.events), within_s=10)
+    await until(lambda: len(env.hits()) == 4)
+    assert env.hits()[2:] == [
+        ConditionHit("005930", "6", "수동6", False, 0),
+        ConditionHit("000660", "6", "수동6", False, 0),
+    ]
+    assert env.feed.condition_book.realtime == []
+
+
+async def test_a_refused_registration_leaves_the_owners_as_they_were(env: Env) -> None:
+    await env.feed.subscribe_owner("a", "005930", ["0B"])
+    env.sim.state.faults.ws_reject_reg = True
+    with pytest.raises(RegistrationError):
+        await env.feed.subscribe_owner("b", "000660", ["0B"])
+    env.sim.state.faults.ws_reject_reg = False
+    assert env.feed.interests.symbols() == ["005930"]
+    assert env.sim.realtime.registered_pairs() == {("0B", "005930")}
