@@ -278,7 +278,11 @@ class SimConfig:
         "closed",
     ] = "regular"
     """The simulator's notional KRX session when it starts, whatever the hour (so `make run`
-    trades at any time); the control endpoint moves it (POST /_sim/session), pushing 0s."""
+    trades at any time); the control endpoint moves it (POST /_sim/market), pushing 0s. KRX
+    orders are refused while it is closed."""
+    nxt_session: Literal["nxt_pre", "regular", "nxt_after", "closed"] = "regular"
+    """The notional NXT session (NXT and SOR orders are taken unless it is closed; SOR while
+    either venue is open), moved like `session`."""
     control: bool = False
     """Off by default. The fault-control endpoint (engine/sim/control.py): POST /_sim/faults,
     POST /_sim/drop, GET /_sim/book on the simulator's own port, for a harness in another

@@ -6,8 +6,8 @@ otherwise). It owns three routes on the simulator's own port:
   of the simulator's own (`token_ttl_s`, `expire_tokens`, `rest_rate_per_s` / `rest_burst`,
   `clear`); answers the knobs as they now are, or 400 naming the bad key;
 - POST /_sim/drop: every WebSocket session drops its connection now;
-- POST /_sim/market: market state for a harness: {"session": state} moves the notional
-  session (a 0s push), {"vi": symbol, "kind": "static"|"dynamic"} starts a VI, {"condition":
+- POST /_sim/market: market state for a harness: {"session": state} / {"nxt_session":
+  state} move the notional KRX / NXT session (a 0s push), {"vi": symbol, "kind": "static"|"dynamic"} starts a VI, {"condition":
   seq, "members": [...]} sets a "manual" condition's members;
 - GET /_sim/book: the exchange's side of the account (orders, fills, holdings, cash) and the
   tokens issued, so the harness can check the daemon against the broker and search its logs
@@ -154,6 +154,7 @@ def book(sim: Simulator) -> dict[str, Any]:
 
 
 _SESSION_STATES = frozenset(s.value for s in SessionState if not s.value.startswith("nxt"))
+_NXT_STATES = frozenset({"nxt_pre", "regular", "nxt_after", "closed"})
 
 
 def apply_market(sim: Simulator, body: Any) -> dict[str, Any]:
@@ -165,6 +166,11 @@ def apply_market(sim: Simulator, body: Any) -> dict[str, Any]:
         if not isinstance(state, str) or state not in _SESSION_STATES:
             raise ControlError(f"session: expected one of {', '.join(sorted(_SESSION_STATES))}")
         sim.set_session(state)
+    if "nxt_session" in body:
+        state = body["nxt_session"]
+        if state not in _NXT_STATES:
+            raise ControlError(f"nxt_session: expected one of {', '.join(sorted(_NXT_STATES))}")
+        sim.set_session(state, "NXT")
     if "vi" in body:
         code = body["vi"]
         kind = body.get("kind", "static")
@@ -182,7 +188,11 @@ def apply_market(sim: Simulator, body: Any) -> dict[str, Any]:
             sim.conditions.set_members(str(seq), members)
         except KeyError as e:
             raise ControlError(f"condition: {e.args[0]}") from None
-    return {"session": sim.session, "vi": sorted(sim.vi.halted_codes())}
+    return {
+        "session": sim.session,
+        "nxt_session": sim.nxt_session,
+        "vi": sorted(sim.vi.halted_codes()),
+    }
 
 
 def routes(sim: Simulator) -> list[web.RouteDef]:

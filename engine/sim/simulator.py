@@ -42,12 +42,11 @@ beyond it is dropped and counted, not carried: a backlog would grow memory and t
 between two yields to the loop (so SIGTERM waits) without bound."""
 
 
-SESSION_CODES: dict[str, str] = {}
-"""KRX session state -> the 0s (FID 215) code that starts it: the first code the engine's
-codec maps to that state (engine/kiwoom/fids.py), so the two cannot disagree."""
-for _code, (_venue, _state) in fids.SESSION_STATES.items():
-    if _venue == "KRX":
-        SESSION_CODES.setdefault(_state, _code)
+SESSION_CODES: dict[tuple[str, str], str] = {}
+"""(venue, session state) -> the 0s (FID 215) code that starts it: the first code the
+engine's codec maps to it (engine/kiwoom/fids.py), so the two cannot disagree."""
+for _code, _key in fids.SESSION_STATES.items():
+    SESSION_CODES.setdefault(_key, _code)
 
 
 class SimStartupError(Exception):
@@ -103,6 +102,9 @@ class Simulator:
         self.session: str = config.session
         """The notional KRX session (SessionState's value): the simulator's own, whatever the
         hour; `set_session` moves it and pushes 0s."""
+        self.nxt_session: str = config.nxt_session
+        """The notional NXT session, likewise (`set_session(state, venue="NXT")`)."""
+        self.exchange.venue_open = self._venue_open
         self.port = 0
         self.events_per_s = config.events_per_s
         self.events_skipped = 0
@@ -271,16 +273,23 @@ class Simulator:
             self.realtime.publish(entry)
             log.info("sim_vi_released", symbol=code)
 
-    def set_session(self, state: str) -> None:
-        """Move the notional KRX session to `state` and push its 0s notice (none for a state
-        no 0s code starts, such as pre_open_after_hours)."""
-        self.session = state
-        entry = self._session_entry()
+    def set_session(self, state: str, venue: str = "KRX") -> None:
+        """Move the notional session of `venue` (KRX, NXT) to `state` and push its 0s notice
+        (none for a state no 0s code starts, such as pre_open_after_hours)."""
+        if venue == "NXT":
+            self.nxt_session = state
+        else:
+            self.session = state
+        entry = self._session_entry(venue)
         if entry is not None:
             self.realtime.publish(entry)
 
-    def _session_entry(self) -> dict[str, Any] | None:
-        code = SESSION_CODES.get(self.session)
+    def _venue_open(self, venue: str) -> bool:
+        return (self.nxt_session if venue == "NXT" else self.session) != "closed"
+
+    def _session_entry(self, venue: str = "KRX") -> dict[str, Any] | None:
+        state = self.nxt_session if venue == "NXT" else self.session
+        code = SESSION_CODES.get((venue, state))
         if code is None:
             return None
         values = {"215": code, "20": self._hms(), "214": "000000"}
@@ -309,9 +318,10 @@ class Simulator:
         # them now).
         for rtype, item in pairs:
             if rtype == "0s":
-                entry = self._session_entry()
-                if entry is not None:
-                    self.realtime.push_to(s, entry)
+                for venue in ("KRX", "NXT"):
+                    entry = self._session_entry(venue)
+                    if entry is not None:
+                        self.realtime.push_to(s, entry)
             elif rtype == "0g" and self.market.has(item):
                 self.realtime.push_to(s, self._stock_info_entry(item))
 

@@ -271,21 +271,63 @@ async def test_a_forced_vi_holds_a_limit_order_until_the_release() -> None:
 
 
 async def test_session_notices_drive_the_session_state(env: Env) -> None:
+    def sessions() -> list[tuple[Exchange, SessionState]]:
+        return [(e.exchange, e.state) for e in env.events if isinstance(e, SessionChanged)]
+
     await env.feed.subscribe(["0s"], [""])
-    await until(lambda: any(isinstance(e, SessionChanged) for e in env.events))
-    # A new registration learns the simulator's notional session at once: open by default.
-    first = next(e for e in env.events if isinstance(e, SessionChanged))
-    assert (first.exchange, first.state) == (Exchange.KRX, SessionState.REGULAR)
+    # A new registration learns the simulator's notional sessions at once: open by default.
+    await until(lambda: len(sessions()) == 2)
+    assert sessions() == [
+        (Exchange.KRX, SessionState.REGULAR),
+        (Exchange.NXT, SessionState.REGULAR),
+    ]
     for state in (SessionState.CLOSING_AUCTION, SessionState.CLOSED, SessionState.POST_CLOSE):
         env.sim.set_session(state.value)
-    await until(lambda: sum(isinstance(e, SessionChanged) for e in env.events) == 4)
-    states = [e.state for e in env.events if isinstance(e, SessionChanged)]
-    assert states == [
-        SessionState.REGULAR,
-        SessionState.CLOSING_AUCTION,
-        SessionState.CLOSED,
-        SessionState.POST_CLOSE,
+    env.sim.set_session("nxt_after", "NXT")
+    await until(lambda: len(sessions()) == 6)
+    assert sessions()[2:] == [
+        (Exchange.KRX, SessionState.CLOSING_AUCTION),
+        (Exchange.KRX, SessionState.CLOSED),
+        (Exchange.KRX, SessionState.POST_CLOSE),
+        (Exchange.NXT, SessionState.NXT_AFTER),
     ]
+
+
+async def order(sim: Simulator, venue: str) -> dict[str, Any]:
+    """A market buy of one 005930 on `venue`, over the simulator's REST face."""
+    token, _ = sim.state.tokens.issue("appkey", "secret")
+    body = {"dmst_stex_tp": venue, "stk_cd": "005930", "ord_qty": "1", "ord_uv": "", "trde_tp": "3"}
+    headers = {"api-id": "kt10000", "authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(sim.rest_url + "/api/dostk/ordr", json=body, headers=headers) as r,
+    ):
+        answer: dict[str, Any] = await r.json(content_type=None)
+        return answer
+
+
+async def test_nxt_and_sor_orders_follow_the_nxt_session(env: Env) -> None:
+    await env.feed.subscribe(["00"], [])
+    nxt = await order(env.sim, "NXT")
+    sor = await order(env.sim, "SOR")
+    assert (nxt["return_code"], nxt["dmst_stex_tp"]) == (0, "NXT")
+    assert (sor["return_code"], sor["dmst_stex_tp"]) == (0, "SOR")
+    orders = {o.ord_no: o for o in env.sim.exchange.orders()}
+    assert (orders[nxt["ord_no"]].venue, orders[sor["ord_no"]].venue) == ("NXT", "SOR")
+    # The 00 notices say where: FID 2134 2 NXT / 0 통합, 2136 SOR Y (decoded by the codec).
+    await until(lambda: {e.order_no for e in env.events if type(e).__name__ == "OrderExecution"}
+                >= {nxt["ord_no"], sor["ord_no"]})  # fmt: skip
+    notes = {e.order_no: e for e in env.events if type(e).__name__ == "OrderExecution"}
+    assert (notes[nxt["ord_no"]].exchange, notes[nxt["ord_no"]].sor) == (Exchange.NXT, False)
+    assert (notes[sor["ord_no"]].exchange, notes[sor["ord_no"]].sor) == (Exchange.SOR, True)
+    env.sim.set_session("closed", "NXT")
+    refused = await order(env.sim, "NXT")
+    assert refused["return_code"] != 0
+    assert "2011" in refused["return_msg"]
+    assert (await order(env.sim, "SOR"))["return_code"] == 0  # KRX is still open
+    env.sim.set_session("closed")
+    assert (await order(env.sim, "SOR"))["return_code"] != 0
+    assert (await order(env.sim, "KRX"))["return_code"] != 0
 
 
 async def test_stock_info_comes_on_registration(env: Env) -> None:
