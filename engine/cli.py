@@ -1,5 +1,5 @@
-"""Command line: kiwoom-engine run | check | sim | call | apis | watch | status | halt | resume
-| enable.
+"""Command line: kiwoom-engine run | check | sim | call | apis | watch | conditions | status |
+halt | resume | enable.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -120,9 +120,17 @@ def _parser() -> argparse.ArgumentParser:
     apis.add_argument("query", nargs="?", default="")
 
     watch = command("watch", help="print realtime events as JSON lines")
-    watch.add_argument("type", metavar="TYPE", help="realtime type, e.g. 0B, 0D, 00")
+    watch.add_argument("type", nargs="?", metavar="TYPE", help="realtime type, e.g. 0B, 0D, 00")
     watch.add_argument("items", nargs="*", metavar="ITEM")
     watch.add_argument("--count", type=_count, help="stop after N events (N >= 1)")
+    watch.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="instead of TYPE: the hits of this condition search (its name, or seq:N)",
+    )
+
+    conds = command("conditions", help="list the login's condition searches (seq, name)")
+    conds.add_argument("--json", action="store_true", help="JSON lines {seq, name}")
 
     status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
@@ -186,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
-    quiet = ("call", "apis", "watch", "check", *DAEMON_COMMANDS, *LOCAL_COMMANDS)
+    quiet = ("call", "apis", "watch", "conditions", "check", *DAEMON_COMMANDS, *LOCAL_COMMANDS)
     if args.command in quiet and not args.log_level:
         level = "warning"
     logs.setup(level, cfg.log.format)
@@ -241,7 +249,17 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
         return asyncio.run(serve_forever(cfg.sim, port=args.port))
     if args.command == "watch":
+        if args.condition is not None:
+            if args.type is not None:
+                raise _UsageError("watch --condition takes no TYPE or ITEM")
+            return asyncio.run(_watch_condition(cfg, args.condition, args.count))
+        if args.type is None:
+            raise _UsageError("watch: give a TYPE (e.g. 0B) or --condition NAME")
         return asyncio.run(_watch(cfg, args.type, list(args.items), args.count))
+    if args.command == "conditions":
+        from engine.watch import conditions
+
+        return asyncio.run(conditions(cfg, as_json=args.json))
     if args.command == "check":
         return _check(cfg)
     if args.command in DAEMON_COMMANDS:
@@ -418,3 +436,11 @@ async def _watch(cfg: config_mod.Config, rt_type: str, items: list[str], count: 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     return await watch(cfg, rt_type, items, count, stop=stop)
+
+
+async def _watch_condition(cfg: config_mod.Config, condition: str, count: int | None) -> int:
+    from engine.watch import watch_condition
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    return await watch_condition(cfg, condition, count, stop=stop)

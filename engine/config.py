@@ -170,6 +170,9 @@ class KiwoomConfig:
     against 18.3 MB/s plain, for 0.6-2.1 us more client CPU per event (1.04-1.15x, four
     runs). Off: for a client short of CPU on a fast link, or a server whose deflate
     misbehaves."""
+    max_realtime_conditions: int = field(default=10, metadata=_range(1, 100))
+    """Realtime condition searches (조건검색 search_type 1) at once; Kiwoom allows about 10 per
+    login, and the feed refuses one more with a clear error."""
     token_refresh_margin_s: float = field(default=300.0, metadata=_range(0, 43_200))
     """Renew the token this long before it expires (a token lives about 18 hours; the margin
     is capped at half of what is left anyway)."""
@@ -183,6 +186,27 @@ class KiwoomConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)
     appkey: Secret | None = field(default=None, metadata={"secret": True})
     secretkey: Secret | None = field(default=None, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class SimConditionConfig:
+    """One `[[sim.conditions]]` table: a condition the simulator lists (CNSRLST) and searches.
+
+    `rule`: "up" (last price >= `pct` % above the base price), "down" (>= `pct` % below),
+    "all" (every simulated symbol), "manual" (the members a test or the control endpoint
+    sets). Membership of up/down changes as prices move."""
+
+    seq: str
+    name: str
+    rule: Literal["up", "down", "all", "manual"] = "up"
+    pct: float = field(default=1.0, metadata=_range(0, 30))
+
+
+_SIM_CONDITIONS = (
+    SimConditionConfig("0", "급등 1%", "up", 1.0),
+    SimConditionConfig("1", "급락 1%", "down", 1.0),
+    SimConditionConfig("2", "전종목", "all"),
+)
 
 
 @dataclass(frozen=True)
@@ -226,6 +250,39 @@ class SimConfig:
     """Off by default. A file the simulator appends latency stamps to: each REAL frame written
     and each order request read, on CLOCK_MONOTONIC (engine/sim/stamps.py; used by
     bench/tick_to_order.py)."""
+    conditions: tuple[SimConditionConfig, ...] = _SIM_CONDITIONS
+    """The conditions of the simulated login (조건검색), see SimConditionConfig."""
+    condition_page_size: int = field(default=100, metadata=_range(1, 10_000))
+    """Rows per page of a one-shot search (CNSRREQ search_type 0); more pages follow by
+    cont_yn/next_key."""
+    max_realtime_conditions: int = field(default=10, metadata=_range(1, 100))
+    """Realtime searches one connection may hold, as Kiwoom allows about 10; one more is
+    refused."""
+    vi_static_pct: float = field(default=10.0, metadata=_range(0, 30, above=True))
+    """A static VI when a trade is this far (%) from the static reference (the base price,
+    then the last auction's price)."""
+    vi_dynamic_pct: float = field(default=3.0, metadata=_range(0, 30, above=True))
+    """A dynamic VI when a trade is this far (%) from the price `vi_window_s` ago."""
+    vi_window_s: float = field(default=1.0, metadata=_range(0, 3600, above=True))
+    """The dynamic VI's window: the generated walk moves a tick at a time, so only a fast move
+    (an order sweeping the book) goes `vi_dynamic_pct` within it."""
+    vi_auction_s: float = field(default=120.0, metadata=_range(0, 3600, above=True))
+    """How long a VI's single-price auction lasts: orders are taken, matched at its end."""
+    session: Literal[
+        "pre_open_after_hours",
+        "opening_auction",
+        "regular",
+        "closing_auction",
+        "post_close",
+        "after_hours_single",
+        "closed",
+    ] = "regular"
+    """The simulator's notional KRX session when it starts, whatever the hour (so `make run`
+    trades at any time); the control endpoint moves it (POST /_sim/market), pushing 0s. KRX
+    orders are refused while it is closed."""
+    nxt_session: Literal["nxt_pre", "regular", "nxt_after", "closed"] = "regular"
+    """The notional NXT session (NXT and SOR orders are taken unless it is closed; SOR while
+    either venue is open), moved like `session`."""
     control: bool = False
     """Off by default. The fault-control endpoint (engine/sim/control.py): POST /_sim/faults,
     POST /_sim/drop, GET /_sim/book on the simulator's own port, for a harness in another

@@ -48,10 +48,30 @@ class OrderKind(StrEnum):
     CANCEL = "cancel"  # 취소
 
 
-class MarketSession(StrEnum):
-    PRE = "pre"  # 장전 시간외
-    REGULAR = "regular"  # 장중
-    POST = "post"  # 장후 시간외
+class SessionState(StrEnum):
+    """The one session vocabulary of the engine: where a venue's trading day stands.
+
+    KRX (KST): PRE_OPEN_AFTER_HOURS 08:30-08:40 (장전 시간외 종가), OPENING_AUCTION 08:40-09:00
+    (동시호가), REGULAR 09:00-15:20, CLOSING_AUCTION 15:20-15:30, POST_CLOSE 15:40-16:00 (장후
+    시간외 종가), AFTER_HOURS_SINGLE 16:00-18:00 (시간외 단일가), CLOSED otherwise (the
+    15:30-15:40 pause included: no order is taken then). NXT: NXT_PRE (프리마켓), REGULAR
+    (메인마켓), NXT_AFTER (에프터마켓), CLOSED. The feed's session notices (SessionChanged) and
+    the calendar (engine/trading/krx.py) speak it alike.
+    """
+
+    PRE_OPEN_AFTER_HOURS = "pre_open_after_hours"
+    OPENING_AUCTION = "opening_auction"
+    REGULAR = "regular"
+    CLOSING_AUCTION = "closing_auction"
+    POST_CLOSE = "post_close"
+    AFTER_HOURS_SINGLE = "after_hours_single"
+    NXT_PRE = "nxt_pre"
+    NXT_AFTER = "nxt_after"
+    CLOSED = "closed"
+
+
+MarketSession = SessionState
+"""The old name, kept so existing imports keep working; new code says SessionState."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +93,8 @@ class Trade:
     open: int
     high: int
     low: int
-    session: MarketSession | None = None
+    session: SessionState | None = None
+    """The trade's 장구분 when the broker sent one (pre-open, regular or after-hours)."""
     ts_recv: int = field(default=0, compare=False)
     """Receive time, ns since the epoch on the engine's clock; stamped once by the bus."""
     seq: int = field(default=0, compare=False)
@@ -193,6 +214,106 @@ class RealtimeGeneric:
     name: str
     item: str
     values: dict[str, Any] = field(hash=False)
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeEvent:
+    """A realtime type the broker documents but the engine has no model for (program trading,
+    sector indices, ...). `values` are keyed by the broker's field names as its catalogue
+    spells them (e.g. "현재가"), the values as sent; `item` may be a sector or index code, not
+    a 6-digit symbol."""
+
+    type: str
+    name: str
+    item: str
+    values: dict[str, str] = field(hash=False)
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionHit:
+    """A symbol entered (편입) or left (이탈) a realtime condition search.
+
+    `condition_seq` is the condition's number as the broker lists it (spaces stripped),
+    `condition` its name ("" when the list did not name it); `time` HHMMSS, 0 when the hit was
+    made by the engine (the members of a search, or a change found after a reconnect)."""
+
+    symbol: str
+    condition_seq: str
+    condition: str
+    entered: bool
+    time: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+class ViKind(StrEnum):
+    """Which volatility interruption applies (VI적용구분)."""
+
+    STATIC = "static"  # 정적: the price moved +-10 % (KOSPI 200: 3 %) from the reference
+    DYNAMIC = "dynamic"  # 동적: a fast move from the last trade
+    BOTH = "both"  # 동적+정적
+
+
+@dataclass(frozen=True, slots=True)
+class ViEvent:
+    """A volatility interruption (VI) started (`active`) or ended for `symbol`.
+
+    While active, KRX runs a single-price auction for the symbol (about 2 minutes) instead of
+    continuous matching. `kind` is None when the broker's code was not one we know. Prices in
+    KRW, 0 when absent: `trigger_price` the price that set it off, `static_ref`/`dynamic_ref`
+    the reference prices. `time` HHMMSS of the notice, `release_time` HHMMSS when the
+    interruption ends (0 when not given); `count` how many times today (0 when not given)."""
+
+    symbol: str
+    exchange: Exchange
+    active: bool
+    kind: ViKind | None
+    trigger_price: int
+    static_ref: int
+    dynamic_ref: int
+    time: int
+    release_time: int
+    count: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """The venue's session moved to `state` (the broker's market-operation notice).
+
+    `time` HHMMSS as stamped; `remaining_s` the seconds until the market opens when the notice
+    gave it (0 otherwise)."""
+
+    exchange: Exchange
+    state: SessionState
+    time: int
+    remaining_s: int
+    ts_recv: int = field(default=0, compare=False)
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StockInfo:
+    """A symbol's day parameters as the broker announces them (주식종목정보).
+
+    `upper_limit`/`lower_limit`/`base_price` in KRW (0 when absent); `extension`,
+    `pre_extension`, `post_extension` the 임의연장 flags (random end extension of an auction)
+    and `info` the broker's 종목정보 text, as sent ("" when absent)."""
+
+    symbol: str
+    exchange: Exchange
+    upper_limit: int
+    lower_limit: int
+    base_price: int
+    extension: str
+    pre_extension: str
+    post_extension: str
+    info: str
     ts_recv: int = field(default=0, compare=False)
     seq: int = field(default=0, compare=False)
 
@@ -425,6 +546,8 @@ class FeedResumed:
 
 
 MarketEvent = Trade | Quote | OrderBook
+MarketStateEvent = ConditionHit | ViEvent | SessionChanged | StockInfo
+"""Market state a strategy acts on (membership, VI, session, limits), rarer than prices."""
 Event = (
     Trade
     | Quote
@@ -432,6 +555,11 @@ Event = (
     | OrderExecution
     | Balance
     | RealtimeGeneric
+    | RealtimeEvent
+    | ConditionHit
+    | ViEvent
+    | SessionChanged
+    | StockInfo
     | Disconnected
     | Reconnected
     | FeedStale

@@ -52,7 +52,10 @@ class Route:
     """The event's values of `attrs`: one value, or a tuple of them."""
 
 
-_RENAMED: dict[tuple[type, str], str] = {(ev.RealtimeGeneric, "type"): "realtime_type"}
+_RENAMED: dict[tuple[type, str], str] = {
+    (ev.RealtimeGeneric, "type"): "realtime_type",
+    (ev.RealtimeEvent, "type"): "realtime_type",
+}
 """Event fields whose name is an envelope key."""
 
 
@@ -103,6 +106,13 @@ ROUTES: Mapping[type, Route] = {
         _route(ev.OrderBook, "book", QOS_MARKET, "md", "quote", "{symbol}"),
         _route(ev.Bar, "bar", QOS_MARKET, "md", "bar", "{symbol}", "{interval}"),
         _route(ev.RealtimeGeneric, "realtime", QOS_MARKET, "md", "other", "{type}", "{item}"),
+        _route(ev.RealtimeEvent, "realtime_event", QOS_MARKET, "md", "other", "{type}", "{item}"),
+        # Issue 15's market state; the names an HTS condition may hold (/, +, #) are in the
+        # payload, the topic has the seq only.
+        _route(ev.ConditionHit, "condition", QOS_MARKET, "condition", "{condition_seq}"),
+        _route(ev.ViEvent, "vi", QOS_MARKET, "md", "vi", "{symbol}"),
+        _route(ev.SessionChanged, "session", QOS_MARKET, "session"),
+        _route(ev.StockInfo, "stock_info", QOS_MARKET, "md", "info", "{symbol}"),
         _route(ev.OrderUpdate, "order", QOS_ACCOUNT, "order", "{client_id}"),
         _route(ev.Fill, "fill", QOS_ACCOUNT, "fill"),
         _route(ev.Balance, "balance", QOS_ACCOUNT, "balance", "{symbol}"),

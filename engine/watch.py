@@ -1,7 +1,9 @@
-"""`kiwoom-engine watch TYPE ITEM... [--count N]`: print normalised realtime events.
+"""`kiwoom-engine watch TYPE ITEM... [--count N]`: print normalised realtime events;
+`watch --condition NAME`: the hits of a realtime condition search; `conditions`: the list.
 
-Issues a token through the REST client, opens the WebSocket, registers TYPE for the ITEMs and
-writes one JSON object per event and line (orjson) until `count` events, or until stopped.
+Issues a token through the REST client, opens the WebSocket, registers TYPE for the ITEMs (or
+starts the realtime search) and writes one JSON object per event and line (orjson) until
+`count` events, or until stopped.
 The token is never revoked here: Kiwoom hands the same one to every client of the app key,
 a daemon running beside this included.
 """
@@ -12,18 +14,19 @@ import asyncio
 import contextlib
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 import orjson
 
 from engine.config import Config
-from engine.events import Event, FeedStatus
+from engine.events import ConditionHit, Event, FeedStatus
 from engine.kiwoom.errors import ValidationError
-from engine.kiwoom.fids import ACCOUNT_TYPES
+from engine.kiwoom.fids import ITEMLESS_TYPES
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
-from engine.terminal import inert_json
+from engine.kiwoom.wsproto import resolve_condition
+from engine.terminal import inert_json, one_line
 
 
 def event_json(ev: Event) -> bytes:
@@ -37,15 +40,16 @@ def event_json(ev: Event) -> bytes:
 def check_request(rt_type: str, items: Sequence[str], count: int | None) -> None:
     """Raise ValidationError for a watch that could never print an event: a blank TYPE or
     ITEM, a market type without items (the REG would carry nothing and the watch would wait
-    forever), or a count below 1. The account types (00, 04) take no item."""
+    forever), or a count below 1. The account types (00, 04) and the session notices (0s) take
+    no item."""
     if not rt_type.strip():
         raise ValidationError("watch: TYPE is empty (e.g. 0B, 0D, 00)")
     if any(not item.strip() for item in items):
         raise ValidationError(f"watch {rt_type}: an ITEM is empty")
-    if not items and rt_type not in ACCOUNT_TYPES:
+    if not items and rt_type not in ITEMLESS_TYPES:
         raise ValidationError(
             f"watch {rt_type}: give at least one ITEM (e.g. 005930); "
-            f"only the account types {', '.join(sorted(ACCOUNT_TYPES))} take none"
+            f"only the types {', '.join(sorted(ITEMLESS_TYPES))} take none"
         )
     if count is not None and count < 1:
         raise ValidationError(f"watch: --count must be at least 1, got {count}")
@@ -71,7 +75,68 @@ async def watch(
     be reached, BrokenPipeError when `out` was closed by its reader.
     """
     check_request(rt_type, items, count)
-    session = asyncio.create_task(_stream(config, rt_type, items, count, out), name="watch")
+
+    async def begin(ws: KiwoomWebSocket) -> None:
+        await ws.subscribe([rt_type], items)
+
+    return await _run(_stream(config, begin, None, count, out), stop)
+
+
+async def watch_condition(
+    config: Config,
+    condition: str,
+    count: int | None,
+    out: TextIO = sys.stdout,
+    *,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Stream the hits of the realtime condition search `condition` (its name, or "seq:N")
+    to `out`: first an `entered` hit per current member, then every change, then after a
+    reconnect what changed meanwhile. Events about the feed are printed and not counted.
+
+    Raises ValidationError for a count below 1 or a condition the login does not have (the
+    message lists those it has), ConditionError when Kiwoom refuses the search, and else as
+    `watch`."""
+    if count is not None and count < 1:
+        raise ValidationError(f"watch: --count must be at least 1, got {count}")
+    if not condition.strip():
+        raise ValidationError("watch --condition: the name is empty")
+
+    async def begin(ws: KiwoomWebSocket) -> None:
+        try:
+            seq, _name = resolve_condition(await ws.conditions(), condition)
+        except ValueError as exc:
+            raise ValidationError(f"watch --condition: {exc}") from None
+        await ws.search(seq, realtime=True)
+
+    def shown(ev: Event) -> bool:
+        return isinstance(ev, ConditionHit | FeedStatus)
+
+    return await _run(_stream(config, begin, shown, count, out), stop)
+
+
+async def conditions(config: Config, out: TextIO = sys.stdout, *, as_json: bool = False) -> int:
+    """`kiwoom-engine conditions`: the login's conditions, one "seq<TAB>name" line each (JSON
+    lines {"seq":, "name":} with `as_json`), in the server's order."""
+    async with KiwoomRest.from_config(config, revoke_on_close=False) as rest:
+        ws = KiwoomWebSocket.from_config(config, rest, lambda _e: None)
+        try:
+            await ws.start()
+            rows = await ws.conditions()
+        finally:
+            await ws.close()
+    for seq, name in rows:
+        if as_json:
+            out.write(inert_json(orjson.dumps({"seq": seq, "name": name})))
+        else:
+            out.write(f"{seq}\t{one_line(name)}")
+        out.write("\n")
+    out.flush()
+    return 0
+
+
+async def _run(stream: Awaitable[int], stop: asyncio.Event | None) -> int:
+    session = asyncio.ensure_future(stream)
     waiters: set[asyncio.Future[Any]] = {session}
     stopping = asyncio.create_task(stop.wait()) if stop is not None else None
     if stopping is not None:
@@ -91,7 +156,11 @@ async def watch(
 
 
 async def _stream(
-    config: Config, rt_type: str, items: list[str], count: int | None, out: TextIO
+    config: Config,
+    begin: Callable[[KiwoomWebSocket], Awaitable[None]],
+    shown: Callable[[Event], bool] | None,
+    count: int | None,
+    out: TextIO,
 ) -> int:
     done = asyncio.Event()
     seen = 0
@@ -99,7 +168,7 @@ async def _stream(
 
     def on_event(ev: Event) -> None:
         nonlocal seen
-        if done.is_set():
+        if done.is_set() or (shown is not None and not shown(ev)):
             return
         try:
             out.write(inert_json(event_json(ev)))
@@ -118,7 +187,7 @@ async def _stream(
         ws = KiwoomWebSocket.from_config(config, rest, on_event)
         try:
             await ws.start()
-            await ws.subscribe([rt_type], items)
+            await begin(ws)
             await done.wait()
         finally:
             await ws.close()

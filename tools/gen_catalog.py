@@ -28,6 +28,9 @@ ORDER_IDS = frozenset(
 # the client accepts either and hands callers the catalogue's name. Facts sheet, disagreement 2.
 LIST_FIELD_ALIASES: dict[str, list[str]] = {"ka10082": ["stk_wk_pole_chart_qry"]}
 ORDER_NAME_HINTS = ("매수", "매도", "정정", "취소")
+# Code tables the engine decodes realtime values with (engine/kiwoom/fids.py reads them from
+# catalog.json rather than retyping them).
+CODE_TABLES = ("fid_215_장운영구분_0s", "fid_843_조건검색_삽입삭제", "fid_290_장구분")
 
 
 def is_order(api_id: str, api: dict[str, Any]) -> bool:
@@ -72,11 +75,17 @@ def convert(src: dict[str, Any]) -> dict[str, Any]:
         rtype: {"name": info["name"], "fids": dict(src["fids"][rtype])}
         for rtype, info in sorted(src["realtime_types"].items())
     }
+    # The condition-search push (02) is not a REG type, so the realtime table lacks it; its
+    # FIDs are those of the documented push example.
+    push = src["ws_protocol"]["condition_search"]["realtime"]["push"]["data"][0]
+    condition_push = {"type": push["type"], "name": push["name"], "fids": sorted(push["values"])}
     return {
         "format": 1,
         "source": "kiwoom_api_catalog.json (official 키움 REST API 문서.xlsx export)",
         "apis": apis,
         "realtime": realtime,
+        "code_tables": {name: src["code_tables"][name] for name in CODE_TABLES},
+        "condition_push": condition_push,
     }
 
 

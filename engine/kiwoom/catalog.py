@@ -180,3 +180,17 @@ def realtime_fids(rtype: str) -> Mapping[str, str]:
     """FID -> Korean field name of a realtime type; empty for an unknown type."""
     entry = _realtime().get(rtype)
     return MappingProxyType(dict(entry["fids"])) if entry else MappingProxyType({})
+
+
+def code_table(name: str) -> Mapping[str, str]:
+    """A code table of the catalogue (e.g. "fid_215_장운영구분_0s"): code -> its meaning;
+    empty when the catalogue has no such table."""
+    raw = _load().get("code_tables", {}).get(name)
+    return MappingProxyType(dict(raw)) if isinstance(raw, dict) else MappingProxyType({})
+
+
+def condition_push() -> tuple[str, tuple[str, ...]]:
+    """The condition-search push's realtime type and the FIDs its documented example carries
+    (it is pushed after CNSRREQ, never registered, so the realtime table lacks it)."""
+    raw = _load().get("condition_push") or {}
+    return str(raw.get("type", "")), tuple(raw.get("fids", ()))

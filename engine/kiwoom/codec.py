@@ -19,20 +19,26 @@ import structlog
 
 from engine.events import (
     Balance,
+    ConditionHit,
     Event,
     Exchange,
-    MarketSession,
     OrderBook,
     OrderExecution,
     OrderKind,
     OrderStatus,
     Quote,
+    RealtimeEvent,
     RealtimeGeneric,
+    SessionChanged,
+    SessionState,
     Side,
+    StockInfo,
     Trade,
+    ViEvent,
+    ViKind,
 )
+from engine.kiwoom import catalog, numbers
 from engine.kiwoom import fids as F
-from engine.kiwoom import numbers
 
 log = structlog.get_logger(__name__)
 
@@ -257,7 +263,7 @@ _STATUS: Final = dict(
     )
 )
 _EXCHANGE: Final = {k: Exchange(v) for k, v in F.EXCHANGE_CODES.items()}
-_SESSION: Final = {k: MarketSession(v) for k, v in F.SESSION_CODES.items()}
+_SESSION: Final = {k: SessionState(v) for k, v in F.SESSION_CODES.items()}
 
 
 def _order_kind(s: str) -> OrderKind:
@@ -515,13 +521,163 @@ def _balance(v: Values, item: str, ts: int, seq: int) -> Balance:
     )
 
 
+# --- market state: condition hits, VI, session, stock info (rare frames, not the hot path) --
+
+_unknown_codes: set[tuple[str, str]] = set()
+
+
+def _unknown_code(field: str, value: str) -> None:
+    """Log a code value we have no meaning for, once per (field, value) per process."""
+    if (field, value) not in _unknown_codes and len(_unknown_codes) < 1000:
+        _unknown_codes.add((field, value))
+        log.warning("realtime_unknown_code", field=field, value=value)
+
+
+def _hhmmss(s: str) -> int:
+    """An HHmmss time; "" -> 0. Raises ValueError for anything but 6 or fewer digits."""
+    s = s.strip()
+    if not s:
+        return 0
+    if len(s) > 6 or not (s.isdigit() and s.isascii()):
+        raise ValueError(f"not an HHmmss time: {s!r}")
+    return int(s)
+
+
+def _hhmmss_seconds(s: str) -> int:
+    t = _hhmmss(s)
+    return t // 10000 * 3600 + t // 100 % 100 * 60 + t % 100
+
+
+_C = F.CONDITION_FIDS
+
+
+def _condition(v: Values, item: str, ts: int, seq: int) -> ConditionHit:
+    """A 02 push. The name of the condition is not on the wire: the feed, which knows the
+    list, fills it in."""
+    change = _text(v[_C["change"]])
+    if change == F.CONDITION_ENTERED:
+        entered = True
+    elif change == F.CONDITION_LEFT:
+        entered = False
+    else:
+        raise _BadEntry(f"condition change {change!r} is neither I nor D")
+    symbol = _symbol(_text(v.get(_C["symbol"]) or item))
+    if not symbol:
+        raise _BadEntry("condition hit without a symbol")
+    cseq = _text(v[_C["condition_seq"]])
+    if not cseq:
+        raise _BadEntry("condition hit without a seq")
+    return ConditionHit(symbol, cseq, "", entered, _hhmmss(_text(v.get(_C["time"], ""))), ts, seq)
+
+
+_V = F.VI_FIDS
+_VI_KIND: Final = {k: ViKind(v) for k, v in F.VI_KIND_CODES.items()}
+
+
+def _vi(v: Values, item: str, ts: int, seq: int) -> ViEvent:
+    code = _text(v.get(_V["symbol"]) or item)
+    symbol, exchange = split_item(code)
+    if not symbol:
+        raise _BadEntry("VI notice without a symbol")
+    release = _hhmmss(_text(v.get(_V["release_time"], "")))
+    trigger = _text(v.get(_V["trigger"], ""))
+    active = F.VI_TRIGGER_CODES.get(trigger)
+    if active is None:
+        _unknown_code("vi_trigger", trigger)
+        active = release == 0
+    kind_text = _text(v.get(_V["kind"], ""))
+    kind = _VI_KIND.get(kind_text)
+    if kind is None and kind_text:
+        _unknown_code("vi_kind", kind_text)
+    count = _text(v.get(_V["count"], ""))
+    return ViEvent(
+        symbol,
+        exchange,
+        active,
+        kind,
+        _price(_text(v.get(_V["trigger_price"], ""))),
+        _price(_text(v.get(_V["static_ref"], ""))),
+        _price(_text(v.get(_V["dynamic_ref"], ""))),
+        _hhmmss(_text(v.get(_V["time"], ""))),
+        release,
+        _int0(count),
+        ts,
+        seq,
+    )
+
+
+_S = F.SESSION_FIDS
+_SESSION_STATES: Final = {
+    code: (Exchange(venue), SessionState(state))
+    for code, (venue, state) in F.SESSION_STATES.items()
+}
+
+
+class _Skip(Exception):
+    """An entry that is well formed but means nothing to the engine (not counted as bad)."""
+
+
+def _session(v: Values, item: str, ts: int, seq: int) -> SessionChanged:
+    code = _text(v[_S["code"]])
+    hit = _SESSION_STATES.get(code)
+    if hit is None:
+        if code not in F.SESSION_IGNORED:
+            _unknown_code("session", code)
+            raise _BadEntry(f"unknown session code {code!r}")
+        raise _Skip(code)
+    exchange, state = hit
+    return SessionChanged(
+        exchange,
+        state,
+        _hhmmss(_text(v.get(_S["time"], ""))),
+        _hhmmss_seconds(_text(v.get(_S["remaining"], ""))),
+        ts,
+        seq,
+    )
+
+
+_G = F.STOCK_INFO_FIDS
+
+
+def _stock_info(v: Values, item: str, ts: int, seq: int) -> StockInfo:
+    symbol, exchange = split_item(item)
+    if not symbol:
+        raise _BadEntry("stock info without an item")
+
+    def text(key: str) -> str:
+        return _text(v.get(_G[key], ""))
+
+    return StockInfo(
+        symbol,
+        exchange,
+        _price(text("upper_limit")),
+        _price(text("lower_limit")),
+        _price(text("base_price")),
+        text("extension"),
+        text("pre_extension"),
+        text("post_extension"),
+        text("info"),
+        ts,
+        seq,
+    )
+
+
 DECODERS: Final[dict[str, Decoder]] = {
     F.TRADE: _trade,
     F.QUOTE: _quote,
     F.ORDER_BOOK: _book,
     F.ORDER_EXECUTION: _order,
     F.BALANCE: _balance,
+    F.CONDITION: _condition,
+    F.VI: _vi,
+    F.SESSION: _session,
+    F.STOCK_INFO: _stock_info,
 }
+
+_FIELD_NAMES: Final[dict[str, dict[str, str]]] = {
+    rtype: dict(catalog.realtime_fids(rtype)) for rtype in catalog.realtime_types()
+}
+"""Realtime type -> FID -> the catalogue's field name, for RealtimeEvent."""
 
 _ENTRY_ERRORS: Final = (
     _BadEntry,
@@ -555,19 +711,20 @@ def _coerce_values(values: Any) -> dict[str, Any]:
 
 def _generic(
     rtype: Any, entry: dict[str, Any], values: dict[str, Any], ts: int, seq: int
-) -> RealtimeGeneric:
+) -> RealtimeEvent | RealtimeGeneric:
+    """A type the catalogue documents becomes a RealtimeEvent keyed by its field names (a FID
+    the catalogue does not name keeps its number); any other type a RealtimeGeneric."""
     if type(rtype) is not str:
         raise _BadEntry("type not a string")
     name = entry.get("name", "")
     item = entry.get("item", "")
-    return RealtimeGeneric(
-        rtype,
-        name if type(name) is str else "",
-        item if type(item) is str else ("" if item is None else str(item)),
-        values,
-        ts,
-        seq,
-    )
+    name_s = name if type(name) is str else ""
+    item_s = item if type(item) is str else ("" if item is None else str(item))
+    names = _FIELD_NAMES.get(rtype)
+    if names is None:
+        return RealtimeGeneric(rtype, name_s, item_s, values, ts, seq)
+    named = {names.get(k, k): v if type(v) is str else str(v) for k, v in values.items()}
+    return RealtimeEvent(rtype, name_s, item_s, named, ts, seq)
 
 
 def _bad(stats: CodecStats, reason: str, frame: bool, **kw: Any) -> None:
@@ -629,6 +786,9 @@ def _decode_entry(
         else:
             ev = _generic(rtype, entry, values, ts, seq)
             stats.generic += 1
+    except _Skip:
+        stats.reasons["skipped"] += 1
+        return None
     except _ENTRY_ERRORS as exc:
         rt = entry.get("type") if type(entry) is dict else None
         _bad(

@@ -13,9 +13,15 @@ BALANCE: Final = "04"
 TRADE: Final = "0B"
 QUOTE: Final = "0C"
 ORDER_BOOK: Final = "0D"
+CONDITION: Final = "02"  # 조건검색 push (after CNSRREQ search_type 1; never REG'd)
+VI: Final = "1h"  # VI발동/해제
+SESSION: Final = "0s"  # 장시작시간 (장운영구분)
+STOCK_INFO: Final = "0g"  # 주식종목정보
 
 ACCOUNT_TYPES: Final = frozenset({ORDER_EXECUTION, BALANCE})
 """Account-level types: registered with item [""] and pushed whatever the item."""
+ITEMLESS_TYPES: Final = ACCOUNT_TYPES | {SESSION}
+"""Types registered with item [""]: the account's, and the market's session notices (0s)."""
 
 TRADE_FIDS: Final[dict[str, str]] = {
     "time": "20",  # 체결시간 HHmmss
@@ -96,12 +102,90 @@ BALANCE_FIDS: Final[dict[str, str]] = {
     "collateral_loan_qty": "959",
 }
 
+CONDITION_FIDS: Final[dict[str, str]] = {
+    "condition_seq": "841",  # 조건식 일련번호 (as in the push example)
+    "symbol": "9001",
+    "change": "843",  # I 편입 / D 이탈 (code table fid_843)
+    "time": "20",
+}
+CONDITION_ENTERED: Final = "I"
+CONDITION_LEFT: Final = "D"
+
+VI_FIDS: Final[dict[str, str]] = {
+    "symbol": "9001",
+    "trigger": "9068",  # VI발동구분: its codes are documented nowhere (see VI_TRIGGER_CODES)
+    "trigger_price": "1221",
+    "time": "1223",  # 매매체결처리시각 HHmmss
+    "release_time": "1224",  # VI해제시각 HHmmss
+    "kind": "1225",  # VI적용구분: 정적/동적/동적+정적
+    "static_ref": "1236",
+    "dynamic_ref": "1237",
+    "count": "1490",
+}
+# Neither code table is in the catalogue. 1225's description names the kinds in this order
+# (정적/동적/동적+정적), so a value of that text or its 1-based position is read as that
+# kind. 9068 (VI발동구분) is assumed "1" 발동 / "2" 해제 (or the words); with any other value
+# the notice is a release when it carries a release time (1224), a trigger otherwise, and the
+# codec logs the value once.
+VI_KIND_CODES: Final[dict[str, str]] = {
+    "정적": "static",
+    "동적": "dynamic",
+    "동적+정적": "both",
+    "정적+동적": "both",
+    "1": "static",
+    "2": "dynamic",
+    "3": "both",
+}
+VI_TRIGGER_CODES: Final[dict[str, bool]] = {"1": True, "2": False, "발동": True, "해제": False}
+
+SESSION_FIDS: Final[dict[str, str]] = {
+    "code": "215",  # 장운영구분 (code table fid_215)
+    "time": "20",
+    "remaining": "214",  # 장시작예상잔여시간 HHmmss
+}
+# 0s codes (catalogue code table fid_215_장운영구분_0s) -> (venue, the state it starts). A
+# notice ("알림") starts the auction before the event it announces: 0 (08:40) the opening
+# auction, 2 (15:20) the closing auction. Codes e/f/o/s are futures and options notices: the
+# engine trades stocks, so SESSION_IGNORED lists them and they are skipped.
+SESSION_STATES: Final[dict[str, tuple[str, str]]] = {
+    "0": ("KRX", "opening_auction"),
+    "3": ("KRX", "regular"),
+    "2": ("KRX", "closing_auction"),
+    "4": ("KRX", "closed"),
+    "8": ("KRX", "closed"),
+    "a": ("KRX", "post_close"),
+    "b": ("KRX", "closed"),
+    "c": ("KRX", "after_hours_single"),
+    "d": ("KRX", "closed"),
+    "9": ("KRX", "closed"),
+    "P": ("NXT", "nxt_pre"),
+    "Q": ("NXT", "closed"),
+    "R": ("NXT", "regular"),
+    "S": ("NXT", "closed"),
+    "T": ("NXT", "nxt_after"),
+    "U": ("NXT", "nxt_after"),
+    "V": ("NXT", "closed"),
+}
+SESSION_IGNORED: Final = frozenset({"e", "f", "o", "s"})
+
+STOCK_INFO_FIDS: Final[dict[str, str]] = {
+    "upper_limit": "305",
+    "lower_limit": "306",
+    "base_price": "307",
+    "extension": "297",
+    "pre_extension": "592",
+    "post_extension": "593",
+    "info": "370",
+}
+
 # Code tables (catalogue code_tables fid_913/fid_907/fid_2134/fid_290).
 ORDER_STATUS_CODES: Final = ("접수", "체결", "확인", "취소", "거부")
 SIDE_SELL: Final = "1"
 SIDE_BUY: Final = "2"
 EXCHANGE_CODES: Final = {"0": "SOR", "1": "KRX", "2": "NXT"}
-SESSION_CODES: Final = {"1": "pre", "2": "regular", "3": "post"}
+# FID 290 장구분 1 장전 시간외 / 2 장중 / 3 장후 시간외; 3 does not say which after-hours
+# session (종가 or 단일가): read as post_close.
+SESSION_CODES: Final = {"1": "pre_open_after_hours", "2": "regular", "3": "post_close"}
 ITEM_SUFFIX_NXT: Final = "_NX"
 ITEM_SUFFIX_SOR: Final = "_AL"
 
@@ -116,4 +200,7 @@ def used_fids() -> dict[str, set[str]]:
         ORDER_BOOK: book,
         ORDER_EXECUTION: set(ORDER_EXECUTION_FIDS.values()),
         BALANCE: set(BALANCE_FIDS.values()),
+        VI: set(VI_FIDS.values()),
+        SESSION: set(SESSION_FIDS.values()),
+        STOCK_INFO: set(STOCK_INFO_FIDS.values()),
     }

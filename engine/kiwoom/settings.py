@@ -119,6 +119,7 @@ class FeedSettings:
     stale_after_s: float = 45.0
     stale_grace_s: float = 10.0
     compression: bool = True
+    max_realtime_conditions: int = 10
 
     @classmethod
     def from_config(cls, cfg: Config) -> FeedSettings:
@@ -130,4 +131,5 @@ class FeedSettings:
             stale_after_s=cfg.ws_stale_s,
             stale_grace_s=cfg.kiwoom.ws_stale_grace_s,
             compression=cfg.kiwoom.ws_compression,
+            max_realtime_conditions=cfg.kiwoom.max_realtime_conditions,
         )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -22,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.events import (
     Balance,
+    ConditionHit,
     Disconnected,
     DisconnectReason,
     Event,
@@ -32,17 +34,28 @@ from engine.events import (
 )
 from engine.kiwoom.codec import CodecStats, FrameKind, FrameResult, decode_frame
 from engine.kiwoom.errors import KiwoomError, TransportError
+from engine.kiwoom.fids import ITEMLESS_TYPES
 from engine.kiwoom.liveness import FeedState, Liveness, Verdict
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.settings import FeedSettings
 from engine.kiwoom.wsproto import (
+    MAX_SEARCH_PAGES,
+    ConditionBook,
+    ConditionError,
     Handshake,
+    Interests,
     LoginError,
     RegistrationError,
     RegRequest,
     Subscriptions,
+    answer_seq,
+    cnsr_clear_frame,
+    cnsr_list_frame,
+    cnsr_search_frame,
     login_frame,
+    parse_condition_list,
+    parse_search_page,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +71,12 @@ the frame is decoded (the consumer started an order, whose POST should leave fir
 
 MAX_HELD_EVENTS = 10_000
 """Market events held while a new session restores its registrations (see KiwoomWebSocket)."""
+MAX_REALTIME_CONDITIONS = 10
+"""Realtime condition searches Kiwoom allows per login (kiwoom-restful's comment)."""
+DIRECT_OWNER = ""
+"""The owner of registrations made with `subscribe(types, items)` (the daemon's own)."""
+
+_CnsrAnswer = Callable[[FrameResult], None]
 
 
 class KiwoomWebSocket:
@@ -106,6 +125,7 @@ class KiwoomWebSocket:
         max_held_events: int = MAX_HELD_EVENTS,
         rng: random.Random | None = None,
         sequence: Callable[[], int] | None = None,
+        max_realtime_conditions: int = MAX_REALTIME_CONDITIONS,
     ) -> None:
         self.url = url
         self._token_provider = token_provider
@@ -150,6 +170,17 @@ class KiwoomWebSocket:
         # Events of a session that is not announced yet (None: deliver at once).
         self._hold: list[Event] | None = None
         self._last_token = ""
+        self.interests = Interests()
+        """Who wants which symbol (`subscribe_owner`); registrations are its union."""
+        self.condition_book = ConditionBook(max_realtime_conditions)
+        """The login's conditions and every realtime search's members (restored on reconnect)."""
+        # One condition-search request at a time: answers are matched by (trnm, seq).
+        self._cnsr_lock = asyncio.Lock()
+        self._cnsr_waiters: dict[
+            tuple[str, str], tuple[asyncio.Future[FrameResult], _CnsrAnswer | None]
+        ] = {}
+        self._conn_no = 0  # logins so far, failed restores included
+        self._listed_conn = -1  # the connection CNSRLST was last answered on
 
     @classmethod
     def from_settings(
@@ -167,6 +198,7 @@ class KiwoomWebSocket:
             "stale_after_s": feed.stale_after_s,
             "stale_grace_s": feed.stale_grace_s,
             "compression": feed.compression,
+            "max_realtime_conditions": feed.max_realtime_conditions,
         }
         args.update(extra)
         return cls(feed.url, rest.tokens.token, rest.tokens.invalidate, clock, on_event, **args)
@@ -244,17 +276,251 @@ class KiwoomWebSocket:
         queued and the next session's restore sends it (a `Reconnected` event follows); this
         never waits for a reconnect. Raises TransportError after `close`.
         """
+        types = list(types)
+        items = list(items)
+        market = [t for t in types if t not in ITEMLESS_TYPES]
         async with self._send_lock:
             self._check_open()
             for req in self.subscriptions.plan_add(types, items):
                 await self._request(req)
+            if market:
+                for item in items:
+                    if item:
+                        have = self.interests.types_for(DIRECT_OWNER, item)
+                        self.interests.change(DIRECT_OWNER, item, have | set(market))
 
     async def unsubscribe(self, types: Iterable[str], items: Iterable[str]) -> None:
-        """REMOVE registrations; same contract as `subscribe`."""
+        """REMOVE registrations; same contract as `subscribe`. A type another owner still
+        wants (`subscribe_owner`) stays registered for that symbol."""
+        tset = set(types)
+        account = tset & ITEMLESS_TYPES
         async with self._send_lock:
             self._check_open()
-            for req in self.subscriptions.plan_remove(types, items):
+            if account:
+                for req in self.subscriptions.plan_remove(account, ()):
+                    await self._request(req)
+            # Items that lose the same types share their REMOVEs (one per group).
+            by_drop: dict[frozenset[str], list[str]] = {}
+            for item in dict.fromkeys(items):
+                if not item:
+                    continue
+                have = self.interests.types_for(DIRECT_OWNER, item)
+                _add, drop = self.interests.change(DIRECT_OWNER, item, have - tset)
+                # What no owner wants any more goes, also a type registered some other way.
+                drop = drop | ((tset - account) - self.interests.types_of(item))
+                if drop:
+                    by_drop.setdefault(drop, []).append(item)
+            for drop, its in by_drop.items():
+                for req in self.subscriptions.plan_remove(drop, its):
+                    await self._request(req)
+
+    async def subscribe_owner(self, owner: str, symbol: str, types: Iterable[str]) -> None:
+        """`owner` (a strategy's name) wants realtime `types` of `symbol`.
+
+        A symbol is registered once for all its owners, in groups of at most 100 items with
+        refresh "1" (what a group holds is kept); registrations survive reconnects. Same
+        contract as `subscribe`; a refused REG leaves the owner's interest as it was."""
+        if owner == DIRECT_OWNER:
+            raise ValueError("an owner needs a name")
+        async with self._send_lock:
+            self._check_open()
+            before = self.interests.types_for(owner, symbol)
+            add, _drop = self.interests.change(owner, symbol, before | set(types))
+            try:
+                for req in self.subscriptions.plan_add(sorted(add), [symbol]):
+                    await self._request(req)
+            except BaseException:
+                self.interests.change(owner, symbol, before)
+                raise
+
+    async def unsubscribe_owner(
+        self, owner: str, symbol: str, types: Iterable[str] | None = None
+    ) -> None:
+        """`owner` no longer wants `types` of `symbol` (None: any). What no other owner
+        wants is REMOVEd; the symbol stays registered while one owner is left."""
+        async with self._send_lock:
+            self._check_open()
+            before = self.interests.types_for(owner, symbol)
+            keep = frozenset() if types is None else before - set(types)
+            _add, drop = self.interests.change(owner, symbol, keep)
+            for req in self.subscriptions.plan_remove(drop, [symbol]):
                 await self._request(req)
+
+    # --- condition search --------------------------------------------------------------------
+
+    async def conditions(self) -> list[tuple[str, str]]:
+        """The login's conditions as (seq, name), from a fresh CNSRLST while live (the list
+        of the last one otherwise). Raises TransportError with no session and no list yet,
+        ConditionError when Kiwoom refuses."""
+        async with self._cnsr_lock:
+            if self._ready.is_set():
+                await self._list_conditions()
+            elif not self.condition_book.names:
+                raise TransportError("CNSRLST: not connected")
+            return list(self.condition_book.names.items())
+
+    async def search(self, seq: str, realtime: bool = False) -> list[str]:
+        """The symbols condition `seq` finds now.
+
+        realtime=False: a one-shot search (search_type 0), every page. realtime=True
+        (search_type 1): the search then goes on, its members arrive first as `entered`
+        ConditionHit events and every change as a pushed hit; it is repeated after a
+        reconnect, the difference published as hits. Raises ConditionError past
+        `max_realtime_conditions` or when Kiwoom refuses, TransportError with no session."""
+        seq = seq.strip()
+        async with self._cnsr_lock:
+            if not self._ready.is_set():
+                raise TransportError("CNSRREQ: not connected")
+            await self._ensure_listed()
+            if realtime:
+                self.condition_book.check_room(seq)
+                await self._start_search(seq)
+                return self.condition_book.members(seq)
+            symbols: list[str] = []
+            key = ""
+            for _page in range(MAX_SEARCH_PAGES):
+                frame = cnsr_search_frame(seq, realtime=False, next_key=key)
+                res = await self._cnsr_request("CNSRREQ", seq, frame)
+                page, next_key = parse_search_page(res.message or {})
+                symbols.extend(page)
+                if next_key is None:
+                    return symbols
+                key = next_key
+            raise TransportError(f"CNSRREQ {seq}: more than {MAX_SEARCH_PAGES} pages")
+
+    async def clear(self, seq: str) -> None:
+        """Stop the realtime search of `seq` (CNSRCLR); it is not restored any more. No-op for
+        a seq with no realtime search."""
+        seq = seq.strip()
+        async with self._cnsr_lock:
+            if seq not in self.condition_book.realtime:
+                return
+            self.condition_book.cleared(seq)
+            if self._ready.is_set():
+                await self._cnsr_request("CNSRCLR", seq, cnsr_clear_frame(seq))
+
+    async def _ensure_listed(self) -> None:
+        # Kiwoom serves CNSRREQ only after CNSRLST on the same connection.
+        if self._listed_conn != self._conn_no:
+            await self._list_conditions()
+
+    async def _list_conditions(self) -> None:
+        res = await self._cnsr_request("CNSRLST", "", cnsr_list_frame())
+        self.condition_book.set_list(parse_condition_list(res.message or {}))
+        self._listed_conn = self._conn_no
+
+    async def _start_search(self, seq: str) -> None:
+        def answered(res: FrameResult) -> None:
+            # Runs in the receive loop as the answer is read: the members are known, and their
+            # hits queued, before any push of this search is dispatched.
+            symbols, _more = parse_search_page(res.message or {})
+            self._deliver_made(self.condition_book.started(seq, symbols))
+
+        await self._cnsr_request("CNSRREQ", seq, cnsr_search_frame(seq, realtime=True), answered)
+
+    def _deliver_made(self, hits: list[ConditionHit]) -> None:
+        """Hand hits the feed made (not pushed) on, stamped like the codec's events."""
+        ts = self._time_ns()
+        nxt = self._sequence
+        events: list[Event] = [
+            dataclasses.replace(h, ts_recv=ts, seq=nxt() if nxt is not None else 0) for h in hits
+        ]
+        if self._hold is not None:
+            self._hold_events(events)
+        else:
+            for ev in events:
+                self._emit(ev)
+
+    async def _restore_conditions(self) -> None:
+        """After a reconnect: CNSRLST, then every realtime search again; the members that come
+        back are compared with those known before the drop (see ConditionBook.started)."""
+        book = self.condition_book
+        if not book.realtime:
+            return
+        async with self._cnsr_lock:
+            try:
+                await self._list_conditions()
+            except ConditionError as exc:
+                log.error("cnsr_restore_refused", trnm="CNSRLST", error=str(exc))
+                for seq in book.realtime:
+                    self._deliver_made(book.lost(seq))
+                return
+            for seq in book.realtime:
+                try:
+                    await self._start_search(seq)
+                except ConditionError as exc:
+                    # Refused now (deleted in the HTS, a limit): its members count as left.
+                    log.error("cnsr_restore_refused", trnm="CNSRREQ", seq=seq, error=str(exc))
+                    self._deliver_made(book.lost(seq))
+
+    async def _cnsr_request(
+        self, trnm: str, seq: str, frame: str, on_answer: _CnsrAnswer | None = None
+    ) -> FrameResult:
+        """Send one condition-search request and wait for its answer (matched by trnm and
+        seq). Raises ConditionError when refused, TransportError on a lost connection or no
+        answer within ack_timeout_s."""
+        conn = self._conn
+        if conn is None:
+            raise TransportError(f"{trnm}: not connected")
+        key = (trnm, seq)
+        fut: asyncio.Future[FrameResult] = asyncio.get_running_loop().create_future()
+        self._cnsr_waiters[key] = (fut, on_answer)
+        try:
+            await conn.send(frame)
+            async with asyncio.timeout(self._ack_timeout_s):
+                res = await fut
+        except TimeoutError:
+            raise TransportError(f"{trnm} {seq}: no answer") from None
+        except ConnectionClosed as exc:
+            raise TransportError(f"{trnm} {seq}: connection closed") from exc
+        finally:
+            waiter = self._cnsr_waiters.get(key)
+            if waiter is not None and waiter[0] is fut:
+                del self._cnsr_waiters[key]
+        if res.return_code != 0:
+            code = res.return_code if res.return_code is not None else -1
+            raise ConditionError(trnm, code, res.return_msg or "refused without a message")
+        return res
+
+    def _resolve_cnsr(self, res: FrameResult) -> None:
+        msg = res.message or {}
+        key = (res.trnm, "" if res.trnm == "CNSRLST" else answer_seq(msg))
+        waiter = self._cnsr_waiters.pop(key, None)
+        if waiter is None:
+            # A refusal may come without its seq: it answers our one request of that trnm.
+            same = [k for k in self._cnsr_waiters if k[0] == res.trnm]
+            if res.return_code != 0 and len(same) == 1:
+                waiter = self._cnsr_waiters.pop(same[0])
+            else:
+                log.warning("cnsr_answer_unexpected", trnm=res.trnm, seq=key[1])
+                return
+        fut, on_answer = waiter
+        if fut.done():
+            return
+        if on_answer is not None and res.return_code == 0:
+            try:
+                on_answer(res)
+            except Exception:
+                log.exception("cnsr_answer_failed", trnm=res.trnm)
+        fut.set_result(res)
+
+    def _fail_cnsr(self) -> None:
+        waiters, self._cnsr_waiters = self._cnsr_waiters, {}
+        for fut, _cb in waiters.values():
+            if not fut.done():
+                fut.set_exception(ConnectionClosed(None, None))
+
+    def _book_hits(self, events: Iterable[Event]) -> Iterator[Event]:
+        """Pushed hits through the condition book (names filled in, duplicates dropped);
+        every other event as it is."""
+        pushed = self.condition_book.pushed
+        for ev in events:
+            if type(ev) is ConditionHit:
+                hit = pushed(ev)
+                if hit is not None:
+                    yield hit
+            else:
+                yield ev
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Stop for good; no Disconnected event is emitted for a requested close. The closing
@@ -310,6 +576,7 @@ class KiwoomWebSocket:
                     try:
                         async with self._send_lock:
                             await self._restore()
+                            await self._restore_conditions()
                             # Announce the session, then deliver what it held, with no await in
                             # between: nothing of this connection can overtake `Reconnected`.
                             self._ready.set()
@@ -433,6 +700,7 @@ class KiwoomWebSocket:
                 if hs.feed(res):
                     break
         self.sor = hs.sor
+        self._conn_no += 1
         live = Liveness(self._stale_after_s, self._stale_grace_s, self._clock.monotonic())
         self._live = live
         self._hold = []
@@ -444,7 +712,10 @@ class KiwoomWebSocket:
         if hold is None:
             return
         for ev in events:
-            if len(hold) < self._max_held or isinstance(ev, OrderExecution | Balance):
+            # A condition hit is never dropped: a strategy must not miss a leave.
+            if len(hold) < self._max_held or isinstance(
+                ev, OrderExecution | Balance | ConditionHit
+            ):
                 hold.append(ev)
             else:
                 self.held_dropped += 1
@@ -553,14 +824,17 @@ class KiwoomWebSocket:
                 kind = res.kind
                 if kind is FrameKind.REAL:
                     assert res.stream is not None
+                    stream = res.stream
+                    if self.condition_book.active:
+                        stream = self._book_hits(stream)
                     if self._hold is None:
                         # Each entry is decoded as it is dispatched, and an order an entry
                         # started gets its turn before the next entry is decoded.
-                        for ev in res.stream:
+                        for ev in stream:
                             if emit(ev):
                                 await asyncio.sleep(0)
                     else:
-                        self._hold_events(list(res.stream))
+                        self._hold_events(list(stream))
                     # Frames already buffered come without a turn of the loop: give one, so
                     # other work is not held up by a backlog.
                     await asyncio.sleep(0)
@@ -568,6 +842,8 @@ class KiwoomWebSocket:
                     await conn.send(raw)  # verbatim, as Kiwoom requires
                 elif kind is FrameKind.REG or kind is FrameKind.REMOVE:
                     self._resolve_ack(res)
+                elif kind is FrameKind.CNSR:
+                    self._resolve_cnsr(res)
                 elif kind is FrameKind.SYSTEM:
                     msg = res.message or {}
                     log.info("ws_system_frame", code=msg.get("code"), message=msg.get("message"))
@@ -597,6 +873,7 @@ class KiwoomWebSocket:
             # rather than after ack_timeout_s.
             self._ready.clear()
             self._fail_acks()
+            self._fail_cnsr()
 
     def _resolve_ack(self, res: FrameResult) -> None:
         if not self._acks:
@@ -653,6 +930,8 @@ class KiwoomWebSocket:
             "silent_s": self.silent_s,
             "sessions": self.sessions,
             "registered": len(self.subscriptions),
+            "realtime_conditions": len(self.condition_book.realtime),
+            "max_realtime_conditions": self.condition_book.max_realtime,
             "stats": self.stats.as_dict(),
             "consumer_errors": self.consumer_errors,
             "held_dropped": self.held_dropped,

@@ -6,6 +6,9 @@ otherwise). It owns three routes on the simulator's own port:
   of the simulator's own (`token_ttl_s`, `expire_tokens`, `rest_rate_per_s` / `rest_burst`,
   `clear`); answers the knobs as they now are, or 400 naming the bad key;
 - POST /_sim/drop: every WebSocket session drops its connection now;
+- POST /_sim/market: market state for a harness: {"session": state} / {"nxt_session":
+  state} move the notional KRX / NXT session (a 0s push), {"vi": symbol, "kind": "static"|"dynamic"} starts a VI, {"condition":
+  seq, "members": [...]} sets a "manual" condition's members;
 - GET /_sim/book: the exchange's side of the account (orders, fills, holdings, cash) and the
   tokens issued, so the harness can check the daemon against the broker and search its logs
   for the tokens.
@@ -20,13 +23,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from engine.events import SessionState
+
 if TYPE_CHECKING:
     from engine.sim.simulator import Simulator
 
 FAULTS_PATH = "/_sim/faults"
 DROP_PATH = "/_sim/drop"
 BOOK_PATH = "/_sim/book"
-PATHS = (FAULTS_PATH, DROP_PATH, BOOK_PATH)
+MARKET_PATH = "/_sim/market"
+PATHS = (FAULTS_PATH, DROP_PATH, BOOK_PATH, MARKET_PATH)
 
 _NOT_SETTABLE = frozenset({"ws_drops"})
 """A counter, not a knob."""
@@ -147,6 +153,48 @@ def book(sim: Simulator) -> dict[str, Any]:
     }
 
 
+_SESSION_STATES = frozenset(s.value for s in SessionState if not s.value.startswith("nxt"))
+_NXT_STATES = frozenset({"nxt_pre", "regular", "nxt_after", "closed"})
+
+
+def apply_market(sim: Simulator, body: Any) -> dict[str, Any]:
+    """Apply a POST /_sim/market body; ControlError names what is wrong."""
+    if not isinstance(body, dict):
+        raise ControlError("the body must be a JSON object")
+    if "session" in body:
+        state = body["session"]
+        if not isinstance(state, str) or state not in _SESSION_STATES:
+            raise ControlError(f"session: expected one of {', '.join(sorted(_SESSION_STATES))}")
+        sim.set_session(state)
+    if "nxt_session" in body:
+        state = body["nxt_session"]
+        if state not in _NXT_STATES:
+            raise ControlError(f"nxt_session: expected one of {', '.join(sorted(_NXT_STATES))}")
+        sim.set_session(state, "NXT")
+    if "vi" in body:
+        code = body["vi"]
+        kind = body.get("kind", "static")
+        if not isinstance(code, str) or not sim.market.has(code):
+            raise ControlError("vi: expected a simulated symbol")
+        if kind not in ("static", "dynamic"):
+            raise ControlError("kind: expected static or dynamic")
+        sim.trigger_vi(code, kind)
+    if "condition" in body:
+        seq = body["condition"]
+        members = body.get("members")
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise ControlError("members: expected a list of symbols")
+        try:
+            sim.conditions.set_members(str(seq), members)
+        except KeyError as e:
+            raise ControlError(f"condition: {e.args[0]}") from None
+    return {
+        "session": sim.session,
+        "nxt_session": sim.nxt_session,
+        "vi": sorted(sim.vi.halted_codes()),
+    }
+
+
 def routes(sim: Simulator) -> list[web.RouteDef]:
     """The control routes, to mount before the catch-all POST of engine/sim/server.py."""
 
@@ -164,6 +212,16 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
         sim.state.faults.ws_drop_now()
         return web.json_response({"ws_drops": sim.state.faults.ws_drops})
 
+    async def set_market(request: web.Request) -> web.Response:
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return web.json_response({"error": "the body must be JSON"}, status=400)
+        try:
+            return web.json_response(apply_market(sim, body))
+        except ControlError as e:
+            return web.json_response({"error": str(e)}, status=400)
+
     async def get_book(_request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(book(sim)), content_type="application/json")
 
@@ -171,4 +229,5 @@ def routes(sim: Simulator) -> list[web.RouteDef]:
         web.post(FAULTS_PATH, set_faults),
         web.post(DROP_PATH, drop),
         web.get(BOOK_PATH, get_book),
+        web.post(MARKET_PATH, set_market),
     ]

@@ -77,6 +77,8 @@ E_NOTHING_OPEN = 2006
 E_QTY_EXCEEDS = 2007
 E_NO_ORDER = 2008
 E_SYMBOL_MISMATCH = 2009
+E_VENUE = 2010
+E_VENUE_CLOSED = 2011
 
 
 class OrderRejected(Exception):
@@ -114,6 +116,8 @@ class SimOrder:
     reject_reason: str = ""
     confirm_time: str = ""
     last_fill_price: int = 0
+    venue: str = "KRX"
+    """dmst_stex_tp: KRX, NXT or SOR (SOR: routed; matched on the one book like the others)."""
 
     @property
     def kind_text(self) -> str:
@@ -201,6 +205,8 @@ class SimExchange:
         self._holdings: dict[str, Holding] = {}
         self._fills: list[SimFill] = []
         self._collected: list[dict[str, Any]] | None = None
+        self.venue_open: Callable[[str], bool] = lambda _venue: True
+        """Whether a venue (KRX, NXT) takes orders now: the Simulator's notional sessions."""
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -269,8 +275,18 @@ class SimExchange:
 
     # ---- order entry ------------------------------------------------------------------------
 
-    def place(self, side: Side, symbol: str, qty: int, price: int, trde_tp: str = "0") -> SimOrder:
-        """A new buy or sell order; matches at once against the book, the rest rests.
+    def place(
+        self,
+        side: Side,
+        symbol: str,
+        qty: int,
+        price: int,
+        trde_tp: str = "0",
+        *,
+        venue: str = "KRX",
+    ) -> SimOrder:
+        """A new buy or sell order; matches at once against the book, the rest rests. Every
+        venue (KRX, NXT, SOR) matches on the one book; `venue` is what the pushes say.
 
         `price` is ignored (use 0) for a market order. Returns the order (status 접수, or 거부
         in push mode). Raises OrderRejected (nothing changed) for a failed check.
@@ -285,6 +301,7 @@ class SimExchange:
                 log.info("sim_order_rejected", symbol=symbol, side=side, code=exc.code)
                 raise
             order = self._new_order(side, symbol, qty, price, trde_tp, "new")
+            order.venue = venue
             order.open_qty = 0
             self._push_order(order, "접수", remaining=qty)
             order.status = "거부"
@@ -292,6 +309,7 @@ class SimExchange:
             self._push_order(order, "거부", remaining=0)
             return order
         order = self._new_order(side, symbol, qty, price if trde_tp == "0" else 0, trde_tp, "new")
+        order.venue = venue
         order.open_qty = qty
         self._push_order(order, "접수")
         self._match(order)
@@ -317,6 +335,7 @@ class SimExchange:
             if need > self.orderable_cash():
                 raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
         new = self._new_order(orig.side, symbol, move, price, orig.trde_tp, "modify", orig.ord_no)
+        new.venue = orig.venue
         orig.open_qty -= move
         new.open_qty = move
         self._push_order(new, "접수")
@@ -339,6 +358,7 @@ class SimExchange:
         amount = qty or orig.open_qty
         price = orig.price
         cxl = self._new_order(orig.side, symbol, amount, price, orig.trde_tp, "cancel", orig.ord_no)
+        cxl.venue = orig.venue
         orig.open_qty -= amount
         self._push_order(cxl, "접수", remaining=amount)
         cxl.status = "확인"
@@ -534,9 +554,10 @@ class SimExchange:
         v["919"] = order.reject_reason if status == "거부" else ""
         v["922"] = "00"
         v["923"] = "00000000"
-        v["2134"] = "1"
-        v["2135"] = "KRX"
-        v["2136"] = "N"
+        # 2134 거래소구분 0 통합 / 1 KRX / 2 NXT; 2136 SOR여부.
+        v["2134"] = {"NXT": "2", "SOR": "0"}.get(order.venue, "1")
+        v["2135"] = order.venue
+        v["2136"] = "Y" if order.venue == "SOR" else "N"
         self._emit({"type": "00", "name": "주문체결", "item": order.symbol, "values": v})
 
     def _push_balance(self, h: Holding) -> None:

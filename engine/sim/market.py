@@ -126,6 +126,8 @@ class MarketGenerator:
         self._pending: list[dict[str, Any]] = []
         self._template_0b = dict.fromkeys(FIDS_0B, "")
         self._template_0d = dict.fromkeys(FIDS_0D, "")
+        self.halted: set[str] = set()
+        """Codes in a single-price auction (a VI): no trade, no generated event, no `take`."""
 
     def _new_symbol(self, code: str, name: str, prev: int) -> _Sym:
         lower, upper = price_limits(prev)
@@ -203,6 +205,8 @@ class MarketGenerator:
         """
         s = self._syms[code]
         fills: list[tuple[int, int]] = []
+        if code in self.halted:
+            return fills  # the auction takes the order; it is matched when the auction ends
         remaining = qty
         hms = self._now_hms()
         while remaining > 0:
@@ -234,8 +238,13 @@ class MarketGenerator:
         codes = self._codes
         ncodes = len(codes)
         types = self._types
+        halted = self.halted
         while len(out) < n:
             s = self._syms[codes[int(rnd() * ncodes)]]
+            if halted and s.code in halted:
+                if len(halted) >= ncodes:
+                    break  # every symbol is in an auction: nothing trades
+                continue
             r = rnd()
             if r < _P_TRADE:
                 if "0B" in types:

@@ -11,13 +11,16 @@ import contextlib
 import dataclasses
 import signal
 from types import TracebackType
+from typing import Any
 
 import structlog
 from aiohttp import web
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import WS_PATH, SimConfig, is_loopback
+from engine.kiwoom import fids
 from engine.sim import control
+from engine.sim.conditions import SimConditions
 from engine.sim.exchange import SimExchange
 from engine.sim.market import Book, MarketGenerator
 from engine.sim.replay import check_readable, play
@@ -25,7 +28,8 @@ from engine.sim.server import start
 from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
 from engine.sim.trading import trading_handlers
-from engine.sim.ws import SimRealtime
+from engine.sim.vi import ViMonitor
+from engine.sim.ws import SimRealtime, SimSession
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +40,13 @@ MAX_ENTRIES_PER_PUMP = 2_000
 behind (a rate near sim.events_per_s's limit, a busy machine, a suspended process) the debt
 beyond it is dropped and counted, not carried: a backlog would grow memory and the time
 between two yields to the loop (so SIGTERM waits) without bound."""
+
+
+SESSION_CODES: dict[tuple[str, str], str] = {}
+"""(venue, session state) -> the 0s (FID 215) code that starts it: the first code the
+engine's codec maps to it (engine/kiwoom/fids.py), so the two cannot disagree."""
+for _code, _key in fids.SESSION_STATES.items():
+    SESSION_CODES.setdefault(_key, _code)
 
 
 class SimStartupError(Exception):
@@ -74,6 +85,26 @@ class Simulator:
         # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
         self.state.marketdata.price_of = self._live_price
         self.state.marketdata.book_of = self._live_book
+        self.conditions = SimConditions(
+            config.conditions,
+            config.symbols,
+            self.market.last_price,
+            self.market.prev_close,
+            self.market.name,
+            page_size=config.condition_page_size,
+            max_realtime=config.max_realtime_conditions,
+        )
+        self.realtime.conditions = self.conditions
+        self.realtime.on_registered = self._on_registered
+        self.vi = ViMonitor(
+            config.vi_static_pct, config.vi_dynamic_pct, config.vi_window_s, config.vi_auction_s
+        )
+        self.session: str = config.session
+        """The notional KRX session (SessionState's value): the simulator's own, whatever the
+        hour; `set_session` moves it and pushes 0s."""
+        self.nxt_session: str = config.nxt_session
+        """The notional NXT session, likewise (`set_session(state, venue="NXT")`)."""
+        self.exchange.venue_open = self._venue_open
         self.port = 0
         self.events_per_s = config.events_per_s
         self.events_skipped = 0
@@ -194,14 +225,105 @@ class Simulator:
                     log.warning("sim_feed_behind", events_per_s=self.events_per_s)
                 self.events_skipped += n - MAX_ENTRIES_PER_PUMP
                 n = MAX_ENTRIES_PER_PUMP
-            if n <= 0:
-                continue
             try:
-                for entry in self.market.next_entries(n):
-                    self.realtime.publish(entry)
+                if n > 0:
+                    halted = self.market.halted
+                    for entry in self.market.next_entries(n):
+                        if halted and entry["item"] in halted:
+                            # Generated in this batch after its VI began: the auction matches
+                            # nothing, so nothing of the symbol is published until it ends.
+                            continue
+                        self.realtime.publish(entry)
+                        if entry["type"] == "0B":
+                            self._check_vi(entry, now)
+                self._release_due(now)
                 self.exchange.on_market_tick()
+                self.realtime.condition_tick(self._hms())
             except Exception:  # a generator bug must not silence the whole feed
                 log.exception("sim_feed_error")
+
+    # --- market state: VI, session, stock info -------------------------------------------
+
+    def _hms(self) -> str:
+        return self.clock.now().strftime("%H%M%S")
+
+    def _check_vi(self, entry: dict[str, Any], now: float) -> None:
+        code = entry["item"]
+        price = abs(int(entry["values"]["10"]))
+        trigger = self.vi.on_trade(code, price, self.market.prev_close(code), now, self._hms())
+        if trigger is not None:
+            self.market.halted.add(code)
+            self.realtime.publish(trigger)
+            log.info("sim_vi_triggered", symbol=code, price=price)
+
+    def trigger_vi(self, code: str, kind: str = "static") -> None:
+        """Start a VI on `code` now at its last price (tests, the control endpoint)."""
+        now = self.clock.monotonic()
+        price = self.market.last_price(code)
+        entry = self.vi.trigger(code, kind, price, self.market.prev_close(code), now, self._hms())
+        self.market.halted.add(code)
+        self.realtime.publish(entry)
+
+    def _release_due(self, now: float) -> None:
+        for code in self.vi.due(now):
+            self.market.halted.discard(code)
+            # The auction uncrosses at the book as it stands: resting orders that cross it
+            # fill in on_market_tick, right after the release is pushed.
+            entry = self.vi.release(code, self.market.last_price(code), now, self._hms())
+            self.realtime.publish(entry)
+            log.info("sim_vi_released", symbol=code)
+
+    def set_session(self, state: str, venue: str = "KRX") -> None:
+        """Move the notional session of `venue` (KRX, NXT) to `state` and push its 0s notice
+        (none for a state no 0s code starts, such as pre_open_after_hours)."""
+        if venue == "NXT":
+            self.nxt_session = state
+        else:
+            self.session = state
+        entry = self._session_entry(venue)
+        if entry is not None:
+            self.realtime.publish(entry)
+
+    def _venue_open(self, venue: str) -> bool:
+        return (self.nxt_session if venue == "NXT" else self.session) != "closed"
+
+    def _session_entry(self, venue: str = "KRX") -> dict[str, Any] | None:
+        state = self.nxt_session if venue == "NXT" else self.session
+        code = SESSION_CODES.get((venue, state))
+        if code is None:
+            return None
+        values = {"215": code, "20": self._hms(), "214": "000000"}
+        return {"type": "0s", "name": "장시작시간", "item": "", "values": values}
+
+    def _stock_info_entry(self, code: str) -> dict[str, Any]:
+        lower, upper = self.market.limits(code)
+        base = self.market.prev_close(code)
+        values = {
+            "305": f"+{upper}",
+            "306": f"-{lower}",
+            "307": str(base),
+            "297": "0",
+            "592": "0",
+            "593": "0",
+            "689": "",
+            "594": "KRW",
+            "382": "20%",
+            "370": "",
+        }
+        return {"type": "0g", "name": "주식종목정보", "item": code, "values": values}
+
+    def _on_registered(self, s: SimSession, pairs: set[tuple[str, str]]) -> None:
+        # A new registration starts with the state it is about: the session's phase, a
+        # symbol's limits (Kiwoom sends these on change; a client that just registered needs
+        # them now).
+        for rtype, item in pairs:
+            if rtype == "0s":
+                for venue in ("KRX", "NXT"):
+                    entry = self._session_entry(venue)
+                    if entry is not None:
+                        self.realtime.push_to(s, entry)
+            elif rtype == "0g" and self.market.has(item):
+                self.realtime.push_to(s, self._stock_info_entry(item))
 
 
 EXIT_STARTUP = 1

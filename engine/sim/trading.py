@@ -15,6 +15,8 @@ from engine.kiwoom.catalog import all_specs
 from engine.sim.exchange import (
     E_BAD_INPUT,
     E_NO_SYMBOL,
+    E_VENUE,
+    E_VENUE_CLOSED,
     Holding,
     OrderRejected,
     Side,
@@ -54,12 +56,23 @@ def _order_no_cursor(body: dict[str, Any], name: str) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
-def _exchange_field(body: dict[str, Any]) -> str:
+VENUES = ("KRX", "NXT", "SOR")
+
+
+def _exchange_field(body: dict[str, Any], venue_open: Callable[[str], bool]) -> str:
+    """The order's dmst_stex_tp: KRX, NXT or SOR, refused when its venue's notional session
+    takes no orders (SOR: when neither does)."""
     tp = _s(body, "dmst_stex_tp").upper()
-    if tp != "KRX":
+    if tp not in VENUES:
         raise SimBusinessError(
             RC_INPUT,
-            f"주문이 거부되었습니다[2010:지원하지 않는 거래소구분입니다({tp}): KRX만 가능]",
+            f"주문이 거부되었습니다[{E_VENUE}:지원하지 않는 거래소구분입니다({tp}): "
+            "KRX, NXT, SOR만 가능]",
+        )
+    open_now = venue_open("KRX") or venue_open("NXT") if tp == "SOR" else venue_open(tp)
+    if not open_now:
+        raise SimBusinessError(
+            RC_INPUT, f"주문이 거부되었습니다[{E_VENUE_CLOSED}:{tp} 주문 가능 시간이 아닙니다]"
         )
     return tp
 
@@ -102,7 +115,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         word = _side_word(side)
 
         async def handler(body: dict[str, Any], next_key: str) -> SimReply:
-            stex = _exchange_field(body)
+            stex = _exchange_field(body, ex.venue_open)
             symbol = _symbol(body)
             qty = _int_field(body, "ord_qty")
             trde_tp = _s(body, "trde_tp")
@@ -111,7 +124,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
             price = _int_field(body, "ord_uv", default=0)
             try:
                 with ex.collecting() as pushes:
-                    order = ex.place(side, symbol, qty, price, trde_tp)
+                    order = ex.place(side, symbol, qty, price, trde_tp, venue=stex)
             except OrderRejected as exc:
                 raise _rejected(word, exc) from None
             return SimReply(
@@ -130,7 +143,7 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
         Returns (the new order, dmst_stex_tp, the success message, what sends its pushes);
         raises SimBusinessError.
         """
-        stex = _exchange_field(body)
+        stex = _exchange_field(body, ex.venue_open)
         symbol = _symbol(body)
         orig = _s(body, "orig_ord_no")
         target = ex.order(orig) if orig.isdigit() else None

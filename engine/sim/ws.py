@@ -21,12 +21,19 @@ from aiohttp import WSMsgType, web
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.kiwoom import catalog
+from engine.sim.conditions import ConnConditions, SimConditions
 from engine.sim.faults import Faults
 from engine.sim.stamps import Stamps
 
 log = structlog.get_logger(__name__)
 
 ACCOUNT_TYPES: Final = frozenset({"00", "04"})
+ITEMLESS_TYPES: Final = ACCOUNT_TYPES | {"0s"}
+"""Types registered with item "" and pushed to whoever registered them: the account's, and
+0s (장운영구분), which is about the market, not a symbol."""
+KEPT_TYPES: Final = ACCOUNT_TYPES | {"02"}
+"""Never dropped from a full queue: a lost fill or a lost condition leave would mislead."""
+CNSR_TRNMS: Final = frozenset({"CNSRLST", "CNSRREQ", "CNSRCLR"})
 LOGIN_FAIL_CODE: Final = 805004
 LOGIN_FAIL_MSG: Final = (
     "토큰 인증에 실패했습니다. 접속을 종료합니다 [CODE=8005, MESSAGE=Token이 유효하지 않습니다]"
@@ -85,6 +92,8 @@ class SimSession:
     """Entries that left `pending`: written to the socket or dropped."""
     flushes: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
     """`flush()` waiters: (the `queued` count to reach, the future to resolve)."""
+    cnsr: ConnConditions = field(default_factory=ConnConditions)
+    """This connection's condition searches (CNSRLST done, realtime searches)."""
 
     def settle_flushes(self, *, closing: bool = False) -> None:
         """Resolve the flushes whose entries are all gone (every one when closing)."""
@@ -152,6 +161,11 @@ class SimRealtime:
         self._drop_tasks: set[asyncio.Task[Any]] = set()
         self.stamps: Stamps | None = None
         """Latency stamps of each REAL frame written (sim.stamp_file), or None: off."""
+        self.conditions: SimConditions | None = None
+        """Serves CNSRLST/CNSRREQ/CNSRCLR when set (the Simulator sets it)."""
+        self.on_registered: Callable[[SimSession, set[tuple[str, str]]], None] | None = None
+        """Told the (type, item) pairs a REG added to a session (the Simulator pushes what a
+        new registration starts with: the session state, a symbol's 0g)."""
         self.faults.on_ws_drop(self._on_fault_drop)
 
     # --- knobs -------------------------------------------------------------------------------
@@ -184,16 +198,43 @@ class SimRealtime:
         Never blocks; the per-session sender batches what is pending into multi-entry frames.
         """
         rtype = entry.get("type", "")
-        key = (rtype, "" if rtype in ACCOUNT_TYPES else entry.get("item", ""))
+        if rtype == "02":
+            # A condition hit (a replayed one) goes to the connections whose realtime search
+            # it belongs to, as nothing registers 02.
+            values = entry.get("values")
+            seq = values.get("841") if isinstance(values, dict) else None
+            seq = seq.strip() if isinstance(seq, str) else ""
+            for s in self.sessions:
+                if s.logged_in and seq in s.cnsr.realtime:
+                    self.push_to(s, entry)
+            return
+        key = (rtype, "" if rtype in ITEMLESS_TYPES else entry.get("item", ""))
         for s in self.sessions:
             if s.logged_in and key in s.registered:
-                if len(s.pending) >= self.max_pending and self._drop_oldest_market(s.pending):
-                    s.dropped += 1
-                    s.gone += 1
-                    self.dropped += 1
-                s.pending.append(entry)
-                s.queued += 1
-                s.wake.set()
+                self.push_to(s, entry)
+
+    def push_to(self, s: SimSession, entry: dict[str, Any]) -> None:
+        """Queue a REAL entry for one session (a condition hit is that connection's own)."""
+        if len(s.pending) >= self.max_pending and self._drop_oldest_market(s.pending):
+            s.dropped += 1
+            s.gone += 1
+            self.dropped += 1
+        s.pending.append(entry)
+        s.queued += 1
+        s.wake.set()
+
+    def condition_tick(self, hms: str) -> int:
+        """Push every connection the 02 hits its realtime searches owe it; returns how many."""
+        conds = self.conditions
+        if conds is None:
+            return 0
+        n = 0
+        for s in self.sessions:
+            if s.logged_in and s.cnsr.realtime and not s.ws.closed:
+                for entry in conds.changes(s.cnsr, hms):
+                    self.push_to(s, entry)
+                    n += 1
+        return n
 
     async def flush(self) -> None:
         """Return once every entry published so far was written to (or dropped for) every
@@ -213,7 +254,7 @@ class SimRealtime:
     def _drop_oldest_market(pending: deque[dict[str, Any]]) -> bool:
         """Remove the oldest market-data entry; False when only account entries are queued."""
         for i, e in enumerate(pending):
-            if e.get("type") not in ACCOUNT_TYPES:
+            if e.get("type") not in KEPT_TYPES:
                 del pending[i]
                 return True
         return False
@@ -312,7 +353,17 @@ class SimRealtime:
                 s.pongs += 1
                 s.awaiting_pong = False
             elif trnm in ("REG", "REMOVE"):
+                before = s.registered
                 await self._send(s, self._on_reg(s, trnm, frame, len(msg.data)))
+                added = s.registered - before
+                if added and self.on_registered is not None:
+                    self.on_registered(s, added)
+            elif trnm in CNSR_TRNMS:
+                if self.conditions is None:
+                    answer = {"trnm": trnm, "return_code": 1, "return_msg": "조건검색 미지원"}
+                else:
+                    answer = self.conditions.on_request(s.cnsr, frame)
+                await self._send(s, answer)
             elif trnm == "LOGIN":
                 await self._send(
                     s, {"trnm": "LOGIN", "return_code": 0, "return_msg": "", "sor_yn": self.sor_yn}
@@ -354,7 +405,7 @@ class SimRealtime:
                     return fail("type 형식 오류")
                 if t not in _KNOWN_TYPES:
                     return fail(f"실시간 항목이 올바르지 않습니다 (type={t})")
-                if t in ACCOUNT_TYPES:
+                if t in ITEMLESS_TYPES:
                     pairs.add((t, ""))
                     continue
                 for it in items:

@@ -14,24 +14,24 @@ from datetime import date, datetime, time
 import holidays
 
 from engine.clock import KST, parse_day
-from engine.events import Exchange, MarketSession
-from engine.trading.krx import SessionPhase, session_phase
+from engine.events import Exchange, SessionState
+from engine.trading.krx import session_phase
 
 # KRX phases in which no order is taken: night, and the 15:30-15:40 gap between the closing
-# auction and the after-hours close session.
-_KRX_NO_ORDERS = frozenset({SessionPhase.CLOSED, SessionPhase.POST_CLOSE})
+# auction and the after-hours close session (both CLOSED in krx.session_phase).
+_KRX_NO_ORDERS = frozenset({SessionState.CLOSED})
 
 # NXT (Nextrade) sessions, start inclusive, end exclusive. The main market starts 30 s after
 # KRX's open, leaving KRX's opening auction to set the day's first price; 08:50-09:00:30 and
 # 15:20-15:40 take no orders.
-NXT_SESSIONS: tuple[tuple[time, time, MarketSession], ...] = (
-    (time(8, 0), time(8, 50), MarketSession.PRE),
-    (time(9, 0, 30), time(15, 20), MarketSession.REGULAR),
-    (time(15, 40), time(20, 0), MarketSession.POST),
+NXT_SESSIONS: tuple[tuple[time, time, SessionState], ...] = (
+    (time(8, 0), time(8, 50), SessionState.NXT_PRE),
+    (time(9, 0, 30), time(15, 20), SessionState.REGULAR),
+    (time(15, 40), time(20, 0), SessionState.NXT_AFTER),
 )
 
 
-def nxt_session(t: time) -> MarketSession | None:
+def nxt_session(t: time) -> SessionState | None:
     """The NXT session at KST wall time `t`, or None when NXT takes no orders then."""
     naive = t.replace(tzinfo=None)
     for start, end, session in NXT_SESSIONS:

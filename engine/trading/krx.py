@@ -7,8 +7,9 @@ KOSDAQ share one tick table. Prices are int KRW.
 from __future__ import annotations
 
 from datetime import time
-from enum import Enum
 from typing import Literal
+
+from engine.events import SessionState
 
 # (exclusive upper bound of the band, tick in the band); prices at or above the last bound use
 # TOP_TICK. Every bound is a multiple of the next band's tick, so rounding never straddles bands.
@@ -82,31 +83,21 @@ def within_limits(price: int, base_price: int) -> bool:
     return lower <= price <= upper
 
 
-class SessionPhase(Enum):
-    """KRX regular-market day phases (KST)."""
+SessionPhase = SessionState
+"""The old name of the engine's one session vocabulary (engine.events.SessionState)."""
 
-    CLOSED = "closed"
-    PRE_OPEN_AFTER_HOURS = "pre_open_after_hours"  # 08:30-08:40 장전 시간외 종가
-    OPENING_AUCTION = "opening_auction"  # 08:40-09:00 동시호가 (orders collected from 08:30)
-    REGULAR = "regular"  # 09:00-15:20 continuous
-    CLOSING_AUCTION = "closing_auction"  # 15:20-15:30 동시호가
-    POST_CLOSE = "post_close"  # 15:30-15:40 gap before after-hours
-    AFTER_HOURS_CLOSE = "after_hours_close"  # 15:40-16:00 장후 시간외 종가
-    AFTER_HOURS_SINGLE = "after_hours_single"  # 16:00-18:00 시간외 단일가
-
-
-_PHASES: tuple[tuple[time, time, SessionPhase], ...] = (
-    (time(8, 30), time(8, 40), SessionPhase.PRE_OPEN_AFTER_HOURS),
-    (time(8, 40), time(9, 0), SessionPhase.OPENING_AUCTION),
-    (time(9, 0), time(15, 20), SessionPhase.REGULAR),
-    (time(15, 20), time(15, 30), SessionPhase.CLOSING_AUCTION),
-    (time(15, 30), time(15, 40), SessionPhase.POST_CLOSE),
-    (time(15, 40), time(16, 0), SessionPhase.AFTER_HOURS_CLOSE),
-    (time(16, 0), time(18, 0), SessionPhase.AFTER_HOURS_SINGLE),
+_PHASES: tuple[tuple[time, time, SessionState], ...] = (
+    (time(8, 30), time(8, 40), SessionState.PRE_OPEN_AFTER_HOURS),  # 장전 시간외 종가
+    (time(8, 40), time(9, 0), SessionState.OPENING_AUCTION),  # orders collected from 08:30
+    (time(9, 0), time(15, 20), SessionState.REGULAR),
+    (time(15, 20), time(15, 30), SessionState.CLOSING_AUCTION),
+    # 15:30-15:40 takes no order: CLOSED, as the night.
+    (time(15, 40), time(16, 0), SessionState.POST_CLOSE),  # 장후 시간외 종가
+    (time(16, 0), time(18, 0), SessionState.AFTER_HOURS_SINGLE),  # 시간외 단일가
 )
 
 
-def session_phase(t: time) -> SessionPhase:
+def session_phase(t: time) -> SessionState:
     """The phase of a trading day at KST wall time `t` (start inclusive, end exclusive).
 
     Ignores holidays and special days (the 수능 late open); callers decide whether today trades.
@@ -115,4 +106,4 @@ def session_phase(t: time) -> SessionPhase:
     for start, end, phase in _PHASES:
         if start <= naive < end:
             return phase
-    return SessionPhase.CLOSED
+    return SessionState.CLOSED

@@ -18,6 +18,7 @@ from engine.events import (
     OrderKind,
     OrderStatus,
     Quote,
+    RealtimeEvent,
     RealtimeGeneric,
     Side,
     Trade,
@@ -264,20 +265,27 @@ def test_balance_decodes_ints() -> None:
     assert b.collateral_loan_qty == 0
 
 
-def test_unknown_type_is_generic_and_values_list_variant() -> None:
+def test_other_types_are_generic_and_values_list_variant() -> None:
+    # A type the catalogue documents (0J 업종지수, item a sector code) is keyed by the
+    # catalogue's field names; one it does not know stays as sent (issue 15: 0s is modelled
+    # now, so this test moved from 0s to 0J).
     stats = CodecStats()
     res = decode_frame(
         real(
-            entry("0s", "", {"215": "3", "20": "090000"}, "장시작시간"),
+            entry("0J", "001", {"10": "+2650.12", "20": "090000", "9999": "x"}, "업종지수"),
+            entry("ZZ", "", {"1": "2"}, "새타입"),
             entry("0B", "005930", [{"20": "090001"}, {"10": "+70000", "15": "+1", "13": "1"}]),
         ),
         stats,
     )
-    generic, trade = res.events
-    assert generic == RealtimeGeneric("0s", "장시작시간", "", {"215": "3", "20": "090000"})
+    named, generic, trade = res.events
+    assert named == RealtimeEvent(
+        "0J", "업종지수", "001", {"현재가": "+2650.12", "체결시간": "090000", "9999": "x"}
+    )
+    assert generic == RealtimeGeneric("ZZ", "새타입", "", {"1": "2"})
     assert isinstance(trade, Trade)
     assert (trade.price, trade.best_bid, trade.time) == (70000, 0, 90001)
-    assert stats.generic == 1
+    assert stats.generic == 2
 
 
 def test_values_as_a_list_of_fid_value_pairs() -> None:

@@ -203,7 +203,8 @@ async def test_rejections_over_http(make_sim: SimFactory) -> None:
         (_order(1, bid, "5"), 2005),  # 조건부지정가 unsupported
         (_order(1, bid, code="999999"), 1902),
         (_order("x", bid), 1517),  # type: ignore[arg-type]
-        ({**_order(1, bid), "dmst_stex_tp": "NXT"}, 2010),
+        # Issue 15: NXT and SOR are taken now; a venue Kiwoom does not have is not.
+        ({**_order(1, bid), "dmst_stex_tp": "XYZ"}, 2010),
     ]
     for body, code in cases:
         r = await sim.call("kt10000", body)

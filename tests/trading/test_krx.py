@@ -164,8 +164,10 @@ def test_price_limits_inside_band_and_on_tick(prev: int) -> None:
         (time(9, 0), SessionPhase.REGULAR),
         (time(15, 19, 59), SessionPhase.REGULAR),
         (time(15, 20), SessionPhase.CLOSING_AUCTION),
-        (time(15, 35), SessionPhase.POST_CLOSE),
-        (time(15, 40), SessionPhase.AFTER_HOURS_CLOSE),
+        # The 15:30-15:40 pause takes no order: CLOSED in the one session vocabulary.
+        (time(15, 35), SessionPhase.CLOSED),
+        (time(15, 40), SessionPhase.POST_CLOSE),
+        (time(15, 59, 59), SessionPhase.POST_CLOSE),
         (time(16, 0), SessionPhase.AFTER_HOURS_SINGLE),
         (time(17, 59, 59), SessionPhase.AFTER_HOURS_SINGLE),
         (time(18, 0), SessionPhase.CLOSED),
