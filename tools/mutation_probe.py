@@ -153,7 +153,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "engine/host.py",
         "if self.enabled and len(window) > self.max_rejections:",
         "if False:",
-        ("tests/engine/test_isolation.py",),
+        (
+            "tests/integration/test_strategy_flood.py::"
+            "test_a_strategy_replacing_every_refused_order_is_disabled_and_sigterm_is_honoured",
+        ),
         "a strategy that re-places every refused order is never disabled",
     ),
     Mutant(
