@@ -205,9 +205,8 @@ def trading_handlers(exchange: SimExchange) -> dict[str, RestHandler]:
     def _holding_row(h: Holding, total_evlt: int) -> dict[str, Any]:
         cur = market.last_price(h.symbol)
         evlt = cur * h.qty
-        pur_cmsn = h.cost * ex.commission_bp // 10_000
-        sell_cmsn = evlt * ex.commission_bp // 10_000
-        tax = evlt * ex.sell_tax_bp // 10_000
+        pur_cmsn = ex.rates.total(h.cost, sell=False)
+        sell_cmsn, tax = ex.rates.charge(evlt, sell=True)
         pl = evlt - h.cost - pur_cmsn - sell_cmsn - tax
         return {
             "stk_cd": f"A{h.symbol}",
