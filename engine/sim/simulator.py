@@ -19,12 +19,12 @@ from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import WS_PATH, SimConfig, is_loopback
 from engine.sim import control
 from engine.sim.exchange import SimExchange
+from engine.sim.handlers import exchange_handlers
 from engine.sim.market import Book, MarketGenerator
 from engine.sim.replay import check_readable, play
 from engine.sim.server import start
 from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
-from engine.sim.trading import trading_handlers
 from engine.sim.ws import SimRealtime
 
 log = structlog.get_logger(__name__)
@@ -69,7 +69,7 @@ class Simulator:
             sell_tax_bp=config.sell_tax_bp,
             reject_mode=config.reject_mode,
         )
-        self.state.rest_handlers.update(trading_handlers(self.exchange))
+        self.state.rest_handlers.update(exchange_handlers(self.exchange))
         self.state.feed = self.realtime
         # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
         self.state.marketdata.price_of = self._live_price
