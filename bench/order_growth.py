@@ -13,11 +13,12 @@ the least-squares fit of RSS against orders over the samples after `--warmup` or
 1,000 orders. Goal: <= 0.1 MB per 1,000 orders. The end also reports the sizes of the per-order
 maps that the slope comes from (OMS, journal, reconciliation).
 
-`--trace` runs it again under tracemalloc (slower, and its own bookkeeping makes RSS
-meaningless there) and prints the source lines whose live allocations grew most between the end
-of the warm-up and the end: where the growth comes from, by file and line.
+`--trace` runs it again under tracemalloc (`--trace-only`: that run alone; about 3x slower, and
+its own bookkeeping makes RSS meaningless there) and prints the source lines whose live
+allocations grew most between the end of the warm-up and the end, with the engine still
+running, and tracemalloc's peak in between: where the growth comes from, by file and line.
 
-Run: `uv run python -m bench.order_growth [--orders 20000] [--trace]`.
+Run: `uv run python -m bench.order_growth [--orders 20000] [--trace | --trace-only]`.
 """
 
 from __future__ import annotations
@@ -209,42 +210,44 @@ def measure(
 
 
 def trace(tmp: Path, n_orders: int, warmup: int, reconcile_s: float, top: int) -> list[str]:
-    """The lines whose live allocations grew most from the end of the warm-up to the end."""
+    """The lines whose live allocations grew most from the end of the warm-up to the end (the
+    engine still running), and tracemalloc's peak: a transient (a whole-day query) shows in
+    the peak, not in the live growth."""
     proc, port = _start_sim(tmp)
     snaps: list[tracemalloc.Snapshot] = []
+    traced: list[tuple[int, int]] = []
 
     def snap() -> None:
         gc.collect()
         snaps.append(tracemalloc.take_snapshot())
+        traced.append(tracemalloc.get_traced_memory())
+        tracemalloc.reset_peak()
 
     tracemalloc.start(1)
     try:
         cfg = _client_config(tmp, port, reconcile_s)
-        asyncio.run(
-            _run(cfg, warmup + n_orders, n_orders + warmup + 1, lambda n: None, snap, warmup)
-        )
-        snap()
+        total = warmup + n_orders
+        asyncio.run(_run(cfg, total, total, lambda n: snap(), snap, warmup))
     finally:
         tracemalloc.stop()
         proc.terminate()
         proc.wait(10)
     keep = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<*")]
     first, last = (s.filter_traces(keep) for s in snaps)
-    lines = [f"top {top} lines by growth over {n_orders:,} orders after {warmup:,} of warm-up:"]
+    (cur0, _), (cur1, peak1) = traced
+    lines = [
+        f"tracemalloc: live {cur0 / 2**20:.1f} MB after {warmup:,} orders, "
+        f"{cur1 / 2**20:.1f} MB after {total:,}; peak in between {peak1 / 2**20:.1f} MB",
+        f"top {top} lines by live growth over {n_orders:,} orders after {warmup:,} of warm-up:",
+    ]
     for stat in last.compare_to(first, "lineno")[:top]:
         frame = stat.traceback[0]
-        where = (
-            os.path.relpath(frame.filename)
-            if "site-packages" not in frame.filename
-            else (frame.filename.split("site-packages/")[-1])
-        )
+        where = frame.filename.split("site-packages/")[-1]
+        where = os.path.relpath(where) if where.startswith("/") else where
         lines.append(
-            f"  {stat.size_diff / 2**20:+8.2f} MB {stat.count_diff:+9,} blocks  {where}:{frame.lineno}"
+            f"  {stat.size_diff / 2**20:+8.2f} MB {stat.count_diff:+9,} blocks  "
+            f"{where}:{frame.lineno}"
         )
-    lines.append("by file:")
-    for stat in last.compare_to(first, "filename")[:top]:
-        where = stat.traceback[0].filename
-        lines.append(f"  {stat.size_diff / 2**20:+8.2f} MB {stat.count_diff:+9,} blocks  {where}")
     return lines
 
 
@@ -256,8 +259,14 @@ def main() -> None:
     ap.add_argument("--reconcile-s", type=float, default=30.0)
     ap.add_argument("--trace", action="store_true", help="also a tracemalloc run: where it grows")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--trace-only", action="store_true", help="the tracemalloc run alone")
     args = ap.parse_args()
     logs.setup("warning", "json", stream=open(os.devnull, "w"))  # noqa: SIM115
+    if args.trace_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in trace(Path(tmp), args.orders, args.warmup, args.reconcile_s, args.top):
+                print(line)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         samples, info = measure(Path(tmp), args.orders, args.every, args.warmup, args.reconcile_s)
     after = [s for s in samples if s[0] >= args.warmup]
