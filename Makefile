@@ -65,7 +65,7 @@ test: lint mosquitto
 bench: setup mosquitto
 	$(UV) run --group bench python -m bench
 
-# The suite's soak test alone (2 minutes; `make test` runs it too).
+# The suite's 2-minute soak test (left out of `make test`, which runs its 20 s version).
 soak-test: setup mosquitto
 	$(UV) run pytest -q -p no:cacheprovider -m soak tests/soak
 

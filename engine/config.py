@@ -232,10 +232,12 @@ class SimConfig:
     cash: int = field(default=100_000_000, metadata=_range(0, 10**13))
     """Won; at most 10조, so every account amount fits Kiwoom's 15-digit fields."""
     account_no: str = "5012345610"
-    commission_bp: int = field(default=0, metadata=_range(0, 10_000))
-    """Commission in basis points of the traded value (truncated to the won)."""
-    sell_tax_bp: int = field(default=0, metadata=_range(0, 10_000))
-    """Transaction tax on sells in basis points (KRX charges about 20 bp; off by default)."""
+    commission_bp: float = field(default=1.5, metadata=_range(0, 10_000))
+    """Commission in basis points of the traded value; the default is `[portfolio]`'s, and
+    the rounding is the portfolio's estimate's (engine/trading/fees.py)."""
+    sell_tax_bp: float = field(default=18.0, metadata=_range(0, 10_000))
+    """Transaction tax on sells in basis points; the default is `[portfolio]`'s. Fee plus tax
+    is rounded down to the won once per fill."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
     order_push_first: bool = False

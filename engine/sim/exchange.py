@@ -7,7 +7,13 @@ out through `on_entry`. Money and quantities are int KRW / shares.
 Behaviour, and where it models Kiwoom:
 - Order numbers are 7-digit ("0000001", ...); a modify or cancel gets a NEW number whose
   `orig_ord_no` is the order it targets and whose `base_ord_no` is the root of the chain.
-- Supported 매매구분: "0" 보통 (limit) and "3" 시장가 (market). Others are rejected.
+- Supported 매매구분: "0" 보통 (limit), "3" 시장가 (market), and their immediate kinds "10"
+  보통(IOC), "13" 시장가(IOC), "20" 보통(FOK), "23" 시장가(FOK). Others are rejected. An IOC order
+  fills what it can at once and the rest is cancelled; a FOK order fills whole at once or not
+  at all (only the visible book inside its limit counts; a market order always fills). Either
+  way it is pushed 접수, then 체결 per fill, then 취소 with 902 = 0 when anything went unfilled
+  (Kiwoom's facts do not show the live sequence; this is the plain reading: the exchange
+  cancels the remainder of the same order).
 - Rejections (bad tick, outside the daily limit, not enough cash / shares, unsupported type):
   with ``reject_mode="error"`` (default, what Kiwoom's order gateway does for these pre-trade
   checks) they raise `OrderRejected` and no order number is used; with ``reject_mode="push"``
@@ -20,7 +26,10 @@ Behaviour, and where it models Kiwoom:
 - A buy reserves price x qty (+ fee) of 주문가능금액; a market buy reserves at the upper limit.
   A sell reserves shares (no short selling). Fills settle into 예수금 at once (no T+2).
 - Fees: `commission_bp` on every fill and `sell_tax_bp` on sells, in basis points of the fill
-  value, truncated to the won; both default to 0 (so cash moves by exactly price x qty).
+  value, rounded as `[portfolio]` estimates them (engine/trading/fees.py: fee plus tax is one
+  floor per fill). The class defaults both to 0 (cash moves by exactly price x qty); the
+  simulator's config (`[sim]`) defaults them to the portfolio's 1.5 and 18 bp. FIDs 938/939
+  and the account queries carry each order's cumulative fee and tax.
 - Our resting orders are not shown in the generated book; they fill when the book reaches them.
 """
 
@@ -36,6 +45,7 @@ import structlog
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.sim.market import MarketGenerator
 from engine.sim.schema import percent
+from engine.trading.fees import FeeRates
 from engine.trading.krx import is_on_tick
 
 log = structlog.get_logger(__name__)
@@ -45,8 +55,19 @@ Action = Literal["new", "modify", "cancel"]
 
 NO_ORDER = "0000000"
 
-TRADE_TYPE_NAMES: dict[str, str] = {"0": "보통", "3": "시장가"}
+TRADE_TYPE_NAMES: dict[str, str] = {
+    "0": "보통",
+    "3": "시장가",
+    "10": "보통(IOC)",
+    "13": "시장가(IOC)",
+    "20": "보통(FOK)",
+    "23": "시장가(FOK)",
+}
 """Supported 매매구분 codes -> the FID 906 / ka10075 trde_tp names."""
+MARKET_TYPES = frozenset({"3", "13", "23"})
+"""Codes without a price: they match at any price and reserve at the upper limit."""
+IOC_TYPES = frozenset({"10", "13"})
+FOK_TYPES = frozenset({"20", "23"})
 
 FIDS_00: tuple[str, ...] = tuple(
     str(f)
@@ -170,10 +191,6 @@ class Holding:
         return self.cost // self.qty if self.qty else 0
 
 
-def _fee(value: int, bp: int) -> int:
-    return value * bp // 10_000
-
-
 class SimExchange:
     """Account + order book of one simulated customer.
 
@@ -189,8 +206,8 @@ class SimExchange:
         on_entry: Callable[[dict[str, Any]], None] | None = None,
         *,
         account_no: str = "5012345610",
-        commission_bp: int = 0,
-        sell_tax_bp: int = 0,
+        commission_bp: float = 0,
+        sell_tax_bp: float = 0,
         reject_mode: Literal["error", "push"] = "error",
     ) -> None:
         self.market = market
@@ -198,8 +215,7 @@ class SimExchange:
         self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
         self.account_no = account_no
         self.cash = cash
-        self.commission_bp = commission_bp
-        self.sell_tax_bp = sell_tax_bp
+        self.rates = FeeRates(commission_bp, sell_tax_bp)
         self.reject_mode = reject_mode
         self._orders: dict[str, SimOrder] = {}
         self._holdings: dict[str, Holding] = {}
@@ -308,11 +324,21 @@ class SimExchange:
             order.reject_reason = exc.reason
             self._push_order(order, "거부", remaining=0)
             return order
-        order = self._new_order(side, symbol, qty, price if trde_tp == "0" else 0, trde_tp, "new")
+        order_price = 0 if trde_tp in MARKET_TYPES else price
+        order = self._new_order(side, symbol, qty, order_price, trde_tp, "new")
         order.venue = venue
         order.open_qty = qty
         self._push_order(order, "접수")
-        self._match(order)
+        limit = None if trde_tp in MARKET_TYPES else price
+        if (
+            trde_tp not in FOK_TYPES
+            or self.market.fillable(symbol, side == "buy", qty, limit) == qty
+        ):
+            self._match(order)
+        if order.open_qty and (trde_tp in IOC_TYPES or trde_tp in FOK_TYPES):
+            order.open_qty = 0
+            order.status = "취소"
+            self._push_order(order, "취소")
         return order
 
     def modify(self, orig_ord_no: str, symbol: str, qty: int, price: int) -> SimOrder:
@@ -391,9 +417,10 @@ class SimExchange:
     def _check_new(self, side: Side, symbol: str, qty: int, price: int, trde_tp: str) -> None:
         if trde_tp not in TRADE_TYPE_NAMES:
             raise OrderRejected(
-                E_TRADE_TYPE, f"지원하지 않는 매매구분입니다({trde_tp}): 0 보통, 3 시장가만 가능"
+                E_TRADE_TYPE,
+                f"지원하지 않는 매매구분입니다({trde_tp}): 0, 3, 10, 13, 20, 23만 가능",
             )
-        if trde_tp == "0":
+        if trde_tp not in MARKET_TYPES:
             self._check_price(symbol, price)
         if side == "buy":
             res = self._reservation_at(self._reserve_price(symbol, trde_tp, price), qty)
@@ -416,11 +443,11 @@ class SimExchange:
         return orig
 
     def _reserve_price(self, symbol: str, trde_tp: str, price: int) -> int:
-        return self.market.limits(symbol)[1] if trde_tp == "3" else price
+        return self.market.limits(symbol)[1] if trde_tp in MARKET_TYPES else price
 
     def _reservation_at(self, price: int, qty: int) -> int:
         value = price * qty
-        return value + _fee(value, self.commission_bp)
+        return value + self.rates.total(value, sell=False)
 
     def _reservation(self, order: SimOrder, qty: int) -> int:
         if order.side != "buy" or qty <= 0:
@@ -463,15 +490,14 @@ class SimExchange:
     def _match(self, order: SimOrder) -> None:
         if order.open_qty <= 0:
             return
-        limit = order.price if order.trde_tp == "0" else None
+        limit = None if order.trde_tp in MARKET_TYPES else order.price
         fills = self.market.take(order.symbol, order.side == "buy", order.open_qty, limit)
         for price, qty in fills:
             self._apply_fill(order, price, qty)
 
     def _apply_fill(self, order: SimOrder, price: int, qty: int) -> None:
         value = price * qty
-        fee = _fee(value, self.commission_bp)
-        tax = _fee(value, self.sell_tax_bp) if order.side == "sell" else 0
+        fee, tax = self.rates.charge(value, sell=order.side == "sell")
         h = self._holdings.get(order.symbol)
         if h is None:
             h = self._holdings[order.symbol] = Holding(order.symbol)

@@ -195,6 +195,20 @@ class MarketGenerator:
 
     # ---- the matcher's side ---------------------------------------------------------------
 
+    def fillable(self, code: str, buy: bool, qty: int, limit: int | None) -> int:
+        """How much of `qty` `take` would fill now, up to `qty`; changes nothing.
+
+        Without a limit all of it (the book refills as it moves). With one, only the visible
+        levels inside the limit count: past them the book is not made yet, so a fill-or-kill
+        order deeper than the visible book is killed even where `take` could have found more.
+        """
+        if limit is None:
+            return qty
+        book = self.book(code)
+        levels = book.asks if buy else book.bids
+        inside = sum(q for p, q in levels if (p <= limit if buy else p >= limit))
+        return min(qty, inside)
+
     def take(self, code: str, buy: bool, qty: int, limit: int | None) -> list[tuple[int, int]]:
         """Trade up to `qty` against the book as an aggressor, never past `limit`.
 

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.sim.rest import RestHandler, SimReply, input_error
+from engine.sim.reply import RestHandler, SimReply, input_error
 from engine.sim.schema import decimal, direction_price, padded, percent, pre_sig, signed
 from engine.sim.universe import Listing, Universe, split_exchange
 from engine.trading.krx import price_limits, round_to_tick, tick_size

@@ -4,136 +4,44 @@ Checks run in the order a request meets them: api-id and path (1501/1504/1505), 
 faults, the per-api-id rate limit (HTTP 429, rc 5, 1700), the authorization header (1513-1516)
 and token (rc 3, 8005), the JSON body (1517) and required fields (1511); then the handler, then
 delay/drop faults. An order's realtime pushes go out after its answer, or before it with
-`faults.order_push_first`. Also the OAuth handlers (au10001 / au10002).
+`faults.order_push_first`. The handlers answer by engine/sim/reply.py's contract; OAuth's
+are in engine/sim/oauth.py, the rate limit in engine/sim/ratelimit.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
 
-from engine.clock import Clock
+# The handler contract lives in engine/sim/reply.py; its names stay importable from here.
+from engine.sim.reply import OK_MSG as OK_MSG
+from engine.sim.reply import RC_AUTH as RC_AUTH
+from engine.sim.reply import RC_INPUT as RC_INPUT
+from engine.sim.reply import RC_RATE as RC_RATE
+from engine.sim.reply import RC_UNEXPECTED as RC_UNEXPECTED
+from engine.sim.reply import RestHandler as RestHandler
+from engine.sim.reply import SimBusinessError as SimBusinessError
+from engine.sim.reply import SimReply as SimReply
+from engine.sim.reply import auth_error as auth_error
+from engine.sim.reply import input_error as input_error
+from engine.sim.reply import rate_error as rate_error
 from engine.sim.schema import schema_body
 from engine.sim.stamps import ORDER_API_IDS, now_ns
-
-if TYPE_CHECKING:
-    from engine.sim.state import SimState
-    from engine.sim.tokens import TokenStore
+from engine.sim.state import SimState
 
 log = structlog.get_logger(__name__)
 
-OK_MSG = "정상적으로 처리되었습니다"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 OAUTH_PATHS: Mapping[str, str] = {"/oauth2/token": "au10001", "/oauth2/revoke": "au10002"}
 UNKNOWN_API_ID = "(unknown)"
 """The one `request_counts` key for api-ids outside the catalogue: a client choosing the header
 must not grow the table (and the simulator's memory) one key per request."""
-
-# Small category codes seen on the live server; the documented 4-digit code goes in the message.
-RC_INPUT = 2
-RC_AUTH = 3
-RC_RATE = 5
-RC_UNEXPECTED = 1
-
-
-class SimReply(NamedTuple):
-    body: dict[str, Any]
-    """API fields; the envelope adds return_code / return_msg."""
-    next_key: str = ""
-    """Non-empty -> response headers cont-yn: Y and next-key: <it>."""
-    return_msg: str = OK_MSG
-    send_pushes: Callable[[], None] | None = None
-    """Publishes the realtime entries (00/04) the request caused; the front door calls it
-    after the answer is written, or before it (faults.order_push_first)."""
-
-
-class Feed(Protocol):
-    """The simulator's WebSocket side, as the front door needs it."""
-
-    async def flush(self) -> None:
-        """Return once everything published so far was written to every session."""
-
-
-class SimBusinessError(Exception):
-    """Raised by a handler to answer ``return_code != 0`` (the message carries ``[NNNN:...]``)."""
-
-    def __init__(self, return_code: int, return_msg: str, http_status: int = 200) -> None:
-        super().__init__(return_msg)
-        self.return_code = return_code
-        self.return_msg = return_msg
-        self.http_status = http_status
-
-
-RestHandler = Callable[[dict[str, Any], str], Awaitable[SimReply]]
-"""(request body, next-key or "" on a first page) -> reply; raises SimBusinessError."""
-
-
-def input_error(code: int, detail: str) -> SimBusinessError:
-    """rc 2 with Kiwoom's bracketed code, e.g. ``input_error(1511, "필수 ... 요소명=stk_cd")``."""
-    return SimBusinessError(RC_INPUT, f"입력값 오류입니다[{code}:{detail}]")
-
-
-def auth_error(code: int = 8005, detail: str = "Token이 유효하지 않습니다") -> SimBusinessError:
-    """rc 3, HTTP 200, as live Kiwoom answers an invalid or expired token."""
-    return SimBusinessError(RC_AUTH, f"인증에 실패했습니다[{code}:{detail}]")
-
-
-def rate_error(api_id: str, rate: float) -> SimBusinessError:
-    """rc 5 with HTTP 429 and the documented 1700 text, as live Kiwoom throttles."""
-    flow = f"{rate:g}"
-    return SimBusinessError(
-        RC_RATE,
-        f"허용된 요청 개수를 초과하였습니다[1700:허용된 API 요청 개수를 초과하였습니다. "
-        f"유량={flow}, API ID={api_id}]",
-        http_status=429,
-    )
-
-
-class TokenBucket:
-    """A token bucket on the injected clock's monotonic time; `rate` tokens per second."""
-
-    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
-        self.clock = clock
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._at = clock.monotonic()
-
-    def try_take(self) -> bool:
-        """Take one token if there is one. Never blocks."""
-        now = self.clock.monotonic()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-
-class RateLimiter:
-    """One bucket per api-id, sized from the state's current rate and burst."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
-
-    def allow(self, api_id: str, rate: float, burst: int) -> bool:
-        """Take one request from `api_id`'s bucket; False means answer 429. Never blocks.
-
-        A changed rate or burst starts that api-id's bucket afresh (full)."""
-        bucket = self._buckets.get(api_id)
-        if bucket is None or bucket.rate != rate or bucket.burst != burst:
-            bucket = self._buckets[api_id] = TokenBucket(self.clock, rate, burst)
-        return bucket.try_take()
-
-    def reset(self) -> None:
-        self._buckets.clear()
 
 
 def envelope(body: Mapping[str, Any], return_code: int, return_msg: str) -> bytes:
@@ -345,48 +253,3 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
             1517, "입력 값 형식이 올바르지 않습니다. 파라미터=body 실패사유= JSON 객체가 아님"
         )
     return body
-
-
-# --- OAuth (au10001 / au10002) ------------------------------------------------------------------
-
-
-def oauth_handlers(tokens: TokenStore) -> dict[str, RestHandler]:
-    """Token issue and revoke, answering exactly as au10001 / au10002 do."""
-
-    async def issue(body: dict[str, Any], next_key: str) -> SimReply:
-        grant = str(body.get("grant_type") or "").strip()
-        if not grant:
-            raise auth_error(
-                8011,
-                "Access Token을 발급하는데 실패했습니다. 입력값에 grant_type이 들어오지 않았습니다",
-            )
-        if grant != "client_credentials":
-            raise auth_error(
-                8012, "Access Token을 발급하는데 실패했습니다. grant_type의 값이 맞지 않습니다"
-            )
-        appkey = str(body.get("appkey") or "").strip()
-        secretkey = str(body.get("secretkey") or "").strip()
-        if not appkey or not secretkey:
-            raise auth_error(8020, "입력파라미터로 appkey 또는 secretkey가 들어오지 않았습니다.")
-        token, expires_dt = tokens.issue(appkey, secretkey)
-        log.info("sim_token_issued", expires_dt=expires_dt)
-        return SimReply({"expires_dt": expires_dt, "token_type": "bearer", "token": token})
-
-    async def revoke(body: dict[str, Any], next_key: str) -> SimReply:
-        appkey = str(body.get("appkey") or "").strip()
-        secretkey = str(body.get("secretkey") or "").strip()
-        token = str(body.get("token") or "").strip()
-        if not appkey or not secretkey:
-            raise auth_error(8020, "입력파라미터로 appkey 또는 secretkey가 들어오지 않았습니다.")
-        if not token:
-            raise auth_error(
-                8016, "Access Token을 폐기하는데 실패했습니다. 입력값에 Token이 들어오지 않았습니다"
-            )
-        if not tokens.revoke(token):
-            raise auth_error(
-                8015, "Access Token을 폐기하는데 실패했습니다. 실패사유=유효하지 않은 Token"
-            )
-        log.info("sim_token_revoked")
-        return SimReply({})
-
-    return {"au10001": issue, "au10002": revoke}

@@ -22,12 +22,12 @@ from engine.kiwoom import fids
 from engine.sim import control
 from engine.sim.conditions import SimConditions
 from engine.sim.exchange import SimExchange
+from engine.sim.handlers import exchange_handlers
 from engine.sim.market import Book, MarketGenerator
 from engine.sim.replay import check_readable, play
 from engine.sim.server import start
 from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
-from engine.sim.trading import trading_handlers
 from engine.sim.vi import ViMonitor
 from engine.sim.ws import SimRealtime, SimSession
 
@@ -80,7 +80,7 @@ class Simulator:
             sell_tax_bp=config.sell_tax_bp,
             reject_mode=config.reject_mode,
         )
-        self.state.rest_handlers.update(trading_handlers(self.exchange))
+        self.state.rest_handlers.update(exchange_handlers(self.exchange))
         self.state.feed = self.realtime
         # REST quotes follow the generated market, so ka10001 agrees with the feed and fills.
         self.state.marketdata.price_of = self._live_price

@@ -9,16 +9,26 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import SimConfig
 from engine.kiwoom.catalog import ApiSpec, all_specs
 from engine.sim.faults import Faults
 from engine.sim.marketdata import Marketdata
-from engine.sim.rest import Feed, RateLimiter, RestHandler, oauth_handlers
+from engine.sim.oauth import oauth_handlers
+from engine.sim.ratelimit import RateLimiter
+from engine.sim.reply import RestHandler
 from engine.sim.stamps import Stamps
 from engine.sim.tokens import TokenStore
 from engine.sim.universe import Universe
+
+
+class Feed(Protocol):
+    """The simulator's WebSocket side, as the REST front door needs it."""
+
+    async def flush(self) -> None:
+        """Return once everything published so far was written to every session."""
 
 
 @dataclass

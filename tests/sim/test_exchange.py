@@ -314,7 +314,9 @@ def test_fees_and_tax_and_realized_pnl() -> None:
     assert sum(f.qty for f in sells) == 100
     fee_s = sum(f.fee for f in sells)
     tax = sum(f.tax for f in sells)
-    assert tax == sum(f.price * f.qty * 18 // 10_000 for f in sells)
+    # Fee and tax round once together per fill (33 bp), as the portfolio's estimate does.
+    assert fee_s == sum(f.price * f.qty * 15 // 10_000 for f in sells)
+    assert fee_s + tax == sum(f.price * f.qty * 33 // 10_000 for f in sells)
     assert tax > 0
     assert ex.cash == 100_000_000 - cost - fee_b + proceeds - fee_s - tax
     h = ex.holding(SYM)
@@ -446,3 +448,61 @@ def test_pushes_decode_with_the_engine_codec() -> None:
     assert stats.events == len(pushed) + len(rej_pushed)
     kinds = {e["values"]["913"] for e in pushed + rej_pushed if e["type"] == "00"}
     assert kinds == {"접수", "체결", "확인", "취소", "거부"}
+
+
+# ---- IOC and FOK: the push sequences ---------------------------------------------------------
+
+
+def test_ioc_limit_pushes_its_fill_then_cancels_the_rest() -> None:
+    ex, market, pushed = make()
+    ask_price, ask_qty = market.book(SYM).asks[0]
+    order = ex.place("buy", SYM, ask_qty + 5, ask_price, "10")
+    assert (order.filled_qty, order.open_qty, order.status) == (ask_qty, 0, "취소")
+    assert statuses(pushed) == [
+        ("00", order.ord_no, "접수"),
+        ("00", order.ord_no, "체결"),
+        ("04", "", str(ask_qty)),
+        ("00", order.ord_no, "취소"),
+    ]
+    cancelled = pushed[-1]["values"]
+    assert (cancelled["902"], cancelled["906"], cancelled["901"]) == (
+        "0",
+        "보통(IOC)",
+        str(ask_price),
+    )
+    assert ex.open_orders() == []
+    assert ex.orderable_cash() == ex.cash
+
+
+def test_fok_limit_that_cannot_fill_whole_is_taken_then_cancelled_untouched() -> None:
+    ex, market, pushed = make()
+    book = market.book(SYM)
+    ask_price, ask_qty = book.asks[0]
+    order = ex.place("buy", SYM, ask_qty + 1, ask_price, "20")
+    assert (order.filled_qty, order.open_qty, order.status) == (0, 0, "취소")
+    assert statuses(pushed) == [("00", order.ord_no, "접수"), ("00", order.ord_no, "취소")]
+    assert pushed[-1]["values"]["902"] == "0"
+    assert ex.fills() == []
+    assert ex.cash == 100_000_000
+    assert market.book(SYM) == book
+
+
+def test_fok_sell_fills_whole_across_levels() -> None:
+    ex, market, pushed = make()
+    ex.place("buy", SYM, 500, 0, "3")
+    bids = market.book(SYM).bids
+    qty = min(bids[0][1] + bids[1][1], 500)
+    order = ex.place("sell", SYM, qty, bids[1][0], "20")
+    assert (order.filled_qty, order.open_qty, order.status) == (qty, 0, "체결")
+    assert [s for s in statuses(pushed) if s[1] == order.ord_no][-1] == ("00", order.ord_no, "체결")
+
+
+def test_an_immediate_order_is_checked_like_a_day_order() -> None:
+    ex, market, _ = make()
+    bid, _ask = market.best(SYM)
+    with pytest.raises(OrderRejected) as exc:
+        ex.place("buy", SYM, 1, bid + 1, "10")
+    assert exc.value.code == E_TICK
+    with pytest.raises(OrderRejected) as exc:
+        ex.place("sell", SYM, 1, bid, "20")
+    assert exc.value.code == E_SHARES

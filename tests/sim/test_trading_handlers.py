@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from engine.clock import ManualClock
 from engine.kiwoom.errors import parse_error_code
 from engine.sim.exchange import SimExchange
+from engine.sim.handlers import exchange_handlers
 from engine.sim.market import MarketGenerator
 from engine.sim.rest import SimBusinessError, SimReply
 from engine.sim.schema import padded
-from engine.sim.trading import trading_handlers
 from engine.trading.krx import tick_size
 from tests.sim.conftest import SimClient, SimFactory
 from tests.sim.test_exchange import action, run_actions
@@ -45,7 +45,7 @@ async def _sim_with_exchange(
     )
     pushed: list[dict[str, Any]] = []
     ex = SimExchange(market, cash, clock, pushed.append)
-    state.rest_handlers.update(trading_handlers(ex))
+    state.rest_handlers.update(exchange_handlers(ex))
     return sim, ex, pushed
 
 
@@ -303,7 +303,7 @@ def test_rest_views_consistent(actions: list[tuple[Any, ...]], fee_bp: int) -> N
     market = MarketGenerator([SYM, "000660"], 9, clock)
     initial = 50_000_000
     ex = SimExchange(market, initial, clock, commission_bp=fee_bp, sell_tax_bp=fee_bp)
-    h = trading_handlers(ex)
+    h = exchange_handlers(ex)
     _, ask = market.best(SYM)
     try:
         _run(h["kt10000"](_order(40, ask + 5 * tick_size(ask)), ""))
