@@ -275,20 +275,23 @@ def sent_by_journal(db: sqlite3.Connection, day: str) -> int:
 def realized_by_journal(db: sqlite3.Connection, day: str) -> int:
     """`day`'s realised PnL replayed from the journal's fills, oldest first, by average cost
     written out here (not the portfolio's code, which is what is checked): the account was flat
-    at the start and the simulator charges no fees, so a buy realises nothing and a sell
-    realises its value less the average cost of the shares it sold."""
+    at the start, a buy realises minus its fee, and a sell realises its value less the average
+    cost of the shares it sold, its fee and its tax (the simulator charges [portfolio]'s rates,
+    and each journaled fill carries what was charged for it)."""
     held = cost = total = 0
     for side, qty, price, fee, tax in db.execute(
         "SELECT side, qty, price, fee, tax FROM fills WHERE trading_day = ? ORDER BY rowid",
         (day,),
     ):
-        assert fee == tax == 0
+        assert fee > 0  # every fill here is worth more than a won of commission
         if side == "buy":
+            assert tax == 0
             held += qty
             cost += qty * price
+            total -= fee
         else:
             basis = cost * qty // held
-            total += qty * price - basis
+            total += qty * price - basis - fee - tax
             held -= qty
             cost -= basis
     return total
