@@ -436,7 +436,8 @@ class KiwoomRest:
             # aborted POST may still have been read by Kiwoom.
             self._orphans.add(task)
             task.add_done_callback(functools.partial(self._late_answer, api_id))
-            log.error("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.CANCELLED)
+            # Debug only: the OMS logs the order's unknown outcome once, with its client id.
+            log.debug("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.CANCELLED)
             raise OutcomeUnknownError(api_id, UnknownOutcome.CANCELLED) from None
 
     def _late_answer(
@@ -516,8 +517,9 @@ class KiwoomRest:
             await self._clock.sleep(delay)
             return None
         if action is Action.RAISE_OUTCOME_UNKNOWN:
+            # Debug only: the OMS logs the order's unknown outcome once, with its client id.
             code, detail = failures.unknown_outcome(e), failures.reason_text(e)
-            alog.error("order_outcome_unknown", reason=code, detail=detail)
+            alog.debug("order_outcome_unknown", reason=code, detail=detail)
             return OutcomeUnknownError(api_id, code, detail)
         if action is Action.RAISE_NOT_SENT:
             # never reached the server: not an unknown outcome, but an order is still not
