@@ -35,7 +35,6 @@ __all__ = [
     "Failure",
     "Limits",
     "Tries",
-    "is_retry",
     "kind_of",
     "reason_text",
     "step",
@@ -89,8 +88,6 @@ class Action(StrEnum):
     RAISE_OUTCOME_UNKNOWN = "raise_outcome_unknown"
     """An order that may have been taken: raise OutcomeUnknownError; reconcile, never resend."""
 
-
-_RETRIES = frozenset({Action.RETRY_AFTER_BACKOFF, Action.RETRY_NEW_TOKEN, Action.RETRY_TRANSPORT})
 
 ACTIONS: dict[tuple[Failure, bool], Action] = {
     # (kind, is_order): action. The bounds come on top, in `step`.
@@ -174,11 +171,6 @@ def step(kind: Failure, is_order: bool, tries: Tries, limits: Limits) -> tuple[A
         if action is Action.RETRY_TRANSPORT and tries.transport >= limits.max_transport_attempts:
             action = Action.RAISE
     return action, tries
-
-
-def is_retry(action: Action) -> bool:
-    """Does this action send the request again?"""
-    return action in _RETRIES
 
 
 def reason_text(e: BaseException) -> str:
