@@ -410,7 +410,8 @@ class KiwoomApi:
         reads as "refused". Any other field that does not parse is left out (None)."""
         ord_no = _s(b, "ord_no").strip()
         if not (ord_no.isascii() and ord_no.isdigit()):
-            log.error("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.NO_ORDER_NO)
+            # Debug only: the OMS logs the order's unknown outcome once, with its client id.
+            log.debug("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.NO_ORDER_NO)
             raise OutcomeUnknownError(api_id, UnknownOutcome.NO_ORDER_NO)
         exch = _s(b, "dmst_stex_tp").strip()
         qty: int | None = None

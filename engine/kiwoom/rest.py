@@ -19,13 +19,13 @@ import random
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.kiwoom import catalog, protocol
+from engine.kiwoom import catalog, failures, protocol
 from engine.kiwoom.auth import TokenManager
 from engine.kiwoom.cache import ResponseCache
 from engine.kiwoom.catalog import ApiSpec
@@ -40,8 +40,9 @@ from engine.kiwoom.errors import (
     UnknownOutcome,
     ValidationError,
 )
+from engine.kiwoom.failures import Action, Failure
 from engine.kiwoom.governor import Governor, backoff_delay
-from engine.kiwoom.protocol import RestResult, ServerError
+from engine.kiwoom.protocol import RestResult
 from engine.kiwoom.settings import RestSettings
 
 if TYPE_CHECKING:
@@ -51,33 +52,17 @@ __all__ = ["KiwoomRest", "Pages", "RestResult"]
 
 log = structlog.get_logger(__name__)
 
-# Errors where the request provably never left: connection refused, DNS, TLS, connect timeout
-# (aiohttp raises them while opening a connection, before a byte of the request is written).
-# Everything else is not proof. In particular ServerDisconnectedError, which is also what a
-# keep-alive connection that the server closed just before our request gives (aiohttp retries
-# that only for idempotent methods, never for POST), cannot be told apart from a server that
-# read the request, took the order and then dropped the connection: outcome unknown.
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-_NETWORK = (aiohttp.ClientError, TimeoutError, OSError)
 _RC_TOTAL_LIMIT = 1701  # the account-wide request count: slow every api-id down
 
 
-def _failure_reason(e: BaseException) -> str:
-    """What went wrong, for logs and a query's TransportError."""
-    if isinstance(e, ServerError):
-        return f"HTTP {e.status}"
-    if isinstance(e, TransportError):
-        return "unreadable answer"
-    return "timeout" if isinstance(e, TimeoutError) else type(e).__name__
+def _not_sent(api_id: str, e: BaseException) -> TransportError:
+    """The error of a request whose connection never opened."""
+    return TransportError(f"{api_id}: could not connect ({type(e).__name__})")
 
 
-def _unknown_outcome(e: BaseException) -> UnknownOutcome:
-    """The code of an order call's failure that may have left it taken."""
-    if isinstance(e, ServerError):
-        return UnknownOutcome.SERVER_ERROR
-    if isinstance(e, TransportError):
-        return UnknownOutcome.UNREADABLE
-    return UnknownOutcome.TIMEOUT if isinstance(e, TimeoutError) else UnknownOutcome.DISCONNECTED
+def _transport_reason(kind: Failure, e: BaseException) -> str:
+    """A transport failure's reason in the retry log line."""
+    return type(e).__name__ if kind is Failure.NOT_SENT else failures.reason_text(e)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,15 +334,14 @@ class KiwoomRest:
         # Bound once: every line of this call names its api-id (and binding costs what one
         # line on the unbound proxy does).
         alog = log.bind(api_id=api_id)
-        retried_token = False
-        transport_attempt = 0
-        rate_attempt = 0
+        limits = failures.Limits(st.max_rate_limit_retries, st.retry_max_attempts)
+        tries = failures.Tries()
         while True:
-            await self._acquire(api_id, is_order, deadline, rate_attempt)
+            await self._acquire(api_id, is_order, deadline, tries.rate_limited)
             self._refuse_if_closing(api_id)
             token = await tokens.token()
             self._refuse_if_closing(api_id)
-            self._refuse_if_late(api_id, deadline, 0.0, rate_attempt)
+            self._refuse_if_late(api_id, deadline, 0.0, tries.rate_limited)
             # no await between these checks and the POST starting
             headers = protocol.request_headers(api_id, token, cont_key)
             t0 = self._clock.monotonic()
@@ -370,63 +354,17 @@ class KiwoomRest:
                 result = _canonical_list_field(
                     spec, protocol.classify(api_id, status, rheaders, data)
                 )
-            except RateLimitError as e:
-                rate_attempt += 1
-                self.governor.note_rate_limited(api_id, account_wide=e.code == _RC_TOTAL_LIMIT)
-                if rate_attempt > st.max_rate_limit_retries:
-                    alog.warning("rest_rate_limited_giving_up", attempts=rate_attempt)
-                    raise
-                delay = backoff_delay(
-                    rate_attempt, st.rate_backoff_base_s, st.rate_backoff_max_s, self._rand
-                )
-                # the resend would leave after the deadline: give up now, not after the wait
-                self._refuse_if_late(api_id, deadline, delay, rate_attempt)
-                alog.info("rest_rate_limited", status=e.http_status, retry_in_s=round(delay, 3))
-                await self._clock.sleep(delay)
-                continue
-            except AuthError as e:
-                if protocol.is_token_error(e) and not retried_token:
-                    # a refused token proves the call was not processed: safe even for orders
-                    retried_token = True
-                    alog.info("rest_token_rejected", status=e.http_status)
-                    await tokens.invalidate(token)
+            except Exception as e:
+                kind = failures.kind_of(e)
+                if kind is None:
+                    raise  # Kiwoom said no, or a bug: nothing to retry
+                action, tries = failures.step(kind, is_order, tries, limits)
+                error = await self._carry_out(action, kind, e, tries, alog, api_id, token, deadline)
+                if error is None:
                     continue
-                raise
-            except OutcomeUnknownError:
-                raise  # the caller was cancelled while the POST was on the wire
-            except RequestRefusedError as e:
-                if is_order and not e.not_taken:
-                    # refused, but nothing proves it was refused before the order was read
-                    code, detail = UnknownOutcome.REFUSED_UNPROVEN, f"HTTP {e.status}"
-                    alog.error("order_outcome_unknown", reason=code, detail=detail)
-                    raise OutcomeUnknownError(api_id, code, detail) from None
-                alog.info("rest_request_refused", status=e.status)
-                raise
-            except _NOT_SENT as e:
-                # never reached the server: not an unknown outcome, but an order is still not
-                # sent again automatically (the caller decides)
-                transport_attempt += 1
-                name = type(e).__name__
-                error = TransportError(f"{api_id}: could not connect ({name})")
-                await self._retry_or_raise(alog, is_order, transport_attempt, name, error)
-                continue
-            except (*_NETWORK, TransportError) as e:
-                # A timeout, a reset, a server that hung up (ServerDisconnectedError, also what
-                # a stale keep-alive connection gives) or an unreadable/5xx answer: the request
-                # may have been read and processed, so an order's outcome is unknown.
-                transport_attempt += 1
-                reason = _failure_reason(e)
-                if is_order:
-                    code = _unknown_outcome(e)
-                    alog.error("order_outcome_unknown", reason=code, detail=reason)
-                    raise OutcomeUnknownError(api_id, code, reason) from None
-                error = (
-                    e
-                    if isinstance(e, TransportError)
-                    else TransportError(f"{api_id}: {reason} after {transport_attempt} attempts")
-                )
-                await self._retry_or_raise(alog, False, transport_attempt, reason, error)
-                continue
+                if error is e and kind is not Failure.MAY_HAVE_ARRIVED:
+                    raise
+                raise error from None  # a transport failure's own traceback says nothing more
             duration_ms = round((self._clock.monotonic() - t0) * 1000, 2)
             alog.debug("rest_call", status=status, duration_ms=duration_ms, page=page)
             if use_cache:
@@ -498,7 +436,8 @@ class KiwoomRest:
             # aborted POST may still have been read by Kiwoom.
             self._orphans.add(task)
             task.add_done_callback(functools.partial(self._late_answer, api_id))
-            log.error("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.CANCELLED)
+            # Debug only: the OMS logs the order's unknown outcome once, with its client id.
+            log.debug("order_outcome_unknown", api_id=api_id, reason=UnknownOutcome.CANCELLED)
             raise OutcomeUnknownError(api_id, UnknownOutcome.CANCELLED) from None
 
     def _late_answer(
@@ -511,7 +450,7 @@ class KiwoomRest:
             return
         exc = task.exception()
         if exc is not None:
-            alog.warning("order_answer_after_cancel", error=_failure_reason(exc))
+            alog.warning("order_answer_after_cancel", error=failures.reason_text(exc))
             return
         status, headers, data = task.result()
         try:
@@ -536,20 +475,67 @@ class KiwoomRest:
             if not self._in_flight:
                 self._idle.set()
 
-    async def _retry_or_raise(
-        self, alog: Any, is_order: bool, attempt: int, reason: str, error: TransportError
-    ) -> None:
-        """Raise `error` for an order or when attempts ran out; else wait (on the clock)
-        before the retry. `alog` is the call's logger, its api-id bound."""
-        if is_order:
-            alog.warning("order_not_sent", error=reason)
-            raise error from None
+    async def _carry_out(
+        self,
+        action: Action,
+        kind: Failure,
+        e: Exception,
+        tries: failures.Tries,
+        alog: Any,
+        api_id: str,
+        token: str,
+        deadline: float | None,
+    ) -> Exception | None:
+        """Do what the failure table decided: wait (on the clock) and return None to send
+        again, or return the error to raise (`e` itself to re-raise it). `alog` is the call's
+        logger, its api-id bound."""
         st = self._settings
-        if attempt >= st.retry_max_attempts:
-            raise error from None
-        delay = backoff_delay(attempt, st.retry_base_delay_s, st.retry_max_delay_s, self._rand)
-        alog.warning("rest_retry", attempt=attempt, reason=reason, retry_in_s=round(delay, 3))
-        await self._clock.sleep(delay)
+        if kind is Failure.RATE_LIMITED:
+            refusal = cast(RateLimitError, e)
+            self.governor.note_rate_limited(api_id, account_wide=refusal.code == _RC_TOTAL_LIMIT)
+        if action is Action.RETRY_AFTER_BACKOFF:
+            attempt = tries.rate_limited
+            delay = backoff_delay(
+                attempt, st.rate_backoff_base_s, st.rate_backoff_max_s, self._rand
+            )
+            # the resend would leave after the deadline: give up now, not after the wait
+            self._refuse_if_late(api_id, deadline, delay, attempt)
+            status = cast(RateLimitError, e).http_status
+            alog.info("rest_rate_limited", status=status, retry_in_s=round(delay, 3))
+            await self._clock.sleep(delay)
+            return None
+        if action is Action.RETRY_NEW_TOKEN:
+            # a refused token proves the call was not processed: safe even for orders
+            alog.info("rest_token_rejected", status=cast(AuthError, e).http_status)
+            await self.tokens.invalidate(token)
+            return None
+        if action is Action.RETRY_TRANSPORT:
+            attempt = tries.transport
+            delay = backoff_delay(attempt, st.retry_base_delay_s, st.retry_max_delay_s, self._rand)
+            reason = _transport_reason(kind, e)
+            alog.warning("rest_retry", attempt=attempt, reason=reason, retry_in_s=round(delay, 3))
+            await self._clock.sleep(delay)
+            return None
+        if action is Action.RAISE_OUTCOME_UNKNOWN:
+            # Debug only: the OMS logs the order's unknown outcome once, with its client id.
+            code, detail = failures.unknown_outcome(e), failures.reason_text(e)
+            alog.debug("order_outcome_unknown", reason=code, detail=detail)
+            return OutcomeUnknownError(api_id, code, detail)
+        if action is Action.RAISE_NOT_SENT:
+            # never reached the server: not an unknown outcome, but an order is still not
+            # sent again automatically (the caller decides)
+            alog.warning("order_not_sent", error=type(e).__name__)
+            return _not_sent(api_id, e)
+        if kind is Failure.RATE_LIMITED:
+            alog.warning("rest_rate_limited_giving_up", attempts=tries.rate_limited)
+        elif kind in (Failure.REFUSED_PROVEN_UNTAKEN, Failure.REFUSED_UNPROVEN):
+            alog.info("rest_request_refused", status=cast(RequestRefusedError, e).status)
+        elif kind is Failure.NOT_SENT:
+            return _not_sent(api_id, e)
+        elif kind is Failure.MAY_HAVE_ARRIVED and not isinstance(e, TransportError):
+            reason = failures.reason_text(e)
+            return TransportError(f"{api_id}: {reason} after {tries.transport} attempts")
+        return e
 
     async def call_all(
         self, api_id: str, body: Mapping[str, Any], max_pages: int | None = None
