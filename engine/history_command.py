@@ -174,7 +174,7 @@ async def pull(
     """Pull every symbol in turn. Raises what the puller raises (the CLI turns it into a
     message and an exit code); what was stored before an error stays stored."""
     from engine.data.source import SourceBusy, SourceRefused
-    from engine.kiwoom.history import KiwoomCharts
+    from engine.kiwoom.charts import KiwoomCharts
     from engine.kiwoom.rest import KiwoomRest
 
     settings = RestSettings.from_config(cfg)

@@ -178,6 +178,8 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f"{TMP_PREFIX}*"):
+        stale.unlink(missing_ok=True)  # left by a run killed before its rename
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
     pq.write_table(table, tmp)
     with open(tmp, "rb") as f:
