@@ -136,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     hist.add_argument("--list", action="store_true", help="show what is stored")
     hist.add_argument(
+        "--import",
+        dest="recording",
+        metavar="RECORDING",
+        help="normalise a daemon.record NDJSON file into the store",
+    )
+    hist.add_argument(
         "--export", nargs=2, metavar=("FORMAT", "DIR"), help="write the stored range (csv)"
     )
 
@@ -282,6 +288,12 @@ def _history(cfg: config_mod.Config, args: argparse.Namespace) -> int:
     try:
         if args.list:
             return hc.list_store(cfg, sys.stdout)
+        if args.recording:
+            try:
+                return hc.import_file(cfg, args.recording, sys.stdout)
+            except OSError as e:
+                _complain(f"{args.recording}: cannot read the recording: {e.strerror or e}")
+                return EXIT_FAILURE
         symbols = hc.symbols_of(args.symbols)
         if not symbols:
             raise _UsageError("history: name at least one SYMBOL (or --list)")

@@ -209,6 +209,38 @@ async def pull(
     return 0
 
 
+def import_file(cfg: config_mod.Config, recording: str, out: TextIO) -> int:
+    """`--import RECORDING`: normalise a recording into the store. Malformed lines are
+    counted, skipped and reported; a file that cannot be read raises OSError."""
+    from engine.data.recorded import ImportCounts, import_recording
+    from engine.kiwoom.recording_import import recorded_events
+
+    counts = ImportCounts()
+    import_recording(Path(cfg.data.dir), recorded_events(recording, counts), counts)
+    market = {k: v for k, v in sorted(counts.rows.items()) if not k.startswith("account_")}
+    account = {k: v for k, v in sorted(counts.rows.items()) if k.startswith("account_")}
+    shown = ", ".join(f"{k} {v}" for k, v in market.items()) or "no market data"
+    print(f"{recording}: {counts.lines} lines, {counts.entries} entries: {shown}", file=out)
+    if account:
+        kept = ", ".join(f"{k} {v}" for k, v in account.items())
+        print(f"{recording}: the account's own notices kept apart: {kept}", file=out)
+    if counts.malformed_lines or counts.bad_entries:
+        print(
+            f"{recording}: skipped {counts.malformed_lines} malformed lines and "
+            f"{counts.bad_entries} undecodable entries",
+            file=out,
+        )
+    log.info(
+        "history_imported",
+        path=recording,
+        lines=counts.lines,
+        malformed_lines=counts.malformed_lines,
+        bad_entries=counts.bad_entries,
+        rows=dict(counts.rows),
+    )
+    return 0
+
+
 def symbols_of(raw: Sequence[str]) -> list[str]:
     try:
         return [check_symbol(s) for s in raw]
