@@ -210,9 +210,8 @@ def import_recording(root: Path, events: Iterable[Recorded], counts: ImportCount
         new = new.append_column("_i", pa.array(range(new.num_rows), pa.int64()))
         keep = new.group_by(["recv_time", "entry"]).aggregate([("_i", "min")])
         new = new.take(keep.column("_i_min")).drop_columns(["_i"])  # sorted below
-        new = new.sort_by(
-            [("time", "ascending"), ("recv_time", "ascending"), ("entry", "ascending")]
-        )
+        # in the order the engine heard them: the reader merges on recv_time
+        new = new.sort_by([("recv_time", "ascending"), ("entry", "ascending")])
         _write_atomic(new, path)
         counts.rows[dataset] += len(rows)
 

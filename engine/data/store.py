@@ -76,6 +76,13 @@ _KST_NS = 9 * 3_600 * 1_000_000_000
 """KST is UTC+9 all year (no summer time)."""
 
 
+def _kst(ns: int) -> datetime:
+    """A stored time (ns since the UTC epoch) in KST, to the microsecond."""
+    return datetime.fromtimestamp(ns // 1_000_000_000, KST).replace(
+        microsecond=ns % 1_000_000_000 // 1_000
+    )
+
+
 def _pa() -> Any:
     import pyarrow as pa
 
@@ -338,7 +345,7 @@ class Store:
         factor = dict(
             zip(f.column("date").to_pylist(), f.column("factor").to_pylist(), strict=True)
         )
-        days = [t.astimezone(KST).date() for t in table.column("time").to_pylist()]
+        days = [_kst(ns).date() for ns in table.column("time").cast(pa.int64()).to_pylist()]
         missing = sorted({d for d in days if d not in factor})
         if missing:
             raise StoreError(f"{path}: no adjustment factor for {missing[0]} ({len(missing)} days)")
@@ -387,7 +394,7 @@ class Store:
             table = self.read(interval, symbol, start, end, adjusted=adjusted)
             i = table.schema.get_field_index("time")
             text = pa.array(
-                [t.astimezone(KST).isoformat() for t in table.column("time").to_pylist()],
+                [_kst(ns).isoformat() for ns in table.column("time").cast(pa.int64()).to_pylist()],
                 pa.string(),
             )
             table = table.set_column(i, "time", text)

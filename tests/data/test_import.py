@@ -8,13 +8,17 @@ import contextlib
 import dataclasses
 import io
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
 from engine import cli, config
+from engine.clock import KST
+from engine.data.reader import iter_events
 from engine.events import Balance, Event, OrderExecution, Trade
 from engine.kiwoom.recorder import FrameRecorder
 from engine.models import OrderType
@@ -99,6 +103,18 @@ async def test_import_keeps_market_data_and_the_account_apart(tmp_path: Path) ->
     trades = ds.dataset(data / "trades", partitioning="hive").to_table()
     assert set(trades.column("symbol").to_pylist()) == {SYMBOL}
     assert min(trades.column("price").to_pylist()) > 0
+
+    # read back for a backtest: every market entry once, in the order it was heard
+    first_ns = trades.column("recv_time").cast(pa.int64())[0].as_py()
+    today = datetime.fromtimestamp(first_ns // 10**9, KST).date()
+    events = list(iter_events(data, [SYMBOL], ["trades", "quotes", "books"], today, today))
+    assert Counter(type(e).__name__ for e in events) == {
+        "Trade": types["0B"],
+        "Quote": types["0C"],
+        "OrderBook": types["0D"],
+    }
+    stamps = [e.ts_recv for e in events]
+    assert stamps == sorted(stamps)
 
     # the same file again: every entry is stored once
     code, _, err = run_cli("-c", str(cfg), "history", "--import", str(rec))
