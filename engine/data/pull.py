@@ -126,6 +126,7 @@ class Puller:
         lowest = spans[0][0]
         highest = spans[-1][1]
         cont: str | None = None
+        seen: set[str] = set()
         while True:
             page = await self._page(stats, until, cont)
             stats.pages += 1
@@ -143,7 +144,9 @@ class Puller:
             if page.rows and not useful:
                 stats.reread_pages += 1
             oldest = min((c.at.date() for c in page.rows), default=None)
-            finished = oldest is None or oldest < lowest or page.next_key is None
+            # a next-key met before would loop: the source has nothing new to give
+            repeated = page.next_key is not None and page.next_key in seen
+            finished = oldest is None or oldest < lowest or page.next_key is None or repeated
             while todo and (finished or (oldest is not None and todo[0][1][0] > oldest)):
                 part, span = todo.pop(0)
                 rows = pending.pop(part.key, [])
@@ -154,8 +157,12 @@ class Puller:
                 stats.fraction = min(1.0, (done_days + walked) / total_days)
             report(stats)
             if finished:
+                if repeated:
+                    log.warning("history_next_key_repeated", symbol=symbol, pages=stats.pages)
                 return
             cont = page.next_key
+            if cont is not None:
+                seen.add(cont)
 
     async def _page(self, stats: PullStats, until: date | None, cont: str | None) -> ChartPage:
         return await self._ask(stats, stats.interval, until, False, cont)

@@ -69,3 +69,25 @@ def test_a_live_pull_without_credentials_is_a_config_error(
     code, _, err = run_cli("-c", str(cfg), "history", "005930", "--from", "2026-11-02")
     assert code == 3
     assert "kiwoom.appkey: missing" in err
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_terminal_progress_bar_shows_pages_rows_rate_and_eta() -> None:
+    from engine.clock import ManualClock
+    from engine.data.pull import PullStats
+    from engine.history_command import _Bar
+
+    clock = ManualClock()
+    err = _Tty()
+    bar = _Bar(err, "005930 1m", clock)
+    clock.advance(10.0)
+    bar(PullStats("005930", "1m", pages=20, rows=1950, fraction=0.25))
+    bar.close()
+    line = err.getvalue()
+    assert line.startswith("\r005930 1m [######..................]")
+    assert "pages 20 rows 1950 2.0 p/s ETA 30s" in line
+    assert line.endswith("\n")

@@ -117,3 +117,33 @@ async def test_a_refusal_stops_the_pull(tmp_path: Path) -> None:
     with pytest.raises(SourceRefused, match="1902"):
         await Puller(src, Store(tmp_path), clock()).pull("999999", "1d", TODAY, TODAY)
     assert len(src.asked) == 1
+
+
+async def test_a_next_key_that_comes_back_ends_the_walk(tmp_path: Path) -> None:
+    """A source that hands out A, B, A, B, ... with rows that never get older: the walk stops
+    at the first key it has seen before instead of paging forever (capped at 50 here)."""
+    day = date(2026, 11, 26)
+    row = Candle(datetime(2026, 11, 26, 9, 1, tzinfo=KST), 10, 11, 9, 10, 5)
+
+    class Looping:
+        asked = 0
+
+        async def chart_page(
+            self,
+            symbol: str,
+            interval: str,
+            *,
+            until: date | None,
+            adjusted: bool,
+            cont_key: str | None,
+        ) -> ChartPage:
+            if interval == "1d":
+                return ChartPage((), None)
+            self.asked += 1
+            if self.asked >= 50:
+                return ChartPage((row,), None)
+            return ChartPage((row,), "B" if cont_key == "A" else "A")
+
+    src = Looping()
+    stats = await Puller(src, Store(tmp_path), clock()).pull("005930", "1m", day, day)
+    assert stats.pages == 3
