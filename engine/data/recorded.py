@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.clock import KST
 from engine.data.layout import PART_FILE
-from engine.data.store import TZ, StoreError, _read_file, _write_atomic
+from engine.data.store import TZ, read_file, write_atomic
 from engine.events import OrderBook, Quote, Trade
 
 
@@ -205,15 +205,12 @@ def import_recording(root: Path, events: Iterable[Recorded], counts: ImportCount
         new = pa.Table.from_arrays(cols, schema=schema)
         path = root / dataset / symbol / f"day={day.isoformat()}" / PART_FILE
         if path.exists():
-            new = pa.concat_tables([_read_file(path, schema), new])
+            new = pa.concat_tables([read_file(path, schema), new])
         # one row per (recv_time, entry): the first seen
         new = new.append_column("_i", pa.array(range(new.num_rows), pa.int64()))
         keep = new.group_by(["recv_time", "entry"]).aggregate([("_i", "min")])
         new = new.take(keep.column("_i_min")).drop_columns(["_i"])  # sorted below
         # in the order the engine heard them: the reader merges on recv_time
         new = new.sort_by([("recv_time", "ascending"), ("entry", "ascending")])
-        _write_atomic(new, path)
+        write_atomic(new, path)
         counts.rows[dataset] += len(rows)
-
-
-__all__ = ["ImportCounts", "RawEntry", "Recorded", "StoreError", "import_recording"]

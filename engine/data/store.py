@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from engine.clock import KST
 from engine.data import crash
 from engine.data.layout import (
-    INTERVALS,
     PART_FILE,
     TMP_PREFIX,
     Partition,
@@ -55,7 +54,7 @@ def session_of(at: datetime, interval: str) -> str:
     auction prints at 15:30), "post" after. A daily bar is "regular"."""
     if interval == "1d":
         return "regular"
-    t = at.timetz().replace(tzinfo=None)
+    t = (at.astimezone(KST) if at.tzinfo else at).time()
     if t < _REGULAR_OPEN:
         return "pre"
     return "regular" if t <= _REGULAR_CLOSE else "post"
@@ -165,7 +164,7 @@ def _table(interval: str, symbol: str, rows: Sequence[Candle]) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
+def read_file(path: Path, schema: pa.Schema) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
@@ -179,7 +178,7 @@ def _read_file(path: Path, schema: pa.Schema) -> pa.Table:
     return table
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
+def write_atomic(table: pa.Table, path: Path) -> None:
     """Write `table` to a temporary name in the same directory, fsync, rename over `path`:
     a crash leaves the old file or the new one, never a torn one."""
     import pyarrow.parquet as pq
@@ -256,7 +255,7 @@ class Store:
                 m.save()
             return 0
         if path.exists():
-            old = _read_file(path, schema)
+            old = read_file(path, schema)
             lo = pa.scalar(_ns(datetime.combine(first, time(0), KST)), pa.int64())
             hi = pa.scalar(
                 _ns(datetime.combine(last + timedelta(days=1), time(0), KST)), pa.int64()
@@ -266,7 +265,7 @@ class Store:
             new = pa.concat_tables([old.filter(keep), new]).sort_by(
                 [("time", "ascending"), *([("seq", "ascending")] if interval == "tick" else [])]
             )
-        _write_atomic(new, path)
+        write_atomic(new, path)
         m.rows[part.key] = new.num_rows
         if min(last, whole_until) >= first:
             m.add((first, min(last, whole_until)))
@@ -279,7 +278,7 @@ class Store:
         path = factors_path(self.root, symbol)
         merged: dict[date, float] = {}
         if path.exists():
-            old = _read_file(path, factor_schema())
+            old = read_file(path, factor_schema())
             merged.update(
                 zip(old.column("date").to_pylist(), old.column("factor").to_pylist(), strict=True)
             )
@@ -293,7 +292,7 @@ class Store:
             ],
             schema=factor_schema(),
         )
-        _write_atomic(table, path)
+        write_atomic(table, path)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -322,7 +321,7 @@ class Store:
                         "there; pull the range again to restore it"
                     )
                 continue
-            tables.append(_read_file(path, schema))
+            tables.append(read_file(path, schema))
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         lo = _ns(datetime.combine(start, time(0), KST))
         hi = _ns(datetime.combine(end + timedelta(days=1), time(0), KST))
@@ -341,7 +340,7 @@ class Store:
             return table
         if not path.exists():
             raise StoreError(f"{path}: missing: no adjustment factors stored for {symbol}")
-        f = _read_file(path, factor_schema())
+        f = read_file(path, factor_schema())
         factor = dict(
             zip(f.column("date").to_pylist(), f.column("factor").to_pylist(), strict=True)
         )
@@ -402,9 +401,3 @@ class Store:
             pcsv.write_csv(table, path)
             written.append(path)
         return written
-
-
-def check_interval(interval: str) -> str:
-    if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
-    return interval
