@@ -22,7 +22,13 @@ import structlog
 
 from engine import config as config_mod
 from engine import logs, secrets
-from engine.kiwoom.errors import BrokerError, KiwoomError, RequestRefusedError, ValidationError
+from engine.kiwoom.errors import (
+    BrokerError,
+    KiwoomError,
+    RequestRefusedError,
+    TransportError,
+    ValidationError,
+)
 from engine.terminal import inert_json, one_line
 
 log = structlog.get_logger(__name__)
@@ -310,9 +316,16 @@ def _history(cfg: config_mod.Config, args: argparse.Namespace) -> int:
             )
         # Only the pull talks to Kiwoom: now the credentials (mode sim has its own).
         cfg = config_mod.load(args.config or (cfg.source if cfg.source != "<defaults>" else None))
-        return asyncio.run(
-            hc.pull(cfg, symbols, args.interval, start, end, out=sys.stdout, err=sys.stderr)
-        )
+        try:
+            return asyncio.run(
+                hc.pull(cfg, symbols, args.interval, start, end, out=sys.stdout, err=sys.stderr)
+            )
+        except TransportError as e:
+            hint = (
+                " (mode sim: is `kiwoom-engine sim` running?)" if cfg.kiwoom.mode == "sim" else ""
+            )
+            _complain(f"{type(e).__name__}: {e}{hint}; what was stored so far is kept")
+            return EXIT_TRANSPORT
     except (hc.HistoryUsageError, ValueError) as e:
         raise _UsageError(str(e)) from None
     except config_mod.ConfigError as e:

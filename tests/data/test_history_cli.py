@@ -91,3 +91,19 @@ def test_the_terminal_progress_bar_shows_pages_rows_rate_and_eta() -> None:
     assert line.startswith("\r005930 1m [######..................]")
     assert "pages 20 rows 1950 2.0 p/s ETA 30s" in line
     assert line.endswith("\n")
+
+
+def test_a_pull_in_mode_sim_without_the_simulator_says_to_start_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[kiwoom]\nmode = "sim"\nconnect_timeout_s = 0.5\n[kiwoom.retry]\nmax_attempts = 1\n'
+        f'[sim]\nport = {port}\n[data]\ndir = "{tmp_path / "data"}"\n'
+    )
+    code, _, err = run_cli("-c", str(cfg), "history", "005930", "--from", "2026-11-02")
+    assert code == 5
+    assert "is `kiwoom-engine sim` running?" in err
