@@ -33,6 +33,7 @@ BENCHES = (
     "tick_to_order",
     "bus",
     "memory",
+    "history_pull",
     "soak",
 )
 ARGS = {"soak": ["--minutes", "2", "--out"], "tick_to_order": ["--seconds", "60"]}

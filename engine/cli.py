@@ -1,4 +1,5 @@
-"""Command line: kiwoom-engine run | check | sim | call | apis | watch | status | halt | resume.
+"""Command line: kiwoom-engine run | check | sim | call | apis | watch | history | status | halt |
+resume.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -21,7 +22,13 @@ import structlog
 
 from engine import config as config_mod
 from engine import logs, secrets
-from engine.kiwoom.errors import BrokerError, KiwoomError, RequestRefusedError, ValidationError
+from engine.kiwoom.errors import (
+    BrokerError,
+    KiwoomError,
+    RequestRefusedError,
+    TransportError,
+    ValidationError,
+)
 from engine.terminal import inert_json, one_line
 
 log = structlog.get_logger(__name__)
@@ -121,6 +128,29 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("items", nargs="*", metavar="ITEM")
     watch.add_argument("--count", type=_count, help="stop after N events (N >= 1)")
 
+    hist = command("history", help="pull chart history into the store ([data] dir), list, export")
+    hist.add_argument("symbols", nargs="*", metavar="SYMBOL")
+    hist.add_argument(
+        "--interval",
+        choices=["tick", "1m", "3m", "5m", "10m", "15m", "30m", "60m", "1d"],
+        default="1d",
+    )
+    hist.add_argument("--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD)")
+    hist.add_argument("--to", dest="end", metavar="DATE", help="last day (default: today)")
+    hist.add_argument(
+        "--adjusted", action="store_true", help="export with the adjustment factors applied"
+    )
+    hist.add_argument("--list", action="store_true", help="show what is stored")
+    hist.add_argument(
+        "--import",
+        dest="recording",
+        metavar="RECORDING",
+        help="normalise a daemon.record NDJSON file into the store",
+    )
+    hist.add_argument(
+        "--export", nargs=2, metavar=("FORMAT", "DIR"), help="write the stored range (csv)"
+    )
+
     status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
     for name, what in (("halt", "refuse every new order"), ("resume", "trade again")):
@@ -131,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
 
 DAEMON_COMMANDS = ("status", "halt", "resume")
 """Commands that ask the running daemon; they need no Kiwoom credentials."""
+NO_SECRETS = (*DAEMON_COMMANDS, "history")
+"""Commands that load the config without credentials (`history` reads them only to pull)."""
 
 
 NEEDS_CONFIG_FILE = ("check", *DAEMON_COMMANDS)
@@ -168,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _load_config(
             args.config,
-            with_secrets=args.command not in DAEMON_COMMANDS,
+            with_secrets=args.command not in NO_SECRETS,
             command=args.command,
         )
     except config_mod.ConfigError as e:
@@ -178,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
     if args.command in ("call", "apis", "watch", "check", *DAEMON_COMMANDS) and not args.log_level:
         level = "warning"
+    if args.command == "history" and sys.stderr.isatty() and not args.log_level:
+        level = "warning"  # the progress bars say it; log lines would tear them
     logs.setup(level, cfg.log.format)
     try:
         code = _dispatch(args, cfg)
@@ -235,6 +269,8 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _check(cfg)
     if args.command in DAEMON_COMMANDS:
         return _ask_daemon(cfg, args)
+    if args.command == "history":
+        return _history(cfg, args)
     if args.command == "run":
         from engine.daemon import run
         from engine.plugins import load_all, lookalikes
@@ -298,6 +334,63 @@ def _check(cfg: config_mod.Config) -> int:
     print(f"{cfg.source}: ok; mode {cfg.kiwoom.mode}; strategies: {names}", end="")
     print(f" (disabled: {', '.join(disabled)})" if disabled else "")
     return 0
+
+
+def _history(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    """`history`: --list, --export FORMAT DIR, or a pull of SYMBOL... (the default)."""
+    from engine import history_command as hc
+    from engine.clock import SYSTEM_CLOCK
+    from engine.data.source import SourceBusy, SourceRefused
+
+    try:
+        if args.list:
+            return hc.list_store(cfg, sys.stdout)
+        if args.recording:
+            try:
+                return hc.import_file(cfg, args.recording, sys.stdout)
+            except OSError as e:
+                _complain(f"{args.recording}: cannot read the recording: {e.strerror or e}")
+                return EXIT_FAILURE
+        symbols = hc.symbols_of(args.symbols)
+        if not symbols:
+            raise _UsageError("history: name at least one SYMBOL (or --list)")
+        if args.start is None:
+            raise _UsageError("history: --from DATE is required")
+        start = hc.parse_day(args.start)
+        end = hc.parse_day(args.end) if args.end else SYSTEM_CLOCK.now().date()
+        if end < start:
+            raise _UsageError(f"history: --to {end} is before --from {start}")
+        if args.export:
+            fmt, directory = args.export
+            return hc.export(
+                cfg, symbols, args.interval, start, end, fmt, directory, args.adjusted, sys.stdout
+            )
+        # Only the pull talks to Kiwoom: now the credentials (mode sim has its own).
+        cfg = config_mod.load(args.config or (cfg.source if cfg.source != "<defaults>" else None))
+        try:
+            return asyncio.run(
+                hc.pull(cfg, symbols, args.interval, start, end, out=sys.stdout, err=sys.stderr)
+            )
+        except TransportError as e:
+            hint = (
+                " (mode sim: is `kiwoom-engine sim` running?)" if cfg.kiwoom.mode == "sim" else ""
+            )
+            _complain(f"{type(e).__name__}: {e}{hint}; what was stored so far is kept")
+            return EXIT_TRANSPORT
+    except (hc.HistoryUsageError, ValueError) as e:
+        raise _UsageError(str(e)) from None
+    except config_mod.ConfigError as e:
+        _complain(f"config error: {e}")
+        return EXIT_CONFIG
+    except hc.StoreError as e:
+        _complain(f"history store: {e}")
+        return EXIT_FAILURE
+    except SourceBusy as e:
+        _complain(f"rate limited for too long, stored so far is kept; run again later: {e}")
+        return EXIT_BROKER
+    except SourceRefused as e:
+        _complain(str(e))
+        return EXIT_BROKER
 
 
 def _ask_daemon(cfg: config_mod.Config, args: argparse.Namespace) -> int:

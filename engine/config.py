@@ -255,6 +255,14 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """The history store (engine/data/): `kiwoom-engine history` writes it, the backtest and
+    reports read it. The daemon never opens it."""
+
+    dir: str = field(default="var/data", metadata={"non_empty": True})
+
+
+@dataclass(frozen=True)
 class AdminConfig:
     """The loopback HTTP endpoint (engine/admin.py): health, metrics, status, kill switch.
     Without an `[admin]` table the daemon serves none (as without `[mqtt]`, no mirror)."""
@@ -381,6 +389,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     admin: AdminConfig | None = None
     """The loopback endpoint; without an `[admin]` table there is none."""
     strategies: tuple[StrategyConfig, ...] = ()
