@@ -1,0 +1,53 @@
+"""Strategies the backtest tests run (loaded by path from a config, as a user's would be)."""
+
+from __future__ import annotations
+
+from engine.events import Bar, Fill
+from engine.strategy import Strategy
+
+
+class Alternate(Strategy):
+    """On every `every`-th bar close: buy `qty` at market when flat, else sell what it holds.
+    Its decisions do not depend on prices, so a test can tell which bar each order met."""
+
+    def on_start(self) -> None:
+        self.seen = 0
+        self.placed: list[tuple[str, str, int]] = []  # (symbol, bar start, side)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.seen += 1
+        if self.seen % self.params.get("every", 1):
+            return
+        if any(o.symbol == bar.symbol for o in self.orders()):
+            return
+        held = self.position(bar.symbol)
+        if held:
+            self.sell(bar.symbol, held)
+        else:
+            self.buy(bar.symbol, self.params.get("qty", 1))
+
+    def on_fill(self, fill: Fill) -> None:
+        self.log.info("filled", qty=fill.qty, price=fill.price)
+
+
+class Resting(Strategy):
+    """Places one limit buy at `price` on its first bar and leaves it resting."""
+
+    def on_bar(self, bar: Bar) -> None:
+        if not getattr(self, "sent", False):
+            self.sent = True
+            self.buy(bar.symbol, self.params["qty"], self.params["price"])
+
+
+class Ticker(Strategy):
+    """A timer every `period` s records (now, last trade price seen) to show the time ties."""
+
+    def on_start(self) -> None:
+        self.seen: list[tuple[str, int | None]] = []
+        self.set_timer("t", self.params["period"])
+
+    def on_timer(self, name: str) -> None:
+        self.seen.append((self.clock_now(), self.last_price(self.symbols[0])))
+
+    def clock_now(self) -> str:
+        return self._slot.clock.now().strftime("%H:%M:%S")
