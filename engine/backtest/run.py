@@ -163,7 +163,7 @@ class Backtest:
         self.oms = oms
         from engine.host import StrategyHost
 
-        host = StrategyHost(self.bus, oms, self.clock, self.strategies)
+        host = self.host = StrategyHost(self.bus, oms, self.clock, self.strategies)
         for slot in host.slots:
             # Budgets are measured and reported, never enforced: a busy machine must not
             # change a backtest's result.

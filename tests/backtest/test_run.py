@@ -3,12 +3,14 @@ equity and the no-look-ahead rules."""
 
 from __future__ import annotations
 
-from datetime import date
+import asyncio
+from datetime import date, timedelta
 from pathlib import Path
 
-from engine.backtest.run import Result, run_backtest
+from engine.backtest.run import Backtest, Result, run_backtest
 from engine.config import Config, load
 from engine.events import OrderState, Side
+from engine.models import Candle
 from engine.plugins import load_all
 from tests.backtest.support import bar, minute, write_bars
 
@@ -17,15 +19,15 @@ DAY = date(2026, 3, 3)
 HERE = Path(__file__).parent
 
 
-def config(tmp: Path, strategy: str, params: str, *, extra: str = "") -> Config:
+def config(tmp: Path, strategy: str, params: str, *, kinds: str = '"bars_1m"') -> Config:
     path = tmp / "config.toml"
     path.write_text(
         f"""
 [backtest]
 latency_ms = 50
-kinds = ["bars_1m"]
+kinds = [{kinds}]
 cash = 10_000_000
-{extra}
+
 [portfolio]
 commission_bp = 0.0
 sell_tax_bp = 0.0
@@ -79,3 +81,54 @@ def test_a_market_order_placed_on_a_bar_s_close_fills_at_the_next_bar_s_open(
         (Side.SELL, OrderState.FILLED),
     ]
     assert res.days[-1].cash == 10_000_000 + 2 * (51_000 - 50_300)
+
+
+def test_timers_before_a_data_point_fire_before_it_and_at_its_time_after_it(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    t0 = minute(DAY, 9, 0)
+    write_bars(
+        data,
+        SYMBOL,
+        "tick",
+        [
+            Candle(t0 + timedelta(seconds=10), 50_100, 50_100, 50_100, 50_100, 5),
+            Candle(t0 + timedelta(seconds=30), 50_300, 50_300, 50_300, 50_300, 5),
+            Candle(t0 + timedelta(seconds=44), 50_500, 50_500, 50_500, 50_500, 5),
+        ],
+    )
+    cfg = config(tmp_path, "Ticker", "{ period = 15 }", kinds='"ticks"')
+    loaded, _ = load_all(cfg)
+    bt = Backtest(cfg, loaded, data, DAY, DAY)
+    asyncio.run(bt.run())
+    inst = bt.host.slots[0].instance
+    seen = dict(inst.seen)  # type: ignore[union-attr]
+    assert seen["09:00:00"] is None
+    assert seen["09:00:15"] == 50_100
+    assert seen["09:00:30"] == 50_300  # the trade stamped 09:00:30 first, then the timer
+    assert seen["09:00:45"] == 50_500
+    assert seen["17:59:45"] == 50_500  # timers run on the clock until the day's end
+
+
+def test_a_limit_order_placed_on_a_bar_s_close_never_fills_inside_that_bar(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    write_bars(
+        data,
+        SYMBOL,
+        "1m",
+        [
+            # The first bar's low (49,000) is the limit: seen only at its close, too late.
+            bar(minute(DAY, 9, 0), 50_000, 50_500, 49_000, 50_200, 400),
+            bar(minute(DAY, 9, 1), 50_300, 50_900, 50_100, 50_800, 400),
+            # Walked open 50,000 -> low 48,900 -> high -> close: the low prints through the
+            # limit with a quarter of 40 shares: 10 of the 15 fill there, at the limit.
+            bar(minute(DAY, 9, 2), 50_000, 50_100, 48_900, 49_500, 40),
+            bar(minute(DAY, 9, 3), 49_500, 49_600, 48_800, 49_000, 40),
+        ],
+    )
+    res = run(config(tmp_path, "Resting", "{ qty = 15, price = 49_000 }"), data)
+    assert [(f.qty, f.price) for f in res.fills] == [(10, 49_000), (5, 49_000)]
+    assert [u.state for u in res.orders.values()] == [OrderState.FILLED]
