@@ -1,5 +1,5 @@
-"""Command line: kiwoom-engine run | check | sim | call | apis | watch | history | status | halt |
-resume.
+"""Command line: kiwoom-engine run | check | sim | call | apis | watch | history | backtest |
+status | halt | resume.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -151,6 +151,14 @@ def _parser() -> argparse.ArgumentParser:
         "--export", nargs=2, metavar=("FORMAT", "DIR"), help="write the stored range (csv)"
     )
 
+    bt = command("backtest", help="run the config's [[strategies]] over the history store")
+    bt.add_argument("--from", dest="start", metavar="DATE", required=True, help="first day")
+    bt.add_argument("--to", dest="end", metavar="DATE", required=True, help="last day")
+    src = bt.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="DIR", help="the history store (default: [data] dir)")
+    src.add_argument("--recording", metavar="FILE", help="a daemon.record NDJSON file")
+    bt.add_argument("--out", metavar="DIR", default="backtest-out", help="report directory")
+
     status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
     for name, what in (("halt", "refuse every new order"), ("resume", "trade again")):
@@ -161,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 
 DAEMON_COMMANDS = ("status", "halt", "resume")
 """Commands that ask the running daemon; they need no Kiwoom credentials."""
-NO_SECRETS = (*DAEMON_COMMANDS, "history")
+NO_SECRETS = (*DAEMON_COMMANDS, "history", "backtest")
 """Commands that load the config without credentials (`history` reads them only to pull)."""
 
 
@@ -271,6 +279,8 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _ask_daemon(cfg, args)
     if args.command == "history":
         return _history(cfg, args)
+    if args.command == "backtest":
+        return _backtest(cfg, args)
     if args.command == "run":
         from engine.daemon import run
         from engine.plugins import load_all, lookalikes
@@ -391,6 +401,28 @@ def _history(cfg: config_mod.Config, args: argparse.Namespace) -> int:
     except SourceRefused as e:
         _complain(str(e))
         return EXIT_BROKER
+
+
+def _backtest(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    """`backtest`: the strategies over the store; the report in --out."""
+    from engine.backtest.command import BacktestProblem, backtest
+    from engine.clock import parse_day
+
+    try:
+        start, end = parse_day(args.start), parse_day(args.end)
+    except ValueError as e:
+        raise _UsageError(f"backtest: {e}") from None
+    if end < start:
+        raise _UsageError(f"backtest: --to {end} is before --from {start}")
+    if args.recording:
+        raise _UsageError("backtest: --recording is not supported yet; import it first with "
+                          "`kiwoom-engine history --import FILE`, then use --data")  # fmt: skip
+    data = Path(args.data or cfg.data.dir)  # as `history` writes it: from the working dir
+    try:
+        return backtest(cfg, data, start, end, Path(args.out))
+    except BacktestProblem as e:
+        _complain(f"backtest: {e}")
+        return EXIT_FAILURE
 
 
 def _ask_daemon(cfg: config_mod.Config, args: argparse.Namespace) -> int:
