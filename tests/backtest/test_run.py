@@ -132,3 +132,31 @@ def test_a_limit_order_placed_on_a_bar_s_close_never_fills_inside_that_bar(
     res = run(config(tmp_path, "Resting", "{ qty = 15, price = 49_000 }"), data)
     assert [(f.qty, f.price) for f in res.fills] == [(10, 49_000), (5, 49_000)]
     assert [u.state for u in res.orders.values()] == [OrderState.FILLED]
+
+
+def test_an_order_open_at_the_day_s_end_is_ended_as_krx_ends_it_and_the_day_rolls(
+    tmp_path: Path,
+) -> None:
+    day2 = date(2026, 3, 4)
+    data = tmp_path / "data"
+    write_bars(
+        data,
+        SYMBOL,
+        "1m",
+        [
+            bar(minute(DAY, 9, 0), 50_000, 50_500, 49_500, 50_200),
+            bar(minute(DAY, 9, 1), 50_300, 50_900, 50_100, 50_800),
+            bar(minute(day2, 9, 0), 50_000, 50_500, 49_500, 50_200),
+            bar(minute(day2, 9, 1), 50_300, 50_900, 50_100, 50_800),
+        ],
+    )
+    cfg = config(tmp_path, "Resting", "{ qty = 1, price = 49_000 }")
+    loaded, _ = load_all(cfg)
+    bt = Backtest(cfg, loaded, data, DAY, day2)
+    res = asyncio.run(bt.run())
+    (up,) = res.orders.values()
+    assert (up.state, up.order_no, up.filled_qty) == (OrderState.CANCELED, "0000001", 0)
+    assert up.ts_recv == int(minute(DAY, 18, 0).timestamp()) * 1_000_000_000
+    assert [d.day for d in res.days] == [DAY, day2]
+    assert bt.risk.trading_day() == day2.strftime("%Y%m%d")
+    assert bt.risk.counters()["orders_sent"] == 0  # the counters are day 2's
