@@ -51,3 +51,14 @@ class Ticker(Strategy):
 
     def clock_now(self) -> str:
         return self._slot.clock.now().strftime("%H:%M:%S")
+
+
+class BarLog(Strategy):
+    """Records (clock time, bar start, close) of every bar it sees."""
+
+    def on_start(self) -> None:
+        self.seen: list[tuple[str, str, int]] = []
+
+    def on_bar(self, bar: Bar) -> None:
+        now = self._slot.clock.now().strftime("%H:%M:%S")
+        self.seen.append((now, bar.start.strftime("%H:%M"), bar.close))

@@ -160,3 +160,27 @@ def test_an_order_open_at_the_day_s_end_is_ended_as_krx_ends_it_and_the_day_roll
     assert [d.day for d in res.days] == [DAY, day2]
     assert bt.risk.trading_day() == day2.strftime("%Y%m%d")
     assert bt.risk.counters()["orders_sent"] == 0  # the counters are day 2's
+
+
+def test_bars_built_from_trades_close_on_the_clock_the_day_s_last_one_included(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    t0 = minute(DAY, 9, 0)
+    write_bars(
+        data,
+        SYMBOL,
+        "tick",
+        [
+            Candle(t0 + timedelta(seconds=s), p, p, p, p, 1)
+            for s, p in ((10, 50_000), (40, 50_100), (80, 50_300), (95, 50_200))
+        ],
+    )
+    cfg = config(tmp_path, "BarLog", "{}", kinds='"ticks"')
+    loaded, _ = load_all(cfg)
+    bt = Backtest(cfg, loaded, data, DAY, DAY)
+    asyncio.run(bt.run())
+    inst = bt.host.slots[0].instance
+    # 09:00 closes at its end plus the 1 s grace (the 09:01:20 print is later than that);
+    # 09:01, the day's last, closes on the clock with no print after it.
+    assert inst.seen == [("09:01:01", "09:00", 50_100), ("09:02:01", "09:01", 50_200)]  # type: ignore[union-attr]
