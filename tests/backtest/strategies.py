@@ -62,3 +62,18 @@ class BarLog(Strategy):
     def on_bar(self, bar: Bar) -> None:
         now = self._slot.clock.now().strftime("%H:%M:%S")
         self.seen.append((now, bar.start.strftime("%H:%M"), bar.close))
+
+
+class Warm(Strategy):
+    """Records the warm-up bars it starts with; then sleeps past its budget on every bar."""
+
+    def on_start(self) -> None:
+        sym = self.symbols[0]
+        self.warm = [(b.start.strftime("%m-%d %H:%M"), b.close) for b in self.bars(sym, "1m")]
+        self.seen = 0
+
+    def on_bar(self, bar: Bar) -> None:
+        import time
+
+        self.seen += 1
+        time.sleep(0.002)  # past a 0.1 ms budget, every time

@@ -184,3 +184,47 @@ def test_bars_built_from_trades_close_on_the_clock_the_day_s_last_one_included(
     # 09:00 closes at its end plus the 1 s grace (the 09:01:20 print is later than that);
     # 09:01, the day's last, closes on the clock with no print after it.
     assert inst.seen == [("09:01:01", "09:00", 50_100), ("09:02:01", "09:01", 50_200)]  # type: ignore[union-attr]
+
+
+def test_warm_up_comes_from_the_store_and_a_slow_strategy_is_never_disabled(
+    tmp_path: Path,
+) -> None:
+    day0 = date(2026, 3, 2)
+    data = tmp_path / "data"
+    write_bars(
+        data,
+        SYMBOL,
+        "1m",
+        [
+            *(bar(minute(day0, 9, m), 50_000, 50_500, 49_500, 50_000 + 100 * m) for m in range(5)),
+            *(bar(minute(DAY, 9, m), 50_000, 50_500, 49_500, 51_000 + 100 * m) for m in range(6)),
+        ],
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[backtest]
+kinds = ["bars_1m"]
+[[strategies]]
+name = "w"
+path = "{HERE / "strategies.py"}"
+class = "Warm"
+symbols = ["{SYMBOL}"]
+bars = ["1m"]
+history = 3
+budget_ms = 0.1
+max_overruns = 1
+""",
+        encoding="utf-8",
+    )
+    cfg = load(path, env={})
+    loaded, _ = load_all(cfg)
+    bt = Backtest(cfg, loaded, data, DAY, DAY)
+    res = asyncio.run(bt.run())
+    inst = bt.host.slots[0].instance
+    # The last 3 bars stored before the run's first day, none of the run's own.
+    assert inst.warm == [("03-02 09:02", 50_200), ("03-02 09:03", 50_300), ("03-02 09:04", 50_400)]  # type: ignore[union-attr]
+    assert inst.seen == 6  # type: ignore[union-attr]
+    health = res.strategies["w"]
+    assert health["budget_overruns"] >= 6
+    assert health["disabled"] == ""
