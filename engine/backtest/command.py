@@ -57,6 +57,12 @@ def backtest(
     if tty:
         print(file=stdout)
     rep = report.write(result, out)
+    from engine.backtest import plot
+
+    if plot.available():
+        plot.draw(result, out / "report.png")
+    else:
+        print("report.png skipped: matplotlib is not installed (the `plot` group)", file=stdout)
     rows = [("total", rep["total"]), *rep["strategies"].items()]
     width = max(len(n) for n, _ in rows)
     print(f"{'':<{width}}  " + "  ".join(f"{label:>13}" for _, label, _ in SUMMARY), file=stdout)

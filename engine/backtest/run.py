@@ -76,6 +76,8 @@ class Result:
     events: int = 0
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
     symbols: tuple[str, ...] = ()
+    first_prices: dict[str, int] = field(default_factory=dict)
+    """Each symbol's first price in the run (buy-and-hold's entry)."""
 
 
 def _day_ns(d: date, t: time) -> int:
@@ -275,6 +277,8 @@ class Backtest:
         self.result.events = n
 
     def _first_price(self, symbol: str, price: int) -> None:
+        if symbol not in self.result.first_prices and price > 0:
+            self.result.first_prices[symbol] = price
         # Without a previous close (the first day of the data) the day's first price is the
         # base of its ±30 % limits.
         if symbol not in self.broker.base and price > 0:
