@@ -50,6 +50,8 @@ class _Order:
     price: int | None
     tif: TimeInForce
     arrive_ns: int
+    placed_ns: int = 0
+    """When it was sent (an amend: when the amend was): within a bar, only later prints."""
     live: bool = False
     """At the book (the latency has passed)."""
     open_qty: int = 0
@@ -70,6 +72,7 @@ class _Call:
     order_no: str
     target: str
     price: int = 0
+    sent_ns: int = 0
 
 
 class InProcessBroker:
@@ -119,7 +122,9 @@ class InProcessBroker:
         if refusal is not None:
             return BrokerAnswer(Answer.REFUSED, code=refusal, detail=acct.REFUSALS[refusal])
         no = self._number()
-        order = _Order(no, symbol, side, qty, price, tif, self.clock.ns + self.latency_ns)
+        order = _Order(
+            no, symbol, side, qty, price, tif, self.clock.ns + self.latency_ns, self.clock.ns
+        )
         order.open_qty = qty
         self.orders[no] = order
         self.account.hold(no, side, symbol, qty, self._reserve_price(symbol, price))
@@ -157,7 +162,7 @@ class InProcessBroker:
             if why is not None:
                 return BrokerAnswer(Answer.REFUSED, code=why, detail=acct.REFUSALS[why])
         no = self._number()
-        self._schedule(_Call(kind, no, order_no, price))
+        self._schedule(_Call(kind, no, order_no, price, self.clock.ns))
         return BrokerAnswer(Answer.TAKEN, order_no=no)
 
     async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
@@ -268,6 +273,7 @@ class InProcessBroker:
         self.account.release(order.order_no)
         order.order_no = call.order_no
         order.price = call.price
+        order.placed_ns = call.sent_ns
         self.orders[order.order_no] = order
         self.account.hold(order.order_no, order.side, order.symbol, order.open_qty, call.price)
         self._notice(order, OrderKind.AMEND, OrderStatus.CONFIRMED, orig=call.target)
@@ -298,12 +304,17 @@ class InProcessBroker:
         self._quote(tr.symbol, tr.best_ask, tr.best_bid)
 
     def on_bar(self, bar: Bar) -> None:
-        """Walk a bar's four prints (called at its start, after the previous bar's close)."""
-        for pr in fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume):
-            self._print(bar.symbol, pr)
+        """Walk a bar's four prints (called at its close, before strategies see it). An order
+        sent after the bar began meets only its close: when inside the bar the open, high and
+        low printed is not known."""
+        start_ns = int(bar.start.timestamp()) * 1_000_000_000
+        walk = fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume)
+        for i, pr in enumerate(walk):
+            self._print(bar.symbol, pr, None if i == len(walk) - 1 else start_ns)
         self.last[bar.symbol] = bar.close
 
-    def _print(self, symbol: str, pr: fills.Print) -> None:
+    def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
+        """Match one print against what rests (only orders sent by `sent_by`, when given)."""
         resting = self._resting.get(symbol)
         if not resting:
             return
@@ -311,6 +322,8 @@ class InProcessBroker:
         for order in list(resting):
             if left <= 0:
                 break
+            if sent_by is not None and order.placed_ns > sent_by:
+                continue
             m = fills.match_print(
                 order.side,
                 order.price,

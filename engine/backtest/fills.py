@@ -22,10 +22,12 @@ model is written down; `[backtest]` in config.toml sets its knobs.
 | bar data                        | each bar is walked open -> high -> low -> close (open -> low -> |
 |                                 | high -> close when the low is nearer the open), each point a   |
 |                                 | print of a quarter of the volume (the remainder on the close). |
-|                                 | A strategy sees a bar only at its close (start + interval); the |
-|                                 | walk of the next bar comes after that close, so an order placed |
-|                                 | on a bar's close fills no earlier than the next bar (at its     |
-|                                 | open for a market order)                                       |
+|                                 | The walk runs at the bar's close, before a strategy sees the   |
+|                                 | bar, against orders sent by the bar's start: an order placed   |
+|                                 | on a bar's close (the next bar's start) meets the whole next   |
+|                                 | bar, its open first (a market order fills there), never the    |
+|                                 | bar it saw. An order sent inside a bar (a timer) meets only    |
+|                                 | that bar's close print. Walk fills are stamped at the close.   |
 | end of the day's last session   | what is still open is ended as KRX ends it (CANCELED)          |
 
 Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates, rounded once per

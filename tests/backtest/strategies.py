@@ -77,3 +77,15 @@ class Warm(Strategy):
 
         self.seen += 1
         time.sleep(0.002)  # past a 0.1 ms budget, every time
+
+
+class TimerBuy(Strategy):
+    """Buys `qty` at market from a one-shot timer `after` seconds past 09:00."""
+
+    def on_start(self) -> None:
+        now = self._slot.clock.now()
+        nine = now.replace(hour=9, minute=0, second=0, microsecond=0)
+        self.set_timer("buy", (nine - now).total_seconds() + self.params["after"], repeat=False)
+
+    def on_timer(self, name: str) -> None:
+        self.buy(self.symbols[0], self.params["qty"])

@@ -228,3 +228,19 @@ max_overruns = 1
     health = res.strategies["w"]
     assert health["budget_overruns"] >= 6
     assert health["disabled"] == ""
+
+
+def test_an_order_sent_inside_a_bar_meets_only_its_close(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_bars(
+        data,
+        SYMBOL,
+        "1m",
+        [
+            bar(minute(DAY, 9, 0), 50_000, 50_500, 49_500, 50_200),
+            bar(minute(DAY, 9, 1), 50_300, 50_900, 50_100, 50_800),
+        ],
+    )
+    res = run(config(tmp_path, "TimerBuy", "{ qty = 2, after = 90 }"), data)
+    # Sent at 09:01:30: the 09:01 bar's open, high and low may have printed before it.
+    assert [(f.qty, f.price) for f in res.fills] == [(2, 50_800)]
