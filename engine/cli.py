@@ -405,7 +405,7 @@ def _history(cfg: config_mod.Config, args: argparse.Namespace) -> int:
 
 def _backtest(cfg: config_mod.Config, args: argparse.Namespace) -> int:
     """`backtest`: the strategies over the store; the report in --out."""
-    from engine.backtest.command import BacktestProblem, backtest
+    from engine.backtest.command import BacktestProblem, backtest, backtest_recording
     from engine.clock import parse_day
 
     try:
@@ -414,11 +414,10 @@ def _backtest(cfg: config_mod.Config, args: argparse.Namespace) -> int:
         raise _UsageError(f"backtest: {e}") from None
     if end < start:
         raise _UsageError(f"backtest: --to {end} is before --from {start}")
-    if args.recording:
-        raise _UsageError("backtest: --recording is not supported yet; import it first with "
-                          "`kiwoom-engine history --import FILE`, then use --data")  # fmt: skip
     data = Path(args.data or cfg.data.dir)  # as `history` writes it: from the working dir
     try:
+        if args.recording:
+            return backtest_recording(cfg, Path(args.recording), start, end, Path(args.out))
         return backtest(cfg, data, start, end, Path(args.out))
     except BacktestProblem as e:
         _complain(f"backtest: {e}")

@@ -31,6 +31,39 @@ class BacktestProblem(Exception):
     """The run cannot start or the store cannot be read: a one-line message naming why."""
 
 
+RECORDED_KINDS = ("books", "quotes", "trades")
+
+
+def backtest_recording(
+    cfg: Config, recording: Path, start: date, end: date, out: Path, *, stdout: TextIO = sys.stdout
+) -> int:
+    """`--recording FILE`: normalise the recording into a temporary store (the same import
+    as `history --import`: malformed lines counted and skipped, the account's own 00/04
+    notices kept apart, never fed), then run over its trades, quotes and books."""
+    import dataclasses
+    import tempfile
+
+    from engine.data.recorded import ImportCounts, import_recording
+    from engine.kiwoom.recording_import import recorded_events
+
+    with tempfile.TemporaryDirectory(prefix="kiwoom-backtest-store-") as tmp:
+        counts = ImportCounts()
+        try:
+            import_recording(Path(tmp), recorded_events(str(recording), counts), counts)
+        except OSError as e:
+            raise BacktestProblem(f"{recording}: cannot read the recording: {e}") from None
+        if counts.malformed_lines or counts.bad_entries:
+            print(
+                f"{recording}: skipped {counts.malformed_lines} malformed lines and "
+                f"{counts.bad_entries} undecodable entries",
+                file=stdout,
+            )
+        cfg = dataclasses.replace(
+            cfg, backtest=dataclasses.replace(cfg.backtest, kinds=RECORDED_KINDS)
+        )
+        return backtest(cfg, Path(tmp), start, end, out, stdout=stdout)
+
+
 def backtest(
     cfg: Config, data: Path, start: date, end: date, out: Path, *, stdout: TextIO = sys.stdout
 ) -> int:

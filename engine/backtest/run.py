@@ -248,7 +248,7 @@ class Backtest:
             if d != day:
                 if day is not None:
                     await self._end_day(day)
-                await self._begin_day(d)
+                await self._begin_day(d, t)
                 day = d
             if t > self.clock.ns:
                 await self._until(t)
@@ -285,8 +285,10 @@ class Backtest:
             self.broker.base[symbol] = price
             self.portfolio.base[symbol] = price
 
-    async def _begin_day(self, d: date) -> None:
-        await self._until(_day_ns(d, DAY_START))
+    async def _begin_day(self, d: date, first_ns: int) -> None:
+        # Data before DAY_START (a recording made at night against the simulator) keeps its
+        # own time.
+        await self._until(min(_day_ns(d, DAY_START), first_ns))
         self.broker.new_day()
         self.portfolio.base.update(self.broker.base)
         self.risk.roll_day()
