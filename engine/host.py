@@ -466,6 +466,7 @@ class StrategyHost:
         in the bus's queue: its `on_order` is deferred (see `acted`)."""
         self.state = TradingStatus(TradingState.ACTIVE, ())
         self._bar_clock: asyncio.Task[None] | None = None
+        self._bar_opened = asyncio.Event()
 
     # --- isolation plumbing ----------------------------------------------------------------
 
@@ -603,13 +604,18 @@ class StrategyHost:
 
     async def _close_bars(self) -> None:
         """Close bars on the clock at their end plus the grace (engine/trading/bars.py), also
-        when no later print comes: the day's last bar closes that day."""
+        when no later print comes: the day's last bar closes that day. Sleeps on the clock
+        only while a bar is open; otherwise until a trade opens one (`on_trade`)."""
         builders = list(self.builders.values())
         clock = self.clock
         while True:
+            dues = [t for b in builders if (t := b.closes_at) is not None]
+            if not dues:
+                self._bar_opened.clear()
+                await self._bar_opened.wait()
+                continue
             now = clock.now()
-            due = min(b.next_close(now) for b in builders)
-            await clock.sleep((due - now).total_seconds())
+            await clock.sleep((min(dues) - now).total_seconds())
             now = clock.now()
             for b in builders:
                 bar = b.close_due(now)
@@ -670,6 +676,8 @@ class StrategyHost:
                 bar = b.on_trade(tr, day)
                 if bar is not None:
                     self.bus.publish(bar)
+            if not self._bar_opened.is_set():
+                self._bar_opened.set()  # the bar clock waits for an open bar
         to = self._trade_routes.get(tr.symbol)
         if to:
             dispatch(self, to, tr)

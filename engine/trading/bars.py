@@ -100,6 +100,13 @@ class BarBuilder:
             close = self.end(self._bucket(tomorrow, time(0))) + CLOSE_GRACE
         return close
 
+    @property
+    def closes_at(self) -> datetime | None:
+        """When the open bar closes on the clock (its end plus the grace); None: none open."""
+        if not self._open or self._start is None:
+            return None
+        return self.end(self._start) + CLOSE_GRACE
+
     def close_due(self, now: datetime) -> Bar | None:
         """Close the open bar if its end plus the grace has come by `now`."""
         if self._open and self._start is not None and now >= self.end(self._start) + CLOSE_GRACE:
