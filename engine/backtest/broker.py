@@ -17,9 +17,7 @@ import heapq
 from dataclasses import dataclass
 from datetime import date
 
-from engine.backtest import account as acct
 from engine.backtest import fills
-from engine.backtest.account import Account
 from engine.backtest.clock import BacktestClock
 from engine.bus import EventBus
 from engine.events import (
@@ -35,6 +33,8 @@ from engine.events import (
     Trade,
 )
 from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
+from engine.trading import account as acct
+from engine.trading.account import Account
 from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
 

@@ -29,7 +29,6 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from engine.backtest.account import Account
 from engine.backtest.broker import InProcessBroker
 from engine.backtest.clock import NS, BacktestClock
 from engine.backtest.history import StoreHistory
@@ -40,6 +39,7 @@ from engine.data.reader import StoreEvent, iter_events
 from engine.events import Bar, Fill, OrderBook, OrderExecution, OrderUpdate, Quote, Trade
 from engine.journal import JOURNALED, Journal
 from engine.plugins import LoadedStrategy
+from engine.trading.account import Account
 from engine.trading.bars import bar_length
 from engine.trading.fees import FeeRates
 from engine.trading.oms import OrderManager

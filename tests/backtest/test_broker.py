@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.backtest.account import Account
 from engine.backtest.broker import InProcessBroker
 from engine.backtest.clock import NS, BacktestClock
 from engine.bus import EventBus
@@ -30,6 +29,7 @@ from engine.events import (
     Trade,
 )
 from engine.journal import Journal
+from engine.trading.account import Account
 from engine.trading.fees import FeeRates
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest

@@ -3,10 +3,11 @@ reserves (cash for a buy, shares for a sell), whether its price is on the KRX ti
 inside the day's ±30 % limits, and what a fill moves (fees and tax by
 `engine.trading.fees.FeeRates`, the one rounding the portfolio and the simulator use).
 
-The in-process broker keeps one `Account` and asks it before taking an order. The rules are
-those of engine/trading/krx.py; nothing here is a second rule set. (engine/sim/exchange.py
-still keeps its own account over the same krx and fee functions; moving it onto this class
-is left: see notes/backtest.md.)
+The exchange core's account, shared by whoever plays the exchange: the backtest's in-process
+broker (engine/backtest/broker.py) keeps one `Account` and asks it before taking an order.
+The rules are engine/trading/krx.py's and engine/trading/fees.py's; nothing here is a second
+rule set. (engine/sim/exchange.py still keeps its own bookkeeping over the same krx and fee
+functions; moving it onto this class, keeping its wire face, is the next step.)
 """
 
 from __future__ import annotations
