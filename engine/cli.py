@@ -158,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--data", metavar="DIR", help="the history store (default: [data] dir)")
     src.add_argument("--recording", metavar="FILE", help="a daemon.record NDJSON file")
     bt.add_argument("--out", metavar="DIR", default="backtest-out", help="report directory")
+    bt.add_argument(
+        "--grid", nargs="+", metavar="NAME=V1,V2", help="run every combination of params"
+    )
+    bt.add_argument("--rank", default="sharpe", help="--grid: the metric that ranks (sharpe)")
+    bt.add_argument("--split", metavar="DATE", help="--grid: out-of-sample from DATE")
 
     status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
@@ -415,6 +420,21 @@ def _backtest(cfg: config_mod.Config, args: argparse.Namespace) -> int:
     if end < start:
         raise _UsageError(f"backtest: --to {end} is before --from {start}")
     data = Path(args.data or cfg.data.dir)  # as `history` writes it: from the working dir
+    if args.grid:
+        from engine.backtest.grid import GridError, parse_grid, run_grid
+
+        if args.recording:
+            raise _UsageError("backtest: --grid runs over --data, not --recording")
+        try:
+            split = parse_day(args.split) if args.split else None
+            return run_grid(
+                cfg, data, start, end, parse_grid(args.grid), Path(args.out),
+                rank=args.rank, split=split, stdout=sys.stdout,
+            )  # fmt: skip
+        except (GridError, ValueError) as e:
+            raise _UsageError(f"backtest: {e}") from None
+    if args.split or args.rank != "sharpe":
+        raise _UsageError("backtest: --split and --rank go with --grid")
     try:
         if args.recording:
             return backtest_recording(cfg, Path(args.recording), start, end, Path(args.out))

@@ -74,3 +74,36 @@ def draw(result: Result, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80, metadata={"Software": None})
     plt.close(fig)
+
+
+def heatmap(
+    names: list[str],
+    grid: dict[str, list[Any]],
+    cells: list[tuple[dict[str, Any], Any]],
+    metric: str,
+    path: Path,
+) -> None:
+    """grid.png: `metric` over the two varying parameters `names` (the first combination
+    found for a pair, when others are fixed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs, ys = grid[names[0]], grid[names[1]]
+    z = [[float("nan")] * len(xs) for _ in ys]
+    for combo, value in cells:
+        i, j = ys.index(combo[names[1]]), xs.index(combo[names[0]])
+        if value is not None and z[i][j] != z[i][j]:
+            z[i][j] = float(value)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    im = ax.imshow(z, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(metric)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
