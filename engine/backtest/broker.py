@@ -303,11 +303,11 @@ class InProcessBroker:
         self._print(tr.symbol, fills.Print(tr.price, tr.qty))
         self._quote(tr.symbol, tr.best_ask, tr.best_bid)
 
-    def on_bar(self, bar: Bar) -> None:
+    def on_bar(self, bar: Bar, opened_ns: int | None = None) -> None:
         """Walk a bar's four prints (called at its close, before strategies see it). An order
-        sent after the bar began meets only its close: when inside the bar the open, high and
-        low printed is not known."""
-        start_ns = int(bar.start.timestamp()) * 1_000_000_000
+        sent after the bar began (`opened_ns`, default its start) meets only its close: when
+        inside the bar the open, high and low printed is not known."""
+        start_ns = opened_ns or int(bar.start.timestamp()) * 1_000_000_000
         walk = fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume)
         for i, pr in enumerate(walk):
             self._print(bar.symbol, pr, None if i == len(walk) - 1 else start_ns)

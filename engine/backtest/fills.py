@@ -28,6 +28,9 @@ model is written down; `[backtest]` in config.toml sets its knobs.
 |                                 | bar, its open first (a market order fills there), never the    |
 |                                 | bar it saw. An order sent inside a bar (a timer) meets only    |
 |                                 | that bar's close print. Walk fills are stamped at the close.   |
+| daily bars                      | walked at 15:30 of their day against orders sent by 09:00;    |
+|                                 | strategies see a daily bar at the next data day's start        |
+|                                 | (08:00), so its orders meet the next day's bar, open first     |
 | end of the day's last session   | what is still open is ended as KRX ends it (CANCELED)          |
 
 Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates, rounded once per

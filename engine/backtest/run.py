@@ -94,8 +94,15 @@ def _ready(loop: asyncio.AbstractEventLoop) -> Callable[[], int]:
     return size
 
 
+DAILY_WALK = time(15, 30)
+"""A daily bar is walked at the regular session's close (after-hours prints aside)..."""
+DAILY_OPEN = time(9, 0)
+"""...against the orders sent by the regular session's open."""
+
+
 def _timeline(events: Iterator[StoreEvent]) -> Iterator[tuple[int, StoreEvent]]:
-    """(time in ns, event): events at their time, stored bars moved to their close."""
+    """(time in ns, event): events at their time, stored bars moved to their close (a daily
+    bar: to DAILY_WALK of its day; its strategies see it at the next day's start, `_feed`)."""
     pending: list[tuple[int, int, Bar]] = []
     n = 0
     for ev in events:
@@ -105,7 +112,10 @@ def _timeline(events: Iterator[StoreEvent]) -> Iterator[tuple[int, StoreEvent]]:
             yield end, bar
         if type(ev) is Bar:
             n += 1
-            end = t + int(bar_length(ev.interval).total_seconds()) * NS
+            if ev.interval == "1d":
+                end = _day_ns(ev.start.date(), DAILY_WALK)
+            else:
+                end = t + int(bar_length(ev.interval).total_seconds()) * NS
             heapq.heappush(pending, (end, n, ev))
         else:
             yield t, ev
@@ -148,6 +158,8 @@ class Backtest:
         )  # fmt: skip
         self.strategies = strategies
         self.result = Result(cfg.backtest.cash, symbols=self.symbols)
+        self._daily: list[Bar] = []
+        """Daily bars walked, for strategies at the next day's start."""
 
     async def run(self) -> Result:
         if self._state_dir is not None:
@@ -261,6 +273,13 @@ class Backtest:
             elif tp is Bar:
                 assert isinstance(ev, Bar)
                 self._first_price(ev.symbol, ev.open)
+                if ev.interval == "1d":
+                    # A daily strategy decides before the next session; an order it sends on
+                    # the bar meets the next day's bar, open first.
+                    broker.on_bar(ev, _day_ns(ev.start.date(), DAILY_OPEN))
+                    portfolio.last[ev.symbol] = ev.close
+                    self._daily.append(ev)
+                    continue
                 broker.on_bar(ev)
                 portfolio.last[ev.symbol] = ev.close
             elif tp is Quote:
@@ -292,6 +311,10 @@ class Backtest:
         self.broker.new_day()
         self.portfolio.base.update(self.broker.base)
         self.risk.roll_day()
+        await self._settle()
+        daily, self._daily = self._daily, []
+        for bar in daily:
+            self.bus.publish(bar)
         await self._settle()
 
     async def _end_day(self, d: date) -> None:

@@ -4,10 +4,11 @@ equity and the no-look-ahead rules."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from engine.backtest.run import Backtest, Result, run_backtest
+from engine.clock import KST
 from engine.config import Config, load
 from engine.events import OrderState, Side
 from engine.models import Candle
@@ -244,3 +245,33 @@ def test_an_order_sent_inside_a_bar_meets_only_its_close(tmp_path: Path) -> None
     res = run(config(tmp_path, "TimerBuy", "{ qty = 2, after = 90 }"), data)
     # Sent at 09:01:30: the 09:01 bar's open, high and low may have printed before it.
     assert [(f.qty, f.price) for f in res.fills] == [(2, 50_800)]
+
+
+def test_daily_bars_are_seen_before_the_next_session_and_orders_fill_at_its_open(
+    tmp_path: Path,
+) -> None:
+    days = [date(2026, 3, d) for d in (2, 3, 4, 5)]
+    data = tmp_path / "data"
+    opens = [50_000, 50_500, 51_000, 49_500]
+    write_bars(
+        data,
+        SYMBOL,
+        "1d",
+        [
+            bar(datetime.combine(d, time(0), KST), o, o + 1_000, o - 1_000, o + 200, 1_000)
+            for d, o in zip(days, opens, strict=True)
+        ],
+    )
+    path = tmp_path / "config.toml"
+    cfg = config(tmp_path, "Alternate", "{ qty = 2 }", kinds='"bars_1d"')
+    path.write_text(path.read_text().replace('bars = ["1m"]', 'bars = ["1d"]'))
+    cfg = load(path, env={})
+    res = run(cfg, data, days[0], days[-1])
+    # Each day's bar reaches the strategy before the next session; its order meets that
+    # session's bar, open first. The last bar is never seen (nothing is left to trade).
+    assert [(f.side, f.price) for f in res.fills] == [
+        (Side.BUY, 50_500),
+        (Side.SELL, 51_000),
+        (Side.BUY, 49_500),
+    ]
+    assert res.days[-1].positions_value == 2 * (49_500 + 200)
