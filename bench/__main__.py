@@ -34,6 +34,7 @@ BENCHES = (
     "bus",
     "memory",
     "history_pull",
+    "backtest_bars",
     "soak",
 )
 ARGS = {"soak": ["--minutes", "2", "--out"], "tick_to_order": ["--seconds", "60"]}

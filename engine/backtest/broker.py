@@ -307,11 +307,13 @@ class InProcessBroker:
         """Walk a bar's four prints (called at its close, before strategies see it). An order
         sent after the bar began (`opened_ns`, default its start) meets only its close: when
         inside the bar the open, high and low printed is not known."""
+        self.last[bar.symbol] = bar.close
+        if not self._resting.get(bar.symbol):
+            return  # the usual bar: nothing rests to meet it
         start_ns = opened_ns or int(bar.start.timestamp()) * 1_000_000_000
         walk = fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume)
         for i, pr in enumerate(walk):
             self._print(bar.symbol, pr, None if i == len(walk) - 1 else start_ns)
-        self.last[bar.symbol] = bar.close
 
     def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
         """Match one print against what rests (only orders sent by `sent_by`, when given)."""

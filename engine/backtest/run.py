@@ -104,6 +104,7 @@ def _timeline(events: Iterator[StoreEvent]) -> Iterator[tuple[int, StoreEvent]]:
     """(time in ns, event): events at their time, stored bars moved to their close (a daily
     bar: to DAILY_WALK of its day; its strategies see it at the next day's start, `_feed`)."""
     pending: list[tuple[int, int, Bar]] = []
+    lengths: dict[str, int] = {}
     n = 0
     for ev in events:
         t = ev.ts_recv
@@ -115,7 +116,12 @@ def _timeline(events: Iterator[StoreEvent]) -> Iterator[tuple[int, StoreEvent]]:
             if ev.interval == "1d":
                 end = _day_ns(ev.start.date(), DAILY_WALK)
             else:
-                end = t + int(bar_length(ev.interval).total_seconds()) * NS
+                length = lengths.get(ev.interval)
+                if length is None:
+                    length = lengths[ev.interval] = (
+                        int(bar_length(ev.interval).total_seconds()) * NS
+                    )
+                end = t + length
             heapq.heappush(pending, (end, n, ev))
         else:
             yield t, ev
