@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,13 +261,15 @@ class Backtest:
         broker, bus, portfolio = self.broker, self.bus, self.portfolio
         ready = self._pending_ready
         n = 0
+        day_ends = 0  # the next KST midnight (ns): a day's events need no date arithmetic
         for t, ev in _timeline(events):
-            d = datetime.fromtimestamp(t // NS, KST).date()
-            if d != day:
+            if t >= day_ends:
+                d = datetime.fromtimestamp(t // NS, KST).date()
                 if day is not None:
                     await self._end_day(day)
                 await self._begin_day(d, t)
                 day = d
+                day_ends = _day_ns(d + timedelta(days=1), time(0))
             if t > self.clock.ns:
                 await self._until(t)
             n += 1
