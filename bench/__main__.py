@@ -35,6 +35,7 @@ BENCHES = (
     "memory",
     "history_pull",
     "backtest_bars",
+    "backtest_ticks",
     "soak",
 )
 ARGS = {"soak": ["--minutes", "2", "--out"], "tick_to_order": ["--seconds", "60"]}

@@ -4,9 +4,11 @@ signal on a day's last bar is skipped, since KRX ends the day's orders at its cl
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from engine.events import Bar
 from engine.strategy import Strategy
+from engine.trading.krx import round_to_tick
 
 FAST, SLOW = 10, 30
 LAST_BAR = (15, 19)
@@ -43,3 +45,16 @@ class SmaCross(Strategy):
             self.buy(bar.symbol, 1)
         elif cross < 0 and held:
             self.sell(bar.symbol, held)
+
+
+class Resting(Strategy):
+    """Keeps one limit buy resting far below the market (every print meets it), and reads
+    every trade."""
+
+    def on_start(self) -> None:
+        self.seen = 0
+
+    def on_trade(self, trade: Any) -> None:
+        self.seen += 1
+        if not self.orders():
+            self.buy(trade.symbol, 1, round_to_tick(trade.price * 97 // 100, "up"))
