@@ -37,6 +37,7 @@ from engine.clock import KST
 from engine.config import Config
 from engine.data.reader import StoreEvent, iter_events
 from engine.events import Bar, Fill, OrderBook, OrderExecution, OrderUpdate, Quote, Trade
+from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
 from engine.plugins import LoadedStrategy
 from engine.trading.account import Account
@@ -181,8 +182,6 @@ class Backtest:
             max_order_delay_s=self.cfg.risk.max_order_delay_ms / 1000,
         )  # fmt: skip
         self.oms = oms
-        from engine.host import StrategyHost
-
         host = self.host = StrategyHost(self.bus, oms, self.clock, self.strategies)
         for slot in host.slots:
             # Budgets are measured and reported, never enforced: a busy machine must not
