@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine.events import Bar, Fill
+from engine.events import Bar, Fill, Trade
 from engine.strategy import Strategy
+from engine.trading.krx import round_to_tick
 
 
 class Alternate(Strategy):
@@ -89,3 +90,18 @@ class TimerBuy(Strategy):
 
     def on_timer(self, name: str) -> None:
         self.buy(self.symbols[0], self.params["qty"])
+
+
+class Parity(Strategy):
+    """Decides on each trade's own content only (never on fills, order states or how many
+    trades it saw), so live and backtest place the same orders for the same trades: a limit
+    buy 3 % below a trade whose size is a multiple of 7, and a cancel of everything open on
+    a size that is 3 more than one."""
+
+    def on_trade(self, trade: Trade) -> None:
+        size = abs(trade.qty)
+        if size % 7 == 0:
+            self.buy(trade.symbol, 1, round_to_tick(trade.price * 97 // 100, "up"))
+        elif size % 7 == 3:
+            for order in self.orders():
+                self.cancel(order)
