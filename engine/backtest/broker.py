@@ -3,7 +3,8 @@ held in memory, for the backtest. Orders, cancels and amends reach its book afte
 configured latency; market data matches them by the fill model (engine/backtest/fills.py);
 the account rules are engine/backtest/account.py's. What happens to an order reaches the OMS
 as the live broker's would: the call's answer, then order notices (`OrderExecution`) on the
-bus, the path the live 00 feed takes.
+bus, the path the live 00 feed takes; a fill notice carries that fill's qty and price and
+the order's running fee and tax, as Kiwoom's do.
 
 Driven by the run loop: `next_due()` says when the next call reaches the book, `arrive(t)`
 applies the calls due by then, `on_trade` / `on_quote` / `on_book` / `on_bar` match what
@@ -58,6 +59,10 @@ class _Order:
     filled_qty: int = 0
     filled_value: int = 0
     ahead: int = 0
+    cum_fee: int = 0
+    cum_tax: int = 0
+    """Fee and tax charged under the current number: what a notice carries (Kiwoom's
+    938/939 are the order's running totals, and the OMS books the difference)."""
     first: bool = False
     """No quote was known at arrival and no print has been seen since."""
 
@@ -273,6 +278,7 @@ class InProcessBroker:
         self.account.release(order.order_no)
         order.order_no = call.order_no
         order.price = call.price
+        order.cum_fee = order.cum_tax = 0  # totals run per number
         order.placed_ns = call.sent_ns
         self.orders[order.order_no] = order
         self.account.hold(order.order_no, order.side, order.symbol, order.open_qty, call.price)
@@ -342,6 +348,8 @@ class InProcessBroker:
 
     def _fill(self, order: _Order, qty: int, price: int) -> None:
         fee, tax = self.account.settle(order.side, order.symbol, qty, price)
+        order.cum_fee += fee
+        order.cum_tax += tax
         order.open_qty -= qty
         order.filled_qty += qty
         order.filled_value += qty * price
@@ -359,7 +367,7 @@ class InProcessBroker:
             order,
             OrderKind.NEW,
             OrderStatus.FILLED,
-            fill=(qty, price, fee, tax),
+            fill=(qty, price, order.cum_fee, order.cum_tax),
             fill_no=str(self._fill_seq),
         )
 

@@ -105,8 +105,14 @@ async def test_an_order_fills_only_after_its_latency_and_by_the_printed_volume(w
     await w.at(50)
     w.trade(49_950, 4)  # the first print after arrival (no quote known): its price, 4 shares
     w.trade(49_900, 100)  # later prints fill at the order's own price
-    # fee floor(value x 1.5 / 10,000): 199,800 -> 29; 300,000 -> 45
-    assert w.fills() == [(Side.BUY, 4, 49_950, 29, 0), (Side.BUY, 6, 50_000, 45, 0)]
+    assert [(s, q, p) for s, q, p, _, _ in w.fills()] == [
+        (Side.BUY, 4, 49_950),
+        (Side.BUY, 6, 50_000),
+    ]
+    # fee floor(value x 1.5 / 10,000): 199,800 -> 29; 300,000 -> 45. The notices carry the
+    # order's running totals, as Kiwoom's 938/939 do (the OMS books the difference).
+    notices = [(e.fee, e.tax) for e in w.events if isinstance(e, OrderExecution) and e.fill_qty]
+    assert notices == [(29, 0), (29 + 45, 0)]
     assert (order.state, order.filled_qty) == (S.FILLED, 10)
     assert w.broker.account.cash == 10_000_000 - 199_800 - 29 - 300_000 - 45
 
