@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -79,6 +80,15 @@ class Result:
     symbols: tuple[str, ...] = ()
     first_prices: dict[str, int] = field(default_factory=dict)
     """Each symbol's first price in the run (buy-and-hold's entry)."""
+
+
+SHM = Path("/dev/shm")
+
+
+def _scratch() -> str | None:
+    """Where the run's journal goes: in memory where the system offers it (the journal is
+    kept for the run, not for a crash), else the system's temporary directory."""
+    return str(SHM) if SHM.is_dir() and os.access(SHM, os.W_OK) else None
 
 
 def _day_ns(d: date, t: time) -> int:
@@ -171,7 +181,7 @@ class Backtest:
     async def run(self) -> Result:
         if self._state_dir is not None:
             return await self._run(self._state_dir)
-        with tempfile.TemporaryDirectory(prefix="kiwoom-backtest-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="kiwoom-backtest-", dir=_scratch()) as tmp:
             return await self._run(Path(tmp))
 
     async def _run(self, state_dir: Path) -> Result:
