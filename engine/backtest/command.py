@@ -89,6 +89,12 @@ def backtest(
         raise BacktestProblem(f"history store: {e}") from None
     if tty:
         print(file=stdout)
+    if not result.events:
+        kinds = ", ".join(cfg.backtest.kinds)
+        raise BacktestProblem(
+            f"no data in {data} for {', '.join(result.symbols)} from {start} to {end} in "
+            f"[backtest] kinds ({kinds}); `kiwoom-engine history --list` shows what is stored"
+        )
     rep = report.write(result, out)
     from engine.backtest import plot
 

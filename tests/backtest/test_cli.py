@@ -110,3 +110,11 @@ def test_backtest_refuses_bad_dates_and_a_missing_store(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 1
     assert "nowhere: no history store there" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "engine", "-c", str(cfg), "backtest", "--from", "2026-04-01",
+         "--to", "2026-04-03", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 1
+    assert "no data in" in r.stderr
+    assert "kinds (bars_1m)" in r.stderr
