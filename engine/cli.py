@@ -221,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
-    if args.command in ("call", "apis", "watch", "check", *DAEMON_COMMANDS) and not args.log_level:
+    quiet = ("call", "apis", "watch", "check", "backtest", *DAEMON_COMMANDS)
+    if args.command in quiet and not args.log_level:
         level = "warning"
     if args.command == "history" and sys.stderr.isatty() and not args.log_level:
         level = "warning"  # the progress bars say it; log lines would tear them

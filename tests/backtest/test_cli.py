@@ -118,3 +118,22 @@ def test_backtest_refuses_bad_dates_and_a_missing_store(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "no data in" in r.stderr
     assert "kinds (bars_1m)" in r.stderr
+
+
+def test_a_missing_month_or_a_torn_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    cfg = _setup(tmp_path)
+    data = tmp_path / "data"
+    part = data / "bars_1m" / "005930" / "month=2026-03" / "part.parquet"
+    args = [sys.executable, "-m", "engine", "-c", str(cfg), "backtest", "--from", "2026-03-02",
+            "--to", "2026-03-05", "--data", str(data), "--out", str(tmp_path / "o")]  # fmt: skip
+    part.write_bytes(part.read_bytes()[:200])  # torn
+    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 1
+    assert f"{part}: torn or unreadable Parquet file" in r.stderr
+    part.unlink()  # the manifest still lists it
+    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 1
+    assert f"{part}: missing" in r.stderr
+    # (before it, the warm-up's warning that the same file stopped the history load)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"kiwoom-engine: backtest: history store: {part}: missing")
