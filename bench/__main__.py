@@ -34,6 +34,9 @@ BENCHES = (
     "bus",
     "memory",
     "order_growth",
+    "history_pull",
+    "backtest_bars",
+    "backtest_ticks",
     "soak",
 )
 ARGS = {"soak": ["--minutes", "2", "--out"], "tick_to_order": ["--seconds", "60"]}

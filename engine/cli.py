@@ -1,5 +1,5 @@
-"""Command line: kiwoom-engine run | check | sim | call | apis | watch | conditions | status |
-halt | resume | enable.
+"""Command line: kiwoom-engine run | check | sim | call | apis | watch | conditions | history |
+backtest | status | halt | resume | enable.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -22,7 +22,13 @@ import structlog
 
 from engine import config as config_mod
 from engine import logs, secrets
-from engine.kiwoom.errors import BrokerError, KiwoomError, RequestRefusedError, ValidationError
+from engine.kiwoom.errors import (
+    BrokerError,
+    KiwoomError,
+    RequestRefusedError,
+    TransportError,
+    ValidationError,
+)
 from engine.terminal import inert_json, one_line
 
 log = structlog.get_logger(__name__)
@@ -132,6 +138,42 @@ def _parser() -> argparse.ArgumentParser:
     conds = command("conditions", help="list the login's condition searches (seq, name)")
     conds.add_argument("--json", action="store_true", help="JSON lines {seq, name}")
 
+    hist = command("history", help="pull chart history into the store ([data] dir), list, export")
+    hist.add_argument("symbols", nargs="*", metavar="SYMBOL")
+    hist.add_argument(
+        "--interval",
+        choices=["tick", "1m", "3m", "5m", "10m", "15m", "30m", "60m", "1d"],
+        default="1d",
+    )
+    hist.add_argument("--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD)")
+    hist.add_argument("--to", dest="end", metavar="DATE", help="last day (default: today)")
+    hist.add_argument(
+        "--adjusted", action="store_true", help="export with the adjustment factors applied"
+    )
+    hist.add_argument("--list", action="store_true", help="show what is stored")
+    hist.add_argument(
+        "--import",
+        dest="recording",
+        metavar="RECORDING",
+        help="normalise a daemon.record NDJSON file into the store",
+    )
+    hist.add_argument(
+        "--export", nargs=2, metavar=("FORMAT", "DIR"), help="write the stored range (csv)"
+    )
+
+    bt = command("backtest", help="run the config's [[strategies]] over the history store")
+    bt.add_argument("--from", dest="start", metavar="DATE", required=True, help="first day")
+    bt.add_argument("--to", dest="end", metavar="DATE", required=True, help="last day")
+    src = bt.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="DIR", help="the history store (default: [data] dir)")
+    src.add_argument("--recording", metavar="FILE", help="a daemon.record NDJSON file")
+    bt.add_argument("--out", metavar="DIR", default="backtest-out", help="report directory")
+    bt.add_argument(
+        "--grid", nargs="+", metavar="NAME=V1,V2", help="run every combination of params"
+    )
+    bt.add_argument("--rank", default="sharpe", help="--grid: the metric that ranks (sharpe)")
+    bt.add_argument("--split", metavar="DATE", help="--grid: out-of-sample from DATE")
+
     status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
     for name, what in (("halt", "refuse every new order"), ("resume", "trade again")):
@@ -149,6 +191,8 @@ DAEMON_COMMANDS = ("status", "halt", "resume")
 """Commands that ask the running daemon; they need no Kiwoom credentials."""
 LOCAL_COMMANDS = ("enable",)
 """Commands that change the daemon's state directory only; no credentials either."""
+NO_SECRETS = (*DAEMON_COMMANDS, *LOCAL_COMMANDS, "history", "backtest")
+"""Commands that load the config without credentials (`history` reads them only to pull)."""
 
 
 NEEDS_CONFIG_FILE = ("check", *DAEMON_COMMANDS, *LOCAL_COMMANDS)
@@ -186,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _load_config(
             args.config,
-            with_secrets=args.command not in (*DAEMON_COMMANDS, *LOCAL_COMMANDS),
+            with_secrets=args.command not in NO_SECRETS,
             command=args.command,
         )
     except config_mod.ConfigError as e:
@@ -194,9 +238,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     level = args.log_level or cfg.log.level
     # One-shot commands print results on stdout; keep their logs quiet unless asked.
-    quiet = ("call", "apis", "watch", "conditions", "check", *DAEMON_COMMANDS, *LOCAL_COMMANDS)
+    quiet = (
+        "call",
+        "apis",
+        "watch",
+        "conditions",
+        "check",
+        "backtest",
+        *DAEMON_COMMANDS,
+        *LOCAL_COMMANDS,
+    )
     if args.command in quiet and not args.log_level:
         level = "warning"
+    if args.command == "history" and sys.stderr.isatty() and not args.log_level:
+        level = "warning"  # the progress bars say it; log lines would tear them
     logs.setup(level, cfg.log.format)
     try:
         code = _dispatch(args, cfg)
@@ -266,6 +321,10 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _ask_daemon(cfg, args)
     if args.command == "enable":
         return _enable(cfg, args.name)
+    if args.command == "history":
+        return _history(cfg, args)
+    if args.command == "backtest":
+        return _backtest(cfg, args)
     if args.command == "run":
         from engine.daemon import run
         from engine.plugins import load_all, lookalikes
@@ -361,6 +420,99 @@ def _enable(cfg: config_mod.Config, name: str) -> int:
     held = "enabled" if released else "not held disabled"
     print(one_line(f"{name}: {held}; {live}"))
     return 0
+
+
+def _history(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    """`history`: --list, --export FORMAT DIR, or a pull of SYMBOL... (the default)."""
+    from engine import history_command as hc
+    from engine.clock import SYSTEM_CLOCK
+    from engine.data.source import SourceBusy, SourceRefused
+
+    try:
+        if args.list:
+            return hc.list_store(cfg, sys.stdout)
+        if args.recording:
+            try:
+                return hc.import_file(cfg, args.recording, sys.stdout)
+            except OSError as e:
+                _complain(f"{args.recording}: cannot read the recording: {e.strerror or e}")
+                return EXIT_FAILURE
+        symbols = hc.symbols_of(args.symbols)
+        if not symbols:
+            raise _UsageError("history: name at least one SYMBOL (or --list)")
+        if args.start is None:
+            raise _UsageError("history: --from DATE is required")
+        start = hc.parse_day(args.start)
+        end = hc.parse_day(args.end) if args.end else SYSTEM_CLOCK.now().date()
+        if end < start:
+            raise _UsageError(f"history: --to {end} is before --from {start}")
+        if args.export:
+            fmt, directory = args.export
+            return hc.export(
+                cfg, symbols, args.interval, start, end, fmt, directory, args.adjusted, sys.stdout
+            )
+        # Only the pull talks to Kiwoom: now the credentials (mode sim has its own).
+        cfg = config_mod.load(args.config or (cfg.source if cfg.source != "<defaults>" else None))
+        try:
+            return asyncio.run(
+                hc.pull(cfg, symbols, args.interval, start, end, out=sys.stdout, err=sys.stderr)
+            )
+        except TransportError as e:
+            hint = (
+                " (mode sim: is `kiwoom-engine sim` running?)" if cfg.kiwoom.mode == "sim" else ""
+            )
+            _complain(f"{type(e).__name__}: {e}{hint}; what was stored so far is kept")
+            return EXIT_TRANSPORT
+    except (hc.HistoryUsageError, ValueError) as e:
+        raise _UsageError(str(e)) from None
+    except config_mod.ConfigError as e:
+        _complain(f"config error: {e}")
+        return EXIT_CONFIG
+    except hc.StoreError as e:
+        _complain(f"history store: {e}")
+        return EXIT_FAILURE
+    except SourceBusy as e:
+        _complain(f"rate limited for too long, stored so far is kept; run again later: {e}")
+        return EXIT_BROKER
+    except SourceRefused as e:
+        _complain(str(e))
+        return EXIT_BROKER
+
+
+def _backtest(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    """`backtest`: the strategies over the store; the report in --out."""
+    from engine.backtest.command import BacktestProblem, backtest, backtest_recording
+    from engine.clock import parse_day
+
+    try:
+        start, end = parse_day(args.start), parse_day(args.end)
+    except ValueError as e:
+        raise _UsageError(f"backtest: {e}") from None
+    if end < start:
+        raise _UsageError(f"backtest: --to {end} is before --from {start}")
+    data = Path(args.data or cfg.data.dir)  # as `history` writes it: from the working dir
+    if args.grid:
+        from engine.backtest.grid import GridError, parse_grid, run_grid
+
+        if args.recording:
+            raise _UsageError("backtest: --grid runs over --data, not --recording")
+        try:
+            split = parse_day(args.split) if args.split else None
+            return run_grid(
+                cfg, data, start, end, parse_grid(args.grid), Path(args.out),
+                rank=args.rank, split=split, stdout=sys.stdout,
+            )  # fmt: skip
+        except (GridError, ValueError) as e:
+            raise _UsageError(f"backtest: {e}") from None
+    if args.split or args.rank != "sharpe":
+        raise _UsageError("backtest: --split and --rank go with --grid")
+    try:
+        if args.recording:
+            return backtest_recording(cfg, Path(args.recording), start, end, Path(args.out))
+        return backtest(cfg, data, start, end, Path(args.out))
+    except BacktestProblem as e:
+        _complain(f"backtest: {e}")
+        return EXIT_FAILURE
 
 
 def _ask_daemon(cfg: config_mod.Config, args: argparse.Namespace) -> int:

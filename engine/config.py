@@ -319,6 +319,32 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    """The history store (engine/data/): `kiwoom-engine history` writes it, the backtest and
+    reports read it. The daemon never opens it."""
+
+    dir: str = field(default="var/data", metadata={"non_empty": True})
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """`kiwoom-engine backtest` (engine/backtest/): the fill model's knobs (the model itself is
+    documented in engine/backtest/fills.py) and the account it starts with."""
+
+    latency_ms: int = field(default=50, metadata=_range(0, 60_000))
+    """Time an order, a cancel or an amend takes to reach the book."""
+    cash: int = field(default=100_000_000, metadata=_range(1, 10**15))
+    """The account's cash (KRW) on the first day."""
+    kinds: tuple[str, ...] = field(
+        default=("books", "quotes", "trades", "ticks"), metadata={"non_empty": True}
+    )
+    """The store's datasets fed, in time order: "trades", "quotes", "books" (recorded),
+    "ticks", "bars_1m", "bars_5m", ... (chart history). Missing ones are skipped."""
+    seed: int = field(default=0, metadata=_range(0, 2**63 - 1))
+    """Seeds everything random in a run (the same data, config and seed: the same output)."""
+
+
+@dataclass(frozen=True)
 class AdminConfig:
     """The loopback HTTP endpoint (engine/admin.py): health, metrics, status, kill switch.
     Without an `[admin]` table the daemon serves none (as without `[mqtt]`, no mirror)."""
@@ -448,6 +474,8 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
     admin: AdminConfig | None = None
     """The loopback endpoint; without an `[admin]` table there is none."""
     strategies: tuple[StrategyConfig, ...] = ()

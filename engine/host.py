@@ -485,6 +485,8 @@ class StrategyHost:
         """Client id -> the state an action of a handler moved it to, while that update waits
         in the bus's queue: its `on_order` is deferred (see `acted`)."""
         self.state = TradingStatus(TradingState.ACTIVE, ())
+        self._bar_clock: asyncio.Task[None] | None = None
+        self._bar_opened = asyncio.Event()
 
     # --- isolation plumbing ----------------------------------------------------------------
 
@@ -617,6 +619,28 @@ class StrategyHost:
             if slot.instance is not None:
                 slot.call(slot.instance.on_start)
         self.started = True
+        if self._loop is not None and self.builders:
+            self._bar_clock = self._loop.create_task(self._close_bars(), name="bar-clock")
+
+    async def _close_bars(self) -> None:
+        """Close bars on the clock at their end plus the grace (engine/trading/bars.py), also
+        when no later print comes: the day's last bar closes that day. Sleeps on the clock
+        only while a bar is open; otherwise until a trade opens one (`on_trade`)."""
+        builders = list(self.builders.values())
+        clock = self.clock
+        while True:
+            dues = [t for b in builders if (t := b.closes_at) is not None]
+            if not dues:
+                self._bar_opened.clear()
+                await self._bar_opened.wait()
+                continue
+            now = clock.now()
+            await clock.sleep((min(dues) - now).total_seconds())
+            now = clock.now()
+            for b in builders:
+                bar = b.close_due(now)
+                if bar is not None:
+                    self.bus.publish(bar)
 
     def stop(self) -> None:
         """Call every running strategy's `on_stop`, then disable them all. What was deferred
@@ -625,6 +649,9 @@ class StrategyHost:
         if self._deferred_handle is not None:
             self._deferred_handle.cancel()
             self._deferred_handle = None
+        if self._bar_clock is not None:
+            self._bar_clock.cancel()
+            self._bar_clock = None
         for slot, _fn, _arg in self._deferred:
             slot.deferred -= 1
         self._deferred.clear()
@@ -669,6 +696,8 @@ class StrategyHost:
                 bar = b.on_trade(tr, day)
                 if bar is not None:
                     self.bus.publish(bar)
+            if not self._bar_opened.is_set():
+                self._bar_opened.set()  # the bar clock waits for an open bar
         to = self._trade_routes.get(tr.symbol)
         if to:
             dispatch(self, to, tr)

@@ -1,8 +1,13 @@
 """OHLCV bars built from trades, and the warm-up history they continue.
 
 A bar covers [start, start + interval) in exchange time (KST, from the trade's own stamp and
-the clock's date) and closes when the first trade of a later bar arrives. Intervals are "Nm"
-(N minutes, dividing an hour or a day: 1, 3, 5, 10, 15, 30, 60) or "1d".
+the clock's date). It closes on the clock: at its end plus `CLOSE_GRACE` (late prints stamped
+inside it still count), so the day's last bar closes that day and a quiet minute does not hold
+a bar open; or earlier, when a print of a later bar arrives (the feed is in time order per
+symbol: nothing of the old bar can follow it). Live and backtest use this one rule; the
+strategy host drives the clock side (`next_close`, `close_due`). A daily bar ends with KRX's
+last session (18:00). Intervals are "Nm" (N minutes, dividing an hour or a day: 1, 3, 5, 10,
+15, 30, 60) or "1d".
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from engine.events import Bar, Trade
 
 _INTERVAL = re.compile(r"([0-9]+)([md])")
 MINUTE_INTERVALS = (1, 3, 5, 10, 15, 30, 60)
+CLOSE_GRACE = timedelta(seconds=1)
+"""How long after its end a bar waits for late prints before it closes on the clock."""
+DAY_BAR_END = time(18, 0)
+"""A daily bar's end: the end of KRX's last session (engine/trading/krx.py)."""
 MAX_BARS_KEPT = 10_000
 """Bars kept per symbol and interval (history plus live): a day of 1m bars is under 600."""
 
@@ -45,6 +54,8 @@ class BarBuilder:
         self._n, self._unit = parse_interval(interval)
         self.history: deque[Bar] = deque(maxlen=MAX_BARS_KEPT)
         self._start: datetime | None = None
+        self._open = False
+        """A bar is being built (`_start` is kept after a close: older prints are late)."""
         self._o = self._h = self._l = self._c = self._v = 0
 
     def _bucket(self, day: date, t: time) -> datetime:
@@ -57,22 +68,54 @@ class BarBuilder:
         start = self._bucket(day, _hhmmss(trade.time))
         price, qty = trade.price, abs(trade.qty)
         closed = None
-        if self._start is not None and start > self._start:
+        if self._open and self._start is not None and start > self._start:
             closed = self._close()
         if self._start is None or start > self._start:
             self._start = start
+            self._open = True
             self._o = self._h = self._l = self._c = price
             self._v = qty
-        elif start == self._start:
+        elif start == self._start and self._open:
             self._h = max(self._h, price)
             self._l = min(self._l, price)
             self._c = price
             self._v += qty
-        # A trade stamped before the open bar (out of order) is ignored for bars.
+        # A trade stamped before the open bar (out of order), or in a bar the clock closed
+        # (later than the grace), is ignored for bars.
         return closed
+
+    def end(self, start: datetime) -> datetime:
+        """When the bar starting at `start` ends (before the grace)."""
+        if self._unit == "d":
+            return datetime.combine(start.date(), DAY_BAR_END, KST)
+        return start + timedelta(minutes=self._n)
+
+    def next_close(self, now: datetime) -> datetime:
+        """The next instant after `now` at which a bar of this interval closes on the clock
+        (whether or not one is open)."""
+        t = now - CLOSE_GRACE
+        close = self.end(self._bucket(t.date(), t.timetz())) + CLOSE_GRACE
+        if close <= now:  # a daily bar after its end: tomorrow's
+            tomorrow = t.date() + timedelta(days=1)
+            close = self.end(self._bucket(tomorrow, time(0))) + CLOSE_GRACE
+        return close
+
+    @property
+    def closes_at(self) -> datetime | None:
+        """When the open bar closes on the clock (its end plus the grace); None: none open."""
+        if not self._open or self._start is None:
+            return None
+        return self.end(self._start) + CLOSE_GRACE
+
+    def close_due(self, now: datetime) -> Bar | None:
+        """Close the open bar if its end plus the grace has come by `now`."""
+        if self._open and self._start is not None and now >= self.end(self._start) + CLOSE_GRACE:
+            return self._close()
+        return None
 
     def _close(self) -> Bar:
         assert self._start is not None
+        self._open = False
         bar = Bar(
             self.symbol, self.interval, self._start, self._o, self._h, self._l, self._c, self._v
         )

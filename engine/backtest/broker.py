@@ -1,0 +1,446 @@
+"""The in-process broker: the broker port (engine/trading/broker.py) answered by an exchange
+held in memory, for the backtest. Orders, cancels and amends reach its book after the
+configured latency; market data matches them by the fill model (engine/backtest/fills.py);
+the account rules are engine/backtest/account.py's. What happens to an order reaches the OMS
+as the live broker's would: the call's answer, then order notices (`OrderExecution`) on the
+bus, the path the live 00 feed takes; a fill notice carries that fill's qty and price and
+the order's running fee and tax, as Kiwoom's do.
+
+Driven by the run loop: `next_due()` says when the next call reaches the book, `arrive(t)`
+applies the calls due by then, `on_trade` / `on_quote` / `on_book` / `on_bar` match what
+rests, `end_day()` ends what is open at the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from dataclasses import dataclass
+from datetime import date
+
+from engine.backtest import fills
+from engine.backtest.clock import BacktestClock
+from engine.bus import EventBus
+from engine.events import (
+    Bar,
+    Exchange,
+    OrderBook,
+    OrderExecution,
+    OrderKind,
+    OrderStatus,
+    Quote,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
+from engine.trading import account as acct
+from engine.trading.account import Account
+from engine.trading.broker import Answer, BrokerAnswer
+from engine.trading.krx import price_limits
+
+ACCOUNT_NO = "BACKTEST"
+
+
+@dataclass
+class _Order:
+    order_no: str
+    symbol: str
+    side: Side
+    qty: int
+    price: int | None
+    tif: TimeInForce
+    arrive_ns: int
+    placed_ns: int = 0
+    """When it was sent (an amend: when the amend was): within a bar, only later prints."""
+    live: bool = False
+    """At the book (the latency has passed)."""
+    open_qty: int = 0
+    filled_qty: int = 0
+    filled_value: int = 0
+    ahead: int = 0
+    cum_fee: int = 0
+    cum_tax: int = 0
+    """Fee and tax charged under the current number: what a notice carries (Kiwoom's
+    938/939 are the order's running totals, and the OMS books the difference)."""
+    first: bool = False
+    """No quote was known at arrival and no print has been seen since."""
+
+    @property
+    def number(self) -> str:
+        return self.order_no
+
+
+@dataclass
+class _Call:
+    kind: OrderKind
+    order_no: str
+    target: str
+    price: int = 0
+    sent_ns: int = 0
+
+
+class InProcessBroker:
+    """See the module docstring."""
+
+    def __init__(
+        self, clock: BacktestClock, bus: EventBus, account: Account, *, latency_ms: int
+    ) -> None:
+        self.clock = clock
+        self.bus = bus
+        self.account = account
+        self.latency_ns = latency_ms * 1_000_000
+        self.base: dict[str, int] = {}
+        """Each symbol's base price (the previous close) for the ±30 % limits."""
+        self.last: dict[str, int] = {}
+        self._ask: dict[str, int] = {}
+        self._bid: dict[str, int] = {}
+        self._books: dict[str, OrderBook] = {}
+        self._seq = 0
+        self._fill_seq = 0
+        self.orders: dict[str, _Order] = {}
+        self._resting: dict[str, list[_Order]] = {}
+        self._due: list[tuple[int, int, _Call | _Order]] = []
+        self._due_seq = 0
+
+    # --- the port --------------------------------------------------------------------------
+
+    def _number(self) -> str:
+        self._seq += 1
+        return f"{self._seq:07d}"
+
+    def _schedule(self, item: _Call | _Order) -> None:
+        self._due_seq += 1
+        heapq.heappush(self._due, (self.clock.ns + self.latency_ns, self._due_seq, item))
+
+    async def place(
+        self,
+        symbol: str,
+        side: Side,
+        qty: int,
+        price: int | None,
+        tif: TimeInForce,
+        *,
+        deadline: float,
+    ) -> BrokerAnswer:
+        refusal = self._refusal(symbol, side, qty, price)
+        if refusal is not None:
+            return BrokerAnswer(Answer.REFUSED, code=refusal, detail=acct.REFUSALS[refusal])
+        no = self._number()
+        order = _Order(
+            no, symbol, side, qty, price, tif, self.clock.ns + self.latency_ns, self.clock.ns
+        )
+        order.open_qty = qty
+        self.orders[no] = order
+        self.account.hold(no, side, symbol, qty, self._reserve_price(symbol, price))
+        self._schedule(order)
+        self._notice_soon(order, OrderKind.NEW, OrderStatus.ACCEPTED)
+        return BrokerAnswer(Answer.TAKEN, order_no=no)
+
+    def _reserve_price(self, symbol: str, price: int | None) -> int:
+        if price is not None:
+            return price
+        return price_limits(self.base[symbol])[1]  # a market buy holds at the upper limit
+
+    def _refusal(self, symbol: str, side: Side, qty: int, price: int | None) -> str | None:
+        base = self.base.get(symbol)
+        if base is None:
+            return acct.NO_PRICE
+        if price is not None:
+            why = acct.price_refusal(price, base)
+            if why is not None:
+                return why
+        return self.account.refusal(side, symbol, qty, self._reserve_price(symbol, price))
+
+    async def cancel(self, order_no: str, symbol: str) -> BrokerAnswer:
+        return self._call(OrderKind.CANCEL, order_no, symbol, 0)
+
+    async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
+        return self._call(OrderKind.AMEND, order_no, symbol, price)
+
+    def _call(self, kind: OrderKind, order_no: str, symbol: str, price: int) -> BrokerAnswer:
+        order = self.orders.get(order_no)
+        if order is None or order.symbol != symbol or order.open_qty <= 0:
+            return BrokerAnswer(Answer.REFUSED, code="NOTHING_OPEN", detail="nothing open")
+        if kind is OrderKind.AMEND:
+            why = acct.price_refusal(price, self.base[symbol])
+            if why is not None:
+                return BrokerAnswer(Answer.REFUSED, code=why, detail=acct.REFUSALS[why])
+        no = self._number()
+        self._schedule(_Call(kind, no, order_no, price, self.clock.ns))
+        return BrokerAnswer(Answer.TAKEN, order_no=no)
+
+    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
+        return []  # reconciliation is off in a backtest: the notices are the whole truth
+
+    async def open_orders(self) -> list[OpenOrder]:
+        return [
+            OpenOrder(
+                o.order_no,
+                o.symbol,
+                "",
+                o.side,
+                "접수",
+                o.qty,
+                o.price or 0,
+                o.open_qty,
+                o.filled_qty,
+                o.filled_value // o.filled_qty if o.filled_qty else 0,
+                None,
+                "보통" if o.price else "시장가",
+                None,
+                "KRX",
+            )
+            for o in self.orders.values()
+            if o.open_qty > 0
+        ]
+
+    async def account_balance(self) -> AccountBalance:
+        a = self.account
+        holdings = tuple(
+            Holding(
+                s,
+                "",
+                q,
+                a.sellable(s),
+                a.cost.get(s, 0) // q,
+                self.last.get(s, 0),
+                a.cost.get(s, 0),
+                q * self.last.get(s, 0),
+                q * self.last.get(s, 0) - a.cost.get(s, 0),
+                0.0,
+            )
+            for s, q in sorted(a.shares.items())
+            if q > 0
+        )
+        purchase = sum(h.purchase_amount for h in holdings)
+        value = sum(h.eval_amount for h in holdings)
+        return AccountBalance(purchase, value, value - purchase, 0.0, a.cash + value, holdings)
+
+    async def cash_balance(self) -> CashBalance:
+        a = self.account
+        return CashBalance(a.cash, a.orderable_cash(), a.orderable_cash(), a.cash, a.cash)
+
+    # --- driven by the run loop -------------------------------------------------------------
+
+    def next_due(self) -> int | None:
+        return self._due[0][0] if self._due else None
+
+    def arrive(self, until_ns: int) -> None:
+        """Apply every order, cancel and amend that reached the book by `until_ns`."""
+        while self._due and self._due[0][0] <= until_ns:
+            _, _, item = heapq.heappop(self._due)
+            if isinstance(item, _Order):
+                self._arrived(item)
+            else:
+                self._call_arrived(item)
+
+    def _arrived(self, order: _Order) -> None:
+        if order.open_qty <= 0:
+            return
+        order.live = True
+        price = fills.marketable(
+            order.side, order.price, self._ask.get(order.symbol, 0), self._bid.get(order.symbol, 0)
+        )
+        if price:
+            self._fill(order, order.open_qty, price)
+            return
+        if order.tif is not TimeInForce.DAY:
+            self._end(order, "IOC/FOK: nothing to take at arrival")
+            return
+        book = self._books.get(order.symbol)
+        if book is not None and order.price is not None:
+            order.ahead = fills.queue_ahead(order.side, order.price, book.bids, book.asks)
+        order.first = order.symbol not in self._ask and order.symbol not in self._bid
+        self._resting.setdefault(order.symbol, []).append(order)
+
+    def _call_arrived(self, call: _Call) -> None:
+        order = self.orders[call.target]
+        if order.open_qty <= 0:
+            self._notice(
+                order,
+                call.kind,
+                OrderStatus.REJECTED,
+                order_no=call.order_no,
+                reason="nothing open",
+            )
+            return
+        if call.kind is OrderKind.CANCEL:
+            self._unrest(order)
+            order.open_qty = 0
+            self.account.release(order.order_no)
+            self._notice(order, OrderKind.CANCEL, OrderStatus.CONFIRMED, order_no=call.order_no)
+            return
+        # An amend: the open rest moves to the new price under the new number, at the back
+        # of its new level's queue.
+        self._unrest(order)
+        del self.orders[order.order_no]
+        self.account.release(order.order_no)
+        order.order_no = call.order_no
+        order.price = call.price
+        order.cum_fee = order.cum_tax = 0  # totals run per number
+        order.placed_ns = call.sent_ns
+        self.orders[order.order_no] = order
+        self.account.hold(order.order_no, order.side, order.symbol, order.open_qty, call.price)
+        self._notice(order, OrderKind.AMEND, OrderStatus.CONFIRMED, orig=call.target)
+        order.live = False
+        self._arrived(order)
+
+    def _unrest(self, order: _Order) -> None:
+        resting = self._resting.get(order.symbol)
+        if resting and order in resting:
+            resting.remove(order)
+
+    def on_quote(self, q: Quote) -> None:
+        self._quote(q.symbol, q.best_ask, q.best_bid)
+
+    def on_book(self, b: OrderBook) -> None:
+        self._books[b.symbol] = b
+        self._quote(b.symbol, b.asks[0][0] if b.asks else 0, b.bids[0][0] if b.bids else 0)
+
+    def _quote(self, symbol: str, ask: int, bid: int) -> None:
+        if ask > 0:
+            self._ask[symbol] = ask
+        if bid > 0:
+            self._bid[symbol] = bid
+
+    def on_trade(self, tr: Trade) -> None:
+        self.last[tr.symbol] = tr.price
+        self._print(tr.symbol, fills.Print(tr.price, tr.qty))
+        self._quote(tr.symbol, tr.best_ask, tr.best_bid)
+
+    def on_bar(self, bar: Bar, opened_ns: int | None = None) -> None:
+        """Walk a bar's four prints (called at its close, before strategies see it). An order
+        sent after the bar began (`opened_ns`, default its start) meets only its close: when
+        inside the bar the open, high and low printed is not known."""
+        self.last[bar.symbol] = bar.close
+        if not self._resting.get(bar.symbol):
+            return  # the usual bar: nothing rests to meet it
+        start_ns = opened_ns or int(bar.start.timestamp()) * 1_000_000_000
+        walk = fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume)
+        for i, pr in enumerate(walk):
+            self._print(bar.symbol, pr, None if i == len(walk) - 1 else start_ns)
+
+    def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
+        """Match one print against what rests (only orders sent by `sent_by`, when given)."""
+        resting = self._resting.get(symbol)
+        if not resting:
+            return
+        left = abs(pr.qty)
+        for order in list(resting):
+            if left <= 0:
+                break
+            if sent_by is not None and order.placed_ns > sent_by:
+                continue
+            m = fills.match_print(
+                order.side,
+                order.price,
+                order.open_qty,
+                order.ahead,
+                fills.Print(pr.price, left),
+                first=order.first,
+            )
+            order.first = False
+            order.ahead = m.ahead
+            if m.qty:
+                left -= m.qty
+                self._fill(order, m.qty, m.price)
+
+    def _fill(self, order: _Order, qty: int, price: int) -> None:
+        fee, tax = self.account.settle(order.side, order.symbol, qty, price)
+        order.cum_fee += fee
+        order.cum_tax += tax
+        order.open_qty -= qty
+        order.filled_qty += qty
+        order.filled_value += qty * price
+        self.account.rehold(
+            order.order_no,
+            order.side,
+            order.symbol,
+            order.open_qty,
+            self._reserve_price(order.symbol, order.price),
+        )
+        if order.open_qty <= 0:
+            self._unrest(order)
+        self._fill_seq += 1
+        self._notice(
+            order,
+            OrderKind.NEW,
+            OrderStatus.FILLED,
+            fill=(qty, price, order.cum_fee, order.cum_tax),
+            fill_no=str(self._fill_seq),
+        )
+
+    def end_day(self) -> None:
+        """The day's last session is over: KRX ends every open order (CANCELED); calls still
+        on their way are dropped with them."""
+        self._due.clear()
+        for order in list(self.orders.values()):
+            if order.open_qty > 0:
+                self._end(order, "day ended")
+        self._resting.clear()
+        self._ask.clear()
+        self._bid.clear()
+        self._books.clear()
+
+    def new_day(self) -> None:
+        """Order numbers restart each trading day, as Kiwoom's do; the closes become the bases."""
+        self.orders.clear()
+        self._seq = 0
+        self._fill_seq = 0
+        self.base.update(self.last)
+
+    def _end(self, order: _Order, reason: str) -> None:
+        self._unrest(order)
+        order.open_qty = 0
+        self.account.release(order.order_no)
+        self._notice(order, OrderKind.NEW, OrderStatus.CANCELED, reason=reason)
+
+    # --- notices --------------------------------------------------------------------------
+
+    def _notice_soon(self, order: _Order, kind: OrderKind, status: OrderStatus) -> None:
+        # After the call's answer, as the live 00 usually comes: the OMS links by number.
+        asyncio.get_running_loop().call_soon(self._notice, order, kind, status)
+
+    def _notice(
+        self,
+        order: _Order,
+        kind: OrderKind,
+        status: OrderStatus,
+        *,
+        order_no: str = "",
+        orig: str | None = None,
+        reason: str = "",
+        fill: tuple[int, int, int, int] = (0, 0, 0, 0),
+        fill_no: str | None = None,
+    ) -> None:
+        qty, price, fee, tax = fill
+        no = order_no or order.order_no
+        self.bus.publish(
+            OrderExecution(
+                account=ACCOUNT_NO,
+                order_no=no,
+                orig_order_no=orig or (order.order_no if no != order.order_no else None),
+                symbol=order.symbol,
+                name="",
+                side=order.side,
+                kind=kind,
+                status=status,
+                order_type="보통" if order.price else "시장가",
+                order_qty=order.qty,
+                order_price=order.price or 0,
+                unfilled_qty=order.open_qty,
+                cum_fill_amount=order.filled_value,
+                fill_no=fill_no,
+                fill_price=price,
+                fill_qty=qty,
+                unit_fill_price=price,
+                unit_fill_qty=qty,
+                fee=fee,
+                tax=tax,
+                reject_reason=reason,
+                exchange=Exchange.KRX,
+                sor=False,
+                time=int(self.clock.now().strftime("%H%M%S")),
+            )
+        )

@@ -1,0 +1,109 @@
+"""report.png: the account's equity against buy-and-hold of the same symbols, its drawdown,
+and each symbol's price with the fills marked.
+
+matplotlib (the `plot` dependency group) is imported here only, when a report is drawn. Its
+default font has no Hangul, so every label is ASCII: symbols by their code, never by name.
+The file is byte-stable for the same result (no timestamp in the PNG's metadata).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.backtest.clock import NS
+from engine.backtest.run import DAY_END, Result
+from engine.clock import KST
+from engine.events import Side
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def draw(result: Result, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = [datetime.combine(d.day, DAY_END) for d in result.days]  # marked at the close
+    equity = [d.equity for d in result.days]
+    start = result.start_cash
+    symbols = [s for s in result.symbols if s in result.first_prices]
+    hold = []
+    for d in result.days:
+        ratios = [d.prices.get(s, result.first_prices[s]) / result.first_prices[s] for s in symbols]
+        hold.append(start * sum(ratios) / len(ratios) if ratios else start)
+    peak = start
+    drawdown = []
+    for e in equity:
+        peak = max(peak, e)
+        drawdown.append((e - peak) / peak * 100)
+
+    n = 2 + len(symbols)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 3 * n), sharex=False)
+    ax: Any = axes[0]
+    ax.plot(days, equity, label="strategies", color="tab:blue")
+    ax.plot(days, hold, label="buy and hold " + " ".join(symbols), color="tab:gray")
+    ax.set_title("equity (KRW)")
+    ax.legend(loc="best")
+    ax = axes[1]
+    ax.fill_between(days, drawdown, 0, color="tab:red", alpha=0.4)
+    ax.set_title("drawdown (%)")
+    for i, sym in enumerate(symbols):
+        ax = axes[2 + i]
+        ax.plot(days, [d.prices.get(sym, 0) for d in result.days], color="black", label="close")
+        for side, marker, color in ((Side.BUY, "^", "tab:green"), (Side.SELL, "v", "tab:red")):
+            fills = [f for f in result.fills if f.symbol == sym and f.side is side]
+            ax.scatter(
+                [datetime.fromtimestamp(f.ts_recv // NS, KST).replace(tzinfo=None) for f in fills],
+                [f.price for f in fills],
+                marker=marker,
+                color=color,
+                label=side.value,
+                s=18,
+            )
+        ax.set_title(f"{sym} price and fills")
+        ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+
+
+def heatmap(
+    names: list[str],
+    grid: dict[str, list[Any]],
+    cells: list[tuple[dict[str, Any], Any]],
+    metric: str,
+    path: Path,
+) -> None:
+    """grid.png: `metric` over the two varying parameters `names` (the first combination
+    found for a pair, when others are fixed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs, ys = grid[names[0]], grid[names[1]]
+    z = [[float("nan")] * len(xs) for _ in ys]
+    for combo, value in cells:
+        i, j = ys.index(combo[names[1]]), xs.index(combo[names[0]])
+        if value is not None and z[i][j] != z[i][j]:
+            z[i][j] = float(value)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    im = ax.imshow(z, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(metric)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(fig)

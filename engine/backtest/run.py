@@ -1,0 +1,368 @@
+"""The run loop: the store's events, in time order, through the engine's own bus, strategy
+host, OMS, risk engine, portfolio and journal (in a temporary state dir), on the backtest's
+clock, against the in-process broker. No sockets.
+
+Time ties (the no-look-ahead rules, tested): everything due before a data point's time (a
+timer, a `Clock.sleep`, an order reaching the book) happens before it, in time order; what is
+due exactly at its time happens after it (data stamped t, then timers at t). A bar of stored
+bar data is fed at its close (start + interval): the broker walks it first (fills of orders
+that reached the book by then), then strategies see it.
+
+The loop yields to asyncio only when work is ready there (a task, a deferred call, a woken
+timer): a loop turn costs microseconds, a data point without consequences none.
+
+Days: each KST day with data runs as the daemon lives it: the day's last session ends at
+DAY_END, what is still open ends as KRX ends it (CANCELED), the day's equity is marked at the
+last prices, then the next day rolls (risk counters, order numbers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.backtest.broker import InProcessBroker
+from engine.backtest.clock import NS, BacktestClock
+from engine.backtest.history import StoreHistory
+from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, EventBus
+from engine.clock import KST
+from engine.config import Config
+from engine.data.reader import StoreEvent, iter_events
+from engine.events import Bar, Fill, OrderBook, OrderExecution, OrderUpdate, Quote, Trade
+from engine.host import StrategyHost
+from engine.journal import JOURNALED, Journal
+from engine.plugins import LoadedStrategy
+from engine.trading.account import Account
+from engine.trading.bars import bar_length
+from engine.trading.fees import FeeRates
+from engine.trading.oms import OrderManager
+from engine.trading.portfolio import Portfolio
+from engine.trading.risk import RiskEngine
+
+DAY_START = time(8, 0)
+"""The clock starts each day here (before the first session, 08:30)."""
+DAY_END = time(18, 0)
+"""The end of KRX's last session of the day (시간외 단일가, engine/trading/krx.py)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DayMark:
+    """The account and each strategy marked at a day's end."""
+
+    day: date
+    equity: int
+    cash: int
+    positions_value: int
+    strategies: dict[str, tuple[int, int]]
+    """Strategy -> (realised + unrealised PnL so far, value of its positions)."""
+    prices: dict[str, int]
+
+
+@dataclass
+class Result:
+    """What a run leaves for the report."""
+
+    start_cash: int
+    days: list[DayMark] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    orders: dict[str, OrderUpdate] = field(default_factory=dict)
+    events: int = 0
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    symbols: tuple[str, ...] = ()
+    first_prices: dict[str, int] = field(default_factory=dict)
+    """Each symbol's first price in the run (buy-and-hold's entry)."""
+
+
+SHM = Path("/dev/shm")
+
+
+def _scratch() -> str | None:
+    """Where the run's journal goes: in memory where the system offers it (the journal is
+    kept for the run, not for a crash), else the system's temporary directory."""
+    return str(SHM) if SHM.is_dir() and os.access(SHM, os.W_OK) else None
+
+
+def _day_ns(d: date, t: time) -> int:
+    return int(datetime.combine(d, t, KST).timestamp()) * NS
+
+
+def _ready(loop: asyncio.AbstractEventLoop) -> Callable[[], int]:
+    """How many callbacks wait in the loop's ready queue (CPython's `_ready`); a loop without
+    one is always taken as busy, so the backtest then yields after every step."""
+    ready = getattr(loop, "_ready", None)
+    if ready is None:
+        return lambda: 1
+    size: Callable[[], int] = ready.__len__
+    return size
+
+
+DAILY_WALK = time(15, 30)
+"""A daily bar is walked at the regular session's close (after-hours prints aside)..."""
+DAILY_OPEN = time(9, 0)
+"""...against the orders sent by the regular session's open."""
+
+
+def _timeline(events: Iterator[StoreEvent]) -> Iterator[tuple[int, StoreEvent]]:
+    """(time in ns, event): events at their time, stored bars moved to their close (a daily
+    bar: to DAILY_WALK of its day; its strategies see it at the next day's start, `_feed`)."""
+    pending: list[tuple[int, int, Bar]] = []
+    lengths: dict[str, int] = {}
+    n = 0
+    for ev in events:
+        t = ev.ts_recv
+        while pending and pending[0][0] <= t:
+            end, _, bar = heapq.heappop(pending)
+            yield end, bar
+        if type(ev) is Bar:
+            n += 1
+            if ev.interval == "1d":
+                end = _day_ns(ev.start.date(), DAILY_WALK)
+            else:
+                length = lengths.get(ev.interval)
+                if length is None:
+                    length = lengths[ev.interval] = (
+                        int(bar_length(ev.interval).total_seconds()) * NS
+                    )
+                end = t + length
+            heapq.heappush(pending, (end, n, ev))
+        else:
+            yield t, ev
+    while pending:
+        end, _, bar = heapq.heappop(pending)
+        yield end, bar
+
+
+class Backtest:
+    """One run of `cfg`'s strategies over [start, end] of the store at `data_dir`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        strategies: list[LoadedStrategy],
+        data_dir: Path,
+        start: date,
+        end: date,
+        *,
+        state_dir: Path | None = None,
+        progress: Callable[[date], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.data_dir = Path(data_dir)
+        self.start = start
+        self.end = end
+        self.progress = progress
+        self._state_dir = state_dir
+        self.symbols = tuple(sorted({s for ls in strategies for s in ls.cfg.symbols}))
+        self.clock = BacktestClock(_day_ns(start, DAY_START))
+        self.bus = EventBus(self.clock)
+        self.portfolio = Portfolio(cfg.portfolio)
+        self.portfolio.cash = cfg.backtest.cash
+        # Session hours are the data's: a print outside them is still a print to react to.
+        self.risk = RiskEngine(cfg.risk, self.clock, check_session_hours=False)
+        rates = FeeRates(cfg.portfolio.commission_bp, cfg.portfolio.sell_tax_bp)
+        self.broker = InProcessBroker(
+            self.clock, self.bus, Account(cfg.backtest.cash, rates),
+            latency_ms=cfg.backtest.latency_ms,
+        )  # fmt: skip
+        self.strategies = strategies
+        self.result = Result(cfg.backtest.cash, symbols=self.symbols)
+        self._daily: list[Bar] = []
+        """Daily bars walked, for strategies at the next day's start."""
+
+    async def run(self) -> Result:
+        if self._state_dir is not None:
+            return await self._run(self._state_dir)
+        with tempfile.TemporaryDirectory(prefix="kiwoom-backtest-", dir=_scratch()) as tmp:
+            return await self._run(Path(tmp))
+
+    async def _run(self, state_dir: Path) -> Result:
+        journal = Journal(state_dir, self.clock)
+        journal.open()
+        oms = OrderManager(
+            self.broker, self.bus, self.risk, self.portfolio, journal, self.clock,
+            max_order_delay_s=self.cfg.risk.max_order_delay_ms / 1000,
+        )  # fmt: skip
+        self.oms = oms
+        host = self.host = StrategyHost(self.bus, oms, self.clock, self.strategies)
+        for slot in host.slots:
+            # Budgets are measured and reported, never enforced: a busy machine must not
+            # change a backtest's result.
+            slot.max_overruns = sys.maxsize
+        queue = ConsumerQueue(
+            "journal", types=JOURNALED, max_account=JOURNAL_MAX_ACCOUNT,
+            account_overflow=AccountOverflow.HALT,
+        )  # fmt: skip
+        bus = self.bus
+        bus.subscribe(Trade, self.portfolio.on_trade)
+        bus.subscribe(OrderExecution, oms.on_execution)
+        bus.subscribe(Fill, self.result.fills.append)
+        bus.subscribe(OrderUpdate, self._order_update)
+        bus.attach(queue)
+        tasks = [asyncio.create_task(journal.run(queue), name="journal")]
+        self._pending_ready = _ready(asyncio.get_running_loop())
+        try:
+            host.instantiate()
+            await host.warm_up(StoreHistory(self.data_dir, self.clock))
+            host.start()
+            await self._settle()
+            await self._feed()
+            host.stop()
+            await self._settle()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            journal.close()
+        for slot in host.slots:
+            self.result.strategies[slot.name] = {
+                "handler_calls": slot.calls,
+                "errors": slot.errors,
+                "budget_overruns": slot.overruns,
+                "slowest_ms_over_budget": round(slot.slowest_ms, 3),
+                "disabled": slot.disabled_reason if slot.disabled_reason != "stopped" else "",
+            }
+        return self.result
+
+    def _order_update(self, up: OrderUpdate) -> None:
+        self.result.orders[up.client_id] = up
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        """Let the loop run what is ready (tasks, deferred calls), and what that makes ready."""
+        ready = self._pending_ready
+        # Not an Event: what is ready is the loop's own queue, and each turn may refill it.
+        while ready():  # noqa: ASYNC110
+            await asyncio.sleep(0)
+
+    async def _until(self, t: int) -> None:
+        """Run everything due before `t` in time order (broker arrivals before timers at the
+        same instant), then move the clock to `t`."""
+        clock, broker = self.clock, self.broker
+        while True:
+            timer = clock.next_due()
+            arrival = broker.next_due()
+            if arrival is not None and arrival < t and (timer is None or arrival <= timer):
+                clock.set(arrival)
+                broker.arrive(arrival)
+            elif timer is not None and timer < t:
+                clock.wake_due(timer)
+            else:
+                break
+            await self._settle()
+        clock.set(t)
+
+    async def _feed(self) -> None:
+        kinds = self.cfg.backtest.kinds
+        events = iter_events(self.data_dir, self.symbols, kinds, self.start, self.end)
+        day: date | None = None
+        broker, bus, portfolio = self.broker, self.bus, self.portfolio
+        ready = self._pending_ready
+        n = 0
+        day_ends = 0  # the next KST midnight (ns): a day's events need no date arithmetic
+        for t, ev in _timeline(events):
+            if t >= day_ends:
+                d = datetime.fromtimestamp(t // NS, KST).date()
+                if day is not None:
+                    await self._end_day(day)
+                await self._begin_day(d, t)
+                day = d
+                day_ends = _day_ns(d + timedelta(days=1), time(0))
+            if t > self.clock.ns:
+                await self._until(t)
+            n += 1
+            tp = type(ev)
+            if tp is Trade:
+                assert isinstance(ev, Trade)
+                self._first_price(ev.symbol, ev.price)
+                broker.on_trade(ev)
+            elif tp is Bar:
+                assert isinstance(ev, Bar)
+                self._first_price(ev.symbol, ev.open)
+                if ev.interval == "1d":
+                    # A daily strategy decides before the next session; an order it sends on
+                    # the bar meets the next day's bar, open first.
+                    broker.on_bar(ev, _day_ns(ev.start.date(), DAILY_OPEN))
+                    portfolio.last[ev.symbol] = ev.close
+                    self._daily.append(ev)
+                    continue
+                broker.on_bar(ev)
+                portfolio.last[ev.symbol] = ev.close
+            elif tp is Quote:
+                assert isinstance(ev, Quote)
+                broker.on_quote(ev)
+            elif tp is OrderBook:
+                assert isinstance(ev, OrderBook)
+                broker.on_book(ev)
+            bus.publish(ev)
+            if ready():
+                await self._settle()
+        if day is not None:
+            await self._end_day(day)
+        self.result.events = n
+
+    def _first_price(self, symbol: str, price: int) -> None:
+        if symbol not in self.result.first_prices and price > 0:
+            self.result.first_prices[symbol] = price
+        # Without a previous close (the first day of the data) the day's first price is the
+        # base of its ±30 % limits.
+        if symbol not in self.broker.base and price > 0:
+            self.broker.base[symbol] = price
+            self.portfolio.base[symbol] = price
+
+    async def _begin_day(self, d: date, first_ns: int) -> None:
+        # Data before DAY_START (a recording made at night against the simulator) keeps its
+        # own time.
+        await self._until(min(_day_ns(d, DAY_START), first_ns))
+        self.broker.new_day()
+        self.portfolio.base.update(self.broker.base)
+        self.risk.roll_day()
+        await self._settle()
+        daily, self._daily = self._daily, []
+        for bar in daily:
+            self.bus.publish(bar)
+        await self._settle()
+
+    async def _end_day(self, d: date) -> None:
+        await self._until(_day_ns(d, DAY_END))
+        self.broker.end_day()
+        await self._settle()
+        self.result.days.append(self._mark(d))
+        if self.progress is not None:
+            self.progress(d)
+
+    def _mark(self, d: date) -> DayMark:
+        p = self.portfolio
+        value = sum(pos.qty * p.last.get(s, 0) for s, pos in sorted(p.positions.items()))
+        strategies: dict[str, tuple[int, int]] = {}
+        for name in sorted(p.by_strategy):
+            pnl = val = 0
+            for s, pos in p.by_strategy[name].items():
+                pnl += pos.realized + pos.unrealized(p.last.get(s))
+                val += pos.qty * p.last.get(s, 0)
+            strategies[name] = (pnl, val)
+        prices = {s: p.last[s] for s in self.symbols if s in p.last}
+        return DayMark(d, p.cash + value, p.cash, value, strategies, prices)
+
+
+def run_backtest(
+    cfg: Config,
+    strategies: list[LoadedStrategy],
+    data_dir: Path,
+    start: date,
+    end: date,
+    **kw: Any,
+) -> Result:
+    """Run a backtest in a new event loop (the CLI's entry)."""
+    return asyncio.run(Backtest(cfg, strategies, data_dir, start, end, **kw).run())

@@ -1,0 +1,110 @@
+"""The account rules an exchange applies to one customer, typed and pure: what an order
+reserves (cash for a buy, shares for a sell), whether its price is on the KRX tick grid and
+inside the day's ±30 % limits, and what a fill moves (fees and tax by
+`engine.trading.fees.FeeRates`, the one rounding the portfolio and the simulator use).
+
+The exchange core's account, shared by whoever plays the exchange: the backtest's in-process
+broker (engine/backtest/broker.py) keeps one `Account` and asks it before taking an order.
+The rules are engine/trading/krx.py's and engine/trading/fees.py's; nothing here is a second
+rule set. (engine/sim/exchange.py still keeps its own bookkeeping over the same krx and fee
+functions; moving it onto this class, keeping its wire face, is the next step.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.events import Side
+from engine.trading.fees import FeeRates
+from engine.trading.krx import is_on_tick, price_limits
+
+TICK = "TICK"
+PRICE_LIMIT = "PRICE_LIMIT"
+CASH = "CASH"
+SHARES = "SHARES"
+NO_PRICE = "NO_PRICE"
+
+REFUSALS: dict[str, str] = {
+    TICK: "price is not on the tick grid",
+    PRICE_LIMIT: "price outside the day's price limits",
+    CASH: "not enough orderable cash",
+    SHARES: "not enough sellable shares",
+    NO_PRICE: "no base price for the symbol yet",
+}
+"""Refusal codes the broker answers with, and their words."""
+
+
+def price_refusal(price: int, base: int) -> str | None:
+    """Why a limit price cannot be ordered today (`base` the previous close), or None."""
+    if not is_on_tick(price):
+        return TICK
+    lower, upper = price_limits(base)
+    if not lower <= price <= upper:
+        return PRICE_LIMIT
+    return None
+
+
+def buy_reservation(rates: FeeRates, price: int, qty: int) -> int:
+    """Cash a buy holds while open: value plus its commission."""
+    value = price * qty
+    return value + rates.total(value, sell=False)
+
+
+@dataclass
+class Account:
+    """Cash and shares of one customer; reservations are keyed by order number."""
+
+    cash: int
+    rates: FeeRates
+    shares: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, int] = field(default_factory=dict)
+    cash_held: dict[str, int] = field(default_factory=dict)
+    shares_held: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def orderable_cash(self) -> int:
+        return self.cash - sum(self.cash_held.values())
+
+    def sellable(self, symbol: str) -> int:
+        held = sum(q for s, q in self.shares_held.values() if s == symbol)
+        return self.shares.get(symbol, 0) - held
+
+    def refusal(self, side: Side, symbol: str, qty: int, reserve_price: int) -> str | None:
+        """Why an order cannot be taken for lack of cash or shares, or None."""
+        if side is Side.BUY:
+            if buy_reservation(self.rates, reserve_price, qty) > self.orderable_cash():
+                return CASH
+        elif qty > self.sellable(symbol):
+            return SHARES
+        return None
+
+    def hold(self, order_no: str, side: Side, symbol: str, qty: int, reserve_price: int) -> None:
+        if side is Side.BUY:
+            self.cash_held[order_no] = buy_reservation(self.rates, reserve_price, qty)
+        else:
+            self.shares_held[order_no] = (symbol, qty)
+
+    def rehold(self, order_no: str, side: Side, symbol: str, open_qty: int, price: int) -> None:
+        """The reservation of what is still open (after a fill or an amend)."""
+        self.release(order_no)
+        if open_qty > 0:
+            self.hold(order_no, side, symbol, open_qty, price)
+
+    def release(self, order_no: str) -> None:
+        self.cash_held.pop(order_no, None)
+        self.shares_held.pop(order_no, None)
+
+    def settle(self, side: Side, symbol: str, qty: int, price: int) -> tuple[int, int]:
+        """Book one fill; returns its (commission, tax)."""
+        value = price * qty
+        fee, tax = self.rates.charge(value, sell=side is Side.SELL)
+        held = self.shares.get(symbol, 0)
+        if side is Side.BUY:
+            self.cash -= value + fee
+            self.shares[symbol] = held + qty
+            self.cost[symbol] = self.cost.get(symbol, 0) + value
+        else:
+            self.cash += value - fee - tax
+            cost = self.cost.get(symbol, 0)
+            self.cost[symbol] = cost - (cost if qty == held else cost * qty // held)
+            self.shares[symbol] = held - qty
+        return fee, tax
