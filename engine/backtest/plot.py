@@ -1,7 +1,7 @@
 """report.png: the account's equity against buy-and-hold of the same symbols, its drawdown,
 and each symbol's price with the fills marked.
 
-matplotlib (the `plot` dependency group) is imported here only, when a report is drawn. Its
+matplotlib (a dependency, for the reports) is imported here only, when a report is drawn. Its
 default font has no Hangul, so every label is ASCII: symbols by their code, never by name.
 The file is byte-stable for the same result (no timestamp in the PNG's metadata).
 """
