@@ -1,5 +1,6 @@
-"""The daemon's start-up never loads pyarrow (issue 16): only `history`, `backtest` and the
-reports may. A fresh interpreter, so nothing another test imported counts."""
+"""The daemon's start-up never loads pyarrow, matplotlib or the backtest (issue 16): only
+`history`, `backtest` and the reports may. A fresh interpreter, so nothing another test
+imported counts."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import sys
 PROBE = """
 import sys
 import engine.cli, engine.daemon, engine.trader, engine.host, engine.kiwoom.history
-print(sorted(m for m in sys.modules if m == "pyarrow" or m.startswith(("pyarrow.", "engine.data"))))
+only = ("pyarrow", "matplotlib", "engine.data", "engine.backtest")
+print(sorted(m for m in sys.modules if m.split(".")[0] in only or m.startswith(only[2:])))
 """
 
 
-def test_the_run_path_imports_neither_pyarrow_nor_the_store() -> None:
+def test_the_run_path_imports_neither_pyarrow_matplotlib_nor_the_store_or_backtest() -> None:
     res = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False
     )
