@@ -12,7 +12,8 @@ own day's list and ended (EXPIRED).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -41,6 +42,10 @@ MISSES_BEFORE_REJECT = 2
 """Looks at the broker's order list that must miss an UNKNOWN order before it is ended: an
 order the gateway took a moment ago may not be listed yet on the first look."""
 
+MARKS_KEPT = 64
+"""Passes whose newest order number is remembered, for the cursor of an order without a
+number (see `Reconciler._cursor`). An order older than all of them reads the whole day."""
+
 BrokerBooks = BrokerPort
 """The books reconciliation reads are the broker port's (kept as a name for callers)."""
 
@@ -52,6 +57,11 @@ class Reconciler:
         self.books = books
         self.oms = oms
         self._misses: dict[str, int] = {}
+        self._marks: deque[tuple[int, int, str]] = deque(maxlen=MARKS_KEPT)
+        """(time read, newest number listed) of the last passes, oldest first: every order
+        numbered by then has at most that number."""
+        self._numeric = True
+        """Every order number seen so far is a decimal number, so a cursor can be ordered."""
         self.runs = 0
         self.carried_pending = 0
         """Carried-over orders left open by the last pass (their day's list could not be
@@ -62,7 +72,9 @@ class Reconciler:
         otherwise they are compared and every difference is published. Raises
         BrokerUnavailable when the broker cannot be asked (the caller retries later)."""
         expired = await self._carried()
-        history = await self.books.order_history()
+        cursor = None if load_positions else self._cursor()
+        history = await self.books.order_history(from_order_no=cursor)
+        self._mark(history)
         open_rows = await self.books.open_orders()
         checked, changed = self._orders(history, {r.order_no for r in open_rows})
         balance = await self.books.account_balance()
@@ -123,6 +135,59 @@ class Reconciler:
                 changed += int((order.state, order.filled_qty) != before)
         self.carried_pending = pending
         return changed
+
+    def _cursor(self) -> str | None:
+        """The oldest order number this pass must read (None: the whole day). Only today's
+        open orders can change: those with a number need their rows from their first number
+        on (an amend's or a cancel's number is higher); one without a number (its answer
+        lost) needs the rows placed after its intent, which `_claim` searches. Those all
+        carry numbers above the newest one listed by a pass that ended before the intent was
+        made (numbers are given in sequence), so that number is a safe start."""
+        if not self._numeric:
+            return None
+        oms = self.oms
+        floor: tuple[int, str] | None = None
+        if self._marks:
+            _, n, s = self._marks[-1]
+            floor = (n, s)  # nothing open: read only what came since the last pass
+        for order in oms.open_orders():
+            if oms.carried_over(order):
+                continue
+            start = self._start_of(order)
+            if start is None:
+                return None
+            if floor is None or start[0] < floor[0]:
+                floor = start
+        return None if floor is None else floor[1]
+
+    def _start_of(self, order: Order) -> tuple[int, str] | None:
+        if order.order_nos:
+            first: tuple[int, str] | None = None
+            for s in order.order_nos:
+                n = _number(s)
+                if n is None:
+                    return None
+                if first is None or n < first[0]:
+                    first = (n, s)
+            return first
+        made = order.created_ns - CLOCK_SKEW_S * 1_000_000_000
+        for read_ns, n, s in reversed(self._marks):
+            if read_ns < made:
+                return (n, s)
+        return None
+
+    def _mark(self, history: Iterable[OrderRecord]) -> None:
+        newest = self._marks[-1][1:] if self._marks else None
+        for r in history:
+            n = _number(r.order_no)
+            if n is None:
+                self._numeric = False
+                self._marks.clear()
+                return
+            if newest is None or n > newest[0]:
+                newest = (n, r.order_no)
+        if newest is not None:
+            self._marks.append((self.oms.clock.time_ns(), *newest))
 
     def _orders(self, history: Sequence[OrderRecord], live: set[str]) -> tuple[int, int]:
         oms = self.oms
@@ -211,6 +276,10 @@ class Reconciler:
 
 CLOCK_SKEW_S = 5
 """How far the broker's order time may sit before our intent's and still be its order."""
+
+
+def _number(order_no: str) -> int | None:
+    return int(order_no) if order_no.isascii() and order_no.isdigit() else None
 
 
 def _claim(order: Order, unclaimed: list[OrderRecord]) -> OrderRecord | None:
