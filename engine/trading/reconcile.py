@@ -218,6 +218,12 @@ class Reconciler:
                 oms.reconciled(order, Linked(order_no=row.order_no))
                 log.info("order_attributed", client_id=order.client_id, order_no=row.order_no)
             changed += self._settle(order, [rows[n] for n in order.order_nos if n in rows], live)
+        # An order that missed once and was found (or ended) since needs its count no more.
+        self._misses = {
+            c: n
+            for c, n in self._misses.items()
+            if (o := oms.orders.get(c)) is not None and o.state is S.UNKNOWN and not o.order_nos
+        }
         for r in unclaimed:
             if r.remaining_qty and r.order_no in live:
                 log.info("external_open_order", order_no=r.order_no, symbol=r.symbol)

@@ -309,3 +309,16 @@ async def test_an_order_without_a_number_older_than_every_pass_reads_the_whole_d
     await world.reconciler.run()
     assert books.cursors == [None]
     assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
+
+
+async def test_a_miss_is_forgotten_once_the_order_is_found(world: World) -> None:
+    books = world.books
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 1, 70_000), "s")  # answer lost
+    await world.oms.drain(1.0)
+    await world.reconciler.run()  # not listed yet: one miss
+    assert order.state is S.UNKNOWN
+    books.history[None] = [row("0000001", 1, 0, 1, time=time(10, 0, 0))]
+    books.open = [open_row("0000001", 1, 1)]
+    await world.reconciler.run()
+    assert order.state is S.ACCEPTED
+    assert world.reconciler._misses == {}
