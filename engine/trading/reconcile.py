@@ -60,6 +60,8 @@ class Reconciler:
         self._marks: deque[tuple[int, int, str]] = deque(maxlen=MARKS_KEPT)
         """(time read, newest number listed) of the last passes, oldest first: every order
         numbered by then has at most that number."""
+        self._marks_day = ""
+        """The trading day of `_marks`: Kiwoom gives order numbers out again each day."""
         self._numeric = True
         """Every order number seen so far is a decimal number, so a cursor can be ordered."""
         self.runs = 0
@@ -72,9 +74,10 @@ class Reconciler:
         otherwise they are compared and every difference is published. Raises
         BrokerUnavailable when the broker cannot be asked (the caller retries later)."""
         expired = await self._carried()
+        day = self.oms.risk.trading_day()
         cursor = None if load_positions else self._cursor()
         history = await self.books.order_history(from_order_no=cursor)
-        self._mark(history)
+        self._mark(history, day)
         open_rows = await self.books.open_orders()
         checked, changed = self._orders(history, {r.order_no for r in open_rows})
         balance = await self.books.account_balance()
@@ -146,9 +149,10 @@ class Reconciler:
         if not self._numeric:
             return None
         oms = self.oms
+        marks = self._todays_marks()
         floor: tuple[int, str] | None = None
-        if self._marks:
-            _, n, s = self._marks[-1]
+        if marks:
+            _, n, s = marks[-1]
             floor = (n, s)  # nothing open: read only what came since the last pass
         for order in oms.open_orders():
             if oms.carried_over(order):
@@ -176,8 +180,18 @@ class Reconciler:
                 return (n, s)
         return None
 
-    def _mark(self, history: Iterable[OrderRecord]) -> None:
-        newest = self._marks[-1][1:] if self._marks else None
+    def _todays_marks(self) -> deque[tuple[int, int, str]]:
+        day = self.oms.risk.trading_day()
+        if day != self._marks_day:
+            self._marks.clear()
+            self._marks_day = day
+        return self._marks
+
+    def _mark(self, history: Iterable[OrderRecord], day: str) -> None:
+        marks = self._todays_marks()
+        if day != self._marks_day:
+            return  # read before midnight: the day before's numbers
+        newest = marks[-1][1:] if marks else None
         for r in history:
             n = _number(r.order_no)
             if n is None:

@@ -322,3 +322,20 @@ async def test_a_miss_is_forgotten_once_the_order_is_found(world: World) -> None
     await world.reconciler.run()
     assert order.state is S.ACCEPTED
     assert world.reconciler._misses == {}
+
+
+async def test_numbers_listed_on_a_day_before_are_no_cursor_for_today(world: World) -> None:
+    # Kiwoom gives order numbers out again each day: yesterday's newest is no floor today.
+    books = world.books
+    books.history[None] = [row("0000009", 1, 1, 0)]
+    await world.reconciler.run(load_positions=True)
+    world.clock.advance(86_400)
+    books.history[None] = []
+    await world.reconciler.run()
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")  # answer lost
+    await world.oms.drain(1.0)
+    books.history[None] = [row("0000001", 3, 0, 3, time=time(10, 0, 0))]
+    books.open = [open_row("0000001", 3, 3)]
+    await world.reconciler.run()
+    assert books.cursors == [None, None, None]
+    assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
