@@ -155,8 +155,8 @@ class Reconciler:
             _, n, s = marks[-1]
             floor = (n, s)  # nothing open: read only what came since the last pass
         for order in oms.open_orders():
-            if oms.carried_over(order):
-                continue
+            if order.state is S.SUBMITTING or oms.carried_over(order):
+                continue  # as in `_orders`: a call in flight is not settled by this pass
             start = self._start_of(order)
             if start is None:
                 return None
