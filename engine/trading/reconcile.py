@@ -62,6 +62,9 @@ class Reconciler:
         numbered by then has at most that number."""
         self._marks_day = ""
         """The trading day of `_marks`: Kiwoom gives order numbers out again each day."""
+        self._unread: set[str] = set()
+        """Orders whose call was in flight when this pass chose its cursor: their rows may sit
+        before it, so this pass leaves them alone even if their call ended meanwhile."""
         self._numeric = True
         """Every order number seen so far is a decimal number, so a cursor can be ordered."""
         self.runs = 0
@@ -75,6 +78,7 @@ class Reconciler:
         BrokerUnavailable when the broker cannot be asked (the caller retries later)."""
         expired = await self._carried()
         day = self.oms.risk.trading_day()
+        self._unread = set()
         cursor = None if load_positions else self._cursor()
         history = await self.books.order_history(from_order_no=cursor)
         self._mark(history, day)
@@ -155,8 +159,11 @@ class Reconciler:
             _, n, s = marks[-1]
             floor = (n, s)  # nothing open: read only what came since the last pass
         for order in oms.open_orders():
-            if order.state is S.SUBMITTING or oms.carried_over(order):
-                continue  # as in `_orders`: a call in flight is not settled by this pass
+            if order.state is S.SUBMITTING:
+                self._unread.add(order.client_id)  # as in `_orders`: not settled by this pass
+                continue
+            if oms.carried_over(order):
+                continue
             start = self._start_of(order)
             if start is None:
                 return None
@@ -220,7 +227,11 @@ class Reconciler:
                     oms.reconciled(order, CancelAcked(order_no=r.order_no))
         unclaimed = [r for r in history if r.order_no not in known and not r.original_order_no]
         targets = [
-            o for o in oms.open_orders() if o.state is not S.SUBMITTING and not oms.carried_over(o)
+            o
+            for o in oms.open_orders()
+            if o.state is not S.SUBMITTING
+            and o.client_id not in self._unread
+            and not oms.carried_over(o)
         ]
         for order in sorted(targets, key=lambda o: o.created_ns):
             if not order.order_nos:

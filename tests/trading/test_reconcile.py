@@ -4,9 +4,11 @@ order events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -338,4 +340,55 @@ async def test_numbers_listed_on_a_day_before_are_no_cursor_for_today(world: Wor
     books.open = [open_row("0000001", 3, 3)]
     await world.reconciler.run()
     assert books.cursors == [None, None, None]
+    assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
+
+
+class SlowPlace(Books):
+    """A broker whose place answers only when the test lets it: the order stays SUBMITTING."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.on_history: list[Callable[[], None]] = []
+
+    async def place(self, *args: Any, **kw: Any) -> BrokerAnswer:
+        await self.answer.wait()
+        return self.place_answer
+
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
+        for f in self.on_history:
+            f()
+        self.on_history.clear()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return await super().order_history(order_date, from_order_no=from_order_no)
+
+
+async def test_an_order_in_flight_when_the_cursor_was_chosen_is_left_to_the_next_pass(
+    world: World,
+) -> None:
+    books = SlowPlace()
+    world.books = books
+    world.oms.broker = books
+    world.reconciler.books = books
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")
+    await asyncio.sleep(0)
+    assert order.state is S.SUBMITTING
+    # The broker numbered it 0000001; a pass lists it (and a later order) while it is in flight.
+    books.history[None] = [
+        row("0000001", 3, 0, 3, time=time(10, 0, 0)),
+        row("0000002", 1, 0, 1, price=60_000, time=time(10, 0, 0)),
+    ]
+    books.open = [open_row("0000001", 3, 3)]
+    await world.reconciler.run()
+    # Next pass: its cursor (0000002) is chosen while the call is in flight; the answer is
+    # lost during the read. The order's row lies before the cursor: no miss may count.
+    books.on_history.append(books.answer.set)
+    await world.reconciler.run()
+    assert order.state is S.UNKNOWN
+    assert books.cursors[-1] == "0000002"
+    assert world.reconciler._misses == {}
+    await world.reconciler.run()
     assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
