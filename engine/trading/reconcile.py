@@ -158,6 +158,12 @@ class Reconciler:
         if marks:
             _, n, s = marks[-1]
             floor = (n, s)  # nothing open: read only what came since the last pass
+        # Nor what came before our own newest order: with nothing open, no row before it is
+        # needed, and this pass still lists the newest number for its mark.
+        for no in oms.by_order_no:
+            own = _number(no)
+            if own is not None and (floor is None or own > floor[0]):
+                floor = (own, no)
         for order in oms.open_orders():
             if order.state is S.SUBMITTING:
                 self._unread.add(order.client_id)  # as in `_orders`: not settled by this pass
