@@ -113,8 +113,12 @@ class KiwoomBroker:
             return answer_for(e)
         return BrokerAnswer(Answer.TAKEN, order_no=ack.order_no)
 
-    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
-        return await self._books(lambda: self.api.order_history(order_date))
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
+        return await self._books(
+            lambda: self.api.order_history(order_date, from_order_no=from_order_no)
+        )
 
     async def open_orders(self) -> list[OpenOrder]:
         return await self._books(self.api.open_orders)

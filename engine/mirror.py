@@ -38,7 +38,7 @@ import structlog
 from engine.bus import AccountOverflow, ConsumerQueue
 from engine.clock import Clock
 from engine.config import MqttConfig
-from engine.events import Event
+from engine.events import Event, OrderUpdate
 from engine.mirror_schema import (
     QOS_ACCOUNT,
     QOS_MARKET,
@@ -50,6 +50,7 @@ from engine.mirror_schema import (
     encode_status,
     parse_command,
 )
+from engine.trading.orders import TERMINAL
 
 if TYPE_CHECKING:
     from engine.trader import Trader
@@ -72,6 +73,11 @@ DRAIN_POLL_MAX_S = 0.02
 """Longest pause between checks of a socket that does not drain (a broker that stopped
 reading); the queue absorbs what arrives meanwhile."""
 SNAPSHOTS = ("positions", "risk_state")
+ENDED_TOPICS_KEPT = 4_096
+"""Topics of ended orders (`order/<client_id>`) whose seq is remembered, newest last: the
+OMS's own window of ended orders (engine/trading/oms.py ENDED_KEPT). An order it has
+forgotten gets no more updates, so its topic's seq is not needed; without this bound the
+mirror would keep one entry per order of the day."""
 
 _PUBLISH = 0x30
 """MQTT 3.1.1 PUBLISH, QoS 0, no retain: the fixed header's first byte."""
@@ -131,6 +137,9 @@ class Mirror:
         self._tls = ssl.create_default_context(cafile=cfg.ca_file) if cfg.tls else None
         self._started_ns = clock.time_ns()
         self._seq: dict[str, int] = {}
+        self._ended_topics: dict[str, None] = {}
+        """The topics of ended orders, oldest first (see ENDED_TOPICS_KEPT)."""
+        self.ended_topics_kept = ENDED_TOPICS_KEPT
         self._spool: deque[_Spooled] = deque()
         self._sent = 0
         """The first `_sent` entries of the spool went out on the current connection."""
@@ -439,6 +448,8 @@ class Mirror:
                 except (TypeError, ValueError):
                     self._encode_failed(ev)
                     continue
+                if isinstance(ev, OrderUpdate) and ev.state in TERMINAL:
+                    self._order_ended(topic)
                 self._spool_append(_Spooled(topic, payload))
         if count and conn is not None:
             self._send_market(conn, market, count)
@@ -518,6 +529,15 @@ class Mirror:
         while conn is not None and conn is self._paho and conn.want_write():
             await asyncio.sleep(pause)
             pause = min(DRAIN_POLL_MAX_S, pause * 2 or 0.001)
+
+    def _order_ended(self, topic: str) -> None:
+        ended = self._ended_topics
+        ended.pop(topic, None)  # a late update (a fill after a cancel) makes it the newest
+        ended[topic] = None
+        if len(ended) > self.ended_topics_kept:
+            oldest = next(iter(ended))
+            del ended[oldest]
+            self._seq.pop(oldest, None)
 
     def _next_seq(self, topic: str) -> int:
         seq = self._seq.get(topic, 0) + 1

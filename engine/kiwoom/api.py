@@ -571,8 +571,12 @@ class KiwoomApi:
         symbol: str | None = None,
         side: Side | None = None,
         exchange: Exchange | None = None,
+        *,
+        from_order_no: str | None = None,
     ) -> list[OrderRecord]:
-        """kt00007: the day's orders and fills in order-number order (all pages)."""
+        """kt00007: the day's orders and fills in order-number order (all pages); with
+        `from_order_no` (fr_ord_no), only those from that number on: orders before it are
+        not listed."""
         a = "kt00007"
         body = {
             "ord_dt": "" if order_date is None else order_date.strftime("%Y%m%d"),
@@ -580,7 +584,7 @@ class KiwoomApi:
             "stk_bond_tp": "1",
             "sell_tp": _SIDE_FILTER[side],
             "stk_cd": _symbol_filter(symbol),
-            "fr_ord_no": "",
+            "fr_ord_no": from_order_no or "",
             "dmst_stex_tp": "%" if exchange is None else Exchange(exchange).value,
         }
         return [

@@ -68,8 +68,11 @@ class BrokerPort(Protocol):
         """Move all that is open of the order `order_no` to `price`."""
         ...
 
-    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
-        """The orders and fills of `order_date` (None: today), in number order."""
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
+        """The orders and fills of `order_date` (None: today), in number order; with
+        `from_order_no`, only those numbered from it on (itself included)."""
         ...
 
     async def open_orders(self) -> list[OpenOrder]: ...

@@ -12,7 +12,8 @@ own day's list and ended (EXPIRED).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -41,6 +42,10 @@ MISSES_BEFORE_REJECT = 2
 """Looks at the broker's order list that must miss an UNKNOWN order before it is ended: an
 order the gateway took a moment ago may not be listed yet on the first look."""
 
+MARKS_KEPT = 64
+"""Passes whose newest order number is remembered, for the cursor of an order without a
+number (see `Reconciler._cursor`). An order older than all of them reads the whole day."""
+
 BrokerBooks = BrokerPort
 """The books reconciliation reads are the broker port's (kept as a name for callers)."""
 
@@ -52,6 +57,16 @@ class Reconciler:
         self.books = books
         self.oms = oms
         self._misses: dict[str, int] = {}
+        self._marks: deque[tuple[int, int, str]] = deque(maxlen=MARKS_KEPT)
+        """(time read, newest number listed) of the last passes, oldest first: every order
+        numbered by then has at most that number."""
+        self._marks_day = ""
+        """The trading day of `_marks`: Kiwoom gives order numbers out again each day."""
+        self._unread: set[str] = set()
+        """Orders whose call was in flight when this pass chose its cursor: their rows may sit
+        before it, so this pass leaves them alone even if their call ended meanwhile."""
+        self._numeric = True
+        """Every order number seen so far is a decimal number, so a cursor can be ordered."""
         self.runs = 0
         self.carried_pending = 0
         """Carried-over orders left open by the last pass (their day's list could not be
@@ -62,7 +77,11 @@ class Reconciler:
         otherwise they are compared and every difference is published. Raises
         BrokerUnavailable when the broker cannot be asked (the caller retries later)."""
         expired = await self._carried()
-        history = await self.books.order_history()
+        day = self.oms.risk.trading_day()
+        self._unread = set()
+        cursor = None if load_positions else self._cursor()
+        history = await self.books.order_history(from_order_no=cursor)
+        self._mark(history, day)
         open_rows = await self.books.open_orders()
         checked, changed = self._orders(history, {r.order_no for r in open_rows})
         balance = await self.books.account_balance()
@@ -124,6 +143,79 @@ class Reconciler:
         self.carried_pending = pending
         return changed
 
+    def _cursor(self) -> str | None:
+        """The oldest order number this pass must read (None: the whole day). Only today's
+        open orders can change: those with a number need their rows from their first number
+        on (an amend's or a cancel's number is higher); one without a number (its answer
+        lost) needs the rows placed after its intent, which `_claim` searches. Those all
+        carry numbers above the newest one listed by a pass that ended before the intent was
+        made (numbers are given in sequence), so that number is a safe start."""
+        if not self._numeric:
+            return None
+        oms = self.oms
+        marks = self._todays_marks()
+        floor: tuple[int, str] | None = None
+        if marks:
+            _, n, s = marks[-1]
+            floor = (n, s)  # nothing open: read only what came since the last pass
+        # Nor what came before our own newest order: with nothing open, no row before it is
+        # needed, and this pass still lists the newest number for its mark.
+        for no in oms.by_order_no:
+            own = _number(no)
+            if own is not None and (floor is None or own > floor[0]):
+                floor = (own, no)
+        for order in oms.open_orders():
+            if order.state is S.SUBMITTING:
+                self._unread.add(order.client_id)  # as in `_orders`: not settled by this pass
+                continue
+            if oms.carried_over(order):
+                continue
+            start = self._start_of(order)
+            if start is None:
+                return None
+            if floor is None or start[0] < floor[0]:
+                floor = start
+        return None if floor is None else floor[1]
+
+    def _start_of(self, order: Order) -> tuple[int, str] | None:
+        if order.order_nos:
+            first: tuple[int, str] | None = None
+            for s in order.order_nos:
+                n = _number(s)
+                if n is None:
+                    return None
+                if first is None or n < first[0]:
+                    first = (n, s)
+            return first
+        made = order.created_ns - CLOCK_SKEW_S * 1_000_000_000
+        for read_ns, n, s in reversed(self._marks):
+            if read_ns < made:
+                return (n, s)
+        return None
+
+    def _todays_marks(self) -> deque[tuple[int, int, str]]:
+        day = self.oms.risk.trading_day()
+        if day != self._marks_day:
+            self._marks.clear()
+            self._marks_day = day
+        return self._marks
+
+    def _mark(self, history: Iterable[OrderRecord], day: str) -> None:
+        marks = self._todays_marks()
+        if day != self._marks_day:
+            return  # read before midnight: the day before's numbers
+        newest = marks[-1][1:] if marks else None
+        for r in history:
+            n = _number(r.order_no)
+            if n is None:
+                self._numeric = False
+                self._marks.clear()
+                return
+            if newest is None or n > newest[0]:
+                newest = (n, r.order_no)
+        if newest is not None:
+            self._marks.append((self.oms.clock.time_ns(), *newest))
+
     def _orders(self, history: Sequence[OrderRecord], live: set[str]) -> tuple[int, int]:
         oms = self.oms
         oms.risk.roll_day()  # today's history: numbers must not meet the days before's
@@ -141,7 +233,11 @@ class Reconciler:
                     oms.reconciled(order, CancelAcked(order_no=r.order_no))
         unclaimed = [r for r in history if r.order_no not in known and not r.original_order_no]
         targets = [
-            o for o in oms.open_orders() if o.state is not S.SUBMITTING and not oms.carried_over(o)
+            o
+            for o in oms.open_orders()
+            if o.state is not S.SUBMITTING
+            and o.client_id not in self._unread
+            and not oms.carried_over(o)
         ]
         for order in sorted(targets, key=lambda o: o.created_ns):
             if not order.order_nos:
@@ -153,6 +249,12 @@ class Reconciler:
                 oms.reconciled(order, Linked(order_no=row.order_no))
                 log.info("order_attributed", client_id=order.client_id, order_no=row.order_no)
             changed += self._settle(order, [rows[n] for n in order.order_nos if n in rows], live)
+        # An order that missed once and was found (or ended) since needs its count no more.
+        self._misses = {
+            c: n
+            for c, n in self._misses.items()
+            if (o := oms.orders.get(c)) is not None and o.state is S.UNKNOWN and not o.order_nos
+        }
         for r in unclaimed:
             if r.remaining_qty and r.order_no in live:
                 log.info("external_open_order", order_no=r.order_no, symbol=r.symbol)
@@ -211,6 +313,10 @@ class Reconciler:
 
 CLOCK_SKEW_S = 5
 """How far the broker's order time may sit before our intent's and still be its order."""
+
+
+def _number(order_no: str) -> int | None:
+    return int(order_no) if order_no.isascii() and order_no.isdigit() else None
 
 
 def _claim(order: Order, unclaimed: list[OrderRecord]) -> OrderRecord | None:

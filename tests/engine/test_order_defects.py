@@ -333,9 +333,11 @@ class RecordingBooks:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
         self.days.append(order_date)
-        return list(await self.inner.order_history(order_date))
+        return list(await self.inner.order_history(order_date, from_order_no=from_order_no))
 
 
 async def test_orders_carried_over_midnight_expire_against_their_own_day(

@@ -52,8 +52,10 @@ class AmendsBetweenSnapshots:
         self.price = price
         self.history: list[OrderRecord] = []
 
-    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
-        self.history = await self.api.order_history(order_date)
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
+        self.history = await self.api.order_history(order_date, from_order_no=from_order_no)
         return self.history
 
     async def open_orders(self) -> list[OpenOrder]:

@@ -299,12 +299,15 @@ async def test_account_views_decode_ints(sim: SimEnv) -> None:
             "0000139",
         )
         assert r.time == time(10, 1, 2)
+        await api.order_history(from_order_no="0000140")
         with pytest.raises(ValidationError):
             await api.account_balance(Exchange.SOR)
     assert oso[0] == {"all_stk_tp": "1", "trde_tp": "2", "stk_cd": "005930", "stex_tp": "0"}
     assert cntr[0]["qry_tp"] == "0"
     assert hist[0]["ord_dt"] == "20260105"
     assert hist[0]["dmst_stex_tp"] == "%"
+    # fr_ord_no: the whole day unless a start number is given (issue 14 item 24).
+    assert [h["fr_ord_no"] for h in hist] == ["", "0000140"]
 
 
 async def test_schema_shaped_answers_parse(sim: SimEnv) -> None:

@@ -594,3 +594,31 @@ async def test_clearing_a_retained_command_does_not_run_it(broker: Broker) -> No
         await publish(broker, f"{PREFIX}/cmd/resume", b'{"reason": "after"}')
         await until(lambda: len(calls) == 1)
     assert calls == [("resume", {"reason": "after"})]
+
+
+def update(cid: str, state: OrderState, prev: OrderState) -> OrderUpdate:
+    return OrderUpdate(
+        cid, "s", SYMBOL, Side.BUY, 1, 70_000, state, prev, f"n-{cid}", 0, 0
+    )  # fmt: skip
+
+
+async def test_the_seq_of_ended_orders_topics_is_kept_for_a_window_only(broker: Broker) -> None:
+    # Issue 14 item 24: one `order/<client_id>` topic per order; its seq was kept all day.
+    bus = EventBus(SYSTEM_CLOCK)
+    mirror = Mirror(mqtt_config(broker), bus.attach(Mirror.queue()), SYSTEM_CLOCK, account="x")
+    mirror.ended_topics_kept = 3
+    async with subscribed(broker, f"{PREFIX}/order/#") as sub, running(mirror):
+        await until(lambda: mirror.connected)
+        bus.publish(update("open", OrderState.ACCEPTED, OrderState.SUBMITTING))
+        for i in range(8):
+            bus.publish(update(f"c{i}", OrderState.ACCEPTED, OrderState.SUBMITTING))
+            bus.publish(update(f"c{i}", OrderState.FILLED, OrderState.ACCEPTED))
+        await until(lambda: len(sub.on(f"{PREFIX}/order/c7")) == 2)
+        # A late update of a kept ended order makes it the newest of the window.
+        bus.publish(update("c5", OrderState.CANCELED, OrderState.FILLED))
+        bus.publish(update("c8", OrderState.REJECTED, OrderState.SUBMITTING))
+        await until(lambda: len(sub.on(f"{PREFIX}/order/c8")) == 1)
+    orders = {t.removeprefix(f"{PREFIX}/order/") for t in mirror._seq if "/order/" in t}
+    assert orders == {"open", "c7", "c5", "c8"}
+    assert [b["seq"] for b in sub.on(f"{PREFIX}/order/c5")] == [1, 2, 3]
+    assert [b["seq"] for b in sub.on(f"{PREFIX}/order/open")] == [1]

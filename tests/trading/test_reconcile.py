@@ -4,9 +4,11 @@ order events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +49,7 @@ class Books:
         self.open: list[OpenOrder] = []
         self.holdings: list[Holding] = []
         self.asked: list[date | None] = []
+        self.cursors: list[str | None] = []
         self.orderable = 10_000_000
 
     async def place(
@@ -67,11 +70,16 @@ class Books:
     async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
         return BrokerAnswer(Answer.REFUSED, code="9999", detail="not here")
 
-    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
         self.asked.append(order_date)
+        self.cursors.append(from_order_no)
         if order_date in self.unreachable:
             raise BrokerUnavailable("kt00007: 503")
-        return list(self.history.get(order_date, []))
+        rows = self.history.get(order_date, [])
+        # kt00007's fr_ord_no: orders before the start number are not listed.
+        return [r for r in rows if from_order_no is None or int(r.order_no) >= int(from_order_no)]
 
     async def open_orders(self) -> list[OpenOrder]:
         return list(self.open)
@@ -237,3 +245,150 @@ async def test_a_resting_buy_is_not_counted_twice_against_the_cash(world: World)
     assert world.oms.open_buy_notional() == 700_000
     # Risk sees the same buying power as before the pass: cash less the open buys.
     assert world.oms.buying_power() - world.oms.open_buy_notional() == 9_300_000
+
+
+# --- item 24: a pass reads only what can have changed ---------------------------------------
+
+
+async def test_a_pass_reads_the_list_from_the_oldest_open_order_on(world: World) -> None:
+    books = world.books
+    for no, price in (("0000001", 70_000), ("0000002", 69_900), ("0000003", 69_800)):
+        books.place_answer = BrokerAnswer(Answer.TAKEN, order_no=no)
+        world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 1, price), "s")
+        await world.oms.drain(1.0)
+    first, second, third = world.oms.open_orders()
+    books.history[None] = [
+        row("0000001", 1, 1, 0),
+        row("0000002", 1, 0, 1, price=69_900),
+        row("0000003", 1, 1, 0, price=69_800, fill_price=69_800),
+    ]
+    books.open = [open_row("0000002", 1, 1)]
+
+    await world.reconciler.run(load_positions=True)  # start-up: the whole day
+    assert (first.state, second.state, third.state) == (S.FILLED, S.ACCEPTED, S.FILLED)
+    await world.reconciler.run()  # 0000002 is the oldest still open
+    books.history[None][1] = row("0000002", 1, 1, 0, price=69_900, fill_price=69_900)
+    books.open = []
+    await world.reconciler.run()
+    assert second.state is S.FILLED
+    await world.reconciler.run()  # nothing open: only what came since the newest listed
+    assert books.cursors == [None, "0000002", "0000002", "0000003"]
+
+
+async def test_an_order_without_a_number_is_claimed_from_the_number_listed_before_it(
+    world: World,
+) -> None:
+    books = world.books
+    # Two earlier orders the same as the next one (placed by hand), listed by a pass.
+    books.history[None] = [row("0000001", 3, 3, 0), row("0000002", 3, 3, 0)]
+    await world.reconciler.run(load_positions=True)
+    world.clock.advance(60)
+
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")  # answer lost
+    await world.oms.drain(1.0)
+    assert (order.state, order.order_nos) == (S.UNKNOWN, [])
+    books.history[None].append(row("0000003", 3, 1, 2, time=time(10, 1, 0)))
+    books.open = [open_row("0000003", 3, 2)]
+
+    await world.reconciler.run()
+    assert books.cursors == [None, "0000002"]
+    assert (order.state, order.order_nos, order.filled_qty) == (
+        S.PARTIALLY_FILLED,
+        ["0000003"],
+        1,
+    )
+
+
+async def test_an_order_without_a_number_older_than_every_pass_reads_the_whole_day(
+    world: World,
+) -> None:
+    books = world.books
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")  # answer lost
+    await world.oms.drain(1.0)
+    books.history[None] = [row("0000001", 3, 0, 3, time=time(10, 0, 0))]
+    books.open = [open_row("0000001", 3, 3)]
+    world.clock.advance(1)
+    await world.reconciler.run()
+    assert books.cursors == [None]
+    assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
+
+
+async def test_a_miss_is_forgotten_once_the_order_is_found(world: World) -> None:
+    books = world.books
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 1, 70_000), "s")  # answer lost
+    await world.oms.drain(1.0)
+    await world.reconciler.run()  # not listed yet: one miss
+    assert order.state is S.UNKNOWN
+    books.history[None] = [row("0000001", 1, 0, 1, time=time(10, 0, 0))]
+    books.open = [open_row("0000001", 1, 1)]
+    await world.reconciler.run()
+    assert order.state is S.ACCEPTED
+    assert world.reconciler._misses == {}
+
+
+async def test_numbers_listed_on_a_day_before_are_no_cursor_for_today(world: World) -> None:
+    # Kiwoom gives order numbers out again each day: yesterday's newest is no floor today.
+    books = world.books
+    books.history[None] = [row("0000009", 1, 1, 0)]
+    await world.reconciler.run(load_positions=True)
+    world.clock.advance(86_400)
+    books.history[None] = []
+    await world.reconciler.run()
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")  # answer lost
+    await world.oms.drain(1.0)
+    books.history[None] = [row("0000001", 3, 0, 3, time=time(10, 0, 0))]
+    books.open = [open_row("0000001", 3, 3)]
+    await world.reconciler.run()
+    assert books.cursors == [None, None, None]
+    assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
+
+
+class SlowPlace(Books):
+    """A broker whose place answers only when the test lets it: the order stays SUBMITTING."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.on_history: list[Callable[[], None]] = []
+
+    async def place(self, *args: Any, **kw: Any) -> BrokerAnswer:
+        await self.answer.wait()
+        return self.place_answer
+
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
+        for f in self.on_history:
+            f()
+        self.on_history.clear()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return await super().order_history(order_date, from_order_no=from_order_no)
+
+
+async def test_an_order_in_flight_when_the_cursor_was_chosen_is_left_to_the_next_pass(
+    world: World,
+) -> None:
+    books = SlowPlace()
+    world.books = books
+    world.oms.broker = books
+    world.reconciler.books = books
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000), "s")
+    await asyncio.sleep(0)
+    assert order.state is S.SUBMITTING
+    # The broker numbered it 0000001; a pass lists it (and a later order) while it is in flight.
+    books.history[None] = [
+        row("0000001", 3, 0, 3, time=time(10, 0, 0)),
+        row("0000002", 1, 0, 1, price=60_000, time=time(10, 0, 0)),
+    ]
+    books.open = [open_row("0000001", 3, 3)]
+    await world.reconciler.run()
+    # Next pass: its cursor (0000002) is chosen while the call is in flight; the answer is
+    # lost during the read. The order's row lies before the cursor: no miss may count.
+    books.on_history.append(books.answer.set)
+    await world.reconciler.run()
+    assert order.state is S.UNKNOWN
+    assert books.cursors[-1] == "0000002"
+    assert world.reconciler._misses == {}
+    await world.reconciler.run()
+    assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
