@@ -170,7 +170,9 @@ class InProcessBroker:
         self._schedule(_Call(kind, no, order_no, price, self.clock.ns))
         return BrokerAnswer(Answer.TAKEN, order_no=no)
 
-    async def order_history(self, order_date: date | None = None) -> list[OrderRecord]:
+    async def order_history(
+        self, order_date: date | None = None, *, from_order_no: str | None = None
+    ) -> list[OrderRecord]:
         return []  # reconciliation is off in a backtest: the notices are the whole truth
 
     async def open_orders(self) -> list[OpenOrder]:
