@@ -8,8 +8,6 @@ import warnings
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from engine.backtest import plot
 from engine.backtest.run import Backtest
 from engine.config import load
@@ -18,8 +16,6 @@ from tests.backtest.support import random_bars, write_bars
 
 HERE = Path(__file__).parent
 DAYS = [date(2026, 3, 2), date(2026, 3, 3)]
-
-pytestmark = pytest.mark.skipif(not plot.available(), reason="matplotlib (the plot group)")
 
 
 def test_the_plot_draws_no_missing_glyph_and_the_same_bytes_twice(tmp_path: Path) -> None:
