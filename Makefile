@@ -57,8 +57,11 @@ lint: setup
 	$(UV) run mypy --strict engine
 	$(UV) run lint-imports
 
+# One pytest worker per CPU (pytest-xdist): most tests wait on sockets and subprocesses, so two
+# workers on two cores halve the wall time. Every test binds free ports and its own tmp dir, so
+# workers never share a server. `.venv/bin/pytest tests/...` alone runs in one process.
 test: lint mosquitto
-	$(UV) run pytest -q -p no:cacheprovider
+	$(UV) run pytest -q -p no:cacheprovider -n auto
 
 # Benchmarks need the bench-only group (the peer client kiwoom-client); the soak plots with the
 # plot group (matplotlib). MINUTES=2 gives the short soak.
