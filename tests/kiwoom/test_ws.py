@@ -284,7 +284,7 @@ async def test_ping_is_echoed_under_a_flood_of_real_frames(env: Env) -> None:
         for _ in range(2000):
             env.rt.publish(entry)
         await asyncio.sleep(0.03)
-    await until(lambda: seen >= 60_000, within_s=10.0)
+    await until(lambda: seen >= 60_000, within_s=30.0)
     (session,) = env.rt.sessions
     assert session.pings_sent >= 3
     assert session.pongs >= session.pings_sent - 1
