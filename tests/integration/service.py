@@ -190,6 +190,16 @@ async def daemon(
             await asyncio.wait_for(d._reader, 5)
 
 
+async def until_started(d: Daemon, within_s: float = 30.0) -> None:
+    """Until the daemon started its strategies. A strategy that stalls on its first event may
+    hang the loop before `daemon_running` is logged (on a loaded machine the first trade can
+    come first), so tests of such strategies wait for this instead."""
+    await until(
+        lambda: bool(d.events("strategies_started")) or d.proc.returncode is not None, within_s
+    )
+    assert d.events("strategies_started"), d.log[-20:]
+
+
 async def until_running(d: Daemon, within_s: float = 30.0) -> None:
     """Until the daemon logged daemon_running (or died: then fail with its log)."""
     await until(lambda: bool(d.events("daemon_running")) or d.proc.returncode is not None, within_s)

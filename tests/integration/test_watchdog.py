@@ -23,6 +23,7 @@ from tests.integration.service import (
     free_port,
     strategy_file,
     until_running,
+    until_started,
     write_config,
 )
 from tests.support import until
@@ -205,7 +206,7 @@ async def test_an_unbreakable_handler_ends_the_daemon_and_its_strategy_stays_dis
     stall_s = 1.0
     cfg, port, marker = config(tmp_path, name, body, cls, stall_s=stall_s)
     async with daemon(cfg, port) as d:
-        await until_running(d)
+        await until_started(d)
         await until(marker.exists, 10)
         code = await d.wait(stall_s + GRACE_S + 1.0)
         assert code == EXIT_STALLED, d.log[-10:]
@@ -253,7 +254,7 @@ async def test_an_unbreakable_handler_ends_the_daemon_and_its_strategy_stays_dis
     assert unknown.returncode == 2
     assert "nosuch" in unknown.stderr
     async with daemon(cfg, port) as d:
-        await until_running(d)
+        await until_started(d)
         await until(marker.exists, 10)  # it runs again
 
 
