@@ -263,7 +263,9 @@ def test_a_journal_written_by_the_engine_before_migrates_to_the_new_schema(
     finally:
         j.close()
     con = sqlite3.connect(f"file:{state / FILE_NAME}?mode=ro", uri=True)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    # Version 3's equity snapshots (the daily report's line), empty after the migration.
+    assert con.execute("SELECT COUNT(*) FROM equity").fetchone()[0] == 0
     pk = [r[1] for r in con.execute("PRAGMA table_info(fills)") if r[5]]
     assert pk == ["trading_day", "fill_no", "order_no"]  # columns in table order
     assert [r[0] for r in con.execute("PRAGMA index_list(fills)") if "by_client" in r[1]] != []
