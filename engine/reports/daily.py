@@ -181,6 +181,7 @@ def draw(rec: DayRecord, report: dict[str, Any], path: Path) -> bool:
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     ax: Any = axes[0]
     ax.plot(x, equity, color="tab:blue", label="account")
+    plot.won_axis(ax)
     ax.set_title(f"equity (KRW) {report['day']}")
     ax.legend(loc="best")
     plot.drawdown_panel(axes[1], x, equity[0], equity)
@@ -193,6 +194,8 @@ def draw(rec: DayRecord, report: dict[str, Any], path: Path) -> bool:
         ]
         ax.plot(x, pnl, label=shown[name])
     ax.axhline(0, color="gray", linewidth=0.8)
+    plot.won_axis(ax)
+    plot.time_axis(ax)
     ax.set_title("PnL by strategy (KRW, realised + unrealised)")
     if names:
         ax.legend(loc="best")
@@ -214,7 +217,7 @@ def write(rec: DayRecord, out: Path) -> ReportFiles:
     )
     _replace(out / TEXT_NAME, body.encode())
     png: Path | None = out / PNG_NAME
-    tmp = out / f".{PNG_NAME}.new"
+    tmp = out / f".new.{PNG_NAME}"
     if draw(rec, report, tmp):
         tmp.replace(out / PNG_NAME)
     else:
@@ -224,6 +227,6 @@ def write(rec: DayRecord, out: Path) -> ReportFiles:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.new")
+    tmp = path.with_name(f".new.{path.name}")
     tmp.write_bytes(data)
     tmp.replace(path)

@@ -61,6 +61,20 @@ def labels(names: Sequence[str]) -> dict[str, str]:
     return {n: (n if n.isascii() else f"strategy {i}") for i, n in enumerate(names, 1)}
 
 
+def won_axis(ax: Any) -> None:
+    """KRW on the y axis as whole numbers with thousands separators (no 1e7 offset)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+
+
+def time_axis(ax: Any) -> None:
+    """Intraday times on the x axis as HH:MM."""
+    from matplotlib.dates import DateFormatter
+
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+
+
 def drawdown_pct(start: int, equity: Sequence[int]) -> list[float]:
     """Each point's fall from the peak so far (from `start`), in percent (<= 0)."""
     peak = start
