@@ -72,7 +72,7 @@ def time_axis(ax: Any) -> None:
     """Intraday times on the x axis as HH:MM."""
     from matplotlib.dates import DateFormatter
 
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
 
 
 def drawdown_pct(start: int, equity: Sequence[int]) -> list[float]:
