@@ -210,10 +210,22 @@ async def run(
     background: list[asyncio.Task[None]] = [
         asyncio.create_task(loop_monitor.run(), name="loop-monitor")
     ]
+    # Made before start-up, so that it hears the session notices the feed starts with.
+    reporter = DayEndReporter(cfg, clock, on_report) if cfg.report.at_day_end else None
     try:
         async with AsyncExitStack() as stack:
             starting = asyncio.create_task(
-                _start(cfg, stack, clock, strategies, notifier, loop_monitor, watchdog, holds),
+                _start(
+                    cfg,
+                    stack,
+                    clock,
+                    strategies,
+                    notifier,
+                    loop_monitor,
+                    watchdog,
+                    holds,
+                    reporter,
+                ),
                 name="daemon-start",
             )
             stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
@@ -241,8 +253,8 @@ async def run(
             hup.trader = running.trader
             if on_ready is not None:
                 on_ready(running.trader)
-            if cfg.report.at_day_end:
-                _start_day_end(cfg, running.trader, clock, on_report, background)
+            if reporter is not None:
+                background.append(asyncio.create_task(reporter.run(), name="day-end-report"))
             await _serve(running, stop, notifier, background)
             watchdog.stop_requested()
             await _shutdown(running, clock, notifier, already_s=watchdog.since_stop_s())
@@ -257,22 +269,6 @@ async def run(
         restore_signals()
     log.info("daemon_stopped")
     return EXIT_OK
-
-
-def _start_day_end(
-    cfg: Config,
-    trader: Trader,
-    clock: Clock,
-    on_report: OnReport | None,
-    background: list[asyncio.Task[None]],
-) -> DayEndReporter:
-    """The day-end report's task (with the config as loaded: reports go under its
-    state_dir, also in mode sim); cancelled with the other background tasks at shutdown."""
-    reporter = DayEndReporter(cfg, trader, clock, on_report)
-    if reporter.by_session:
-        trader.bus.subscribe(SessionChanged, reporter.on_session)
-    background.append(asyncio.create_task(reporter.run(), name="day-end-report"))
-    return reporter
 
 
 async def _serve(
@@ -375,7 +371,9 @@ async def assemble(
     benchmarks and tools drive to measure the real assembly. Everything opened is registered
     on `stack`; stop the engine with `running.trader.stop(...)` before leaving it."""
     # Never systemd's: a tool run under a service must not speak for it.
-    return await _start(cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor(), None, None)
+    return await _start(
+        cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor(), None, None, None
+    )
 
 
 class _StartupFailed(Exception):
@@ -391,6 +389,7 @@ async def _start(
     loop_monitor: LoopMonitor,
     watchdog: Watchdog | None,
     holds: Holds | None,
+    reporter: DayEndReporter | None,
 ) -> Running:
     """Open the simulator (mode sim), the REST client, the engine, the admin endpoint and the
     feed, each registered on `stack` for shutdown. Returns what runs."""
@@ -430,6 +429,10 @@ async def _start(
         rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
+        if reporter is not None:
+            reporter.marks = trader
+            if reporter.by_session:
+                trader.bus.subscribe(SessionChanged, reporter.on_session)
         if holds is not None:
             _apply_holds(trader, holds)
         if watchdog is not None:
@@ -463,7 +466,7 @@ async def _start(
         symbols = sorted(set(cfg.daemon.symbols) | {s for ls in strategies for s in ls.cfg.symbols})
         await ws.subscribe(cfg.daemon.realtime_types, symbols)
         await ws.subscribe(ACCOUNT_STREAMS, [])
-        if cfg.kiwoom.mode == "sim" and cfg.report.at_day_end:
+        if reporter is not None and reporter.by_session:
             await ws.subscribe((SESSION_STREAM,), [])
         notifier.status("starting: reconciling with the broker")
         await trader.start()

@@ -89,15 +89,16 @@ class DayEndReporter:
     def __init__(
         self,
         cfg: Config,
-        marks: Marks,
         clock: Clock,
         on_report: OnReport | None = None,
         *,
+        marks: Marks | None = None,
         venues: Iterable[Exchange] = TRADED,
     ) -> None:
         self.cfg = cfg
         """The daemon's config as loaded (its state_dir, not the built-in simulator's)."""
         self.marks = marks
+        """The engine (set once it is built): its last mark is journaled before a report."""
         self.clock = clock
         self.on_report = on_report
         self.venues = tuple(venues)
@@ -146,8 +147,9 @@ class DayEndReporter:
     async def report(self, day: date) -> ReportFiles | None:
         """Journal the day's last mark, write `day`'s report in a child process, tell
         `on_report`. Never raises (failures are logged and counted); None when no report."""
-        await self.marks.journal_settled()
-        self.marks.record_equity()
+        if self.marks is not None:
+            await self.marks.journal_settled()
+            self.marks.record_equity()
         out = self.cfg.reports_dir / day.isoformat()
         files = await self._write(day, out)
         if files is None:
