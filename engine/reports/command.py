@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.reports import daily, source
+from engine.reports.files import ReportFiles
 from engine.reports.source import ReportInputError
 
 __all__ = ["ReportInputError", "report_day"]
@@ -18,7 +19,7 @@ __all__ = ["ReportInputError", "report_day"]
 
 def report_day(
     cfg: Config, day: date, *, out: Path | None = None, journal: Path | None = None
-) -> daily.ReportFiles:
+) -> ReportFiles:
     """Read `day` from the journal (`journal`: the directory holding it, default the
     daemon's, `Config.journal_dir`) and write its report into `out` (default
     `<daemon.state_dir>/reports/<day>`). Raises ReportInputError (no journal, nothing that

@@ -15,32 +15,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from engine.clock import KST
 from engine.reports import figures
+from engine.reports.files import JSON_NAME, PNG_NAME, TEXT_NAME, ReportFiles
 from engine.reports.source import EXTERNAL, DayFill, DayRecord
 from engine.trading.portfolio import Position
 
 NS = 1_000_000_000
-JSON_NAME = "report.json"
-TEXT_NAME = "report.txt"
-PNG_NAME = "equity.png"
-
-
-@dataclass(frozen=True, slots=True)
-class ReportFiles:
-    """What `write` wrote: handed to the alerts (`text` is report.txt's content)."""
-
-    day: str
-    directory: Path
-    json: Path
-    text_file: Path
-    png: Path | None
-    text: str
 
 
 def _time(ns: int) -> str:

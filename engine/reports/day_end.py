@@ -28,7 +28,7 @@ import structlog
 from engine.clock import KST, Clock
 from engine.config import Config
 from engine.events import Exchange, SessionChanged, SessionState
-from engine.reports.daily import JSON_NAME, PNG_NAME, TEXT_NAME, ReportFiles
+from engine.reports.files import JSON_NAME, PNG_NAME, TEXT_NAME, ReportFiles
 from engine.trading.calendar import KrxCalendar
 
 log = structlog.get_logger(__name__)

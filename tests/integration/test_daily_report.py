@@ -24,7 +24,7 @@ import orjson
 from engine import config, daemon
 from engine.clock import KST, SYSTEM_CLOCK
 from engine.events import Event, Fill, OrderUpdate, RiskRejected, Side
-from engine.reports.daily import ReportFiles
+from engine.reports.files import ReportFiles
 from engine.trader import Trader
 from engine.trading.orders import TERMINAL
 from tests.support import until

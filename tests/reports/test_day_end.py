@@ -14,8 +14,8 @@ import orjson
 from engine import config
 from engine.clock import KST, ManualClock
 from engine.events import Exchange, SessionChanged, SessionState
-from engine.reports.daily import ReportFiles
 from engine.reports.day_end import DayEndReporter, last_session_end, next_day_end
+from engine.reports.files import ReportFiles
 from tests.reports.test_daily import write_journal
 from tests.support import until
 
