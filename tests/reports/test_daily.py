@@ -6,6 +6,7 @@ known equity snapshots; a Hangul strategy name drawn without a missing glyph; ba
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -209,3 +210,26 @@ def test_a_journal_of_schema_2_reports_without_an_equity_line(tmp_path: Path) ->
     assert rep["total"]["realized_pnl"] == 2_219
     assert files.png is None
     assert not (tmp_path / "out" / "equity.png").exists()
+
+
+def test_a_torn_wal_tail_reads_what_was_committed_before_it(tmp_path: Path) -> None:
+    # A daemon killed mid-write: the journal's files as they were with it open (its WAL holds
+    # the newest commits), the WAL's last frame cut short.
+    live = tmp_path / "live"
+    write_journal(live)
+    j = Journal(live, ManualClock(NINE + timedelta(hours=1)))
+    j.open()
+    for _ in range(20):
+        j.record_equity(EquityMark(8_000_000, 2_020_000, 0, 12_345, 0, {}))
+    crashed = tmp_path / "crashed"
+    shutil.copytree(live, crashed)
+    j.close()
+    wal = crashed / f"{FILE_NAME}-wal"
+    with open(wal, "r+b") as f:
+        f.truncate(wal.stat().st_size - 1_000)
+    files = report_day(load(None, env={}), DAY, out=tmp_path / "out", journal=crashed)
+    rep = orjson.loads(files.json.read_bytes())
+    # SQLite drops the torn commit and keeps every one before it.
+    assert 6 <= rep["snapshots"] < 26
+    assert rep["total"]["realized_pnl"] == 2_219
+    assert rep["total"]["fills"] == 4
