@@ -161,8 +161,9 @@ def draw(rec: DayRecord, report: dict[str, Any], path: Path) -> bool:
     plt = plot.pyplot()
     x = [datetime.fromtimestamp(s.ts_ns / NS, KST).replace(tzinfo=None) for s in snaps]
     equity = [s.equity for s in snaps]
+    # "strategy N" stands for the Nth strategy of report.txt, external orders counted.
+    shown = plot.labels(list(report["strategies"]))
     names = [n for n in report["strategies"] if n != EXTERNAL]
-    shown = plot.labels(names)
     fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     ax: Any = axes[0]
     ax.plot(x, equity, color="tab:blue", label="account")
