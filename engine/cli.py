@@ -1,5 +1,5 @@
 """Command line: kiwoom-engine run | check | sim | call | apis | watch | conditions | history |
-backtest | status | halt | resume | enable.
+backtest | report | status | halt | resume | enable.
 
 Every command reads the same config (`-c PATH`, default ./config.toml when present) and the
 same credentials as the daemon. Errors end with a one-line message and a non-zero exit code.
@@ -174,6 +174,17 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--rank", default="sharpe", help="--grid: the metric that ranks (sharpe)")
     bt.add_argument("--split", metavar="DATE", help="--grid: out-of-sample from DATE")
 
+    rep = command("report", help="write a day's report from the journal (beside a running daemon)")
+    rep.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="the trading day")
+    rep.add_argument(
+        "--out", metavar="DIR", help="report directory (default: <daemon.state_dir>/reports/DAY)"
+    )
+    rep.add_argument(
+        "--journal",
+        metavar="DIR",
+        help="the directory holding journal.sqlite3 (default: the daemon's, from the config)",
+    )
+
     status = command("status", help="ask the running daemon: mode, feed, strategies, orders, PnL")
     status.add_argument("--json", action="store_true", help="print the daemon's JSON as is")
     for name, what in (("halt", "refuse every new order"), ("resume", "trade again")):
@@ -191,7 +202,7 @@ DAEMON_COMMANDS = ("status", "halt", "resume")
 """Commands that ask the running daemon; they need no Kiwoom credentials."""
 LOCAL_COMMANDS = ("enable",)
 """Commands that change the daemon's state directory only; no credentials either."""
-NO_SECRETS = (*DAEMON_COMMANDS, *LOCAL_COMMANDS, "history", "backtest")
+NO_SECRETS = (*DAEMON_COMMANDS, *LOCAL_COMMANDS, "history", "backtest", "report")
 """Commands that load the config without credentials (`history` reads them only to pull)."""
 
 
@@ -245,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "conditions",
         "check",
         "backtest",
+        "report",
         *DAEMON_COMMANDS,
         *LOCAL_COMMANDS,
     )
@@ -325,6 +337,8 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
         return _history(cfg, args)
     if args.command == "backtest":
         return _backtest(cfg, args)
+    if args.command == "report":
+        return _report(cfg, args)
     if args.command == "run":
         from engine.daemon import run
         from engine.plugins import load_all, lookalikes
@@ -513,6 +527,33 @@ def _backtest(cfg: config_mod.Config, args: argparse.Namespace) -> int:
     except BacktestProblem as e:
         _complain(f"backtest: {e}")
         return EXIT_FAILURE
+
+
+def _report(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    """`report --day`: the day's report files; their directory and summary on stdout."""
+    from engine.clock import parse_day
+    from engine.reports.command import ReportInputError, report_day
+
+    try:
+        day = parse_day(args.day)
+    except ValueError as e:
+        raise _UsageError(f"report: --day: {e}") from None
+    try:
+        files = report_day(
+            cfg,
+            day,
+            out=Path(args.out) if args.out else None,
+            journal=Path(args.journal) if args.journal else None,
+        )
+    except ReportInputError as e:
+        _complain(f"report: {e}")
+        return EXIT_FAILURE
+    except OSError as e:
+        _complain(f"report: cannot write the report: {e}")
+        return EXIT_FAILURE
+    sys.stdout.write(files.text)
+    print(f"report in {files.directory}")
+    return 0
 
 
 def _ask_daemon(cfg: config_mod.Config, args: argparse.Namespace) -> int:

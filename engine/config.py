@@ -344,6 +344,28 @@ class BacktestConfig:
     """Seeds everything random in a run (the same data, config and seed: the same output)."""
 
 
+BUILTIN_SIM_DIR = "builtin-sim"
+"""The daemon's state directory with the built-in simulator: under `daemon.state_dir`."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The daily report (engine/reports/daily.py): the equity snapshots the daemon journals
+    through the day, and the report it writes under `<daemon.state_dir>/reports/` at the end
+    of the day's last session (`kiwoom-engine report --day` writes it on demand)."""
+
+    equity_interval_s: float = field(default=60.0, metadata=_range(0, 3600, above=True))
+    """How often the daemon journals an equity snapshot (cash, positions marked at the last
+    prices, realised and unrealised PnL per strategy): the report's equity line and its
+    intraday drawdown are drawn from these."""
+    at_day_end: bool = True
+    """Write the report when the day's last session ends (mode sim: when the simulator's
+    notional session closes) and hand it to the alerts."""
+    timeout_s: float = field(default=120.0, metadata=_range(0, 3600, above=True))
+    """The day-end report runs in its own process (the event loop never draws); it is ended
+    after this long."""
+
+
 @dataclass(frozen=True)
 class AdminConfig:
     """The loopback HTTP endpoint (engine/admin.py): health, metrics, status, kill switch.
@@ -476,6 +498,7 @@ class Config:
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     data: DataConfig = field(default_factory=DataConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     admin: AdminConfig | None = None
     """The loopback endpoint; without an `[admin]` table there is none."""
     strategies: tuple[StrategyConfig, ...] = ()
@@ -490,6 +513,22 @@ class Config:
         if self.kiwoom.mode == "sim":
             return f"http://{self.sim.host}:{self.sim.port}"
         return HOSTS[self.kiwoom.mode][0]
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where the daemon keeps its journal: `daemon.state_dir`, or in mode sim with the
+        built-in simulator (no `kiwoom.rest_url`) its `builtin-sim/` directory, started
+        afresh with the simulator's empty books every run."""
+        state = Path(self.daemon.state_dir)
+        if self.kiwoom.mode == "sim" and not self.kiwoom.rest_url:
+            return state / BUILTIN_SIM_DIR
+        return state
+
+    @property
+    def reports_dir(self) -> Path:
+        """`<daemon.state_dir>/reports`: the daily reports, one directory per day (kept
+        across runs, also in mode sim)."""
+        return Path(self.daemon.state_dir) / "reports"
 
     @property
     def ws_stale_s(self) -> float:

@@ -28,7 +28,6 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
@@ -46,6 +45,7 @@ from engine.events import (
     FeedStale,
     OrderExecution,
     Reconnected,
+    SessionChanged,
     TradingStateChanged,
 )
 from engine.holds import Holds
@@ -58,6 +58,7 @@ from engine.kiwoom.ws import KiwoomWebSocket
 from engine.metrics import EngineMetrics, LoopMonitor
 from engine.notify import Notifier
 from engine.plugins import LoadedStrategy, load_all
+from engine.reports.day_end import DayEndReporter, OnReport
 from engine.trader import Trader
 from engine.watchdog import STALL_GRACE_S, Watchdog
 
@@ -66,6 +67,8 @@ log = structlog.get_logger(__name__)
 EXIT_OK = 0
 EXIT_STARTUP = 1
 ACCOUNT_STREAMS = ("00", "04")
+SESSION_STREAM = "0s"
+"""The session notices: in mode sim, the day-end report waits for the simulator's to close."""
 STATS_INTERVAL_S = 30.0
 
 # How the stop deadline (daemon.stop_timeout_s) is shared out: each step may use what is left
@@ -163,11 +166,14 @@ async def run(
     strategies: list[LoadedStrategy] | None = None,
     notifier: Notifier | None = None,
     on_ready: Callable[[Trader], None] | None = None,
+    on_report: OnReport | None = None,
 ) -> int:
     """Run until `stop` is set (or SIGTERM/SIGINT). Returns the process exit code.
 
     `on_ready(trader)` is called once the engine runs (strategies started), for embedders and
     tests that watch its state (orders, positions, counters) rather than its log.
+    `on_report(files)` is told each daily report written at the day's end (`[report]
+    at_day_end`; engine/reports/day_end.py): the alerts send it.
 
     Start-up failures (simulator or admin port taken, login refused, Kiwoom unreachable,
     record file unwritable, a strategy that cannot be loaded, a journal held by another
@@ -204,10 +210,22 @@ async def run(
     background: list[asyncio.Task[None]] = [
         asyncio.create_task(loop_monitor.run(), name="loop-monitor")
     ]
+    # Made before start-up, so that it hears the session notices the feed starts with.
+    reporter = DayEndReporter(cfg, clock, on_report) if cfg.report.at_day_end else None
     try:
         async with AsyncExitStack() as stack:
             starting = asyncio.create_task(
-                _start(cfg, stack, clock, strategies, notifier, loop_monitor, watchdog, holds),
+                _start(
+                    cfg,
+                    stack,
+                    clock,
+                    strategies,
+                    notifier,
+                    loop_monitor,
+                    watchdog,
+                    holds,
+                    reporter,
+                ),
                 name="daemon-start",
             )
             stopping = asyncio.create_task(stop.wait(), name="daemon-stop")
@@ -235,6 +253,8 @@ async def run(
             hup.trader = running.trader
             if on_ready is not None:
                 on_ready(running.trader)
+            if reporter is not None:
+                background.append(asyncio.create_task(reporter.run(), name="day-end-report"))
             await _serve(running, stop, notifier, background)
             watchdog.stop_requested()
             await _shutdown(running, clock, notifier, already_s=watchdog.since_stop_s())
@@ -351,7 +371,9 @@ async def assemble(
     benchmarks and tools drive to measure the real assembly. Everything opened is registered
     on `stack`; stop the engine with `running.trader.stop(...)` before leaving it."""
     # Never systemd's: a tool run under a service must not speak for it.
-    return await _start(cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor(), None, None)
+    return await _start(
+        cfg, stack, clock, strategies, Notifier(env={}), LoopMonitor(), None, None, None
+    )
 
 
 class _StartupFailed(Exception):
@@ -367,6 +389,7 @@ async def _start(
     loop_monitor: LoopMonitor,
     watchdog: Watchdog | None,
     holds: Holds | None,
+    reporter: DayEndReporter | None,
 ) -> Running:
     """Open the simulator (mode sim), the REST client, the engine, the admin endpoint and the
     feed, each registered on `stack` for shutdown. Returns what runs."""
@@ -395,7 +418,7 @@ async def _start(
         # sim.port may be 0 (any free port): point the clients at the real one. The built-in
         # simulator's books start empty every time, so a journal of an earlier run would
         # only disagree with them: it gets its own state directory, started afresh.
-        sim_state = Path(cfg.daemon.state_dir) / "builtin-sim"
+        sim_state = cfg.journal_dir
         shutil.rmtree(sim_state, ignore_errors=True)
         cfg = dataclasses.replace(
             cfg,
@@ -406,6 +429,10 @@ async def _start(
         rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
+        if reporter is not None:
+            reporter.marks = trader
+            if reporter.by_session:
+                trader.bus.subscribe(SessionChanged, reporter.on_session)
         if holds is not None:
             _apply_holds(trader, holds)
         if watchdog is not None:
@@ -439,6 +466,8 @@ async def _start(
         symbols = sorted(set(cfg.daemon.symbols) | {s for ls in strategies for s in ls.cfg.symbols})
         await ws.subscribe(cfg.daemon.realtime_types, symbols)
         await ws.subscribe(ACCOUNT_STREAMS, [])
+        if reporter is not None and reporter.by_session:
+            await ws.subscribe((SESSION_STREAM,), [])
         notifier.status("starting: reconciling with the broker")
         await trader.start()
         _log_account(trader)

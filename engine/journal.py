@@ -55,6 +55,7 @@ from engine.events import (
 from engine.intent_log import IntentLog
 from engine.journal_file import FILE_NAME, SCHEMA_VERSION, JournalError
 from engine.trading.orders import OPEN, Order
+from engine.trading.portfolio import EquityMark
 
 log = structlog.get_logger(__name__)
 
@@ -197,6 +198,8 @@ class Journal:
         self.last_error: str | None = None
         self.intents_refused = 0
         """Intents `record_intent` could not store (the order was not sent)."""
+        self.equity_snapshots = 0
+        """Equity snapshots written (`record_equity`)."""
         self.duplicate_fills = 0
         """Fills written again under a key already stored (a true replay): never stored twice."""
         self.faulty = False
@@ -764,6 +767,31 @@ class Journal:
         ).fetchall()
         return [JournaledFill(r[0], r[1], r[2], Side(r[3]), r[4], r[5], r[6]) for r in rows]
 
+    # --- equity snapshots ----------------------------------------------------------------
+
+    def record_equity(self, mark: EquityMark, ts_ns: int = 0) -> None:
+        """Append one equity snapshot (`ts_ns`, default the clock's now), committed before it
+        returns: one row, written a minute apart (`report.equity_interval_s`), never on the
+        order path. Raises sqlite3.Error, OSError or JournalError (not open)."""
+        ts = ts_ns or self._clock.time_ns()
+        conn = self._db
+        with self._transaction(conn):
+            conn.execute(
+                "INSERT INTO equity (trading_day, ts_ns, cash, positions_value, realized,"
+                " unrealized, fees, strategies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self._day_of(ts),
+                    ts,
+                    mark.cash,
+                    mark.positions_value,
+                    mark.realized,
+                    mark.unrealized,
+                    mark.fees,
+                    orjson.dumps(mark.strategies),
+                ),
+            )
+        self.equity_snapshots += 1
+
     # --- halts ---------------------------------------------------------------------------
 
     def save_halts(self, halts: Mapping[str, str]) -> None:
@@ -869,6 +897,7 @@ class Journal:
             "intents_pending": len(self._pending),
             "intents_refused": self.intents_refused,
             "duplicate_fills": self.duplicate_fills,
+            "equity_snapshots": self.equity_snapshots,
             "faulty": int(self.faulty),
             "intent_lines_unreadable": self._intent_log.unreadable_lines,
         }

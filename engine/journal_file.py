@@ -19,9 +19,9 @@ import structlog
 log = structlog.get_logger(__name__)
 
 FILE_NAME = "journal.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first. 2: fills keyed by (trading day, order number, fill number); the halts
-table; the creation marker in `meta`."""
+table; the creation marker in `meta`. 3: the equity snapshots (the daily report's line)."""
 
 CREATED_KEY = "journal_created_ns"
 """The creation marker: in `meta`, committed with the schema in the journal's first
@@ -55,6 +55,23 @@ FILLS_DDL = """CREATE TABLE {table} (
 # The halts a person must lift (engine/trading/risk.py RESUMABLE), kind -> detail, in the
 # order they came (rowid).
 HALTS_DDL = "CREATE TABLE halts (kind TEXT PRIMARY KEY, detail TEXT NOT NULL)"
+
+# Equity snapshots through the day (engine/trading/portfolio.py `EquityMark`), one row every
+# `report.equity_interval_s`: KRW ints; `strategies` JSON {name: {realized, unrealized, fees,
+# value}}. Read by the daily report (engine/reports/).
+EQUITY_DDL = (
+    """CREATE TABLE equity (
+        trading_day     TEXT NOT NULL,
+        ts_ns           INTEGER NOT NULL,
+        cash            INTEGER NOT NULL,
+        positions_value INTEGER NOT NULL,
+        realized        INTEGER NOT NULL,
+        unrealized      INTEGER NOT NULL,
+        fees            INTEGER NOT NULL,
+        strategies      BLOB NOT NULL
+    )""",
+    "CREATE INDEX equity_by_day ON equity (trading_day, ts_ns)",
+)
 
 SCHEMA = (
     """CREATE TABLE orders (
@@ -104,6 +121,7 @@ SCHEMA = (
     ) WITHOUT ROWID""",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     HALTS_DDL,
+    *EQUITY_DDL,
 )
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -120,6 +138,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX fills_by_client ON fills (client_id)",
         HALTS_DDL,
     ),
+    # 2 -> 3: equity snapshots for the daily report.
+    2: EQUITY_DDL,
 }
 """version -> the statements that take a journal of that version to the next."""
 

@@ -150,6 +150,8 @@ class Trader:
         """The halts last journaled (None: not known to be journaled)."""
         self.running = False
         self._stopped = False
+        self._started_equity = False
+        """Snapshots are journaled from `start` on (before it, positions are not known)."""
         self._wire()
 
     def _wire(self) -> None:
@@ -237,8 +239,10 @@ class Trader:
         await self.host.warm_up(KiwoomHistory(self.api, self.clock))
         self.host.start()
         self.running = True
+        self._started_equity = True
         self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         self._tasks.append(asyncio.create_task(self._counters_loop(), name="risk-counters"))
+        self._tasks.append(asyncio.create_task(self._equity_loop(), name="equity-snapshots"))
         log.info(
             "strategies_started",
             strategies=[s.name for s in self.host.slots if s.enabled],
@@ -283,6 +287,8 @@ class Trader:
                 await task
         self._tasks.clear()
         self._save_counters()
+        if self._started_equity:
+            self.record_equity()  # the day's last mark: the report of a stopped daemon ends here
         self.journal.close()
         log.info("engine_stopped", orders=self.oms.counts_by_state())
 
@@ -414,6 +420,34 @@ class Trader:
             self.journal.probe()
             self._save_counters()
             self._save_halts()
+
+    async def _equity_loop(self) -> None:
+        """An equity snapshot every `report.equity_interval_s` on the clock (the daily
+        report's line), the first at once."""
+        while True:
+            self.record_equity()
+            await self.clock.sleep(self.cfg.report.equity_interval_s)
+
+    async def journal_settled(self, timeout_s: float = 2.0) -> bool:
+        """Wait (on the clock, at most `timeout_s`) until the journal's queue is empty: what
+        was published by now is committed, for a reader of the journal (the day-end report).
+        Returns whether it is."""
+        deadline = self.clock.monotonic() + timeout_s
+        while self.journal_queue.depth and self.clock.monotonic() < deadline:
+            await self.clock.sleep(0.01)
+        await asyncio.sleep(0)  # the writer's turn for what it took last
+        return not self.journal_queue.depth
+
+    def record_equity(self) -> bool:
+        """Journal the account and each strategy marked at the last prices now. Never
+        raises: a snapshot that cannot be written is logged (the journal's fault, if any,
+        halts trading on its own) and the next one tried. Returns whether it was written."""
+        try:
+            self.journal.record_equity(self.portfolio.mark())
+        except Exception as e:
+            log.warning("equity_snapshot_failed", error=str(e))
+            return False
+        return True
 
     def _save_counters(self) -> None:
         counters = self.risk.counters()

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from engine.clock import KST, ManualClock
@@ -263,7 +264,9 @@ def test_a_journal_written_by_the_engine_before_migrates_to_the_new_schema(
     finally:
         j.close()
     con = sqlite3.connect(f"file:{state / FILE_NAME}?mode=ro", uri=True)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    # Version 3's equity snapshots (the daily report's line), empty after the migration.
+    assert con.execute("SELECT COUNT(*) FROM equity").fetchone()[0] == 0
     pk = [r[1] for r in con.execute("PRAGMA table_info(fills)") if r[5]]
     assert pk == ["trading_day", "fill_no", "order_no"]  # columns in table order
     assert [r[0] for r in con.execute("PRAGMA index_list(fills)") if "by_client" in r[1]] != []
@@ -301,3 +304,33 @@ def test_the_duplicate_intent_guard_is_a_bounded_window(tmp_path: Path, clock: M
         assert (first.side, first.qty) == (Side.BUY, 1)
     finally:
         j.close()
+
+
+# --- equity snapshots (schema 3, issue 17) -----------------------------------------------------
+
+
+def test_an_equity_snapshot_is_one_committed_row_of_its_kst_day(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    from engine.trading.portfolio import EquityMark, StrategyMark
+
+    j = Journal(tmp_path / "state", clock)
+    j.open()
+    mark = EquityMark(1_000, 2_000, 30, -40, 5, {"momentum": StrategyMark(30, -40, 5, 2_000)})
+    j.record_equity(mark)  # the clock's now: 2026-01-05 10:00 KST
+    late = int(datetime(2026, 1, 5, 23, 59, 59, tzinfo=KST).timestamp()) * 1_000_000_000
+    j.record_equity(mark, late + 2 * 1_000_000_000)  # 00:00:01 KST the next day
+    assert j.stats()["equity_snapshots"] == 2
+    # Committed when it returns: another connection sees both, the journal still open.
+    con = sqlite3.connect(f"file:{tmp_path / 'state' / FILE_NAME}?mode=ro", uri=True)
+    rows = con.execute(
+        "SELECT trading_day, cash, positions_value, realized, unrealized, fees, strategies"
+        " FROM equity ORDER BY rowid"
+    ).fetchall()
+    con.close()
+    j.close()
+    assert [r[0] for r in rows] == ["20260105", "20260106"]
+    assert rows[0][1:6] == (1_000, 2_000, 30, -40, 5)
+    assert orjson.loads(rows[0][6]) == {
+        "momentum": {"realized": 30, "unrealized": -40, "fees": 5, "value": 2_000}
+    }

@@ -1,9 +1,9 @@
 """report.png: the account's equity against buy-and-hold of the same symbols, its drawdown,
 and each symbol's price with the fills marked.
 
-matplotlib (a dependency, for the reports) is imported here only, when a report is drawn. Its
-default font has no Hangul, so every label is ASCII: symbols by their code, never by name.
-The file is byte-stable for the same result (no timestamp in the PNG's metadata).
+Drawn with the daily report's pieces (engine/reports/plot.py: matplotlib imported only when
+drawing; labels never drawn as boxes: symbols by their code). The file is byte-stable for the
+same result (no timestamp in the PNG's metadata).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from engine.backtest.clock import NS
 from engine.backtest.run import DAY_END, Result
 from engine.clock import KST
 from engine.events import Side
+from engine.reports import plot as shared
 
 
 def available() -> bool:
@@ -27,10 +28,7 @@ def available() -> bool:
 
 
 def draw(result: Result, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = shared.pyplot()
 
     days = [datetime.combine(d.day, DAY_END) for d in result.days]  # marked at the close
     equity = [d.equity for d in result.days]
@@ -40,11 +38,6 @@ def draw(result: Result, path: Path) -> None:
     for d in result.days:
         ratios = [d.prices.get(s, result.first_prices[s]) / result.first_prices[s] for s in symbols]
         hold.append(start * sum(ratios) / len(ratios) if ratios else start)
-    peak = start
-    drawdown = []
-    for e in equity:
-        peak = max(peak, e)
-        drawdown.append((e - peak) / peak * 100)
 
     n = 2 + len(symbols)
     fig, axes = plt.subplots(n, 1, figsize=(10, 3 * n), sharex=False)
@@ -53,9 +46,7 @@ def draw(result: Result, path: Path) -> None:
     ax.plot(days, hold, label="buy and hold " + " ".join(symbols), color="tab:gray")
     ax.set_title("equity (KRW)")
     ax.legend(loc="best")
-    ax = axes[1]
-    ax.fill_between(days, drawdown, 0, color="tab:red", alpha=0.4)
-    ax.set_title("drawdown (%)")
+    shared.drawdown_panel(axes[1], days, start, equity)
     for i, sym in enumerate(symbols):
         ax = axes[2 + i]
         ax.plot(days, [d.prices.get(sym, 0) for d in result.days], color="black", label="close")
@@ -71,9 +62,7 @@ def draw(result: Result, path: Path) -> None:
             )
         ax.set_title(f"{sym} price and fills")
         ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    shared.save(fig, path)
 
 
 def heatmap(
@@ -85,10 +74,7 @@ def heatmap(
 ) -> None:
     """grid.png: `metric` over the two varying parameters `names` (the first combination
     found for a pair, when others are fixed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = shared.pyplot()
 
     xs, ys = grid[names[0]], grid[names[1]]
     z = [[float("nan")] * len(xs) for _ in ys]
@@ -104,6 +90,4 @@ def heatmap(
     ax.set_ylabel(names[1])
     ax.set_title(metric)
     fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata={"Software": None})
-    plt.close(fig)
+    shared.save(fig, path)

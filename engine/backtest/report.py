@@ -16,11 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.backtest import metrics as m
 from engine.backtest.clock import NS
 from engine.backtest.run import Result
 from engine.clock import KST
 from engine.events import Fill, Side
+from engine.reports import figures
+from engine.reports import metrics as m
 
 DIGITS = 6
 
@@ -108,9 +109,8 @@ def _figures(
         "avg_loss": _r(tr.avg_loss),
         "exposure": _r(sum(exposure) / len(exposure) if exposure else 0.0),
         "turnover": _r(traded / avg_equity if avg_equity else 0.0),
-        "fees": sum(f.fee for f in fills),
-        "tax": sum(f.tax for f in fills),
-        "fills": len(fills),
+        # As the daily report counts them (engine/reports/figures.py).
+        **figures.fill_figures(fills),
     }
 
 
@@ -126,6 +126,7 @@ def build(result: Result) -> dict[str, Any]:
         result.fills,
         [t.pnl for t in closed],
     )
+    total["orders_by_state"] = figures.count_by(u.state.value for u in result.orders.values())
     per: dict[str, Any] = {}
     for name in sorted(result.strategies):
         # Each strategy is measured on the whole starting cash: its PnL over that capital.
@@ -137,6 +138,9 @@ def build(result: Result) -> dict[str, Any]:
             [val / e if e else 0.0 for (_, val), e in zip(marks, eq, strict=True)],
             [f for f in result.fills if f.strategy == name],
             [t.pnl for t in closed if t.strategy == name],
+        )
+        per[name]["orders_by_state"] = figures.count_by(
+            u.state.value for u in result.orders.values() if u.strategy == name
         )
         per[name]["health"] = result.strategies[name]
     return {

@@ -1,4 +1,4 @@
-"""The report's figures (engine/backtest/metrics.py) on literal numbers, worked by hand."""
+"""The report's figures (engine/reports/metrics.py) on literal numbers, worked by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine.backtest.metrics import (
+from engine.reports.metrics import (
     Drawdown,
     annual_volatility,
     cagr,
