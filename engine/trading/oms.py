@@ -287,13 +287,14 @@ class OrderManager:
             qty=req.qty,
             price=req.price,
             tif=req.tif,
+            venue=req.venue,
             created_ns=self.clock.time_ns(),
         )
         if not self.accepting:
             self._track(order)
             self._refuse(order, req, OrderReason.STOPPING, "shutting down")
             return order
-        rejection = self.risk.check(req, strategy, self)
+        rejection = self.risk.check(req, strategy, self, exchange=req.venue)
         # Tracked only now: the checks must not count the order they are judging as open.
         self._track(order)
         if rejection is not None:
@@ -475,8 +476,10 @@ class OrderManager:
             )
         if not 0 < new_price <= INT64_MAX:
             raise ValueError(f"modify needs a positive int64 price, got {new_price}")
-        req = OrderRequest(order.symbol, order.side, new_qty, new_price, order.tif)
-        rejection = self.risk.check_amend(req, order.strategy, self, replacing=order)
+        req = OrderRequest(order.symbol, order.side, new_qty, new_price, order.tif, order.venue)
+        rejection = self.risk.check_amend(
+            req, order.strategy, self, replacing=order, exchange=order.venue
+        )
         if rejection is not None:
             code = rejection.reason.value
             self._publish_rejection(
