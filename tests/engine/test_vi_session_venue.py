@@ -19,6 +19,7 @@ import pytest
 from engine.config import RealtimeConfig, StrategyConfig
 from engine.daemon import Running, assemble
 from engine.events import Exchange, Fill, OrderState, SessionState, ViEvent
+from engine.metrics import NAMESPACE, EngineMetrics, LoopMonitor
 from engine.plugins import load_all
 from engine.sim.simulator import Simulator
 from engine.trading import krx
@@ -131,6 +132,12 @@ async def test_vi_refuses_a_market_order_and_a_limit_order_fills_at_the_uncross(
         # The refusal was the market's, not the strategy's: it does not count against it.
         assert trader.host.by_name["w"].rejections == 0
         assert trader.risk.market.vi_events == 2
+        metrics = EngineMetrics(trader, running.ws, LoopMonitor(), running.report.counts)
+        text = metrics.render().decode()
+        assert f"{NAMESPACE}_vi_events_total 2.0" in text
+        assert f"{NAMESPACE}_vi_active_symbols 0.0" in text
+        assert f'{NAMESPACE}_realtime_conditions{{kind="in_use"}} 0.0' in text
+        assert f'{NAMESPACE}_realtime_conditions{{kind="limit"}} 10.0' in text
 
 
 async def test_the_simulators_0s_drives_the_session_of_strategies_and_risk(
