@@ -580,6 +580,11 @@ def load(
         )
     cfg = _build(Config, raw, "", source)
     cfg = dataclasses.replace(cfg, source=source)
+    if cfg.kiwoom.mode == "mock" and cfg.daemon.venue != "KRX":
+        raise ConfigError(
+            f"{source}: daemon.venue: mode mock takes KRX orders only (Kiwoom's paper "
+            f'trading has no NXT or SOR), got "{cfg.daemon.venue}"'
+        )
     return _with_secrets(cfg, env, source) if with_secrets else cfg
 
 

@@ -557,6 +557,18 @@ class Trader:
 
     # --- reading -------------------------------------------------------------------------
 
+    def _market_status(self) -> dict[str, Any]:
+        """The session per venue (and whether the feed's notice says so) and the symbols
+        under a VI."""
+        market = self.risk.market
+        venues = (Exchange.KRX, Exchange.NXT)
+        return {
+            "session": {v.value: market.session(v).value for v in venues},
+            "session_from_feed": {v.value: market.from_feed(v) for v in venues},
+            "vi": market.vi_symbols(),
+            "vi_events": market.vi_events,
+        }
+
     def status(self) -> dict[str, Any]:
         return {
             "running": self.running,
@@ -579,9 +591,11 @@ class Trader:
                     "order_no": o.order_no,
                     "filled_qty": o.filled_qty,
                     "external": o.external,
+                    "venue": o.venue.value,
                 }
                 for o in self.oms.open_orders()
             ],
+            "market": self._market_status(),
             "portfolio": self.portfolio.snapshot(),
             "risk": self.risk.counters(),
             "limits": dataclasses.asdict(self.risk.cfg),

@@ -53,6 +53,10 @@ STRATEGY = '[[strategies]]\nname = "s"\npath = "s.py"\nclass = "S"\n'
         ('[daemon]\nvenue = "NYSE"\n', 'daemon.venue: expected one of KRX|NXT|SOR, got "NYSE"'),
         ("[risk]\nrefuse_market_under_vi = 1\n", "risk.refuse_market_under_vi: expected true"),
         (
+            '[kiwoom]\nmode = "mock"\n[daemon]\nvenue = "SOR"\n',
+            "daemon.venue: mode mock takes KRX orders only",
+        ),
+        (
             STRATEGY + 'realtime = [{type = "ZZ", items = ["001"]}]\n',
             "strategies[0].realtime[0].type: not a realtime type in Kiwoom's catalogue",
         ),

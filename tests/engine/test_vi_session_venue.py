@@ -102,6 +102,7 @@ async def test_vi_refuses_a_market_order_and_a_limit_order_fills_at_the_uncross(
 
         assert (await market(sim, vi=SYMBOL))["vi"] == [SYMBOL]
         await until(lambda: len(strat.vis) == 1)
+        assert trader.status()["market"]["vi"] == [SYMBOL]
         vi, seen_active = strat.vis[0]
         assert (vi.symbol, vi.exchange, vi.active, seen_active) == (
             SYMBOL,
@@ -155,6 +156,7 @@ async def test_the_simulators_0s_drives_the_session_of_strategies_and_risk(
 
         await market(sim, session="closed")
         await until(lambda: strat.session is SessionState.CLOSED)
+        assert trader.status()["market"]["session"] == {"KRX": "closed", "NXT": "regular"}
         last, seen = strat.sessions[-1]
         assert (last.exchange, last.state, seen) == (
             Exchange.KRX,
