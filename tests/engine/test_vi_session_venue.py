@@ -18,7 +18,7 @@ import pytest
 
 from engine.config import RealtimeConfig, StrategyConfig
 from engine.daemon import Running, assemble
-from engine.events import Exchange, Fill, OrderState, SessionState, ViEvent
+from engine.events import Exchange, Fill, OrderState, OrderUpdate, SessionState, ViEvent
 from engine.metrics import NAMESPACE, EngineMetrics, LoopMonitor
 from engine.plugins import load_all
 from engine.sim.simulator import Simulator
@@ -51,7 +51,7 @@ class Watcher(Strategy):
 async def sim() -> AsyncIterator[Simulator]:
     # A short auction; thresholds no random walk reaches, so only the control endpoint
     # starts a VI.
-    cfg = sim_config(control=True, vi_auction_s=1.0, vi_static_pct=29.0, vi_dynamic_pct=29.0)
+    cfg = sim_config(control=True, vi_auction_s=1.5, vi_static_pct=29.0, vi_dynamic_pct=29.0)
     async with Simulator(cfg) as s:
         yield s
 
@@ -97,8 +97,10 @@ async def test_vi_refuses_a_market_order_and_a_limit_order_fills_at_the_uncross(
         await until(lambda: trader.portfolio.last.get(SYMBOL) is not None, 5)
         fills: list[Fill] = []
         vis: list[ViEvent] = []
+        updates: list[OrderUpdate] = []
         trader.bus.subscribe(Fill, fills.append)
         trader.bus.subscribe(ViEvent, vis.append)
+        trader.bus.subscribe(OrderUpdate, updates.append)
 
         assert (await market(sim, vi=SYMBOL))["vi"] == [SYMBOL]
         await until(lambda: len(strat.vis) == 1)
@@ -126,7 +128,9 @@ async def test_vi_refuses_a_market_order_and_a_limit_order_fills_at_the_uncross(
         assert len(release) == 1
         assert not strat.vi_active(SYMBOL)
         assert [v.active for v, _ in strat.vis] == [True, False]
-        # Filled at the uncross after the release, not during the auction.
+        # Taken during the auction, filled at the uncross after the release, not before.
+        mine = {u.state: u.seq for u in updates if u.client_id == order.client_id}
+        assert mine[S.ACCEPTED] < release[0].seq
         (fill,) = [f for f in fills if f.client_id == order.client_id]
         assert fill.seq > release[0].seq
         assert fill.price <= price
