@@ -185,6 +185,11 @@ def lookalikes(ls: LoadedStrategy) -> list[str]:
             f"{where}: {ls.cls.__name__}.{name} looks like a handler but is not one, so the "
             f"engine never calls it{hint}; the handlers are {', '.join(HANDLERS)}"
         )
+    if getattr(ls.cls, "on_realtime", None) is not Strategy.on_realtime and not ls.cfg.realtime:
+        out.append(
+            f"{ls.key}.realtime: {ls.cls.__name__}.on_realtime is never called: name the "
+            'realtime types it wants, e.g. realtime = [{type = "0J", items = ["001"]}]'
+        )
     return out
 
 

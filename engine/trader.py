@@ -23,6 +23,7 @@ from engine.config import Config
 from engine.events import (
     Disconnected,
     Event,
+    Exchange,
     FeedResumed,
     FeedStale,
     Fill,
@@ -31,9 +32,11 @@ from engine.events import (
     OrderUpdate,
     Reconnected,
     RiskRejected,
+    SessionChanged,
     Trade,
     TradingState,
     TradingStateChanged,
+    ViEvent,
 )
 from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
@@ -110,7 +113,11 @@ class Trader:
             cfg.risk,
             clock,
             check_session_hours=cfg.risk.check_session_hours and cfg.kiwoom.mode != "sim",
+            feed_sessions=cfg.risk.check_session_hours,
         )
+        if cfg.kiwoom.mode == "mock":
+            why = "Kiwoom's mock trading (모의투자) takes KRX orders only"
+            self.risk.refused_venues = {Exchange.NXT: why, Exchange.SOR: why}
         self.risk.may_sell_external = frozenset(
             sc.name for sc in cfg.strategies if sc.may_sell_external
         )
@@ -128,6 +135,7 @@ class Trader:
         )
         self.reconciler = Reconciler(self.broker, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
+        self.host.default_venue = Exchange(cfg.daemon.venue)
         # Never drops an order or fill; at its bound (a stalled journal) trading halts.
         self.journal_queue = ConsumerQueue(
             "journal",
@@ -157,6 +165,9 @@ class Trader:
     def _wire(self) -> None:
         bus = self.bus
         bus.subscribe(Trade, self.portfolio.on_trade)
+        # Before the strategies hear of them: `vi_active` and `session` already say so.
+        bus.subscribe(ViEvent, self.risk.market.on_vi)
+        bus.subscribe(SessionChanged, self.risk.market.on_session)
         bus.subscribe(OrderExecution, self.oms.on_execution)
         bus.subscribe((Disconnected, FeedStale), self._feed_down)
         bus.subscribe(FeedResumed, self._feed_resumed)
@@ -346,6 +357,7 @@ class Trader:
         self.risk.check_session_hours = (
             cfg.risk.check_session_hours and self.cfg.kiwoom.mode != "sim"
         )
+        self.risk.feed_sessions = cfg.risk.check_session_hours
         self.oms.max_order_delay_s = cfg.risk.max_order_delay_ms / 1000
         for name, p in params.items():
             self.host.by_name[name].set_params(p)
@@ -579,6 +591,18 @@ class Trader:
 
     # --- reading -------------------------------------------------------------------------
 
+    def _market_status(self) -> dict[str, Any]:
+        """The session per venue (and whether the feed's notice says so) and the symbols
+        under a VI."""
+        market = self.risk.market
+        venues = (Exchange.KRX, Exchange.NXT)
+        return {
+            "session": {v.value: market.session(v).value for v in venues},
+            "session_from_feed": {v.value: market.from_feed(v) for v in venues},
+            "vi": market.vi_symbols(),
+            "vi_events": market.vi_events,
+        }
+
     def status(self) -> dict[str, Any]:
         return {
             "running": self.running,
@@ -601,9 +625,11 @@ class Trader:
                     "order_no": o.order_no,
                     "filled_qty": o.filled_qty,
                     "external": o.external,
+                    "venue": o.venue.value,
                 }
                 for o in self.oms.open_orders()
             ],
+            "market": self._market_status(),
             "portfolio": self.portfolio.snapshot(),
             "risk": self.risk.counters(),
             "limits": dataclasses.asdict(self.risk.cfg),

@@ -240,6 +240,34 @@ def test_check_warns_about_a_method_named_like_a_handler(
     assert out.out.startswith(f"{cfg}: ok;")
 
 
+REALTIME = """
+from engine.strategy import Strategy
+
+class Sector(Strategy):
+    def on_realtime(self, event):
+        pass
+"""
+
+
+def test_check_warns_about_on_realtime_without_a_realtime_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sector.py").write_text(REALTIME)
+    cfg = tmp_path / "config.toml"
+    table = strategy_table(path='"sector.py"', **{"class": '"Sector"'}, params="{}")
+    cfg.write_text('[kiwoom]\nmode = "sim"\n' + table)
+    assert cli.main(["-c", str(cfg), "check"]) == 0
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"kiwoom-engine: warning: {cfg}: strategies[0].realtime: Sector.on_realtime is never called"
+    )
+    cfg.write_text(
+        '[kiwoom]\nmode = "sim"\n' + table + 'realtime = [{type = "0J", items = ["001"]}]\n'
+    )
+    assert cli.main(["-c", str(cfg), "check"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("command", ["check", "status", "halt", "resume"])
 def test_without_a_config_file_check_and_status_say_so_and_name_c(
     command: str, tmp_path: Path
