@@ -164,7 +164,8 @@ class StatusPage:
             self._engine_loop.call_soon(self._sample)
 
     def _sample(self) -> None:
-        self.equity.add(self.clock.now(), equity(self.trader.portfolio))
+        if self.trader.running:  # before, the account is not loaded yet: no point at 0
+            self.equity.add(self.clock.now(), equity(self.trader.portfolio))
 
     def _urgent(self, _ev: object) -> None:
         loop = self._engine_loop
@@ -186,7 +187,7 @@ class StatusPage:
         while True:
             await asyncio.sleep(INTERVAL_S)
             since_sample += INTERVAL_S
-            if since_sample >= EQUITY_EVERY_S:
+            if since_sample >= EQUITY_EVERY_S or not self.equity.points:
                 since_sample = 0.0
                 self._sample()
             if self._pending is None:
