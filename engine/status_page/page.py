@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from importlib import resources
 from typing import Any, Final
 
@@ -206,12 +207,16 @@ class StatusPage:
         app.router.add_get("/", self._index)
         app.router.add_get("/events", self._events)
 
-    async def _index(self, _request: web.Request) -> web.Response:
+    async def _index(self, request: web.Request) -> web.Response:
+        if not loopback_host(request.host):
+            return _foreign_host()
         return web.Response(
             body=self._page, content_type="text/html", charset="utf-8", headers=_HEADERS
         )
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        if not loopback_host(request.host):
+            return _foreign_host()
         return await stream(request, self.fanout, on_join=self._browser_came)
 
     def _browser_came(self) -> None:
@@ -219,3 +224,26 @@ class StatusPage:
         if engine is not None:
             with contextlib.suppress(RuntimeError):  # the engine's loop is closing
                 engine.call_soon_threadsafe(self._asked)
+
+
+def loopback_host(host: str) -> bool:
+    """Whether a request's Host names the loopback interface (127.x, localhost, ::1), with
+    any port. A web page that rebinds its own domain name to 127.0.0.1 sends its domain in
+    Host: refused, it cannot read the account through a browser on this machine."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _foreign_host() -> web.Response:
+    return web.Response(
+        status=403, text="the status page answers requests to a loopback host name only"
+    )

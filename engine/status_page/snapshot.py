@@ -72,11 +72,21 @@ class Fills:
 
     def __init__(self, maxlen: int = MAX_FILLS) -> None:
         self.rows: deque[FillRow] = deque(maxlen=maxlen)
+        self.day = ""
+        self.day_count = 0
+        """The fills of `day` (the newest fill's), also those no longer kept."""
+
+    def count(self, day: str) -> int:
+        return self.day_count if day == self.day else 0
 
     def add(self, fill: Fill, at: datetime) -> None:
+        day = at.date().isoformat()
+        if day != self.day:
+            self.day, self.day_count = day, 0
+        self.day_count += 1
         self.rows.append(
             FillRow(
-                day=at.date().isoformat(),
+                day=day,
                 time=at.strftime("%H:%M:%S"),
                 strategy=fill.strategy,
                 symbol=fill.symbol,
@@ -255,7 +265,7 @@ def build(
         "positions": positions,
         "open_orders": order_rows,
         "fills": fill_rows,
-        "fills_today": sum(1 for r in fills.rows if r.day == day),
+        "fills_today": fills.count(day),
         "equity": equity_line.points if equity_line.day == day else [],
         "names": symbol_names,
     }

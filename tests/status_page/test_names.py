@@ -12,6 +12,7 @@ import orjson
 
 from engine.models import Listed, ListedMarket
 from engine.status_page.names import SymbolNames
+from engine.status_page.page import loopback_host
 
 TODAY = date(2026, 12, 7)
 
@@ -74,3 +75,10 @@ def test_the_page_is_one_self_contained_file() -> None:
     assert not re.search(r"<(form|button)\b|method=|\"POST\"", page, re.IGNORECASE)
     # It names a CJK face first.
     assert '--font: "Kiwoom KR", "NanumGothic"' in page
+
+
+def test_the_page_answers_loopback_host_names_only() -> None:
+    for host in ("127.0.0.1:18780", "localhost", "LOCALHOST:1", "[::1]:18780", "127.1.2.3:80"):
+        assert loopback_host(host), host
+    for host in ("evil.example", "evil.example:18780", "127.0.0.1.evil.example", "[::2]:1", ""):
+        assert not loopback_host(host), host

@@ -199,3 +199,13 @@ def test_fills_kept_are_bounded() -> None:
     for qty in range(1, 6):
         fills.add(fill("alpha", Side.BUY, qty, 70_000), NOW)
     assert [r.qty for r in fills.today(NOW.date().isoformat())] == [5, 4, 3]
+
+
+def test_the_count_of_todays_fills_includes_those_no_longer_kept() -> None:
+    fills = Fills(maxlen=2)
+    fills.add(fill("alpha", Side.BUY, 1, 70_000), NOW - timedelta(days=1))
+    for _ in range(5):
+        fills.add(fill("alpha", Side.BUY, 1, 70_000), NOW)
+    s = snapshot(portfolio(), fills, EquityLine())
+    assert s["fills_today"] == 5
+    assert len(s["fills"]) == 2  # type: ignore[arg-type]
