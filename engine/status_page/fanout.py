@@ -41,6 +41,8 @@ class Subscriber:
         self.skip_run = 0
         """Snapshots in a row that found its queue full."""
         self.dropped = False
+        self.why = ""
+        """Why it was dropped: "slow" (it read none of the last max_skips), "closing"."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[object] | None = asyncio.current_task()
 
@@ -63,10 +65,11 @@ class Subscriber:
             return None
         return self.queue.popleft()
 
-    def drop(self) -> None:
+    def drop(self, why: str) -> None:
         """Stop this stream: `next` answers None, and the task serving it (blocked writing
         to a socket that does not drain) is cancelled."""
         self.dropped = True
+        self.why = why
         self.queue.clear()
         self._wake.set()
         task = self._task
@@ -133,13 +136,13 @@ class Fanout:
         for sub in slow:
             self.stats.dropped += 1
             self.leave(sub)
-            sub.drop()
+            sub.drop("slow")
 
     def close(self) -> None:
         """Drop every stream (the endpoint is closing)."""
         for sub in list(self.subscribers):
             self.leave(sub)
-            sub.drop()
+            sub.drop("closing")
 
 
 async def stream(
@@ -169,7 +172,8 @@ async def stream(
     except (ConnectionResetError, asyncio.CancelledError):
         # The browser went, or it was dropped for not reading: its stream ends here.
         if sub.dropped:
-            log.info("status_page_client_dropped", skipped=sub.skipped)
+            if sub.why == "slow":
+                log.info("status_page_client_dropped", why="not reading", skipped=sub.skipped)
             if request.transport is not None:
                 request.transport.abort()  # what its socket buffers goes with it
         raise

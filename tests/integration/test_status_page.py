@@ -213,7 +213,10 @@ async def test_the_page_shows_a_new_fill_live_and_korean_names_in_a_cjk_font(
         )
         assert stack.startswith(f'"{PAGE_FONT}"'), stack
         check = f"return document.fonts.check('16px \"{PAGE_FONT}\"', '삼성전자')"
-        assert await browser.until(check, within_s=3.0) is True, INSTALL_HINT
+        try:
+            assert await browser.until(check, within_s=3.0) is True
+        except TimeoutError:
+            pytest.fail(f"no installed font backs the page's Korean face: {INSTALL_HINT}")
         faces = await browser.js(
             "return [...document.fonts].filter(f => f.family.includes(arguments[0]))"
             ".map(f => f.status)",

@@ -58,7 +58,7 @@ async def test_a_browser_that_does_not_read_holds_the_newest_depth_snapshots_the
     assert (slow.skipped, slow.skip_run, slow.dropped) == (4, 4, False)
     fanout.publish(b"6")  # the fifth in a row that finds it full: dropped
     got.append(await reader.next())
-    assert slow.dropped
+    assert (slow.dropped, slow.why) == (True, "slow")
     assert await slow.next() is None
     await asyncio.sleep(0)
     assert slow_task.cancelled()  # the task serving it (stuck on its socket) is cancelled
