@@ -30,7 +30,7 @@ from engine.events import (
 from engine.metrics import FeedView, LoopMonitor
 from engine.status_page.fanout import Fanout, stream
 from engine.status_page.names import Fetch, SymbolNames
-from engine.status_page.snapshot import EquityLine, Fills, build, equity
+from engine.status_page.snapshot import MAX_FILLS, EquityLine, Fills, build, equity
 from engine.trader import Trader
 
 log = structlog.get_logger(__name__)
@@ -91,7 +91,15 @@ class StatusPage:
     # --- on the engine's loop ----------------------------------------------------------------
 
     def start(self) -> None:
+        """Read today's fills from the journal (a restart in the day), then follow the bus."""
         self._engine_loop = asyncio.get_running_loop()
+        try:
+            count, past = self.trader.journal.fills_of_day(
+                self.clock.now().strftime("%Y%m%d"), MAX_FILLS
+            )
+            self.fills.restore(past, count)
+        except Exception as e:  # the page then starts with the fills from now on
+            log.warning("status_page_fills_unread", error_type=type(e).__name__, error=str(e))
         self.trader.bus.subscribe(Fill, self._on_fill)
         self.trader.bus.subscribe(_URGENT, self._urgent)
         self._tasks.append(asyncio.create_task(self._every(), name="status-page"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from engine.clock import KST
 from engine.events import Fill, Side
 from engine.trading.portfolio import Portfolio, Position
 
@@ -97,6 +98,14 @@ class Fills:
                 tax=fill.tax,
             )
         )
+
+    def restore(self, fills: Iterable[Fill], day_count: int) -> None:
+        """Take the day's journaled fills (oldest first, stamped `ts_recv`) and its count of
+        fills, also of those not handed over (a restart in the day)."""
+        for f in fills:
+            self.add(f, datetime.fromtimestamp(f.ts_recv / 1e9, KST))
+        if self.rows:
+            self.day_count = max(self.day_count, day_count)
 
     def today(self, day: str, limit: int = SHOWN_FILLS) -> list[FillRow]:
         """`day`'s fills, newest first, at most `limit`."""

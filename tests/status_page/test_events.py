@@ -111,3 +111,26 @@ async def test_the_simulator_lists_kospi_and_kosdaq_with_names(
     assert kosdaq  # the simulator lists seeded KOSDAQ codes too
     assert {x.market for x in kosdaq} == {ListedMarket.KOSDAQ}
     assert not {x.symbol for x in kospi} & {x.symbol for x in kosdaq}
+
+
+async def test_after_a_restart_the_page_shows_the_days_fills_from_the_journal(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    async with running_engine(sim, state) as (trader, _ws, api):
+        await api.buy(SYMBOL, 2, OrderType.MARKET)
+        await api.buy(SYMBOL, 1, OrderType.MARKET)
+        await until(lambda: trader.portfolio.position_qty(SYMBOL) == 3, within_s=5.0)
+    async with running_engine(sim, state) as (trader, ws, _api):
+        names = SymbolNames(state / "symbol_names.json")
+        page = StatusPage(trader, ws, LoopMonitor(), sim.clock, mode="sim", names=names)
+        page.start()
+        try:
+            snap = page.snapshot()
+        finally:
+            await page.close()
+    assert snap["fills_today"] == 2
+    assert [(f["symbol"], f["side"], f["qty"]) for f in snap["fills"]] == [
+        (SYMBOL, "buy", 1),
+        (SYMBOL, "buy", 2),
+    ]
