@@ -96,7 +96,7 @@ class WebDriver:
             "POST", f"/session/{self.session}/execute/sync", {"script": script, "args": list(args)}
         )
 
-    async def until(self, script: str, within_s: float = 5.0) -> Any:
+    async def until(self, script: str, within_s: float = 10.0) -> Any:
         """Poll `script` in the page until it returns something truthy; return it."""
         async with asyncio.timeout(within_s):
             while not (value := await self.js(script)):  # noqa: ASYNC110 - polling the page
@@ -214,7 +214,7 @@ async def test_the_page_shows_a_new_fill_live_and_korean_names_in_a_cjk_font(
         assert stack.startswith(f'"{PAGE_FONT}"'), stack
         check = f"return document.fonts.check('16px \"{PAGE_FONT}\"', '삼성전자')"
         try:
-            assert await browser.until(check, within_s=3.0) is True
+            assert await browser.until(check, within_s=5.0) is True
         except TimeoutError:
             pytest.fail(f"no installed font backs the page's Korean face: {INSTALL_HINT}")
         faces = await browser.js(
