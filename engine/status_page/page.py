@@ -199,7 +199,8 @@ class StatusPage:
             if since_sample >= EQUITY_EVERY_S or not self.equity.points:
                 since_sample = 0.0
                 self._sample()
-            if self._pending is None:
+            since_s = (self.clock.time_ns() - self._last_ns) / 1e9
+            if self._pending is None and since_s >= MIN_INTERVAL_S:
                 self.publish()
 
     async def _names(self, fetch: Fetch) -> None:
