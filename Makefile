@@ -15,7 +15,7 @@ TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
 UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto chaos
+.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto browser chaos
 
 uv-bootstrap:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -45,6 +45,23 @@ mosquitto:
 			exit 1; \
 		fi; }
 
+# The status page's browser test drives a headless Chromium through chromedriver (Debian packages
+# `chromium` and `chromium-driver`; a browser download at test time cannot work here) and checks
+# that Korean names render with a CJK font (`fonts-nanum`, the smallest Debian CJK font).
+BROWSER_PACKAGES := chromium chromium-driver fonts-nanum
+browser:
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/chromedriver \
+		&& fc-list 2>/dev/null | grep -qi -e nanum -e 'cjk'; } || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing $(BROWSER_PACKAGES) (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $(BROWSER_PACKAGES) >/dev/null \
+				|| { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && \
+					DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $(BROWSER_PACKAGES) >/dev/null; }; \
+		else \
+			echo "the status page's browser test needs Chromium and a CJK font: install the Debian packages '$(BROWSER_PACKAGES)' (as root: apt-get install $(BROWSER_PACKAGES))" >&2; \
+			exit 1; \
+		fi; }
+
 run: setup
 	$(UV) run kiwoom-engine -c $(CONFIG) run
 
@@ -60,7 +77,7 @@ lint: setup
 # One pytest worker per CPU (pytest-xdist): most tests wait on sockets and subprocesses, so two
 # workers on two cores halve the wall time. Every test binds free ports and its own tmp dir, so
 # workers never share a server. `.venv/bin/pytest tests/...` alone runs in one process.
-test: lint mosquitto
+test: lint mosquitto browser
 	$(UV) run pytest -q -p no:cacheprovider -n auto
 
 # Benchmarks need the bench-only group (the peer client kiwoom-client); the soak plots with the

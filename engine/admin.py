@@ -8,6 +8,8 @@ thread of its own, so that it answers while the engine's event loop is stuck.
     GET  /status    JSON: mode, connections, strategies, positions, orders, PnL, risk
     POST /halt      the kill switch: no new orders (cancels still go); body {"reason": "..."}
     POST /resume    back to ACTIVE
+    GET  /          the live status page, read-only (engine/status_page/), when given one
+    GET  /events    its Server-Sent Events: a snapshot at most every 0.25 s, at least every 1 s
     POST /enable    {"strategy": NAME}: start a strategy held disabled at start-up (the stall
                     watchdog's hold, engine/holds.py, released first by `kiwoom-engine enable`)
 
@@ -52,6 +54,7 @@ from engine.events import (
     TradingStateChanged,
 )
 from engine.metrics import NAMESPACE, EngineMetrics, FeedView, LoopMonitor
+from engine.status_page import StatusPage
 from engine.terminal import one_line
 from engine.trader import Trader
 from engine.watchdog import describe
@@ -118,6 +121,7 @@ class AdminServer:
         *,
         mode: str,
         urls: dict[str, str],
+        status_page: StatusPage | None = None,
     ) -> None:
         self.cfg = cfg
         self.trader = trader
@@ -127,6 +131,7 @@ class AdminServer:
         self.clock = clock
         self.mode = mode
         self.urls = urls
+        self.status_page = status_page
         self.connections: dict[str, Callable[[], Any]] = {}
         """More entries for /status's `connections` (the MQTT mirror adds its own); read on
         the loop, when a snapshot is built."""
@@ -157,6 +162,8 @@ class AdminServer:
         self.port = await asyncio.wrap_future(bound)
         self.trader.bus.subscribe(_CHANGES, self._changed)
         self._publisher = asyncio.create_task(self._publish_every(), name="admin-snapshots")
+        if self.status_page is not None:
+            self.status_page.start()
         log.info("admin_listening", host=self.cfg.host, port=self.port, thread="admin-http")
 
     async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
@@ -165,6 +172,8 @@ class AdminServer:
         if self._publisher is not None:
             self._publisher.cancel()
             self._publisher = None
+        if self.status_page is not None:
+            await self.status_page.close()  # its streams end before the server stops
         http_loop, stop = self._http_loop, self._http_stop
         if http_loop is None or stop is None or self._thread is None:
             return
@@ -309,6 +318,8 @@ class AdminServer:
         app.router.add_post("/halt", self._halt)
         app.router.add_post("/resume", self._resume)
         app.router.add_post("/enable", self._enable)
+        if self.status_page is not None:
+            self.status_page.mount(app, loop)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:

@@ -28,6 +28,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
@@ -59,6 +60,8 @@ from engine.metrics import EngineMetrics, LoopMonitor
 from engine.notify import Notifier
 from engine.plugins import LoadedStrategy, load_all
 from engine.reports.day_end import DayEndReporter, OnReport
+from engine.status_page import StatusPage
+from engine.status_page.names import CACHE_FILE, SymbolNames
 from engine.trader import Trader
 from engine.watchdog import STALL_GRACE_S, Watchdog
 
@@ -477,6 +480,9 @@ async def _start(
         notifier.status("starting: reconciling with the broker")
         await trader.start()
         _log_account(trader)
+        if admin is not None and admin.status_page is not None:
+            # After reconciliation, in the background: names are for people, not for trading.
+            admin.status_page.read_names(trader.api.listed)
     except KiwoomError as e:
         log.error("startup_failed", error_type=type(e).__name__, error=str(e))
         raise _StartupFailed from e
@@ -509,6 +515,14 @@ async def _start_admin(
     if cfg.admin is None or not cfg.admin.enabled:
         return None
     metrics = EngineMetrics(trader, ws, loop_monitor, report.counts)
+    page = StatusPage(
+        trader,
+        ws,
+        loop_monitor,
+        clock,
+        mode=cfg.kiwoom.mode,
+        names=SymbolNames(Path(cfg.daemon.state_dir) / CACHE_FILE),
+    )
     admin = AdminServer(
         cfg.admin,
         trader,
@@ -518,6 +532,7 @@ async def _start_admin(
         clock,
         mode=cfg.kiwoom.mode,
         urls={"rest": cfg.rest_url, "ws": cfg.ws_url},
+        status_page=page,
     )
     try:
         await admin.start()

@@ -802,6 +802,26 @@ class Journal:
             )
         self.equity_snapshots += 1
 
+    def fills_of_day(self, day: str, limit: int) -> tuple[int, list[Fill]]:
+        """Trading day `day`'s ("YYYYMMDD") count of fills, and its newest `limit` fills,
+        oldest first, with the strategy they count for (their own, else their order's) and
+        their receive time: what the status page shows of the day after a restart."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM fills WHERE trading_day = ?", (day,)
+        ).fetchone()
+        rows = self._db.execute(
+            "SELECT f.client_id, COALESCE(f.strategy, o.strategy), f.order_no, f.fill_no,"
+            " f.symbol, f.side, f.qty, f.price, f.fee, f.tax, f.ts_recv"
+            " FROM fills f LEFT JOIN orders o ON o.client_id = f.client_id"
+            " WHERE f.trading_day = ? ORDER BY f.rowid DESC LIMIT ?",
+            (day, limit),
+        ).fetchall()
+        fills = [
+            Fill(r[0], r[1], r[2], r[3], r[4], Side(r[5]), r[6], r[7], r[8], r[9], ts_recv=r[10])
+            for r in reversed(rows)
+        ]
+        return int(count), fills
+
     # --- halts ---------------------------------------------------------------------------
 
     def save_halts(self, halts: Mapping[str, str]) -> None:

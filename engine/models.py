@@ -77,6 +77,22 @@ class StockInfo:
     """Market capitalisation in 억원 (100 million KRW)."""
 
 
+class ListedMarket(StrEnum):
+    """The markets whose stock lists the engine reads (names beside codes)."""
+
+    KOSPI = "KOSPI"
+    KOSDAQ = "KOSDAQ"
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One symbol of a market's stock list: its code and its Korean name."""
+
+    symbol: str
+    name: str
+    market: ListedMarket
+
+
 @dataclass(frozen=True, slots=True)
 class Candle:
     """One bar. `at` is the bar time (KST; midnight for daily bars)."""

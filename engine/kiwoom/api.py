@@ -43,6 +43,8 @@ from engine.models import (
     Exchange,
     Execution,
     Holding,
+    Listed,
+    ListedMarket,
     OpenOrder,
     OrderAck,
     OrderAction,
@@ -53,6 +55,9 @@ from engine.models import (
 )
 
 T = TypeVar("T")
+
+# mrkt_tp of ka10099 (the catalog's request field): the markets whose lists we read.
+MRKT_TP: Mapping[ListedMarket, str] = {ListedMarket.KOSPI: "0", ListedMarket.KOSDAQ: "10"}
 
 log = structlog.get_logger(__name__)
 
@@ -207,6 +212,17 @@ class KiwoomApi:
             listed_shares_k=_num(a, b, "flo_stk", numbers.price),
             market_cap_100m=_num(a, b, "mac", numbers.price),
         )
+
+    async def listed(self, market: ListedMarket) -> list[Listed]:
+        """ka10099: every symbol listed on `market`, with its name (all pages). Rows without a
+        code or a name are left out."""
+        pages = await self.rest.call_all("ka10099", {"mrkt_tp": MRKT_TP[market]})
+        out = []
+        for row in pages.rows:
+            symbol, name = _s(row, "code").strip(), _s(row, "name").strip()
+            if symbol and name:
+                out.append(Listed(symbol=symbol, name=name, market=market))
+        return out
 
     async def minute_candles(
         self,
