@@ -291,9 +291,7 @@ def test_check_counts_distinct_conditions_against_the_realtime_limit(
     )
     assert cli.main(["-c", str(cfg), "check"]) == 0
     capsys.readouterr()
-    cfg.write_text(
-        cfg.read_text() + strategy_table(name='"c"', conditions='["seq:3", "급등주"]')
-    )
+    cfg.write_text(cfg.read_text() + strategy_table(name='"c"', conditions='["seq:3", "급등주"]'))
     assert cli.main(["-c", str(cfg), "check"]) == cli.EXIT_CONFIG
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"kiwoom-engine: config error: {cfg}: strategies[2].conditions[1]: ")
