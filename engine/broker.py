@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import TypeVar
 
-from engine.events import Side, TimeInForce
+from engine.events import Exchange, Side, TimeInForce
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import BrokerError, KiwoomError, OrderExpiredError, OutcomeUnknownError
 from engine.models import AccountBalance, CashBalance, OpenOrder, OrderAck, OrderRecord, OrderType
@@ -87,23 +87,32 @@ class KiwoomBroker:
         tif: TimeInForce,
         *,
         deadline: float,
+        venue: Exchange = Exchange.KRX,
     ) -> BrokerAnswer:
         send = self.api.buy if side is Side.BUY else self.api.sell
         order_type = _ORDER_TYPES[(price is None, tif)]
         try:
             # Unshielded: the OMS's task is the POST's own, nobody cancels it but the
             # shutdown, and a cancelled call is an unknown outcome there.
-            ack = await send(symbol, qty, order_type, price, deadline=deadline, shield=False)
+            ack = await send(
+                symbol, qty, order_type, price, exchange=venue, deadline=deadline, shield=False
+            )
         except KiwoomError as e:
             return answer_for(e)
         return BrokerAnswer(Answer.TAKEN, order_no=ack.order_no)
 
-    async def cancel(self, order_no: str, symbol: str) -> BrokerAnswer:
-        return await self._order(lambda: self.api.cancel(order_no, symbol, 0))
+    async def cancel(
+        self, order_no: str, symbol: str, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
+        return await self._order(lambda: self.api.cancel(order_no, symbol, 0, exchange=venue))
 
-    async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
+    async def amend(
+        self, order_no: str, symbol: str, price: int, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
         # 0: all that is open when the amend arrives, should a fill have come meanwhile.
-        return await self._order(lambda: self.api.modify(order_no, symbol, 0, price))
+        return await self._order(
+            lambda: self.api.modify(order_no, symbol, 0, price, exchange=venue)
+        )
 
     @staticmethod
     async def _order(call: Callable[[], Awaitable[OrderAck]]) -> BrokerAnswer:
@@ -123,8 +132,8 @@ class KiwoomBroker:
     async def open_orders(self) -> list[OpenOrder]:
         return await self._books(self.api.open_orders)
 
-    async def account_balance(self) -> AccountBalance:
-        return await self._books(self.api.account_balance)
+    async def account_balance(self, venue: Exchange = Exchange.KRX) -> AccountBalance:
+        return await self._books(lambda: self.api.account_balance(venue))
 
     async def cash_balance(self) -> CashBalance:
         return await self._books(self.api.cash_balance)

@@ -311,6 +311,10 @@ class DaemonConfig:
     """The whole shutdown (orders, journal, spool, feed, token revoke) ends within this; keep
     it below systemd's TimeoutStopSec (30 s in systemd/kiwoom-engine.service), or systemd
     kills the daemon before the token is revoked."""
+    venue: Literal["KRX", "NXT", "SOR"] = "KRX"
+    """Where a strategy's order goes when its `buy`/`sell` names no `venue`: KRX, NXT
+    (Nextrade) or SOR (Kiwoom's smart order routing between the two). Mode mock refuses NXT
+    and SOR (Kiwoom's paper trading is KRX only; risk reason VENUE)."""
     handler_stall_s: float = field(default=5.0, metadata=_range(0, 600, above=True))
     """A strategy handler call running this long is stalled: the watchdog raises into it, and
     ends the process (the strategy held disabled, `kiwoom-engine enable NAME`) when that does
@@ -380,7 +384,13 @@ class RiskConfig:
     duplicate_window_s: float = field(default=1.0, metadata=_range(0, 3600))
     """Refuse a second identical order (strategy, symbol, side, qty, price) this soon; 0 off."""
     check_session_hours: bool = True
-    """Mode sim never checks: the simulator's market never closes."""
+    """Refuse orders outside the venue's session (SESSION_CLOSED): by the feed's session
+    notices when today has one, else by the KRX calendar. Mode sim checks the notices only
+    (the simulator's session is notional: it moves when told, whatever the hour)."""
+    refuse_market_under_vi: bool = True
+    """Refuse market orders on a symbol under a volatility interruption (VI) on the order's
+    venue (VI_ACTIVE): the auction's price is unknown. Limit orders pass and join the
+    auction, which KRX allows."""
     extra_holidays: tuple[str, ...] = field(default=(), metadata={"dates": True})
     """Extra KRX closed days, "YYYY-MM-DD", beside the calendar's own."""
     max_order_delay_ms: int = field(default=3_000, metadata=_range(1, 600_000))
@@ -440,6 +450,24 @@ class MqttConfig:
     password: Secret | None = field(default=None, metadata={"secret": True})
 
 
+GENERIC_REALTIME_EXCLUDED: frozenset[str] = frozenset(
+    {"00", "04", "0B", "0C", "0D", "02", "1h", "0s", "0g"}
+)
+"""Realtime types the engine models and delivers through their own handlers (on_trade,
+on_quote, on_book, on_order/on_fill, on_balance, on_condition, on_vi, on_session): a
+strategy's `realtime` list names the others."""
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    """One entry of a strategy's `realtime` list: a Kiwoom realtime type by its code (as
+    Kiwoom's catalogue lists it: "0J" 업종지수, "0w" 종목프로그램매매, ...) and the items to
+    register it for (symbols, or sector / index codes such as "001")."""
+
+    type: str = field(metadata={"realtime_type": True})
+    items: tuple[str, ...] = field(metadata={"non_empty": True})
+
+
 @dataclass(frozen=True)
 class StrategyConfig:
     """One `[[strategies]]` table: a drop-in plugin (see strategies/README.md)."""
@@ -464,6 +492,9 @@ class StrategyConfig:
     conditions: tuple[str, ...] = ()
     """Condition searches (조건검색) it watches from the start: a condition's name, or "seq:N"
     for its seq; their hits go to `on_condition` (strategies/README.md)."""
+    realtime: tuple[RealtimeConfig, ...] = ()
+    """Other Kiwoom realtime types this strategy receives in `on_realtime` (see
+    strategies/README.md), e.g. `realtime = [{type = "0J", items = ["001"]}]`."""
     may_sell_external: bool = False
     """May sell the account's external shares (bought by hand or before the engine) as well
     as its own; never another strategy's (risk reason NOT_OWN_POSITION)."""
@@ -696,6 +727,16 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
             f"{source}: {path}: must be a loopback address (127.0.0.1, ::1 or localhost): the "
             f"endpoint has no authentication, got {_show(value)}"
         )
+    if meta.get("realtime_type"):
+        if value not in catalog.realtime_types():
+            raise ConfigError(
+                f"{source}: {path}: not a realtime type in Kiwoom's catalogue, got {_show(value)}"
+            )
+        if value in GENERIC_REALTIME_EXCLUDED:
+            raise ConfigError(
+                f"{source}: {path}: {_show(value)} has its own handler (on_trade, on_quote, "
+                "on_book, on_vi, on_session...), not on_realtime"
+            )
     if meta.get("non_empty") and not value:
         raise ConfigError(f"{source}: {path}: must not be empty")
     if meta.get(_MQTT_PREFIX):

@@ -67,6 +67,12 @@ log = structlog.get_logger(__name__)
 EXIT_OK = 0
 EXIT_STARTUP = 1
 ACCOUNT_STREAMS = ("00", "04")
+VI_STREAM = "1h"
+"""VI notices (VI발동/해제), registered for every symbol beside `realtime_types`: risk and
+the strategies need them (VI_ACTIVE, on_vi, vi_active)."""
+SESSION_STREAMS = ("0s",)
+"""The market's session notices (장운영구분), registered without an item: they drive the
+session state (on_session, `session`, SESSION_CLOSED)."""
 STATS_INTERVAL_S = 30.0
 
 # How the stop deadline (daemon.stop_timeout_s) is shared out: each step may use what is left
@@ -439,8 +445,12 @@ async def _start(
         stack.push_async_callback(ws.close)
         notifier.status("starting: subscribing")
         symbols = sorted(set(cfg.daemon.symbols) | {s for ls in strategies for s in ls.cfg.symbols})
-        await ws.subscribe(cfg.daemon.realtime_types, symbols)
+        types = tuple(dict.fromkeys((*cfg.daemon.realtime_types, VI_STREAM)))
+        await ws.subscribe(types, symbols)
         await ws.subscribe(ACCOUNT_STREAMS, [])
+        await ws.subscribe(SESSION_STREAMS, [])
+        for rtype, items in strategy_realtime(strategies).items():
+            await ws.subscribe((rtype,), items)
         notifier.status("starting: reconciling with the broker")
         await trader.start()
         _log_account(trader)
@@ -448,6 +458,18 @@ async def _start(
         log.error("startup_failed", error_type=type(e).__name__, error=str(e))
         raise _StartupFailed from e
     return Running(cfg, rest, ws, report, trader, admin, loop_monitor, flushers)
+
+
+def strategy_realtime(strategies: list[LoadedStrategy]) -> dict[str, list[str]]:
+    """The realtime types the running strategies named in `realtime` (for `on_realtime`),
+    each with the union of their items, in config order."""
+    wanted: dict[str, dict[str, None]] = {}
+    for ls in strategies:
+        if not ls.cfg.enabled:
+            continue
+        for sub in ls.cfg.realtime:
+            wanted.setdefault(sub.type, {}).update(dict.fromkeys(sub.items))
+    return {t: list(items) for t, items in wanted.items()}
 
 
 async def _start_admin(

@@ -32,17 +32,22 @@ from engine.clock import Clock, stopwatch_ns
 from engine.events import (
     Balance,
     Bar,
+    Exchange,
     Fill,
     OrderBook,
     OrderState,
     OrderUpdate,
     Quote,
+    RealtimeEvent,
+    SessionChanged,
+    SessionState,
     Side,
     StrategyDisabled,
     TimeInForce,
     Trade,
     TradingState,
     TradingStateChanged,
+    ViEvent,
 )
 from engine.history import HistoryPort, HistoryUnavailable
 from engine.plugins import LoadedStrategy
@@ -76,6 +81,7 @@ STATE_REASONS = frozenset(
         "UNKNOWN_PENDING",
         "DAILY_LOSS",
         "SESSION_CLOSED",
+        "VI_ACTIVE",
         "JOURNAL",
         "NOT_AT_BROKER",
     }
@@ -102,6 +108,7 @@ KIND_HANDLERS: Mapping[str, str] = types.MappingProxyType(
         "on_quote": "quotes",
         "on_book": "book",
         "on_balance": "",
+        "on_vi": "",
     }
 )
 """Which data kind of a run-time subscription each routed handler needs ("" any)."""
@@ -269,7 +276,13 @@ class StrategySlot:
     # --- what Strategy calls --------------------------------------------------------------
 
     def order(
-        self, side: Side, symbol: str, qty: int, price: int | None, tif: TimeInForce | str | None
+        self,
+        side: Side,
+        symbol: str,
+        qty: int,
+        price: int | None,
+        tif: TimeInForce | str | None,
+        venue: Exchange | str | None = None,
     ) -> Order:
         if symbol not in self._symbols and symbol not in self.subs and not self.position(symbol):
             raise ValueError(
@@ -284,11 +297,20 @@ class StrategySlot:
             tif_ = TimeInForce.DAY if tif is None else TimeInForce(tif)
         except ValueError:
             raise ValueError(f"{self.name}: tif must be day, ioc or fok, got {tif!r}") from None
+        if venue is None:
+            venue_ = self.host.default_venue
+        else:
+            try:
+                venue_ = Exchange(venue)
+            except ValueError:
+                raise ValueError(
+                    f"{self.name}: venue must be KRX, NXT or SOR, got {venue!r}"
+                ) from None
         if not self.enabled:
             raise ValueError(f"{self.name}: disabled ({self.disabled_reason})")
         host = self.host
         published = host.bus.published
-        order = host.oms.submit(OrderRequest(symbol, side, qty, price, tif_), self.name)
+        order = host.oms.submit(OrderRequest(symbol, side, qty, price, tif_, venue_), self.name)
         host.acted(order, published)
         return order
 
@@ -388,6 +410,12 @@ class StrategySlot:
     def _live(self) -> None:
         if not self.enabled:
             raise ValueError(f"{self.name}: disabled ({self.disabled_reason})")
+
+    def vi_active(self, symbol: str) -> bool:
+        return self.host.oms.risk.market.vi_active(symbol)
+
+    def session(self) -> SessionState:
+        return self.host.oms.risk.market.session(self.host.default_venue)
 
     def set_timer(self, name: str, seconds: float, repeat: bool) -> None:
         if (
@@ -534,8 +562,12 @@ class StrategyHost:
         self._bars_by_symbol: dict[str, list[BarBuilder]] = {}
         # handler name -> symbol -> the (slot, bound handler, name) to call, in slot order
         self._routes: dict[str, dict[str, Route]] = {
-            k: {} for k in ("on_trade", "on_quote", "on_book", "on_balance", "on_bar")
+            k: {} for k in ("on_trade", "on_quote", "on_book", "on_balance", "on_bar", "on_vi")
         }
+        # realtime type -> the (slot, bound on_realtime, the items it named) to call
+        self._realtime: dict[str, list[tuple[StrategySlot, Handler, frozenset[str]]]] = {}
+        self.default_venue = Exchange.KRX
+        """Where an order goes when the strategy names no venue (`[daemon] venue`)."""
         self._trade_routes = self._routes["on_trade"]
         self.started = False
         self.call_seq = 0
@@ -629,6 +661,10 @@ class StrategyHost:
                 if fn is not None:
                     for symbol in slot.symbols:
                         routes[symbol] = (*routes.get(symbol, ()), (slot, fn, handler))
+            fn = _overrides(slot.instance, "on_realtime")
+            if fn is not None:
+                for sub in slot.loaded.cfg.realtime:
+                    self._realtime.setdefault(sub.type, []).append((slot, fn, frozenset(sub.items)))
             for symbol in slot.symbols:
                 for interval in slot.loaded.cfg.bars:
                     if (symbol, interval) not in self.builders:
@@ -691,6 +727,9 @@ class StrategyHost:
         bus.subscribe(OrderUpdate, self.on_order_update)
         bus.subscribe(Fill, self.on_fill)
         bus.subscribe(TradingStateChanged, self.on_trading_state)
+        bus.subscribe(ViEvent, self._route("on_vi"))
+        bus.subscribe(SessionChanged, self.on_session)
+        bus.subscribe(RealtimeEvent, self.on_realtime)
         for slot in self.slots:
             if slot.instance is not None:
                 slot.call(slot.instance.on_start)
@@ -866,3 +905,16 @@ class StrategyHost:
                 fn = _overrides(slot.instance, "on_trading_state")
                 if fn is not None:
                     self._deliver(slot, fn, status)
+
+    def on_session(self, ev: SessionChanged) -> None:
+        for slot in self.slots:
+            if slot.instance is not None and slot.enabled:
+                fn = _overrides(slot.instance, "on_session")
+                if fn is not None:
+                    self._deliver(slot, fn, ev)
+
+    def on_realtime(self, ev: RealtimeEvent) -> None:
+        """To the strategies that named `ev.type` in their `realtime` config for `ev.item`."""
+        for slot, fn, items in self._realtime.get(ev.type, ()):
+            if ev.item in items and slot.enabled:
+                self._deliver(slot, fn, ev)

@@ -41,6 +41,7 @@ from engine.bus import ConsumerQueue
 from engine.clock import KST, Clock
 from engine.events import (
     Event,
+    Exchange,
     Fill,
     OrderState,
     OrderUpdate,
@@ -86,6 +87,14 @@ RECORDED_WINDOW = 4_096
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
 BATCH_LIMIT = 500
+
+
+def tif_column(tif: TimeInForce, venue: Exchange) -> str:
+    """The `orders.tif` column holds the venue too, as "day@NXT" ("day" alone: KRX, as every
+    row written before venues existed): a column of its own would take a schema migration
+    for a value that is read only with the time in force."""
+    return tif.value if venue is Exchange.KRX else f"{tif.value}@{venue.value}"
+
 
 _HALTS_KEY = "halts_saved_ns"
 """In `meta` once halts were saved: before that (a journal migrated from version 1), the
@@ -337,7 +346,7 @@ class Journal:
             order.side.value,
             order.qty,
             order.price,
-            order.tif.value,
+            tif_column(order.tif, order.venue),
             order.state.value,
             order.prev_state.value,
             order.order_no,
@@ -721,7 +730,8 @@ class Journal:
                 side=Side(r[3]),
                 qty=r[4],
                 price=r[5],
-                tif=TimeInForce(r[6]),
+                tif=TimeInForce(r[6].partition("@")[0]),
+                venue=Exchange(r[6].partition("@")[2] or Exchange.KRX.value),
                 state=OrderState(r[7]),
                 prev_state=OrderState(r[8]),
                 order_no=r[9],

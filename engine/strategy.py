@@ -18,10 +18,14 @@ from engine.events import (
     Fill,
     OrderBook,
     Quote,
+    RealtimeEvent,
+    SessionChanged,
+    SessionState,
     Side,
     TimeInForce,
     Trade,
     TradingState,
+    ViEvent,
 )
 from engine.trading.krx import round_to_tick, tick_size
 from engine.trading.orders import Order
@@ -32,9 +36,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HANDLERS",
+    "RealtimeEvent",
+    "SessionChanged",
+    "SessionState",
     "Strategy",
     "TradingState",
     "TradingStatus",
+    "ViEvent",
     "round_to_tick",
     "tick_size",
 ]
@@ -53,6 +61,9 @@ HANDLERS = (
     "on_trading_state",
     "on_condition",
     "on_subscribed",
+    "on_vi",
+    "on_session",
+    "on_realtime",
     "on_stop",
 )
 
@@ -138,6 +149,23 @@ class Strategy:
         (`quote(symbol)`), and `history` bars of the `bars` intervals. Orders in `symbol` may
         go before this, but risk refuses a limit price without a base price (NO_PRICE)."""
 
+    def on_vi(self, vi: ViEvent) -> None:
+        """A volatility interruption (VI) started (`vi.active`) or ended on one of `symbols`
+        (and the symbols subscribed at run time). While it holds, the symbol trades in a
+        single-price auction: market orders are refused (VI_ACTIVE), limit orders join the
+        auction. `self.vi_active(symbol)` says the same at any time."""
+
+    def on_session(self, session: SessionChanged) -> None:
+        """A venue's session changed, as the feed's session notice says (`session.exchange`
+        KRX or NXT, `session.state` a SessionState). `self.session` is the default venue's
+        session now."""
+
+    def on_realtime(self, event: RealtimeEvent) -> None:
+        """A push of one of the Kiwoom realtime types named in this strategy's `realtime`
+        config, for one of the items named there: `event.type` the type code, `event.item`
+        the item (a symbol, or a sector / index code), `event.values` keyed by the field
+        names of Kiwoom's catalogue (e.g. "현재가"), the values as sent (strings)."""
+
     def on_stop(self) -> None:
         """Once, at shutdown, while the strategy is still running (not when the engine
         disables it). New orders are refused from then on."""
@@ -151,12 +179,14 @@ class Strategy:
         price: int | None = None,
         *,
         tif: TimeInForce | str | None = None,
+        venue: str | None = None,
     ) -> Order:
-        """Buy `qty` shares at `price` (None: a market order). Returns the order at once,
-        SUBMITTING, or REJECTED with a reason code when a risk check refused it. Raises
-        ValueError for a programming error: qty <= 0, a price <= 0, a symbol not in `symbols`,
-        an unknown tif ("day", "ioc", "fok")."""
-        return self._slot.order(Side.BUY, symbol, qty, price, tif)
+        """Buy `qty` shares at `price` (None: a market order) on `venue` ("KRX", "NXT" or
+        "SOR"; None: `[daemon] venue`). Returns the order at once, SUBMITTING, or REJECTED
+        with a reason code when a risk check refused it. Raises ValueError for a programming
+        error: qty <= 0, a price <= 0, a symbol not in `symbols`, an unknown tif ("day",
+        "ioc", "fok") or venue."""
+        return self._slot.order(Side.BUY, symbol, qty, price, tif, venue)
 
     def sell(
         self,
@@ -165,9 +195,10 @@ class Strategy:
         price: int | None = None,
         *,
         tif: TimeInForce | str | None = None,
+        venue: str | None = None,
     ) -> Order:
         """Sell; as `buy`."""
-        return self._slot.order(Side.SELL, symbol, qty, price, tif)
+        return self._slot.order(Side.SELL, symbol, qty, price, tif, venue)
 
     def cancel(self, order: Order) -> None:
         """Cancel what is open of `order` (never refused by risk). No-op once it ended.
@@ -258,6 +289,18 @@ class Strategy:
     def subscriptions(self) -> dict[str, tuple[str, ...]]:
         """The symbols subscribed at run time -> their data kinds."""
         return self._slot.subscriptions()
+
+    def vi_active(self, symbol: str) -> bool:
+        """True while a volatility interruption (VI) holds `symbol` on any venue (see
+        `on_vi`)."""
+        return self._slot.vi_active(symbol)
+
+    @property
+    def session(self) -> SessionState:
+        """The session of the default venue (`[daemon] venue`) now: from the feed's session
+        notices (0s) when today has one, else from the KRX calendar (mode sim without a
+        notice: REGULAR, the simulator's market never closes)."""
+        return self._slot.session()
 
     # --- timers ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from engine.config import Config
 from engine.events import (
     Disconnected,
     Event,
+    Exchange,
     FeedResumed,
     FeedStale,
     Fill,
@@ -31,9 +32,11 @@ from engine.events import (
     OrderUpdate,
     Reconnected,
     RiskRejected,
+    SessionChanged,
     Trade,
     TradingState,
     TradingStateChanged,
+    ViEvent,
 )
 from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
@@ -112,7 +115,11 @@ class Trader:
             cfg.risk,
             clock,
             check_session_hours=cfg.risk.check_session_hours and cfg.kiwoom.mode != "sim",
+            feed_sessions=cfg.risk.check_session_hours,
         )
+        if cfg.kiwoom.mode == "mock":
+            why = "Kiwoom's mock trading (모의투자) takes KRX orders only"
+            self.risk.refused_venues = {Exchange.NXT: why, Exchange.SOR: why}
         self.risk.may_sell_external = frozenset(
             sc.name for sc in cfg.strategies if sc.may_sell_external
         )
@@ -137,6 +144,8 @@ class Trader:
             history=KiwoomHistory(api, clock),
         )
         self.host.universe = self.universe
+
+        self.host.default_venue = Exchange(cfg.daemon.venue)
         # Never drops an order or fill; at its bound (a stalled journal) trading halts.
         self.journal_queue = ConsumerQueue(
             "journal",
@@ -164,6 +173,9 @@ class Trader:
     def _wire(self) -> None:
         bus = self.bus
         bus.subscribe(Trade, self.portfolio.on_trade)
+        # Before the strategies hear of them: `vi_active` and `session` already say so.
+        bus.subscribe(ViEvent, self.risk.market.on_vi)
+        bus.subscribe(SessionChanged, self.risk.market.on_session)
         bus.subscribe(OrderExecution, self.oms.on_execution)
         bus.subscribe((Disconnected, FeedStale), self._feed_down)
         bus.subscribe(FeedResumed, self._feed_resumed)
@@ -357,6 +369,7 @@ class Trader:
         self.risk.check_session_hours = (
             cfg.risk.check_session_hours and self.cfg.kiwoom.mode != "sim"
         )
+        self.risk.feed_sessions = cfg.risk.check_session_hours
         self.oms.max_order_delay_s = cfg.risk.max_order_delay_ms / 1000
         for name, p in params.items():
             self.host.by_name[name].set_params(p)

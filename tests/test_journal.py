@@ -244,6 +244,23 @@ def test_intent_is_on_disk_when_record_intent_returns(journal: Journal) -> None:
     assert journal.intents == 1
 
 
+def test_an_orders_venue_is_journaled_with_its_tif(journal: Journal) -> None:
+    # Issue 15: cancels and amends go to the venue the order went to, also after a restart.
+    journal.record_intent(make_order("c1", venue=Exchange.NXT, tif=TimeInForce.IOC))
+    journal.record_intent(make_order("c2", venue=Exchange.SOR))
+    journal.record_intent(make_order("c3"))
+    loaded = {o.client_id: (o.venue, o.tif) for o in journal.load_orders()}
+    assert loaded == {
+        "c1": (Exchange.NXT, TimeInForce.IOC),
+        "c2": (Exchange.SOR, TimeInForce.DAY),
+        "c3": (Exchange.KRX, TimeInForce.DAY),
+    }
+    con = raw(journal)
+    rows = con.execute("SELECT client_id, tif FROM orders ORDER BY client_id").fetchall()
+    con.close()
+    assert rows == [("c1", "ioc@NXT"), ("c2", "day@SOR"), ("c3", "day")]  # KRX rows as before
+
+
 def test_intents_left_in_the_log_are_moved_at_open_once(tmp_path: Path, clock: ManualClock) -> None:
     state = tmp_path / "state"
     j = Journal(state, clock)

@@ -122,6 +122,7 @@ class InProcessBroker:
         tif: TimeInForce,
         *,
         deadline: float,
+        venue: Exchange = Exchange.KRX,
     ) -> BrokerAnswer:
         refusal = self._refusal(symbol, side, qty, price)
         if refusal is not None:
@@ -152,10 +153,14 @@ class InProcessBroker:
                 return why
         return self.account.refusal(side, symbol, qty, self._reserve_price(symbol, price))
 
-    async def cancel(self, order_no: str, symbol: str) -> BrokerAnswer:
+    async def cancel(
+        self, order_no: str, symbol: str, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
         return self._call(OrderKind.CANCEL, order_no, symbol, 0)
 
-    async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
+    async def amend(
+        self, order_no: str, symbol: str, price: int, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
         return self._call(OrderKind.AMEND, order_no, symbol, price)
 
     def _call(self, kind: OrderKind, order_no: str, symbol: str, price: int) -> BrokerAnswer:
@@ -197,7 +202,7 @@ class InProcessBroker:
             if o.open_qty > 0
         ]
 
-    async def account_balance(self) -> AccountBalance:
+    async def account_balance(self, venue: Exchange = Exchange.KRX) -> AccountBalance:
         a = self.account
         holdings = tuple(
             Holding(

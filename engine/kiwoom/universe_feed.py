@@ -9,13 +9,14 @@ from typing import Final
 
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError, TransportError
-from engine.kiwoom.fids import ORDER_BOOK, QUOTE, TRADE
+from engine.kiwoom.fids import ORDER_BOOK, QUOTE, TRADE, VI
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.kiwoom.wsproto import resolve_condition
 from engine.universe.port import FeedUnavailable, Snapshot
 
 TYPES_OF: Final[Mapping[str, str]] = {"trades": TRADE, "quotes": QUOTE, "book": ORDER_BOOK}
-"""Data kind -> the realtime type that carries it (0B 주식체결, 0C 우선호가, 0D 호가잔량)."""
+"""Data kind -> the realtime type that carries it (0B 주식체결, 0C 우선호가, 0D 호가잔량); VI
+notices (1h) are registered with any of them."""
 
 
 class KiwoomUniverseFeed:
@@ -49,7 +50,9 @@ class KiwoomUniverseFeed:
         await self.ws.clear(seq)
 
     async def subscribe(self, owner: str, symbol: str, kinds: Iterable[str]) -> None:
-        await self.ws.subscribe_owner(owner, symbol, sorted(TYPES_OF[k] for k in kinds))
+        # VI notices always: risk (VI_ACTIVE), on_vi and vi_active need them for any symbol.
+        types = {TYPES_OF[k] for k in kinds} | {VI}
+        await self.ws.subscribe_owner(owner, symbol, sorted(types))
 
     async def unsubscribe(self, owner: str, symbol: str) -> None:
         await self.ws.unsubscribe_owner(owner, symbol)

@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
-from engine.events import Side, TimeInForce
+from engine.events import Exchange, Side, TimeInForce
 from engine.models import AccountBalance, CashBalance, OpenOrder, OrderRecord
 
 
@@ -55,17 +55,23 @@ class BrokerPort(Protocol):
         tif: TimeInForce,
         *,
         deadline: float,
+        venue: Exchange = Exchange.KRX,
     ) -> BrokerAnswer:
-        """Place an order (`price` None: at market). Never sent after `deadline`
-        (`Clock.monotonic()` seconds): NOT_SENT, code STALE."""
+        """Place an order (`price` None: at market) on `venue` (KRX, NXT, or SOR: the
+        broker's routing). Never sent after `deadline` (`Clock.monotonic()` seconds):
+        NOT_SENT, code STALE."""
         ...
 
-    async def cancel(self, order_no: str, symbol: str) -> BrokerAnswer:
-        """Cancel all that is open of the order `order_no`."""
+    async def cancel(
+        self, order_no: str, symbol: str, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
+        """Cancel all that is open of the order `order_no` (placed on `venue`)."""
         ...
 
-    async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
-        """Move all that is open of the order `order_no` to `price`."""
+    async def amend(
+        self, order_no: str, symbol: str, price: int, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
+        """Move all that is open of the order `order_no` (placed on `venue`) to `price`."""
         ...
 
     async def order_history(
@@ -77,6 +83,8 @@ class BrokerPort(Protocol):
 
     async def open_orders(self) -> list[OpenOrder]: ...
 
-    async def account_balance(self) -> AccountBalance: ...
+    async def account_balance(self, venue: Exchange = Exchange.KRX) -> AccountBalance:
+        """The holdings as `venue`'s view lists them (KRX or NXT)."""
+        ...
 
     async def cash_balance(self) -> CashBalance: ...

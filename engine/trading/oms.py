@@ -25,6 +25,7 @@ import structlog
 from engine.bus import EventBus
 from engine.clock import KST, Clock
 from engine.events import (
+    Exchange,
     Fill,
     OrderBook,
     OrderExecution,
@@ -211,6 +212,9 @@ class OrderManager:
         today's risk counts and matching, until reconciliation ends them."""
         self.by_order_no: dict[str, Order] = {}
         """Today's broker numbers of our orders (read-only outside the OMS)."""
+        self.venues: set[Exchange] = {Exchange.KRX}
+        """Venues orders went to (or may have) since start-up: reconciliation reads the
+        account's holdings as each of them lists them."""
         risk.on_new_day.append(self.new_day)
         self._next = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -287,13 +291,14 @@ class OrderManager:
             qty=req.qty,
             price=req.price,
             tif=req.tif,
+            venue=req.venue,
             created_ns=self.clock.time_ns(),
         )
         if not self.accepting:
             self._track(order)
             self._refuse(order, req, OrderReason.STOPPING, "shutting down")
             return order
-        rejection = self.risk.check(req, strategy, self)
+        rejection = self.risk.check(req, strategy, self, exchange=req.venue)
         # Tracked only now: the checks must not count the order they are judging as open.
         self._track(order)
         if rejection is not None:
@@ -309,6 +314,7 @@ class OrderManager:
             self.on_journal_refused(e)
             return order
         self.risk.record_sent(req, strategy)
+        self.venues.add(order.venue)
         self.stats.submitted += 1
         self._apply(order, _SENT)
         deadline = self.clock.monotonic() + self.max_order_delay_s
@@ -317,7 +323,13 @@ class OrderManager:
         tick = self.bus.current
         tick_ns = tick.ts_recv if isinstance(tick, Trade | Quote | OrderBook) else 0
         call = self.broker.place(
-            order.symbol, order.side, order.qty, order.price, order.tif, deadline=deadline
+            order.symbol,
+            order.side,
+            order.qty,
+            order.price,
+            order.tif,
+            deadline=deadline,
+            venue=order.venue,
         )
         self._spawn(
             self._call(order, Call.PLACE, call, tick_ns=tick_ns), f"place-{order.client_id}"
@@ -438,7 +450,7 @@ class OrderManager:
         order_no = order.order_no
         assert order_no is not None
         self._apply(order, _CANCEL_REQUESTED)
-        call = self.broker.cancel(order_no, order.symbol)
+        call = self.broker.cancel(order_no, order.symbol, venue=order.venue)
         self._spawn(self._call(order, Call.CANCEL, call), f"cancel-{order.client_id}")
 
     def modify(self, order: Order, qty: int | None = None, price: int | None = None) -> None:
@@ -475,8 +487,10 @@ class OrderManager:
             )
         if not 0 < new_price <= INT64_MAX:
             raise ValueError(f"modify needs a positive int64 price, got {new_price}")
-        req = OrderRequest(order.symbol, order.side, new_qty, new_price, order.tif)
-        rejection = self.risk.check_amend(req, order.strategy, self, replacing=order)
+        req = OrderRequest(order.symbol, order.side, new_qty, new_price, order.tif, order.venue)
+        rejection = self.risk.check_amend(
+            req, order.strategy, self, replacing=order, exchange=order.venue
+        )
         if rejection is not None:
             code = rejection.reason.value
             self._publish_rejection(
@@ -493,7 +507,7 @@ class OrderManager:
         order_no = order.order_no
         assert order_no is not None
         self._apply(order, _REPLACE_REQUESTED)
-        call = self.broker.amend(order_no, order.symbol, new_price)
+        call = self.broker.amend(order_no, order.symbol, new_price, venue=order.venue)
         self._spawn(
             self._call(order, Call.AMEND, call, price=new_price), f"modify-{order.client_id}"
         )
@@ -738,6 +752,7 @@ class OrderManager:
         still open from a day before are carried over (see `new_day`)."""
         today = self.risk.trading_day()
         for order in orders:
+            self.venues.add(order.venue)
             day = _order_day(order)
             if order.is_open and day and day < today:
                 self.orders[order.client_id] = order

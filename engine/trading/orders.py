@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
-from engine.events import OrderState, Side, TimeInForce
+from engine.events import Exchange, OrderState, Side, TimeInForce
 
 S = OrderState
 
@@ -271,13 +271,15 @@ tests check every update against it)."""
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """What a strategy asked for. `price` None is a market order."""
+    """What a strategy asked for. `price` None is a market order; `venue` where it goes
+    (KRX, NXT, or SOR: the broker's routing between the two)."""
 
     symbol: str
     side: Side
     qty: int
     price: int | None
     tif: TimeInForce = TimeInForce.DAY
+    venue: Exchange = Exchange.KRX
 
 
 @dataclass(slots=True, eq=False)
@@ -297,6 +299,8 @@ class Order:
     price: int | None
     tif: TimeInForce = TimeInForce.DAY
     state: OrderState = OrderState.NEW
+    venue: Exchange = Exchange.KRX
+    """Where it was sent (KRX, NXT or SOR): cancels and amends go to the same venue."""
     order_no: str | None = None
     order_nos: list[str] = field(default_factory=list)
     filled_qty: int = 0

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from engine.clock import KST
-from engine.events import OrderState, Reconciled
-from engine.models import OrderAction, OrderRecord
+from engine.events import Exchange, OrderState, Reconciled
+from engine.models import AccountBalance, Holding, OrderAction, OrderRecord
 from engine.trading.broker import BrokerPort, BrokerUnavailable
 from engine.trading.oms import OrderManager
 from engine.trading.order_events import (
@@ -85,6 +85,10 @@ class Reconciler:
         open_rows = await self.books.open_orders()
         checked, changed = self._orders(history, {r.order_no for r in open_rows})
         balance = await self.books.account_balance()
+        others = [Exchange.NXT] if self.oms.venues - {Exchange.KRX} else []
+        # SOR is a routing, not a venue: what it bought is on KRX's or NXT's list.
+        for venue in others:
+            balance = merge_balances(balance, await self.books.account_balance(venue))
         cash = await self.books.cash_balance()
         portfolio = self.oms.portfolio
         divergences = 0
@@ -313,6 +317,29 @@ class Reconciler:
 
 CLOCK_SKEW_S = 5
 """How far the broker's order time may sit before our intent's and still be its order."""
+
+
+def merge_balances(krx: AccountBalance, other: AccountBalance) -> AccountBalance:
+    """The account's holdings from two venues' lists (kt00018 is per venue: KRX, NXT).
+
+    Shares are one pool whichever venue bought them, so a venue's list is taken to show the
+    account's shares of a symbol (priced at that venue), or none: per symbol the larger
+    quantity counts, never the sum (assumed: Kiwoom documents no more; the simulator lists
+    every holding on KRX's list and none on NXT's). Totals are KRX's."""
+    merged = {h.symbol: h for h in krx.holdings}
+    for h in other.holdings:
+        have = merged.get(h.symbol)
+        if have is None or h.qty > have.qty:
+            merged[h.symbol] = h
+    holdings: tuple[Holding, ...] = tuple(merged.values())
+    return AccountBalance(
+        krx.purchase_amount,
+        krx.eval_amount,
+        krx.pnl,
+        krx.pnl_pct,
+        krx.estimated_assets,
+        holdings,
+    )
 
 
 def _number(order_no: str) -> int | None:

@@ -22,6 +22,7 @@ from engine.config import RiskConfig
 from engine.events import Exchange, Side, TradingState, TradingStateChanged
 from engine.trading import krx
 from engine.trading.calendar import KrxCalendar
+from engine.trading.market import NO_ORDERS, MarketState, calendar_session
 from engine.trading.orders import Order, OrderRequest
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,8 @@ class Reason(StrEnum):
     FAT_FINGER = "FAT_FINGER"
     NO_PRICE = "NO_PRICE"
     SESSION_CLOSED = "SESSION_CLOSED"
+    VI_ACTIVE = "VI_ACTIVE"
+    VENUE = "VENUE"
     BUYING_POWER = "BUYING_POWER"
     SHORT_SALE = "SHORT_SALE"
     NOT_OWN_POSITION = "NOT_OWN_POSITION"
@@ -215,7 +218,12 @@ class RiskEngine:
        DAILY_LOSS (the day's realised loss is at the limit, even after a manual resume);
        RECONCILING, FEED_DOWN, UNKNOWN_PENDING (an order of unknown outcome on the symbol).
        All but HALTED let a reducing sell through;
-    2. session hours: SESSION_CLOSED (KRX calendar; off with `check_session_hours`);
+    2. the market: VENUE (a venue the account cannot trade on, `refused_venues`);
+       SESSION_CLOSED (the venue's session: today's session notice from the feed when there
+       is one and `feed_sessions`, else the KRX calendar; the calendar is off with
+       `check_session_hours`); VI_ACTIVE (a market order on a symbol under a volatility
+       interruption on that venue, with `refuse_market_under_vi`: limit orders pass, to the
+       auction);
     3. the order itself against reference prices: MAX_ORDER_QTY, TICK_SIZE, NO_PRICE,
        PRICE_BAND (+-30 % of the base price), FAT_FINGER (distance from the last trade, or
        the base price before the first trade), MAX_NOTIONAL;
@@ -241,11 +249,19 @@ class RiskEngine:
         *,
         check_session_hours: bool,
         calendar: KrxCalendar | None = None,
+        feed_sessions: bool = False,
     ) -> None:
         self.cfg = cfg
         self._clock = clock
+        self._calendar = calendar if calendar is not None else KrxCalendar(cfg.extra_holidays)
+        self.market = MarketState(clock, None)
+        """VI and the feed's sessions (the trader feeds it); strategies read it too."""
         self.check_session_hours = check_session_hours
-        self.calendar = calendar if calendar is not None else KrxCalendar(cfg.extra_holidays)
+        self.feed_sessions = feed_sessions
+        """Judge session hours by the feed's session notices (0s) when today has one, also
+        when the calendar is off (mode sim, whose notional session the notices tell)."""
+        self.refused_venues: dict[Exchange, str] = {}
+        """Venues orders may not go to, with the reason (mode mock: KRX only)."""
         self._mode = TradingState.ACTIVE
         self._mode_reason = ""
         self.halts: dict[HaltReason, str] = {}
@@ -263,6 +279,25 @@ class RiskEngine:
         self._orders_sent = 0
         self._realized_pnl = 0
         self._rejected = 0
+
+    @property
+    def check_session_hours(self) -> bool:
+        """Check session hours by the calendar (with no notice from the feed)."""
+        return self.market.calendar is not None
+
+    @check_session_hours.setter
+    def check_session_hours(self, on: bool) -> None:
+        self.market.calendar = self._calendar if on else None
+
+    @property
+    def calendar(self) -> KrxCalendar:
+        return self._calendar
+
+    @calendar.setter
+    def calendar(self, calendar: KrxCalendar) -> None:
+        self._calendar = calendar
+        if self.market.calendar is not None:
+            self.market.calendar = calendar
 
     # --- the check ---------------------------------------------------------------------------
 
@@ -312,16 +347,28 @@ class RiskEngine:
             if view.has_unknown_order(symbol):
                 return Rejection(Reason.UNKNOWN_PENDING, detail=symbol)
 
-        # 2. session hours
-        if self.check_session_hours:
+        # 2. the market: venue, session, VI
+        if exchange in self.refused_venues:
+            return Rejection(Reason.VENUE, detail=self.refused_venues[exchange])
+        market = self.market
+        by_feed = self.feed_sessions and market.from_feed(exchange)
+        if by_feed or self.check_session_hours:
             now = self._clock.now().astimezone(KST)
-            if not self.calendar.is_open_for_orders(now, exchange):
-                closed = self.calendar.closed_reason(now.date())
+            if self.feed_sessions:
+                session = market.session(exchange)
+            else:
+                session = calendar_session(self._calendar, now, exchange)
+            if session in NO_ORDERS:
+                closed = None if by_feed else self._calendar.closed_reason(now.date())
                 hhmmss = now.hour * 10_000 + now.minute * 100 + now.second
                 detail = f"{exchange.value} {now:%Y-%m-%d %H:%M:%S}" + (
                     f" ({closed})" if closed else ""
                 )
+                if by_feed:
+                    detail += " (the feed's session notice)"
                 return Rejection(Reason.SESSION_CLOSED, value=hhmmss, detail=detail)
+        if price is None and cfg.refuse_market_under_vi and market.vi_active(symbol, exchange):
+            return Rejection(Reason.VI_ACTIVE, detail=f"{symbol} {exchange.value}")
 
         # 3. the order itself
         if qty > cfg.max_order_qty:

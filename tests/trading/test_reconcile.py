@@ -15,7 +15,7 @@ import pytest
 from engine.bus import EventBus
 from engine.clock import KST, ManualClock
 from engine.config import load
-from engine.events import Event, Fill, OrderState, Side, TimeInForce
+from engine.events import Event, Exchange, Fill, OrderState, Side, TimeInForce
 from engine.journal import Journal
 from engine.models import (
     AccountBalance,
@@ -48,6 +48,8 @@ class Books:
         self.unreachable: set[date | None] = set()
         self.open: list[OpenOrder] = []
         self.holdings: list[Holding] = []
+        self.nxt_holdings: list[Holding] = []
+        self.balance_venues: list[Exchange] = []
         self.asked: list[date | None] = []
         self.cursors: list[str | None] = []
         self.orderable = 10_000_000
@@ -61,13 +63,18 @@ class Books:
         tif: TimeInForce,
         *,
         deadline: float,
+        venue: Exchange = Exchange.KRX,
     ) -> BrokerAnswer:
         return self.place_answer
 
-    async def cancel(self, order_no: str, symbol: str) -> BrokerAnswer:
+    async def cancel(
+        self, order_no: str, symbol: str, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
         return self.cancel_answer
 
-    async def amend(self, order_no: str, symbol: str, price: int) -> BrokerAnswer:
+    async def amend(
+        self, order_no: str, symbol: str, price: int, *, venue: Exchange = Exchange.KRX
+    ) -> BrokerAnswer:
         return BrokerAnswer(Answer.REFUSED, code="9999", detail="not here")
 
     async def order_history(
@@ -84,7 +91,10 @@ class Books:
     async def open_orders(self) -> list[OpenOrder]:
         return list(self.open)
 
-    async def account_balance(self) -> AccountBalance:
+    async def account_balance(self, venue: Exchange = Exchange.KRX) -> AccountBalance:
+        self.balance_venues.append(venue)
+        if venue is not Exchange.KRX:
+            return AccountBalance(0, 0, 0, 0.0, 0, tuple(self.nxt_holdings))
         return AccountBalance(0, 0, 0, 0.0, 0, tuple(self.holdings))
 
     async def cash_balance(self) -> CashBalance:
@@ -392,3 +402,32 @@ async def test_an_order_in_flight_when_the_cursor_was_chosen_is_left_to_the_next
     assert world.reconciler._misses == {}
     await world.reconciler.run()
     assert (order.state, order.order_nos) == (S.ACCEPTED, ["0000001"])
+
+
+# --- issue 15: the account is read on every venue traded ------------------------------------
+
+
+def holding(qty: int) -> Holding:
+    return Holding(SYMBOL, "삼성전자", qty, qty, 70_000, 70_000, qty * 70_000, qty * 70_000, 0, 0.0)
+
+
+async def test_holdings_are_read_per_venue_traded_and_merged_per_symbol(world: World) -> None:
+    await world.reconciler.run(load_positions=True)
+    assert world.books.balance_venues == [Exchange.KRX]  # only KRX traded yet
+
+    world.books.place_answer = BrokerAnswer(Answer.TAKEN, order_no="0000001")
+    order = world.oms.submit(OrderRequest(SYMBOL, Side.BUY, 3, 70_000, venue=Exchange.SOR), "s")
+    await world.oms.drain(1.0)
+    assert order.venue is Exchange.SOR
+    world.books.history[None] = [row("0000001", 3, 3, 0, exchange="SOR")]
+    world.books.balance_venues.clear()
+    # The same 3 shares on both lists: one pool, counted once (never 6).
+    world.books.holdings = [holding(3)]
+    world.books.nxt_holdings = [holding(3)]
+    result = await world.reconciler.run()
+    assert world.books.balance_venues == [Exchange.KRX, Exchange.NXT]
+    assert result.divergences == 0
+    # Only NXT's list shows them: they are the account's all the same.
+    world.books.holdings = []
+    result = await world.reconciler.run()
+    assert result.divergences == 0

@@ -138,7 +138,7 @@ def test_an_ordinary_order_passes() -> None:
 
 def test_reason_values_are_their_names() -> None:
     assert all(r.value == r.name for r in Reason)
-    assert len(Reason) == 22
+    assert len(Reason) == 24  # + VI_ACTIVE, VENUE (issue 15)
 
 
 # --- 1. trading state -----------------------------------------------------------------------
