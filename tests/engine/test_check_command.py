@@ -51,7 +51,7 @@ def test_check_passes_on_the_shipped_config(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == (
-        f"{SHIPPED}: ok; mode sim; strategies: momentum (disabled: dip_buyer)"
+        f"{SHIPPED}: ok; mode sim; strategies: momentum (disabled: dip_buyer, condition_breakout)"
     )
     assert res.stderr == ""
 
