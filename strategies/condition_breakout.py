@@ -40,10 +40,13 @@ class ConditionBreakout(Strategy):
         """Symbols in one of its conditions now."""
         self.bids: dict[str, Order] = {}
         self.exits: dict[str, Order] = {}
-        # After a restart: the subscriptions are back; holdings are still to be sold.
+        # After a restart the subscriptions are back: holdings are still to be sold; a flat
+        # symbol goes (it is subscribed again if it is still in the condition).
         for symbol in self.subscriptions():
             if self.position(symbol) > 0:
                 self.log.info("holding_restored", symbol=symbol, qty=self.position(symbol))
+            else:
+                self.unsubscribe(symbol)
 
     def on_params(self) -> None:
         self.qty: int = self.params.get("qty", 1)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from engine.config import SimConditionConfig, StrategyConfig
-from engine.events import OrderState, Reconnected
+from engine.events import ACCOUNT_EVENTS, ConditionHit, OrderState, Reconnected
+from engine.metrics import EngineMetrics, LoopMonitor
 from engine.sim.simulator import Simulator
 from engine.trader import Trader
 from tests.engine.conftest import SYMBOL, running_engine, sim_config, write_strategy
@@ -109,10 +110,13 @@ async def test_ten_conditions_shared_by_two_strategies_are_ten_and_the_eleventh_
         rec(tmp_path, "r", conditions=("수동10",)),
         rec(tmp_path, "s"),
     )
-    async with running_engine(sim, tmp_path / "state", strategies) as (trader, _ws, _api):
+    async with running_engine(sim, tmp_path / "state", strategies) as (trader, ws, _api):
         await until(lambda: len(realtime_at_sim(sim)) == 10)
         assert realtime_at_sim(sim) == {str(i) for i in range(10)}
         assert trader.universe.status()["realtime_conditions"] == 10
+        metrics = EngineMetrics(trader, ws, LoopMonitor(), {}).render().decode()
+        assert 'kiwoom_engine_realtime_conditions{of="in_use"} 10.0' in metrics
+        assert 'kiwoom_engine_realtime_conditions{of="limit"} 10.0' in metrics
         # The strategy whose condition is the eleventh is disabled, with the reason.
         r = trader.host.by_name["r"]
         assert not r.enabled
@@ -258,3 +262,9 @@ async def test_a_symbol_bought_after_a_subscribe_is_sold_after_a_restart(
         sell = s1.order(Side.SELL, NEW, 1, bid, None)
         await until(lambda: sell.state is OrderState.FILLED, 10)
         assert s1.position(NEW) == 0
+
+
+def test_condition_hits_are_market_data_not_account_events() -> None:
+    # Dispatched in arrival order with the market, and a slow copy (MQTT) may drop them;
+    # never taken for an account event (which no queue may drop, and which jumps the line).
+    assert not issubclass(ConditionHit, ACCOUNT_EVENTS)
