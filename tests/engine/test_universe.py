@@ -186,7 +186,7 @@ async def test_subscriptions_register_once_count_daemon_symbols_and_load_before_
     sim: Simulator, tmp_path: Path
 ) -> None:
     strategies = (rec(tmp_path, "s1"), rec(tmp_path, "s2"))
-    async with running_engine(sim, tmp_path / "state", strategies) as (trader, _ws, _api):
+    async with running_engine(sim, tmp_path / "state", strategies) as (trader, ws, _api):
         s1, s2 = trader.host.by_name["s1"], trader.host.by_name["s2"]
 
         def pairs(symbol: str) -> set[str]:
@@ -210,6 +210,10 @@ async def test_subscriptions_register_once_count_daemon_symbols_and_load_before_
         ask = trader.host.quotes[NEW].best_ask
         order = s1.order(*_buy(NEW, 1, ask))
         await until(lambda: order.state is OrderState.FILLED, 10)
+        # Kept across a reconnect: part of the registrations every new session restores.
+        sessions = ws.sessions
+        await sim.realtime.drop_all()
+        await until(lambda: ws.sessions > sessions and pairs(NEW) == {"0B", "0C", "1h"}, 10)
         # The last owner of each type removes it.
         s1.unsubscribe(NEW)
         await until(lambda: pairs(NEW) == {"0B", "1h"})
