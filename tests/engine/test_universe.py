@@ -272,3 +272,32 @@ def test_condition_hits_are_market_data_not_account_events() -> None:
     # Dispatched in arrival order with the market, and a slow copy (MQTT) may drop them;
     # never taken for an account event (which no queue may drop, and which jumps the line).
     assert not issubclass(ConditionHit, ACCOUNT_EVENTS)
+
+
+HISTORY = """
+class Hist(Strategy):
+    def on_start(self):
+        self.loaded = {}
+
+    def on_subscribed(self, symbol):
+        self.loaded[symbol] = list(self.bars(symbol, "1m"))
+"""
+
+
+async def test_a_subscribe_loads_history_bars_before_on_subscribed(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    sc = write_strategy(tmp_path, "h", HISTORY, "Hist", bars=("1m",), history=12)
+    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+        h = trader.host.by_name["h"]
+        with pytest.raises(ValueError, match="no 1m bars"):
+            h.bars(NEW, "1m")  # not in its universe yet
+        h.subscribe(NEW, ("trades",))
+        await until(lambda: NEW in h.instance.loaded, 10)
+        bars = h.instance.loaded[NEW]
+        assert len(bars) == 12
+        starts = [b.start for b in bars]
+        assert starts == sorted(starts)
+        assert len(set(starts)) == 12
+        assert all(b.symbol == NEW and b.interval == "1m" for b in bars)
+        assert all((trader.clock.now() - b.start).total_seconds() >= 60 for b in bars)
