@@ -256,16 +256,6 @@ class _EngineCollector(Collector):
             "The event loop's current lateness (see event_loop_lag_seconds)",
             value=self.loop.stalled_s(),
         )
-        universe = t.universe.status()
-        conditions = GaugeMetricFamily(
-            f"{NAMESPACE}_realtime_conditions",
-            "Realtime condition searches the strategies hold (in_use), against the login's "
-            "limit (kiwoom.max_realtime_conditions)",
-            labels=["of"],
-        )
-        conditions.add_metric(["in_use"], float(universe["realtime_conditions"]))
-        conditions.add_metric(["limit"], float(universe["max_realtime_conditions"]))
-        yield conditions
 
 
 _JOURNAL_FIGURES: tuple[

@@ -115,8 +115,8 @@ async def test_ten_conditions_shared_by_two_strategies_are_ten_and_the_eleventh_
         assert realtime_at_sim(sim) == {str(i) for i in range(10)}
         assert trader.universe.status()["realtime_conditions"] == 10
         metrics = EngineMetrics(trader, ws, LoopMonitor(), {}).render().decode()
-        assert 'kiwoom_engine_realtime_conditions{of="in_use"} 10.0' in metrics
-        assert 'kiwoom_engine_realtime_conditions{of="limit"} 10.0' in metrics
+        assert 'kiwoom_engine_realtime_conditions{kind="in_use"} 10.0' in metrics
+        assert 'kiwoom_engine_realtime_conditions{kind="limit"} 10.0' in metrics
         # The strategy whose condition is the eleventh is disabled, with the reason.
         r = trader.host.by_name["r"]
         assert not r.enabled
