@@ -382,7 +382,8 @@ class RiskConfig:
     fat_finger_bp: int = field(default=500, metadata=_range(1, 10_000))
     """How far (basis points) a limit price may sit from the last trade."""
     duplicate_window_s: float = field(default=1.0, metadata=_range(0, 3600))
-    """Refuse a second identical order (strategy, symbol, side, qty, price) this soon; 0 off."""
+    """Refuse a second identical order (strategy, symbol, side, qty, price, venue) this soon;
+    0 off."""
     check_session_hours: bool = True
     """Refuse orders outside the venue's session (SESSION_CLOSED): by the feed's session
     notices when today has one, else by the KRX calendar. Mode sim checks the notices only

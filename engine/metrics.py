@@ -251,6 +251,28 @@ class _EngineCollector(Collector):
         pnl.add_metric(["realized"], float(t.portfolio.realized_today))
         pnl.add_metric(["unrealized"], float(t.portfolio.unrealized()))
         yield pnl
+        market = t.risk.market
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_vi_events",
+            "Volatility interruption (VI) notices from the feed, triggers and releases",
+            value=market.vi_events,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_vi_active_symbols",
+            "Symbols under a VI now (market orders on them are refused: VI_ACTIVE)",
+            value=len(market.vi_symbols()),
+        )
+        conditions = getattr(self.feed, "condition_book", None)
+        if conditions is not None:
+            used = GaugeMetricFamily(
+                f"{NAMESPACE}_realtime_conditions",
+                "Realtime condition searches (조건검색) running on the login, and the limit "
+                "(kiwoom.max_realtime_conditions; Kiwoom allows about 10)",
+                labels=["kind"],
+            )
+            used.add_metric(["in_use"], float(len(conditions.realtime)))
+            used.add_metric(["limit"], float(conditions.max_realtime))
+            yield used
         yield GaugeMetricFamily(
             f"{NAMESPACE}_event_loop_stalled_seconds",
             "The event loop's current lateness (see event_loop_lag_seconds)",

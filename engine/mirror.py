@@ -38,12 +38,13 @@ import structlog
 from engine.bus import AccountOverflow, ConsumerQueue
 from engine.clock import Clock
 from engine.config import MqttConfig
-from engine.events import Event, OrderUpdate
+from engine.events import Event, OrderUpdate, SessionChanged
 from engine.mirror_schema import (
     QOS_ACCOUNT,
     QOS_MARKET,
     ROUTES,
     CommandRejected,
+    Route,
     Topics,
     encode_event,
     encode_snapshot,
@@ -149,6 +150,8 @@ class Mirror:
         self._online_seq = 0
         self._stopping = False
         self._snap_last: dict[str, bytes] = {}
+        self._sessions: dict[str, bytes] = {}
+        """The last retained session payload per venue topic (see `_session`)."""
         self._topic_lanes: dict[str, _Lane] = {}
         self._lanes: dict[str, dict[Any, _Lane]] = {r.name: {} for r in ROUTES.values()}
         """Per market-data route, the lanes of its topics by the event's topic attributes."""
@@ -318,6 +321,8 @@ class Mirror:
         )
         self._snap_last.clear()
         self._publish_snapshots()
+        for topic, payload in self._sessions.items():
+            self._publish_retained(topic, payload)
         log.info(
             "mirror_connected",
             host=self._cfg.host,
@@ -418,6 +423,9 @@ class Mirror:
         count = 0
         for ev in batch:
             route = ROUTES[type(ev)]
+            if type(ev) is SessionChanged:
+                self._session(route, ev)
+                continue
             if route.qos == QOS_MARKET:
                 if conn is None:
                     self.dropped_offline += 1
@@ -453,6 +461,19 @@ class Mirror:
                 self._spool_append(_Spooled(topic, payload))
         if count and conn is not None:
             self._send_market(conn, market, count)
+
+    def _session(self, route: Route, ev: SessionChanged) -> None:
+        """A venue's session notice, retained at `session/<venue>` (QoS 1): a subscriber that
+        comes later hears where each venue stands. Kept and sent again on every connection
+        (a broker restarted without persistence forgets retained messages)."""
+        topic = self.topics.of(route, ev)
+        try:
+            payload = encode_event(route, ev, self._next_seq(topic))
+        except (TypeError, ValueError):
+            self._encode_failed(ev)
+            return
+        self._sessions[topic] = payload
+        self._publish_retained(topic, payload)
 
     def _lane(self, topic: str) -> _Lane:
         # One per topic, not per route: quotes and books share md/quote/<symbol>, and its seq.

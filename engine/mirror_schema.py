@@ -111,7 +111,9 @@ ROUTES: Mapping[type, Route] = {
         # payload, the topic has the seq only.
         _route(ev.ConditionHit, "condition", QOS_MARKET, "condition", "{condition_seq}"),
         _route(ev.ViEvent, "vi", QOS_MARKET, "md", "vi", "{symbol}"),
-        _route(ev.SessionChanged, "session", QOS_MARKET, "session"),
+        # Retained at QoS 1, one topic per venue: engine/mirror.py publishes it apart from the
+        # market lanes (not an account event: the bus may coalesce it like market data).
+        _route(ev.SessionChanged, "session", QOS_MARKET, "session", "{exchange}"),
         _route(ev.StockInfo, "stock_info", QOS_MARKET, "md", "info", "{symbol}"),
         _route(ev.OrderUpdate, "order", QOS_ACCOUNT, "order", "{client_id}"),
         _route(ev.Fill, "fill", QOS_ACCOUNT, "fill"),

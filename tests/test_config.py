@@ -34,6 +34,9 @@ def test_config_is_frozen() -> None:
         cfg.kiwoom.mode = "live"  # type: ignore[misc]
 
 
+STRATEGY = '[[strategies]]\nname = "s"\npath = "s.py"\nclass = "S"\n'
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -46,6 +49,19 @@ def test_config_is_frozen() -> None:
         ("[nonsense]\n", "nonsense: unknown key"),
         ("[kiwoom\n", "not valid TOML"),
         ('[kiwoom]\nappkey = "abc"\n', "kiwoom.appkey: secrets are not read from files"),
+        # Issue 15: venues and other realtime types.
+        ('[daemon]\nvenue = "NYSE"\n', 'daemon.venue: expected one of KRX|NXT|SOR, got "NYSE"'),
+        ("[risk]\nrefuse_market_under_vi = 1\n", "risk.refuse_market_under_vi: expected true"),
+        (
+            STRATEGY + 'realtime = [{type = "ZZ", items = ["001"]}]\n',
+            "strategies[0].realtime[0].type: not a realtime type in Kiwoom's catalogue",
+        ),
+        (
+            STRATEGY + 'realtime = [{type = "0B", items = ["005930"]}]\n',
+            'strategies[0].realtime[0].type: "0B" has its own handler',
+        ),
+        (STRATEGY + 'realtime = [{type = "0J", items = []}]\n', "realtime[0].items: must not"),
+        (STRATEGY + 'realtime = [{type = "0J"}]\n', "strategies[0].realtime[0].items: missing"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -54,6 +70,12 @@ def test_bad_config_names_file_and_key(tmp_path: Path, text: str, message: str) 
         config.load(p, env={})
     assert str(p) in str(exc.value)
     assert message in str(exc.value)
+
+
+def test_a_strategys_realtime_types_load(tmp_path: Path) -> None:
+    p = write(tmp_path, STRATEGY + 'realtime = [{type = "0J", items = ["001", "101"]}]\n')
+    (sc,) = config.load(p, env={}).strategies
+    assert [(r.type, r.items) for r in sc.realtime] == [("0J", ("001", "101"))]
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

@@ -271,7 +271,7 @@ class RiskEngine:
         self.may_sell_external: frozenset[str] = frozenset()
         """Strategies that may sell the account's external shares (`may_sell_external`)."""
         self._sent_times: deque[float] = deque()
-        self._recent: dict[tuple[str | None, str, Side, int, int | None], float] = {}
+        self._recent: dict[tuple[str | None, str, Side, int, int | None, Exchange], float] = {}
         self._day = self._today()
         self.on_new_day: list[Callable[[], None]] = []
         """Called when a call on the first moment of a new KST day rolls the counters (the OMS
@@ -438,7 +438,7 @@ class RiskEngine:
             return Rejection(Reason.ORDER_RATE, cfg.max_orders_per_s, per_s, "per second")
         if per_min > cfg.max_orders_per_min:
             return Rejection(Reason.ORDER_RATE, cfg.max_orders_per_min, per_min, "per minute")
-        sent_at = self._recent.get((strategy, symbol, req.side, qty, price))
+        sent_at = self._recent.get((strategy, symbol, req.side, qty, price, req.venue))
         if sent_at is not None and now_m - sent_at < cfg.duplicate_window_s:
             window_ms = round(cfg.duplicate_window_s * 1000)
             return Rejection(Reason.DUPLICATE, window_ms, round((now_m - sent_at) * 1000))
@@ -480,7 +480,7 @@ class RiskEngine:
         now_m = self._clock.monotonic()
         self._expire(now_m)
         self._sent_times.append(now_m)
-        self._recent[(strategy, req.symbol, req.side, req.qty, req.price)] = now_m
+        self._recent[(strategy, req.symbol, req.side, req.qty, req.price, req.venue)] = now_m
         self._orders_sent += 1
 
     def _expire(self, now_m: float) -> None:

@@ -115,6 +115,24 @@ def test_a_vi_trigger_and_release() -> None:
     assert stats.bad_entries == 0
 
 
+@pytest.mark.parametrize(
+    ("item", "values", "why"),
+    [
+        ("", {k: v for k, v in VI_TRIGGER.items() if k != "9001"}, "_BadEntry"),
+        ("005930", {**VI_TRIGGER, "1223": "10:15"}, "ValueError"),
+        ("005930", {**VI_TRIGGER, "1221": "+77,000"}, "ValueError"),
+        ("005930", [1, 2], "_BadEntry"),
+    ],
+)
+def test_a_malformed_vi_notice_is_counted_and_skipped(item: str, values: Any, why: str) -> None:
+    stats = CodecStats()
+    res = decode_frame(real(entry("1h", item, values), entry("1h", "005930", VI_TRIGGER)), stats)
+    assert res.kind is FrameKind.REAL
+    assert [(e.symbol, e.active) for e in res.events] == [("005930", True)]  # type: ignore[attr-defined]
+    assert stats.bad_entries == 1
+    assert stats.reasons[why] == 1
+
+
 def test_a_vi_code_we_do_not_know_falls_back_on_the_release_time() -> None:
     # 9068's codes are documented nowhere: an unknown one is read from 1224 (a release time
     # means released) and logged, never a crash.
