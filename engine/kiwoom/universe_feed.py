@@ -9,14 +9,14 @@ from typing import Final
 
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError, TransportError
-from engine.kiwoom.fids import ORDER_BOOK, QUOTE, TRADE, VI
+from engine.kiwoom.fids import ORDER_BOOK, QUOTE, STOCK_INFO, TRADE, VI
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.kiwoom.wsproto import resolve_condition
 from engine.universe.port import FeedUnavailable, Snapshot
 
 TYPES_OF: Final[Mapping[str, str]] = {"trades": TRADE, "quotes": QUOTE, "book": ORDER_BOOK}
 """Data kind -> the realtime type that carries it (0B 주식체결, 0C 우선호가, 0D 호가잔량); VI
-notices (1h) are registered with any of them."""
+notices (1h) and stock info (0g) are registered with any of them."""
 
 
 class KiwoomUniverseFeed:
@@ -50,8 +50,9 @@ class KiwoomUniverseFeed:
         await self.ws.clear(seq)
 
     async def subscribe(self, owner: str, symbol: str, kinds: Iterable[str]) -> None:
-        # VI notices always: risk (VI_ACTIVE), on_vi and vi_active need them for any symbol.
-        types = {TYPES_OF[k] for k in kinds} | {VI}
+        # With any data: VI notices (risk's VI_ACTIVE, on_vi, vi_active) and the stock's day
+        # parameters (0g: base price and limits, as they change).
+        types = {TYPES_OF[k] for k in kinds} | {VI, STOCK_INFO}
         await self.ws.subscribe_owner(owner, symbol, sorted(types))
 
     async def unsubscribe(self, owner: str, symbol: str) -> None:

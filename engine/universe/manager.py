@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from engine.events import ConditionHit, Reconnected
+from engine.events import ConditionHit, Reconnected, StockInfo
 from engine.history import HistoryPort, HistoryUnavailable
 from engine.universe.port import FeedUnavailable, UniverseFeed
 from engine.universe.rules import data_kinds, limit_message, over_limit, ref_problem
@@ -101,6 +101,7 @@ class Universe:
         self._restore()
         host.bus.subscribe(ConditionHit, self.on_hit)
         host.bus.subscribe(Reconnected, self._reconnected)
+        host.bus.subscribe(StockInfo, self._stock_info)
 
     def _configured_conditions(self, slot: StrategySlot) -> None:
         key = slot.loaded.key
@@ -246,6 +247,13 @@ class Universe:
             await self.feed.unwatch(seq)
         except Exception as e:
             log.warning("condition_clear_failed", seq=seq, error=str(e))
+
+    def _stock_info(self, ev: StockInfo) -> None:
+        """The broker's day parameters of a symbol (0g) replace what a load found."""
+        if ev.base_price > 0:
+            self.base[ev.symbol] = ev.base_price
+        if ev.upper_limit > 0:
+            self.limits[ev.symbol] = (ev.lower_limit, ev.upper_limit)
 
     def _reconnected(self, _ev: Reconnected) -> None:
         feed = self.feed

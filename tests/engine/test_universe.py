@@ -199,7 +199,7 @@ async def test_subscriptions_register_once_count_daemon_symbols_and_load_before_
         s2.subscribe(NEW, ("trades",))
         await until(lambda: [r[0] for r in s1.instance.ready] == [NEW], 10)
         await until(lambda: [r[0] for r in s2.instance.ready] == [NEW], 10)
-        assert pairs(NEW) == {"0B", "0C", "1h"}  # VI notices with any data
+        assert pairs(NEW) == {"0B", "0C", "0g", "1h"}  # VI notices and stock info with any data
         # Loaded before `on_subscribed`: the base price (risk's band) and the best quote.
         assert trader.portfolio.base[NEW] == sim.market.prev_close(NEW)
         quote = s1.instance.ready[0][1]
@@ -213,10 +213,10 @@ async def test_subscriptions_register_once_count_daemon_symbols_and_load_before_
         # Kept across a reconnect: part of the registrations every new session restores.
         sessions = ws.sessions
         await sim.realtime.drop_all()
-        await until(lambda: ws.sessions > sessions and pairs(NEW) == {"0B", "0C", "1h"}, 10)
+        await until(lambda: ws.sessions > sessions and pairs(NEW) == {"0B", "0C", "0g", "1h"}, 10)
         # The last owner of each type removes it.
         s1.unsubscribe(NEW)
-        await until(lambda: pairs(NEW) == {"0B", "1h"})
+        await until(lambda: pairs(NEW) == {"0B", "0g", "1h"})
         s2.unsubscribe(NEW)
         await until(lambda: pairs(NEW) == set())
         # A symbol of [daemon] symbols stays registered when a strategy leaves it.
@@ -224,7 +224,7 @@ async def test_subscriptions_register_once_count_daemon_symbols_and_load_before_
         assert daemon_types == {"0B", "0C", "0D"}
         s2.subscribe(SYMBOL, ("book",))
         await until(lambda: [r[0] for r in s2.instance.ready][-1:] == [SYMBOL], 10)
-        assert pairs(SYMBOL) == {*daemon_types, "1h"}
+        assert pairs(SYMBOL) == {*daemon_types, "0g", "1h"}
         s2.unsubscribe(SYMBOL)
         await until(lambda: pairs(SYMBOL) == daemon_types)  # 0D stays: the daemon's too
         with pytest.raises(ValueError, match="data must name"):
@@ -257,7 +257,7 @@ async def test_a_symbol_bought_after_a_subscribe_is_sold_after_a_restart(
         assert s1.subscriptions() == {NEW: ("quotes", "trades")}
         await until(lambda: [r[0] for r in s1.instance.ready] == [NEW], 10)
         registered = {t for t, i in sim.realtime.registered_pairs() if i == NEW}
-        assert registered == {"0B", "0C", "1h"}
+        assert registered == {"0B", "0C", "0g", "1h"}
         await until(lambda: NEW in s1.instance.trades, 10)  # prices flow again
         assert s1.position(NEW) == 1
         from engine.events import Side
