@@ -98,6 +98,8 @@ async def test_hits_go_to_the_watchers_only_members_first_also_for_a_late_watche
         assert realtime_at_sim(sim) == {"0", "1"}  # c still watches it
         trader.host.by_name["c"].unwatch_condition("seq:0")
         await until(lambda: realtime_at_sim(sim) == {"1"})
+        # Every hit came stamped (seq, ts_recv): Rec asserts it, and a failed assert counts.
+        assert [trader.host.by_name[n].errors for n in "abc"] == [0, 0, 0]
 
 
 async def test_ten_conditions_shared_by_two_strategies_are_ten_and_the_eleventh_is_refused(
