@@ -427,6 +427,9 @@ class Universe:
                 try:
                     k = data_kinds(tuple(kinds))
                 except ValueError:
+                    k = frozenset()
+                if not k or not SYMBOL.fullmatch(symbol):
+                    log.warning("universe_entry_skipped", strategy=name, symbol=symbol)
                     continue
                 if self.feed is not None:
                     self._add_subscription(slot, symbol, k)
