@@ -108,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, parents=[common])
 
     command("run", help="run the daemon (against the simulator in mode sim)")
-    command("check", help="load the config and every strategy without trading")
+    check = command("check", help="load the config and every strategy without trading")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also log in and resolve the strategies' `conditions` (mode sim: a simulator)",
+    )
     sim = command("sim", help="serve the Kiwoom-compatible simulator (REST + WebSocket)")
     sim.add_argument("--port", type=_port, help="override sim.port (0: any free port)")
 
@@ -328,7 +333,7 @@ def _dispatch(args: argparse.Namespace, cfg: config_mod.Config) -> int:
 
         return asyncio.run(conditions(cfg, as_json=args.json))
     if args.command == "check":
-        return _check(cfg)
+        return _check(cfg, online=args.online)
     if args.command in DAEMON_COMMANDS:
         return _ask_daemon(cfg, args)
     if args.command == "enable":
@@ -377,12 +382,13 @@ def preflight(cfg: config_mod.Config) -> list[str]:
     return problems
 
 
-def _check(cfg: config_mod.Config) -> int:
+def _check(cfg: config_mod.Config, *, online: bool = False) -> int:
     """`check`: the config loaded (or main() already exited 3); now everything `run` would
     load (every strategy, built as `run` builds it, and the files the config names), each
-    problem on its own line with its key path. Nothing connects. A method named like a
-    handler that is not one is a warning (exit 0)."""
-    from engine.plugins import construct, load_all, lookalikes
+    problem on its own line with its key path. Nothing connects, unless `online`: then it
+    logs in and resolves the enabled strategies' `conditions`. A method named like a handler
+    that is not one is a warning (exit 0)."""
+    from engine.plugins import condition_limit_problems, construct, load_all, lookalikes
 
     strategies, problems = load_all(cfg, include_disabled=True)
     for ls in strategies:
@@ -390,6 +396,17 @@ def _check(cfg: config_mod.Config) -> int:
         if problem is not None:
             problems.append(problem)
     problems += preflight(cfg)
+    problems += condition_limit_problems(cfg)
+    if online and not problems:
+        from engine.watch import check_conditions_online
+
+        refs = [
+            (f"strategies[{i}].conditions[{j}]", ref)
+            for i, sc in enumerate(cfg.strategies)
+            if sc.enabled
+            for j, ref in enumerate(sc.conditions)
+        ]
+        problems += asyncio.run(check_conditions_online(cfg, refs))
     for problem in problems:
         _complain(f"config error: {cfg.source}: {problem}")
     if problems:

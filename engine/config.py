@@ -512,6 +512,9 @@ class StrategyConfig:
     max_rejections: int = field(default=100, metadata=_range(1, 1_000_000))
     """Orders refused (by risk or the broker, not by the trading state) within a minute
     before the engine disables it: a strategy that answers each refusal with a new order."""
+    conditions: tuple[str, ...] = ()
+    """Condition searches (조건검색) it watches from the start: a condition's name, or "seq:N"
+    for its seq; their hits go to `on_condition` (strategies/README.md)."""
     realtime: tuple[RealtimeConfig, ...] = ()
     """Other Kiwoom realtime types this strategy receives in `on_realtime` (see
     strategies/README.md), e.g. `realtime = [{type = "0J", items = ["001"]}]`."""

@@ -55,6 +55,7 @@ from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.universe_feed import KiwoomUniverseFeed
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.metrics import EngineMetrics, LoopMonitor
 from engine.notify import Notifier
@@ -462,6 +463,7 @@ async def _start(
         ws = KiwoomWebSocket.from_config(
             cfg, rest, trader.on_event, clock, recorder=recorder, sequence=trader.bus.next_seq
         )
+        trader.attach_feed(KiwoomUniverseFeed(ws, trader.api))
         admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)
         if admin is not None and watchdog is not None:
             watchdog.last_words = admin.last_words

@@ -23,7 +23,7 @@ import sys
 import types
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -56,6 +56,9 @@ from engine.trading.bars import BarBuilder
 from engine.trading.oms import OrderManager
 from engine.trading.orders import Order, OrderRequest
 from engine.watchdog import HandlerStalled, StopStalled
+
+if TYPE_CHECKING:
+    from engine.universe.manager import Universe
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +101,18 @@ def _handler_name(fn: Handler) -> str:
     return getattr(fn, "__name__", "?")
 
 
+KIND_HANDLERS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "on_trade": "trades",
+        "on_bar": "trades",
+        "on_quote": "quotes",
+        "on_book": "book",
+        "on_balance": "",
+        "on_vi": "",
+    }
+)
+"""Which data kind of a run-time subscription each routed handler needs ("" any)."""
+
 Call = tuple["StrategySlot", str, int]
 """The handler call running now: (slot, handler name, started_ns by `stopwatch_ns`). A new
 tuple per call, so that the stall watchdog's thread (engine/watchdog.py), which only reads
@@ -135,6 +150,10 @@ class StrategySlot:
         self.budget_ns = int(cfg.budget_ms * 1_000_000)
         self.deferred = 0
         """Calls of this slot waiting in the host's deferred queue (see `StrategyHost.defer`)."""
+        self.watching: dict[str, str] = {}
+        """Condition seq -> name, of the realtime condition searches it watches."""
+        self.subs: dict[str, frozenset[str]] = {}
+        """Symbols it subscribed to at run time -> their data kinds (engine/universe)."""
         self._timers: dict[str, asyncio.Task[None]] = {}
 
     # --- called by the engine ------------------------------------------------------------
@@ -250,6 +269,8 @@ class StrategySlot:
         )
         for order in self.host.oms.open_orders(self.name):
             self.host.oms.cancel(order)
+        if self.host.universe is not None:
+            self.host.universe.release(self)
         self.host.bus.publish(StrategyDisabled(self.name, reason, self.errors, self.overruns))
 
     # --- what Strategy calls --------------------------------------------------------------
@@ -263,8 +284,11 @@ class StrategySlot:
         tif: TimeInForce | str | None,
         venue: Exchange | str | None = None,
     ) -> Order:
-        if symbol not in self._symbols:
-            raise ValueError(f"{self.name}: {symbol!r} is not one of this strategy's symbols")
+        if symbol not in self._symbols and symbol not in self.subs and not self.position(symbol):
+            raise ValueError(
+                f"{self.name}: {symbol!r} is not one of this strategy's symbols "
+                "(configured, subscribed, or held)"
+            )
         if type(qty) is not int or qty <= 0:
             raise ValueError(f"{self.name}: qty must be an int > 0, got {qty!r}")
         if price is not None and (type(price) is not int or price <= 0):
@@ -318,7 +342,7 @@ class StrategySlot:
         return self.host.oms.portfolio.by_strategy.get(self.name, {}).get(symbol)
 
     def _symbol(self, symbol: str) -> None:
-        if symbol not in self._symbols:
+        if symbol not in self._symbols and symbol not in self.subs and not self.position(symbol):
             raise ValueError(f"{self.name}: {symbol!r} is not one of this strategy's symbols")
 
     def avg_price(self, symbol: str) -> int:
@@ -349,6 +373,43 @@ class StrategySlot:
 
     def last_price(self, symbol: str) -> int | None:
         return self.host.oms.portfolio.last.get(symbol)
+
+    def quote(self, symbol: str) -> Quote | None:
+        return self.host.quotes.get(symbol)
+
+    def _universe(self) -> Universe:
+        universe = self.host.universe
+        if universe is None:
+            raise ValueError(
+                f"{self.name}: no realtime feed here (a backtest): conditions and run-time "
+                "subscriptions need the daemon"
+            )
+        return universe
+
+    def conditions(self) -> list[tuple[str, str]]:
+        universe = self.host.universe
+        return universe.conditions() if universe is not None else []
+
+    def watch_condition(self, ref: str) -> str:
+        self._live()
+        return self._universe().watch(self, ref)
+
+    def unwatch_condition(self, ref: str) -> None:
+        self._universe().unwatch(self, ref)
+
+    def subscribe(self, symbol: str, data: Any) -> None:
+        self._live()
+        self._universe().subscribe(self, symbol, data)
+
+    def unsubscribe(self, symbol: str) -> None:
+        self._universe().unsubscribe(self, symbol)
+
+    def subscriptions(self) -> dict[str, tuple[str, ...]]:
+        return {sym: tuple(sorted(k)) for sym, k in self.subs.items()}
+
+    def _live(self) -> None:
+        if not self.enabled:
+            raise ValueError(f"{self.name}: disabled ({self.disabled_reason})")
 
     def vi_active(self, symbol: str) -> bool:
         return self.host.oms.risk.market.vi_active(symbol)
@@ -409,6 +470,8 @@ class StrategySlot:
             "name": self.name,
             "state": "running" if self.enabled else f"disabled: {self.disabled_reason}",
             "symbols": list(self.symbols),
+            "subscribed": sorted(self.subs),
+            "conditions": [f"{name} (seq:{seq})" for seq, name in self.watching.items()],
             "calls": self.calls,
             "errors": self.errors,
             "overruns": self.overruns,
@@ -516,6 +579,12 @@ class StrategyHost:
         """Client id -> the state an action of a handler moved it to, while that update waits
         in the bus's queue: its `on_order` is deferred (see `acted`)."""
         self.state = TradingStatus(TradingState.ACTIVE, ())
+        self.universe: Universe | None = None
+        """Conditions and run-time subscriptions (engine/universe); None in a backtest."""
+        self.quotes: dict[str, Quote] = {}
+        """The last best ask/bid by symbol: the feed's quotes, or the subscribe-time load."""
+        self.seeded: set[tuple[str, str]] = set()
+        """(symbol, interval) whose history was loaded."""
         self._bar_clock: asyncio.Task[None] | None = None
         self._bar_opened = asyncio.Event()
 
@@ -630,6 +699,7 @@ class StrategyHost:
                 log.warning("history_load_failed", symbol=symbol, interval=interval, error=str(e))
                 continue
             builder = self.builders[(symbol, interval)]
+            self.seeded.add((symbol, interval))
             kept = builder.seed(bars, self.clock.now())
             while len(builder.history) > n:
                 builder.history.popleft()
@@ -643,7 +713,14 @@ class StrategyHost:
             self._loop = None
         bus = self.bus
         bus.subscribe(Trade, self.on_trade)
-        bus.subscribe(Quote, self._route("on_quote"))
+        quote_route = self._route("on_quote")
+        quotes = self.quotes
+
+        def on_quote(q: Quote) -> None:
+            quotes[q.symbol] = q
+            quote_route(q)
+
+        bus.subscribe(Quote, on_quote)
         bus.subscribe(OrderBook, self._route("on_book"))
         bus.subscribe(Balance, self._route("on_balance"))
         bus.subscribe(Bar, self.on_bar)
@@ -657,16 +734,19 @@ class StrategyHost:
             if slot.instance is not None:
                 slot.call(slot.instance.on_start)
         self.started = True
-        if self._loop is not None and self.builders:
+        self._start_bar_clock()
+
+    def _start_bar_clock(self) -> None:
+        if self._loop is not None and self.builders and self._bar_clock is None and self.started:
             self._bar_clock = self._loop.create_task(self._close_bars(), name="bar-clock")
 
     async def _close_bars(self) -> None:
         """Close bars on the clock at their end plus the grace (engine/trading/bars.py), also
         when no later print comes: the day's last bar closes that day. Sleeps on the clock
         only while a bar is open; otherwise until a trade opens one (`on_trade`)."""
-        builders = list(self.builders.values())
         clock = self.clock
         while True:
+            builders = list(self.builders.values())  # run-time subscriptions add builders
             dues = [t for b in builders if (t := b.closes_at) is not None]
             if not dues:
                 self._bar_opened.clear()
@@ -715,6 +795,50 @@ class StrategyHost:
             self.defer(slot, fn, arg)
         else:
             slot.call(fn, arg)
+
+    def deliver(self, slot: StrategySlot, fn: Handler, arg: Any, *, later: bool = False) -> None:
+        """Call `fn(arg)` for `slot` with its isolation: in a later turn of the loop when
+        `later` (or when a handler runs now), else now."""
+        if later:
+            self.defer(slot, fn, arg)
+        else:
+            self._deliver(slot, fn, arg)
+
+    def route_symbol(self, slot: StrategySlot, symbol: str, kinds: frozenset[str]) -> None:
+        """Route `symbol`'s events of `kinds` to `slot` (a run-time subscription), with bar
+        builders for its `bars` intervals when it asked for trades."""
+        self.unroute_symbol(slot, symbol)
+        inst = slot.instance
+        if inst is None:
+            return
+        for handler, routes in self._routes.items():
+            need = KIND_HANDLERS[handler]
+            if need and need not in kinds:
+                continue
+            fn = _overrides(inst, handler)
+            entries = routes.get(symbol, ())
+            if fn is not None and not any(e[0] is slot for e in entries):
+                routes[symbol] = (*entries, (slot, fn, handler))
+        if "trades" in kinds:
+            for interval in slot.loaded.cfg.bars:
+                if (symbol, interval) not in self.builders:
+                    b = BarBuilder(symbol, interval)
+                    self.builders[(symbol, interval)] = b
+                    self._bars_by_symbol.setdefault(symbol, []).append(b)
+            self._start_bar_clock()
+
+    def unroute_symbol(self, slot: StrategySlot, symbol: str) -> None:
+        """Stop routing `symbol` to `slot`, unless it is one of its configured symbols."""
+        if symbol in slot.symbols:
+            return
+        for routes in self._routes.values():
+            entries = routes.get(symbol)
+            if entries and any(e[0] is slot for e in entries):
+                kept = tuple(e for e in entries if e[0] is not slot)
+                if kept:
+                    routes[symbol] = kept
+                else:
+                    del routes[symbol]
 
     def _route(self, handler: str) -> Handler:
         routes = self._routes[handler]

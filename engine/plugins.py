@@ -26,6 +26,7 @@ from engine.clock import SYSTEM_CLOCK
 from engine.config import Config, StrategyConfig
 from engine.strategy import HANDLERS, Strategy
 from engine.trading.bars import parse_interval
+from engine.universe.rules import LIMIT_KEY, ref_problem
 
 ENTRY_POINT_GROUP = "kiwoom_engine.strategies"
 SYMBOL = re.compile(r"[0-9A-Z]{6}")
@@ -70,6 +71,28 @@ def load_all(
     return loaded, problems
 
 
+def condition_limit_problems(cfg: Config) -> list[str]:
+    """The enabled strategies' `conditions`, counted as distinct realtime conditions against
+    `kiwoom.max_realtime_conditions` (by how they are written: `check --online` counts by
+    seq). One problem naming the first key past the limit, or none."""
+    limit = cfg.kiwoom.max_realtime_conditions
+    seen: dict[str, None] = {}
+    for i, sc in enumerate(cfg.strategies):
+        if not sc.enabled:
+            continue
+        for j, ref in enumerate(sc.conditions):
+            if not isinstance(ref, str) or ref in seen:
+                continue
+            seen[ref] = None
+            if len(seen) > limit:
+                return [
+                    f"strategies[{i}].conditions[{j}]: {ref!r} is realtime condition "
+                    f"{len(seen)}; {LIMIT_KEY} allows {limit} (Kiwoom about 10 per login; "
+                    "strategies watching the same condition share one)"
+                ]
+    return []
+
+
 def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
     """Import and check one strategy class. Raises PluginError."""
     # fullmatch: `$` also matches before a final newline, so "s1\n" passed
@@ -80,8 +103,15 @@ def load_class(sc: StrategyConfig, key: str, base: Path) -> type[Strategy]:
             raise PluginError(
                 f"{key}.symbols[{j}]: not a KRX symbol (six digits or capitals): {symbol!r}"
             )
-    if not sc.symbols:
-        raise PluginError(f"{key}.symbols: a strategy needs at least one symbol")
+    for j, ref in enumerate(sc.conditions):
+        problem = ref_problem(ref)
+        if problem is not None:
+            raise PluginError(f"{key}.conditions[{j}]: {problem}")
+    if not sc.symbols and not sc.conditions:
+        raise PluginError(
+            f"{key}.symbols: a strategy needs at least one symbol (or `conditions`, whose "
+            "hits it subscribes to at run time)"
+        )
     for j, interval in enumerate(sc.bars):
         try:
             parse_interval(interval)

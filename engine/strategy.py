@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from engine.events import (
     Balance,
     Bar,
+    ConditionHit,
     Fill,
     OrderBook,
     Quote,
@@ -58,6 +59,8 @@ HANDLERS = (
     "on_timer",
     "on_params",
     "on_trading_state",
+    "on_condition",
+    "on_subscribed",
     "on_vi",
     "on_session",
     "on_realtime",
@@ -134,6 +137,17 @@ class Strategy:
     def on_trading_state(self, state: TradingStatus) -> None:
         """The engine's trading state changed (a halt, a resume, reducing-only); `state` is
         also `self.trading_state`. Shutdown is not a state: it is `on_stop`."""
+
+    def on_condition(self, hit: ConditionHit) -> None:
+        """A symbol entered (`hit.entered`, 편입) or left (이탈) a condition search this
+        strategy watches (`conditions` in config, or `watch_condition`). The current members
+        of a search come first, as entered hits (`hit.time` 0), also when it starts watching
+        a search another strategy runs already."""
+
+    def on_subscribed(self, symbol: str) -> None:
+        """What `subscribe(symbol)` loads is there: the base price and limits, the best quote
+        (`quote(symbol)`), and `history` bars of the `bars` intervals. Orders in `symbol` may
+        go before this, but risk refuses a limit price without a base price (NO_PRICE)."""
 
     def on_vi(self, vi: ViEvent) -> None:
         """A volatility interruption (VI) started (`vi.active`) or ended on one of `symbols`
@@ -234,6 +248,47 @@ class Strategy:
     def last_price(self, symbol: str) -> int | None:
         """The last trade price seen on the feed, or None before the first trade."""
         return self._slot.last_price(symbol)
+
+    def quote(self, symbol: str) -> Quote | None:
+        """The last best ask/bid known for `symbol` (the feed's quotes, or the best quote
+        loaded by `subscribe`), None before any."""
+        return self._slot.quote(symbol)
+
+    # --- the run-time universe -----------------------------------------------------------
+
+    def conditions(self) -> list[tuple[str, str]]:
+        """The login's condition searches (조건검색, built in 영웅문) as (seq, name), in the
+        broker's order; [] without a feed (a backtest)."""
+        return self._slot.conditions()
+
+    def watch_condition(self, name: str) -> str:
+        """Start receiving `on_condition` for the condition `name` (its name, or "seq:N").
+        Returns its seq. Shared with the other strategies watching it (one realtime search).
+        Raises ValueError for a condition the login does not have, or when it would be one
+        realtime condition more than `kiwoom.max_realtime_conditions` (default 10)."""
+        return self._slot.watch_condition(name)
+
+    def unwatch_condition(self, name: str) -> None:
+        """Stop receiving its hits; the realtime search stops when no strategy watches it."""
+        self._slot.unwatch_condition(name)
+
+    def subscribe(self, symbol: str, data: tuple[str, ...] = ("trades", "quotes")) -> None:
+        """Add `symbol` to this strategy's universe at run time: its events of `data`
+        ("trades": on_trade and bars, "quotes": on_quote, "book": on_book) are routed here
+        and orders in it are allowed. Returns at once; `on_subscribed(symbol)` follows once
+        its base price, best quote and history are loaded. Registered once for every
+        strategy (and `[daemon] symbols`), kept across reconnects and restarts. Raises
+        ValueError for a malformed symbol or data kind."""
+        self._slot.subscribe(symbol, data)
+
+    def unsubscribe(self, symbol: str) -> None:
+        """Take `symbol` out of the run-time universe (its registration goes when no one else
+        wants it). A position it still holds may be sold. No-op if not subscribed."""
+        self._slot.unsubscribe(symbol)
+
+    def subscriptions(self) -> dict[str, tuple[str, ...]]:
+        """The symbols subscribed at run time -> their data kinds."""
+        return self._slot.subscriptions()
 
     def vi_active(self, symbol: str) -> bool:
         """True while a volatility interruption (VI) holds `symbol` on any venue (see

@@ -50,6 +50,8 @@ from engine.trading.orders import Order, OrderReason
 from engine.trading.portfolio import Portfolio
 from engine.trading.reconcile import Reconciler
 from engine.trading.risk import HaltReason, Reason, RiskEngine
+from engine.universe.manager import Universe
+from engine.universe.port import UniverseFeed
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +137,14 @@ class Trader:
         )
         self.reconciler = Reconciler(self.broker, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
+        self.universe = Universe(
+            self.host,
+            base=self.portfolio.base,
+            store=self.journal,
+            history=KiwoomHistory(api, clock),
+        )
+        self.host.universe = self.universe
+
         self.host.default_venue = Exchange(cfg.daemon.venue)
         # Never drops an order or fill; at its bound (a stalled journal) trading halts.
         self.journal_queue = ConsumerQueue(
@@ -175,6 +185,11 @@ class Trader:
         bus.subscribe(TradingStateChanged, self._state_changed)
         bus.attach(self.journal_queue)
         bus.attach(self.log_queue)
+
+    def attach_feed(self, feed: UniverseFeed) -> None:
+        """The feed the strategies' conditions and run-time subscriptions go through (the
+        daemon's KiwoomUniverseFeed); before `start`."""
+        self.universe.attach(feed)
 
     # --- the feed's entry point ------------------------------------------------------------
 
@@ -248,7 +263,9 @@ class Trader:
         self.risk.reconciling = False
         self.host.instantiate()
         await self.host.warm_up(KiwoomHistory(self.api, self.clock))
+        await self.universe.prepare()
         self.host.start()
+        self.universe.start()
         self.running = True
         self._started_equity = True
         self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
@@ -291,6 +308,7 @@ class Trader:
         left = await self.oms.drain(timeout_s)
         if left:
             log.warning("order_calls_still_in_flight", count=left)
+        await self.universe.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -612,6 +630,7 @@ class Trader:
             "reconciling": self.risk.reconciling,
             "feed_live": self.risk.feed_live,
             "strategies": [s.status() for s in self.host.slots],
+            "universe": self.universe.status(),
             "orders": self.oms.counts_by_state(),
             "open_orders": [
                 {

@@ -195,3 +195,41 @@ async def _stream(
         raise broken[0]
     out.flush()
     return 0
+
+
+async def check_conditions_online(config: Config, refs: list[tuple[str, str]]) -> list[str]:
+    """`check --online`: log in and resolve each (key, condition reference) against the
+    login's list. Returns the problems, each naming its key: a condition the login lacks (or
+    a name several share), and the distinct conditions past `kiwoom.max_realtime_conditions`
+    (counted by seq). In mode sim without `kiwoom.rest_url`, the built-in simulator is
+    started for it on a free port, as `run` would start it. Raises like `conditions`."""
+    if config.kiwoom.mode == "sim" and not config.kiwoom.rest_url:
+        from engine.sim.simulator import Simulator
+
+        async with Simulator(dataclasses.replace(config.sim, port=0)) as sim:
+            kiwoom = dataclasses.replace(config.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url)
+            return await check_conditions_online(dataclasses.replace(config, kiwoom=kiwoom), refs)
+    async with KiwoomRest.from_config(config, revoke_on_close=False) as rest:
+        ws = KiwoomWebSocket.from_config(config, rest, lambda _e: None)
+        try:
+            await ws.start()
+            rows = await ws.conditions()
+        finally:
+            await ws.close()
+    problems: list[str] = []
+    seqs: dict[str, None] = {}
+    limit = config.kiwoom.max_realtime_conditions
+    for key, ref in refs:
+        try:
+            seq, _name = resolve_condition(rows, ref)
+        except ValueError as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        if seq not in seqs:
+            seqs[seq] = None
+            if len(seqs) == limit + 1:
+                problems.append(
+                    f"{key}: {ref!r} is realtime condition {limit + 1}; "
+                    f"kiwoom.max_realtime_conditions allows {limit}"
+                )
+    return problems

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import structlog
 
 from engine.clock import KST
+from engine.events import Quote
 from engine.kiwoom import numbers
 from engine.kiwoom.errors import (
     KiwoomError,
@@ -223,6 +224,19 @@ class KiwoomApi:
             if symbol and name:
                 out.append(Listed(symbol=symbol, name=name, market=market))
         return out
+
+    async def best_quote(self, symbol: str, exchange: Exchange = Exchange.KRX) -> Quote:
+        """ka10004 (주식호가요청): the best ask and bid now, as a `Quote` (0 for an empty
+        side). Raises as `stock_info`."""
+        stk_cd = numbers.with_exchange(_plain_symbol(symbol), exchange.value)
+        b = (await self.rest.call("ka10004", {"stk_cd": stk_cd})).body
+        a = "ka10004"
+        return Quote(
+            symbol=_plain_symbol(symbol),
+            exchange=exchange,
+            best_ask=_num(a, b, "sel_fpr_bid", numbers.price),
+            best_bid=_num(a, b, "buy_fpr_bid", numbers.price),
+        )
 
     async def minute_candles(
         self,

@@ -15,6 +15,7 @@ from engine.config import Config, RateConfig, StrategyConfig
 from engine.events import Event, Fill, OrderExecution, OrderStatus, OrderUpdate
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
+from engine.kiwoom.universe_feed import KiwoomUniverseFeed
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.plugins import load_all
 from engine.sim.simulator import Simulator
@@ -93,6 +94,7 @@ async def running_engine(
         ws = KiwoomWebSocket(
             cfg.ws_url, rest.tokens.token, rest.tokens.invalidate, on_event=trader.on_event
         )
+        trader.attach_feed(KiwoomUniverseFeed(ws, api))
         await ws.start()
         try:
             symbols = sorted({s for sc in strategies for s in sc.symbols} | {SYMBOL})

@@ -51,7 +51,7 @@ def test_check_passes_on_the_shipped_config(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == (
-        f"{SHIPPED}: ok; mode sim; strategies: momentum (disabled: dip_buyer)"
+        f"{SHIPPED}: ok; mode sim; strategies: momentum (disabled: dip_buyer, condition_breakout)"
     )
     assert res.stderr == ""
 
@@ -92,6 +92,24 @@ BROKEN = [
         strategy_table(params="{ window = 0 }"),
         "window must be an integer >= 1",
         id="params",
+    ),
+    pytest.param(
+        "strategies[0].conditions[1]",
+        strategy_table(conditions='["급등주", "seq:"]'),
+        "names no seq",
+        id="condition-seq",
+    ),
+    pytest.param(
+        "strategies[0].conditions[0]",
+        strategy_table(conditions='[" "]'),
+        "is empty",
+        id="condition-empty",
+    ),
+    pytest.param(
+        "strategies[0].symbols",
+        strategy_table(symbols="[]"),
+        "at least one symbol (or `conditions`",
+        id="no-symbols-no-conditions",
     ),
     pytest.param(
         "strategies[0].class",
@@ -286,3 +304,48 @@ def test_without_a_config_file_check_and_status_say_so_and_name_c(
     assert line.startswith(f"kiwoom-engine: config error: no config.toml in {tmp_path}")
     assert "-c PATH" in line
     assert res.stdout == ""
+
+
+def test_check_counts_distinct_conditions_against_the_realtime_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two strategies share ten conditions (ten realtime searches); the eleventh is one too many.
+    ten = ", ".join(f'"seq:{i}"' for i in range(10))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[kiwoom]\nmode = "sim"\n'
+        + strategy_table(conditions=f"[{ten}]")
+        + strategy_table(name='"b"', conditions=f'["seq:9", {ten}]')
+    )
+    assert cli.main(["-c", str(cfg), "check"]) == 0
+    capsys.readouterr()
+    cfg.write_text(cfg.read_text() + strategy_table(name='"c"', conditions='["seq:3", "급등주"]'))
+    assert cli.main(["-c", str(cfg), "check"]) == cli.EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"kiwoom-engine: config error: {cfg}: strategies[2].conditions[1]: ")
+    assert "realtime condition 11" in line
+    assert "kiwoom.max_realtime_conditions allows 10" in line
+
+
+def test_check_online_resolves_condition_names_and_names_the_key_of_an_unknown_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Mode sim: the built-in simulator's login lists 급등 1% (seq 0), 급락 1% (1), 전종목 (2).
+    cfg = tmp_path / "config.toml"
+    base = '[kiwoom]\nmode = "sim"\n[sim]\nport = 0\n'
+    cfg.write_text(base + strategy_table(conditions='["급등 1%", "seq:2"]'))
+    assert cli.main(["-c", str(cfg), "check", "--online"]) == 0
+    assert "ok" in capsys.readouterr().out
+    cfg.write_text(
+        base
+        + strategy_table(conditions='["급등 1%"]')
+        + strategy_table(name='"b"', conditions='["전종목", "급등주"]')
+    )
+    # Offline, the shape is fine; online, the login has no 급등주.
+    assert cli.main(["-c", str(cfg), "check"]) == 0
+    capsys.readouterr()
+    assert cli.main(["-c", str(cfg), "check", "--online"]) == cli.EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"kiwoom-engine: config error: {cfg}: strategies[1].conditions[1]: ")
+    assert "no condition '급등주'" in line
+    assert "'전종목' (seq:2)" in line

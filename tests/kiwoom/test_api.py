@@ -373,3 +373,21 @@ async def test_a_malformed_symbol_in_a_row_is_a_kiwoom_error(sim: SimEnv) -> Non
     async with KiwoomRest.from_config(sim.config()) as rest:
         with pytest.raises(KiwoomError, match="stk_cd"):
             await KiwoomApi(rest).executions()
+
+
+async def test_best_quote_reads_the_first_levels_of_ka10004(sim: SimEnv) -> None:
+    # Direction-signed prices, as Kiwoom sends them: the sign is no arithmetic sign.
+    seen = _capture(
+        sim, "ka10004", {"sel_fpr_bid": "-70100", "buy_fpr_bid": "+70000", "sel_fpr_req": "5"}
+    )
+    async with KiwoomRest.from_config(sim.config()) as rest:
+        quote = await KiwoomApi(rest).best_quote("005930")
+    assert seen == [{"stk_cd": "005930"}]
+    assert (quote.symbol, quote.best_ask, quote.best_bid) == ("005930", 70100, 70000)
+    assert quote.exchange is Exchange.KRX
+
+
+async def test_best_quote_of_the_simulators_book(sim: SimEnv) -> None:
+    async with KiwoomRest.from_config(sim.config()) as rest:
+        quote = await KiwoomApi(rest).best_quote("000660")
+    assert quote.best_ask > quote.best_bid > 0
