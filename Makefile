@@ -15,7 +15,7 @@ TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
 UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto chaos
+.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto prometheus chaos
 
 uv-bootstrap:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -45,6 +45,20 @@ mosquitto:
 			exit 1; \
 		fi; }
 
+# The dashboard and alert rules' test (tests/ops/test_prometheus.py) starts a real Prometheus
+# and runs promtool (Debian package `prometheus`, which brings both).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing prometheus (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null \
+				|| { apt-get update -q >/dev/null && \
+					DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null; }; \
+		else \
+			echo "the tests need prometheus and promtool: install the Debian package 'prometheus' (as root: apt-get install prometheus)" >&2; \
+			exit 1; \
+		fi; }
+
 run: setup
 	$(UV) run kiwoom-engine -c $(CONFIG) run
 
@@ -57,7 +71,7 @@ lint: setup
 	$(UV) run mypy --strict engine
 	$(UV) run lint-imports
 
-test: lint mosquitto
+test: lint mosquitto prometheus
 	$(UV) run pytest -q -p no:cacheprovider
 
 # Benchmarks need the bench-only group (the peer client kiwoom-client); the soak plots with the
