@@ -343,7 +343,7 @@ class _EngineCollector(Collector):
         disabled = GaugeMetricFamily(
             f"{NAMESPACE}_strategy_disabled",
             "1 for a disabled strategy, with why (too_many_errors, too_slow, "
-            "too_many_rejections, stalled, held)",
+            'too_many_rejections, stalled, held); 0 with reason="" while it runs',
             labels=["strategy", "reason"],
         )
         errors = CounterMetricFamily(
@@ -363,7 +363,9 @@ class _EngineCollector(Collector):
         for slot in t.host.slots:
             names.append(slot.name)
             running.add_metric([slot.name], 1.0 if slot.enabled else 0.0)
-            if not slot.enabled:
+            if slot.enabled:
+                disabled.add_metric([slot.name, ""], 0.0)
+            else:
                 why = slot.disabled_reason.split(":", 1)[0].strip() or "disabled"
                 disabled.add_metric([slot.name, why], 1.0)
             errors.add_metric([slot.name], float(slot.errors))

@@ -87,7 +87,12 @@ async def test_strategy_and_account_series_match_the_brokers_books(
         assert m['kiwoom_engine_strategy_running{strategy="bad"}'] == 0
         assert m['kiwoom_engine_strategy_disabled{reason="too_many_errors",strategy="bad"}'] == 1
         assert m['kiwoom_engine_strategy_errors_total{strategy="bad"}'] == 1
-        assert 'kiwoom_engine_strategy_disabled{reason="too_many_errors",strategy="rt"}' not in m
+        assert m['kiwoom_engine_strategy_disabled{reason="",strategy="rt"}'] == 0
+        assert not [
+            k
+            for k in m
+            if k.startswith('kiwoom_engine_strategy_disabled{reason="t') and 'strategy="rt"' in k
+        ]
         # One share left, bought at the buy fill's price: exposure less unrealised PnL is its
         # cost, whatever the last price was at the scrape.
         shares = f'kiwoom_engine_strategy_position_shares{{strategy="rt",symbol="{SYMBOL}"}}'
