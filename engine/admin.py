@@ -369,8 +369,9 @@ class AdminServer:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         try:
-            body = await self._on_loop(self.metrics.render, timeout_s=METRICS_TIMEOUT_S)
-            self._last_metrics = body
+            # Read on the loop, turned into text here: the loop pays only for the reading.
+            families = await self._on_loop(self.metrics.collect, timeout_s=METRICS_TIMEOUT_S)
+            body = self._last_metrics = self.metrics.format(families)
         except TimeoutError:
             body = self._last_metrics
         return web.Response(

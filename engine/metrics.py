@@ -15,8 +15,9 @@ what is held, not every symbol ever traded.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -148,8 +149,30 @@ class EngineMetrics:
     def _tick_to_order(self, elapsed_ns: int) -> None:
         self.tick_to_order.observe(max(0, elapsed_ns) / 1e9)
 
+    def collect(self) -> list[Metric]:
+        """Read every figure (on the engine's loop): new objects, owned by the caller."""
+        return list(self.registry.collect())
+
+    @staticmethod
+    def format(families: list[Metric]) -> bytes:
+        """The Prometheus text of collected `families`; reads nothing else, so any thread may
+        call it (the admin thread does, sparing the loop the longer half of a scrape)."""
+        return generate_latest(_Collected(families))
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """`format(collect())`: the /metrics body."""
+        return self.format(self.collect())
+
+
+class _Collected(CollectorRegistry):
+    """Families already collected, served as a registry to `generate_latest`."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        super().__init__(auto_describe=False)
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 class _Reconciles:
@@ -490,12 +513,16 @@ def _capped(
     each as its own series, the rest's exposure summed per `per(labels)` under
     symbol=OTHER_SYMBOLS (shares of different symbols do not add up: left out). Returns how
     many rows were left out."""
-    rows.sort(key=lambda r: (-abs(r[2]), r[0]))
     other: dict[tuple[str, ...], int] = {}
-    for labels, _qty, value in rows[cap:]:
-        key = per(labels)
-        other[key] = other.get(key, 0) + value
-    for labels, qty, value in sorted(rows[:cap]):
+    kept = rows
+    if len(rows) > cap:
+        kept = heapq.nlargest(cap, rows, key=lambda r: (abs(r[2]), r[0]))
+        chosen = {r[0] for r in kept}
+        for labels, _qty, value in rows:
+            if labels not in chosen:
+                key = per(labels)
+                other[key] = other.get(key, 0) + value
+    for labels, qty, value in sorted(kept):
         shares.add_metric(list(labels), float(qty))
         exposure.add_metric(list(labels), float(value))
     for key, value in sorted(other.items()):
