@@ -15,7 +15,7 @@ TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kiwoom-engine/tools
 UV = $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 CONFIG ?= config.toml
 
-.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto browser chaos
+.PHONY: run test sim bench soak soak-test lint setup catalog uv-bootstrap mosquitto browser prometheus chaos
 
 uv-bootstrap:
 	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -37,9 +37,9 @@ mosquitto:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing mosquitto (apt-get)"; \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto >/dev/null \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 mosquitto >/dev/null \
 				|| { apt-get update -q >/dev/null && \
-					DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto >/dev/null; }; \
+					DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 mosquitto >/dev/null; }; \
 		else \
 			echo "the tests need mosquitto: install the Debian package 'mosquitto' (as root: apt-get install mosquitto)" >&2; \
 			exit 1; \
@@ -62,6 +62,20 @@ browser:
 			exit 1; \
 		fi; }
 
+# The dashboard and alert rules' test (tests/ops/test_prometheus.py) starts a real Prometheus
+# and runs promtool (Debian package `prometheus`, which brings both).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing prometheus (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 prometheus >/dev/null \
+				|| { apt-get update -q >/dev/null && \
+					DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 prometheus >/dev/null; }; \
+		else \
+			echo "the tests need prometheus and promtool: install the Debian package 'prometheus' (as root: apt-get install prometheus)" >&2; \
+			exit 1; \
+		fi; }
+
 run: setup
 	$(UV) run kiwoom-engine -c $(CONFIG) run
 
@@ -77,7 +91,7 @@ lint: setup
 # One pytest worker per CPU (pytest-xdist): most tests wait on sockets and subprocesses, so two
 # workers on two cores halve the wall time. Every test binds free ports and its own tmp dir, so
 # workers never share a server. `.venv/bin/pytest tests/...` alone runs in one process.
-test: lint mosquitto browser
+test: lint mosquitto browser prometheus
 	$(UV) run pytest -q -p no:cacheprovider -n auto
 
 # Benchmarks need the bench-only group (the peer client kiwoom-client); the soak plots with the

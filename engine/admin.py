@@ -18,7 +18,8 @@ publishes a `Snapshot` (the status as JSON bytes, and the facts health needs) ev
 `PUBLISH_S`, at once when the trading state, the feed or a strategy changes, and when a request
 asks for one (`call_soon_threadsafe`). Every request is handed to the loop that way and
 answered once it ran; when it does not within its timeout, the loop is stalled: /healthz and
-/status answer from the last snapshot, /metrics serves the last rendering, a halt stays queued
+/status answer from the last snapshot, /metrics serves the last rendering (with the figures
+the thread reads live: the loop's lateness, the handler running), a halt stays queued
 (it applies as soon as the loop runs), a resume is withdrawn, and both answer 503 saying so. Read live are only the loop's heartbeat (LoopMonitor) and the current handler
 call (StrategyHost.current): single values the loop writes whole.
 
@@ -379,8 +380,9 @@ class AdminServer:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         try:
-            body = await self._on_loop(self.metrics.render, timeout_s=METRICS_TIMEOUT_S)
-            self._last_metrics = body
+            # Read on the loop, turned into text here: the loop pays only for the reading.
+            families = await self._on_loop(self.metrics.collect, timeout_s=METRICS_TIMEOUT_S)
+            body = self._last_metrics = self.metrics.format(families)
         except TimeoutError:
             body = self._last_metrics
         return web.Response(
@@ -396,6 +398,11 @@ class AdminServer:
             "thread serves (the loop publishes one every 0.5 s)",
             f"# TYPE {NAMESPACE}_admin_snapshot_age_seconds gauge",
             f"{NAMESPACE}_admin_snapshot_age_seconds {age:.3f}",
+            # Here and not in the loop's rendering: a stalled loop renders nothing new.
+            f"# HELP {NAMESPACE}_event_loop_stalled_seconds The event loop's current lateness "
+            "(see event_loop_lag_seconds), read live: it grows while the loop is stuck",
+            f"# TYPE {NAMESPACE}_event_loop_stalled_seconds gauge",
+            f"{NAMESPACE}_event_loop_stalled_seconds {self.loop.stalled_s():.3f}",
         ]
         call = self.trader.host.current
         running = describe(call) if call is not None else None

@@ -386,6 +386,17 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """What /metrics (engine/metrics.py) exports beyond the engine's health."""
+
+    max_symbol_series: int = field(default=200, metadata=_range(1, 100_000))
+    """The most series with a `symbol` label in one metric family (positions, exposure): the
+    largest exposures are kept, the rest summed under symbol="_other" and counted in
+    `kiwoom_engine_symbol_series_dropped`, so that a universe changing at run time cannot grow
+    the label set without bound."""
+
+
+@dataclass(frozen=True)
 class RiskConfig:
     """Pre-trade limits (engine/trading/risk.py). Money in KRW, quantities in shares; 0 turns
     a limit off where the comment says so."""
@@ -536,6 +547,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     admin: AdminConfig | None = None
     """The loopback endpoint; without an `[admin]` table there is none."""
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     strategies: tuple[StrategyConfig, ...] = ()
     mqtt: MqttConfig | None = None
     """None (no `[mqtt]` table): the mirror is off."""

@@ -585,6 +585,7 @@ async def _start_mirror(
     task = asyncio.create_task(mirror.run(), name="mqtt-mirror")
     if admin is not None:
         admin.connections["mqtt"] = mirror.stats
+        admin.metrics.mirror_stats = mirror.stats
 
     async def stop_mirror(_budget_s: float = 0.0) -> None:
         # Cancelling run() makes it flush the spool (within mqtt.flush_timeout_s), publish

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from engine.admin import AdminServer
-from engine.config import AdminConfig, StrategyConfig
+from engine.config import AdminConfig, Config, StrategyConfig
 from engine.events import OrderState
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
@@ -80,11 +80,15 @@ async def engine_with_admin(
     sim: Simulator,
     state_dir: Path,
     strategies: tuple[StrategyConfig, ...] = (),
+    *,
+    configure: Callable[[Config], Config] | None = None,
     **risk: Any,
 ) -> AsyncIterator[Admin]:
     """The daemon's pieces in-process (as engine/daemon.py wires them), with a feed that
-    turns stale after half a second of silence."""
+    turns stale after half a second of silence. `configure` edits the config first."""
     cfg = engine_config(sim, state_dir, strategies, **risk)
+    if configure is not None:
+        cfg = configure(cfg)
     loaded, problems = load_all(cfg)
     assert not problems, problems
     async with KiwoomRest.from_config(cfg) as rest:
