@@ -632,12 +632,28 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
         if f.name == "kiwoom":  # the secrets are not re-read
             a = dataclasses.replace(a, appkey=None, secretkey=None)
             b = dataclasses.replace(b, appkey=None, secretkey=None)
+        if f.name == "alerts":
+            a, b = _alerts_without_secrets(a), _alerts_without_secrets(b)
         if a != b:
             keys.append(f.name)
     strip = [dataclasses.replace(sc, params={}) for sc in old.strategies]
     if strip != [dataclasses.replace(sc, params={}) for sc in new.strategies]:
         keys.append("strategies")
     return keys
+
+
+def _alerts_without_secrets(
+    alerts: config_mod.AlertsConfig | None,
+) -> config_mod.AlertsConfig | None:
+    """`alerts` as a reload compares it: the token and the webhook URL are not re-read."""
+    if alerts is None:
+        return None
+    telegram, webhook = alerts.telegram, alerts.webhook
+    return dataclasses.replace(
+        alerts,
+        telegram=telegram and dataclasses.replace(telegram, token=None),
+        webhook=webhook and dataclasses.replace(webhook, url=None),
+    )
 
 
 async def _watchdog(notifier: Notifier, interval_s: float) -> None:

@@ -119,3 +119,15 @@ def test_secrets_from_systemd_credentials(tmp_path: Path) -> None:
 
 def test_no_alerts_table_sends_nothing() -> None:
     assert config.load(None, env={}).alerts is None
+
+
+def test_a_reload_of_the_same_alerts_table_needs_no_restart(tmp_path: Path) -> None:
+    from engine.daemon import _needs_restart
+
+    text = '[alerts]\nfills = false\n[alerts.telegram]\nchat_id = "1"\n[alerts.webhook]\n'
+    p = write(tmp_path, text)
+    running = config.load(p, env={"KIWOOM_TELEGRAM_TOKEN": TOKEN, "KIWOOM_WEBHOOK_URL": HOOK})
+    # SIGHUP re-reads the file without its secrets.
+    assert _needs_restart(running, config.load(p, with_secrets=False)) == []
+    p.write_text(text.replace("fills = false", "fills = true"))
+    assert _needs_restart(running, config.load(p, with_secrets=False)) == ["alerts"]
