@@ -4,15 +4,15 @@ The simulator runs as its own process (as in bench/tick_to_order.py), and so doe
 Telegram Bot API (this module with `--serve`: it answers sendMessage like Telegram, after
 `--server-delay-ms`). In this process the daemon's start-up path (`engine.daemon.assemble`)
 trades the strategy `EveryNth` of bench/tick_to_order.py (a market order every Nth trade,
-about `--orders-per-s` a second), in phases ABBA: alerts off, on, on, off; each condition's
-samples pooled. With alerts on, `[alerts.telegram]` points at the fake server with every kind
-switched on, so each fill is a line, and lines are paced and batched as shipped
-(`min_interval_s` 1 s).
+about `--orders-per-s` a second), in rounds of phases ABBA: alerts off, on, on, off; each
+condition's samples pooled. With alerts on, `[alerts.telegram]` points at the fake server with
+every kind switched on, so each fill is a line, and lines are paced and batched as shipped
+(`min_interval_s` 1 s). Last, the alerts' own CPU per message sent, one at a time.
 
 Figure: tick to order, internal (the trade's ts_recv to the order request's hand-over to
 aiohttp), as bench/tick_to_order.py measures it. Goal: alerts on / off within 5% (p50 and p99;
 the p99 ratio printed with its 95% bootstrap interval).
-Run: `uv run python -m bench.alerts [--rate 1000] [--seconds 20] [--no-pin]`.
+Run: `uv run python -m bench.alerts [--rate 1000] [--seconds 15] [--rounds 2] [--no-pin]`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ from engine.clock import SYSTEM_CLOCK
 from engine.config import AlertsConfig, Config, TelegramConfig, load
 from engine.secrets import Secret
 
-PHASES = ("engine", "engine+alerts", "engine+alerts", "engine")
+ABBA = ("engine", "engine+alerts", "engine+alerts", "engine")
+"""One round: off, on, on, off; `--rounds` of them, so that a drift of the machine's load
+(shared) falls on both conditions alike."""
 GOAL = 1.05
 BENCH_TOKEN = "7000000000:AAbenchTokenNotReal-0000000000"
 
@@ -112,7 +114,7 @@ def _with_alerts(cfg: Config, port: int) -> Config:
 
 
 async def _run(
-    tmp: Path, rate: float, seconds: float, orders_per_s: float, delay_ms: float
+    tmp: Path, rate: float, seconds: float, orders_per_s: float, delay_ms: float, rounds: int
 ) -> list[str]:
     every = max(1, round(rate * 0.5 / orders_per_s))
     proc, port, _stamps = t2o._start_sim(tmp, rate)
@@ -126,7 +128,7 @@ async def _run(
         f"phase, fake Bot API answering after {delay_ms:.0f} ms"
     ]
     try:
-        for sid, name in enumerate(PHASES, start=1):
+        for sid, name in enumerate(ABBA * rounds, start=1):
             t2o.PROBE.samples = []
             t2o.PROBE.untriggered = 0
             t2o.PROBE.ws = None
@@ -213,7 +215,8 @@ PINNING: tuple[set[int], set[int]] | None = None
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=1000.0, help="market events per second")
-    ap.add_argument("--seconds", type=float, default=20.0, help="per phase (4 phases)")
+    ap.add_argument("--seconds", type=float, default=15.0, help="per phase (4 per round)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of off, on, on, off")
     ap.add_argument("--orders-per-s", type=float, default=20.0)
     ap.add_argument("--server-delay-ms", type=float, default=30.0)
     ap.add_argument("--no-pin", action="store_true")
@@ -231,7 +234,14 @@ def main() -> None:
         print(f"CPUs: client {sorted(PINNING[0])}, simulator and fake Bot API {sorted(PINNING[1])}")
     with tempfile.TemporaryDirectory() as tmp:
         lines = asyncio.run(
-            _run(Path(tmp), args.rate, args.seconds, args.orders_per_s, args.server_delay_ms)
+            _run(
+                Path(tmp),
+                args.rate,
+                args.seconds,
+                args.orders_per_s,
+                args.server_delay_ms,
+                args.rounds,
+            )
         )
     for line in lines:
         print(line, flush=True)
