@@ -228,3 +228,23 @@ async def test_a_failing_url_leaves_no_secret_in_the_exception_or_its_traceback(
     text = "".join(traceback.format_exception(exc.value))
     assert "ClientConnectorError" in text
     assert_no_secret(text, "the traceback")
+
+
+async def test_targets_that_never_answer_cost_the_shutdown_only_their_share(
+    tmp_path: Path,
+) -> None:
+    dead = FakeBot()
+    await dead.start()
+    await dead.stop()  # its port is closed now: every send is refused
+    cfg = daemon_config(tmp_path, dead, BUY_ONCE, "BuyOnce", max_attempts=100)
+    run = Running(cfg)
+    await run.started()
+    await until(lambda: '"alerts_send_retry"' in run.buf.getvalue(), 10)
+    out = await run.finish()
+    lines = [orjson.loads(x) for x in out.splitlines()]
+    events = [x["event"] for x in lines]
+    assert "alerts_abandoned_at_stop" in events
+    assert "shutdown_overran" not in events
+    done = next(x for x in lines if x["event"] == "shutdown_done")
+    assert done["deadline_s"] == cfg.daemon.stop_timeout_s
+    assert_no_secret(out, "the log")
