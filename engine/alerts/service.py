@@ -280,7 +280,9 @@ class Alerts:
     def send_report(self, text: str, png_path: str | Path | None = None) -> None:
         """Queue the daily report (`[alerts] daily_report`): its text as messages of its own,
         then the PNG (Telegram: a photo, sendPhoto; a webhook: a line naming the file).
-        Returns at once; the file is read when it is sent."""
+        Returns at once; the file is read when it is sent. Call it on the event loop's
+        thread (the daemon's `Running.alerts`); `[alerts] daily_report = false` makes it do
+        nothing."""
         if self._closed or not self.cfg.daily_report:
             return
         png = Path(png_path) if png_path is not None else None
