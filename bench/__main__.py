@@ -31,6 +31,7 @@ BENCHES = (
     "journal_intent",
     "mirror",
     "tick_to_order",
+    "alerts",
     "bus",
     "memory",
     "order_growth",

@@ -4,8 +4,9 @@ The loader refuses nonsense before anything connects: a file that cannot be read
 UTF-8 TOML, an unknown key, a wrong type, a number outside its documented range or a missing
 value is a `ConfigError` naming the file and the key path, in one line. Secrets are never read
 from the file; they come from the environment (`KIWOOM_APPKEY`, `KIWOOM_SECRETKEY`,
-`KIWOOM_MQTT_PASSWORD`) or from systemd credentials (`$CREDENTIALS_DIRECTORY/appkey`,
-`.../secretkey`, `.../mqtt_password`).
+`KIWOOM_MQTT_PASSWORD`, `KIWOOM_TELEGRAM_TOKEN`, `KIWOOM_WEBHOOK_URL`) or from systemd
+credentials (`$CREDENTIALS_DIRECTORY/appkey`, `.../secretkey`, `.../mqtt_password`,
+`.../telegram_token`, `.../webhook_url`).
 """
 
 from __future__ import annotations
@@ -503,6 +504,70 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class TelegramConfig:
+    """`[alerts.telegram]`: a Telegram bot posting to one chat (engine/alerts/).
+
+    The bot token is never read from the file: `KIWOOM_TELEGRAM_TOKEN`, or the systemd
+    credential `telegram_token`."""
+
+    chat_id: str = field(metadata={"non_empty": True, "int_as_str": True})
+    """The chat, group or channel the bot posts to (a number such as -1001234567890, or
+    "@channelname")."""
+    api_url: str = field(
+        default="https://api.telegram.org", metadata={_URL_SCHEMES: ("http", "https")}
+    )
+    """Telegram's Bot API; set only to point the tests at a local server."""
+    token: Secret | None = field(default=None, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """`[alerts.webhook]`: a JSON POST whose body Slack and Discord both read (`text` and
+    `content`). The URL carries its own secret, so it is never read from the file:
+    `KIWOOM_WEBHOOK_URL`, or the systemd credential `webhook_url`."""
+
+    enabled: bool = True
+    url: Secret | None = field(default=None, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """`[alerts]`: notifications of what needs a person (engine/alerts/), each kind
+    switchable, sent to `[alerts.telegram]` and/or `[alerts.webhook]`. Without an `[alerts]`
+    table nothing is sent."""
+
+    fills: bool = True
+    rejections: bool = True
+    """A digest of risk rejections by reason, at most once per `rejection_digest_s`."""
+    halts: bool = True
+    strategy_disabled: bool = True
+    feed: bool = True
+    """The feed stale or down longer than `feed_down_after_s`, and back."""
+    feed_down_after_s: float = field(default=30.0, metadata=_range(0, 86_400))
+    divergence: bool = True
+    lifecycle: bool = True
+    """The daemon started and stopped."""
+    daily_report: bool = True
+    rejection_digest_s: float = field(default=60.0, metadata=_range(0, 86_400, above=True))
+    min_interval_s: float = field(default=1.0, metadata=_range(0, 60))
+    """Between two messages to one target: Telegram allows about one a second per chat;
+    what queues meanwhile is merged into the next message."""
+    queue_size: int = field(default=1_000, metadata=_range(1, 1_000_000))
+    """Lines waiting per target; past it the oldest are dropped, counted, and the next
+    message says how many."""
+    timeout_s: float = field(default=10.0, metadata=_range(0, 300, above=True))
+    """One HTTP request's limit."""
+    retry_base_s: float = field(default=1.0, metadata=_range(0, 60, above=True))
+    """The first pause after a 429, a 5xx or a connection failure; it doubles up to
+    `retry_max_s`. A server's `retry_after` (body or header) is honoured when longer."""
+    retry_max_s: float = field(default=60.0, metadata=_range(0, 3600, above=True))
+    max_attempts: int = field(default=6, metadata=_range(1, 100))
+    """Tries of one message before it is given up (logged and counted)."""
+    telegram: TelegramConfig | None = None
+    webhook: WebhookConfig | None = None
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     """One `[[strategies]]` table: a drop-in plugin (see strategies/README.md)."""
 
@@ -551,6 +616,8 @@ class Config:
     strategies: tuple[StrategyConfig, ...] = ()
     mqtt: MqttConfig | None = None
     """None (no `[mqtt]` table): the mirror is off."""
+    alerts: AlertsConfig | None = None
+    """None (no `[alerts]` table): no notifications."""
     source: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
@@ -632,6 +699,7 @@ def load(
             f"{source}: mqtt.password: secrets are not read from files; set "
             "KIWOOM_MQTT_PASSWORD or the systemd credential 'mqtt_password'"
         )
+    _refuse_alert_secrets(raw.get("alerts"), source)
     cfg = _build(Config, raw, "", source)
     cfg = dataclasses.replace(cfg, source=source)
     if cfg.kiwoom.mode == "mock" and cfg.daemon.venue != "KRX":
@@ -640,6 +708,25 @@ def load(
             f'trading has no NXT or SOR), got "{cfg.daemon.venue}"'
         )
     return _with_secrets(cfg, env, source) if with_secrets else cfg
+
+
+_ALERT_SECRETS = (
+    ("telegram", "token", "KIWOOM_TELEGRAM_TOKEN", "telegram_token"),
+    ("webhook", "url", "KIWOOM_WEBHOOK_URL", "webhook_url"),
+)
+"""(table under [alerts], key, environment variable, systemd credential) of each secret."""
+
+
+def _refuse_alert_secrets(alerts: Any, source: str) -> None:
+    if not isinstance(alerts, dict):
+        return
+    for table, key, var, cred in _ALERT_SECRETS:
+        sub = alerts.get(table)
+        if isinstance(sub, dict) and key in sub:
+            raise ConfigError(
+                f"{source}: alerts.{table}.{key}: secrets are not read from files; set "
+                f"{var} or the systemd credential '{cred}'"
+            )
 
 
 def _read(path: str | os.PathLike[str], source: str) -> dict[str, Any]:
@@ -703,6 +790,8 @@ def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
         found[key] = Secret(value)
     kiwoom = dataclasses.replace(cfg.kiwoom, appkey=found["appkey"], secretkey=found["secretkey"])
     cfg = dataclasses.replace(cfg, kiwoom=kiwoom)
+    if cfg.alerts is not None:
+        cfg = dataclasses.replace(cfg, alerts=_alert_secrets(cfg.alerts, env, source))
     if cfg.mqtt is not None:
         password = _secret(env, source, "mqtt.password", "mqtt_password")
         if password:
@@ -710,6 +799,40 @@ def _with_secrets(cfg: Config, env: Mapping[str, str], source: str) -> Config:
                 cfg, mqtt=dataclasses.replace(cfg.mqtt, password=Secret(password))
             )
     return cfg
+
+
+def _alert_secrets(alerts: AlertsConfig, env: Mapping[str, str], source: str) -> AlertsConfig:
+    """The Telegram token and the webhook URL of the targets configured; a target without
+    its secret is an error naming the key. The redactor scrubs the webhook URL's path (its
+    secret part); its scheme and host stay readable in the logs."""
+    telegram, webhook = alerts.telegram, alerts.webhook
+    if telegram is not None:
+        token = _secret(env, source, "alerts.telegram.token", "telegram_token")
+        if not token:
+            raise ConfigError(
+                f"{source}: alerts.telegram.token: missing; set KIWOOM_TELEGRAM_TOKEN or the "
+                "systemd credential 'telegram_token'"
+            )
+        telegram = dataclasses.replace(telegram, token=Secret(token))
+    if webhook is not None and webhook.enabled:
+        url = _secret(env, source, "alerts.webhook.url", "webhook_url")
+        if not url:
+            raise ConfigError(
+                f"{source}: alerts.webhook.url: missing; set KIWOOM_WEBHOOK_URL or the "
+                "systemd credential 'webhook_url'"
+            )
+        scheme, sep, rest = url.partition("://")
+        host, _slash, path = rest.partition("/")
+        if not sep or scheme not in ("http", "https") or not host:
+            # Not quoted: the URL is the secret.
+            raise ConfigError(
+                f"{source}: alerts.webhook.url: expected an http:// or https:// URL (from "
+                "KIWOOM_WEBHOOK_URL or the credential 'webhook_url')"
+            )
+        # The path and query hold the secret (Slack's /services/T../B../..., Discord's
+        # /api/webhooks/<id>/<token>); a URL without one is all secret.
+        webhook = dataclasses.replace(webhook, url=Secret(url, redact="/" + path if path else None))
+    return dataclasses.replace(alerts, telegram=telegram, webhook=webhook)
 
 
 def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
@@ -738,6 +861,10 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
         f = fields[key]
         if f.metadata.get("free_form"):
             values[f.name] = _free_form(value, key_path, source)
+        elif (
+            f.metadata.get("int_as_str") and isinstance(value, int) and not isinstance(value, bool)
+        ):
+            values[f.name] = str(value)
         else:
             values[f.name] = _coerce(hints[f.name], value, key_path, source)
         _check(f.metadata, values[f.name], key_path, source)

@@ -36,6 +36,8 @@ import structlog
 
 from engine import config as config_mod
 from engine.admin import AdminServer
+from engine.alerts import Alerts
+from engine.alerts.metrics import AlertsCollector
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.events import (
@@ -90,6 +92,9 @@ FEED_CLOSE_S = 2.0
 """At most this for the WebSocket's closing handshake; a server that does not answer is cut."""
 FINAL_S = 0.2
 """Kept from the token revoke for closing the admin thread and the last lines of the log."""
+ALERTS_SHARE = 0.15
+"""Of the deadline, at most this for the alerts still queued (the stop message among them):
+3 s of the default 20, enough for a few paced messages; a target that is down gets no more."""
 
 Flusher = Callable[[float], Awaitable[None]]
 """Flushes a consumer's backlog at shutdown within the seconds it is given (the MQTT mirror's
@@ -164,6 +169,9 @@ class Running:
     flushers: list[Flusher] = field(default_factory=list)
     """Flushed at shutdown after the journal, before the feed closes and the token is revoked:
     the MQTT mirror's spool goes here."""
+    alerts: Alerts | None = None
+    """Notifications (`[alerts]`); `alerts.send_report(text, png_path)` sends the daily
+    report."""
 
 
 async def run(
@@ -300,6 +308,12 @@ async def _serve(
     if running.admin is not None:
         running.admin.publish()  # health says so from now, not from the next period
     notifier.ready(status_line(trader, ws))
+    if running.alerts is not None:
+        running.alerts.started(
+            cfg.kiwoom.mode,
+            [slot.name for slot in trader.host.slots if slot.enabled],
+            trader.risk.state.value,
+        )
     if notifier.enabled:
 
         def tell(_ev: Event) -> None:
@@ -356,6 +370,16 @@ async def _shutdown(
             log.warning("flush_abandoned", flusher=getattr(flush, "__qualname__", repr(flush)))
         except Exception:
             log.exception("flush_failed", flusher=getattr(flush, "__qualname__", repr(flush)))
+    if running.alerts is not None:
+        alerts = running.alerts
+        with contextlib.suppress(Exception):
+            alerts.stopped(
+                cfg.kiwoom.mode,
+                trader.oms.counts_by_state().get("filled", 0),
+                trader.portfolio.realized_today,
+                len(trader.oms.open_orders()),
+            )
+        await alerts.close(min(left(KEEP_AFTER_FLUSH), ALERTS_SHARE * total))
     notifier.status("stopping: closing the feed, revoking the token")
     await running.ws.close(timeout_s=min(FEED_CLOSE_S, left() / 2))
     # The token last: nothing may need it after this (Kiwoom shares it with every client of
@@ -443,6 +467,7 @@ async def _start(
                 trader.bus.subscribe(SessionChanged, reporter.on_session)
         if holds is not None:
             _apply_holds(trader, holds)
+        alerts = _start_alerts(cfg, stack, clock, trader)
         if watchdog is not None:
             watchdog.watch(trader.host)
         notifier.status("starting: reading the journal")
@@ -454,6 +479,8 @@ async def _start(
         # Registered before the feed's close: the exit stack unwinds in reverse, so on a failed
         # start-up the journal is flushed and closed after the feed is gone.
         stack.push_async_callback(trader.close)
+        if alerts is not None:
+            alerts.mark_baseline()
         report = FeedReport()
         trader.bus.subscribe_all(report)
         recorder = None
@@ -467,6 +494,9 @@ async def _start(
         admin = await _start_admin(cfg, stack, clock, trader, ws, report, loop_monitor)
         if admin is not None and watchdog is not None:
             watchdog.last_words = admin.last_words
+        if admin is not None and alerts is not None:
+            admin.metrics.registry.register(AlertsCollector(alerts))
+            admin.connections["alerts"] = alerts.stats
         flushers = await _start_mirror(cfg, stack, clock, trader, admin)
         notifier.status("starting: logging in")
         await ws.start()
@@ -488,7 +518,26 @@ async def _start(
     except KiwoomError as e:
         log.error("startup_failed", error_type=type(e).__name__, error=str(e))
         raise _StartupFailed from e
-    return Running(cfg, rest, ws, report, trader, admin, loop_monitor, flushers)
+    return Running(cfg, rest, ws, report, trader, admin, loop_monitor, flushers, alerts)
+
+
+def _start_alerts(
+    cfg: Config, stack: AsyncExitStack, clock: Clock, trader: Trader
+) -> Alerts | None:
+    """The notifications (`[alerts]` with a target), hearing the bus from before the journal
+    is read (a halt that outlived a restart is told), their senders running in their own
+    tasks. A failed start-up closes them at once; the shutdown gives them ALERTS_SHARE."""
+    if cfg.alerts is None:
+        return None
+    alerts = Alerts(cfg.alerts, clock)
+    if not alerts.boxes:
+        log.warning("alerts_without_target", hint="add [alerts.telegram] or [alerts.webhook]")
+        return None
+    alerts.attach(trader.bus, trader.portfolio)
+    alerts.start()
+    stack.push_async_callback(alerts.close)
+    log.info("alerts_started", targets=[box.target.name for box in alerts.boxes])
+    return alerts
 
 
 def strategy_realtime(strategies: list[LoadedStrategy]) -> dict[str, list[str]]:
@@ -648,12 +697,28 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
         if f.name == "kiwoom":  # the secrets are not re-read
             a = dataclasses.replace(a, appkey=None, secretkey=None)
             b = dataclasses.replace(b, appkey=None, secretkey=None)
+        if f.name == "alerts":
+            a, b = _alerts_without_secrets(a), _alerts_without_secrets(b)
         if a != b:
             keys.append(f.name)
     strip = [dataclasses.replace(sc, params={}) for sc in old.strategies]
     if strip != [dataclasses.replace(sc, params={}) for sc in new.strategies]:
         keys.append("strategies")
     return keys
+
+
+def _alerts_without_secrets(
+    alerts: config_mod.AlertsConfig | None,
+) -> config_mod.AlertsConfig | None:
+    """`alerts` as a reload compares it: the token and the webhook URL are not re-read."""
+    if alerts is None:
+        return None
+    telegram, webhook = alerts.telegram, alerts.webhook
+    return dataclasses.replace(
+        alerts,
+        telegram=telegram and dataclasses.replace(telegram, token=None),
+        webhook=webhook and dataclasses.replace(webhook, url=None),
+    )
 
 
 async def _watchdog(notifier: Notifier, interval_s: float) -> None:

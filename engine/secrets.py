@@ -113,9 +113,12 @@ class Secret:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, redact: str | None = None) -> None:
+        """`redact`: the part of `value` the redactor scrubs, when the rest is public (a
+        webhook URL's scheme and host: scrubbing their pieces would eat every other URL on
+        the same host from the logs); default all of it."""
         self._value = value
-        register(value)
+        register(value if redact is None else redact)
 
     def reveal(self) -> str:
         return self._value
