@@ -63,6 +63,7 @@ from engine.metrics import EngineMetrics, LoopMonitor
 from engine.notify import Notifier
 from engine.plugins import LoadedStrategy, load_all
 from engine.reports.day_end import DayEndReporter, OnReport
+from engine.reports.files import ReportFiles
 from engine.status_page import StatusPage
 from engine.status_page.names import CACHE_FILE, SymbolNames
 from engine.trader import Trader
@@ -267,6 +268,8 @@ async def run(
                 log.exception("startup_failed", error_type=type(e).__name__, error=str(e))
                 return EXIT_STARTUP
             hup.trader = running.trader
+            if reporter is not None and running.alerts is not None:
+                reporter.on_report = _report_to_alerts(running.alerts, on_report)
             if on_ready is not None:
                 on_ready(running.trader)
             if reporter is not None:
@@ -519,6 +522,17 @@ async def _start(
         log.error("startup_failed", error_type=type(e).__name__, error=str(e))
         raise _StartupFailed from e
     return Running(cfg, rest, ws, report, trader, admin, loop_monitor, flushers, alerts)
+
+
+def _report_to_alerts(alerts: Alerts, then: OnReport | None) -> OnReport:
+    """The day-end report's hook once the alerts run: they send its text and PNG
+    (`[alerts] daily_report`), then `then` (the embedder's hook) is told."""
+
+    def sent(files: ReportFiles) -> Awaitable[None] | None:
+        alerts.send_report(files.text, files.png)
+        return then(files) if then is not None else None
+
+    return sent
 
 
 def _start_alerts(

@@ -1,7 +1,8 @@
 """The daily report of a day traded on the built-in simulator (issue 17, "The daily
 report"): `kiwoom-engine report --day` as a child process beside the running daemon (the
 journal read-only) and after it stopped, and the report the daemon writes by itself when the
-simulated session closes, handed to its `on_report` hook.
+simulated session closes, handed to its `on_report` hook and sent by the alerts to a local
+fake Telegram Bot API (the text, then the PNG as a photo), no secret in any report file.
 
 Every expected figure is worked here from what the bus carried (fills, final order states,
 risk rejections) or read raw from the journal's equity rows, never by the report's code."""
@@ -27,6 +28,8 @@ from engine.events import Event, Fill, OrderUpdate, RiskRejected, Side
 from engine.reports.files import ReportFiles
 from engine.trader import Trader
 from engine.trading.orders import TERMINAL
+from tests.alerts.conftest import TOKEN
+from tests.alerts.fakebot import FakeBot
 from tests.support import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +77,7 @@ PLANS = {
 }  # fmt: skip
 
 
-def write_config(tmp: Path) -> Path:
+def write_config(tmp: Path, bot_url: str) -> Path:
     (tmp / "scripted.py").write_text(textwrap.dedent(STRATEGY), encoding="utf-8")
     tables = "".join(
         f"""
@@ -103,6 +106,12 @@ stop_timeout_s = 5.0
 [report]
 equity_interval_s = 0.1
 timeout_s = 60.0
+[alerts]
+fills = false
+min_interval_s = 0.05
+[alerts.telegram]
+chat_id = "42"
+api_url = "{bot_url}"
 [risk]
 max_order_qty = 50
 max_orders_per_s = 100
@@ -212,8 +221,10 @@ async def report_cli(cfg_path: Path, day: date, *extra: str) -> dict[str, Any]:
 async def test_a_simulated_day_reports_beside_the_daemon_after_it_and_at_the_sessions_end(
     tmp_path: Path,
 ) -> None:
-    cfg_path = write_config(tmp_path)
-    cfg = config.load(cfg_path, env={})
+    bot = FakeBot()
+    await bot.start()
+    cfg_path = write_config(tmp_path, bot.api_url)
+    cfg = config.load(cfg_path, env={"KIWOOM_TELEGRAM_TOKEN": TOKEN})
     journal_dir = cfg.journal_dir
     assert journal_dir == tmp_path / "state" / "builtin-sim"
     events: list[Event] = []
@@ -271,9 +282,20 @@ async def test_a_simulated_day_reports_beside_the_daemon_after_it_and_at_the_ses
         assert files.text.startswith(f"kiwoom-engine daily report {day.isoformat()}")
         auto = orjson.loads(files.json.read_bytes())
         check(auto, want, equity_rows(journal_dir, day)[: auto["snapshots"]])
+        # The alerts send it: the text as messages, then the PNG as a photo, byte for byte.
+        await until(lambda: any(r.kind == "sendPhoto" for r in bot.received), within_s=15.0)
+        (photo,) = [r for r in bot.received if r.kind == "sendPhoto"]
+        assert photo.photo == files.png.read_bytes()
+        assert files.text.splitlines()[0] in bot.lines()
+        assert files.text.splitlines()[-1] in bot.lines()
+        for p in files.directory.rglob("*"):
+            if p.is_file():
+                for secret in (TOKEN, TOKEN.split(":")[1]):
+                    assert secret.encode() not in p.read_bytes(), f"{p} holds the bot token"
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 15) == daemon.EXIT_OK
+        await bot.stop()
 
     # After the daemon stopped: the same day, ending on the mark taken at the stop.
     after = await report_cli(cfg_path, day)
