@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.clock import parse_day
-from engine.kiwoom import catalog
+from engine.kiwoom import catalog, fids
 from engine.secrets import Secret
 
 Mode = Literal["sim", "mock", "live"]
@@ -485,14 +485,6 @@ class MqttConfig:
     password: Secret | None = field(default=None, metadata={"secret": True})
 
 
-GENERIC_REALTIME_EXCLUDED: frozenset[str] = frozenset(
-    {"00", "04", "0B", "0C", "0D", "02", "1h", "0s", "0g"}
-)
-"""Realtime types the engine models and delivers through their own handlers (on_trade,
-on_quote, on_book, on_order/on_fill, on_balance, on_condition, on_vi, on_session): a
-strategy's `realtime` list names the others."""
-
-
 @dataclass(frozen=True)
 class RealtimeConfig:
     """One entry of a strategy's `realtime` list: a Kiwoom realtime type by its code (as
@@ -916,7 +908,7 @@ def _check(meta: Mapping[str, Any], value: Any, path: str, source: str) -> None:
             raise ConfigError(
                 f"{source}: {path}: not a realtime type in Kiwoom's catalogue, got {_show(value)}"
             )
-        if value in GENERIC_REALTIME_EXCLUDED:
+        if value in fids.MODELLED_TYPES:
             raise ConfigError(
                 f"{source}: {path}: {_show(value)} has its own handler (on_trade, on_quote, "
                 "on_book, on_vi, on_session...), not on_realtime"

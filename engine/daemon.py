@@ -53,6 +53,7 @@ from engine.events import (
 )
 from engine.holds import Holds
 from engine.journal import JournalError
+from engine.kiwoom import fids
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.errors import KiwoomError
 from engine.kiwoom.recorder import FrameRecorder
@@ -73,11 +74,11 @@ log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_STARTUP = 1
-ACCOUNT_STREAMS = ("00", "04")
-VI_STREAM = "1h"
+ACCOUNT_STREAMS = tuple(sorted(fids.ACCOUNT_TYPES))
+VI_STREAM = fids.VI
 """VI notices (VI발동/해제), registered for every symbol beside `realtime_types`: risk and
 the strategies need them (VI_ACTIVE, on_vi, vi_active)."""
-SESSION_STREAMS = ("0s",)
+SESSION_STREAMS = (fids.SESSION,)
 """The market's session notices (장운영구분), registered without an item: they drive the
 session state (on_session, `session`, SESSION_CLOSED)."""
 STATS_INTERVAL_S = 30.0

@@ -22,6 +22,12 @@ ACCOUNT_TYPES: Final = frozenset({ORDER_EXECUTION, BALANCE})
 """Account-level types: registered with item [""] and pushed whatever the item."""
 ITEMLESS_TYPES: Final = ACCOUNT_TYPES | {SESSION}
 """Types registered with item [""]: the account's, and the market's session notices (0s)."""
+MODELLED_TYPES: Final = frozenset(
+    {TRADE, QUOTE, ORDER_BOOK, ORDER_EXECUTION, BALANCE, CONDITION, VI, SESSION, STOCK_INFO}
+)
+"""Types the codec decodes into their own events (codec.DECODERS), delivered through their
+own handlers (on_trade, on_quote, on_book, on_order/on_fill, on_balance, on_condition,
+on_vi, on_session): a strategy's `realtime` list names only the others."""
 
 TRADE_FIDS: Final[dict[str, str]] = {
     "time": "20",  # 체결시간 HHmmss

@@ -19,7 +19,7 @@ from engine.events import (
     ViKind,
 )
 from engine.kiwoom import catalog, fids
-from engine.kiwoom.codec import CodecStats, FrameKind, decode_frame
+from engine.kiwoom.codec import DECODERS, CodecStats, FrameKind, decode_frame
 
 
 def real(*entries: dict[str, Any]) -> bytes:
@@ -32,6 +32,14 @@ def entry(rtype: str, item: str, values: Any, name: str = "") -> dict[str, Any]:
 
 # The documented push (facts, "Condition search").
 PUSH_02 = {"841": "4", "9001": "005930", "843": "I", "20": "152028", "907": "2"}
+
+
+def test_the_types_refused_in_a_strategys_realtime_list_are_those_the_codec_models() -> None:
+    # config refuses these in `realtime` (they have their own handlers): the set must follow
+    # the codec, or a modelled type would reach on_realtime never, or a generic one be refused.
+    assert set(DECODERS) == fids.MODELLED_TYPES
+    assert {"00", "04", "0B", "0C", "0D", "02", "1h", "0s", "0g"} <= fids.MODELLED_TYPES
+    assert "0J" not in fids.MODELLED_TYPES
 
 
 def test_the_condition_fids_and_codes_are_the_catalogues() -> None:
