@@ -10,7 +10,8 @@ import sys
 PROBE = """
 import sys
 import engine.cli, engine.daemon, engine.trader, engine.host, engine.kiwoom.history
-only = ("pyarrow", "matplotlib", "engine.data", "engine.backtest")
+only = ("pyarrow", "matplotlib", "engine.data", "engine.backtest", "engine.reports.daily",
+        "engine.reports.plot")
 print(sorted(m for m in sys.modules if m.split(".")[0] in only or m.startswith(only[2:])))
 """
 
