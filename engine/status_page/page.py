@@ -85,7 +85,7 @@ class StatusPage:
         self._http_loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_ns = 0
-        self._pending: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._pending: asyncio.Handle | asyncio.Task[None] | None = None
         self._page = resources.files(__package__).joinpath("status.html").read_bytes()
 
     # --- on the engine's loop ----------------------------------------------------------------
@@ -184,17 +184,20 @@ class StatusPage:
         if wait_s <= 0:
             self._pending = loop.call_soon(self.publish)
         else:
-            self._pending = loop.call_later(wait_s, self.publish)
+            self._pending = loop.create_task(self._publish_after(wait_s))
+
+    async def _publish_after(self, wait_s: float) -> None:
+        await self.clock.sleep(wait_s)
+        self.publish()
 
     def _asked(self) -> None:
         """A browser came: a fresh snapshot (throttled as any)."""
         self._urgent(None)
 
     async def _every(self) -> None:
-        # Real time, as the admin's own snapshots: what a browser reads is how old it is.
         since_sample = 0.0
         while True:
-            await asyncio.sleep(INTERVAL_S)
+            await self.clock.sleep(INTERVAL_S)
             since_sample += INTERVAL_S
             if since_sample >= EQUITY_EVERY_S or not self.equity.points:
                 since_sample = 0.0

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from engine.admin import AdminServer
+from engine.clock import ManualClock
 from engine.config import AdminConfig
 from engine.metrics import EngineMetrics, LoopMonitor
 from engine.models import ListedMarket, OrderType
@@ -134,3 +135,24 @@ async def test_after_a_restart_the_page_shows_the_days_fills_from_the_journal(
         (SYMBOL, "buy", 1),
         (SYMBOL, "buy", 2),
     ]
+
+
+async def test_the_pages_timer_waits_on_the_engine_clock(sim: Simulator, tmp_path: Path) -> None:
+    # The equity line's step (EQUITY_EVERY_S, 5 s) is counted on the page's clock: a clock
+    # that does not move adds no point, five seconds of it add one, at its time.
+    clock = ManualClock()
+    async with running_engine(sim, tmp_path / "state") as (trader, ws, _api):
+        names = SymbolNames(tmp_path / "state" / "symbol_names.json")
+        page = StatusPage(trader, ws, LoopMonitor(), clock, mode="sim", names=names)
+        page.start()
+        try:
+            assert len(page.equity.points) == 1
+            for _ in range(5):
+                await until(lambda: clock.sleeping == 1)
+                assert len(page.equity.points) == 1
+                clock.advance(1.0)
+            await until(lambda: len(page.equity.points) == 2)
+        finally:
+            await page.close()
+    start_ms = int(ManualClock().now().timestamp() * 1000)
+    assert [t for t, _ in page.equity.points] == [start_ms, start_ms + 5000]
