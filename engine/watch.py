@@ -115,16 +115,21 @@ async def watch_condition(
     return await _run(_stream(config, begin, shown, count, out), stop)
 
 
-async def conditions(config: Config, out: TextIO = sys.stdout, *, as_json: bool = False) -> int:
-    """`kiwoom-engine conditions`: the login's conditions, one "seq<TAB>name" line each (JSON
-    lines {"seq":, "name":} with `as_json`), in the server's order."""
+async def _login_conditions(config: Config) -> list[tuple[str, str]]:
+    """Log in, and the login's (seq, name) conditions in the server's order."""
     async with KiwoomRest.from_config(config, revoke_on_close=False) as rest:
         ws = KiwoomWebSocket.from_config(config, rest, lambda _e: None)
         try:
             await ws.start()
-            rows = await ws.conditions()
+            return await ws.conditions()
         finally:
             await ws.close()
+
+
+async def conditions(config: Config, out: TextIO = sys.stdout, *, as_json: bool = False) -> int:
+    """`kiwoom-engine conditions`: the login's conditions, one "seq<TAB>name" line each (JSON
+    lines {"seq":, "name":} with `as_json`), in the server's order."""
+    rows = await _login_conditions(config)
     for seq, name in rows:
         if as_json:
             out.write(inert_json(orjson.dumps({"seq": seq, "name": name})))
@@ -209,13 +214,7 @@ async def check_conditions_online(config: Config, refs: list[tuple[str, str]]) -
         async with Simulator(dataclasses.replace(config.sim, port=0)) as sim:
             kiwoom = dataclasses.replace(config.kiwoom, rest_url=sim.rest_url, ws_url=sim.ws_url)
             return await check_conditions_online(dataclasses.replace(config, kiwoom=kiwoom), refs)
-    async with KiwoomRest.from_config(config, revoke_on_close=False) as rest:
-        ws = KiwoomWebSocket.from_config(config, rest, lambda _e: None)
-        try:
-            await ws.start()
-            rows = await ws.conditions()
-        finally:
-            await ws.close()
+    rows = await _login_conditions(config)
     problems: list[str] = []
     seqs: dict[str, None] = {}
     limit = config.kiwoom.max_realtime_conditions
