@@ -822,8 +822,12 @@ def _alert_secrets(alerts: AlertsConfig, env: Mapping[str, str], source: str) ->
                 "KIWOOM_WEBHOOK_URL or the credential 'webhook_url')"
             )
         # The path and query hold the secret (Slack's /services/T../B../..., Discord's
-        # /api/webhooks/<id>/<token>); a URL without one is all secret.
-        webhook = dataclasses.replace(webhook, url=Secret(url, redact="/" + path if path else None))
+        # /api/webhooks/<id>/<token>); a URL without one, or with a user:password@ before its
+        # host, is all secret.
+        public = path and "@" not in host
+        webhook = dataclasses.replace(
+            webhook, url=Secret(url, redact="/" + path if public else None)
+        )
     return dataclasses.replace(alerts, telegram=telegram, webhook=webhook)
 
 

@@ -101,6 +101,20 @@ def test_secrets_from_the_environment_are_kept_and_redacted(tmp_path: Path) -> N
     assert "https://hooks.example.com***" in scrubbed
 
 
+def test_a_webhook_url_with_a_password_before_its_host_is_all_secret(tmp_path: Path) -> None:
+    url = "https://hookuser:pw4Kq9@hooks.example.net/hooks/incoming/aB3dE5gH7jK9mN1p"
+    p = write(tmp_path, "[alerts.webhook]\n")
+    cfg = config.load(p, env={"KIWOOM_WEBHOOK_URL": url})
+    assert cfg.alerts is not None
+    assert cfg.alerts.webhook is not None
+    assert cfg.alerts.webhook.url is not None
+    assert cfg.alerts.webhook.url.reveal() == url
+    scrubbed = secrets.scrub(f"ClientConnectorError: cannot connect to {url}")
+    assert "pw4Kq9" not in scrubbed
+    assert "aB3dE5gH7jK9mN1p" not in scrubbed
+    assert scrubbed == "ClientConnectorError: cannot connect to ***"
+
+
 def test_secrets_from_systemd_credentials(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()
