@@ -29,6 +29,7 @@ from engine.events import (
 )
 from engine.trading.krx import round_to_tick, tick_size
 from engine.trading.orders import Order
+from engine.universe.rules import DEFAULT_DATA
 
 if TYPE_CHECKING:
     from engine.clock import Clock
@@ -272,7 +273,7 @@ class Strategy:
         """Stop receiving its hits; the realtime search stops when no strategy watches it."""
         self._slot.unwatch_condition(name)
 
-    def subscribe(self, symbol: str, data: tuple[str, ...] = ("trades", "quotes")) -> None:
+    def subscribe(self, symbol: str, data: tuple[str, ...] = DEFAULT_DATA) -> None:
         """Add `symbol` to this strategy's universe at run time: its events of `data`
         ("trades": on_trade and bars, "quotes": on_quote, "book": on_book) are routed here
         and orders in it are allowed. Returns at once; `on_subscribed(symbol)` follows once

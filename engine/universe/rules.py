@@ -12,6 +12,7 @@ DATA_KINDS: Final = ("trades", "quotes", "book")
 """What `Strategy.subscribe(symbol, data=...)` may ask for: trade prints (on_trade, bars),
 best ask/bid (on_quote), the ten-level book (on_book)."""
 DEFAULT_DATA: Final = ("trades", "quotes")
+"""What `Strategy.subscribe` asks for when given no `data`."""
 
 LIMIT_KEY: Final = "kiwoom.max_realtime_conditions"
 
