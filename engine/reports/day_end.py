@@ -38,7 +38,7 @@ SESSION_ENDS: dict[Exchange, time] = {Exchange.KRX: time(18, 0), Exchange.NXT: t
 after-market until 20:00), engine/trading/krx.py and calendar.py."""
 
 TRADED: tuple[Exchange, ...] = (Exchange.KRX,)
-"""The venues the engine trades: KRX (orders do not name a venue yet)."""
+"""The venues traded with `[daemon] venue = "KRX"`: see `traded_venues`."""
 
 MAX_SLEEP_S = 300.0
 """The wait for the day's end is taken in steps of at most this, so that a wall clock set
@@ -54,6 +54,13 @@ class Marks(Protocol):
 
     def record_equity(self) -> bool: ...
     async def journal_settled(self, timeout_s: float = ...) -> bool: ...
+
+
+def traded_venues(cfg: Config) -> tuple[Exchange, ...]:
+    """The venues whose last session ends the day: KRX, and NXT as well when `[daemon] venue`
+    sends orders there (NXT, or SOR: routed to either). A strategy naming `venue="NXT"` on
+    its own orders with the default KRX is not foreseen: its day ends with KRX's."""
+    return TRADED if cfg.daemon.venue == "KRX" else (Exchange.KRX, Exchange.NXT)
 
 
 def last_session_end(
@@ -93,7 +100,7 @@ class DayEndReporter:
         on_report: OnReport | None = None,
         *,
         marks: Marks | None = None,
-        venues: Iterable[Exchange] = TRADED,
+        venues: Iterable[Exchange] | None = None,
     ) -> None:
         self.cfg = cfg
         """The daemon's config as loaded (its state_dir, not the built-in simulator's)."""
@@ -101,7 +108,8 @@ class DayEndReporter:
         """The engine (set once it is built): its last mark is journaled before a report."""
         self.clock = clock
         self.on_report = on_report
-        self.venues = tuple(venues)
+        self.venues = tuple(venues) if venues is not None else traded_venues(cfg)
+        """Those whose last session ends the day (default: `traded_venues(cfg)`)."""
         self.by_session = cfg.kiwoom.mode == "sim"
         self._states: dict[Exchange, SessionState] = {}
         self._opened: set[Exchange] = set()

@@ -80,6 +80,19 @@ async def test_live_the_report_is_written_at_the_days_end_on_the_clock(tmp_path:
     assert reporter.reported == {datetime(2026, 3, 3).date()}
 
 
+def test_orders_sent_to_nxt_or_sor_by_default_move_the_days_end_to_nxts_close(
+    tmp_path: Path,
+) -> None:
+    base = live_config(tmp_path)
+    assert DayEndReporter(base, ManualClock(), None).venues == (Exchange.KRX,)
+    for venue in ("NXT", "SOR"):
+        cfg = dataclasses.replace(base, daemon=dataclasses.replace(base.daemon, venue=venue))
+        reporter = DayEndReporter(cfg, ManualClock(), None)
+        assert reporter.venues == (Exchange.KRX, Exchange.NXT)
+        wed = datetime(2026, 12, 30, 10, 0, tzinfo=KST)
+        assert next_day_end(wed, reporter.venues) == datetime(2026, 12, 30, 20, 0, tzinfo=KST)
+
+
 def session(state: SessionState, exchange: Exchange = Exchange.KRX) -> SessionChanged:
     return SessionChanged(exchange, state, 0, 0)
 
