@@ -1,4 +1,5 @@
-"""Performance figures of a backtest, as pure functions of its daily equity and its fills.
+"""Performance figures of a backtest, as pure functions of its daily equity and its fills
+(the daily report takes its drawdown through figures.py).
 
 Conventions: returns are daily (one per trading day of the run, the first against the
 starting cash); a year is `TRADING_DAYS` of them; the risk-free rate is 0. A figure that

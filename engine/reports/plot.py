@@ -1,5 +1,5 @@
 """Drawing shared by the backtest's report.png and the daily report's equity.png: the
-equity panel, the drawdown panel, labels that never draw as boxes, byte-stable saving.
+won and time axes, the drawdown panel, labels that never draw as boxes, byte-stable saving.
 
 matplotlib (a dependency, for the reports) is imported inside these functions only, when a
 report is drawn: never by the daemon. Its default font (DejaVu Sans) has no Hangul. A label
