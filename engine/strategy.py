@@ -185,8 +185,8 @@ class Strategy:
         """Buy `qty` shares at `price` (None: a market order) on `venue` ("KRX", "NXT" or
         "SOR"; None: `[daemon] venue`). Returns the order at once, SUBMITTING, or REJECTED
         with a reason code when a risk check refused it. Raises ValueError for a programming
-        error: qty <= 0, a price <= 0, a symbol not in `symbols`, an unknown tif ("day",
-        "ioc", "fok") or venue."""
+        error: qty <= 0, a price <= 0, a symbol neither in `symbols`, nor subscribed, nor
+        held, an unknown tif ("day", "ioc", "fok") or venue."""
         return self._slot.order(Side.BUY, symbol, qty, price, tif, venue)
 
     def sell(
