@@ -320,7 +320,7 @@ CLOCK_SKEW_S = 5
 
 
 def merge_balances(krx: AccountBalance, other: AccountBalance) -> AccountBalance:
-    """The account's holdings from two venues' lists (kt00018 is per venue: KRX, NXT).
+    """The account's holdings from two venues' lists (the broker lists them per venue: KRX, NXT).
 
     Shares are one pool whichever venue bought them, so a venue's list is taken to show the
     account's shares of a symbol (priced at that venue), or none: per symbol the larger
