@@ -299,7 +299,7 @@ class Strategy:
     @property
     def session(self) -> SessionState:
         """The session of the default venue (`[daemon] venue`) now: from the feed's session
-        notices (0s) when today has one, else from the KRX calendar (mode sim without a
+        notices (`on_session`) when today has one, else from the KRX calendar (mode sim without a
         notice: REGULAR, the simulator's market never closes)."""
         return self._slot.session()
 

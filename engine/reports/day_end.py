@@ -5,7 +5,7 @@ venues traded ends, journal a last equity snapshot, write the report in a child 
 When: in mode live and mock, at the end of the day's last session by the calendar
 (`last_session_end`: KRX's after-hours single-price session ends 18:00, NXT's after-market
 20:00), on the clock; in mode sim, when the simulator's notional session of every venue
-traded closes (its 0s notice, `SessionChanged` to CLOSED), whatever the hour. Once a day.
+traded closes (its session notice, `SessionChanged` to CLOSED), whatever the hour. Once a day.
 
 The report is drawn in its own process: matplotlib and the drawing never enter the daemon,
 and a slow report never holds the event loop (rendering in a thread would hold the GIL).

@@ -258,7 +258,7 @@ class RiskEngine:
         """VI and the feed's sessions (the trader feeds it); strategies read it too."""
         self.check_session_hours = check_session_hours
         self.feed_sessions = feed_sessions
-        """Judge session hours by the feed's session notices (0s) when today has one, also
+        """Judge session hours by the feed's session notices (SessionChanged) when today has one, also
         when the calendar is off (mode sim, whose notional session the notices tell)."""
         self.refused_venues: dict[Exchange, str] = {}
         """Venues orders may not go to, with the reason (mode mock: KRX only)."""

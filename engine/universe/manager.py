@@ -249,7 +249,7 @@ class Universe:
             log.warning("condition_clear_failed", seq=seq, error=str(e))
 
     def _stock_info(self, ev: StockInfo) -> None:
-        """The broker's day parameters of a symbol (0g) replace what a load found."""
+        """The broker's day parameters of a symbol (StockInfo) replace what a load found."""
         if ev.base_price > 0:
             self.base[ev.symbol] = ev.base_price
         if ev.upper_limit > 0:
