@@ -17,14 +17,14 @@ import structlog
 from aiohttp import web
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import WS_PATH, SimConfig, is_loopback
+from engine.config import WS_PATH, SimConditionConfig, SimConfig, is_loopback
 from engine.kiwoom import fids
 from engine.sim import control
 from engine.sim.conditions import SimConditions
 from engine.sim.exchange import SimExchange
 from engine.sim.handlers import exchange_handlers
 from engine.sim.market import Book, MarketGenerator
-from engine.sim.replay import check_readable, play
+from engine.sim.replay import RecordedConditions, check_readable, play, recorded_conditions
 from engine.sim.server import start
 from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
@@ -111,6 +111,9 @@ class Simulator:
         """Generated events dropped because the feed fell behind (MAX_ENTRIES_PER_PUMP)."""
         self._runner: web.AppRunner | None = None
         self._feed: asyncio.Task[None] | None = None
+        self._replayed: dict[tuple[str, str], dict[str, Any]] = {}
+        """Replaying: the last 0s entry of each venue, ("0s", venue), and the last 0g of each
+        symbol, ("0g", symbol), that the replay published: what a registration starts with."""
 
     def _live_price(self, code: str) -> int | None:
         return self.market.last_price(code) if self.market.has(code) else None
@@ -137,6 +140,15 @@ class Simulator:
                 raise SimStartupError(
                     f"sim.replay: cannot read {self.config.replay!r}: {reason}"
                 ) from None
+            try:
+                recorded = await asyncio.to_thread(recorded_conditions, self.config.replay)
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+                raise SimStartupError(
+                    f"sim.replay: cannot read {self.config.replay!r}: {reason}"
+                ) from None
+            if recorded is not None:
+                self._use_recorded_conditions(recorded)
         if self.config.stamp_file:
             try:
                 stamps = Stamps(self.config.stamp_file)
@@ -158,6 +170,27 @@ class Simulator:
         self._runner, self.port = await start(self.state, routes)
         self._feed = asyncio.create_task(self._run_feed(), name="sim-feed")
         return self
+
+    def _use_recorded_conditions(self, recorded: RecordedConditions) -> None:
+        """Serve the recorded login's conditions instead of `sim.conditions`: listed as it
+        listed them, each starting with the members its first search answered, then moved by
+        the replayed 02 pushes. A recorded symbol the simulator does not generate is listed at
+        price 0 in a one-shot search's rows."""
+        market = self.market
+        self.conditions = SimConditions(
+            [SimConditionConfig(seq, name, "manual") for seq, name in recorded.listed],
+            self.config.symbols,
+            lambda c: market.last_price(c) if market.has(c) else 0,
+            lambda c: market.prev_close(c) if market.has(c) else 0,
+            lambda c: market.name(c) if market.has(c) else "",
+            page_size=self.config.condition_page_size,
+            max_realtime=self.config.max_realtime_conditions,
+        )
+        for seq, codes in recorded.members.items():
+            if seq in self.conditions.conditions:
+                self.conditions.set_members(seq, codes)
+        self.realtime.conditions = self.conditions
+        log.info("sim_replay_conditions", conditions=len(recorded.listed))
 
     async def __aexit__(
         self,
@@ -197,7 +230,7 @@ class Simulator:
             await asyncio.sleep(0.05)
         log.info("sim_replay_started", path=path)
         try:
-            count = await play(path, self.realtime.publish, clock=self.clock)
+            count = await play(path, self._publish_replayed, clock=self.clock)
         except OSError as e:
             # Read at start-up, gone or broken since: the sessions stay up, the market stops.
             log.error(
@@ -209,6 +242,16 @@ class Simulator:
             )
             return
         log.info("sim_replay_done", entries=count)
+
+    def _publish_replayed(self, entry: dict[str, Any]) -> None:
+        rtype = entry["type"]
+        if rtype == "0s":
+            state = fids.SESSION_STATES.get(str(entry["values"].get("215", "")).strip())
+            if state is not None:
+                self._replayed[("0s", state[0])] = entry
+        elif rtype == "0g":
+            self._replayed[("0g", entry.get("item", ""))] = entry
+        self.realtime.publish(entry)
 
     async def _generate(self) -> None:
         owed = 0.0
@@ -315,7 +358,15 @@ class Simulator:
     def _on_registered(self, s: SimSession, pairs: set[tuple[str, str]]) -> None:
         # A new registration starts with the state it is about: the session's phase, a
         # symbol's limits (Kiwoom sends these on change; a client that just registered needs
-        # them now).
+        # them now). A replay starts it with what the recording last said instead.
+        if self.config.replay:
+            for rtype, item in pairs:
+                venues = ("KRX", "NXT") if rtype == "0s" else (item,)
+                for key in venues:
+                    entry = self._replayed.get((rtype, key))
+                    if entry is not None:
+                        self.realtime.push_to(s, entry)
+            return
         for rtype, item in pairs:
             if rtype == "0s":
                 for venue in ("KRX", "NXT"):

@@ -23,6 +23,7 @@ from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.sim.market import MarketGenerator
+from engine.sim.replay import recorded_conditions
 from engine.sim.simulator import EXIT_STARTUP, Simulator, serve_forever
 from tests.integration.conftest import trading_session
 from tests.support import until
@@ -184,3 +185,33 @@ def test_sim_command_exits_0_on_sigterm_after_its_replay_broke(tmp_path: Path) -
             proc.kill()
             proc.wait()
     assert "internal error" not in stderr.read_text()
+
+
+def test_recorded_conditions_are_the_last_listing_and_each_first_complete_answer(
+    tmp_path: Path,
+) -> None:
+    frames: list[Any] = [
+        {"trnm": "LOGIN", "return_code": 0, "return_msg": ""},
+        {"trnm": "CNSRLST", "return_code": 0, "data": [["0", "old"]]},
+        {"trnm": "CNSRLST", "return_code": 0, "data": [["0", "급등주"], ["12 ", "a/b+#"]]},
+        {"trnm": "CNSRREQ", "seq": "12 ", "return_code": 0, "data": [{"jmcode": "A005930"}]},
+        {"trnm": "CNSRREQ", "seq": "12", "return_code": 0, "data": [{"jmcode": "A000660"}]},
+        {"trnm": "CNSRREQ", "seq": "0", "return_code": 1, "return_msg": "한도"},
+        {"trnm": "CNSRREQ", "seq": "0", "cont_yn": "Y", "return_code": 0, "data": [{"9001": "A1"}]},
+        {"trnm": "CNSRREQ", "seq": "0", "cont_yn": "N", "return_code": 0, "data": []},
+        {"trnm": "CNSRREQ", "seq": "7", "return_code": 0, "data": [["not", "a row"]]},
+        {"trnm": "CNSRLST", "return_code": 1, "return_msg": "실패"},
+    ]
+    path = tmp_path / "feed.ndjson"
+    lines = [orjson.dumps({"ts": 1.0, "frame": orjson.dumps(f).decode()}) for f in frames]
+    path.write_bytes(b"\n".join([*lines, b'{"ts": 1, "frame": "{CNSRLST"}']) + b"\n")
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    got = recorded_conditions(path)
+    assert got is not None
+    assert got.listed == (("0", "급등주"), ("12", "a/b+#"))
+    assert got.members == {"12": ["005930"], "0": []}
+    (warning,) = [line for line in log_lines(buf) if line["event"] == "replay_conditions_bad"]
+    assert warning["bad"] == 2
+    write_recording(path, trade_entries(1))
+    assert recorded_conditions(path) is None
