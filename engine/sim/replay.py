@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import structlog
@@ -42,27 +42,48 @@ class RecordedConditions:
     """seq -> the symbols its first complete CNSRREQ answer held (realtime or one-shot)."""
 
 
-def recorded_conditions(path: str | Path) -> RecordedConditions | None:
-    """The conditions of the recorded login, or None when the recording has no CNSRLST answer.
+STATE_TYPES: Final = frozenset({"0s", "0g"})
+"""Realtime types that tell a state a registration starts with (the session, a symbol's day
+parameters): a replay whose recording has them serves the recorded ones, not generated ones."""
 
-    Reads the whole file but parses only the lines that mention a condition search; a
-    malformed answer is skipped (and counted in one warning), never fatal."""
+
+@dataclass(frozen=True, slots=True)
+class RecordingScan:
+    conditions: RecordedConditions | None
+    """The recorded login's conditions; None when the recording has no CNSRLST answer."""
+    state_types: frozenset[str]
+    """The STATE_TYPES among the recording's REAL entries."""
+
+
+def scan_recording(path: str | Path) -> RecordingScan:
+    """What a replay needs before it starts: the recorded conditions and which state types
+    the recording carries. Reads the whole file but parses only the lines that mention a
+    condition search or a state type; a malformed condition answer is skipped (and counted
+    in one warning), never fatal. Raises OSError if the file cannot be read."""
     listed: tuple[tuple[str, str], ...] | None = None
     members: dict[str, list[str]] = {}
+    types: set[str] = set()
     bad = 0
     with Path(path).open("rb") as fh:
         for line in fh:
-            if b"CNSRLST" not in line and b"CNSRREQ" not in line:
+            cnsr = b"CNSRLST" in line or b"CNSRREQ" in line
+            if not cnsr and (types >= STATE_TYPES or not any(t in line for t in _STATE_BYTES)):
                 continue
             try:
                 frame = orjson.loads(orjson.loads(line)["frame"])
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                bad += 1
+                bad += cnsr
                 continue
-            if not isinstance(frame, dict) or frame.get("return_code") != 0:
+            if not isinstance(frame, dict):
                 continue
             trnm, data = frame.get("trnm"), frame.get("data")
-            if trnm == "CNSRLST":
+            if trnm == "REAL" and isinstance(data, list):
+                types.update(
+                    e["type"] for e in data if _well_formed(e) and e["type"] in STATE_TYPES
+                )
+            elif frame.get("return_code") != 0:
+                continue
+            elif trnm == "CNSRLST":
                 rows = _listed(data)
                 if rows is None:
                     bad += 1
@@ -77,7 +98,11 @@ def recorded_conditions(path: str | Path) -> RecordedConditions | None:
                     members[seq.strip()] = codes
     if bad:
         log.warning("replay_conditions_bad", path=str(path), bad=bad)
-    return None if listed is None else RecordedConditions(listed, members)
+    conditions = None if listed is None else RecordedConditions(listed, members)
+    return RecordingScan(conditions, frozenset(types))
+
+
+_STATE_BYTES: Final = tuple(t.encode() for t in STATE_TYPES)
 
 
 def _listed(data: object) -> tuple[tuple[str, str], ...] | None:

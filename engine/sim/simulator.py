@@ -24,7 +24,7 @@ from engine.sim.conditions import SimConditions
 from engine.sim.exchange import SimExchange
 from engine.sim.handlers import exchange_handlers
 from engine.sim.market import Book, MarketGenerator
-from engine.sim.replay import RecordedConditions, check_readable, play, recorded_conditions
+from engine.sim.replay import RecordedConditions, check_readable, play, scan_recording
 from engine.sim.server import start
 from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
@@ -114,6 +114,9 @@ class Simulator:
         self._replayed: dict[tuple[str, str], dict[str, Any]] = {}
         """Replaying: the last 0s entry of each venue, ("0s", venue), and the last 0g of each
         symbol, ("0g", symbol), that the replay published: what a registration starts with."""
+        self._recorded_states: frozenset[str] = frozenset()
+        """Replaying: the state types (0s, 0g) the recording carries: for those, a
+        registration starts with the recording's, not with the simulator's own."""
 
     def _live_price(self, code: str) -> int | None:
         return self.market.last_price(code) if self.market.has(code) else None
@@ -141,14 +144,15 @@ class Simulator:
                     f"sim.replay: cannot read {self.config.replay!r}: {reason}"
                 ) from None
             try:
-                recorded = await asyncio.to_thread(recorded_conditions, self.config.replay)
+                scan = await asyncio.to_thread(scan_recording, self.config.replay)
             except OSError as e:
                 reason = e.strerror or type(e).__name__
                 raise SimStartupError(
                     f"sim.replay: cannot read {self.config.replay!r}: {reason}"
                 ) from None
-            if recorded is not None:
-                self._use_recorded_conditions(recorded)
+            if scan.conditions is not None:
+                self._use_recorded_conditions(scan.conditions)
+            self._recorded_states = scan.state_types
         if self.config.stamp_file:
             try:
                 stamps = Stamps(self.config.stamp_file)
@@ -358,17 +362,16 @@ class Simulator:
     def _on_registered(self, s: SimSession, pairs: set[tuple[str, str]]) -> None:
         # A new registration starts with the state it is about: the session's phase, a
         # symbol's limits (Kiwoom sends these on change; a client that just registered needs
-        # them now). A replay starts it with what the recording last said instead.
-        if self.config.replay:
-            for rtype, item in pairs:
-                venues = ("KRX", "NXT") if rtype == "0s" else (item,)
-                for key in venues:
+        # them now). A replay whose recording carries the type starts it with what the
+        # recording last said instead (an older recording without it: the simulator's own).
+        for rtype, item in pairs:
+            if rtype in self._recorded_states:
+                keys = ("KRX", "NXT") if rtype == "0s" else (item,)
+                for key in keys:
                     entry = self._replayed.get((rtype, key))
                     if entry is not None:
                         self.realtime.push_to(s, entry)
-            return
-        for rtype, item in pairs:
-            if rtype == "0s":
+            elif rtype == "0s":
                 for venue in ("KRX", "NXT"):
                     entry = self._session_entry(venue)
                     if entry is not None:

@@ -18,12 +18,12 @@ import pytest
 
 from engine import config, daemon, logs
 from engine.clock import ManualClock
-from engine.events import Event, Trade
+from engine.events import Event, SessionChanged, Trade
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.sim.market import MarketGenerator
-from engine.sim.replay import recorded_conditions
+from engine.sim.replay import RecordingScan, scan_recording
 from engine.sim.simulator import EXIT_STARTUP, Simulator, serve_forever
 from tests.integration.conftest import trading_session
 from tests.support import until
@@ -207,11 +207,54 @@ def test_recorded_conditions_are_the_last_listing_and_each_first_complete_answer
     path.write_bytes(b"\n".join([*lines, b'{"ts": 1, "frame": "{CNSRLST"}']) + b"\n")
     buf = io.StringIO()
     logs.setup("info", "json", buf)
-    got = recorded_conditions(path)
+    scan = scan_recording(path)
+    got = scan.conditions
     assert got is not None
+    assert scan.state_types == frozenset()
     assert got.listed == (("0", "급등주"), ("12", "a/b+#"))
     assert got.members == {"12": ["005930"], "0": []}
     (warning,) = [line for line in log_lines(buf) if line["event"] == "replay_conditions_bad"]
     assert warning["bad"] == 2
     write_recording(path, trade_entries(1))
-    assert recorded_conditions(path) is None
+    assert scan_recording(path) == RecordingScan(None, frozenset())
+
+
+SESSION_0S = {
+    "type": "0s",
+    "name": "장시작시간",
+    "item": "",
+    "values": {"215": "2", "20": "152000"},
+}
+
+
+@pytest.mark.parametrize(
+    ("with_0s", "want"),
+    [
+        (False, {("KRX", "regular"), ("NXT", "regular")}),
+        (True, {("KRX", "closing_auction")}),
+    ],
+    ids=["older-recording", "recorded-0s"],
+)
+async def test_a_0s_registration_starts_with_the_recordings_session_else_the_simulators(
+    tmp_path: Path, with_0s: bool, want: set[tuple[str, str]]
+) -> None:
+    # An older recording (no 0s): a 0s registration still starts with the simulator's notional
+    # session, as mode sim's risk checks need; one with 0s gets the recorded notice only.
+    path = tmp_path / "feed.ndjson"
+    write_recording(path, [*trade_entries(3), *([SESSION_0S] if with_0s else [])])
+    got: list[SessionChanged] = []
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, SessionChanged):
+            got.append(ev)
+
+    async with (
+        Simulator(replay_config(path).sim) as sim,
+        trading_session(sim, on_event) as (_api, ws),
+    ):
+        await ws.subscribe(["0B"], ["005930"])
+        await ws.subscribe(["0s"], [])
+        await until(lambda: len(got) >= len(want), within_s=10.0)
+        await sim.realtime.flush()
+    assert {(s.exchange.value, s.state.value) for s in got} == want
+    assert len(got) == len(want)
