@@ -200,16 +200,18 @@ class SimRealtime:
         rtype = entry.get("type", "")
         if rtype == "02":
             # A condition hit (a replayed one) goes to the connections whose realtime search
-            # it belongs to, as nothing registers 02; the members move with it.
+            # it belongs to, as nothing registers 02; the members move with it. One that is
+            # malformed past its seq (a bad 843, say) goes as it was recorded, moving nothing.
+            values = entry.get("values")
+            seq = values.get("841") if isinstance(values, dict) else None
+            seq = seq.strip() if isinstance(seq, str) else ""
             hit = hit_of(entry)
-            if hit is None:
-                return
-            seq, code, entered = hit
-            if self.conditions is not None:
-                self.conditions.replayed(seq, code, entered)
+            if hit is not None and self.conditions is not None:
+                self.conditions.replayed(*hit)
             for s in self.sessions:
                 if s.logged_in and seq in s.cnsr.realtime:
-                    s.cnsr.tell(seq, code, entered)
+                    if hit is not None:
+                        s.cnsr.tell(*hit)
                     self.push_to(s, entry)
             return
         key = (rtype, "" if rtype in ITEMLESS_TYPES else entry.get("item", ""))

@@ -18,7 +18,7 @@ import pytest
 
 from engine import config, daemon, logs
 from engine.clock import ManualClock
-from engine.events import Event, SessionChanged, Trade
+from engine.events import ConditionHit, Event, SessionChanged, Trade
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
@@ -258,3 +258,50 @@ async def test_a_0s_registration_starts_with_the_recordings_session_else_the_sim
         await sim.realtime.flush()
     assert {(s.exchange.value, s.state.value) for s in got} == want
     assert len(got) == len(want)
+
+
+async def test_replayed_condition_pushes_move_the_members_and_a_malformed_one_goes_as_recorded(
+    tmp_path: Path,
+) -> None:
+    def push(code: str, change: str) -> dict[str, Any]:
+        values = {"841": "4 ", "9001": code, "843": change, "20": "100000", "907": "2"}
+        return {"type": "02", "name": "조건검색", "item": code, "values": values}
+
+    frames: list[Any] = [
+        {"trnm": "CNSRLST", "return_code": 0, "data": [["4", "급등주"]]},
+        {"trnm": "CNSRREQ", "seq": "4", "return_code": 0, "data": [{"jmcode": "A005930"}]},
+        {"trnm": "REAL", "data": [trade_entries(1)[0]]},
+        {"trnm": "REAL", "data": [push("000660", "X")]},  # no such 843: the client's to count
+        {"trnm": "REAL", "data": [push("000660", "I"), push("005930", "D")]},
+    ]
+    path = tmp_path / "feed.ndjson"
+    lines = [
+        orjson.dumps({"ts": 1000.0 + i * 0.001, "frame": orjson.dumps(f).decode()})
+        for i, f in enumerate(frames)
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    hits: list[ConditionHit] = []
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, ConditionHit):
+            hits.append(ev)
+
+    async with (
+        Simulator(replay_config(path).sim) as sim,
+        trading_session(sim, on_event) as (_api, ws),
+    ):
+        assert await ws.conditions() == [("4", "급등주")]
+        assert await ws.search("4", realtime=True) == ["005930"]  # the recorded answer
+        await ws.subscribe(["0B"], ["005930"])  # the replay starts
+        await until(lambda: len(hits) >= 3, within_s=10.0)
+        await sim.realtime.flush()
+        assert [(h.symbol, h.entered, h.time) for h in hits] == [
+            ("005930", True, 0),  # the member the search answered
+            ("000660", True, 100000),  # then the recorded pushes
+            ("005930", False, 100000),
+        ]
+        assert ws.stats.reasons["_BadEntry"] == 1
+        # A search started now answers the members as the replay left them.
+        assert sim.conditions.members("4") == ["000660"]
+        (session,) = [s for s in sim.realtime.sessions if s.logged_in]
+        assert session.cnsr.realtime == {"4": ["000660"]}
