@@ -245,7 +245,8 @@ class SimConfig:
     """A taken order's 00/04 pushes are written before its REST answer (true) or after it
     (false). Kiwoom may do either; tests switch it live (Faults.order_push_first)."""
     replay: str | None = None
-    """An NDJSON recording to replay instead of generating the market."""
+    """An NDJSON recording to replay instead of generating the market: every REAL entry
+    (1h, 0s, 0g and 02 too); the conditions listed are the recording's, not `conditions`."""
     system_frames_before_login: int = field(default=1, metadata=_range(0, 10))
     """SYSTEM frames sent between a good LOGIN and its ack, as production may do. 0 gives the
     plain handshake, for testing a Kiwoom client that does not cope with them yet."""

@@ -802,6 +802,17 @@ class Journal:
             )
         self.equity_snapshots += 1
 
+    def equity_of_day(self, day: str) -> list[tuple[int, int]]:
+        """Trading day `day`'s ("YYYYMMDD") equity snapshots, oldest first: (ts_ns, cash plus
+        the positions' value), what the status page's equity line starts with after a
+        restart in the day. A day at one snapshot a second is 86,400 small rows."""
+        rows = self._db.execute(
+            "SELECT ts_ns, cash + positions_value FROM equity WHERE trading_day = ?"
+            " ORDER BY ts_ns, rowid",
+            (day,),
+        ).fetchall()
+        return [(int(ts), int(value)) for ts, value in rows]
+
     def fills_of_day(self, day: str, limit: int) -> tuple[int, list[Fill]]:
         """Trading day `day`'s ("YYYYMMDD") count of fills, and its newest `limit` fills,
         oldest first, with the strategy they count for (their own, else their order's) and

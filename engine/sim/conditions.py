@@ -35,6 +35,28 @@ class ConnConditions:
     realtime: dict[str, list[str]] = field(default_factory=dict)
     """seq -> the members this connection was last told, in order."""
 
+    def tell(self, seq: str, code: str, entered: bool) -> None:
+        """The connection was pushed a hit of its realtime search `seq` (a replayed one)."""
+        told = self.realtime.get(seq)
+        if told is None:
+            return
+        if entered and code not in told:
+            told.append(code)
+        elif not entered and code in told:
+            told.remove(code)
+
+
+def hit_of(entry: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """(seq without its padding, symbol, entered) of a 02 entry; None when it is not one."""
+    values = entry.get("values")
+    if not isinstance(values, dict):
+        return None
+    seq, change = values.get("841"), values.get("843")
+    code = values.get("9001", entry.get("item"))
+    if not (isinstance(seq, str) and isinstance(code, str) and change in ("I", "D")):
+        return None
+    return seq.strip(), code.strip().removeprefix("A"), change == "I"
+
 
 class SimConditions:
     """Conditions over the simulated symbols. `price_of(code)` and `base_of(code)` read the
@@ -65,6 +87,18 @@ class SimConditions:
         if seq not in self.conditions:
             raise KeyError(f"no condition with seq {seq!r}")
         self.manual[seq] = list(symbols)
+
+    def replayed(self, seq: str, code: str, entered: bool) -> None:
+        """A replayed 02 hit moves a "manual" condition's members, so a search started later
+        (or again, after a reconnect) answers what the recording says they now are."""
+        c = self.conditions.get(seq)
+        if c is None or c.rule != "manual":
+            return
+        now = self.manual.setdefault(seq, [])
+        if entered and code not in now:
+            now.append(code)
+        elif not entered and code in now:
+            now.remove(code)
 
     def members(self, seq: str) -> list[str]:
         c = self.conditions[seq]

@@ -1,7 +1,11 @@
 """Replay of a recorded WebSocket session as the simulator's market source.
 
 Reads what engine/kiwoom/recorder.py writes (through its `read_recording`) and yields the REAL
-data entries with their offsets from the first REAL frame, in recorded order.
+data entries with their offsets from the first REAL frame, in recorded order. The condition
+searches' answers are not REAL frames: `recorded_conditions` reads what the recorded login
+listed (CNSRLST) and what its searches first answered (CNSRREQ), so that the replaying
+simulator lists the recorded conditions and starts them with the recorded members; the 02
+pushes that follow are REAL entries, replayed like the rest.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import math
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import structlog
@@ -28,6 +32,105 @@ class ReplayEntry:
     """Seconds after the first recorded REAL frame (never negative, never decreasing)."""
     entry: dict[str, Any]
     """A REAL data entry: {"type", "name", "item", "values"}."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedConditions:
+    listed: tuple[tuple[str, str], ...]
+    """(seq, name) as the recording's last successful CNSRLST answer listed them, seq stripped."""
+    members: dict[str, list[str]]
+    """seq -> the symbols its first complete CNSRREQ answer held (realtime or one-shot)."""
+
+
+STATE_TYPES: Final = frozenset({"0s", "0g"})
+"""Realtime types that tell a state a registration starts with (the session, a symbol's day
+parameters): a replay whose recording has them serves the recorded ones, not generated ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingScan:
+    conditions: RecordedConditions | None
+    """The recorded login's conditions; None when the recording has no CNSRLST answer."""
+    state_types: frozenset[str]
+    """The STATE_TYPES among the recording's REAL entries."""
+
+
+def scan_recording(path: str | Path) -> RecordingScan:
+    """What a replay needs before it starts: the recorded conditions and which state types
+    the recording carries. Reads the whole file but parses only the lines that mention a
+    condition search or a state type; a malformed condition answer is skipped (and counted
+    in one warning), never fatal. Raises OSError if the file cannot be read."""
+    listed: tuple[tuple[str, str], ...] | None = None
+    members: dict[str, list[str]] = {}
+    types: set[str] = set()
+    bad = 0
+    with Path(path).open("rb") as fh:
+        for line in fh:
+            cnsr = b"CNSRLST" in line or b"CNSRREQ" in line
+            if not cnsr and (types >= STATE_TYPES or not any(t in line for t in _STATE_BYTES)):
+                continue
+            try:
+                frame = orjson.loads(orjson.loads(line)["frame"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                bad += cnsr
+                continue
+            if not isinstance(frame, dict):
+                continue
+            trnm, data = frame.get("trnm"), frame.get("data")
+            if trnm == "REAL" and isinstance(data, list):
+                types.update(
+                    e["type"] for e in data if _well_formed(e) and e["type"] in STATE_TYPES
+                )
+            elif frame.get("return_code") != 0:
+                continue
+            elif trnm == "CNSRLST":
+                rows = _listed(data)
+                if rows is None:
+                    bad += 1
+                else:
+                    listed = rows
+            elif trnm == "CNSRREQ" and frame.get("cont_yn") != "Y":
+                seq = frame.get("seq")
+                codes = _codes(data)
+                if not isinstance(seq, str) or codes is None:
+                    bad += 1
+                elif seq.strip() not in members:
+                    members[seq.strip()] = codes
+    if bad:
+        log.warning("replay_conditions_bad", path=str(path), bad=bad)
+    conditions = None if listed is None else RecordedConditions(listed, members)
+    return RecordingScan(conditions, frozenset(types))
+
+
+_STATE_BYTES: Final = tuple(t.encode() for t in STATE_TYPES)
+
+
+def _listed(data: object) -> tuple[tuple[str, str], ...] | None:
+    """CNSRLST's `data`: [[seq, name], ...]."""
+    if not isinstance(data, list):
+        return None
+    out = []
+    for row in data:
+        if not (isinstance(row, list) and len(row) >= 2 and all(isinstance(v, str) for v in row)):
+            return None
+        out.append((row[0].strip(), row[1]))
+    return tuple(out)
+
+
+def _codes(data: object) -> list[str] | None:
+    """The symbols of a CNSRREQ answer's rows: {"jmcode": "A005930"} (realtime) or
+    {"9001": "A005930", ...} (one-shot), without the A."""
+    if data is None or data == "":
+        return []
+    if not isinstance(data, list):
+        return None
+    out = []
+    for row in data:
+        code = row.get("jmcode", row.get("9001")) if isinstance(row, dict) else None
+        if not isinstance(code, str):
+            return None
+        out.append(code.strip().removeprefix("A"))
+    return out
 
 
 def check_readable(path: str | Path) -> None:

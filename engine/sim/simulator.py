@@ -17,14 +17,14 @@ import structlog
 from aiohttp import web
 
 from engine.clock import SYSTEM_CLOCK, Clock
-from engine.config import WS_PATH, SimConfig, is_loopback
+from engine.config import WS_PATH, SimConditionConfig, SimConfig, is_loopback
 from engine.kiwoom import fids
 from engine.sim import control
 from engine.sim.conditions import SimConditions
 from engine.sim.exchange import SimExchange
 from engine.sim.handlers import exchange_handlers
 from engine.sim.market import Book, MarketGenerator
-from engine.sim.replay import check_readable, play
+from engine.sim.replay import RecordedConditions, check_readable, play, scan_recording
 from engine.sim.server import start
 from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
@@ -111,6 +111,12 @@ class Simulator:
         """Generated events dropped because the feed fell behind (MAX_ENTRIES_PER_PUMP)."""
         self._runner: web.AppRunner | None = None
         self._feed: asyncio.Task[None] | None = None
+        self._replayed: dict[tuple[str, str], dict[str, Any]] = {}
+        """Replaying: the last 0s entry of each venue, ("0s", venue), and the last 0g of each
+        symbol, ("0g", symbol), that the replay published: what a registration starts with."""
+        self._recorded_states: frozenset[str] = frozenset()
+        """Replaying: the state types (0s, 0g) the recording carries: for those, a
+        registration starts with the recording's, not with the simulator's own."""
 
     def _live_price(self, code: str) -> int | None:
         return self.market.last_price(code) if self.market.has(code) else None
@@ -137,6 +143,16 @@ class Simulator:
                 raise SimStartupError(
                     f"sim.replay: cannot read {self.config.replay!r}: {reason}"
                 ) from None
+            try:
+                scan = await asyncio.to_thread(scan_recording, self.config.replay)
+            except OSError as e:
+                reason = e.strerror or type(e).__name__
+                raise SimStartupError(
+                    f"sim.replay: cannot read {self.config.replay!r}: {reason}"
+                ) from None
+            if scan.conditions is not None:
+                self._use_recorded_conditions(scan.conditions)
+            self._recorded_states = scan.state_types
         if self.config.stamp_file:
             try:
                 stamps = Stamps(self.config.stamp_file)
@@ -158,6 +174,27 @@ class Simulator:
         self._runner, self.port = await start(self.state, routes)
         self._feed = asyncio.create_task(self._run_feed(), name="sim-feed")
         return self
+
+    def _use_recorded_conditions(self, recorded: RecordedConditions) -> None:
+        """Serve the recorded login's conditions instead of `sim.conditions`: listed as it
+        listed them, each starting with the members its first search answered, then moved by
+        the replayed 02 pushes. A recorded symbol the simulator does not generate is listed at
+        price 0 in a one-shot search's rows."""
+        market = self.market
+        self.conditions = SimConditions(
+            [SimConditionConfig(seq, name, "manual") for seq, name in recorded.listed],
+            self.config.symbols,
+            lambda c: market.last_price(c) if market.has(c) else 0,
+            lambda c: market.prev_close(c) if market.has(c) else 0,
+            lambda c: market.name(c) if market.has(c) else "",
+            page_size=self.config.condition_page_size,
+            max_realtime=self.config.max_realtime_conditions,
+        )
+        for seq, codes in recorded.members.items():
+            if seq in self.conditions.conditions:
+                self.conditions.set_members(seq, codes)
+        self.realtime.conditions = self.conditions
+        log.info("sim_replay_conditions", conditions=len(recorded.listed))
 
     async def __aexit__(
         self,
@@ -197,7 +234,7 @@ class Simulator:
             await asyncio.sleep(0.05)
         log.info("sim_replay_started", path=path)
         try:
-            count = await play(path, self.realtime.publish, clock=self.clock)
+            count = await play(path, self._publish_replayed, clock=self.clock)
         except OSError as e:
             # Read at start-up, gone or broken since: the sessions stay up, the market stops.
             log.error(
@@ -209,6 +246,16 @@ class Simulator:
             )
             return
         log.info("sim_replay_done", entries=count)
+
+    def _publish_replayed(self, entry: dict[str, Any]) -> None:
+        rtype = entry["type"]
+        if rtype == "0s":
+            state = fids.SESSION_STATES.get(str(entry["values"].get("215", "")).strip())
+            if state is not None:
+                self._replayed[("0s", state[0])] = entry
+        elif rtype == "0g":
+            self._replayed[("0g", entry.get("item", ""))] = entry
+        self.realtime.publish(entry)
 
     async def _generate(self) -> None:
         owed = 0.0
@@ -315,9 +362,16 @@ class Simulator:
     def _on_registered(self, s: SimSession, pairs: set[tuple[str, str]]) -> None:
         # A new registration starts with the state it is about: the session's phase, a
         # symbol's limits (Kiwoom sends these on change; a client that just registered needs
-        # them now).
+        # them now). A replay whose recording carries the type starts it with what the
+        # recording last said instead (an older recording without it: the simulator's own).
         for rtype, item in pairs:
-            if rtype == "0s":
+            if rtype in self._recorded_states:
+                keys = ("KRX", "NXT") if rtype == "0s" else (item,)
+                for key in keys:
+                    entry = self._replayed.get((rtype, key))
+                    if entry is not None:
+                        self.realtime.push_to(s, entry)
+            elif rtype == "0s":
                 for venue in ("KRX", "NXT"):
                     entry = self._session_entry(venue)
                     if entry is not None:

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.kiwoom import catalog
-from engine.sim.conditions import ConnConditions, SimConditions
+from engine.sim.conditions import ConnConditions, SimConditions, hit_of
 from engine.sim.faults import Faults
 from engine.sim.stamps import Stamps
 
@@ -200,12 +200,18 @@ class SimRealtime:
         rtype = entry.get("type", "")
         if rtype == "02":
             # A condition hit (a replayed one) goes to the connections whose realtime search
-            # it belongs to, as nothing registers 02.
+            # it belongs to, as nothing registers 02; the members move with it. One that is
+            # malformed past its seq (a bad 843, say) goes as it was recorded, moving nothing.
             values = entry.get("values")
             seq = values.get("841") if isinstance(values, dict) else None
             seq = seq.strip() if isinstance(seq, str) else ""
+            hit = hit_of(entry)
+            if hit is not None and self.conditions is not None:
+                self.conditions.replayed(*hit)
             for s in self.sessions:
                 if s.logged_in and seq in s.cnsr.realtime:
+                    if hit is not None:
+                        s.cnsr.tell(*hit)
                     self.push_to(s, entry)
             return
         key = (rtype, "" if rtype in ITEMLESS_TYPES else entry.get("item", ""))

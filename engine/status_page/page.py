@@ -100,6 +100,11 @@ class StatusPage:
             self.fills.restore(past, count)
         except Exception as e:  # the page then starts with the fills from now on
             log.warning("status_page_fills_unread", error_type=type(e).__name__, error=str(e))
+        now = self.clock.now()
+        try:
+            self.equity.restore(now, self.trader.journal.equity_of_day(now.strftime("%Y%m%d")))
+        except Exception as e:  # the line then starts now
+            log.warning("status_page_equity_unread", error_type=type(e).__name__, error=str(e))
         self.trader.bus.subscribe(Fill, self._on_fill)
         self.trader.bus.subscribe(_URGENT, self._urgent)
         self._tasks.append(asyncio.create_task(self._every(), name="status-page"))

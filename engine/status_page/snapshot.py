@@ -9,11 +9,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from engine.clock import KST
 from engine.events import Fill, Side
 from engine.trading.portfolio import Portfolio, Position
+
+T = TypeVar("T")
 
 MAX_FILLS: Final = 500
 """Today's fills kept for the page (newest); the journal keeps them all."""
@@ -135,6 +137,20 @@ class EquityLine:
             # Keep the first and the last: the line still starts at the day's first point.
             self.points = self.points[::2]
         self.points.append((int(at.timestamp() * 1000), equity))
+
+    def restore(self, day: datetime, snapshots: Sequence[tuple[int, int]]) -> None:
+        """Start `day`'s line with its journaled snapshots ((ts_ns, equity), oldest first; a
+        restart in the day), evenly thinned to `maxlen` when there are more."""
+        self.day = day.date().isoformat()
+        self.points = [(ts // 1_000_000, value) for ts, value in evenly(snapshots, self.maxlen)]
+
+
+def evenly(items: Sequence[T], n: int) -> list[T]:
+    """At most `n` (>= 2) of `items`, evenly spaced by index, the first and the last kept."""
+    count = len(items)
+    if count <= n:
+        return list(items)
+    return [items[i * (count - 1) // (n - 1)] for i in range(n)]
 
 
 def equity(portfolio: Portfolio) -> int:

@@ -4,6 +4,7 @@ on the same problems (exit 3) before it connects to anything."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 from engine import cli, logs
+from engine.sim.simulator import Simulator
+from tests.engine.conftest import sim_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -349,3 +352,55 @@ def test_check_online_resolves_condition_names_and_names_the_key_of_an_unknown_o
     assert line.startswith(f"kiwoom-engine: config error: {cfg}: strategies[1].conditions[1]: ")
     assert "no condition '급등주'" in line
     assert "'전종목' (seq:2)" in line
+
+
+async def test_check_online_in_mode_mock_against_the_simulators_url_with_secrets_from_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Mode mock (Kiwoom's paper trading) pointed at the simulator by kiwoom.rest_url/ws_url,
+    # the app key and secret from the environment as in production, its logs at debug (on
+    # stderr with the result: one-shot commands log at warning unless asked).
+    appkey, secretkey = "mockAPPKEY-7f3q9zK2", "mockSECRET-Xv81rTq4pL"
+    for name in [k for k in os.environ if k.startswith("KIWOOM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KIWOOM_APPKEY", appkey)
+    monkeypatch.setenv("KIWOOM_SECRETKEY", secretkey)
+    cfg = tmp_path / "config.toml"
+    outputs: list[str] = []
+    async with Simulator(sim_config()) as sim:
+        capsys.readouterr()  # the simulator's own start-up lines
+        base = (
+            f'[kiwoom]\nmode = "mock"\nrest_url = "{sim.rest_url}"\nws_url = "{sim.ws_url}"\n'
+            '[log]\nformat = "json"\n'
+        )
+
+        async def check(body: str) -> tuple[int, str, str]:
+            cfg.write_text(base + body)
+            # `check` runs its own event loop: in a thread, while this one serves it.
+            argv = ["-c", str(cfg), "--log-level", "debug", "check", "--online"]
+            code = await asyncio.to_thread(cli.main, argv)
+            out, err = capsys.readouterr()
+            outputs.extend((out, err))
+            return code, out, err
+
+        code, out, err = await check(strategy_table(conditions='["급등 1%", "seq:2"]'))
+        assert (code, out.strip()) == (0, f"{cfg}: ok; mode mock; strategies: m"), err
+        assert sim.realtime.logins == 1  # it did log in, at the simulator
+        code, out, err = await check(
+            strategy_table(conditions='["급등 1%"]')
+            + strategy_table(name='"b"', conditions='["전종목", "급등주"]')
+        )
+        assert sim.realtime.logins == 2
+    assert code == cli.EXIT_CONFIG
+    (line,) = [x for x in err.splitlines() if x.startswith("kiwoom-engine: config error:")]
+    assert line.startswith(f"kiwoom-engine: config error: {cfg}: strategies[1].conditions[1]: ")
+    assert "no condition '급등주'" in line
+    assert "'전종목' (seq:2)" in line
+    assert out == ""
+    assert '"event":"token_issued"' in outputs[1]  # the login's own log lines are there
+    # Neither secret, nor a token the simulator issued for them, is in any output.
+    tokens = list(sim.state.tokens.history)
+    assert tokens  # one: Kiwoom hands an app key the token it already holds
+    for text in outputs:
+        for secret in (appkey, secretkey, *tokens):
+            assert secret not in text

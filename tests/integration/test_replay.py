@@ -18,11 +18,12 @@ import pytest
 
 from engine import config, daemon, logs
 from engine.clock import ManualClock
-from engine.events import Event, Trade
+from engine.events import ConditionHit, Event, SessionChanged, Trade
 from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.sim.market import MarketGenerator
+from engine.sim.replay import RecordingScan, scan_recording
 from engine.sim.simulator import EXIT_STARTUP, Simulator, serve_forever
 from tests.integration.conftest import trading_session
 from tests.support import until
@@ -184,3 +185,123 @@ def test_sim_command_exits_0_on_sigterm_after_its_replay_broke(tmp_path: Path) -
             proc.kill()
             proc.wait()
     assert "internal error" not in stderr.read_text()
+
+
+def test_recorded_conditions_are_the_last_listing_and_each_first_complete_answer(
+    tmp_path: Path,
+) -> None:
+    frames: list[Any] = [
+        {"trnm": "LOGIN", "return_code": 0, "return_msg": ""},
+        {"trnm": "CNSRLST", "return_code": 0, "data": [["0", "old"]]},
+        {"trnm": "CNSRLST", "return_code": 0, "data": [["0", "급등주"], ["12 ", "a/b+#"]]},
+        {"trnm": "CNSRREQ", "seq": "12 ", "return_code": 0, "data": [{"jmcode": "A005930"}]},
+        {"trnm": "CNSRREQ", "seq": "12", "return_code": 0, "data": [{"jmcode": "A000660"}]},
+        {"trnm": "CNSRREQ", "seq": "0", "return_code": 1, "return_msg": "한도"},
+        {"trnm": "CNSRREQ", "seq": "0", "cont_yn": "Y", "return_code": 0, "data": [{"9001": "A1"}]},
+        {"trnm": "CNSRREQ", "seq": "0", "cont_yn": "N", "return_code": 0, "data": []},
+        {"trnm": "CNSRREQ", "seq": "7", "return_code": 0, "data": [["not", "a row"]]},
+        {"trnm": "CNSRLST", "return_code": 1, "return_msg": "실패"},
+    ]
+    path = tmp_path / "feed.ndjson"
+    lines = [orjson.dumps({"ts": 1.0, "frame": orjson.dumps(f).decode()}) for f in frames]
+    path.write_bytes(b"\n".join([*lines, b'{"ts": 1, "frame": "{CNSRLST"}']) + b"\n")
+    buf = io.StringIO()
+    logs.setup("info", "json", buf)
+    scan = scan_recording(path)
+    got = scan.conditions
+    assert got is not None
+    assert scan.state_types == frozenset()
+    assert got.listed == (("0", "급등주"), ("12", "a/b+#"))
+    assert got.members == {"12": ["005930"], "0": []}
+    (warning,) = [line for line in log_lines(buf) if line["event"] == "replay_conditions_bad"]
+    assert warning["bad"] == 2
+    write_recording(path, trade_entries(1))
+    assert scan_recording(path) == RecordingScan(None, frozenset())
+
+
+SESSION_0S = {
+    "type": "0s",
+    "name": "장시작시간",
+    "item": "",
+    "values": {"215": "2", "20": "152000"},
+}
+
+
+@pytest.mark.parametrize(
+    ("with_0s", "want"),
+    [
+        (False, {("KRX", "regular"), ("NXT", "regular")}),
+        (True, {("KRX", "closing_auction")}),
+    ],
+    ids=["older-recording", "recorded-0s"],
+)
+async def test_a_0s_registration_starts_with_the_recordings_session_else_the_simulators(
+    tmp_path: Path, with_0s: bool, want: set[tuple[str, str]]
+) -> None:
+    # An older recording (no 0s): a 0s registration still starts with the simulator's notional
+    # session, as mode sim's risk checks need; one with 0s gets the recorded notice only.
+    path = tmp_path / "feed.ndjson"
+    write_recording(path, [*trade_entries(3), *([SESSION_0S] if with_0s else [])])
+    got: list[SessionChanged] = []
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, SessionChanged):
+            got.append(ev)
+
+    async with (
+        Simulator(replay_config(path).sim) as sim,
+        trading_session(sim, on_event) as (_api, ws),
+    ):
+        await ws.subscribe(["0B"], ["005930"])
+        await ws.subscribe(["0s"], [])
+        await until(lambda: len(got) >= len(want), within_s=10.0)
+        await sim.realtime.flush()
+    assert {(s.exchange.value, s.state.value) for s in got} == want
+    assert len(got) == len(want)
+
+
+async def test_replayed_condition_pushes_move_the_members_and_a_malformed_one_goes_as_recorded(
+    tmp_path: Path,
+) -> None:
+    def push(code: str, change: str) -> dict[str, Any]:
+        values = {"841": "4 ", "9001": code, "843": change, "20": "100000", "907": "2"}
+        return {"type": "02", "name": "조건검색", "item": code, "values": values}
+
+    frames: list[Any] = [
+        {"trnm": "CNSRLST", "return_code": 0, "data": [["4", "급등주"]]},
+        {"trnm": "CNSRREQ", "seq": "4", "return_code": 0, "data": [{"jmcode": "A005930"}]},
+        {"trnm": "REAL", "data": [trade_entries(1)[0]]},
+        {"trnm": "REAL", "data": [push("000660", "X")]},  # no such 843: the client's to count
+        {"trnm": "REAL", "data": [push("000660", "I"), push("005930", "D")]},
+    ]
+    path = tmp_path / "feed.ndjson"
+    lines = [
+        orjson.dumps({"ts": 1000.0 + i * 0.001, "frame": orjson.dumps(f).decode()})
+        for i, f in enumerate(frames)
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    hits: list[ConditionHit] = []
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, ConditionHit):
+            hits.append(ev)
+
+    async with (
+        Simulator(replay_config(path).sim) as sim,
+        trading_session(sim, on_event) as (_api, ws),
+    ):
+        assert await ws.conditions() == [("4", "급등주")]
+        assert await ws.search("4", realtime=True) == ["005930"]  # the recorded answer
+        await ws.subscribe(["0B"], ["005930"])  # the replay starts
+        await until(lambda: len(hits) >= 3, within_s=10.0)
+        await sim.realtime.flush()
+        assert [(h.symbol, h.entered, h.time) for h in hits] == [
+            ("005930", True, 0),  # the member the search answered
+            ("000660", True, 100000),  # then the recorded pushes
+            ("005930", False, 100000),
+        ]
+        assert ws.stats.reasons["_BadEntry"] == 1
+        # A search started now answers the members as the replay left them.
+        assert sim.conditions.members("4") == ["000660"]
+        (session,) = [s for s in sim.realtime.sessions if s.logged_in]
+        assert session.cnsr.realtime == {"4": ["000660"]}

@@ -5,6 +5,7 @@ stream, foreign Host names refused, and the stock list read from the simulator's
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -156,3 +157,35 @@ async def test_the_pages_timer_waits_on_the_engine_clock(sim: Simulator, tmp_pat
             await page.close()
     start_ms = int(ManualClock().now().timestamp() * 1000)
     assert [t for t, _ in page.equity.points] == [start_ms, start_ms + 5000]
+
+
+async def test_after_a_restart_the_equity_line_starts_with_the_days_journaled_snapshots(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    async with running_engine(sim, state) as (trader, _ws, api):
+        await api.buy(SYMBOL, 2, OrderType.MARKET)
+        await until(lambda: trader.portfolio.position_qty(SYMBOL) == 2, within_s=5.0)
+        for _ in range(3):
+            assert trader.record_equity()
+    async with running_engine(sim, state) as (trader, ws, _api):
+        day = sim.clock.now().strftime("%Y%m%d")
+        # Read beside the engine, with no await before the page starts: what it must show.
+        with sqlite3.connect(state / "journal.sqlite3") as db:
+            journaled = db.execute(
+                "SELECT ts_ns / 1000000, cash + positions_value FROM equity"
+                " WHERE trading_day = ? ORDER BY ts_ns",
+                (day,),
+            ).fetchall()
+        names = SymbolNames(state / "symbol_names.json")
+        page = StatusPage(trader, ws, LoopMonitor(), sim.clock, mode="sim", names=names)
+        page.start()
+        try:
+            line = page.snapshot()["equity"]
+        finally:
+            await page.close()
+    # The first run's start, three marks and its stop, and this run's start (at least).
+    assert len(journaled) >= 5
+    assert [tuple(p) for p in line[: len(journaled)]] == journaled
+    assert len(line) == len(journaled) + 1  # and the point sampled as the page started
+    assert line[-1][0] >= journaled[-1][0]

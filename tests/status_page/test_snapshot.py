@@ -194,6 +194,27 @@ def test_the_equity_line_is_bounded_keeps_its_first_point_and_starts_anew_each_d
     assert s["equity"] == []
 
 
+def test_a_restored_line_is_the_days_snapshots_thinned_evenly_to_its_bound() -> None:
+    base_ns = int(NOW.timestamp()) * 1_000_000_000
+    snaps = [(base_ns + i * 60_000_000_000, 1_000 + i) for i in range(10)]
+    line = EquityLine(maxlen=4)
+    line.restore(NOW, snaps)
+    # Indices 0, 3, 6, 9 of ten: evenly spaced, the first and the last kept.
+    base_ms = base_ns // 1_000_000
+    assert line.points == [(base_ms + i * 60_000, 1_000 + i) for i in (0, 3, 6, 9)]
+    assert snapshot(portfolio(), Fills(), line)["equity"] == line.points
+    line.add(NOW + timedelta(minutes=10), 2_000)  # a live point after them halves the line
+    assert line.points[0] == (base_ms, 1_000)
+    assert line.points[-1][1] == 2_000
+    assert len(line.points) <= 4
+    few = EquityLine(maxlen=4)
+    few.restore(NOW, snaps[:3])
+    assert [v for _, v in few.points] == [1_000, 1_001, 1_002]
+    few.restore(NOW, [])
+    assert few.points == []
+    assert snapshot(portfolio(), Fills(), few)["equity"] == []
+
+
 def test_fills_kept_are_bounded() -> None:
     fills = Fills(maxlen=3)
     for qty in range(1, 6):
