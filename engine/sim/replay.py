@@ -21,6 +21,7 @@ import orjson
 import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.kiwoom.fids import ACCOUNT_TYPES
 from engine.kiwoom.recorder import read_recording
 
 log = structlog.get_logger(__name__)
@@ -143,6 +144,9 @@ def check_readable(path: str | Path) -> None:
 def replay_entries(path: str | Path, types: Collection[str] | None = None) -> Iterator[ReplayEntry]:
     """Yield every REAL entry in the recording (optionally only `types`), lazily.
 
+    The recorded account's own notices (00 order execution, 04 balance) are never replayed:
+    they are that account's orders, not market data, and a replaying client would book fills
+    for orders it never placed; they are counted in one log line.
     Non-REAL frames (LOGIN, PING, REG acks, SYSTEM) are skipped; lines that are not records,
     frames that are not JSON objects or have a timestamp that is not a finite number (it would
     hold the replay forever) are skipped and counted in one warning, as are malformed entries
@@ -152,6 +156,7 @@ def replay_entries(path: str | Path, types: Collection[str] | None = None) -> It
     first: float | None = None
     last = 0.0
     bad = 0
+    account = 0
     for rec in read_recording(path):
         try:
             frame = orjson.loads(rec.frame)
@@ -172,10 +177,14 @@ def replay_entries(path: str | Path, types: Collection[str] | None = None) -> It
         for e in data:
             if not _well_formed(e):
                 bad += 1
+            elif e["type"] in ACCOUNT_TYPES:
+                account += 1
             elif types is None or e["type"] in types:
                 yield ReplayEntry(last, e)
     if bad:
         log.warning("replay_frames_bad", path=str(path), bad=bad)
+    if account:
+        log.info("replay_account_notices_skipped", path=str(path), entries=account)
 
 
 def _well_formed(entry: object) -> bool:

@@ -23,7 +23,7 @@ from engine.kiwoom.recorder import FrameRecorder
 from engine.kiwoom.rest import KiwoomRest
 from engine.kiwoom.ws import KiwoomWebSocket
 from engine.sim.market import MarketGenerator
-from engine.sim.replay import RecordingScan, scan_recording
+from engine.sim.replay import RecordingScan, replay_entries, scan_recording
 from engine.sim.simulator import EXIT_STARTUP, Simulator, serve_forever
 from tests.integration.conftest import trading_session
 from tests.support import until
@@ -305,3 +305,21 @@ async def test_replayed_condition_pushes_move_the_members_and_a_malformed_one_go
         assert sim.conditions.members("4") == ["000660"]
         (session,) = [s for s in sim.realtime.sessions if s.logged_in]
         assert session.cnsr.realtime == {"4": ["000660"]}
+
+
+def test_the_recorded_accounts_own_notices_are_never_replayed(tmp_path: Path) -> None:
+    # A live recording holds the account's 00 (order execution) and 04 (balance) pushes
+    # beside the market's: replayed, a client would book fills for orders it never placed.
+    def real(rtype: str, item: str) -> str:
+        values = {"20": "090001", "10": "+70000"}
+        return orjson.dumps(
+            {"trnm": "REAL", "data": [{"type": rtype, "name": "x", "item": item, "values": values}]}
+        ).decode()
+
+    path = tmp_path / "feed.ndjson"
+    frames = [real("0B", "005930"), real("00", ""), real("04", "005930"), real("0B", "000660")]
+    path.write_bytes(
+        b"".join(orjson.dumps({"ts": 1.0 + i, "frame": f}) + b"\n" for i, f in enumerate(frames))
+    )
+    got = [(e.entry["type"], e.entry["item"]) for e in replay_entries(path)]
+    assert got == [("0B", "005930"), ("0B", "000660")]
