@@ -707,12 +707,9 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
     for f in dataclasses.fields(Config):
         if f.name in ("risk", "strategies", "source"):
             continue
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if f.name == "kiwoom":  # the secrets are not re-read
-            a = dataclasses.replace(a, appkey=None, secretkey=None)
-            b = dataclasses.replace(b, appkey=None, secretkey=None)
-        if f.name == "alerts":
-            a, b = _alerts_without_secrets(a), _alerts_without_secrets(b)
+        # The secrets are not re-read (the file has none): compared without them.
+        a = _without_secrets(getattr(old, f.name))
+        b = _without_secrets(getattr(new, f.name))
         if a != b:
             keys.append(f.name)
     strip = [dataclasses.replace(sc, params={}) for sc in old.strategies]
@@ -721,18 +718,24 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
     return keys
 
 
-def _alerts_without_secrets(
-    alerts: config_mod.AlertsConfig | None,
-) -> config_mod.AlertsConfig | None:
-    """`alerts` as a reload compares it: the token and the webhook URL are not re-read."""
-    if alerts is None:
-        return None
-    telegram, webhook = alerts.telegram, alerts.webhook
-    return dataclasses.replace(
-        alerts,
-        telegram=telegram and dataclasses.replace(telegram, token=None),
-        webhook=webhook and dataclasses.replace(webhook, url=None),
-    )
+def _without_secrets(table: Any) -> Any:
+    """A config table as a reload compares it: every secret field (`metadata["secret"]`:
+    the app key and secret, the MQTT password, the alert token and webhook URL), which a
+    reload does not re-read, set to None, also in the tables it holds. Anything that is not
+    a dataclass instance is returned as it is."""
+    if not dataclasses.is_dataclass(table) or isinstance(table, type):
+        return table
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(table):
+        value = getattr(table, f.name)
+        if f.metadata.get("secret"):
+            if value is not None:
+                changes[f.name] = None
+        else:
+            stripped = _without_secrets(value)
+            if stripped is not value:
+                changes[f.name] = stripped
+    return dataclasses.replace(table, **changes) if changes else table
 
 
 async def _watchdog(notifier: Notifier, interval_s: float) -> None:

@@ -333,6 +333,22 @@ def test_a_reload_names_the_settings_that_need_a_restart() -> None:
     assert daemon._needs_restart(cfg, dataclasses.replace(cfg, risk=changed.risk)) == []
 
 
+def test_a_reload_of_the_same_file_with_an_mqtt_password_needs_no_restart(
+    tmp_path: Path,
+) -> None:
+    # SIGHUP re-reads the file without its secrets (daemon.reload_config): the password the
+    # running config got from the environment is no change of [mqtt].
+    p = tmp_path / "config.toml"
+    text = '[mqtt]\nhost = "127.0.0.1"\nusername = "engine"\n'
+    p.write_text(text)
+    running = config.load(p, env={"KIWOOM_MQTT_PASSWORD": "mqtt-pass-never-shown"})
+    assert running.mqtt is not None
+    assert running.mqtt.password is not None
+    assert daemon._needs_restart(running, config.load(p, with_secrets=False)) == []
+    p.write_text(text.replace('"engine"', '"other"'))
+    assert daemon._needs_restart(running, config.load(p, with_secrets=False)) == ["mqtt"]
+
+
 async def test_a_taken_admin_port_is_a_startup_failure_with_its_reason() -> None:
     # A daemon the operator could not halt must not trade.
     buf = io.StringIO()
