@@ -873,6 +873,7 @@ async def _report_stats(
         # Reporting is a side line: a bug here is logged and the next round tried, never
         # allowed to end the task (or to re-raise out of the shutdown that awaits it).
         try:
+            trader.risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
             log.info(
                 "feed_stats",
                 state=str(ws.state),

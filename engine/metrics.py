@@ -210,6 +210,7 @@ class _EngineCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         t = self.trader
+        t.risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         yield _labelled(
             CounterMetricFamily,
             "events_in",

@@ -639,6 +639,7 @@ def engine_snapshots(trader: Trader) -> SnapshotSource:
 
     def read() -> Mapping[str, Any]:
         risk = trader.risk
+        risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         return {
             "positions": trader.portfolio.snapshot(),
             "risk_state": {

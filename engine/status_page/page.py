@@ -128,6 +128,7 @@ class StatusPage:
         """The page's state now (snapshot.build over the engine's objects)."""
         trader = self.trader
         risk = trader.risk
+        risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         feed = self.feed
         return build(
             now=self.clock.now(),
