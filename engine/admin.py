@@ -247,9 +247,9 @@ class AdminServer:
             log.exception("admin_snapshot_failed")
 
     async def _publish_every(self) -> None:
-        # Real time, as LoopMonitor's ticks: the snapshot's age is what an operator reads.
+        # On the engine's Clock, as every engine timer (the live clock: real time).
         while True:
-            await asyncio.sleep(PUBLISH_S)
+            await self.clock.sleep(PUBLISH_S)
             self._publish_quietly()
 
     # --- read from any thread ---------------------------------------------------------------

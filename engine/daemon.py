@@ -327,7 +327,9 @@ async def _serve(
         )
     if notifier.watchdog_interval_s is not None:
         background.append(
-            asyncio.create_task(_watchdog(notifier, notifier.watchdog_interval_s), name="watchdog")
+            asyncio.create_task(
+                _watchdog(notifier, notifier.watchdog_interval_s, trader.clock), name="watchdog"
+            )
         )
     background.append(
         asyncio.create_task(_report_stats(running.report, ws, trader, notifier), name="stats")
@@ -738,12 +740,12 @@ def _without_secrets(table: Any) -> Any:
     return dataclasses.replace(table, **changes) if changes else table
 
 
-async def _watchdog(notifier: Notifier, interval_s: float) -> None:
-    """WATCHDOG=1 every `interval_s`, from the event loop itself: a loop that stalls stops the
-    pings, and systemd restarts the daemon after WatchdogSec."""
+async def _watchdog(notifier: Notifier, interval_s: float, clock: Clock) -> None:
+    """WATCHDOG=1 every `interval_s` on `clock`, from the event loop itself: a loop that
+    stalls stops the pings, and systemd restarts the daemon after WatchdogSec."""
     while True:
         notifier.watchdog()
-        await asyncio.sleep(interval_s)
+        await clock.sleep(interval_s)
 
 
 def status_line(trader: Trader, ws: KiwoomWebSocket) -> str:
@@ -869,7 +871,7 @@ async def _report_stats(
     report: FeedReport, ws: KiwoomWebSocket, trader: Trader, notifier: Notifier | None = None
 ) -> None:
     while True:
-        await asyncio.sleep(STATS_INTERVAL_S)
+        await trader.clock.sleep(STATS_INTERVAL_S)
         # Reporting is a side line: a bug here is logged and the next round tried, never
         # allowed to end the task (or to re-raise out of the shutdown that awaits it).
         try:

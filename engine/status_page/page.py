@@ -192,10 +192,10 @@ class StatusPage:
         self._urgent(None)
 
     async def _every(self) -> None:
-        # Real time, as the admin's own snapshots: what a browser reads is how old it is.
+        # On the engine's Clock, as the admin's own snapshots (the live clock: real time).
         since_sample = 0.0
         while True:
-            await asyncio.sleep(INTERVAL_S)
+            await self.clock.sleep(INTERVAL_S)
             since_sample += INTERVAL_S
             if since_sample >= EQUITY_EVERY_S or not self.equity.points:
                 since_sample = 0.0
