@@ -38,7 +38,7 @@ from engine import config as config_mod
 from engine.admin import AdminServer
 from engine.alerts import Alerts
 from engine.alerts.metrics import AlertsCollector
-from engine.clock import SYSTEM_CLOCK, Clock
+from engine.clock import KST, SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.events import (
     Balance,
@@ -466,6 +466,11 @@ async def _start(
         rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
+        if trader.risk.check_session_hours:
+            # The calendar's first build in a process takes seconds: here, off the loop,
+            # before anything (a risk check, /status, a strategy's `session`) reads it.
+            notifier.status("starting: reading the KRX calendar")
+            await asyncio.to_thread(trader.risk.calendar.warm, clock.now().astimezone(KST).date())
         if reporter is not None:
             reporter.marks = trader
             if reporter.by_session:
