@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from engine import config, daemon, logs
+from engine.clock import SYSTEM_CLOCK
 from engine.events import Balance, OrderState
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
@@ -259,8 +260,11 @@ async def test_a_crash_in_the_stats_report_does_not_end_it(
 
     engine = types.SimpleNamespace(
         oms=types.SimpleNamespace(counts_by_state=dict),
-        risk=types.SimpleNamespace(state=types.SimpleNamespace(value="active")),
+        risk=types.SimpleNamespace(
+            state=types.SimpleNamespace(value="active"), roll_day=lambda: None
+        ),
         portfolio=types.SimpleNamespace(realized_today=0),
+        clock=SYSTEM_CLOCK,  # the report waits on the engine's clock
     )
     task = asyncio.create_task(
         daemon._report_stats(daemon.FeedReport(), FlakyFeed(), engine)  # type: ignore[arg-type]
