@@ -24,8 +24,12 @@ the thread reads live: the loop's lateness, the handler running), a halt stays q
 call (StrategyHost.current): single values the loop writes whole.
 
 It binds a loopback address only (config refuses others) and has no authentication: whoever
-can reach it may halt and resume. A POST carrying an `Origin` header is refused, so that a web
-page in a local browser cannot flip the switch behind the operator's back.
+can reach it may halt and resume. Two rules keep a web page in a local browser out: every
+route refuses (403) a request whose `Host` is not a loopback name (127.x, localhost, ::1, any
+port), so a page that rebinds its own domain name to 127.0.0.1 (DNS rebinding) can neither
+read /status nor POST /halt; and a POST carrying an `Origin` header is refused, so that a page
+cannot flip the switch behind the operator's back. The CLI (engine/control.py) and a
+Prometheus scrape name the configured loopback address in Host.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ from typing import Any, Final, TypeVar
 
 import orjson
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from engine.clock import Clock, stopwatch_ns
@@ -56,6 +61,7 @@ from engine.events import (
 )
 from engine.metrics import NAMESPACE, EngineMetrics, FeedView, LoopMonitor
 from engine.status_page import StatusPage
+from engine.status_page.page import loopback_host
 from engine.terminal import one_line
 from engine.trader import Trader
 from engine.watchdog import describe
@@ -241,9 +247,9 @@ class AdminServer:
             log.exception("admin_snapshot_failed")
 
     async def _publish_every(self) -> None:
-        # Real time, as LoopMonitor's ticks: the snapshot's age is what an operator reads.
+        # On the engine's Clock, as every engine timer (the live clock: real time).
         while True:
-            await asyncio.sleep(PUBLISH_S)
+            await self.clock.sleep(PUBLISH_S)
             self._publish_quietly()
 
     # --- read from any thread ---------------------------------------------------------------
@@ -312,7 +318,7 @@ class AdminServer:
         self, loop: asyncio.AbstractEventLoop, bound: concurrent.futures.Future[int]
     ) -> None:
         stop = asyncio.Event()
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_loopback_only])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/status", self._status)
@@ -518,6 +524,20 @@ class AdminServer:
         except TimeoutError:
             return _json({"error": f"{self._stall_text()}; nothing was changed"}, 503)
         return _json(answer, code)
+
+
+@web.middleware
+async def _loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse (403) a request to any route whose Host is not a loopback name: what a browser
+    sends for a page that rebound its domain name to 127.0.0.1. A request without a Host
+    header (no browser sends one) is let through."""
+    host = request.headers.get(hdrs.HOST)
+    if host is not None and not loopback_host(host):
+        log.warning(
+            "admin_request_refused", path=one_line(request.path, 100), why="foreign_host_header"
+        )
+        return _json({"error": "the admin endpoint answers requests to a loopback host only"}, 403)
+    return await handler(request)
 
 
 def _label(value: str) -> str:

@@ -38,7 +38,7 @@ from engine import config as config_mod
 from engine.admin import AdminServer
 from engine.alerts import Alerts
 from engine.alerts.metrics import AlertsCollector
-from engine.clock import SYSTEM_CLOCK, Clock
+from engine.clock import KST, SYSTEM_CLOCK, Clock
 from engine.config import Config
 from engine.events import (
     Balance,
@@ -328,7 +328,9 @@ async def _serve(
         )
     if notifier.watchdog_interval_s is not None:
         background.append(
-            asyncio.create_task(_watchdog(notifier, notifier.watchdog_interval_s), name="watchdog")
+            asyncio.create_task(
+                _watchdog(notifier, notifier.watchdog_interval_s, trader.clock), name="watchdog"
+            )
         )
     background.append(
         asyncio.create_task(_report_stats(running.report, ws, trader, notifier), name="stats")
@@ -465,6 +467,11 @@ async def _start(
         rest = KiwoomRest.from_config(cfg, clock, revoke_on_close=cfg.kiwoom.revoke_on_exit)
         await stack.enter_async_context(rest)
         trader = Trader(cfg, KiwoomApi(rest), clock, strategies)
+        if trader.risk.check_session_hours:
+            # The calendar's first build in a process takes seconds: here, off the loop,
+            # before anything (a risk check, /status, a strategy's `session`) reads it.
+            notifier.status("starting: reading the KRX calendar")
+            await asyncio.to_thread(trader.risk.calendar.warm, clock.now().astimezone(KST).date())
         if reporter is not None:
             reporter.marks = trader
             if reporter.by_session:
@@ -708,12 +715,9 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
     for f in dataclasses.fields(Config):
         if f.name in ("risk", "strategies", "source"):
             continue
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if f.name == "kiwoom":  # the secrets are not re-read
-            a = dataclasses.replace(a, appkey=None, secretkey=None)
-            b = dataclasses.replace(b, appkey=None, secretkey=None)
-        if f.name == "alerts":
-            a, b = _alerts_without_secrets(a), _alerts_without_secrets(b)
+        # The secrets are not re-read (the file has none): compared without them.
+        a = _without_secrets(getattr(old, f.name))
+        b = _without_secrets(getattr(new, f.name))
         if a != b:
             keys.append(f.name)
     strip = [dataclasses.replace(sc, params={}) for sc in old.strategies]
@@ -722,26 +726,32 @@ def _needs_restart(old: Config, new: Config) -> list[str]:
     return keys
 
 
-def _alerts_without_secrets(
-    alerts: config_mod.AlertsConfig | None,
-) -> config_mod.AlertsConfig | None:
-    """`alerts` as a reload compares it: the token and the webhook URL are not re-read."""
-    if alerts is None:
-        return None
-    telegram, webhook = alerts.telegram, alerts.webhook
-    return dataclasses.replace(
-        alerts,
-        telegram=telegram and dataclasses.replace(telegram, token=None),
-        webhook=webhook and dataclasses.replace(webhook, url=None),
-    )
+def _without_secrets(table: Any) -> Any:
+    """A config table as a reload compares it: every secret field (`metadata["secret"]`:
+    the app key and secret, the MQTT password, the alert token and webhook URL), which a
+    reload does not re-read, set to None, also in the tables it holds. Anything that is not
+    a dataclass instance is returned as it is."""
+    if not dataclasses.is_dataclass(table) or isinstance(table, type):
+        return table
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(table):
+        value = getattr(table, f.name)
+        if f.metadata.get("secret"):
+            if value is not None:
+                changes[f.name] = None
+        else:
+            stripped = _without_secrets(value)
+            if stripped is not value:
+                changes[f.name] = stripped
+    return dataclasses.replace(table, **changes) if changes else table
 
 
-async def _watchdog(notifier: Notifier, interval_s: float) -> None:
-    """WATCHDOG=1 every `interval_s`, from the event loop itself: a loop that stalls stops the
-    pings, and systemd restarts the daemon after WatchdogSec."""
+async def _watchdog(notifier: Notifier, interval_s: float, clock: Clock) -> None:
+    """WATCHDOG=1 every `interval_s` on `clock`, from the event loop itself: a loop that
+    stalls stops the pings, and systemd restarts the daemon after WatchdogSec."""
     while True:
         notifier.watchdog()
-        await asyncio.sleep(interval_s)
+        await clock.sleep(interval_s)
 
 
 def status_line(trader: Trader, ws: KiwoomWebSocket) -> str:
@@ -867,10 +877,11 @@ async def _report_stats(
     report: FeedReport, ws: KiwoomWebSocket, trader: Trader, notifier: Notifier | None = None
 ) -> None:
     while True:
-        await asyncio.sleep(STATS_INTERVAL_S)
+        await trader.clock.sleep(STATS_INTERVAL_S)
         # Reporting is a side line: a bug here is logged and the next round tried, never
         # allowed to end the task (or to re-raise out of the shutdown that awaits it).
         try:
+            trader.risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
             log.info(
                 "feed_stats",
                 state=str(ws.state),

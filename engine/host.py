@@ -356,6 +356,7 @@ class StrategySlot:
         return int(pos.unrealized(self.host.oms.portfolio.last.get(symbol)))
 
     def realized_pnl(self) -> int:
+        self.host.oms.risk.roll_day()  # past midnight: today's, not yesterday's
         mine = self.host.oms.portfolio.by_strategy.get(self.name, {})
         return sum(p.realized for p in mine.values())
 

@@ -85,6 +85,8 @@ class LoopMonitor:
         interval_ns = int(self.interval_s * 1e9)
         while True:
             started = stopwatch_ns()
+            # real time: the lateness of the event loop itself, which a simulated clock has
+            # not (measured with the stopwatch, as CPU time is never simulated).
             await asyncio.sleep(self.interval_s)
             now = stopwatch_ns()
             self.lag_s = max(0, now - started - interval_ns) / 1e9
@@ -210,6 +212,7 @@ class _EngineCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         t = self.trader
+        t.risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         yield _labelled(
             CounterMetricFamily,
             "events_in",

@@ -373,6 +373,8 @@ class Mirror:
                     await self._drained()
                 self._publish_snapshots()
                 while self._spool and client._client.is_connected():
+                    # real time: paho's acknowledgements arrive on its socket, whatever the
+                    # engine's clock; the flush's budget is the loop's time too.
                     await asyncio.sleep(ACK_POLL_S)
                     self._settle_spool()
                 offline = self._publish_retained(
@@ -384,6 +386,7 @@ class Mirror:
                     and not offline.is_published()
                     and client._client.is_connected()
                 ):
+                    # real time: the broker's answer comes on paho's socket (as above).
                     await asyncio.sleep(ACK_POLL_S)
         except TimeoutError:
             log.warning("mirror_flush_timeout", spooled=len(self._spool))
@@ -401,6 +404,8 @@ class Mirror:
                 # A quiet feed would cost one wake-up, encode and socket write per event, each
                 # a turn of the loop the order path waits behind: linger a moment and take
                 # what came meanwhile in the same write.
+                # real time: it paces writes to a real socket; a simulated clock, which
+                # moves only when told, would hold events that are due to go out.
                 await asyncio.sleep(LINGER_S)
                 await queue.yield_to_orders()
                 batch += queue.take(BATCH - len(batch))
@@ -536,6 +541,7 @@ class Mirror:
         while True:
             await self._spool_filled.wait()
             while self._spool:
+                # real time: polling paho's acknowledgement flags, set from its socket.
                 await asyncio.sleep(ACK_POLL_S)
                 self._settle_spool()
             self._spool_filled.clear()
@@ -548,6 +554,7 @@ class Mirror:
         pause = 0.0
         conn = self._paho
         while conn is not None and conn is self._paho and conn.want_write():
+            # real time: waiting for the socket to take paho's buffer.
             await asyncio.sleep(pause)
             pause = min(DRAIN_POLL_MAX_S, pause * 2 or 0.001)
 
@@ -639,6 +646,7 @@ def engine_snapshots(trader: Trader) -> SnapshotSource:
 
     def read() -> Mapping[str, Any]:
         risk = trader.risk
+        risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         return {
             "positions": trader.portfolio.snapshot(),
             "risk_state": {

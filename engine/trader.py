@@ -135,6 +135,8 @@ class Trader:
             on_unknown=self.request_reconcile,
             on_journal_refused=self._journal_refused,
         )
+        # After the OMS's own: the day's PnL and fees start afresh where the risk counters do.
+        self.risk.on_new_day.append(self.portfolio.new_day)
         self.reconciler = Reconciler(self.broker, self.oms)
         self.host = StrategyHost(self.bus, self.oms, clock, strategies)
         self.universe = Universe(
@@ -472,6 +474,7 @@ class Trader:
         """Journal the account and each strategy marked at the last prices now. Never
         raises: a snapshot that cannot be written is logged (the journal's fault, if any,
         halts trading on its own) and the next one tried. Returns whether it was written."""
+        self.risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         try:
             self.journal.record_equity(self.portfolio.mark())
         except Exception as e:
@@ -622,6 +625,7 @@ class Trader:
         }
 
     def status(self) -> dict[str, Any]:
+        self.risk.roll_day()  # read past midnight: the new day's figures, not yesterday's
         return {
             "running": self.running,
             "trading_state": self.risk.state.value,

@@ -150,8 +150,10 @@ class Alerts:
     # --- hearing the engine ------------------------------------------------------------
 
     def attach(self, bus: EventBus, portfolio: Portfolio) -> None:
-        """Subscribe to the events each switched-on kind needs."""
+        """Subscribe to the events each switched-on kind needs, and take the baseline again
+        whenever the portfolio starts a new day's figures (`Portfolio.on_new_day`)."""
         self._portfolio = portfolio
+        portfolio.on_new_day.append(self.mark_baseline)
         cfg = self.cfg
         subs: list[tuple[type | tuple[type, ...], Callable[[Any], None]]] = []
         if cfg.fills:
@@ -173,7 +175,8 @@ class Alerts:
 
     def mark_baseline(self) -> None:
         """Take the portfolio's realised PnL as already told (after the journal's recovery
-        rebuilt it): each fill's line then says what that fill realised."""
+        rebuilt it, and at each KST day roll, which starts it at 0): each fill's line then
+        says what that fill realised."""
         p = self._portfolio
         if p is None:
             return

@@ -133,6 +133,7 @@ class StatusPage:
         """The page's state now (snapshot.build over the engine's objects)."""
         trader = self.trader
         risk = trader.risk
+        risk.roll_day()  # past midnight: the new day's PnL, not yesterday's
         feed = self.feed
         return build(
             now=self.clock.now(),
@@ -200,6 +201,7 @@ class StatusPage:
         self._urgent(None)
 
     async def _every(self) -> None:
+        # On the engine's Clock, as the admin's own snapshots (the live clock: real time).
         since_sample = 0.0
         while True:
             await self.clock.sleep(INTERVAL_S)

@@ -64,6 +64,15 @@ class KrxCalendar:
             self._closed[year] = days
         return days
 
+    def warm(self, day: date) -> None:
+        """Build the closed days of `day`'s year and the next, so that no lookup of those
+        years builds them later (a daemon running past New Year's Eve included). The first
+        build in a process loads the `holidays` package's KRX calendar, which takes seconds:
+        this blocks, so call it off the event loop (`asyncio.to_thread`) before trading
+        starts, never between a strategy's decision and its order."""
+        for year in (day.year, day.year + 1):
+            self._closed_days(year)
+
     def closed_reason(self, day: date) -> str | None:
         """Why KRX does not trade on `day` ("weekend", the holiday's name), or None if it does."""
         if day.weekday() >= 5:

@@ -727,6 +727,7 @@ class OrderManager:
 
     def _book(self, fill: Fill) -> None:
         """Book a fill on the portfolio and the daily loss counter, and publish it."""
+        self.risk.roll_day()  # on the day it is heard, in the portfolio as in the counters
         pnl = self.portfolio.on_fill(fill)
         change = self.risk.add_realized_pnl(pnl)
         self.bus.publish(fill)

@@ -5,6 +5,10 @@ kt00001 cash, through KiwoomApi) seeds them at start and is compared with them o
 reconciliation, where a difference is a `PositionDivergence`. Average-cost accounting in int
 KRW: realised PnL is (fill price - average cost) x qty, less fees and tax.
 
+The day's figures (realised PnL and fees, the account's and each strategy's per position)
+belong to one KST trading day: `new_day`, which the risk engine's day roll calls, starts them
+afresh and keeps the positions, their average costs and the cash.
+
 After a restart (`restore`), each strategy's shares and cost come from its journaled fills,
 the day's realised PnL from the risk counters saved with them; fills the journal missed are
 then booked against those, and the broker's holdings replace the account's quantities. Shares
@@ -13,7 +17,7 @@ no strategy bought stay the account's alone (external).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -129,6 +133,26 @@ class Portfolio:
         self.last: dict[str, int] = {}
         self.base: dict[str, int] = {}
         """Each symbol's base price (previous close), from the feed or the start-up query."""
+        self.on_new_day: list[Callable[[], None]] = []
+        """Told after `new_day` started the day's figures afresh (the alerts take their
+        baseline again)."""
+
+    # --- the trading day ---------------------------------------------------------------
+
+    def new_day(self) -> None:
+        """Start a new KST trading day's figures: today's realised PnL and fees, of the
+        account and of each position (the account's and each strategy's), start at 0.
+        Positions, average costs, cash and prices stay. Then tell `on_new_day`. Called by
+        the risk engine as it rolls its counters (`RiskEngine.on_new_day`, wired by the
+        Trader), so the two days always agree."""
+        log.info(
+            "portfolio_day_rolled", realized_before=self.realized_today, fees_before=self.fees_today
+        )
+        _forget_realized(self.positions, self.by_strategy)
+        self.realized_today = 0
+        self.fees_today = 0
+        for told in self.on_new_day:
+            told()
 
     # --- market ------------------------------------------------------------------------
 

@@ -57,6 +57,25 @@ async def test_a_fill_says_strategy_side_qty_price_and_the_pnl_it_realised(
     assert all(r.path == f"/bot{TOKEN}/sendMessage" for r in rig.bot.received)
 
 
+async def test_after_the_day_roll_a_fill_says_what_it_realised_and_the_new_day_s_pnl(
+    make_rig: MakeRig,
+) -> None:
+    rig = make_rig(min_interval_s=0.0)
+    buy = fill("mom", Side.BUY, 10, 70_000, 105)
+    rig.portfolio.on_fill(buy)
+    rig.bus.publish(buy)
+    rig.portfolio.new_day()  # KST midnight: the risk engine's roll calls it
+    sell = fill("mom", Side.SELL, 4, 71_000, 42, 511)
+    rig.portfolio.on_fill(sell)
+    rig.bus.publish(sell)
+    await drive(rig.clock, lambda: len(rig.bot.lines()) == 2)
+    assert rig.bot.lines() == [
+        "FILL mom: BUY 10 005930 @ 70,000 | realised -105 (day -105)",
+        # 284,000 - 280,000 - 42 - 511 = 3,447: the new day's first realised PnL, and its day
+        "FILL mom: SELL 4 005930 @ 71,000 | realised +3,447 (day +3,447)",
+    ]
+
+
 async def test_lines_queued_within_the_pace_go_as_one_message(make_rig: MakeRig) -> None:
     rig = make_rig(min_interval_s=1.0)
     rig.alerts.post("first")

@@ -17,6 +17,7 @@ import pytest
 
 from engine import config, daemon, logs
 from engine.alerts.targets import SendFailed, TelegramTarget
+from engine.clock import SYSTEM_CLOCK, Clock
 from engine.config import AlertsConfig, Config, TelegramConfig, WebhookConfig
 from engine.events import Fill
 from engine.secrets import Secret
@@ -72,13 +73,15 @@ def daemon_config(tmp_path: Path, bot: FakeBot, body: str, cls: str, **alerts: A
 
 
 class Running:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, clock: Clock = SYSTEM_CLOCK) -> None:
         self.buf = io.StringIO()
         logs.setup("debug", "json", self.buf)
         self.stop = asyncio.Event()
         self.trader: Trader | None = None
         self.fills: list[Fill] = []
-        self.task = asyncio.create_task(daemon.run(cfg, stop=self.stop, on_ready=self._ready))
+        self.task = asyncio.create_task(
+            daemon.run(cfg, stop=self.stop, clock=clock, on_ready=self._ready)
+        )
 
     def _ready(self, trader: Trader) -> None:
         self.trader = trader

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
+from engine import control
 from engine.admin import AdminServer
 from engine.config import AdminConfig, Config, StrategyConfig
 from engine.events import OrderState
@@ -237,6 +238,46 @@ async def test_status_and_the_kill_switch(sim: Simulator, tmp_path: Path) -> Non
         assert admin.trader.risk.state.value == "active"
         code, _ = await admin.call("GET", "/halt")
         assert code == 405
+
+
+async def test_every_route_refuses_a_foreign_host_name(sim: Simulator, tmp_path: Path) -> None:
+    # DNS rebinding: a web page whose own domain name now resolves to 127.0.0.1 reaches the
+    # endpoint from a local browser, which sends that domain in Host (and for a simple
+    # cross-site POST, Origin is the page's, but a GET needs none). Every route refuses it.
+    async with engine_with_admin(sim, tmp_path / "state") as admin:
+        foreign = {"Host": f"evil.example:{admin.server.port}"}
+        for method, path in (
+            ("GET", "/status"),
+            ("GET", "/metrics"),
+            ("GET", "/healthz"),
+            ("POST", "/halt"),
+            ("POST", "/resume"),
+            ("POST", "/enable"),
+            ("GET", "/no-such-route"),
+        ):
+            code, body = await admin.call(method, path, b"", **foreign)
+            assert code == 403, (method, path, body)
+            assert "portfolio" not in str(body), (method, path)
+        assert admin.trader.risk.state.value == "active"  # the halt never applied
+        # Loopback names, with and without the port, as the CLI, Prometheus and curl send.
+        for host in (
+            f"127.0.0.1:{admin.server.port}",
+            f"localhost:{admin.server.port}",
+            "127.0.0.1",
+            f"[::1]:{admin.server.port}",
+        ):
+            code, body = await admin.call("GET", "/status", Host=host)
+            assert (code, body["trading_state"]) == (200, "active"), host
+        # The CLI (`kiwoom-engine status`, `halt`, `resume`) through engine.control.
+        cfg = dataclasses.replace(admin.trader.cfg, admin=AdminConfig(port=admin.server.port))
+        st = await asyncio.to_thread(control.request, cfg, "GET", "/status")
+        assert st["trading_state"] == "active"
+        halted = await asyncio.to_thread(control.request, cfg, "POST", "/halt", {"reason": "x"})
+        assert halted["trading_state"] == "halted"
+        resumed = await asyncio.to_thread(control.request, cfg, "POST", "/resume")
+        assert resumed["trading_state"] == "active"
+        m = await admin.metrics()  # a Prometheus scrape of 127.0.0.1:port
+        assert m['kiwoom_engine_trading_state{state="active"}'] == 1
 
 
 async def test_reload_swaps_limits_and_params_and_refuses_bad_params(

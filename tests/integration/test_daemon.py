@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from engine import config, daemon, logs
+from engine.clock import SYSTEM_CLOCK
 from engine.events import Balance, OrderState
 from engine.kiwoom.api import KiwoomApi
 from engine.kiwoom.rest import KiwoomRest
@@ -259,8 +260,11 @@ async def test_a_crash_in_the_stats_report_does_not_end_it(
 
     engine = types.SimpleNamespace(
         oms=types.SimpleNamespace(counts_by_state=dict),
-        risk=types.SimpleNamespace(state=types.SimpleNamespace(value="active")),
+        risk=types.SimpleNamespace(
+            state=types.SimpleNamespace(value="active"), roll_day=lambda: None
+        ),
         portfolio=types.SimpleNamespace(realized_today=0),
+        clock=SYSTEM_CLOCK,  # the report waits on the engine's clock
     )
     task = asyncio.create_task(
         daemon._report_stats(daemon.FeedReport(), FlakyFeed(), engine)  # type: ignore[arg-type]
@@ -331,6 +335,22 @@ def test_a_reload_names_the_settings_that_need_a_restart() -> None:
     )
     assert daemon._needs_restart(cfg, changed) == ["daemon"]
     assert daemon._needs_restart(cfg, dataclasses.replace(cfg, risk=changed.risk)) == []
+
+
+def test_a_reload_of_the_same_file_with_an_mqtt_password_needs_no_restart(
+    tmp_path: Path,
+) -> None:
+    # SIGHUP re-reads the file without its secrets (daemon.reload_config): the password the
+    # running config got from the environment is no change of [mqtt].
+    p = tmp_path / "config.toml"
+    text = '[mqtt]\nhost = "127.0.0.1"\nusername = "engine"\n'
+    p.write_text(text)
+    running = config.load(p, env={"KIWOOM_MQTT_PASSWORD": "mqtt-pass-never-shown"})
+    assert running.mqtt is not None
+    assert running.mqtt.password is not None
+    assert daemon._needs_restart(running, config.load(p, with_secrets=False)) == []
+    p.write_text(text.replace('"engine"', '"other"'))
+    assert daemon._needs_restart(running, config.load(p, with_secrets=False)) == ["mqtt"]
 
 
 async def test_a_taken_admin_port_is_a_startup_failure_with_its_reason() -> None:

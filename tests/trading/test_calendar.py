@@ -158,3 +158,25 @@ def test_hours_are_read_in_kst_whatever_the_timezone_of_now() -> None:
 def test_a_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         CAL.is_open_for_orders(datetime(2026, 1, 6, 10, 0), Exchange.KRX)
+
+
+def test_warm_builds_the_year_and_the_next_so_new_year_s_day_builds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import holidays
+
+    built: list[object] = []
+    build = holidays.financial_holidays
+
+    def noted(*args: object, **kwargs: object) -> object:
+        built.append(kwargs.get("years"))
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(holidays, "financial_holidays", noted)
+    cal = KrxCalendar()
+    cal.warm(date(2026, 12, 31))
+    assert built == [2026, 2027]
+    assert cal.closed_reason(date(2026, 12, 31)) is not None  # 연말휴장일
+    assert cal.closed_reason(date(2027, 1, 1)) is not None  # New Year's Day
+    assert cal.is_trading_day(date(2027, 1, 4))
+    assert built == [2026, 2027]  # nothing built by the lookups

@@ -152,3 +152,44 @@ def test_restore_with_no_fill_today_keeps_positions_and_realises_nothing() -> No
     a = pf.by_strategy["a"][SYM]
     assert (a.qty, a.cost, a.realized, a.fees) == (10, 700_000, 0, 0)
     assert (pf.realized_today, pf.fees_today) == (0, 0)
+
+
+def test_a_new_day_starts_the_day_s_pnl_and_fees_afresh_and_keeps_the_positions() -> None:
+    pf = Portfolio(PortfolioConfig())
+    pf.cash = 10_000_000
+    told: list[int] = []
+    pf.on_new_day.append(lambda: told.append(pf.realized_today))
+    pf.on_fill(fill(B, 10, 70_000, fee=105))
+    pf.on_fill(fill(S_, 4, 71_000, fee=42, tax=511))  # 284,000 - 280,000 - 553 = 3,447
+    pf.on_fill(fill(B, 5, 20_000, fee=15, symbol=OTHER, strategy=None))
+    pf.on_trade(Trade(SYM, Exchange.KRX, 100000, 72_000, 1, 1, 0, 0, 0, 0, 0, 0))
+    assert (pf.realized_today, pf.fees_today) == (3_447 - 105 - 15, 105 + 553 + 15)
+    cash_before = pf.cash
+
+    pf.new_day()
+
+    assert told == [0]  # told once, after the figures started afresh
+    assert (pf.realized_today, pf.fees_today) == (0, 0)
+    # Positions, average costs, cash and last prices stay.
+    mine = pf.by_strategy["s1"][SYM]
+    assert (mine.qty, mine.cost, mine.avg_price, mine.realized, mine.fees) == (
+        6,
+        420_000,
+        70_000,
+        0,
+        0,
+    )
+    acct = pf.positions[SYM]
+    assert (acct.qty, acct.avg_price, acct.realized, acct.fees) == (6, 70_000, 0, 0)
+    ext = pf.positions[OTHER]
+    assert (ext.qty, ext.avg_price, ext.realized) == (5, 20_000, 0)
+    assert pf.cash == cash_before
+    assert pf.last[SYM] == 72_000
+    snap = pf.snapshot()
+    assert snap["strategies"] == {"s1": {SYM: {"qty": 6, "realized": 0}}}
+    mark = pf.mark()
+    assert (mark.realized, mark.fees, mark.strategies["s1"].realized) == (0, 0, 0)
+    # The new day's fills count from 0.
+    assert pf.on_fill(fill(S_, 6, 70_000, fee=63, tax=756)) == -819
+    assert (pf.realized_today, pf.fees_today) == (-819, 819)
+    assert pf.by_strategy["s1"][SYM].realized == -819
