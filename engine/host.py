@@ -573,6 +573,8 @@ class StrategyHost:
         self.started = False
         self.call_seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pacing: set[asyncio.Task[None]] = set()
+        """on_order calls held back by STATE_REFUSAL_PAUSE_S (kept so they are not collected)."""
         self._tasks = _task_registry()
         self._deferred: deque[tuple[StrategySlot, Handler, Any]] = deque()
         self._deferred_handle: asyncio.Handle | None = None
@@ -886,13 +888,26 @@ class StrategyHost:
         if pace and self._loop is not None:
             # A refused order ends it: nothing of this order can come after, so it may wait.
             self._caused.pop(up.client_id, None)
-            self._loop.call_later(STATE_REFUSAL_PAUSE_S, slot.call, slot.instance.on_order, order)
+            self._paced(slot, slot.instance.on_order, order)
             return
         if self._caused.get(up.client_id) is up.state:
             del self._caused[up.client_id]
             self.defer(slot, slot.instance.on_order, order)
         else:
             self._deliver(slot, slot.instance.on_order, order)
+
+    def _paced(self, slot: StrategySlot, fn: Handler, arg: Any) -> None:
+        """`fn(arg)` for `slot` after STATE_REFUSAL_PAUSE_S on the engine's Clock (a
+        backtest's simulated clock too, so its result never depends on the machine)."""
+        assert self._loop is not None
+
+        async def later() -> None:
+            await self.clock.sleep(STATE_REFUSAL_PAUSE_S)
+            slot.call(fn, arg)
+
+        task = self._loop.create_task(later(), name=f"paced-{slot.name}")
+        self._pacing.add(task)
+        task.add_done_callback(self._pacing.discard)
 
     def on_fill(self, fill: Fill) -> None:
         slot = self.by_name.get(fill.strategy) if fill.strategy else None

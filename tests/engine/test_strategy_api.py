@@ -108,3 +108,38 @@ async def test_an_amend_moves_the_order_under_a_new_number(sim: Simulator, tmp_p
         strat.cancel(order)
         await until(lambda: order.state is S.CANCELED, 10)
         assert at_sim[order.order_nos[1]].open_qty == 0
+
+
+REFUSED_ORDERS = """
+class RefusedOrders(Strategy):
+    def on_start(self):
+        self.seen = []
+
+    def on_order(self, order):
+        self.seen.append(order.client_id)
+"""
+
+
+async def test_a_paced_refusal_waits_on_the_engines_clock(sim: Simulator, tmp_path: Path) -> None:
+    # Past STATE_REFUSALS_PER_S refusals by the trading state in a second, the strategy hears
+    # of each one STATE_REFUSAL_PAUSE_S later: on the engine's Clock (a backtest's simulated
+    # clock), not the machine's, or a backtest's result would depend on the machine.
+    from engine.clock import ManualClock
+    from engine.host import STATE_REFUSAL_PAUSE_S, STATE_REFUSALS_PER_S
+
+    sc = write_strategy(tmp_path, "r", REFUSED_ORDERS, "RefusedOrders")
+    async with running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api):
+        slot = trader.host.by_name["r"]
+        strat = slot.instance
+        clock = ManualClock()
+        trader.host.clock = slot.clock = clock
+        trader.halt("test")
+        n = STATE_REFUSALS_PER_S + 5
+        orders = [strat.buy("005930", 1, None) for _ in range(n)]
+        assert all(o.state is OrderState.REJECTED for o in orders)
+        await asyncio.sleep(STATE_REFUSAL_PAUSE_S * 3)  # real time passes, the clock does not
+        assert len(strat.seen) == STATE_REFUSALS_PER_S
+        await until(lambda: clock.sleeping == 5, 5)
+        clock.advance(STATE_REFUSAL_PAUSE_S)
+        await until(lambda: len(strat.seen) == n, 5)
+        assert strat.seen[-5:] == [o.client_id for o in orders[-5:]]
