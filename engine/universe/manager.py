@@ -34,6 +34,11 @@ JOURNAL_KEY = "universe"
 """The journal's meta key holding the run-time subscriptions: {strategy: {symbol: [kinds]}}."""
 SYMBOL = re.compile(r"[0-9A-Z]{6}")
 
+MAX_PENDING_CHANGES = 2_000
+"""Subscription changes (subscribe/unsubscribe) waiting for the feed, all strategies
+together: past it, `subscribe`/`unsubscribe` raise in the strategy (an error it is counted
+for), so a strategy that toggles a symbol in a loop cannot grow the queue without bound."""
+
 Op = Callable[[], Awaitable[None]]
 
 
@@ -297,6 +302,7 @@ class Universe:
         self._need_feed(slot)
         if slot.subs.get(symbol) == kinds:
             return
+        self._room(slot)
         self._add_subscription(slot, symbol, kinds)
 
     def _add_subscription(self, slot: StrategySlot, symbol: str, kinds: frozenset[str]) -> None:
@@ -308,6 +314,7 @@ class Universe:
         self._need_feed(slot)
         if symbol not in slot.subs:
             return
+        self._room(slot)
         del slot.subs[symbol]
         self.host.unroute_symbol(slot, symbol)
         self._ops.put_nowait(lambda: self._unregister(slot, symbol))
@@ -444,6 +451,13 @@ class Universe:
                 "subscriptions need the daemon"
             )
         return self.feed
+
+    def _room(self, slot: StrategySlot) -> None:
+        if self._ops.qsize() >= MAX_PENDING_CHANGES:
+            raise RuntimeError(
+                f"{slot.name}: {self._ops.qsize()} subscription changes already wait for the "
+                f"feed (at most {MAX_PENDING_CHANGES}): subscribe and unsubscribe less often"
+            )
 
     def status(self) -> dict[str, Any]:
         feed = self.feed

@@ -303,3 +303,28 @@ async def test_a_subscribe_loads_history_bars_before_on_subscribed(
         assert len(set(starts)) == 12
         assert all(b.symbol == NEW and b.interval == "1m" for b in bars)
         assert all((trader.clock.now() - b.start).total_seconds() >= 60 for b in bars)
+
+
+async def test_a_strategy_toggling_a_subscription_in_a_loop_is_stopped_at_the_bound(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    # Every subscribe/unsubscribe waits in one queue for the feed: a strategy that toggles a
+    # symbol in a loop (without returning to the loop) is refused past the bound, not let
+    # grow the queue without end, and what it did before stays consistent at the server.
+    from engine.universe.manager import MAX_PENDING_CHANGES
+
+    async with running_engine(sim, tmp_path / "state", (rec(tmp_path, "s1"),)) as (trader, *_):
+        s1 = trader.host.by_name["s1"]
+        done = 0
+        with pytest.raises(RuntimeError, match="subscription changes already wait"):
+            for _ in range(MAX_PENDING_CHANGES):
+                s1.subscribe(NEW, ("trades",))
+                done += 1
+                s1.unsubscribe(NEW)
+                done += 1
+        assert done == MAX_PENDING_CHANGES
+        assert NEW not in s1.subs  # the last change that went through was an unsubscribe
+        await until(lambda: trader.universe._ops.qsize() == 0, 30)
+        assert {t for t, item in sim.realtime.registered_pairs() if item == NEW} == set()
+        s1.subscribe(NEW, ("trades",))  # room again once the feed caught up
+        await until(lambda: [r[0] for r in s1.instance.ready][-1:] == [NEW], 10)
