@@ -1,7 +1,9 @@
 """The in-process broker: the broker port (engine/trading/broker.py) answered by an exchange
 held in memory, for the backtest. Orders, cancels and amends reach its book after the
 configured latency; market data matches them by the fill model (engine/backtest/fills.py);
-the account rules are engine/backtest/account.py's. What happens to an order reaches the OMS
+the account (reservations, fees and tax, tick and price-limit checks, each order's
+open/filled/fee/tax life) is the exchange core's, engine/trading/account.py, the one the
+simulator's exchange (engine/sim/exchange.py) uses. What happens to an order reaches the OMS
 as the live broker's would: the call's answer, then order notices (`OrderExecution`) on the
 bus, the path the live 00 feed takes; a fill notice carries that fill's qty and price and
 the order's running fee and tax, as Kiwoom's do.
@@ -35,7 +37,7 @@ from engine.events import (
 )
 from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
 from engine.trading import account as acct
-from engine.trading.account import Account
+from engine.trading.account import Account, OrderLife
 from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
 
@@ -43,7 +45,11 @@ ACCOUNT_NO = "BACKTEST"
 
 
 @dataclass
-class _Order:
+class _Order(OrderLife):
+    """An order at the in-process exchange; its `OrderLife` fee and tax run per number
+    (what a notice carries: Kiwoom's 938/939 are the order's running totals, and the OMS
+    books the difference)."""
+
     order_no: str
     symbol: str
     side: Side
@@ -55,14 +61,7 @@ class _Order:
     """When it was sent (an amend: when the amend was): within a bar, only later prints."""
     live: bool = False
     """At the book (the latency has passed)."""
-    open_qty: int = 0
-    filled_qty: int = 0
-    filled_value: int = 0
     ahead: int = 0
-    cum_fee: int = 0
-    cum_tax: int = 0
-    """Fee and tax charged under the current number: what a notice carries (Kiwoom's
-    938/939 are the order's running totals, and the OMS books the difference)."""
     first: bool = False
     """No quote was known at arrival and no print has been seen since."""
 
@@ -163,7 +162,14 @@ class InProcessBroker:
         if order is None or order.symbol != symbol or order.open_qty <= 0:
             return BrokerAnswer(Answer.REFUSED, code="NOTHING_OPEN", detail="nothing open")
         if kind is OrderKind.AMEND:
-            why = acct.price_refusal(price, self.base[symbol])
+            why = acct.price_refusal(price, self.base[symbol]) or self.account.amend_refusal(
+                order_no,
+                order.side,
+                0,
+                0,
+                order.open_qty,
+                price,
+            )
             if why is not None:
                 return BrokerAnswer(Answer.REFUSED, code=why, detail=acct.REFUSALS[why])
         no = self._number()
@@ -280,7 +286,7 @@ class InProcessBroker:
         self.account.release(order.order_no)
         order.order_no = call.order_no
         order.price = call.price
-        order.cum_fee = order.cum_tax = 0  # totals run per number
+        order.fee = order.tax = 0  # totals run per number
         order.placed_ns = call.sent_ns
         self.orders[order.order_no] = order
         self.account.hold(order.order_no, order.side, order.symbol, order.open_qty, call.price)
@@ -349,17 +355,13 @@ class InProcessBroker:
                 self._fill(order, m.qty, m.price)
 
     def _fill(self, order: _Order, qty: int, price: int) -> None:
-        fee, tax = self.account.settle(order.side, order.symbol, qty, price)
-        order.cum_fee += fee
-        order.cum_tax += tax
-        order.open_qty -= qty
-        order.filled_qty += qty
-        order.filled_value += qty * price
-        self.account.rehold(
+        self.account.execute(
             order.order_no,
+            order,
             order.side,
             order.symbol,
-            order.open_qty,
+            qty,
+            price,
             self._reserve_price(order.symbol, order.price),
         )
         if order.open_qty <= 0:
@@ -369,7 +371,7 @@ class InProcessBroker:
             order,
             OrderKind.NEW,
             OrderStatus.FILLED,
-            fill=(qty, price, order.cum_fee, order.cum_tax),
+            fill=(qty, price, order.fee, order.tax),
             fill_no=str(self._fill_seq),
         )
 
