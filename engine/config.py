@@ -238,6 +238,9 @@ class SimConfig:
     sell_tax_bp: float = field(default=18.0, metadata=_range(0, 10_000))
     """Transaction tax on sells in basis points; the default is `[portfolio]`'s. Fee plus tax
     is rounded down to the won once per fill."""
+    sell_tax_table: bool = False
+    """Charge the published sell tax of the fill's day and the symbol's market
+    (engine/trading/fees.py SELL_TAX_TABLE) instead of `sell_tax_bp`."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
     order_push_first: bool = False
@@ -396,6 +399,13 @@ class PortfolioConfig:
     commission_bp: float = field(default=1.5, metadata=_range(0, 1_000))
     """Fees estimated on fills that carry none, basis points of traded value."""
     sell_tax_bp: float = field(default=18.0, metadata=_range(0, 1_000))
+    sell_tax_table: bool = False
+    """Estimate the sell tax by the published table (engine/trading/fees.py SELL_TAX_TABLE:
+    by the fill's day and the symbol's market) instead of `sell_tax_bp`; the backtest charges
+    the same."""
+    markets: Mapping[str, Literal["KOSPI", "KOSDAQ", "KONEX", "ETF"]] = field(default_factory=dict)
+    """Symbols whose market is not KOSPI, for the sell-tax table, e.g. ``{ "069500" = "ETF" }``
+    (an ETF pays no sell tax)."""
 
 
 @dataclass(frozen=True)

@@ -390,6 +390,7 @@ class InProcessBroker:
     def new_day(self) -> None:
         """Order numbers restart each trading day, as Kiwoom's do; the closes become the bases."""
         self.orders.clear()
+        self.account.day = self.clock.now().date()  # the sell-tax table's key
         self._seq = 0
         self._fill_seq = 0
         self.base.update(self.last)

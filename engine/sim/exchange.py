@@ -28,8 +28,9 @@ Behaviour, and where it models Kiwoom:
   carry the single fill; 903 is the order's cumulative fill amount.
 - A buy reserves price x qty (+ fee) of 주문가능금액; a market buy reserves at the upper limit.
   A sell reserves shares (no short selling). Fills settle into 예수금 at once (no T+2).
-- Fees: `commission_bp` on every fill and `sell_tax_bp` on sells, in basis points of the fill
-  value, rounded as `[portfolio]` estimates them (engine/trading/fees.py: fee plus tax is one
+- Fees: `commission_bp` on every fill and `sell_tax_bp` on sells (or, with
+  `sell_tax_table`, the published rate of the fill's day and the symbol's market,
+  engine/trading/fees.py's SELL_TAX_TABLE), in basis points of the fill value, rounded as `[portfolio]` estimates them (engine/trading/fees.py: fee plus tax is one
   floor per fill). The class defaults both to 0 (cash moves by exactly price x qty); the
   simulator's config (`[sim]`) defaults them to the portfolio's 1.5 and 18 bp. FIDs 938/939
   and the account queries carry each order's cumulative fee and tax.
@@ -38,7 +39,7 @@ Behaviour, and where it models Kiwoom:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,7 +52,7 @@ from engine.sim.market import MarketGenerator
 from engine.sim.schema import percent
 from engine.trading import account as acct
 from engine.trading.account import Account, OrderLife
-from engine.trading.fees import FeeRates
+from engine.trading.fees import FeeRates, Market
 
 log = structlog.get_logger(__name__)
 
@@ -222,13 +223,17 @@ class SimExchange:
         account_no: str = "5012345610",
         commission_bp: float = 0,
         sell_tax_bp: float = 0,
+        sell_tax_table: bool = False,
+        markets: Mapping[str, Market] | None = None,
         reject_mode: Literal["error", "push"] = "error",
     ) -> None:
         self.market = market
         self.clock = clock
         self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
         self.account_no = account_no
-        self.account = Account(cash, FeeRates(commission_bp, sell_tax_bp))
+        self.account = Account(
+            cash, FeeRates(commission_bp, sell_tax_bp, sell_tax_table), markets=markets or {}
+        )
         """The exchange core's account (engine/trading/account.py)."""
         self.reject_mode = reject_mode
         self._orders: dict[str, SimOrder] = {}
@@ -248,6 +253,11 @@ class SimExchange:
     @property
     def rates(self) -> FeeRates:
         return self.account.rates
+
+    def rates_for(self, symbol: str) -> FeeRates:
+        """The rates a fill of `symbol` pays now (the sell-tax table's by the clock's day)."""
+        self.account.day = self.clock.now().date()
+        return self.account.rates_for(symbol)
 
     def order(self, ord_no: str) -> SimOrder | None:
         """The order with this number ("0000001"; shorter numbers are zero-filled), or None."""
@@ -526,6 +536,7 @@ class SimExchange:
 
     def _apply_fill(self, order: SimOrder, price: int, qty: int) -> None:
         cost_before = self.account.cost.get(order.symbol, 0)
+        self.account.day = self.clock.now().date()
         fee, tax = self.account.execute(
             order.ord_no,
             order,

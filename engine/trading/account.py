@@ -13,10 +13,12 @@ engine/trading/krx.py's and engine/trading/fees.py's; nothing here is a second r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from engine.events import Side
-from engine.trading.fees import FeeRates
+from engine.trading.fees import FeeRates, Market
 from engine.trading.krx import is_on_tick, price_limits
 
 TICK = "TICK"
@@ -77,6 +79,14 @@ class Account:
     cost: dict[str, int] = field(default_factory=dict)
     cash_held: dict[str, int] = field(default_factory=dict)
     shares_held: dict[str, tuple[str, int]] = field(default_factory=dict)
+    markets: Mapping[str, Market] = field(default_factory=dict)
+    """Each symbol's market for the sell-tax table (KOSPI when not named)."""
+    day: date | None = None
+    """The trading day fills are booked on (the sell-tax table's key); the owner sets it."""
+
+    def rates_for(self, symbol: str) -> FeeRates:
+        """The fee rates a fill of `symbol` pays today (`FeeRates.on`)."""
+        return self.rates.on(self.day, self.markets.get(symbol, Market.KOSPI))
 
     def orderable_cash(self) -> int:
         return self.cash - sum(self.cash_held.values())
@@ -149,7 +159,7 @@ class Account:
     def settle(self, side: Side, symbol: str, qty: int, price: int) -> tuple[int, int]:
         """Book one fill; returns its (commission, tax)."""
         value = price * qty
-        fee, tax = self.rates.charge(value, sell=side is Side.SELL)
+        fee, tax = self.rates_for(symbol).charge(value, sell=side is Side.SELL)
         held = self.shares.get(symbol, 0)
         if side is Side.BUY:
             self.cash -= value + fee
