@@ -339,9 +339,9 @@ class BacktestConfig:
     cash: int = field(default=100_000_000, metadata=_range(1, 10**15))
     """The account's cash (KRW) on the first day."""
     kinds: tuple[str, ...] = field(
-        default=("books", "quotes", "trades", "ticks"), metadata={"non_empty": True}
+        default=("books", "quotes", "trades", "vi", "ticks"), metadata={"non_empty": True}
     )
-    """The store's datasets fed, in time order: "trades", "quotes", "books" (recorded),
+    """The store's datasets fed, in time order: "trades", "quotes", "books", "vi" (recorded),
     "ticks", "bars_1m", "bars_5m", ... (chart history). Missing ones are skipped."""
     seed: int = field(default=0, metadata=_range(0, 2**63 - 1))
     """Seeds everything random in a run (the same data, config and seed: the same output)."""

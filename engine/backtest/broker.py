@@ -34,6 +34,7 @@ from engine.events import (
     Side,
     TimeInForce,
     Trade,
+    ViEvent,
 )
 from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
 from engine.trading import account as acct
@@ -95,6 +96,10 @@ class InProcessBroker:
         self._ask: dict[str, int] = {}
         self._bid: dict[str, int] = {}
         self._books: dict[str, OrderBook] = {}
+        self._halted: set[str] = set()
+        """Symbols in a VI's auction: no continuous matching."""
+        self._uncross: set[str] = set()
+        """Symbols whose VI ended: their next print is the auction's uncross."""
         self._seq = 0
         self._fill_seq = 0
         self.orders: dict[str, _Order] = {}
@@ -247,9 +252,14 @@ class InProcessBroker:
         if order.open_qty <= 0:
             return
         order.live = True
-        price = fills.marketable(
-            order.side, order.price, self._ask.get(order.symbol, 0), self._bid.get(order.symbol, 0)
-        )
+        price = 0
+        if order.symbol not in self._halted:
+            price = fills.marketable(
+                order.side,
+                order.price,
+                self._ask.get(order.symbol, 0),
+                self._bid.get(order.symbol, 0),
+            )
         if price:
             self._fill(order, order.open_qty, price)
             return
@@ -312,6 +322,15 @@ class InProcessBroker:
         if bid > 0:
             self._bid[symbol] = bid
 
+    def on_vi(self, ev: ViEvent) -> None:
+        """A VI started (the symbol's auction: nothing matches) or ended (the next print
+        uncrosses it); see the fill model's table."""
+        if ev.active:
+            self._halted.add(ev.symbol)
+            self._uncross.discard(ev.symbol)
+        elif ev.symbol in self._halted:
+            self._uncross.add(ev.symbol)
+
     def on_trade(self, tr: Trade) -> None:
         self.last[tr.symbol] = tr.price
         self._print(tr.symbol, fills.Print(tr.price, tr.qty))
@@ -331,6 +350,9 @@ class InProcessBroker:
 
     def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
         """Match one print against what rests (only orders sent by `sent_by`, when given)."""
+        if symbol in self._halted:
+            self._auction_print(symbol, pr)
+            return
         resting = self._resting.get(symbol)
         if not resting:
             return
@@ -350,6 +372,27 @@ class InProcessBroker:
             )
             order.first = False
             order.ahead = m.ahead
+            if m.qty:
+                left -= m.qty
+                self._fill(order, m.qty, m.price)
+
+    def _auction_print(self, symbol: str, pr: fills.Print) -> None:
+        """A print while `symbol` is in a VI: nothing fills until the VI has ended; then it is
+        the uncross, where every crossing order fills at its price, best limit first."""
+        if symbol not in self._uncross:
+            return
+        self._halted.discard(symbol)
+        self._uncross.discard(symbol)
+        left = abs(pr.qty)
+        waiting = sorted(
+            self._resting.get(symbol, ()), key=lambda o: fills.auction_priority(o.side, o.price)
+        )
+        for order in waiting:
+            if left <= 0:
+                break
+            m = fills.uncross(order.side, order.price, order.open_qty, fills.Print(pr.price, left))
+            order.first = False
+            order.ahead = 0
             if m.qty:
                 left -= m.qty
                 self._fill(order, m.qty, m.price)
@@ -386,6 +429,8 @@ class InProcessBroker:
         self._ask.clear()
         self._bid.clear()
         self._books.clear()
+        self._halted.clear()  # a VI never outlives its day
+        self._uncross.clear()
 
     def new_day(self) -> None:
         """Order numbers restart each trading day, as Kiwoom's do; the closes become the bases."""

@@ -37,7 +37,16 @@ from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, Even
 from engine.clock import KST
 from engine.config import Config
 from engine.data.reader import StoreEvent, iter_events
-from engine.events import Bar, Fill, OrderBook, OrderExecution, OrderUpdate, Quote, Trade
+from engine.events import (
+    Bar,
+    Fill,
+    OrderBook,
+    OrderExecution,
+    OrderUpdate,
+    Quote,
+    Trade,
+    ViEvent,
+)
 from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
 from engine.plugins import LoadedStrategy
@@ -310,6 +319,9 @@ class Backtest:
             elif tp is OrderBook:
                 assert isinstance(ev, OrderBook)
                 broker.on_book(ev)
+            elif tp is ViEvent:
+                assert isinstance(ev, ViEvent)
+                broker.on_vi(ev)
             bus.publish(ev)
             if ready():
                 await self._settle()
