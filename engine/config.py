@@ -305,7 +305,9 @@ class DaemonConfig:
     symbols: tuple[str, ...] = ("005930", "000660")
     realtime_types: tuple[str, ...] = ("0B", "0C", "0D")
     record: str | None = None
-    """Write every raw WebSocket frame to this NDJSON file, for replay."""
+    """Write every raw WebSocket frame to this NDJSON file, for replay. The file holds one KST
+    day: at midnight it is renamed `<stem>.<YYYY-MM-DD><suffix>` and imported into the
+    history store (`[data] dir`) by `kiwoom-engine history --import` in a subprocess."""
     state_dir: str = "var"
     """The journal (SQLite) lives here; systemd's StateDirectory= in production."""
     on_stop: Literal["keep", "cancel"] = "keep"
