@@ -41,8 +41,10 @@ model is written down; `[backtest]` in config.toml sets its knobs.
 |                                 | market orders always) fills AT that price, best limit first    |
 |                                 | then time, capped by its volume; continuous matching resumes   |
 
-Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates, rounded once per
-fill; tick and price-limit checks are engine/trading/krx.py's (engine/backtest/account.py).
+Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates (with
+`portfolio.sell_tax_table`, the sell tax of the day and the symbol's market), rounded once per
+fill; reservations, tick and price-limit checks are the exchange core's
+(engine/trading/account.py over engine/trading/krx.py), the simulator's too.
 """
 
 from __future__ import annotations
