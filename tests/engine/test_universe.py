@@ -315,14 +315,18 @@ async def test_a_strategy_toggling_a_subscription_in_a_loop_is_stopped_at_the_bo
 
     async with running_engine(sim, tmp_path / "state", (rec(tmp_path, "s1"),)) as (trader, *_):
         s1 = trader.host.by_name["s1"]
-        done = 0
-        with pytest.raises(RuntimeError, match="subscription changes already wait"):
+        done: list[str] = []
+
+        def toggle() -> None:
             for _ in range(MAX_PENDING_CHANGES):
                 s1.subscribe(NEW, ("trades",))
-                done += 1
+                done.append("subscribe")
                 s1.unsubscribe(NEW)
-                done += 1
-        assert done == MAX_PENDING_CHANGES
+                done.append("unsubscribe")
+
+        with pytest.raises(RuntimeError, match="subscription changes already wait"):
+            toggle()
+        assert len(done) == MAX_PENDING_CHANGES
         assert NEW not in s1.subs  # the last change that went through was an unsubscribe
         await until(lambda: trader.universe._ops.qsize() == 0, 30)
         assert {t for t, item in sim.realtime.registered_pairs() if item == NEW} == set()
