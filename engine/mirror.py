@@ -479,6 +479,18 @@ class Mirror:
             return
         self._sessions[topic] = payload
         self._publish_retained(topic, payload)
+        # And all venues in one retained message at `session`: what a subscriber that wants
+        # "the market's session" reads without knowing which venues there are.
+        venues = {
+            t.rsplit("/", 1)[-1]: orjson.loads(p)
+            for t, p in self._sessions.items()
+            if t != self.topics.session
+        }
+        combined = orjson.dumps(
+            {"seq": self._next_seq(self.topics.session), "venues": dict(sorted(venues.items()))}
+        )
+        self._sessions[self.topics.session] = combined
+        self._publish_retained(self.topics.session, combined)
 
     def _lane(self, topic: str) -> _Lane:
         # One per topic, not per route: quotes and books share md/quote/<symbol>, and its seq.

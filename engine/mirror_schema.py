@@ -147,6 +147,8 @@ class Topics:
         self.status = f"{prefix}/status"
         self.positions = f"{prefix}/positions"
         self.risk_state = f"{prefix}/risk_state"
+        self.session = f"{prefix}/session"
+        """Every venue's last session notice in one retained message (beside `session/<venue>`)."""
         self.commands = {f"{prefix}/cmd/{name}": name for name in COMMANDS}
 
     def of(self, route: Route, event: Any) -> str:

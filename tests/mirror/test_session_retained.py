@@ -1,5 +1,5 @@
 """Issue 15: the market session is retained per venue on a real Mosquitto (`session/<venue>`,
-QoS 1): a subscriber that comes after the notice hears where each venue stands, and the
+QoS 1) and for all venues at once (`session`): a subscriber that comes after the notice hears where each venue stands, and the
 mirror sends it again on a new connection to a broker that forgot it."""
 
 from __future__ import annotations
@@ -48,6 +48,15 @@ async def test_the_session_is_retained_per_venue_for_a_later_subscriber(broker: 
             assert heard[krx].body["exchange"] == "KRX"
             assert heard[nxt].body["state"] == "nxt_pre"
             assert len(late.on(krx)) == 1  # only the last, retained
+        # All venues in one retained message at `session`, for a subscriber that wants the
+        # market's session without knowing which venues there are.
+        async with subscribed(broker, f"{PREFIX}/session") as whole:
+            await until(lambda: bool(whole.on(f"{PREFIX}/session")), 10)
+            (one,) = [h for h in whole.heard if h.topic == f"{PREFIX}/session"]
+            assert one.retain
+            venues = one.body["venues"]
+            assert sorted(venues) == ["KRX", "NXT"]
+            assert (venues["KRX"]["state"], venues["NXT"]["state"]) == ("regular", "nxt_pre")
 
         # A broker restarted without persistence forgets retained messages: the mirror
         # sends the last of each venue again on its new connection.
@@ -58,3 +67,6 @@ async def test_the_session_is_retained_per_venue_for_a_later_subscriber(broker: 
         async with subscribed(broker, f"{PREFIX}/session/#") as again:
             await until(lambda: bool(again.on(krx)) and bool(again.on(nxt)), 10)
             assert again.on(krx)[-1]["state"] == "regular"
+        async with subscribed(broker, f"{PREFIX}/session") as whole:
+            await until(lambda: bool(whole.on(f"{PREFIX}/session")), 10)
+            assert whole.on(f"{PREFIX}/session")[-1]["venues"]["KRX"]["state"] == "regular"
