@@ -48,9 +48,11 @@ import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
 from engine.events import Side as CoreSide
+from engine.events import TimeInForce
 from engine.sim.market import MarketGenerator
 from engine.sim.schema import percent
 from engine.trading import account as acct
+from engine.trading import exchange_core as core
 from engine.trading.account import Account, OrderLife
 from engine.trading.fees import FeeRates, Market
 
@@ -74,6 +76,15 @@ MARKET_TYPES = frozenset({"3", "13", "23"})
 """Codes without a price: they match at any price and reserve at the upper limit."""
 IOC_TYPES = frozenset({"10", "13"})
 FOK_TYPES = frozenset({"20", "23"})
+TIME_IN_FORCE: dict[str, TimeInForce] = {
+    code: TimeInForce.IOC
+    if code in IOC_TYPES
+    else TimeInForce.FOK
+    if code in FOK_TYPES
+    else TimeInForce.DAY
+    for code in TRADE_TYPE_NAMES
+}
+"""Each supported 매매구분's time in force at the exchange core."""
 
 FIDS_00: tuple[str, ...] = tuple(
     str(f)
@@ -106,6 +117,15 @@ E_NO_ORDER = 2008
 E_SYMBOL_MISMATCH = 2009
 E_VENUE = 2010
 E_VENUE_CLOSED = 2011
+
+
+TARGET_REJECTS: dict[str, tuple[int, str]] = {
+    core.NO_ORDER: (E_NO_ORDER, "원주문번호가 존재하지 않습니다"),
+    core.SYMBOL_MISMATCH: (E_SYMBOL_MISMATCH, "원주문의 종목코드와 일치하지 않습니다"),
+    core.NOTHING_OPEN: (E_NOTHING_OPEN, "정정/취소할 수량이 없습니다"),
+    core.QTY_EXCEEDS: (E_QTY_EXCEEDS, "정정/취소수량이 가능수량을 초과합니다"),
+}
+"""The exchange core's cancel/amend target refusals as the simulator answers them."""
 
 
 class OrderRejected(Exception):
@@ -206,6 +226,21 @@ class Holding:
         return self.cost // self.qty if self.qty else 0
 
 
+class BookLiquidity:
+    """The generated book as the exchange core's `Liquidity`."""
+
+    def __init__(self, market: MarketGenerator) -> None:
+        self.market = market
+
+    def fillable(self, symbol: str, side: CoreSide, qty: int, limit: int | None) -> int:
+        return self.market.fillable(symbol, side is CoreSide.BUY, qty, limit)
+
+    def take(
+        self, symbol: str, side: CoreSide, qty: int, limit: int | None
+    ) -> list[tuple[int, int]]:
+        return self.market.take(symbol, side is CoreSide.BUY, qty, limit)
+
+
 class SimExchange:
     """Account + order book of one simulated customer.
 
@@ -228,6 +263,7 @@ class SimExchange:
         reject_mode: Literal["error", "push"] = "error",
     ) -> None:
         self.market = market
+        self.liquidity = BookLiquidity(market)
         self.clock = clock
         self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
         self.account_no = account_no
@@ -366,20 +402,17 @@ class SimExchange:
         order_price = 0 if trde_tp in MARKET_TYPES else price
         order = self._new_order(side, symbol, qty, order_price, trde_tp, "new")
         order.venue = venue
-        order.open_qty = qty
-        self.account.hold(
-            order.ord_no, _side(side), symbol, qty, self._reserve_price(symbol, trde_tp, price)
-        )
+        reserve = self._reserve_price(symbol, trde_tp, price)
+        core.take_order(self.account, order.ord_no, order, _side(side), symbol, qty, reserve)
         self._push_order(order, "접수")
         limit = None if trde_tp in MARKET_TYPES else price
-        if (
-            trde_tp not in FOK_TYPES
-            or self.market.fillable(symbol, side == "buy", qty, limit) == qty
+        tif = TIME_IN_FORCE[trde_tp]
+        for fill_price, fill_qty in core.arrival_fills(
+            self.liquidity, symbol, _side(side), qty, limit, tif
         ):
-            self._match(order)
-        if order.open_qty and (trde_tp in IOC_TYPES or trde_tp in FOK_TYPES):
-            order.open_qty = 0
-            self.account.release(order.ord_no)
+            self._apply_fill(order, fill_price, fill_qty)
+        if order.open_qty and core.ends_unfilled(tif):
+            core.expire(self.account, order.ord_no, order)
             order.status = "취소"
             self._push_order(order, "취소")
         return order
@@ -394,17 +427,20 @@ class SimExchange:
         if orig.trde_tp != "0":
             raise OrderRejected(E_TRADE_TYPE, "시장가 주문은 정정할 수 없습니다")
         move = qty or orig.open_qty
-        self._check_price(symbol, price)
         side = _side(orig.side)
         keep = orig.open_qty - move
-        if self.account.amend_refusal(orig.ord_no, side, keep, orig.price, move, price):
-            raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
+        lower, upper = self.market.limits(symbol)
+        why = core.amend_refusal(
+            self.account, orig.ord_no, side, keep, orig.price, move, price, lower, upper
+        )
+        self._raise_refusal(why, price, lower, upper)
         new = self._new_order(orig.side, symbol, move, price, orig.trde_tp, "modify", orig.ord_no)
         new.venue = orig.venue
         orig.open_qty = keep
-        self.account.rehold(orig.ord_no, side, symbol, keep, orig.price)
         new.open_qty = move
-        self.account.hold(new.ord_no, side, symbol, move, price)
+        core.amend(
+            self.account, side, symbol, orig.ord_no, keep, orig.price, new.ord_no, move, price
+        )
         self._push_order(new, "접수")
         new.status = "확인"
         new.confirm_time = new.time
@@ -426,12 +462,13 @@ class SimExchange:
         price = orig.price
         cxl = self._new_order(orig.side, symbol, amount, price, orig.trde_tp, "cancel", orig.ord_no)
         cxl.venue = orig.venue
-        orig.open_qty -= amount
-        self.account.rehold(
+        core.cancel(
+            self.account,
             orig.ord_no,
+            orig,
             _side(orig.side),
             symbol,
-            orig.open_qty,
+            amount,
             self._reserve_price(symbol, orig.trde_tp, orig.price),
         )
         self._push_order(cxl, "접수", remaining=amount)
@@ -453,15 +490,19 @@ class SimExchange:
         if not self.market.has(symbol):
             raise OrderRejected(E_NO_SYMBOL, "종목정보가 없습니다")
 
-    def _check_price(self, symbol: str, price: int) -> None:
-        lower, upper = self.market.limits(symbol)
-        why = acct.limit_refusal(price, lower, upper)
+    @staticmethod
+    def _raise_refusal(why: str | None, price: int, lower: int, upper: int) -> None:
+        """Raise the exchange core's refusal `why` (of `price`) as the simulator answers it."""
         if why == acct.TICK:
             raise OrderRejected(E_TICK, "주문가격이 호가단위에 맞지 않습니다")
-        if why is not None and price > upper:
+        if why == acct.PRICE_LIMIT and price > upper:
             raise OrderRejected(E_PRICE_LIMIT, f"주문가격이 상한가({upper})를 초과합니다")
-        if why is not None:
+        if why == acct.PRICE_LIMIT:
             raise OrderRejected(E_PRICE_LIMIT, f"주문가격이 하한가({lower}) 미만입니다")
+        if why == acct.CASH:
+            raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
+        if why == acct.SHARES:
+            raise OrderRejected(E_SHARES, "매도가능수량을 초과합니다")
 
     def _check_new(self, side: Side, symbol: str, qty: int, price: int, trde_tp: str) -> None:
         if trde_tp not in TRADE_TYPE_NAMES:
@@ -469,31 +510,29 @@ class SimExchange:
                 E_TRADE_TYPE,
                 f"지원하지 않는 매매구분입니다({trde_tp}): 0, 3, 10, 13, 20, 23만 가능",
             )
-        if trde_tp not in MARKET_TYPES:
-            self._check_price(symbol, price)
-        reserve = self._reserve_price(symbol, trde_tp, price)
-        why = self.account.refusal(_side(side), symbol, qty, reserve)
-        if why == acct.CASH:
-            raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
-        if why == acct.SHARES:
-            raise OrderRejected(E_SHARES, "매도가능수량을 초과합니다")
+        limit = None if trde_tp in MARKET_TYPES else price
+        lower, upper = self.market.limits(symbol)
+        why = core.order_refusal(self.account, _side(side), symbol, qty, limit, lower, upper)
+        self._raise_refusal(why, price, lower, upper)
 
     def _target(self, orig_ord_no: str, symbol: str, qty: int) -> SimOrder:
         no = orig_ord_no.strip()
         orig = self.order(no) if no.isdigit() else None
-        if orig is None or orig.action == "cancel":
-            raise OrderRejected(E_NO_ORDER, "원주문번호가 존재하지 않습니다")
-        if orig.symbol != symbol:
-            raise OrderRejected(E_SYMBOL_MISMATCH, "원주문의 종목코드와 일치하지 않습니다")
-        if orig.open_qty <= 0:
-            raise OrderRejected(E_NOTHING_OPEN, "정정/취소할 수량이 없습니다")
-        if qty < 0 or qty > orig.open_qty:
-            raise OrderRejected(E_QTY_EXCEEDS, "정정/취소수량이 가능수량을 초과합니다")
+        why = core.target_refusal(
+            orig,
+            orig is not None and orig.symbol == symbol,
+            qty,
+            cancelled=orig is not None and orig.action == "cancel",
+        )
+        if why is not None:
+            raise OrderRejected(*TARGET_REJECTS[why])
+        assert orig is not None
         return orig
 
     def _reserve_price(self, symbol: str, trde_tp: str, price: int) -> int:
         """What an order reserves at: its price, a market order the upper limit."""
-        return self.market.limits(symbol)[1] if trde_tp in MARKET_TYPES else price
+        limit = None if trde_tp in MARKET_TYPES else price
+        return core.reserve_price(limit, self.market.limits(symbol)[1])
 
     # ---- state changes ----------------------------------------------------------------------
 
@@ -530,7 +569,7 @@ class SimExchange:
         if order.open_qty <= 0:
             return
         limit = None if order.trde_tp in MARKET_TYPES else order.price
-        fills = self.market.take(order.symbol, order.side == "buy", order.open_qty, limit)
+        fills = self.liquidity.take(order.symbol, _side(order.side), order.open_qty, limit)
         for price, qty in fills:
             self._apply_fill(order, price, qty)
 
