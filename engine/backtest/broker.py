@@ -38,6 +38,7 @@ from engine.events import (
 )
 from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
 from engine.trading import account as acct
+from engine.trading import exchange_core as core
 from engine.trading.account import Account, OrderLife
 from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
@@ -80,6 +81,29 @@ class _Call:
     sent_ns: int = 0
 
 
+class QuoteLiquidity:
+    """The fill model at an order's arrival as the exchange core's `Liquidity`: the best
+    opposite price known takes the whole order (no depth is known behind a quote); nothing
+    during a VI (see the fill model's table)."""
+
+    def __init__(self, ask: dict[str, int], bid: dict[str, int], halted: set[str]) -> None:
+        self._ask = ask
+        self._bid = bid
+        self._halted = halted
+
+    def _price(self, symbol: str, side: Side, limit: int | None) -> int:
+        if symbol in self._halted:
+            return 0
+        return fills.marketable(side, limit, self._ask.get(symbol, 0), self._bid.get(symbol, 0))
+
+    def fillable(self, symbol: str, side: Side, qty: int, limit: int | None) -> int:
+        return qty if self._price(symbol, side, limit) else 0
+
+    def take(self, symbol: str, side: Side, qty: int, limit: int | None) -> list[tuple[int, int]]:
+        price = self._price(symbol, side, limit)
+        return [(price, qty)] if price else []
+
+
 class InProcessBroker:
     """See the module docstring."""
 
@@ -100,6 +124,8 @@ class InProcessBroker:
         """Symbols in a VI's auction: no continuous matching."""
         self._uncross: set[str] = set()
         """Symbols whose VI ended: their next print is the auction's uncross."""
+        self.liquidity = QuoteLiquidity(self._ask, self._bid, self._halted)
+        """What an arriving order meets (the exchange core's `Liquidity`)."""
         self._seq = 0
         self._fill_seq = 0
         self.orders: dict[str, _Order] = {}
@@ -135,9 +161,10 @@ class InProcessBroker:
         order = _Order(
             no, symbol, side, qty, price, tif, self.clock.ns + self.latency_ns, self.clock.ns
         )
-        order.open_qty = qty
         self.orders[no] = order
-        self.account.hold(no, side, symbol, qty, self._reserve_price(symbol, price))
+        core.take_order(
+            self.account, no, order, side, symbol, qty, self._reserve_price(symbol, price)
+        )
         self._schedule(order)
         self._notice_soon(order, OrderKind.NEW, OrderStatus.ACCEPTED)
         return BrokerAnswer(Answer.TAKEN, order_no=no)
@@ -145,17 +172,14 @@ class InProcessBroker:
     def _reserve_price(self, symbol: str, price: int | None) -> int:
         if price is not None:
             return price
-        return price_limits(self.base[symbol])[1]  # a market buy holds at the upper limit
+        # a market buy holds at the upper limit
+        return core.reserve_price(None, price_limits(self.base[symbol])[1])
 
     def _refusal(self, symbol: str, side: Side, qty: int, price: int | None) -> str | None:
         base = self.base.get(symbol)
         if base is None:
             return acct.NO_PRICE
-        if price is not None:
-            why = acct.price_refusal(price, base)
-            if why is not None:
-                return why
-        return self.account.refusal(side, symbol, qty, self._reserve_price(symbol, price))
+        return core.order_refusal(self.account, side, symbol, qty, price, *price_limits(base))
 
     async def cancel(
         self, order_no: str, symbol: str, *, venue: Exchange = Exchange.KRX
@@ -169,16 +193,24 @@ class InProcessBroker:
 
     def _call(self, kind: OrderKind, order_no: str, symbol: str, price: int) -> BrokerAnswer:
         order = self.orders.get(order_no)
-        if order is None or order.symbol != symbol or order.open_qty <= 0:
-            return BrokerAnswer(Answer.REFUSED, code="NOTHING_OPEN", detail="nothing open")
+        if core.target_refusal(order, order is not None and order.symbol == symbol, 0):
+            # every way of missing the target is answered as nothing open
+            return BrokerAnswer(
+                Answer.REFUSED,
+                code=core.NOTHING_OPEN,
+                detail=core.TARGET_REFUSALS[core.NOTHING_OPEN],
+            )
+        assert order is not None
         if kind is OrderKind.AMEND:
-            why = acct.price_refusal(price, self.base[symbol]) or self.account.amend_refusal(
+            why = core.amend_refusal(
+                self.account,
                 order_no,
                 order.side,
                 0,
                 0,
                 order.open_qty,
                 price,
+                *price_limits(self.base[symbol]),
             )
             if why is not None:
                 return BrokerAnswer(Answer.REFUSED, code=why, detail=acct.REFUSALS[why])
@@ -257,18 +289,13 @@ class InProcessBroker:
         if order.open_qty <= 0:
             return
         order.live = True
-        price = 0
-        if order.symbol not in self._halted:
-            price = fills.marketable(
-                order.side,
-                order.price,
-                self._ask.get(order.symbol, 0),
-                self._bid.get(order.symbol, 0),
-            )
-        if price:
-            self._fill(order, order.open_qty, price)
+        for price, qty in core.arrival_fills(
+            self.liquidity, order.symbol, order.side, order.open_qty, order.price, order.tif
+        ):
+            self._fill(order, qty, price)
+        if order.open_qty <= 0:
             return
-        if order.tif is not TimeInForce.DAY:
+        if core.ends_unfilled(order.tif):
             self._end(order, "IOC/FOK: nothing to take at arrival")
             return
         book = self._books.get(order.symbol)
@@ -290,21 +317,29 @@ class InProcessBroker:
             return
         if call.kind is OrderKind.CANCEL:
             self._unrest(order)
-            order.open_qty = 0
-            self.account.release(order.order_no)
+            core.expire(self.account, order.order_no, order)
             self._notice(order, OrderKind.CANCEL, OrderStatus.CONFIRMED, order_no=call.order_no)
             return
         # An amend: the open rest moves to the new price under the new number, at the back
         # of its new level's queue.
         self._unrest(order)
         del self.orders[order.order_no]
-        self.account.release(order.order_no)
+        core.amend(
+            self.account,
+            order.side,
+            order.symbol,
+            order.order_no,
+            0,
+            0,
+            call.order_no,
+            order.open_qty,
+            call.price,
+        )
         order.order_no = call.order_no
         order.price = call.price
         order.fee = order.tax = 0  # totals run per number
         order.placed_ns = call.sent_ns
         self.orders[order.order_no] = order
-        self.account.hold(order.order_no, order.side, order.symbol, order.open_qty, call.price)
         self._notice(order, OrderKind.AMEND, OrderStatus.CONFIRMED, orig=call.target)
         order.live = False
         self._arrived(order)
@@ -427,9 +462,8 @@ class InProcessBroker:
         """The day's last session is over: KRX ends every open order (CANCELED); calls still
         on their way are dropped with them."""
         self._due.clear()
-        for order in list(self.orders.values()):
-            if order.open_qty > 0:
-                self._end(order, "day ended")
+        for order in core.open_at_close(self.orders.values()):
+            self._end(order, "day ended")
         self._resting.clear()
         self._ask.clear()
         self._bid.clear()
@@ -447,8 +481,7 @@ class InProcessBroker:
 
     def _end(self, order: _Order, reason: str) -> None:
         self._unrest(order)
-        order.open_qty = 0
-        self.account.release(order.order_no)
+        core.expire(self.account, order.order_no, order)
         self._notice(order, OrderKind.NEW, OrderStatus.CANCELED, reason=reason)
 
     # --- notices --------------------------------------------------------------------------

@@ -36,11 +36,13 @@ engine/backtest/fills.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from engine.events import Side, TimeInForce
 from engine.trading import account as acct
 from engine.trading.account import Account, OrderLife
+
+L = TypeVar("L", bound=OrderLife)
 
 NO_ORDER = "NO_ORDER"
 SYMBOL_MISMATCH = "SYMBOL_MISMATCH"
@@ -193,6 +195,7 @@ def expire(account: Account, order_no: str, life: OrderLife) -> None:
     account.release(order_no)
 
 
-def open_at_close(lives: Iterable[tuple[str, OrderLife]]) -> list[tuple[str, OrderLife]]:
-    """The orders the day's close ends (every one with something open), in the given order."""
-    return [(no, life) for no, life in lives if life.open_qty > 0]
+def open_at_close(orders: Iterable[L]) -> list[L]:
+    """The orders the day's close ends (each with something open; `expire` them), in the
+    given order."""
+    return [o for o in orders if o.open_qty > 0]
