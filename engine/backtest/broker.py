@@ -126,7 +126,7 @@ class InProcessBroker:
         """Symbols whose VI ended: their next print is the auction's uncross."""
         self.liquidity = QuoteLiquidity(self._ask, self._bid, self._halted)
         """What an arriving order meets (the exchange core's `Liquidity`)."""
-        self._seq = 0
+        self._numbers = core.OrderNumbers()
         self._fill_seq = 0
         self.orders: dict[str, _Order] = {}
         self._resting: dict[str, list[_Order]] = {}
@@ -136,8 +136,7 @@ class InProcessBroker:
     # --- the port --------------------------------------------------------------------------
 
     def _number(self) -> str:
-        self._seq += 1
-        return f"{self._seq:07d}"
+        return self._numbers.next()
 
     def _schedule(self, item: _Call | _Order) -> None:
         self._due_seq += 1
@@ -475,7 +474,7 @@ class InProcessBroker:
         """Order numbers restart each trading day, as Kiwoom's do; the closes become the bases."""
         self.orders.clear()
         self.account.day = self.clock.now().date()  # the sell-tax table's key
-        self._seq = 0
+        self._numbers.restart()
         self._fill_seq = 0
         self.base.update(self.last)
 

@@ -273,6 +273,7 @@ class SimExchange:
         """The exchange core's account (engine/trading/account.py)."""
         self.reject_mode = reject_mode
         self._orders: dict[str, SimOrder] = {}
+        self._numbers = core.OrderNumbers()
         self._day: dict[str, DayStats] = {}
         self._fills: list[SimFill] = []
         self._collected: list[dict[str, Any]] | None = None
@@ -546,7 +547,7 @@ class SimExchange:
         action: Action,
         orig_ord_no: str = NO_ORDER,
     ) -> SimOrder:
-        ord_no = f"{len(self._orders) + 1:07d}"  # orders are never removed
+        ord_no = self._numbers.next()
         order = SimOrder(
             ord_no=ord_no,
             orig_ord_no=orig_ord_no,

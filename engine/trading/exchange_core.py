@@ -25,6 +25,8 @@ order's `OrderLife`) is engine/trading/account.py's `Account`.
 | an amend              | `amend`: the moved quantity is held under the new number at the new   |
 |                       | price, the original keeps (and holds for) what was not moved          |
 | a fill                | `Account.execute`                                                     |
+| numbering             | `OrderNumbers`: "0000001" on, one per order, amend and cancel; again  |
+|                       | from 1 each trading day                                               |
 | the day's close       | `expire` every open order (KRX ends them)                             |
 
 Liquidity is pluggable (`Liquidity`): the simulator's generated book, or the backtest's
@@ -36,6 +38,7 @@ engine/backtest/fills.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from engine.events import Side, TimeInForce
@@ -56,6 +59,22 @@ TARGET_REFUSALS: dict[str, str] = {
     QTY_EXCEEDS: "more than is open",
 }
 """Why a cancel or amend cannot reach its order, and the words."""
+
+
+@dataclass
+class OrderNumbers:
+    """An exchange's order numbers for one trading day, as Kiwoom issues them: 7 digits from
+    "0000001", one per new order, amend and cancel."""
+
+    issued: int = 0
+
+    def next(self) -> str:
+        self.issued += 1
+        return f"{self.issued:07d}"
+
+    def restart(self) -> None:
+        """A new trading day: numbering starts again."""
+        self.issued = 0
 
 
 class Liquidity(Protocol):
