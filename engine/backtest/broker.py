@@ -3,7 +3,9 @@ held in memory, for the backtest. Orders, cancels and amends reach its book afte
 configured latency; market data matches them by the fill model (engine/backtest/fills.py);
 the account (reservations, fees and tax, tick and price-limit checks, each order's
 open/filled/fee/tax life) is the exchange core's, engine/trading/account.py, the one the
-simulator's exchange (engine/sim/exchange.py) uses. What happens to an order reaches the OMS
+simulator's exchange (engine/sim/exchange.py) uses, and so are the order rules above it
+(engine/trading/exchange_core.py: acceptance, cancel/amend checks, IOC/FOK at arrival through
+the core's `Liquidity`, here `QuoteLiquidity`, numbering, expiry at the close). What happens to an order reaches the OMS
 as the live broker's would: the call's answer, then order notices (`OrderExecution`) on the
 bus, the path the live 00 feed takes; a fill notice carries that fill's qty and price and
 the order's running fee and tax, as Kiwoom's do.
@@ -292,9 +294,10 @@ class InProcessBroker:
             self.liquidity, order.symbol, order.side, order.open_qty, order.price, order.tif
         ):
             self._fill(order, qty, price)
-        if order.open_qty <= 0:
+        after = core.after_arrival(order.open_qty, order.tif)
+        if after is core.AfterArrival.DONE:
             return
-        if core.ends_unfilled(order.tif):
+        if after is core.AfterArrival.ENDS:
             self._end(order, "IOC/FOK: nothing to take at arrival")
             return
         book = self._books.get(order.symbol)
@@ -311,7 +314,7 @@ class InProcessBroker:
                 call.kind,
                 OrderStatus.REJECTED,
                 order_no=call.order_no,
-                reason="nothing open",
+                reason=core.TARGET_REFUSALS[core.NOTHING_OPEN],
             )
             return
         if call.kind is OrderKind.CANCEL:

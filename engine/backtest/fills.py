@@ -44,7 +44,10 @@ model is written down; `[backtest]` in config.toml sets its knobs.
 Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates (with
 `portfolio.sell_tax_table`, the sell tax of the day and the symbol's market), rounded once per
 fill; reservations, tick and price-limit checks are the exchange core's
-(engine/trading/account.py over engine/trading/krx.py), the simulator's too.
+(engine/trading/account.py over engine/trading/krx.py), and so are the order rules (what is
+refused, IOC/FOK at arrival, cancels, amends, the close: engine/trading/exchange_core.py), the
+simulator's too. The arrival row above is the core's `Liquidity` for the backtest
+(`QuoteLiquidity` in the broker); the rows on prints are this model's own.
 """
 
 from __future__ import annotations

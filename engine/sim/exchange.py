@@ -1,8 +1,10 @@
 """The simulator's exchange: orders, matching against the generated book, and the realtime 00
 (주문체결) / 04 (잔고) entries Kiwoom pushes for them. The account (cash, holdings,
 reservations, fees and tax, the tick and price-limit checks, each order's open/filled/fee/tax
-life) is the exchange core's, engine/trading/account.py, the one the backtest's broker uses:
-this module adds the generated book's liquidity and the wire face.
+life) is the exchange core's, engine/trading/account.py, the one the backtest's broker uses;
+so are the order rules above it (acceptance, cancel/amend targets, IOC/FOK at arrival,
+numbering: engine/trading/exchange_core.py). This module adds the generated book as the
+core's `Liquidity` (`BookLiquidity`) and the wire face (codes, Korean reasons, 00/04 pushes).
 
 Pure logic and synchronous: callers (REST handlers, the server's market loop) call in, entries go
 out through `on_entry`. Money and quantities are int KRW / shares.
@@ -412,7 +414,7 @@ class SimExchange:
             self.liquidity, symbol, _side(side), qty, limit, tif
         ):
             self._apply_fill(order, fill_price, fill_qty)
-        if order.open_qty and core.ends_unfilled(tif):
+        if core.after_arrival(order.open_qty, tif) is core.AfterArrival.ENDS:
             core.expire(self.account, order.ord_no, order)
             order.status = "취소"
             self._push_order(order, "취소")

@@ -15,8 +15,8 @@ order's `OrderLife`) is engine/trading/account.py's `Account`.
 |                       | holds that reservation                                                |
 | it meets liquidity    | `arrival_fills`: a FOK order takes only when the liquidity can fill   |
 |                       | all of it now, else nothing; any other order takes what it can        |
-| what is left          | `ends_unfilled`: an IOC or FOK order's remainder ends at once         |
-|                       | (`expire`); a DAY order rests                                         |
+| what is left          | `after_arrival`: an IOC or FOK order's remainder ends at once         |
+|                       | (`expire`); a DAY order's rests                                       |
 | a cancel or amend     | `target_refusal`: the target exists, is the same symbol, has something|
 |                       | open, and the quantity is not more than that; an amend's price passes |
 |                       | the same price rules and the cash the move needs (`amend_refusal`)    |
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from engine.events import Side, TimeInForce
@@ -139,6 +140,24 @@ def arrival_fills(
 def ends_unfilled(tif: TimeInForce) -> bool:
     """Whether what an order leaves unfilled at arrival ends there (IOC, FOK) or rests."""
     return tif is not TimeInForce.DAY
+
+
+class AfterArrival(StrEnum):
+    """What becomes of an order once it met the liquidity at arrival."""
+
+    DONE = "done"
+    """Filled whole."""
+    ENDS = "ends"
+    """An IOC/FOK remainder: `expire` it."""
+    RESTS = "rests"
+    """A DAY order's remainder waits for liquidity."""
+
+
+def after_arrival(open_qty: int, tif: TimeInForce) -> AfterArrival:
+    """What becomes of an order with `open_qty` left after its arrival fills."""
+    if open_qty <= 0:
+        return AfterArrival.DONE
+    return AfterArrival.ENDS if ends_unfilled(tif) else AfterArrival.RESTS
 
 
 def target_refusal(

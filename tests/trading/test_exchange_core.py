@@ -82,6 +82,11 @@ def test_ioc_and_fok_remainders_end_and_day_orders_rest() -> None:
     assert core.ends_unfilled(TimeInForce.IOC)
     assert core.ends_unfilled(TimeInForce.FOK)
     assert not core.ends_unfilled(TimeInForce.DAY)
+    assert core.after_arrival(0, TimeInForce.IOC) is core.AfterArrival.DONE
+    assert core.after_arrival(2, TimeInForce.IOC) is core.AfterArrival.ENDS
+    assert core.after_arrival(2, TimeInForce.FOK) is core.AfterArrival.ENDS
+    assert core.after_arrival(2, TimeInForce.DAY) is core.AfterArrival.RESTS
+    assert core.after_arrival(0, TimeInForce.DAY) is core.AfterArrival.DONE
     lives = [OrderLife(open_qty=1), OrderLife(filled_qty=2), OrderLife(open_qty=4)]
     assert core.open_at_close(lives) == [lives[0], lives[2]]
 
