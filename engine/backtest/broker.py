@@ -126,7 +126,7 @@ class InProcessBroker:
         """Symbols in a VI's auction: no continuous matching."""
         self._uncross: set[str] = set()
         """Symbols whose VI ended: their next print is the auction's uncross."""
-        self.liquidity = QuoteLiquidity(self._ask, self._bid, self._halted)
+        self.liquidity: core.Liquidity = QuoteLiquidity(self._ask, self._bid, self._halted)
         """What an arriving order meets (the exchange core's `Liquidity`)."""
         self._numbers = core.OrderNumbers()
         self._fill_seq = 0

@@ -265,7 +265,7 @@ class SimExchange:
         reject_mode: Literal["error", "push"] = "error",
     ) -> None:
         self.market = market
-        self.liquidity = BookLiquidity(market)
+        self.liquidity: core.Liquidity = BookLiquidity(market)
         self.clock = clock
         self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
         self.account_no = account_no
