@@ -38,6 +38,7 @@ BENCHES = (
     "history_pull",
     "backtest_bars",
     "backtest_ticks",
+    "backtest_memory",
     "soak",
 )
 ARGS = {"soak": ["--minutes", "2", "--out"], "tick_to_order": ["--seconds", "60"]}

@@ -58,3 +58,27 @@ class Resting(Strategy):
         self.seen += 1
         if not self.orders():
             self.buy(trade.symbol, 1, round_to_tick(trade.price * 97 // 100, "up"))
+
+
+class RssProbe(Resting):
+    """`Resting`, sampling the process's resident memory (after a collection) every
+    `params["every"]` trades; it writes (trades seen, MB) lines to `params["out"]` at stop."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.samples: list[tuple[int, float]] = []
+
+    def on_trade(self, trade: Any) -> None:
+        super().on_trade(trade)
+        if self.seen % self.params["every"] == 0:
+            import gc
+            import os
+
+            gc.collect()
+            with open("/proc/self/statm") as f:
+                pages = int(f.read().split()[1])
+            self.samples.append((self.seen, pages * os.sysconf("SC_PAGE_SIZE") / 2**20))
+
+    def on_stop(self) -> None:
+        with open(self.params["out"], "w") as f:
+            f.writelines(f"{n} {mb:.2f}\n" for n, mb in self.samples)

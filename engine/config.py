@@ -239,6 +239,9 @@ class SimConfig:
     sell_tax_bp: float = field(default=18.0, metadata=_range(0, 10_000))
     """Transaction tax on sells in basis points; the default is `[portfolio]`'s. Fee plus tax
     is rounded down to the won once per fill."""
+    sell_tax_table: bool = False
+    """Charge the published sell tax of the fill's day and the symbol's market
+    (engine/trading/fees.py SELL_TAX_TABLE) instead of `sell_tax_bp`."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
     order_push_first: bool = False
@@ -303,7 +306,9 @@ class DaemonConfig:
     symbols: tuple[str, ...] = ("005930", "000660")
     realtime_types: tuple[str, ...] = ("0B", "0C", "0D")
     record: str | None = None
-    """Write every raw WebSocket frame to this NDJSON file, for replay."""
+    """Write every raw WebSocket frame to this NDJSON file, for replay. The file holds one KST
+    day: at midnight it is renamed `<stem>.<YYYY-MM-DD><suffix>` and imported into the
+    history store (`[data] dir`) by `kiwoom-engine history --import` in a subprocess."""
     state_dir: str = "var"
     """The journal (SQLite) lives here; systemd's StateDirectory= in production."""
     on_stop: Literal["keep", "cancel"] = "keep"
@@ -341,9 +346,9 @@ class BacktestConfig:
     cash: int = field(default=100_000_000, metadata=_range(1, 10**15))
     """The account's cash (KRW) on the first day."""
     kinds: tuple[str, ...] = field(
-        default=("books", "quotes", "trades", "ticks"), metadata={"non_empty": True}
+        default=("books", "quotes", "trades", "vi", "ticks"), metadata={"non_empty": True}
     )
-    """The store's datasets fed, in time order: "trades", "quotes", "books" (recorded),
+    """The store's datasets fed, in time order: "trades", "quotes", "books", "vi" (recorded),
     "ticks", "bars_1m", "bars_5m", ... (chart history). Missing ones are skipped."""
     seed: int = field(default=0, metadata=_range(0, 2**63 - 1))
     """Seeds everything random in a run (the same data, config and seed: the same output)."""
@@ -441,6 +446,13 @@ class PortfolioConfig:
     commission_bp: float = field(default=1.5, metadata=_range(0, 1_000))
     """Fees estimated on fills that carry none, basis points of traded value."""
     sell_tax_bp: float = field(default=18.0, metadata=_range(0, 1_000))
+    sell_tax_table: bool = False
+    """Estimate the sell tax by the published table (engine/trading/fees.py SELL_TAX_TABLE:
+    by the fill's day and the symbol's market) instead of `sell_tax_bp`; the backtest charges
+    the same."""
+    markets: Mapping[str, Literal["KOSPI", "KOSDAQ", "KONEX", "ETF"]] = field(default_factory=dict)
+    """Symbols whose market is not KOSPI, for the sell-tax table, e.g. ``{ "069500" = "ETF" }``
+    (an ETF pays no sell tax)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -173,6 +176,53 @@ class Running:
     alerts: Alerts | None = None
     """Notifications (`[alerts]`); `alerts.send_report(text, png_path)` sends the daily
     report."""
+
+
+class RecordingImports:
+    """At the day roll the recorder closes the day's file; this imports it into the history
+    store (`kiwoom-engine history --import FILE`, the config's `[data] dir`) in a subprocess
+    of its own session, so that the import never runs on the event loop or slows trading. A
+    thread (not the loop) waits for it and logs the outcome (recording_import_done /
+    recording_import_failed); a daemon that stops meanwhile leaves it running to its end."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.argv = [sys.executable, "-m", "engine"]
+        if cfg.source != "<defaults>":
+            self.argv += ["-c", cfg.source]
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, closed: Path) -> None:
+        argv = [*self.argv, "--log-level", "warning", "history", "--import", str(closed)]
+        log.info("recording_import_started", path=str(closed))
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as e:
+            log.error("recording_import_failed", path=str(closed), error=str(e))
+            return
+        self.running.append(proc)
+        threading.Thread(
+            target=self._wait, args=(proc, closed), name="recording-import", daemon=True
+        ).start()
+
+    def _wait(self, proc: subprocess.Popen[bytes], closed: Path) -> None:
+        _, err = proc.communicate()
+        self.running.remove(proc)
+        if proc.returncode:
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            log.error(
+                "recording_import_failed",
+                path=str(closed),
+                exit_code=proc.returncode,
+                error=tail[0][:300],
+            )
+        else:
+            log.info("recording_import_done", path=str(closed))
 
 
 async def run(
@@ -488,7 +538,12 @@ async def _start(
         trader.bus.subscribe_all(report)
         recorder = None
         if cfg.daemon.record:
-            recorder = FrameRecorder(cfg.daemon.record, clock)
+            recorder = FrameRecorder(
+                cfg.daemon.record,
+                clock,
+                rotate_daily=True,
+                on_rotate=RecordingImports(cfg).start,
+            )
             stack.callback(recorder.close)
         ws = KiwoomWebSocket.from_config(
             cfg, rest, trader.on_event, clock, recorder=recorder, sequence=trader.bus.next_seq

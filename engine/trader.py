@@ -108,9 +108,12 @@ class Trader:
             # The built-in simulator charges its own configured rates (0 by default); a fill
             # that carries no fee is then exactly that, not an estimate of Kiwoom's.
             pcfg = dataclasses.replace(
-                pcfg, commission_bp=cfg.sim.commission_bp, sell_tax_bp=cfg.sim.sell_tax_bp
+                pcfg,
+                commission_bp=cfg.sim.commission_bp,
+                sell_tax_bp=cfg.sim.sell_tax_bp,
+                sell_tax_table=cfg.sim.sell_tax_table,
             )
-        self.portfolio = Portfolio(pcfg)
+        self.portfolio = Portfolio(pcfg, clock)
         self.risk = RiskEngine(
             cfg.risk,
             clock,

@@ -1,7 +1,9 @@
 """The in-process broker: the broker port (engine/trading/broker.py) answered by an exchange
 held in memory, for the backtest. Orders, cancels and amends reach its book after the
 configured latency; market data matches them by the fill model (engine/backtest/fills.py);
-the account rules are engine/backtest/account.py's. What happens to an order reaches the OMS
+the account (reservations, fees and tax, tick and price-limit checks, each order's
+open/filled/fee/tax life) is the exchange core's, engine/trading/account.py, the one the
+simulator's exchange (engine/sim/exchange.py) uses. What happens to an order reaches the OMS
 as the live broker's would: the call's answer, then order notices (`OrderExecution`) on the
 bus, the path the live 00 feed takes; a fill notice carries that fill's qty and price and
 the order's running fee and tax, as Kiwoom's do.
@@ -32,10 +34,11 @@ from engine.events import (
     Side,
     TimeInForce,
     Trade,
+    ViEvent,
 )
 from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
 from engine.trading import account as acct
-from engine.trading.account import Account
+from engine.trading.account import Account, OrderLife
 from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
 
@@ -43,7 +46,11 @@ ACCOUNT_NO = "BACKTEST"
 
 
 @dataclass
-class _Order:
+class _Order(OrderLife):
+    """An order at the in-process exchange; its `OrderLife` fee and tax run per number
+    (what a notice carries: Kiwoom's 938/939 are the order's running totals, and the OMS
+    books the difference)."""
+
     order_no: str
     symbol: str
     side: Side
@@ -55,14 +62,7 @@ class _Order:
     """When it was sent (an amend: when the amend was): within a bar, only later prints."""
     live: bool = False
     """At the book (the latency has passed)."""
-    open_qty: int = 0
-    filled_qty: int = 0
-    filled_value: int = 0
     ahead: int = 0
-    cum_fee: int = 0
-    cum_tax: int = 0
-    """Fee and tax charged under the current number: what a notice carries (Kiwoom's
-    938/939 are the order's running totals, and the OMS books the difference)."""
     first: bool = False
     """No quote was known at arrival and no print has been seen since."""
 
@@ -96,6 +96,10 @@ class InProcessBroker:
         self._ask: dict[str, int] = {}
         self._bid: dict[str, int] = {}
         self._books: dict[str, OrderBook] = {}
+        self._halted: set[str] = set()
+        """Symbols in a VI's auction: no continuous matching."""
+        self._uncross: set[str] = set()
+        """Symbols whose VI ended: their next print is the auction's uncross."""
         self._seq = 0
         self._fill_seq = 0
         self.orders: dict[str, _Order] = {}
@@ -168,7 +172,14 @@ class InProcessBroker:
         if order is None or order.symbol != symbol or order.open_qty <= 0:
             return BrokerAnswer(Answer.REFUSED, code="NOTHING_OPEN", detail="nothing open")
         if kind is OrderKind.AMEND:
-            why = acct.price_refusal(price, self.base[symbol])
+            why = acct.price_refusal(price, self.base[symbol]) or self.account.amend_refusal(
+                order_no,
+                order.side,
+                0,
+                0,
+                order.open_qty,
+                price,
+            )
             if why is not None:
                 return BrokerAnswer(Answer.REFUSED, code=why, detail=acct.REFUSALS[why])
         no = self._number()
@@ -246,9 +257,14 @@ class InProcessBroker:
         if order.open_qty <= 0:
             return
         order.live = True
-        price = fills.marketable(
-            order.side, order.price, self._ask.get(order.symbol, 0), self._bid.get(order.symbol, 0)
-        )
+        price = 0
+        if order.symbol not in self._halted:
+            price = fills.marketable(
+                order.side,
+                order.price,
+                self._ask.get(order.symbol, 0),
+                self._bid.get(order.symbol, 0),
+            )
         if price:
             self._fill(order, order.open_qty, price)
             return
@@ -285,7 +301,7 @@ class InProcessBroker:
         self.account.release(order.order_no)
         order.order_no = call.order_no
         order.price = call.price
-        order.cum_fee = order.cum_tax = 0  # totals run per number
+        order.fee = order.tax = 0  # totals run per number
         order.placed_ns = call.sent_ns
         self.orders[order.order_no] = order
         self.account.hold(order.order_no, order.side, order.symbol, order.open_qty, call.price)
@@ -311,6 +327,15 @@ class InProcessBroker:
         if bid > 0:
             self._bid[symbol] = bid
 
+    def on_vi(self, ev: ViEvent) -> None:
+        """A VI started (the symbol's auction: nothing matches) or ended (the next print
+        uncrosses it); see the fill model's table."""
+        if ev.active:
+            self._halted.add(ev.symbol)
+            self._uncross.discard(ev.symbol)
+        elif ev.symbol in self._halted:
+            self._uncross.add(ev.symbol)
+
     def on_trade(self, tr: Trade) -> None:
         self.last[tr.symbol] = tr.price
         self._print(tr.symbol, fills.Print(tr.price, tr.qty))
@@ -330,6 +355,9 @@ class InProcessBroker:
 
     def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
         """Match one print against what rests (only orders sent by `sent_by`, when given)."""
+        if symbol in self._halted:
+            self._auction_print(symbol, pr)
+            return
         resting = self._resting.get(symbol)
         if not resting:
             return
@@ -353,18 +381,35 @@ class InProcessBroker:
                 left -= m.qty
                 self._fill(order, m.qty, m.price)
 
+    def _auction_print(self, symbol: str, pr: fills.Print) -> None:
+        """A print while `symbol` is in a VI: nothing fills until the VI has ended; then it is
+        the uncross, where every crossing order fills at its price, best limit first."""
+        if symbol not in self._uncross:
+            return
+        self._halted.discard(symbol)
+        self._uncross.discard(symbol)
+        left = abs(pr.qty)
+        waiting = sorted(
+            self._resting.get(symbol, ()), key=lambda o: fills.auction_priority(o.side, o.price)
+        )
+        for order in waiting:
+            if left <= 0:
+                break
+            m = fills.uncross(order.side, order.price, order.open_qty, fills.Print(pr.price, left))
+            order.first = False
+            order.ahead = 0
+            if m.qty:
+                left -= m.qty
+                self._fill(order, m.qty, m.price)
+
     def _fill(self, order: _Order, qty: int, price: int) -> None:
-        fee, tax = self.account.settle(order.side, order.symbol, qty, price)
-        order.cum_fee += fee
-        order.cum_tax += tax
-        order.open_qty -= qty
-        order.filled_qty += qty
-        order.filled_value += qty * price
-        self.account.rehold(
+        self.account.execute(
             order.order_no,
+            order,
             order.side,
             order.symbol,
-            order.open_qty,
+            qty,
+            price,
             self._reserve_price(order.symbol, order.price),
         )
         if order.open_qty <= 0:
@@ -374,7 +419,7 @@ class InProcessBroker:
             order,
             OrderKind.NEW,
             OrderStatus.FILLED,
-            fill=(qty, price, order.cum_fee, order.cum_tax),
+            fill=(qty, price, order.fee, order.tax),
             fill_no=str(self._fill_seq),
         )
 
@@ -389,10 +434,13 @@ class InProcessBroker:
         self._ask.clear()
         self._bid.clear()
         self._books.clear()
+        self._halted.clear()  # a VI never outlives its day
+        self._uncross.clear()
 
     def new_day(self) -> None:
         """Order numbers restart each trading day, as Kiwoom's do; the closes become the bases."""
         self.orders.clear()
+        self.account.day = self.clock.now().date()  # the sell-tax table's key
         self._seq = 0
         self._fill_seq = 0
         self.base.update(self.last)

@@ -31,7 +31,7 @@ class BacktestProblem(Exception):
     """The run cannot start or the store cannot be read: a one-line message naming why."""
 
 
-RECORDED_KINDS = ("books", "quotes", "trades")
+RECORDED_KINDS = ("books", "quotes", "trades", "vi")
 
 
 def backtest_recording(

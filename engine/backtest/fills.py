@@ -32,9 +32,19 @@ model is written down; `[backtest]` in config.toml sets its knobs.
 |                                 | strategies see a daily bar at the next data day's start        |
 |                                 | (08:00), so its orders meet the next day's bar, open first     |
 | end of the day's last session   | what is still open is ended as KRX ends it (CANCELED)          |
+| a VI starts (1h, `ViEvent`      | the symbol's continuous matching stops, as the simulator's     |
+| active)                         | (engine/sim/vi.py): orders are taken and rest, none takes a    |
+|                                 | quote on arrival, no print fills anything; an IOC/FOK order    |
+|                                 | finds nothing to take and ends                                 |
+| the VI ends (`ViEvent` not      | the next print of the symbol is the auction's uncross: every   |
+| active)                         | resting order that crosses its price (buy >= it, sell <= it,   |
+|                                 | market orders always) fills AT that price, best limit first    |
+|                                 | then time, capped by its volume; continuous matching resumes   |
 
-Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates, rounded once per
-fill; tick and price-limit checks are engine/trading/krx.py's (engine/backtest/account.py).
+Fees and tax are `engine.trading.fees.FeeRates` on the portfolio's rates (with
+`portfolio.sell_tax_table`, the sell tax of the day and the symbol's market), rounded once per
+fill; reservations, tick and price-limit checks are the exchange core's
+(engine/trading/account.py over engine/trading/krx.py), the simulator's too.
 """
 
 from __future__ import annotations
@@ -105,6 +115,26 @@ def match_print(
     if vol <= ahead:
         return Match(0, 0, ahead - vol)
     return Match(min(open_qty, vol - ahead), limit, 0)
+
+
+def uncross(side: Side, limit: int | None, open_qty: int, pr: Print) -> Match:
+    """What an auction's uncross print `pr` fills of an order that waited in it: all it can
+    at the print's price when the order crosses it (no queue: the single price clears every
+    crossing order, capped only by the volume left)."""
+    vol = abs(pr.qty)
+    if open_qty <= 0 or vol <= 0 or pr.price <= 0:
+        return NO_MATCH
+    if limit is not None and (pr.price > limit if side is Side.BUY else pr.price < limit):
+        return NO_MATCH
+    return Match(min(open_qty, vol), pr.price, 0)
+
+
+def auction_priority(side: Side, limit: int | None) -> int:
+    """Sort key of orders in an auction, lowest first: market orders, then the best limit
+    (a buy's highest, a sell's lowest); ties keep time order (a stable sort)."""
+    if limit is None:
+        return -(2**62)
+    return -limit if side is Side.BUY else limit
 
 
 def queue_ahead(

@@ -37,7 +37,16 @@ from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, Even
 from engine.clock import KST
 from engine.config import Config
 from engine.data.reader import StoreEvent, iter_events
-from engine.events import Bar, Fill, OrderBook, OrderExecution, OrderUpdate, Quote, Trade
+from engine.events import (
+    Bar,
+    Fill,
+    OrderBook,
+    OrderExecution,
+    OrderUpdate,
+    Quote,
+    Trade,
+    ViEvent,
+)
 from engine.host import StrategyHost
 from engine.journal import JOURNALED, Journal
 from engine.plugins import LoadedStrategy
@@ -164,13 +173,18 @@ class Backtest:
         self.symbols = tuple(sorted({s for ls in strategies for s in ls.cfg.symbols}))
         self.clock = BacktestClock(_day_ns(start, DAY_START))
         self.bus = EventBus(self.clock)
-        self.portfolio = Portfolio(cfg.portfolio)
+        self.portfolio = Portfolio(cfg.portfolio, self.clock)
         self.portfolio.cash = cfg.backtest.cash
         # Session hours are the data's: a print outside them is still a print to react to.
         self.risk = RiskEngine(cfg.risk, self.clock, check_session_hours=False)
-        rates = FeeRates(cfg.portfolio.commission_bp, cfg.portfolio.sell_tax_bp)
+        rates = FeeRates(
+            cfg.portfolio.commission_bp,
+            cfg.portfolio.sell_tax_bp,
+            cfg.portfolio.sell_tax_table,
+        )
+        account = Account(cfg.backtest.cash, rates, markets=self.portfolio.markets)
         self.broker = InProcessBroker(
-            self.clock, self.bus, Account(cfg.backtest.cash, rates),
+            self.clock, self.bus, account,
             latency_ms=cfg.backtest.latency_ms,
         )  # fmt: skip
         self.strategies = strategies
@@ -305,6 +319,9 @@ class Backtest:
             elif tp is OrderBook:
                 assert isinstance(ev, OrderBook)
                 broker.on_book(ev)
+            elif tp is ViEvent:
+                assert isinstance(ev, ViEvent)
+                broker.on_vi(ev)
             bus.publish(ev)
             if ready():
                 await self._settle()

@@ -2,9 +2,10 @@
 in time order through a k-way merge over one stream per dataset and symbol, each reading its
 files partition by partition in batches. Memory holds a batch per stream, never a range.
 
-Order: chart data (ticks, bars) by its `time`; recorded data (trades, quotes, books) by
-`recv_time`, the order the engine heard it in. Ties go by dataset (books, quotes, trades,
-ticks, bars), then symbol, then file order: the same store always gives the same sequence.
+Order: chart data (ticks, bars) by its `time`; recorded data (trades, quotes, books, VI
+notices) by `recv_time`, the order the engine heard it in. Ties go by dataset (books, quotes,
+trades, vi, ticks, bars), then symbol, then file order: the same store always gives the same
+sequence.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ from engine.clock import KST
 from engine.data.layout import PART_FILE, interval_of, partitions_between
 from engine.data.manifest import Manifest, ManifestError
 from engine.data.store import StoreError
-from engine.events import Bar, Exchange, MarketSession, OrderBook, Quote, Trade
+from engine.events import Bar, Exchange, MarketSession, OrderBook, Quote, Trade, ViEvent, ViKind
 
 BATCH_ROWS = 8_192
-RECORDED = ("books", "quotes", "trades")
-_RANK = {"books": 0, "quotes": 1, "trades": 2, "ticks": 3}
+RECORDED = ("books", "quotes", "trades", "vi")
+_RANK = {"books": 0, "quotes": 1, "trades": 2, "vi": 3, "ticks": 4}
 _LEVELS = 10
 _KST_NS = 9 * 3_600 * 1_000_000_000
 _DAY_NS = 86_400 * 1_000_000_000
 
-StoreEvent = Trade | Quote | OrderBook | Bar
+StoreEvent = Trade | Quote | OrderBook | ViEvent | Bar
 
 
 def _hhmmss(ns: int) -> int:
@@ -90,7 +91,7 @@ def _stream(
 ) -> Iterator[tuple[int, int, str, int, StoreEvent]]:
     lo = int(datetime.combine(start, datetime.min.time(), KST).timestamp()) * 1_000_000_000
     hi = lo + ((end - start).days + 1) * _DAY_NS
-    rank = _RANK.get(dataset, 4)
+    rank = _RANK.get(dataset, 5)
     interval = interval_of(dataset)
     n = 0
     for path in _files(root, dataset, symbol, start, end):
@@ -130,6 +131,21 @@ def _event(dataset: str, interval: str | None, c: dict[str, list[Any]], i: int) 
             Exchange(c["exchange"][i]),
             c["best_ask"][i],
             c["best_bid"][i],
+            ts_recv=c["recv_time"][i],
+        )
+    if dataset == "vi":
+        kind = c["kind"][i]
+        return ViEvent(
+            sym,
+            Exchange(c["exchange"][i]),
+            c["active"][i],
+            ViKind(kind) if kind else None,
+            c["trigger_price"][i],
+            c["static_ref"][i],
+            c["dynamic_ref"][i],
+            _hhmmss(c["time"][i]),
+            c["release_time"][i],
+            c["count"][i],
             ts_recv=c["recv_time"][i],
         )
     if dataset == "books":

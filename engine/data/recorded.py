@@ -1,5 +1,6 @@
 """A recording normalised into the store (`kiwoom-engine history --import FILE`): trades,
-best quotes and books as datasets of their own, every other realtime type as
+best quotes, books and VI notices (1h, dataset "vi") as datasets of their own, every other
+realtime type as
 `other_<type>`, and the account's own notices (00, 04) as `account_<type>`, apart from the
 market data so that nothing replays them as prices.
 
@@ -21,7 +22,7 @@ from typing import Any
 from engine.clock import KST
 from engine.data.layout import PART_FILE
 from engine.data.store import TZ, read_file, write_atomic
-from engine.events import OrderBook, Quote, Trade
+from engine.events import OrderBook, Quote, Trade, ViEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class RawEntry:
     account: bool = False
 
 
-Recorded = tuple[int, int, Trade | Quote | OrderBook | RawEntry]
+Recorded = tuple[int, int, Trade | Quote | OrderBook | ViEvent | RawEntry]
 """(receive time ns, index in its frame, what it was)."""
 
 
@@ -73,9 +74,28 @@ def _exchange_time(recv_ns: int, hhmmss: int) -> int:
 
 
 def _row(
-    recv: int, idx: int, item: Trade | Quote | OrderBook | RawEntry
+    recv: int, idx: int, item: Trade | Quote | OrderBook | ViEvent | RawEntry
 ) -> tuple[str, str, dict[str, Any]]:
     """(dataset, symbol directory, row)."""
+    if isinstance(item, ViEvent):
+        return (
+            "vi",
+            item.symbol,
+            {
+                "time": _exchange_time(recv, item.time),
+                "recv_time": recv,
+                "entry": idx,
+                "symbol": item.symbol,
+                "exchange": item.exchange.value,
+                "active": item.active,
+                "kind": item.kind.value if item.kind is not None else None,
+                "trigger_price": item.trigger_price,
+                "static_ref": item.static_ref,
+                "dynamic_ref": item.dynamic_ref,
+                "release_time": item.release_time,
+                "count": item.count,
+            },
+        )
     if isinstance(item, Trade):
         return (
             "trades",
@@ -171,6 +191,12 @@ def _schema(dataset: str) -> Any:
         )
     elif dataset == "quotes":
         rest = [("exchange", pa.string()), ("best_ask", i64), ("best_bid", i64)]
+    elif dataset == "vi":
+        rest = [("exchange", pa.string()), ("active", pa.bool_()), ("kind", pa.string())]
+        rest += [
+            (k, i64)
+            for k in ("trigger_price", "static_ref", "dynamic_ref", "release_time", "count")
+        ]
     elif dataset == "books":
         rest = [("exchange", pa.string())]
         for side in ("ask", "bid"):

@@ -1,7 +1,8 @@
 """A recording (engine/kiwoom/recorder.py's NDJSON) read back as the engine's events, for the
 history store's import (`kiwoom-engine history --import`).
 
-Trades, quotes and books come out as engine.events objects; every other realtime type, and
+Trades, quotes, books and VI notices (1h) come out as engine.events objects; every other
+realtime type, and
 the account's own notices (00 order execution, 04 balance) come out as `RawEntry`, their
 values untouched, the latter marked `account` so the store keeps them apart from market data.
 Lines that are not records and REAL frames that are not JSON are counted and skipped.
@@ -16,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from engine.data.recorded import ImportCounts, RawEntry, Recorded
-from engine.events import OrderBook, Quote, Trade
+from engine.events import OrderBook, Quote, Trade, ViEvent
 from engine.kiwoom.codec import CodecStats, _decode_entry
 from engine.kiwoom.fids import ACCOUNT_TYPES
 
@@ -56,7 +57,8 @@ def recorded_events(path: str | Path, counts: ImportCounts) -> Iterator[Recorded
                     counts.bad_entries += 1
                     continue
                 if rtype in ACCOUNT_TYPES or not isinstance(
-                    ev := _decode_entry(entry, stats, recv, None), Trade | Quote | OrderBook
+                    ev := _decode_entry(entry, stats, recv, None),
+                    Trade | Quote | OrderBook | ViEvent,
                 ):
                     if rtype not in ACCOUNT_TYPES and ev is None:
                         counts.bad_entries += 1

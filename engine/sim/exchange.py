@@ -1,5 +1,8 @@
-"""The simulator's exchange and account: orders, matching against the generated book, cash and
-holdings, and the realtime 00 (주문체결) / 04 (잔고) entries Kiwoom pushes for them.
+"""The simulator's exchange: orders, matching against the generated book, and the realtime 00
+(주문체결) / 04 (잔고) entries Kiwoom pushes for them. The account (cash, holdings,
+reservations, fees and tax, the tick and price-limit checks, each order's open/filled/fee/tax
+life) is the exchange core's, engine/trading/account.py, the one the backtest's broker uses:
+this module adds the generated book's liquidity and the wire face.
 
 Pure logic and synchronous: callers (REST handlers, the server's market loop) call in, entries go
 out through `on_entry`. Money and quantities are int KRW / shares.
@@ -25,8 +28,9 @@ Behaviour, and where it models Kiwoom:
   carry the single fill; 903 is the order's cumulative fill amount.
 - A buy reserves price x qty (+ fee) of 주문가능금액; a market buy reserves at the upper limit.
   A sell reserves shares (no short selling). Fills settle into 예수금 at once (no T+2).
-- Fees: `commission_bp` on every fill and `sell_tax_bp` on sells, in basis points of the fill
-  value, rounded as `[portfolio]` estimates them (engine/trading/fees.py: fee plus tax is one
+- Fees: `commission_bp` on every fill and `sell_tax_bp` on sells (or, with
+  `sell_tax_table`, the published rate of the fill's day and the symbol's market,
+  engine/trading/fees.py's SELL_TAX_TABLE), in basis points of the fill value, rounded as `[portfolio]` estimates them (engine/trading/fees.py: fee plus tax is one
   floor per fill). The class defaults both to 0 (cash moves by exactly price x qty); the
   simulator's config (`[sim]`) defaults them to the portfolio's 1.5 and 18 bp. FIDs 938/939
   and the account queries carry each order's cumulative fee and tax.
@@ -35,7 +39,7 @@ Behaviour, and where it models Kiwoom:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,10 +47,12 @@ from typing import Any, Literal
 import structlog
 
 from engine.clock import SYSTEM_CLOCK, Clock
+from engine.events import Side as CoreSide
 from engine.sim.market import MarketGenerator
 from engine.sim.schema import percent
-from engine.trading.fees import FeeRates
-from engine.trading.krx import is_on_tick
+from engine.trading import account as acct
+from engine.trading.account import Account, OrderLife
+from engine.trading.fees import FeeRates, Market
 
 log = structlog.get_logger(__name__)
 
@@ -115,8 +121,9 @@ class OrderRejected(Exception):
 
 
 @dataclass
-class SimOrder:
-    """One order as the exchange sees it. `open_qty` is what can still fill (0 when done)."""
+class SimOrder(OrderLife):
+    """One order as the exchange sees it. `open_qty` is what can still fill (0 when done);
+    `open_qty`, `filled_qty`, `filled_value`, `fee` and `tax` are its `OrderLife`."""
 
     ord_no: str
     orig_ord_no: str
@@ -128,11 +135,6 @@ class SimOrder:
     price: int  # 0 for a market order
     qty: int
     time: str  # HHmmss
-    open_qty: int = 0
-    filled_qty: int = 0
-    filled_value: int = 0
-    fee: int = 0
-    tax: int = 0
     status: str = "접수"
     reject_reason: str = ""
     confirm_time: str = ""
@@ -174,8 +176,21 @@ class SimFill:
 
 
 @dataclass
+class DayStats:
+    """What the 04 feed and kt00018 tell about a symbol's trading today, beyond the account."""
+
+    today_buy_qty: int = 0
+    today_sell_qty: int = 0
+    realized_pnl: int = 0  # today, after fees and tax
+    sold_cost: int = 0  # purchase cost of the shares sold today (for the realized rate)
+    last_side: Side = "buy"
+
+
+@dataclass
 class Holding:
-    """A position. `cost` is the purchase amount of the shares held (fees excluded)."""
+    """A position as the wire shows it: shares and cost from the account, the day's figures
+    from `DayStats`. `cost` is the purchase amount of the shares held (fees excluded). A
+    snapshot: the exchange builds a new one per query."""
 
     symbol: str
     qty: int = 0
@@ -208,23 +223,41 @@ class SimExchange:
         account_no: str = "5012345610",
         commission_bp: float = 0,
         sell_tax_bp: float = 0,
+        sell_tax_table: bool = False,
+        markets: Mapping[str, Market] | None = None,
         reject_mode: Literal["error", "push"] = "error",
     ) -> None:
         self.market = market
         self.clock = clock
         self.on_entry: Callable[[dict[str, Any]], None] = on_entry or (lambda _e: None)
         self.account_no = account_no
-        self.cash = cash
-        self.rates = FeeRates(commission_bp, sell_tax_bp)
+        self.account = Account(
+            cash, FeeRates(commission_bp, sell_tax_bp, sell_tax_table), markets=markets or {}
+        )
+        """The exchange core's account (engine/trading/account.py)."""
         self.reject_mode = reject_mode
         self._orders: dict[str, SimOrder] = {}
-        self._holdings: dict[str, Holding] = {}
+        self._day: dict[str, DayStats] = {}
         self._fills: list[SimFill] = []
         self._collected: list[dict[str, Any]] | None = None
         self.venue_open: Callable[[str], bool] = lambda _venue: True
         """Whether a venue (KRX, NXT) takes orders now: the Simulator's notional sessions."""
 
     # ---- queries ----------------------------------------------------------------------------
+
+    @property
+    def cash(self) -> int:
+        """예수금: the account's cash."""
+        return self.account.cash
+
+    @property
+    def rates(self) -> FeeRates:
+        return self.account.rates
+
+    def rates_for(self, symbol: str) -> FeeRates:
+        """The rates a fill of `symbol` pays now (the sell-tax table's by the clock's day)."""
+        self.account.day = self.clock.now().date()
+        return self.account.rates_for(symbol)
 
     def order(self, ord_no: str) -> SimOrder | None:
         """The order with this number ("0000001"; shorter numbers are zero-filled), or None."""
@@ -244,23 +277,29 @@ class SimExchange:
 
     def holdings(self) -> list[Holding]:
         """Positions with shares, in the order first bought."""
-        return [h for h in self._holdings.values() if h.qty > 0]
+        return [self.holding(s) for s, q in self.account.shares.items() if q > 0]
 
     def holding(self, symbol: str) -> Holding:
-        """The position in `symbol` (an empty Holding if never traded; not stored)."""
-        return self._holdings.get(symbol) or Holding(symbol)
+        """The position in `symbol` (an empty Holding if never traded; a snapshot)."""
+        d = self._day.get(symbol) or DayStats()
+        return Holding(
+            symbol,
+            self.account.shares.get(symbol, 0),
+            self.account.cost.get(symbol, 0),
+            d.today_buy_qty,
+            d.today_sell_qty,
+            d.realized_pnl,
+            d.sold_cost,
+            d.last_side,
+        )
 
     def orderable_cash(self) -> int:
         """예수금 minus what open buy orders reserve (주문가능금액)."""
-        return self.cash - sum(self._reservation(o, o.open_qty) for o in self.open_orders())
+        return self.account.orderable_cash()
 
     def orderable_qty(self, symbol: str) -> int:
         """Shares held minus shares in open sell orders."""
-        held = self._holdings[symbol].qty if symbol in self._holdings else 0
-        locked = sum(
-            o.open_qty for o in self.open_orders() if o.symbol == symbol and o.side == "sell"
-        )
-        return held - locked
+        return self.account.sellable(symbol)
 
     @contextmanager
     def collecting(self) -> Iterator[list[dict[str, Any]]]:
@@ -328,6 +367,9 @@ class SimExchange:
         order = self._new_order(side, symbol, qty, order_price, trde_tp, "new")
         order.venue = venue
         order.open_qty = qty
+        self.account.hold(
+            order.ord_no, _side(side), symbol, qty, self._reserve_price(symbol, trde_tp, price)
+        )
         self._push_order(order, "접수")
         limit = None if trde_tp in MARKET_TYPES else price
         if (
@@ -337,6 +379,7 @@ class SimExchange:
             self._match(order)
         if order.open_qty and (trde_tp in IOC_TYPES or trde_tp in FOK_TYPES):
             order.open_qty = 0
+            self.account.release(order.ord_no)
             order.status = "취소"
             self._push_order(order, "취소")
         return order
@@ -352,18 +395,16 @@ class SimExchange:
             raise OrderRejected(E_TRADE_TYPE, "시장가 주문은 정정할 수 없습니다")
         move = qty or orig.open_qty
         self._check_price(symbol, price)
-        if orig.side == "buy":
-            need = (
-                self._reservation_at(price, move)
-                + self._reservation(orig, orig.open_qty - move)
-                - self._reservation(orig, orig.open_qty)
-            )
-            if need > self.orderable_cash():
-                raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
+        side = _side(orig.side)
+        keep = orig.open_qty - move
+        if self.account.amend_refusal(orig.ord_no, side, keep, orig.price, move, price):
+            raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
         new = self._new_order(orig.side, symbol, move, price, orig.trde_tp, "modify", orig.ord_no)
         new.venue = orig.venue
-        orig.open_qty -= move
+        orig.open_qty = keep
+        self.account.rehold(orig.ord_no, side, symbol, keep, orig.price)
         new.open_qty = move
+        self.account.hold(new.ord_no, side, symbol, move, price)
         self._push_order(new, "접수")
         new.status = "확인"
         new.confirm_time = new.time
@@ -386,6 +427,13 @@ class SimExchange:
         cxl = self._new_order(orig.side, symbol, amount, price, orig.trde_tp, "cancel", orig.ord_no)
         cxl.venue = orig.venue
         orig.open_qty -= amount
+        self.account.rehold(
+            orig.ord_no,
+            _side(orig.side),
+            symbol,
+            orig.open_qty,
+            self._reserve_price(symbol, orig.trde_tp, orig.price),
+        )
         self._push_order(cxl, "접수", remaining=amount)
         cxl.status = "확인"
         cxl.confirm_time = cxl.time
@@ -406,12 +454,13 @@ class SimExchange:
             raise OrderRejected(E_NO_SYMBOL, "종목정보가 없습니다")
 
     def _check_price(self, symbol: str, price: int) -> None:
-        if price < 1 or not is_on_tick(price):
-            raise OrderRejected(E_TICK, "주문가격이 호가단위에 맞지 않습니다")
         lower, upper = self.market.limits(symbol)
-        if price > upper:
+        why = acct.limit_refusal(price, lower, upper)
+        if why == acct.TICK:
+            raise OrderRejected(E_TICK, "주문가격이 호가단위에 맞지 않습니다")
+        if why is not None and price > upper:
             raise OrderRejected(E_PRICE_LIMIT, f"주문가격이 상한가({upper})를 초과합니다")
-        if price < lower:
+        if why is not None:
             raise OrderRejected(E_PRICE_LIMIT, f"주문가격이 하한가({lower}) 미만입니다")
 
     def _check_new(self, side: Side, symbol: str, qty: int, price: int, trde_tp: str) -> None:
@@ -422,11 +471,11 @@ class SimExchange:
             )
         if trde_tp not in MARKET_TYPES:
             self._check_price(symbol, price)
-        if side == "buy":
-            res = self._reservation_at(self._reserve_price(symbol, trde_tp, price), qty)
-            if res > self.orderable_cash():
-                raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
-        elif qty > self.orderable_qty(symbol):
+        reserve = self._reserve_price(symbol, trde_tp, price)
+        why = self.account.refusal(_side(side), symbol, qty, reserve)
+        if why == acct.CASH:
+            raise OrderRejected(E_CASH, "주문가능금액을 초과합니다")
+        if why == acct.SHARES:
             raise OrderRejected(E_SHARES, "매도가능수량을 초과합니다")
 
     def _target(self, orig_ord_no: str, symbol: str, qty: int) -> SimOrder:
@@ -443,18 +492,8 @@ class SimExchange:
         return orig
 
     def _reserve_price(self, symbol: str, trde_tp: str, price: int) -> int:
+        """What an order reserves at: its price, a market order the upper limit."""
         return self.market.limits(symbol)[1] if trde_tp in MARKET_TYPES else price
-
-    def _reservation_at(self, price: int, qty: int) -> int:
-        value = price * qty
-        return value + self.rates.total(value, sell=False)
-
-    def _reservation(self, order: SimOrder, qty: int) -> int:
-        if order.side != "buy" or qty <= 0:
-            return 0
-        return self._reservation_at(
-            self._reserve_price(order.symbol, order.trde_tp, order.price), qty
-        )
 
     # ---- state changes ----------------------------------------------------------------------
 
@@ -496,30 +535,26 @@ class SimExchange:
             self._apply_fill(order, price, qty)
 
     def _apply_fill(self, order: SimOrder, price: int, qty: int) -> None:
-        value = price * qty
-        fee, tax = self.rates.charge(value, sell=order.side == "sell")
-        h = self._holdings.get(order.symbol)
-        if h is None:
-            h = self._holdings[order.symbol] = Holding(order.symbol)
+        cost_before = self.account.cost.get(order.symbol, 0)
+        self.account.day = self.clock.now().date()
+        fee, tax = self.account.execute(
+            order.ord_no,
+            order,
+            _side(order.side),
+            order.symbol,
+            qty,
+            price,
+            self._reserve_price(order.symbol, order.trde_tp, order.price),
+        )
+        d = self._day.setdefault(order.symbol, DayStats())
         if order.side == "buy":
-            self.cash -= value + fee
-            h.qty += qty
-            h.cost += value
-            h.today_buy_qty += qty
+            d.today_buy_qty += qty
         else:
-            self.cash += value - fee - tax
-            removed = h.cost if qty == h.qty else h.cost * qty // h.qty
-            h.cost -= removed
-            h.qty -= qty
-            h.today_sell_qty += qty
-            h.sold_cost += removed
-            h.realized_pnl += value - removed - fee - tax
-        h.last_side = order.side
-        order.open_qty -= qty
-        order.filled_qty += qty
-        order.filled_value += value
-        order.fee += fee
-        order.tax += tax
+            removed = cost_before - self.account.cost[order.symbol]
+            d.today_sell_qty += qty
+            d.sold_cost += removed
+            d.realized_pnl += price * qty - removed - fee - tax
+        d.last_side = order.side
         order.status = "체결"
         order.last_fill_price = price
         fill = SimFill(
@@ -535,7 +570,7 @@ class SimExchange:
         )
         self._fills.append(fill)
         self._push_order(order, "체결", fill=fill)
-        self._push_balance(h)
+        self._push_balance(self.holding(order.symbol))
 
     # ---- realtime entries ---------------------------------------------------------------------
 
@@ -614,3 +649,7 @@ class SimExchange:
         v["992"] = "0"
         v["993"] = "0.00"
         self._emit({"type": "04", "name": "현물잔고", "item": h.symbol, "values": v})
+
+
+def _side(side: Side) -> CoreSide:
+    return CoreSide.BUY if side == "buy" else CoreSide.SELL

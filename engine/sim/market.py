@@ -288,15 +288,16 @@ class MarketGenerator:
         """Trade `q` (at most the best level's size) at the best ask (buy) or bid (sell).
 
         Returns the trade's 0B entry. A level emptied by the trade moves the book one tick; at
-        a daily limit, where it cannot move, fresh orders refill the level instead.
+        a daily limit, where it cannot move, fresh orders refill the level instead. The entry's
+        best ask and bid (27/28) are the book's after the trade, as an exchange's print
+        carries them: an order sent on the print meets that book.
         """
         self._trade(s, s.b + 1 if buy else s.b, q, buy)
-        entry = self._entry_0b(s, q, buy, hms)
         level = s.ask_qty if buy else s.bid_qty
         level[0] -= q
         if level[0] == 0 and not self._move(s, up=buy):
             level[0] = self._fresh_qty()
-        return entry
+        return self._entry_0b(s, q, buy, hms)
 
     def _fresh_qty(self) -> int:
         return int(self._rng.random() * _LEVEL_QTY_MAX) + 1

@@ -30,6 +30,7 @@ from engine.sim.stamps import Stamps
 from engine.sim.state import SimState, build_state
 from engine.sim.vi import ViMonitor
 from engine.sim.ws import SimRealtime, SimSession
+from engine.trading.fees import Market
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,8 @@ class Simulator:
             account_no=config.account_no,
             commission_bp=config.commission_bp,
             sell_tax_bp=config.sell_tax_bp,
+            sell_tax_table=config.sell_tax_table,
+            markets={s: Market(self.state.universe.listing(s).market) for s in config.symbols},
             reject_mode=config.reject_mode,
         )
         self.state.rest_handlers.update(exchange_handlers(self.exchange))

@@ -3,19 +3,22 @@ reserves (cash for a buy, shares for a sell), whether its price is on the KRX ti
 inside the day's ±30 % limits, and what a fill moves (fees and tax by
 `engine.trading.fees.FeeRates`, the one rounding the portfolio and the simulator use).
 
-The exchange core's account, shared by whoever plays the exchange: the backtest's in-process
-broker (engine/backtest/broker.py) keeps one `Account` and asks it before taking an order.
-The rules are engine/trading/krx.py's and engine/trading/fees.py's; nothing here is a second
-rule set. (engine/sim/exchange.py still keeps its own bookkeeping over the same krx and fee
-functions; moving it onto this class, keeping its wire face, is the next step.)
+The exchange core's account, shared by whoever plays the exchange: the simulator's exchange
+(engine/sim/exchange.py, which adds the generated book and the 00/04 wire face) and the
+backtest's in-process broker (engine/backtest/broker.py, which adds the fill model) each keep
+one `Account`, ask it before taking, amending or filling an order, and keep each order's life
+at the exchange (open, filled, fee and tax under its number) in an `OrderLife`. The rules are
+engine/trading/krx.py's and engine/trading/fees.py's; nothing here is a second rule set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from engine.events import Side
-from engine.trading.fees import FeeRates
+from engine.trading.fees import FeeRates, Market
 from engine.trading.krx import is_on_tick, price_limits
 
 TICK = "TICK"
@@ -36,9 +39,13 @@ REFUSALS: dict[str, str] = {
 
 def price_refusal(price: int, base: int) -> str | None:
     """Why a limit price cannot be ordered today (`base` the previous close), or None."""
+    return limit_refusal(price, *price_limits(base))
+
+
+def limit_refusal(price: int, lower: int, upper: int) -> str | None:
+    """Why a limit price cannot be ordered inside the day's (`lower`, `upper`) limits, or None."""
     if not is_on_tick(price):
         return TICK
-    lower, upper = price_limits(base)
     if not lower <= price <= upper:
         return PRICE_LIMIT
     return None
@@ -48,6 +55,18 @@ def buy_reservation(rates: FeeRates, price: int, qty: int) -> int:
     """Cash a buy holds while open: value plus its commission."""
     value = price * qty
     return value + rates.total(value, sell=False)
+
+
+@dataclass(kw_only=True)
+class OrderLife:
+    """One order's life at the exchange under its number: what is still open, what filled
+    and for how much, and the fee and tax charged so far (Kiwoom's 938/939 run per number)."""
+
+    open_qty: int = 0
+    filled_qty: int = 0
+    filled_value: int = 0
+    fee: int = 0
+    tax: int = 0
 
 
 @dataclass
@@ -60,6 +79,14 @@ class Account:
     cost: dict[str, int] = field(default_factory=dict)
     cash_held: dict[str, int] = field(default_factory=dict)
     shares_held: dict[str, tuple[str, int]] = field(default_factory=dict)
+    markets: Mapping[str, Market] = field(default_factory=dict)
+    """Each symbol's market for the sell-tax table (KOSPI when not named)."""
+    day: date | None = None
+    """The trading day fills are booked on (the sell-tax table's key); the owner sets it."""
+
+    def rates_for(self, symbol: str) -> FeeRates:
+        """The fee rates a fill of `symbol` pays today (`FeeRates.on`)."""
+        return self.rates.on(self.day, self.markets.get(symbol, Market.KOSPI))
 
     def orderable_cash(self) -> int:
         return self.cash - sum(self.cash_held.values())
@@ -77,6 +104,21 @@ class Account:
             return SHARES
         return None
 
+    def amend_refusal(
+        self, order_no: str, side: Side, keep_qty: int, keep_price: int, move_qty: int, price: int
+    ) -> str | None:
+        """Why `move_qty` of open order `order_no` cannot move to `price` (keeping `keep_qty`
+        open at its reserve price `keep_price`) for lack of cash, or None. A sell moves shares
+        it already holds; a buy needs the difference its new reservation makes."""
+        if side is not Side.BUY:
+            return None
+        need = (
+            buy_reservation(self.rates, price, move_qty)
+            + buy_reservation(self.rates, keep_price, keep_qty)
+            - self.cash_held.get(order_no, 0)
+        )
+        return CASH if need > self.orderable_cash() else None
+
     def hold(self, order_no: str, side: Side, symbol: str, qty: int, reserve_price: int) -> None:
         if side is Side.BUY:
             self.cash_held[order_no] = buy_reservation(self.rates, reserve_price, qty)
@@ -93,10 +135,31 @@ class Account:
         self.cash_held.pop(order_no, None)
         self.shares_held.pop(order_no, None)
 
+    def execute(
+        self,
+        order_no: str,
+        life: OrderLife,
+        side: Side,
+        symbol: str,
+        qty: int,
+        price: int,
+        reserve_price: int,
+    ) -> tuple[int, int]:
+        """One fill of an open order: books it (`settle`), moves the order's life on, and
+        holds for what stays open at `reserve_price`. Returns the fill's (commission, tax)."""
+        fee, tax = self.settle(side, symbol, qty, price)
+        life.open_qty -= qty
+        life.filled_qty += qty
+        life.filled_value += qty * price
+        life.fee += fee
+        life.tax += tax
+        self.rehold(order_no, side, symbol, life.open_qty, reserve_price)
+        return fee, tax
+
     def settle(self, side: Side, symbol: str, qty: int, price: int) -> tuple[int, int]:
         """Book one fill; returns its (commission, tax)."""
         value = price * qty
-        fee, tax = self.rates.charge(value, sell=side is Side.SELL)
+        fee, tax = self.rates_for(symbol).charge(value, sell=side is Side.SELL)
         held = self.shares.get(symbol, 0)
         if side is Side.BUY:
             self.cash -= value + fee

@@ -721,7 +721,7 @@ class OrderManager:
         qty = new_fill_qty(order, ev)
         if qty <= 0:
             return ev
-        fee, tax = self.portfolio.fee_parts(order.side, qty, ev.price)
+        fee, tax = self.portfolio.fee_parts(order.side, qty, ev.price, order.symbol)
         booked_fee, booked_tax = order.fees_by_no.get(ev.order_no, (0, 0))
         return replace(ev, cum_fee=booked_fee + fee, cum_tax=booked_tax + tax)
 

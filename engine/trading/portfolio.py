@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Protocol
 
 import structlog
 
+from engine.clock import KST, SYSTEM_CLOCK, Clock
 from engine.config import PortfolioConfig
 from engine.events import Fill, PositionDivergence, Side, Trade
 from engine.models import CashBalance, Holding
+from engine.trading.fees import FeeRates, Market
 
 log = structlog.get_logger(__name__)
 
@@ -118,8 +121,13 @@ class Portfolio:
     cached REST answer.
     """
 
-    def __init__(self, cfg: PortfolioConfig) -> None:
+    def __init__(self, cfg: PortfolioConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.cfg = cfg
+        self.clock = clock
+        self.rates = FeeRates(cfg.commission_bp, cfg.sell_tax_bp, cfg.sell_tax_table)
+        """The estimate's rates: with `sell_tax_table` the sell tax of the fill's day and
+        the symbol's market (`markets`), the table the simulator and the backtest charge."""
+        self.markets = {s: Market(m) for s, m in cfg.markets.items()}
         self.positions: dict[str, Position] = {}
         self.by_strategy: dict[str, dict[str, Position]] = {}
         self.cash = 0
@@ -139,22 +147,28 @@ class Portfolio:
 
     # --- fills -------------------------------------------------------------------------
 
-    def fee_for(self, side: Side, qty: int, price: int) -> int:
-        """Estimated fee and tax of a fill that carries none (commission_bp, sell_tax_bp)."""
-        bp = self.cfg.commission_bp + (self.cfg.sell_tax_bp if side is Side.SELL else 0)
-        return int(qty * price * bp) // 10_000
+    def fee_for(
+        self, side: Side, qty: int, price: int, symbol: str = "", day: date | None = None
+    ) -> int:
+        """Estimated fee and tax of a fill that carries none (commission_bp, and sell_tax_bp
+        or the sell-tax table's rate of `day`, today by default, and `symbol`'s market),
+        rounded as engine/trading/fees.py rounds."""
+        return sum(self.fee_parts(side, qty, price, symbol, day))
 
-    def fee_parts(self, side: Side, qty: int, price: int) -> tuple[int, int]:
+    def fee_parts(
+        self, side: Side, qty: int, price: int, symbol: str = "", day: date | None = None
+    ) -> tuple[int, int]:
         """`fee_for` as (fee, tax): the two add up to it exactly."""
-        fee = int(qty * price * self.cfg.commission_bp) // 10_000
-        return fee, max(self.fee_for(side, qty, price) - fee, 0)
+        when = day or self.clock.now().astimezone(KST).date()
+        rates = self.rates.on(when, self.markets.get(symbol, Market.KOSPI))
+        return rates.charge(qty * price, sell=side is Side.SELL)
 
     def on_fill(self, fill: Fill) -> int:
         """Book `fill` on the account and on its strategy; returns the account's realised PnL
         delta (what the daily loss limit counts)."""
         fee = fill.fee + fill.tax
         if not fee:
-            fee = self.fee_for(fill.side, fill.qty, fill.price)
+            fee = self.fee_for(fill.side, fill.qty, fill.price, fill.symbol)
         value = fill.qty * fill.price
         self.cash += -value - fee if fill.side is Side.BUY else value - fee
         pos = self.positions.setdefault(fill.symbol, Position(fill.symbol))
@@ -198,7 +212,7 @@ class Portfolio:
             if not today_started and f.trading_day >= today:
                 today_started = True
                 _forget_realized(account, mine)
-            fee = f.fee or self.fee_for(f.side, f.qty, f.price)
+            fee = f.fee or self.fee_for(f.side, f.qty, f.price, f.symbol, _day(f.trading_day))
             account.setdefault(f.symbol, Position(f.symbol)).apply(f.side, f.qty, f.price, fee)
             if f.strategy is not None:
                 by_symbol = mine.setdefault(f.strategy, {})
@@ -308,3 +322,11 @@ def _forget_realized(account: dict[str, Position], mine: dict[str, dict[str, Pos
     """The days before's realised PnL and fees are not today's."""
     for pos in [*account.values(), *(p for m in mine.values() for p in m.values())]:
         pos.realized = pos.fees = 0
+
+
+def _day(trading_day: str) -> date | None:
+    """A journal's "YYYYMMDD" as a date (None when it is not one: today's rates then)."""
+    try:
+        return datetime.strptime(trading_day, "%Y%m%d").date()
+    except ValueError:
+        return None

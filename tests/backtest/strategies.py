@@ -105,3 +105,52 @@ class Parity(Strategy):
         elif size % 7 == 3:
             for order in self.orders():
                 self.cancel(order)
+
+
+class FillParity(Strategy):
+    """Round trips of one share at market whose decisions depend on its own fills: on a
+    trade whose size is a multiple of 3 it buys when flat, on one of size 3n + 2 it sells
+    what it holds, each only with nothing open in the symbol (so a fill that came, or did
+    not come yet, changes what it does next). A size 3n + 1 trade does nothing, so its own
+    fills printed back as trades (size 1) never trigger a decision. It keeps each order with
+    the trade that triggered it (symbol, cumulative volume, price, size) and each fill with
+    its order's trigger, and writes them to `params["log"]` (JSON lines) when it stops."""
+
+    def on_start(self) -> None:
+        self.rows: list[dict[str, object]] = []
+        self.trigger: dict[str, list[object]] = {}
+
+    def _ns(self) -> int:
+        return int(self._slot.clock.now().timestamp() * 1e9)
+
+    def on_trade(self, trade: Trade) -> None:
+        size = abs(trade.qty)
+        kind = size % 3
+        if kind == 1 or any(o.symbol == trade.symbol for o in self.orders()):
+            return
+        held = self.position(trade.symbol)
+        if kind == 0 and held == 0:
+            order = self.buy(trade.symbol, 1)
+        elif kind == 2 and held > 0:
+            order = self.sell(trade.symbol, held)
+        else:
+            return
+        key: list[object] = [trade.symbol, trade.cum_volume, trade.price, size]
+        self.trigger[order.client_id] = key
+        self.rows.append(
+            {"ev": "order", "trigger": key, "side": order.side.value, "qty": order.qty,
+             "ns": self._ns(), "recv": trade.ts_recv}
+        )  # fmt: skip
+
+    def on_fill(self, fill: Fill) -> None:
+        self.rows.append(
+            {"ev": "fill", "trigger": self.trigger.get(fill.client_id or ""),
+             "side": fill.side.value, "qty": fill.qty, "price": fill.price, "ns": self._ns()}
+        )  # fmt: skip
+
+    def on_stop(self) -> None:
+        import json
+
+        with open(self.params["log"], "w", encoding="utf-8") as f:
+            for row in self.rows:
+                f.write(json.dumps(row) + "\n")

@@ -54,7 +54,9 @@ async def test_a_recorded_run_and_its_backtest_place_the_same_orders(tmp_path: P
     path = _config(tmp_path)
     file_cfg = config.load(path, env={})
     rec = tmp_path / "feed.ndjson"
-    base = sim_config(tmp_path / "state", events_per_s=200.0)
+    # Only the two symbols the strategy trades, at a rate that gives 30 orders in a second or
+    # two (its decisions never depend on fills, so the rate changes nothing it compares).
+    base = sim_config(tmp_path / "state", events_per_s=1_000.0, symbols=("005930", "000660"))
     cfg = dataclasses.replace(
         base,
         risk=file_cfg.risk,

@@ -61,8 +61,9 @@ def _holding_row(ex: SimExchange, h: Holding, total_evlt: int) -> dict[str, Any]
     market = ex.market
     cur = market.last_price(h.symbol)
     evlt = cur * h.qty
-    pur_cmsn = ex.rates.total(h.cost, sell=False)
-    sell_cmsn, tax = ex.rates.charge(evlt, sell=True)
+    rates = ex.rates_for(h.symbol)
+    pur_cmsn = rates.total(h.cost, sell=False)
+    sell_cmsn, tax = rates.charge(evlt, sell=True)
     pl = evlt - h.cost - pur_cmsn - sell_cmsn - tax
     return {
         "stk_cd": f"A{h.symbol}",
