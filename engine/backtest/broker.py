@@ -337,9 +337,15 @@ class InProcessBroker:
             self._uncross.add(ev.symbol)
 
     def on_trade(self, tr: Trade) -> None:
-        self.last[tr.symbol] = tr.price
-        self._print(tr.symbol, fills.Print(tr.price, tr.qty))
-        self._quote(tr.symbol, tr.best_ask, tr.best_bid)
+        symbol = tr.symbol
+        self.last[symbol] = tr.price
+        if symbol in self._halted or self._resting.get(symbol):
+            self._print(symbol, fills.Print(tr.price, tr.qty))
+        # `_quote`, inlined: this runs for every print.
+        if tr.best_ask > 0:
+            self._ask[symbol] = tr.best_ask
+        if tr.best_bid > 0:
+            self._bid[symbol] = tr.best_bid
 
     def on_bar(self, bar: Bar, opened_ns: int | None = None) -> None:
         """Walk a bar's four prints (called at its close, before strategies see it). An order
@@ -362,11 +368,16 @@ class InProcessBroker:
         if not resting:
             return
         left = abs(pr.qty)
+        price = pr.price
         for order in list(resting):
             if left <= 0:
                 break
             if sent_by is not None and order.placed_ns > sent_by:
                 continue
+            limit = order.price
+            if limit is not None and (price > limit if order.side is Side.BUY else price < limit):
+                order.first = False  # a print on the far side of the limit: match_print's
+                continue  # no match, without building one
             m = fills.match_print(
                 order.side,
                 order.price,

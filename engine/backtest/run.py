@@ -36,6 +36,7 @@ from engine.backtest.history import StoreHistory
 from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import KST
 from engine.config import Config
+from engine.data.layout import interval_of
 from engine.data.reader import StoreEvent, iter_events
 from engine.events import (
     Bar,
@@ -190,6 +191,8 @@ class Backtest:
         self.strategies = strategies
         self.result = Result(cfg.backtest.cash, symbols=self.symbols)
         self._daily: list[Bar] = []
+        self._priced: set[str] = set()
+        """Symbols with a first price and a base: `_first_price` has nothing left to do."""
         """Daily bars walked, for strategies at the next day's start."""
 
     async def run(self) -> Result:
@@ -285,7 +288,13 @@ class Backtest:
         ready = self._pending_ready
         n = 0
         day_ends = 0  # the next KST midnight (ns): a day's events need no date arithmetic
-        for t, ev in _timeline(events):
+        clock = self.clock
+        priced = self._priced
+        # Only stored bars move in time (to their close): without them an event's time is
+        # its own, and the timeline's work per event is not needed.
+        bars = any(interval_of(k) is not None and k != "ticks" for k in kinds)
+        timeline = _timeline(events) if bars else ((ev.ts_recv, ev) for ev in events)
+        for t, ev in timeline:
             if t >= day_ends:
                 d = datetime.fromtimestamp(t // NS, KST).date()
                 if day is not None:
@@ -293,17 +302,26 @@ class Backtest:
                 await self._begin_day(d, t)
                 day = d
                 day_ends = _day_ns(d + timedelta(days=1), time(0))
-            if t > self.clock.ns:
-                await self._until(t)
+            if t > clock.ns:
+                # `_until`, without its coroutine when nothing is due before `t` (the usual
+                # data point).
+                timer = clock.next_due()
+                arrival = broker.next_due()
+                if (timer is not None and timer < t) or (arrival is not None and arrival < t):
+                    await self._until(t)
+                else:
+                    clock.set(t)
             n += 1
             tp = type(ev)
             if tp is Trade:
                 assert isinstance(ev, Trade)
-                self._first_price(ev.symbol, ev.price)
+                if ev.symbol not in priced:
+                    self._first_price(ev.symbol, ev.price)
                 broker.on_trade(ev)
             elif tp is Bar:
                 assert isinstance(ev, Bar)
-                self._first_price(ev.symbol, ev.open)
+                if ev.symbol not in priced:
+                    self._first_price(ev.symbol, ev.open)
                 if ev.interval == "1d":
                     # A daily strategy decides before the next session; an order it sends on
                     # the bar meets the next day's bar, open first.
@@ -337,6 +355,8 @@ class Backtest:
         if symbol not in self.broker.base and price > 0:
             self.broker.base[symbol] = price
             self.portfolio.base[symbol] = price
+        if symbol in self.result.first_prices and symbol in self.broker.base:
+            self._priced.add(symbol)  # both known for good (bases are replaced, never removed)
 
     async def _begin_day(self, d: date, first_ns: int) -> None:
         # Data before DAY_START (a recording made at night against the simulator) keeps its
