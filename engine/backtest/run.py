@@ -19,7 +19,6 @@ last prices, then the next day rolls (risk counters, order numbers).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import os
 import sys
@@ -49,7 +48,7 @@ from engine.events import (
     ViEvent,
 )
 from engine.host import StrategyHost
-from engine.journal import JOURNALED, Journal
+from engine.journal import BATCH_LIMIT, JOURNALED, Journal
 from engine.plugins import LoadedStrategy
 from engine.trading.account import Account
 from engine.trading.bars import bar_length
@@ -224,7 +223,12 @@ class Backtest:
         bus.subscribe(Fill, self.result.fills.append)
         bus.subscribe(OrderUpdate, self._order_update)
         bus.attach(queue)
-        tasks = [asyncio.create_task(journal.run(queue), name="journal")]
+        # The journal is written by the run loop, not by `Journal.run`'s task: that task
+        # wakes for every order event and writes each loop turn's few in a transaction of
+        # their own, the largest single cost of a run with orders. Here the same
+        # `Journal.write` takes BATCH_LIMIT events a transaction (and the rest at each day's
+        # end): the same rows. A write that fails stops the run with its error.
+        self._journal, self._journal_queue = journal, queue
         self._pending_ready = _ready(asyncio.get_running_loop())
         try:
             host.instantiate()
@@ -234,12 +238,8 @@ class Backtest:
             await self._feed()
             host.stop()
             await self._settle()
+            self._write_journal(1)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             journal.close()
         for slot in host.slots:
             self.result.strategies[slot.name] = {
@@ -262,6 +262,15 @@ class Backtest:
         # Not an Event: what is ready is the loop's own queue, and each turn may refill it.
         while ready():  # noqa: ASYNC110
             await asyncio.sleep(0)
+        if self._journal_queue.depth >= BATCH_LIMIT:
+            self._write_journal(BATCH_LIMIT)
+
+    def _write_journal(self, least: int) -> None:
+        """Write the journal's queue in transactions of BATCH_LIMIT events while it holds at
+        least `least`."""
+        queue = self._journal_queue
+        while queue.depth >= least:
+            self._journal.write(queue.take(BATCH_LIMIT))
 
     async def _until(self, t: int) -> None:
         """Run everything due before `t` in time order (broker arrivals before timers at the
@@ -375,6 +384,7 @@ class Backtest:
         await self._until(_day_ns(d, DAY_END))
         self.broker.end_day()
         await self._settle()
+        self._write_journal(1)
         self.result.days.append(self._mark(d))
         if self.progress is not None:
             self.progress(d)
