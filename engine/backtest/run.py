@@ -76,7 +76,7 @@ class DayMark:
     prices: dict[str, int]
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """What a run leaves for the report."""
 
@@ -89,6 +89,14 @@ class Result:
     symbols: tuple[str, ...] = ()
     first_prices: dict[str, int] = field(default_factory=dict)
     """Each symbol's first price in the run (buy-and-hold's entry)."""
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run formats the repr of its main task, and so of this result, as it
+        # restores the SIGINT handler (twice); every fill and order in it took a second.
+        return (
+            f"Result(events={self.events}, days={len(self.days)}, fills={len(self.fills)},"
+            f" orders={len(self.orders)})"
+        )
 
 
 SHM = Path("/dev/shm")
