@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from engine.backtest import fills
 from engine.backtest.clock import BacktestClock
@@ -43,6 +43,11 @@ from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
 
 ACCOUNT_NO = "BACKTEST"
+
+
+def _hhmmss(at: datetime) -> int:
+    """`int(at.strftime("%H%M%S"))`, without formatting a string."""
+    return at.hour * 10_000 + at.minute * 100 + at.second
 
 
 @dataclass
@@ -507,6 +512,6 @@ class InProcessBroker:
                 reject_reason=reason,
                 exchange=Exchange.KRX,
                 sor=False,
-                time=int(self.clock.now().strftime("%H%M%S")),
+                time=_hhmmss(self.clock.now()),
             )
         )
