@@ -345,7 +345,7 @@ class InProcessBroker:
         symbol = tr.symbol
         self.last[symbol] = tr.price
         if symbol in self._halted or self._resting.get(symbol):
-            self._print(symbol, fills.Print(tr.price, tr.qty))
+            self._print(symbol, tr.price, tr.qty)
         # `_quote`, inlined: this runs for every print.
         if tr.best_ask > 0:
             self._ask[symbol] = tr.best_ask
@@ -362,18 +362,18 @@ class InProcessBroker:
         start_ns = opened_ns or int(bar.start.timestamp()) * 1_000_000_000
         walk = fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume)
         for i, pr in enumerate(walk):
-            self._print(bar.symbol, pr, None if i == len(walk) - 1 else start_ns)
+            self._print(bar.symbol, pr.price, pr.qty, None if i == len(walk) - 1 else start_ns)
 
-    def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
-        """Match one print against what rests (only orders sent by `sent_by`, when given)."""
+    def _print(self, symbol: str, price: int, qty: int, sent_by: int | None = None) -> None:
+        """Match one print (`price`, `qty`) against what rests (only orders sent by
+        `sent_by`, when given)."""
         if symbol in self._halted:
-            self._auction_print(symbol, pr)
+            self._auction_print(symbol, fills.Print(price, qty))
             return
         resting = self._resting.get(symbol)
         if not resting:
             return
-        left = abs(pr.qty)
-        price = pr.price
+        left = abs(qty)
         for order in list(resting):
             if left <= 0:
                 break
@@ -388,7 +388,7 @@ class InProcessBroker:
                 order.price,
                 order.open_qty,
                 order.ahead,
-                fills.Print(pr.price, left),
+                fills.Print(price, left),
                 first=order.first,
             )
             order.first = False

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
+import operator
 import os
 import sys
 import tempfile
@@ -36,7 +38,7 @@ from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, Even
 from engine.clock import KST
 from engine.config import Config
 from engine.data.layout import interval_of
-from engine.data.reader import StoreEvent, iter_events
+from engine.data.reader import StoreEvent, iter_event_lists
 from engine.events import (
     Bar,
     Fill,
@@ -106,6 +108,9 @@ def _scratch() -> str | None:
     """Where the run's journal goes: in memory where the system offers it (the journal is
     kept for the run, not for a crash), else the system's temporary directory."""
     return str(SHM) if SHM.is_dir() and os.access(SHM, os.W_OK) else None
+
+
+_TS_RECV: Callable[[StoreEvent], int] = operator.attrgetter("ts_recv")
 
 
 def _day_ns(d: date, t: time) -> int:
@@ -299,7 +304,8 @@ class Backtest:
 
     async def _feed(self) -> None:
         kinds = self.cfg.backtest.kinds
-        events = iter_events(self.data_dir, self.symbols, kinds, self.start, self.end)
+        chunks = iter_event_lists(self.data_dir, self.symbols, kinds, self.start, self.end)
+        events = itertools.chain.from_iterable(chunks)
         day: date | None = None
         broker, bus, portfolio = self.broker, self.bus, self.portfolio
         ready = self._pending_ready
@@ -310,7 +316,11 @@ class Backtest:
         # Only stored bars move in time (to their close): without them an event's time is
         # its own, and the timeline's work per event is not needed.
         bars = any(interval_of(k) is not None and k != "ticks" for k in kinds)
-        timeline = _timeline(events) if bars else ((ev.ts_recv, ev) for ev in events)
+        if bars:
+            timeline: Iterator[tuple[int, StoreEvent]] = _timeline(events)
+        else:  # (ev.ts_recv, ev) without a Python generator's turn per event
+            times, evs = itertools.tee(events)
+            timeline = zip(map(_TS_RECV, times), evs, strict=True)
         for t, ev in timeline:
             if t >= day_ends:
                 d = datetime.fromtimestamp(t // NS, KST).date()

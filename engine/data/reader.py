@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -332,13 +333,28 @@ def iter_events(
     "bars_1m", ...) for `symbols` over the KST days [start, end], in time order (see the
     module docstring). Lazy: files are opened as the merge reaches them. Raises StoreError
     naming a file that is missing or torn, when the merge reaches it."""
+    for evs in iter_event_lists(root, symbols, kinds, start, end):
+        yield from evs
+
+
+def iter_event_lists(
+    root: Path,
+    symbols: Iterable[str],
+    kinds: Iterable[str],
+    start: date,
+    end: date,
+) -> Iterator[list[StoreEvent]]:
+    """`iter_events` a short list at a time (CHUNK_ROWS events at most): a consumer that
+    iterates them itself (`itertools.chain.from_iterable`) saves a generator's resumption
+    per event."""
     pairs = [(k, s) for k in kinds for s in symbols]
     root = Path(root)
     if len(pairs) == 1:  # nothing to merge
         for _, evs in _batched(root, *pairs[0], start, end):
-            yield from evs
+            yield evs
         return
     streams = [_stream(root, k, s, start, end, i) for i, (k, s) in enumerate(pairs)]
     # Ties of (time, rank, symbol, row) go by stream index, as heapq.merge's own would.
-    for x in heapq.merge(*streams):
-        yield x[5]
+    merged = heapq.merge(*streams)
+    while chunk := [x[5] for x in itertools.islice(merged, CHUNK_ROWS)]:
+        yield chunk
