@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from engine.backtest import fills
 from engine.backtest.clock import BacktestClock
@@ -46,6 +46,11 @@ from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
 
 ACCOUNT_NO = "BACKTEST"
+
+
+def _hhmmss(at: datetime) -> int:
+    """`int(at.strftime("%H%M%S"))`, without formatting a string."""
+    return at.hour * 10_000 + at.minute * 100 + at.second
 
 
 @dataclass
@@ -374,9 +379,15 @@ class InProcessBroker:
             self._uncross.add(ev.symbol)
 
     def on_trade(self, tr: Trade) -> None:
-        self.last[tr.symbol] = tr.price
-        self._print(tr.symbol, fills.Print(tr.price, tr.qty))
-        self._quote(tr.symbol, tr.best_ask, tr.best_bid)
+        symbol = tr.symbol
+        self.last[symbol] = tr.price
+        if symbol in self._halted or self._resting.get(symbol):
+            self._print(symbol, tr.price, tr.qty)
+        # `_quote`, inlined: this runs for every print.
+        if tr.best_ask > 0:
+            self._ask[symbol] = tr.best_ask
+        if tr.best_bid > 0:
+            self._bid[symbol] = tr.best_bid
 
     def on_bar(self, bar: Bar, opened_ns: int | None = None) -> None:
         """Walk a bar's four prints (called at its close, before strategies see it). An order
@@ -388,28 +399,33 @@ class InProcessBroker:
         start_ns = opened_ns or int(bar.start.timestamp()) * 1_000_000_000
         walk = fills.bar_walk(bar.open, bar.high, bar.low, bar.close, bar.volume)
         for i, pr in enumerate(walk):
-            self._print(bar.symbol, pr, None if i == len(walk) - 1 else start_ns)
+            self._print(bar.symbol, pr.price, pr.qty, None if i == len(walk) - 1 else start_ns)
 
-    def _print(self, symbol: str, pr: fills.Print, sent_by: int | None = None) -> None:
-        """Match one print against what rests (only orders sent by `sent_by`, when given)."""
+    def _print(self, symbol: str, price: int, qty: int, sent_by: int | None = None) -> None:
+        """Match one print (`price`, `qty`) against what rests (only orders sent by
+        `sent_by`, when given)."""
         if symbol in self._halted:
-            self._auction_print(symbol, pr)
+            self._auction_print(symbol, fills.Print(price, qty))
             return
         resting = self._resting.get(symbol)
         if not resting:
             return
-        left = abs(pr.qty)
+        left = abs(qty)
         for order in list(resting):
             if left <= 0:
                 break
             if sent_by is not None and order.placed_ns > sent_by:
                 continue
+            limit = order.price
+            if limit is not None and (price > limit if order.side is Side.BUY else price < limit):
+                order.first = False  # a print on the far side of the limit: match_print's
+                continue  # no match, without building one
             m = fills.match_print(
                 order.side,
                 order.price,
                 order.open_qty,
                 order.ahead,
-                fills.Print(pr.price, left),
+                fills.Print(price, left),
                 first=order.first,
             )
             order.first = False
@@ -531,6 +547,6 @@ class InProcessBroker:
                 reject_reason=reason,
                 exchange=Exchange.KRX,
                 sor=False,
-                time=int(self.clock.now().strftime("%H%M%S")),
+                time=_hhmmss(self.clock.now()),
             )
         )

@@ -25,6 +25,8 @@ class BacktestClock(Clock):
         self._origin = start_ns
         self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._arrivals = 0
+        self._now_ns = -1
+        self._now = datetime.fromtimestamp(0, KST)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -32,7 +34,11 @@ class BacktestClock(Clock):
         return (self.ns - self._origin) / NS
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.ns // NS, KST).replace(microsecond=self.ns % NS // 1000)
+        ns = self.ns
+        if ns != self._now_ns:  # time stands still between data points: asked many times
+            self._now_ns = ns
+            self._now = datetime.fromtimestamp(ns // NS, KST).replace(microsecond=ns % NS // 1000)
+        return self._now
 
     def wall(self) -> float:
         return self.ns / NS

@@ -19,8 +19,9 @@ last prices, then the next day rolls (risk counters, order numbers).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
+import itertools
+import operator
 import os
 import sys
 import tempfile
@@ -36,7 +37,8 @@ from engine.backtest.history import StoreHistory
 from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import KST
 from engine.config import Config
-from engine.data.reader import StoreEvent, iter_events
+from engine.data.layout import interval_of
+from engine.data.reader import StoreEvent, iter_event_lists
 from engine.events import (
     Bar,
     Fill,
@@ -48,7 +50,7 @@ from engine.events import (
     ViEvent,
 )
 from engine.host import StrategyHost
-from engine.journal import JOURNALED, Journal
+from engine.journal import BATCH_LIMIT, JOURNALED, Journal
 from engine.plugins import LoadedStrategy
 from engine.trading.account import Account
 from engine.trading.bars import bar_length
@@ -76,7 +78,7 @@ class DayMark:
     prices: dict[str, int]
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     """What a run leaves for the report."""
 
@@ -90,6 +92,14 @@ class Result:
     first_prices: dict[str, int] = field(default_factory=dict)
     """Each symbol's first price in the run (buy-and-hold's entry)."""
 
+    def __repr__(self) -> str:
+        # Short: asyncio.run formats the repr of its main task, and so of this result, as it
+        # restores the SIGINT handler (twice); every fill and order in it took a second.
+        return (
+            f"Result(events={self.events}, days={len(self.days)}, fills={len(self.fills)},"
+            f" orders={len(self.orders)})"
+        )
+
 
 SHM = Path("/dev/shm")
 
@@ -98,6 +108,9 @@ def _scratch() -> str | None:
     """Where the run's journal goes: in memory where the system offers it (the journal is
     kept for the run, not for a crash), else the system's temporary directory."""
     return str(SHM) if SHM.is_dir() and os.access(SHM, os.W_OK) else None
+
+
+_TS_RECV: Callable[[StoreEvent], int] = operator.attrgetter("ts_recv")
 
 
 def _day_ns(d: date, t: time) -> int:
@@ -190,6 +203,8 @@ class Backtest:
         self.strategies = strategies
         self.result = Result(cfg.backtest.cash, symbols=self.symbols)
         self._daily: list[Bar] = []
+        self._priced: set[str] = set()
+        """Symbols with a first price and a base: `_first_price` has nothing left to do."""
         """Daily bars walked, for strategies at the next day's start."""
 
     async def run(self) -> Result:
@@ -221,7 +236,12 @@ class Backtest:
         bus.subscribe(Fill, self.result.fills.append)
         bus.subscribe(OrderUpdate, self._order_update)
         bus.attach(queue)
-        tasks = [asyncio.create_task(journal.run(queue), name="journal")]
+        # The journal is written by the run loop, not by `Journal.run`'s task: that task
+        # wakes for every order event and writes each loop turn's few in a transaction of
+        # their own, the largest single cost of a run with orders. Here the same
+        # `Journal.write` takes BATCH_LIMIT events a transaction (and the rest at each day's
+        # end): the same rows. A write that fails stops the run with its error.
+        self._journal, self._journal_queue = journal, queue
         self._pending_ready = _ready(asyncio.get_running_loop())
         try:
             host.instantiate()
@@ -231,12 +251,8 @@ class Backtest:
             await self._feed()
             host.stop()
             await self._settle()
+            self._write_journal(1)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             journal.close()
         for slot in host.slots:
             self.result.strategies[slot.name] = {
@@ -259,6 +275,15 @@ class Backtest:
         # Not an Event: what is ready is the loop's own queue, and each turn may refill it.
         while ready():  # noqa: ASYNC110
             await asyncio.sleep(0)
+        if self._journal_queue.depth >= BATCH_LIMIT:
+            self._write_journal(BATCH_LIMIT)
+
+    def _write_journal(self, least: int) -> None:
+        """Write the journal's queue in transactions of BATCH_LIMIT events while it holds at
+        least `least`."""
+        queue = self._journal_queue
+        while queue.depth >= least:
+            self._journal.write(queue.take(BATCH_LIMIT))
 
     async def _until(self, t: int) -> None:
         """Run everything due before `t` in time order (broker arrivals before timers at the
@@ -279,13 +304,24 @@ class Backtest:
 
     async def _feed(self) -> None:
         kinds = self.cfg.backtest.kinds
-        events = iter_events(self.data_dir, self.symbols, kinds, self.start, self.end)
+        chunks = iter_event_lists(self.data_dir, self.symbols, kinds, self.start, self.end)
+        events = itertools.chain.from_iterable(chunks)
         day: date | None = None
         broker, bus, portfolio = self.broker, self.bus, self.portfolio
         ready = self._pending_ready
         n = 0
         day_ends = 0  # the next KST midnight (ns): a day's events need no date arithmetic
-        for t, ev in _timeline(events):
+        clock = self.clock
+        priced = self._priced
+        # Only stored bars move in time (to their close): without them an event's time is
+        # its own, and the timeline's work per event is not needed.
+        bars = any(interval_of(k) is not None and k != "ticks" for k in kinds)
+        if bars:
+            timeline: Iterator[tuple[int, StoreEvent]] = _timeline(events)
+        else:  # (ev.ts_recv, ev) without a Python generator's turn per event
+            times, evs = itertools.tee(events)
+            timeline = zip(map(_TS_RECV, times), evs, strict=True)
+        for t, ev in timeline:
             if t >= day_ends:
                 d = datetime.fromtimestamp(t // NS, KST).date()
                 if day is not None:
@@ -293,17 +329,26 @@ class Backtest:
                 await self._begin_day(d, t)
                 day = d
                 day_ends = _day_ns(d + timedelta(days=1), time(0))
-            if t > self.clock.ns:
-                await self._until(t)
+            if t > clock.ns:
+                # `_until`, without its coroutine when nothing is due before `t` (the usual
+                # data point).
+                timer = clock.next_due()
+                arrival = broker.next_due()
+                if (timer is not None and timer < t) or (arrival is not None and arrival < t):
+                    await self._until(t)
+                else:
+                    clock.set(t)
             n += 1
             tp = type(ev)
             if tp is Trade:
                 assert isinstance(ev, Trade)
-                self._first_price(ev.symbol, ev.price)
+                if ev.symbol not in priced:
+                    self._first_price(ev.symbol, ev.price)
                 broker.on_trade(ev)
             elif tp is Bar:
                 assert isinstance(ev, Bar)
-                self._first_price(ev.symbol, ev.open)
+                if ev.symbol not in priced:
+                    self._first_price(ev.symbol, ev.open)
                 if ev.interval == "1d":
                     # A daily strategy decides before the next session; an order it sends on
                     # the bar meets the next day's bar, open first.
@@ -337,6 +382,8 @@ class Backtest:
         if symbol not in self.broker.base and price > 0:
             self.broker.base[symbol] = price
             self.portfolio.base[symbol] = price
+        if symbol in self.result.first_prices and symbol in self.broker.base:
+            self._priced.add(symbol)  # both known for good (bases are replaced, never removed)
 
     async def _begin_day(self, d: date, first_ns: int) -> None:
         # Data before DAY_START (a recording made at night against the simulator) keeps its
@@ -355,6 +402,7 @@ class Backtest:
         await self._until(_day_ns(d, DAY_END))
         self.broker.end_day()
         await self._settle()
+        self._write_journal(1)
         self.result.days.append(self._mark(d))
         if self.progress is not None:
             self.progress(d)

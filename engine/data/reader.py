@@ -10,8 +10,10 @@ sequence.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ from engine.data.store import StoreError
 from engine.events import Bar, Exchange, MarketSession, OrderBook, Quote, Trade, ViEvent, ViKind
 
 BATCH_ROWS = 8_192
+CHUNK_ROWS = 256
+"""Events are built this many at a time: a batch's worth alive at once would outlive the
+collector's youngest generation and be promoted, and collecting the older generations costs
+more than the events themselves (twice the floor's time at 8,192)."""
 RECORDED = ("books", "quotes", "trades", "vi")
 _RANK = {"books": 0, "quotes": 1, "trades": 2, "vi": 3, "ticks": 4}
 _LEVELS = 10
@@ -86,23 +92,143 @@ def _batches(path: Path) -> Iterator[dict[str, list[Any]]]:
         raise StoreError(f"{path}: torn or unreadable Parquet file ({type(e).__name__})") from None
 
 
-def _stream(
+def _maker(cls: type) -> Callable[..., Any]:
+    """A constructor of the frozen, slotted dataclass `cls` taking every field positionally
+    (`ts_recv` and `seq` included) that sets the slots through their descriptors, instead of
+    the generated `__init__`'s `object.__setattr__` call per field: the same object (these
+    classes have no `__post_init__`) in about half the time. The reader builds one event a
+    stored row, and that is most of the floor's cost (bench/backtest_ticks.py).
+    Generated as dataclasses generates `__init__`: only the field names enter the source."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert all(n.isidentifier() for n in names), names
+    assert not hasattr(cls, "__post_init__"), cls
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for n in names:
+        env[f"s_{n}"] = getattr(cls, n).__set__
+    body = "".join(f" s_{n}(o, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n o = new(cls)\n{body} return o\n", env)
+    make: Callable[..., Any] = env["make"]
+    return make
+
+
+_trade = _maker(Trade)
+_quote = _maker(Quote)
+_bar = _maker(Bar)
+_EXCHANGES: dict[Any, Any] = {e.value: e for e in Exchange}
+_SESSIONS: dict[Any, Any] = {s.value: s for s in MarketSession}
+_SESSIONS.update({None: None, "": None})
+
+
+def _enums(table: dict[Any, Any], cls: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Each value as its enum member (None and "" as None for sessions): `table`'s, and
+    `cls(value)` for one it lacks, which raises as the enum does."""
+    get = table.get
+    return [m if (m := get(v, table)) is not table else cls(v) for v in values]
+
+
+def _hhmmss_all(times: list[int]) -> list[int]:
+    """`_hhmmss` of each time, computed once per second."""
+    out: list[int] = []
+    last = -1
+    hms = 0
+    for t in times:
+        s = (t + _KST_NS) // 1_000_000_000
+        if s != last:
+            last = s
+            d = s % 86_400
+            hms = d // 3600 * 10_000 + d % 3600 // 60 * 100 + d % 60
+        out.append(hms)
+    return out
+
+
+def _events(dataset: str, interval: str | None, c: dict[str, list[Any]]) -> list[StoreEvent]:
+    """The batch's rows as events: what `_event` builds row by row, built column by column
+    (no column lookup per row, enum members from a table)."""
+    if dataset == "ticks":
+        times = c["time"]
+        krx, trade = Exchange.KRX, _trade
+        return [
+            trade(sym, krx, hms, price, qty, 0, 0, 0, 0, 0, 0, 0, session, t, 0)
+            for sym, hms, price, qty, session, t in zip(
+                c["symbol"], _hhmmss_all(times), c["price"], c["qty"],
+                _enums(_SESSIONS, MarketSession, c["session"]), times,
+                strict=True,
+            )
+        ]  # fmt: skip
+    if dataset == "trades":
+        trade = _trade
+        return [
+            trade(*row, 0)
+            for row in zip(
+                c["symbol"], _enums(_EXCHANGES, Exchange, c["exchange"]),
+                _hhmmss_all(c["time"]), c["price"], c["qty"], c["cum_volume"], c["change"],
+                c["best_ask"], c["best_bid"], c["open"], c["high"], c["low"],
+                _enums(_SESSIONS, MarketSession, c["session"]), c["recv_time"],
+                strict=True,
+            )
+        ]  # fmt: skip
+    if dataset == "quotes":
+        quote = _quote
+        return [
+            quote(*row, 0)
+            for row in zip(
+                c["symbol"], _enums(_EXCHANGES, Exchange, c["exchange"]), c["best_ask"],
+                c["best_bid"], c["recv_time"],
+                strict=True,
+            )
+        ]  # fmt: skip
+    if dataset in RECORDED:  # books, vi: fewer, and wider
+        return [_event(dataset, interval, c, i) for i in range(len(c["symbol"]))]
+    assert interval is not None
+    bar, at = _bar, datetime.fromtimestamp
+    return [
+        bar(sym, interval, at(t // 1_000_000_000, KST), o, h, lo, cl, v, t, 0)
+        for sym, t, o, h, lo, cl, v in zip(
+            c["symbol"], c["time"], c["open"], c["high"], c["low"], c["close"], c["volume"],
+            strict=True,
+        )
+    ]  # fmt: skip
+
+
+def _batched(
     root: Path, dataset: str, symbol: str, start: date, end: date
-) -> Iterator[tuple[int, int, str, int, StoreEvent]]:
+) -> Iterator[tuple[list[int], list[StoreEvent]]]:
+    """(time keys, events) of each batch of the stream's rows in [start, end], file order."""
     lo = int(datetime.combine(start, datetime.min.time(), KST).timestamp()) * 1_000_000_000
     hi = lo + ((end - start).days + 1) * _DAY_NS
-    rank = _RANK.get(dataset, 5)
     interval = interval_of(dataset)
-    n = 0
+    key_col = "recv_time" if dataset in RECORDED else "time"
     for path in _files(root, dataset, symbol, start, end):
         for c in _batches(path):
-            keys = c["recv_time"] if dataset in RECORDED else c["time"]
-            for i, key in enumerate(keys):
-                if not lo <= key < hi:
+            keys = c[key_col]
+            if not keys:
+                continue
+            if min(keys) < lo or max(keys) >= hi:
+                keep = [i for i, key in enumerate(keys) if lo <= key < hi]
+                if not keep:
                     continue
-                ev = _event(dataset, interval, c, i)
-                n += 1
-                yield key, rank, symbol, n, ev
+                c = {name: [col[i] for i in keep] for name, col in c.items()}
+                keys = c[key_col]
+            n = len(keys)
+            if n <= CHUNK_ROWS:
+                yield keys, _events(dataset, interval, c)
+                continue
+            for i in range(0, n, CHUNK_ROWS):
+                part = {name: col[i : i + CHUNK_ROWS] for name, col in c.items()}
+                yield part[key_col], _events(dataset, interval, part)
+
+
+def _stream(
+    root: Path, dataset: str, symbol: str, start: date, end: date, index: int
+) -> Iterator[tuple[int, int, str, int, int, StoreEvent]]:
+    """(time key, dataset rank, symbol, row number, `index`, event) of each row: tuples that
+    order as the merge wants them and never tie (`index` is the stream's own)."""
+    rank = _RANK.get(dataset, 5)
+    n = 0
+    for keys, evs in _batched(root, dataset, symbol, start, end):
+        for key, ev in zip(keys, evs, strict=True):
+            n += 1
+            yield key, rank, symbol, n, index, ev
 
 
 def _event(dataset: str, interval: str | None, c: dict[str, list[Any]], i: int) -> StoreEvent:
@@ -207,6 +333,28 @@ def iter_events(
     "bars_1m", ...) for `symbols` over the KST days [start, end], in time order (see the
     module docstring). Lazy: files are opened as the merge reaches them. Raises StoreError
     naming a file that is missing or torn, when the merge reaches it."""
-    streams = [_stream(Path(root), k, s, start, end) for k in kinds for s in symbols]
-    for *_, ev in heapq.merge(*streams, key=lambda x: (x[0], x[1], x[2], x[3])):
-        yield ev
+    for evs in iter_event_lists(root, symbols, kinds, start, end):
+        yield from evs
+
+
+def iter_event_lists(
+    root: Path,
+    symbols: Iterable[str],
+    kinds: Iterable[str],
+    start: date,
+    end: date,
+) -> Iterator[list[StoreEvent]]:
+    """`iter_events` a short list at a time (CHUNK_ROWS events at most): a consumer that
+    iterates them itself (`itertools.chain.from_iterable`) saves a generator's resumption
+    per event."""
+    pairs = [(k, s) for k in kinds for s in symbols]
+    root = Path(root)
+    if len(pairs) == 1:  # nothing to merge
+        for _, evs in _batched(root, *pairs[0], start, end):
+            yield evs
+        return
+    streams = [_stream(root, k, s, start, end, i) for i, (k, s) in enumerate(pairs)]
+    # Ties of (time, rank, symbol, row) go by stream index, as heapq.merge's own would.
+    merged = heapq.merge(*streams)
+    while chunk := [x[5] for x in itertools.islice(merged, CHUNK_ROWS)]:
+        yield chunk

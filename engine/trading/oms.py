@@ -784,12 +784,12 @@ class OrderManager:
 
     def open_orders(self, strategy: str | None = None) -> list[Order]:
         """The orders not yet ended, today's and those carried over from a day before."""
-        return [
-            o
-            for orders in (self._open, self._carried)
-            for o in orders.values()
-            if strategy is None or o.strategy == strategy
-        ]
+        if strategy is None:
+            return [*self._open.values(), *self._carried.values()]
+        mine = [o for o in self._open.values() if o.strategy == strategy]
+        if self._carried:  # a strategy asks on every tick: no second scan for nothing
+            mine += [o for o in self._carried.values() if o.strategy == strategy]
+        return mine
 
     def position_qty(self, symbol: str) -> int:
         return self.portfolio.position_qty(symbol)
