@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from engine.config import Config
-from engine.sim.exchange import Holding
 from engine.sim.simulator import Simulator
 from tests.engine.conftest import OTHER, SYMBOL, sim_config, write_strategy
 from tests.engine.test_admin import engine_with_admin
@@ -160,7 +159,8 @@ async def test_a_divergence_found_by_reconciliation_is_a_series(
         assert m["kiwoom_engine_position_divergences"] == 0
         runs = m["kiwoom_engine_reconcile_runs_total"]
         # Shares appear at the broker that the engine never bought.
-        sim.exchange._holdings[OTHER] = Holding(OTHER, qty=5, cost=5 * 10_000)
+        sim.exchange.account.shares[OTHER] = 5
+        sim.exchange.account.cost[OTHER] = 5 * 10_000
         admin.trader.request_reconcile()
         await until(lambda: admin.trader.reconciler.runs > runs, 10)
         m = await admin.metrics()

@@ -18,6 +18,8 @@ class _Host:
 
     current: Any = None
     call_seq = 0
+    _tasks: Any = None  # no asyncio task registry here: dispatch takes detach/attach_task
+    _loop: Any = None
 
     def detach_task(self) -> None:
         return None

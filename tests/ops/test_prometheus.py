@@ -41,7 +41,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from engine.sim.exchange import Holding
 from engine.sim.simulator import Simulator
 from tests.engine.conftest import OTHER, SYMBOL, sim_config
 from tests.engine.test_journal_fault import fill_up
@@ -582,12 +581,14 @@ async def test_position_divergence_fires_when_the_broker_holds_what_we_do_not(
 ) -> None:
     # A pass that compared while a fill's notice was on its way may have differed once.
     await stack.until_quiet("KiwoomPositionDivergence")
-    stack.sim.exchange._holdings[OTHER] = Holding(OTHER, qty=5, cost=5 * 10_000)
+    stack.sim.exchange.account.shares[OTHER] = 5
+    stack.sim.exchange.account.cost[OTHER] = 5 * 10_000
     try:
         alert = await stack.until_firing("KiwoomPositionDivergence")
         assert alert["value"] == "1e+00"  # the one symbol
     finally:
-        del stack.sim.exchange._holdings[OTHER]
+        stack.sim.exchange.account.shares.pop(OTHER)
+        stack.sim.exchange.account.cost.pop(OTHER)
 
 
 @module
