@@ -302,7 +302,9 @@ async def test_the_last_will_says_offline_when_the_daemon_is_sigkilled(broker: B
             await until(lambda: any(b["state"] == "online" for b in sub.on(f"{PREFIX}/status")), 15)
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
-            await until(lambda: sub.on(f"{PREFIX}/status")[-1]["state"] == "offline", 10)
+            await until(
+                lambda: [b["state"] for b in sub.on(f"{PREFIX}/status")][-1:] == ["offline"], 10
+            )
         finally:
             if child.poll() is None:
                 child.kill()
@@ -325,7 +327,9 @@ async def test_a_clean_stop_flushes_what_is_queued_then_says_offline(broker: Bro
         # run() was cancelled with the fills still queued: all reached the broker first.
         assert mirror.stats()["spooled"] == 0
         assert mirror.stats()["published_account"] == 500
-        await until(lambda: sub.on(f"{PREFIX}/status")[-1]["state"] == "offline", 10)
+        await until(
+            lambda: [b["state"] for b in sub.on(f"{PREFIX}/status")][-1:] == ["offline"], 10
+        )
         assert seqs(sub.on(f"{PREFIX}/fill")) == list(range(1, 501))
     assert sub.on(f"{PREFIX}/status")[-1]["reason"] == "stopped"
     assert not mirror.connected
@@ -347,7 +351,9 @@ async def test_a_clean_stop_flushes_the_batch_the_pump_holds_too(
                 bus.publish(fill(i))
             await until(lambda: queue.depth == 0)
         assert mirror.stats()["published_account"] == 3
-        await until(lambda: sub.on(f"{PREFIX}/status")[-1]["state"] == "offline", 10)
+        await until(
+            lambda: [b["state"] for b in sub.on(f"{PREFIX}/status")][-1:] == ["offline"], 10
+        )
         assert seqs(sub.on(f"{PREFIX}/fill")) == [1, 2, 3]
 
 
