@@ -38,7 +38,7 @@ import structlog
 from engine.bus import AccountOverflow, ConsumerQueue
 from engine.clock import Clock
 from engine.config import MqttConfig
-from engine.events import Event, OrderUpdate, SessionChanged
+from engine.events import ACCOUNT_EVENTS, Event, OrderUpdate, SessionChanged
 from engine.mirror_schema import (
     QOS_ACCOUNT,
     QOS_MARKET,
@@ -147,6 +147,9 @@ class Mirror:
         self._spool_filled = asyncio.Event()
         self._paho: paho.Client | None = None
         self._pump_task: asyncio.Task[None] | None = None
+        self._held: list[Event] = []
+        """The batch the pump took off the queue and has not published yet (it lingers for
+        more): a stop publishes or counts it with what is still queued."""
         self._online_seq = 0
         self._stopping = False
         self._snap_last: dict[str, bytes] = {}
@@ -235,8 +238,11 @@ class Mirror:
         finally:
             self._pump_task.cancel()
             self._disconnected()
-            # Account events still queued never reached the spool: lost as much as it is.
-            queued = self._queue.critical_depth
+            # Account events still queued (or held by the pump) never reached the spool: lost
+            # as much as it is.
+            queued = self._queue.critical_depth + sum(
+                isinstance(ev, ACCOUNT_EVENTS) for ev in self._held
+            )
             if self._spool or queued or self.spool_dropped:
                 log.warning(
                     "mirror_stopped_with_spool",
@@ -367,6 +373,11 @@ class Mirror:
         deadline = loop.time() + self._cfg.flush_timeout_s
         try:
             async with asyncio.timeout_at(deadline):
+                # What the pump took and held first (it came before what is still queued).
+                held, self._held = self._held, []
+                if held:
+                    self._publish(held)
+                    self._settle_spool()
                 while batch := self._queue.take(BATCH):
                     self._publish(batch)
                     self._settle_spool()
@@ -399,7 +410,7 @@ class Mirror:
         """Take batches from the queue and publish them, for the mirror's whole life."""
         queue = self._queue
         while True:
-            batch = await queue.get(BATCH)
+            batch = self._held = await queue.get(BATCH)
             if len(batch) < BATCH:
                 # A quiet feed would cost one wake-up, encode and socket write per event, each
                 # a turn of the loop the order path waits behind: linger a moment and take
@@ -409,6 +420,7 @@ class Mirror:
                 await asyncio.sleep(LINGER_S)
                 await queue.yield_to_orders()
                 batch += queue.take(BATCH - len(batch))
+            self._held = []
             try:
                 self._publish(batch)
                 self._settle_spool()

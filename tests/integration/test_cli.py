@@ -4,6 +4,7 @@ in others, all through the same config file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ import pytest
 from engine.sim.rest import SimBusinessError, SimReply
 from engine.sim.simulator import Simulator
 
-pytestmark = pytest.mark.timeout(60)
+# A hang guard, not a limit on speed: on a loaded machine the module's sim and each CLI call
+# start an interpreter that takes seconds.
+pytestmark = pytest.mark.timeout(120)
 
 APPKEY = "cli-test-appkey-7c1d9e"
 SECRETKEY = "cli-test-secretkey-4b2a8f"
@@ -44,33 +48,44 @@ def cli(cfg: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedPro
     )
 
 
+@contextlib.contextmanager
+def sim_process(cfg: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`kiwoom-engine -c cfg sim` in another process, once it takes connections on `port`;
+    stopped with SIGTERM after. Its log goes to a file beside `cfg` (a pipe no one reads
+    would fill and stop it)."""
+    log_path = cfg.with_suffix(".sim.log")
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "-c", str(cfg), "sim"],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        # A wait, not a limit: the interpreter's start-up takes seconds on a loaded machine.
+        deadline = time.monotonic() + 45
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    state = "running" if proc.poll() is None else f"exit {proc.returncode}"
+                    log = log_path.read_text(errors="replace")[-4000:]
+                    raise RuntimeError(f"sim did not start ({state}): {log}") from None
+                time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture(scope="module")
 def sim_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     port = free_port()
     cfg = tmp_path_factory.mktemp("cli") / "config.toml"
     cfg.write_text(f'[kiwoom]\nmode = "sim"\n[sim]\nport = {port}\nevents_per_s = 200.0\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "-c", str(cfg), "sim"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"sim did not start: {proc.stderr and proc.stderr.read()}"
-                    ) from None
-                time.sleep(0.05)
+    with sim_process(cfg, port) as proc:
         yield cfg
-    finally:
-        proc.terminate()
-        proc.wait(10)
     assert proc.returncode == 0  # SIGTERM is a clean stop
 
 
@@ -258,14 +273,18 @@ def test_watch_refused_registration_is_a_broker_error(sim_config: Path) -> None:
 
 def test_a_watch_that_could_never_print_is_a_usage_error(sim_config: Path) -> None:
     # Without an item a market type's REG carries nothing and the watch used to wait forever.
-    for args, says in [
+    cases = [
         (["watch", "0B"], "ITEM"),
         (["watch", "0B", ""], "ITEM"),
         (["watch", "0B", "005930", " "], "ITEM"),
         (["watch", "0B", "005930", "--count", "0"], "--count"),
         (["watch", "0B", "005930", "--count", "-1"], "--count"),
-    ]:
-        res = cli(sim_config, *args, timeout=15)
+    ]
+    # All at once: one after the other, five interpreter start-ups on a loaded machine (several
+    # seconds each) came near the test's limit. The timeout catches a watch that waits.
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(lambda case: cli(sim_config, *case[0], timeout=40), cases))
+    for (args, says), res in zip(cases, results, strict=True):
         assert res.returncode == 2, (args, res.stderr)
         assert says in res.stderr, (args, res.stderr)
 

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.integration.test_cli import cli, free_port
+from tests.integration.test_cli import cli, free_port, sim_process
 
-pytestmark = pytest.mark.timeout(60)
+# A hang guard, not a limit on speed: on a loaded machine the module's sim and each CLI call
+# start an interpreter that takes seconds.
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
@@ -27,26 +25,8 @@ def sim_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         '[[sim.conditions]]\nseq = "3"\nname = "전종목"\nrule = "all"\n'
         '[[sim.conditions]]\nseq = "7"\nname = "3"\nrule = "manual"\n'
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "-c", str(cfg), "sim"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("sim did not start") from None
-                time.sleep(0.05)
+    with sim_process(cfg, port):
         yield cfg
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_conditions_lists_seq_and_name(sim_config: Path) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +135,52 @@ def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# `python -m engine ARGS` once a line comes on stdin, its imports done before: what the command
+# does must happen within a window (a handler stall), its interpreter's start-up (seconds on a
+# loaded machine) need not.
+WARM_CLI = """
+import sys
+import engine.cli, engine.control
+sys.stdin.readline()
+raise SystemExit(engine.cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def warm_cli() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(cfg: Path, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WARM_CLI, "-c", str(cfg), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.communicate()
+
+
+def run_warm(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    out, err = proc.communicate("go\n", timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_goes_on(
-    tmp_path: Path,
+    tmp_path: Path, warm_cli: Callable[..., subprocess.Popen[str]]
 ) -> None:
     cfg, port, marker = config(tmp_path, "spin", SPIN, "Spin", stall_s=8.0)
     async with daemon(cfg, port) as d:
-        await until_running(d)
+        status_cli = warm_cli(cfg, "status")
+        # Not until_running: the first trade may set the handler spinning before the daemon
+        # logs daemon_running (a loaded machine), and the wait would outlast the stall.
+        await until_started(d)
         await until(marker.exists, 10)
         # While it spins (loop_stall_s 1 s, handler_stall_s 8 s): 503, naming the culprit.
         for _ in range(40):
@@ -151,7 +192,7 @@ async def test_a_spinning_handler_is_named_broken_and_disabled_and_the_daemon_go
         assert health["loop_ok"] is False
         assert health["stalled"]["strategy"] == "spin"
         assert health["stalled"]["handler"] == "on_trade"
-        shown = await asyncio.to_thread(cli, cfg, "status")
+        shown = await asyncio.to_thread(run_warm, status_cli)
         assert shown.returncode == 0, shown.stderr
         assert "STALLED: strategy spin, handler on_trade" in shown.stdout
         code, status = await get(d, "/status")
@@ -269,7 +310,7 @@ async def test_sigterm_during_a_stall_ends_the_daemon_within_stop_timeout(
     # handler_stall_s far away: only the stop breaks in.
     cfg, port, marker = config(tmp_path, name, body, cls, stall_s=60.0, stop_s=stop_s)
     async with daemon(cfg, port) as d:
-        await until_running(d)
+        await until_started(d)  # the stall may come before daemon_running (see until_started)
         await until(marker.exists, 10)
         await asyncio.sleep(0.5)
         d.signal(signal.SIGTERM)
@@ -372,7 +413,7 @@ async def test_a_strategy_broken_by_the_stop_keeps_its_orders_when_on_stop_is_ke
         ),
     )
     async with daemon(cfg, port) as d:
-        await until_running(d)
+        await until_started(d)  # the stall may come before daemon_running (see until_started)
         await until(marker.exists, 15)
         await asyncio.sleep(0.5)
         d.signal(signal.SIGTERM)

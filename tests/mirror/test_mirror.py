@@ -302,7 +302,9 @@ async def test_the_last_will_says_offline_when_the_daemon_is_sigkilled(broker: B
             await until(lambda: any(b["state"] == "online" for b in sub.on(f"{PREFIX}/status")), 15)
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
-            await until(lambda: sub.on(f"{PREFIX}/status")[-1]["state"] == "offline", 10)
+            await until(
+                lambda: [b["state"] for b in sub.on(f"{PREFIX}/status")][-1:] == ["offline"], 10
+            )
         finally:
             if child.poll() is None:
                 child.kill()
@@ -325,10 +327,34 @@ async def test_a_clean_stop_flushes_what_is_queued_then_says_offline(broker: Bro
         # run() was cancelled with the fills still queued: all reached the broker first.
         assert mirror.stats()["spooled"] == 0
         assert mirror.stats()["published_account"] == 500
-        await until(lambda: sub.on(f"{PREFIX}/status")[-1]["state"] == "offline", 10)
+        await until(
+            lambda: [b["state"] for b in sub.on(f"{PREFIX}/status")][-1:] == ["offline"], 10
+        )
         assert seqs(sub.on(f"{PREFIX}/fill")) == list(range(1, 501))
     assert sub.on(f"{PREFIX}/status")[-1]["reason"] == "stopped"
     assert not mirror.connected
+
+
+async def test_a_clean_stop_flushes_the_batch_the_pump_holds_too(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = EventBus(SYSTEM_CLOCK)
+    queue = bus.attach(Mirror.queue())
+    mirror = Mirror(mqtt_config(broker), queue, SYSTEM_CLOCK, account="x")
+    async with subscribed(broker, f"{PREFIX}/#") as sub:
+        async with running(mirror):
+            await until(lambda: mirror.connected)
+            # The pump takes a small batch off the queue and lingers for more: the stop comes
+            # while it holds them (a long linger makes that moment last).
+            monkeypatch.setattr(mirror_mod, "LINGER_S", 60.0)
+            for i in range(1, 4):
+                bus.publish(fill(i))
+            await until(lambda: queue.depth == 0)
+        assert mirror.stats()["published_account"] == 3
+        await until(
+            lambda: [b["state"] for b in sub.on(f"{PREFIX}/status")][-1:] == ["offline"], 10
+        )
+        assert seqs(sub.on(f"{PREFIX}/fill")) == [1, 2, 3]
 
 
 async def test_a_stop_with_the_broker_frozen_ends_within_the_flush_timeout(broker: Broker) -> None:
@@ -571,6 +597,30 @@ async def test_messages_spooled_while_the_broker_is_down_and_lost_at_shutdown_ar
         await until(lambda: mirror.stats()["spool_dropped"] == 4)
         for i in range(15, 18):  # still queued, not yet spooled, when the stop comes
             bus.publish(fill(i))
+    lost = [e for e in cap.entries if e["event"] == "mirror_stopped_with_spool"]
+    assert [(e["undelivered"], e["dropped_earlier"]) for e in lost] == [(13, 4)]
+
+
+async def test_a_batch_the_pump_holds_at_a_stop_with_the_broker_down_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = capture_logs(monkeypatch)
+    broker = Broker(tmp_path, free_port())  # never started: the broker is down throughout
+    bus = EventBus(SYSTEM_CLOCK)
+    queue = bus.attach(Mirror.queue())
+    cfg = mqtt_config(broker, spool_size=10, reconnect_min_s=30.0, reconnect_max_s=30.0)
+    mirror = Mirror(cfg, queue, SYSTEM_CLOCK, account="x")
+    async with running(mirror):
+        await until(lambda: mirror.stats()["connect_failures"] == 1)
+        for i in range(1, 15):
+            bus.publish(fill(i))
+        await until(lambda: mirror.stats()["spool_dropped"] == 4)
+        # Taken off the queue by the pump, which lingers for more: neither queued nor spooled
+        # when the stop comes (a long linger makes that moment last).
+        monkeypatch.setattr(mirror_mod, "LINGER_S", 60.0)
+        for i in range(15, 18):
+            bus.publish(fill(i))
+        await until(lambda: queue.depth == 0)
     lost = [e for e in cap.entries if e["event"] == "mirror_stopped_with_spool"]
     assert [(e["undelivered"], e["dropped_earlier"]) for e in lost] == [(13, 4)]
 

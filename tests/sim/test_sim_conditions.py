@@ -235,11 +235,14 @@ async def test_a_realtime_search_needs_a_session(env: Env) -> None:
 
 @pytest.mark.parametrize(
     "env",
-    [{"events_per_s": 400.0, "vi_static_pct": 0.5, "vi_dynamic_pct": 0.3, "vi_auction_s": 0.3}],
+    [{"vi_static_pct": 0.5, "vi_dynamic_pct": 0.3, "vi_auction_s": 0.3}],
     indirect=True,
 )
 async def test_vi_trigger_and_release_frames(env: Env) -> None:
     await env.feed.subscribe(["0B", "1h"], SYMBOLS)
+    # Trades (and so VIs) only once the registration is acknowledged: a VI set off before it
+    # would be seen by its release alone (a loaded machine registers late).
+    env.sim.events_per_s = 400.0
     await until(lambda: any(isinstance(e, ViEvent) and not e.active for e in env.events), 15)
     vis = [e for e in env.events if isinstance(e, ViEvent)]
     first = vis[0]
