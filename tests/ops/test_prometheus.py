@@ -591,6 +591,23 @@ async def test_position_divergence_fires_when_the_broker_holds_what_we_do_not(
         stack.sim.exchange.account.cost.pop(OTHER)
 
 
+def refused_for_the_full_disk(stack: Stack) -> bool:
+    """The journaler's order was refused for the full disk: by the journal itself (its intent
+    could not be written), or, when another write (an equity snapshot, an order update) met the
+    full disk first, by the JOURNAL halt that fault raised."""
+    if stack.daemon.events("journal_refused_order"):
+        return True
+    journal_halt = any(
+        e.get("state") == "halted" and "JOURNAL" in e.get("reasons", [])
+        for e in stack.daemon.events("trading_state_changed")
+    )
+    refused = any(
+        e.get("strategy") == "journaler" and e.get("reason") == "HALTED"
+        for e in stack.daemon.events("risk_rejected")
+    )
+    return journal_halt and refused
+
+
 @module
 async def test_journal_errors_fire_while_the_disk_is_full(stack: Stack) -> None:
     if not stack.tmpfs:
@@ -600,7 +617,7 @@ async def test_journal_errors_fire_while_the_disk_is_full(stack: Stack) -> None:
     try:
         stack.flag("journaler")  # an order whose intent cannot be stored
         await stack.until_firing("KiwoomJournalErrors")
-        await until(lambda: bool(stack.daemon.events("journal_refused_order")), DEADLINE_S)
+        await until(lambda: refused_for_the_full_disk(stack), DEADLINE_S)
     finally:
         filler.unlink()
     await stack.until_value("kiwoom_engine_journal_faulty", lambda v: v == 0)
