@@ -111,7 +111,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "oms_amend_skips_risk",
         "engine/trading/oms.py",
-        "rejection = self.risk.check_amend(req, order.strategy, self, replacing=order)",
+        "rejection = self.risk.check_amend(\n            req, order.strategy, self, replacing=order, exchange=order.venue\n        )",
         "rejection = None",
         ("tests/engine/test_order_defects.py",),
         "an amend is sent without the checks a new order meets",
