@@ -6,15 +6,13 @@ what enters the condition and the fills show in the log within 60 s (issue 15)."
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.engine.test_make_run import shipped_config_in
+from tests.engine.test_make_run import run_daemon, shipped_config_in
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,20 +35,7 @@ async def test_condition_breakout_trades_within_60_s_against_the_simulator(
     text = cfg.read_text()
     assert text.count(ENABLE) == 1
     cfg.write_text(text.replace(ENABLE, "enabled = true #") + SIM_CONDITION)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "engine",
-        "-c",
-        str(cfg),
-        "run",
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await run_daemon(cfg)
     assert proc.stderr is not None
     lines: list[dict[str, object]] = []
 

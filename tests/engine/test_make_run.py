@@ -21,39 +21,41 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def shipped_config_in(tmp: Path) -> Path:
-    """config.toml and strategies/ copied to `tmp`, with any free simulator port and the
-    journal under `tmp`; everything else as shipped."""
+    """config.toml and strategies/ copied to `tmp`, with free simulator and admin ports and
+    the journal under `tmp`; everything else as shipped."""
     shutil.copytree(ROOT / "strategies", tmp / "strategies")
     text = (ROOT / "config.toml").read_text()
-    replaced = text.replace("\nport = 18765 ", "\nport = 0 ").replace(
-        '\nstate_dir = "var" ', f'\nstate_dir = "{tmp / "var"}" '
+    # Both ports free ones: tests run side by side (pytest-xdist), and the shipped admin port
+    # is fixed, so two shipped configs at once would both bind it.
+    replaced = (
+        text.replace("\nport = 18765 ", "\nport = 0 ")
+        .replace("\nport = 18780 ", "\nport = 0 ")
+        .replace('\nstate_dir = "var" ', f'\nstate_dir = "{tmp / "var"}" ')
     )
     assert replaced.count("\n") == text.count("\n")
-    assert "port = 0 " in replaced
+    assert replaced.count("\nport = 0 ") == 2
     assert str(tmp / "var") in replaced
     cfg = tmp / "config.toml"
     cfg.write_text(replaced)
     return cfg
 
 
+async def run_daemon(cfg: Path) -> asyncio.subprocess.Process:
+    """`kiwoom-engine -c cfg run` in cfg's directory, as `make run` starts it (no KIWOOM_*
+    variables from this environment), its JSON log lines on stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine", "-c", str(cfg), "run", cwd=cfg.parent, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 async def test_make_run_shows_the_example_strategys_orders_and_fills_within_30_s(
     tmp_path: Path,
 ) -> None:
     cfg = shipped_config_in(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "engine",
-        "-c",
-        str(cfg),
-        "run",
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await run_daemon(cfg)
     assert proc.stderr is not None
     seen: dict[str, dict[str, object]] = {}
     lines: list[dict[str, object]] = []
