@@ -87,6 +87,9 @@ _CLIENT_RATE = _range(0, 1000, above=True)
 _CLIENT_BURST = _range(1, 1000)
 _URL_SCHEMES = "schemes"
 _MQTT_PREFIX = "mqtt_prefix"
+_OFF_WHEN_SET = "off_when_set"
+"""Metadata of a bool that defaults to on: the key named turns it off by being in the file
+(an explicit setting beats a default), and the two set with it on is an error naming both."""
 
 
 @dataclass(frozen=True)
@@ -237,11 +240,13 @@ class SimConfig:
     """Commission in basis points of the traded value; the default is `[portfolio]`'s, and
     the rounding is the portfolio's estimate's (engine/trading/fees.py)."""
     sell_tax_bp: float = field(default=18.0, metadata=_range(0, 10_000))
-    """Transaction tax on sells in basis points; the default is `[portfolio]`'s. Fee plus tax
-    is rounded down to the won once per fill."""
-    sell_tax_table: bool = False
+    """A flat transaction tax on sells in basis points, charged when `sell_tax_table` is off
+    (a file that sets this key and not `sell_tax_table` turns the table off). Fee plus tax is
+    rounded down to the won once per fill."""
+    sell_tax_table: bool = field(default=True, metadata={_OFF_WHEN_SET: "sell_tax_bp"})
     """Charge the published sell tax of the fill's day and the symbol's market
-    (engine/trading/fees.py SELL_TAX_TABLE) instead of `sell_tax_bp`."""
+    (engine/trading/fees.py SELL_TAX_TABLE), as `[portfolio]` estimates it, instead of
+    `sell_tax_bp`. Built in Python, a flat rate needs `sell_tax_table=False` as well."""
     reject_mode: Literal["error", "push"] = "error"
     """How refused orders look: a REST error at entry, or taken then pushed as 거부 on 00."""
     order_push_first: bool = False
@@ -447,10 +452,12 @@ class PortfolioConfig:
     commission_bp: float = field(default=1.5, metadata=_range(0, 1_000))
     """Fees estimated on fills that carry none, basis points of traded value."""
     sell_tax_bp: float = field(default=18.0, metadata=_range(0, 1_000))
-    sell_tax_table: bool = False
+    """A flat sell-tax estimate, used when `sell_tax_table` is off (a file that sets this key
+    and not `sell_tax_table` turns the table off)."""
+    sell_tax_table: bool = field(default=True, metadata={_OFF_WHEN_SET: "sell_tax_bp"})
     """Estimate the sell tax by the published table (engine/trading/fees.py SELL_TAX_TABLE:
     by the fill's day and the symbol's market) instead of `sell_tax_bp`; the backtest charges
-    the same."""
+    the same. Built in Python, a flat rate needs `sell_tax_table=False` as well."""
     markets: Mapping[str, Literal["KOSPI", "KOSDAQ", "KONEX", "ETF"]] = field(default_factory=dict)
     """Symbols whose market is not KOSPI, for the sell-tax table, e.g. ``{ "069500" = "ETF" }``
     (an ETF pays no sell tax)."""
@@ -877,6 +884,18 @@ def _build(cls: type[Any], raw: Any, path: str, source: str) -> Any:
         else:
             values[f.name] = _coerce(hints[f.name], value, key_path, source)
         _check(f.metadata, values[f.name], key_path, source)
+    for key, f in fields.items():
+        rival = f.metadata.get(_OFF_WHEN_SET)
+        if rival is None or rival not in raw:
+            continue
+        if key not in raw:
+            values[f.name] = False
+        elif values[f.name]:
+            where = f"{path}." if path else ""
+            raise ConfigError(
+                f"{source}: {where}{rival} and {where}{key}: both set; {rival} is a flat rate and "
+                f"{key} = true the published table (the default): keep one"
+            )
     return cls(**values)
 
 

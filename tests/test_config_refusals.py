@@ -98,6 +98,24 @@ def test_a_path_that_cannot_be_opened_is_one_line_exit_3(tmp_path: Path) -> None
     assert "cannot read the file: Too many levels of symbolic links" in err
 
 
+@pytest.mark.parametrize("table", ["portfolio", "sim"])
+def test_a_flat_sell_tax_and_the_table_both_set_stop_check_with_both_keys_named(
+    tmp_path: Path, table: str
+) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text(f"[{table}]\nsell_tax_bp = 20\nsell_tax_table = true\n")
+    err = assert_one_line_config_error(*run_cli("-c", str(p), "check"), p)
+    assert err.startswith(
+        f"{CONFIG_ERROR}{p}: {table}.sell_tax_bp and {table}.sell_tax_table: both set"
+    ), err
+    # Either alone is a config `check` passes.
+    for alone in ("sell_tax_bp = 20", "sell_tax_table = true", "sell_tax_table = false"):
+        p.write_text(f"[{table}]\n{alone}\n")
+        code, out, err = run_cli("-c", str(p), "check")
+        assert (code, err) == (0, ""), err
+        assert out.startswith(f"{p}: ok; mode sim"), out
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
 def test_an_unreadable_file_is_one_line_exit_3(tmp_path: Path) -> None:
     p = tmp_path / "c.toml"

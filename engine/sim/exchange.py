@@ -34,8 +34,8 @@ Behaviour, and where it models Kiwoom:
   `sell_tax_table`, the published rate of the fill's day and the symbol's market,
   engine/trading/fees.py's SELL_TAX_TABLE), in basis points of the fill value, rounded as `[portfolio]` estimates them (engine/trading/fees.py: fee plus tax is one
   floor per fill). The class defaults both to 0 (cash moves by exactly price x qty); the
-  simulator's config (`[sim]`) defaults them to the portfolio's 1.5 and 18 bp. FIDs 938/939
-  and the account queries carry each order's cumulative fee and tax.
+  simulator's config (`[sim]`) defaults to the portfolio's 1.5 bp and sell-tax table. FIDs
+  938/939 and the account queries carry each order's cumulative fee and tax.
 - Our resting orders are not shown in the generated book; they fill when the book reaches them.
 """
 

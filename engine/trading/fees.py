@@ -11,7 +11,8 @@ market: `SELL_TAX_TABLE` below, as published, keyed by the day a rate took effec
 market. `FeeRates(..., sell_tax_table=True)` charges it by the fill's day and the symbol's
 market (`FeeRates.on`) instead of the fixed `sell_tax_bp`: the live portfolio's estimate
 (`[portfolio] sell_tax_table`), the simulator (`[sim] sell_tax_table`) and the backtest (the
-portfolio's) read the one table.
+portfolio's) read the one table, by default (a config that sets `sell_tax_bp` gets its flat
+rate; engine/config.py).
 """
 
 from __future__ import annotations

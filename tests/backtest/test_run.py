@@ -20,7 +20,14 @@ DAY = date(2026, 3, 3)
 HERE = Path(__file__).parent
 
 
-def config(tmp: Path, strategy: str, params: str, *, kinds: str = '"bars_1m"') -> Config:
+def config(
+    tmp: Path,
+    strategy: str,
+    params: str,
+    *,
+    kinds: str = '"bars_1m"',
+    portfolio: str = "commission_bp = 0.0\nsell_tax_bp = 0.0",
+) -> Config:
     path = tmp / "config.toml"
     path.write_text(
         f"""
@@ -30,8 +37,7 @@ kinds = [{kinds}]
 cash = 10_000_000
 
 [portfolio]
-commission_bp = 0.0
-sell_tax_bp = 0.0
+{portfolio}
 
 [[strategies]]
 name = "s"
@@ -50,6 +56,33 @@ def run(cfg: Config, data: Path, start: date = DAY, end: date = DAY) -> Result:
     loaded, problems = load_all(cfg)
     assert problems == []
     return run_backtest(cfg, loaded, data, start, end)
+
+
+def test_by_default_a_backtest_charges_the_published_sell_tax_of_the_data_s_day(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    write_bars(
+        data,
+        SYMBOL,
+        "1m",
+        [
+            bar(minute(DAY, 9, 0), 50_000, 50_500, 49_500, 50_200),
+            bar(minute(DAY, 9, 1), 50_300, 50_900, 50_100, 50_800),
+            bar(minute(DAY, 9, 2), 51_000, 51_500, 50_900, 51_200),
+        ],
+    )
+    # No sell-tax key: the table. The sale of 2 at 51,000 on 2026-03-03 pays 2026's published
+    # KOSPI rate, 0.05 % securities transaction tax + 0.15 % rural tax = 0.20 % of 102,000.
+    res = run(config(tmp_path, "Alternate", "{ qty = 2 }", portfolio="commission_bp = 0.0"), data)
+    assert [(f.side, f.price, f.fee, f.tax) for f in res.fills] == [
+        (Side.BUY, 50_300, 0, 0),
+        (Side.SELL, 51_000, 0, 204),
+    ]
+    # Named an ETF, the same sale pays none (no securities transaction tax on ETFs).
+    etf = f'commission_bp = 0.0\nmarkets = {{ "{SYMBOL}" = "ETF" }}'
+    res = run(config(tmp_path, "Alternate", "{ qty = 2 }", portfolio=etf), data)
+    assert [(f.side, f.tax) for f in res.fills] == [(Side.BUY, 0), (Side.SELL, 0)]
 
 
 def test_a_market_order_placed_on_a_bar_s_close_fills_at_the_next_bar_s_open(

@@ -148,7 +148,7 @@ def test_a_day_reads_as_worked_by_hand_and_draws_no_box(tmp_path: Path) -> None:
 
 
 def test_a_mark_is_the_portfolio_at_its_last_prices() -> None:
-    p = Portfolio(PortfolioConfig(commission_bp=0, sell_tax_bp=0))
+    p = Portfolio(PortfolioConfig(commission_bp=0, sell_tax_bp=0, sell_tax_table=False))
     p.cash = 1_000_000
     p.on_fill(Fill("a1", "a", "o1", "1", "005930", Side.BUY, 10, 1_000, 2, 0))
     p.on_fill(Fill("a2", "a", "o2", "2", "005930", Side.SELL, 4, 1_200, 1, 9))

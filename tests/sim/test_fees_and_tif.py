@@ -4,12 +4,15 @@ loopback port and a plain aiohttp client, no engine client code.
 
 The market stands still (events_per_s = 0), so the book a test reads is the book its order
 meets. Expected figures are written out with literal rates, never asked of the code under test.
+The simulator's day (the sell-tax table's row) is pinned in 2026: KOSPI 0.05 % securities
+transaction tax + 0.15 % rural tax = 0.20 %, as published for 2026.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import aiohttp
 import pytest
 
 from engine import config
+from engine.clock import KST, OffsetClock
 from engine.config import PortfolioConfig
 from engine.events import Side
 from engine.sim.simulator import Simulator
@@ -33,9 +37,15 @@ def sim_config(**over: Any) -> config.SimConfig:
     return dataclasses.replace(base, **{"port": 0, "events_per_s": 0.0, "cash": CASH, **over})
 
 
+def in_2026() -> OffsetClock:
+    """The live clock moved to a trading morning of 2026, whenever the test runs."""
+    day = datetime(2026, 6, 15, 10, 0, tzinfo=KST)
+    return OffsetClock((day - datetime.now(KST)).total_seconds())
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[tuple[Simulator, SimClient]]:
-    async with Simulator(sim_config()) as s, aiohttp.ClientSession() as session:
+    async with Simulator(sim_config(), in_2026()) as s, aiohttp.ClientSession() as session:
         yield s, SimClient(s.state, s.rest_url, session)
 
 
@@ -79,8 +89,14 @@ async def open_orders(client: SimClient) -> list[dict[str, Any]]:
 
 def test_the_simulator_charges_the_portfolio_estimate_by_default() -> None:
     cfg = config.load(None, env={})
-    assert (cfg.sim.commission_bp, cfg.sim.sell_tax_bp) == (1.5, 18.0)
-    assert (cfg.portfolio.commission_bp, cfg.portfolio.sell_tax_bp) == (1.5, 18.0)
+    # The published table by default in both; 18.0 is the flat rate `sell_tax_table = false`
+    # falls back to.
+    assert (cfg.sim.commission_bp, cfg.sim.sell_tax_bp, cfg.sim.sell_tax_table) == (1.5, 18.0, True)
+    assert (
+        cfg.portfolio.commission_bp,
+        cfg.portfolio.sell_tax_bp,
+        cfg.portfolio.sell_tax_table,
+    ) == (1.5, 18.0, True)
 
 
 def test_fractional_basis_points_can_be_configured(tmp_path: Path) -> None:
@@ -89,6 +105,7 @@ def test_fractional_basis_points_can_be_configured(tmp_path: Path) -> None:
     cfg = config.load(path, env={})
     assert cfg.sim.commission_bp == 0.7
     assert cfg.sim.sell_tax_bp == 20
+    assert cfg.sim.sell_tax_table is False  # the explicit flat rate wins over the table
 
 
 @pytest.mark.parametrize(
@@ -121,7 +138,9 @@ def test_fee_and_tax_of_a_fill(
 @pytest.mark.parametrize("price", [1_009, 5_129, 70_100, 123_500, 987_000])
 def test_fee_and_tax_together_equal_the_portfolio_estimate(qty: int, price: int) -> None:
     rates = FeeRates(1.5, 18.0)
-    estimate = Portfolio(PortfolioConfig()).fee_for
+    estimate = Portfolio(
+        PortfolioConfig(commission_bp=1.5, sell_tax_bp=18.0, sell_tax_table=False)
+    ).fee_for
     for side in Side:
         sell = side is Side.SELL
         assert sum(rates.charge(qty * price, sell=sell)) == estimate(side, qty, price)
@@ -143,7 +162,9 @@ async def test_a_round_trip_over_rest_pays_fee_and_tax(sim: tuple[Simulator, Sim
     sell = await client.call("kt10001", order(sell_qty, bid_price, "0"))
     assert sell.rc == 0, sell.msg
     proceeds = bid_price * sell_qty
-    sell_all_in = proceeds * 195 // 100_000  # 1.5 + 18 bp, rounded once
+    # 1.5 bp commission + 2026's published KOSPI sell tax of 20 bp (0.05 % + 0.15 % rural
+    # tax), rounded once.
+    sell_all_in = proceeds * 215 // 100_000
     assert await entr(client) == CASH - value - buy_fee + proceeds - sell_all_in
     execs = await client.call("ka10076", {"qry_tp": "0", "sell_tp": "0", "stex_tp": "0"})
     rows = {r["ord_no"]: r for r in execs.body["cntr"]}
@@ -152,6 +173,33 @@ async def test_a_round_trip_over_rest_pays_fee_and_tax(sim: tuple[Simulator, Sim
     sold = rows[sell.body["ord_no"]]
     assert int(sold["tdy_trde_cmsn"]) == proceeds * 15 // 100_000
     assert int(sold["tdy_trde_cmsn"]) + int(sold["tdy_trde_tax"]) == sell_all_in
+
+
+async def test_a_config_file_s_flat_sell_tax_bp_is_what_the_simulator_charges(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[sim]\nsell_tax_bp = 18.0\n")  # explicit: beats 2026's table (20 bp)
+    cfg = dataclasses.replace(config.load(path, env={}).sim, port=0, events_per_s=0.0, cash=CASH)
+    async with (
+        Simulator(cfg, in_2026()) as s,
+        aiohttp.ClientSession() as session,
+    ):
+        client = SimClient(s.state, s.rest_url, session)
+        ask_price, ask_qty = s.market.book(SYM).asks[0]
+        qty = min(ask_qty, 10)
+        buy = await client.call("kt10000", order(qty, ask_price, "0"))
+        assert buy.rc == 0, buy.msg
+        bid_price, bid_qty = s.market.book(SYM).bids[0]
+        sell_qty = min(bid_qty, qty)
+        sell = await client.call("kt10001", order(sell_qty, bid_price, "0"))
+        assert sell.rc == 0, sell.msg
+        proceeds = bid_price * sell_qty
+        execs = await client.call("ka10076", {"qry_tp": "0", "sell_tp": "0", "stex_tp": "0"})
+        sold = {r["ord_no"]: r for r in execs.body["cntr"]}[sell.body["ord_no"]]
+        # 1.5 bp commission + the flat 18 bp, rounded once.
+        assert int(sold["tdy_trde_cmsn"]) + int(sold["tdy_trde_tax"]) == proceeds * 195 // 100_000
+        assert int(sold["tdy_trde_tax"]) > 0
 
 
 # ---- IOC and FOK -------------------------------------------------------------------------------

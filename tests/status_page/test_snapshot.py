@@ -46,7 +46,7 @@ def fill(strategy: str | None, side: Side, qty: int, price: int, fee: int = 0) -
 
 def portfolio() -> Portfolio:
     # No estimated fees: each fill below carries its own.
-    p = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0))
+    p = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0, sell_tax_table=False))
     p.cash = 1_000_000
     return p
 

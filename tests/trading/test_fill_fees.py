@@ -165,8 +165,10 @@ async def test_a_fill_reconciliation_booked_at_an_estimate_is_not_charged_again(
         w.journal.close()
 
 
-def test_an_estimate_splits_into_fee_and_tax_that_add_up_to_it() -> None:
-    pf = Portfolio(load(None, env={}).portfolio)  # 1.5 bp commission, 18 bp sell tax
+def test_an_estimate_splits_into_fee_and_tax_that_add_up_to_it(tmp_path: Path) -> None:
+    flat = tmp_path / "flat.toml"
+    flat.write_text("[portfolio]\nsell_tax_bp = 18.0\n")  # an explicit flat rate: no table
+    pf = Portfolio(load(flat, env={}).portfolio)  # 1.5 bp commission, 18 bp sell tax
     # (1.5 + 18) bp of 690,000 is 1,345 truncated; 1.5 bp of it is 103 truncated.
     assert pf.fee_for(Side.SELL, 10, 69_000) == 1_345
     assert pf.fee_parts(Side.SELL, 10, 69_000) == (103, 1_242)

@@ -276,7 +276,7 @@ def test_any_sequence_of_events_keeps_the_order_s_invariants(
     side: Side, seq: list[OrderEvent]
 ) -> None:
     o = Order("c1", "s", "005930", side, 10, 70_000)
-    portfolio = Portfolio(PortfolioConfig(commission_bp=0, sell_tax_bp=0))
+    portfolio = Portfolio(PortfolioConfig(commission_bp=0, sell_tax_bp=0, sell_tax_table=False))
     booked: list[Fill] = []
     ended: S | None = None
     for ev in seq:

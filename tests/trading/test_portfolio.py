@@ -64,7 +64,7 @@ def test_fees_carried_by_fills_move_pnl_and_cash() -> None:
 
 
 def test_fees_are_estimated_for_a_fill_that_carries_none() -> None:
-    pf = Portfolio(PortfolioConfig(commission_bp=1.5, sell_tax_bp=18.0))
+    pf = Portfolio(PortfolioConfig(commission_bp=1.5, sell_tax_bp=18.0, sell_tax_table=False))
     assert pf.fee_for(B, 10, 70_000) == 105
     assert pf.fee_for(S_, 10, 69_000) == 1_345  # (1.5 + 18) bp of 690,000, truncated
     assert pf.on_fill(fill(B, 10, 70_000)) == -105
@@ -74,7 +74,7 @@ def test_fees_are_estimated_for_a_fill_that_carries_none() -> None:
 
 
 def test_average_cost_over_several_buys_and_a_partial_sell() -> None:
-    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0))
+    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0, sell_tax_table=False))
     pf.on_fill(fill(B, 3, 100))
     pf.on_fill(fill(B, 1, 104))
     assert pf.positions[SYM].avg_price == 101
@@ -86,7 +86,7 @@ def test_average_cost_over_several_buys_and_a_partial_sell() -> None:
 
 
 def test_each_strategy_has_its_own_position_and_external_fills_only_the_accounts() -> None:
-    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0))
+    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0, sell_tax_table=False))
     pf.on_fill(fill(B, 5, 100, strategy="a"))
     pf.on_fill(fill(B, 3, 200, strategy="b"))
     pf.on_fill(fill(B, 2, 300, strategy=None, client_id=None))
@@ -101,7 +101,7 @@ def test_each_strategy_has_its_own_position_and_external_fills_only_the_accounts
 
 
 def test_market_prices_unrealized_and_exposure() -> None:
-    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0))
+    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0, sell_tax_table=False))
     pf.on_fill(fill(B, 10, 1_000))
     assert pf.gross_exposure() == 10_000  # no trade seen yet: the average price
     pf.on_trade(Trade(SYM, Exchange.KRX, 93000, 1_100, 1, 1, 50, 0, 0, 0, 0, 0))
@@ -110,7 +110,7 @@ def test_market_prices_unrealized_and_exposure() -> None:
 
 
 def test_load_takes_the_brokers_holdings_and_keeps_what_was_realised() -> None:
-    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0))
+    pf = Portfolio(PortfolioConfig(commission_bp=0.0, sell_tax_bp=0.0, sell_tax_table=False))
     pf.on_fill(fill(B, 2, 500, symbol=OTHER))
     pf.on_fill(fill(S_, 2, 600, symbol=OTHER))
     pf.load([holding(SYM, 7, 70_000)], cash(5_000_000))
@@ -121,7 +121,7 @@ def test_load_takes_the_brokers_holdings_and_keeps_what_was_realised() -> None:
 
 
 def test_restore_rebuilds_each_strategys_cost_and_todays_pnl_from_journaled_fills() -> None:
-    pf = Portfolio(PortfolioConfig(commission_bp=1.5, sell_tax_bp=18.0))
+    pf = Portfolio(PortfolioConfig(commission_bp=1.5, sell_tax_bp=18.0, sell_tax_table=False))
     pf.restore(
         [
             Past("20260105", "a", SYM, B, 10, 70_000, 105),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from engine.backtest.broker import InProcessBroker
 from engine.backtest.clock import NS, BacktestClock
 from engine.bus import EventBus
 from engine.clock import KST, ManualClock
-from engine.config import PortfolioConfig
+from engine.config import ConfigError, PortfolioConfig, load
 from engine.events import Exchange, Side, TimeInForce, Trade
 from engine.sim.exchange import SimExchange
 from engine.sim.market import MarketGenerator
@@ -107,3 +108,61 @@ async def test_the_backtest_broker_charges_the_table_s_tax_of_the_data_s_day() -
         ("069500", 10, 0),
     ]
     assert account.cash == 10_000_000 - 750
+
+
+# --- the table is the default; an explicit flat rate wins -------------------------------------
+
+IN_2026 = ManualClock(datetime(2026, 3, 3, 10, 0, tzinfo=KST))
+
+
+def estimate_of(tmp_path: Path, portfolio: str) -> Portfolio:
+    """The live portfolio of a config file whose [portfolio] table is `portfolio`, on a 2026
+    trading morning."""
+    path = tmp_path / "config.toml"
+    path.write_text(f"[portfolio]\ncommission_bp = 1.5\n{portfolio}\n")
+    return Portfolio(load(path, env={}).portfolio, IN_2026)
+
+
+def test_a_config_that_says_nothing_of_the_tax_estimates_the_table_s(tmp_path: Path) -> None:
+    pf = estimate_of(tmp_path, 'markets = { "069500" = "ETF" }')
+    # 100 x 70,000 = 7,000,000 sold in 2026: 1,050 commission (1.5 bp); KOSPI 0.20 % = 14,000.
+    assert pf.fee_parts(Side.SELL, 100, 70_000, "005930") == (1_050, 14_000)
+    assert pf.fee_parts(Side.SELL, 100, 70_000, "069500") == (1_050, 0)  # an ETF: no tax
+    assert load(None, env={}).sim.sell_tax_table is True  # the simulator charges the same
+
+
+@pytest.mark.parametrize(
+    ("portfolio", "tax"),
+    [
+        # An explicit flat rate beats the default table: 0.18 % of 7,000,000, not 0.20 %.
+        ("sell_tax_bp = 18.0", 12_600),
+        ("sell_tax_bp = 25", 17_500),
+        ("sell_tax_bp = 0", 0),
+        ("sell_tax_bp = 18.0\nsell_tax_table = false", 12_600),
+        # The table off and no rate: the flat default, 18 bp.
+        ("sell_tax_table = false", 12_600),
+    ],
+)
+def test_an_explicit_flat_rate_wins_over_the_table(
+    tmp_path: Path, portfolio: str, tax: int
+) -> None:
+    pf = estimate_of(tmp_path, portfolio)
+    assert pf.fee_parts(Side.SELL, 100, 70_000, "005930") == (1_050, tax)
+
+
+@pytest.mark.parametrize("table", ["portfolio", "sim"])
+def test_a_flat_rate_and_the_table_both_set_is_a_config_error_naming_both(
+    tmp_path: Path, table: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{table}]\nsell_tax_bp = 18.0\nsell_tax_table = true\n")
+    with pytest.raises(ConfigError) as e:
+        load(path, env={})
+    message = str(e.value)
+    assert message.startswith(f"{path}: {table}.sell_tax_bp and {table}.sell_tax_table: "), message
+    # One table's explicit rate leaves the other's default (the table) alone.
+    other = "sim" if table == "portfolio" else "portfolio"
+    path.write_text(f"[{table}]\nsell_tax_bp = 18.0\n")
+    cfg = load(path, env={})
+    assert getattr(cfg, table).sell_tax_table is False
+    assert getattr(cfg, other).sell_tax_table is True
