@@ -26,7 +26,7 @@ async def test_an_order_filled_in_parts_is_charged_the_broker_s_fees_once(
     tmp_path: Path,
 ) -> None:
     sc = write_strategy(tmp_path, "s", QUIET, "Quiet")
-    cfg = sim_config(events_per_s=1_000.0, commission_bp=15, sell_tax_bp=18)
+    cfg = sim_config(events_per_s=1_000.0, commission_bp=15, sell_tax_bp=18, sell_tax_table=False)
     async with (
         Simulator(cfg) as sim,
         running_engine(sim, tmp_path / "state", (sc,)) as (trader, _ws, _api),

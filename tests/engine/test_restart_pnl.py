@@ -32,13 +32,20 @@ QUIET = "class Quiet(Strategy):\n    pass\n"
 def same_fees(cfg: Config) -> Config:
     """The engine's [sim] rates: in mode sim the portfolio estimates a fill that carries no
     fee (one booked from the broker's order list) at the simulator's rates."""
-    sim = dataclasses.replace(cfg.sim, commission_bp=COMMISSION_BP, sell_tax_bp=SELL_TAX_BP)
+    sim = dataclasses.replace(
+        cfg.sim, commission_bp=COMMISSION_BP, sell_tax_bp=SELL_TAX_BP, sell_tax_table=False
+    )
     return dataclasses.replace(cfg, sim=sim)
 
 
 def sim_with_fees() -> Simulator:
     return Simulator(
-        sim_config(events_per_s=1_000.0, commission_bp=COMMISSION_BP, sell_tax_bp=SELL_TAX_BP)
+        sim_config(
+            events_per_s=1_000.0,
+            commission_bp=COMMISSION_BP,
+            sell_tax_bp=SELL_TAX_BP,
+            sell_tax_table=False,
+        )
     )
 
 
