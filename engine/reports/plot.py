@@ -57,6 +57,8 @@ def labels(names: Sequence[str]) -> dict[str, str]:
 
         family = list(matplotlib.rcParams["font.sans-serif"])
         matplotlib.rcParams["font.sans-serif"] = [font, *[f for f in family if f != font]]
+        # Nanum has no U+2212, matplotlib's minus on negative ticks (a drawdown axis): a box.
+        matplotlib.rcParams["axes.unicode_minus"] = False
         return {n: n for n in names}
     return {n: (n if n.isascii() else f"strategy {i}") for i, n in enumerate(names, 1)}
 
