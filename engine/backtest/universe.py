@@ -92,6 +92,7 @@ class Timeline:
     def attach_base(self, base: Iterator[tuple[int, Any]]) -> None:
         """Merge the config's data (what the run loop has not taken yet) in."""
         self._base = base
+        self._last = None
         self._pull(0, _keyed_base(base))
 
     def detach_base(self) -> Iterator[tuple[int, Any]]:
@@ -99,6 +100,7 @@ class Timeline:
         head = [(e[0], e[5]) for e in self._heap if e[3] == 0]
         self._heap = [e for e in self._heap if e[3] != 0]
         base, self._base = self._base, None
+        self._last = None
         assert base is not None
         return itertools.chain(head, base)
 
