@@ -439,7 +439,10 @@ class Backtest:
                     elif merged and not joined.joined:
                         break
             else:
-                break
+                if not joined.joined:
+                    break
+                source = iter(())  # the config's data is done, what joined is not
+                continue
             if merged and not joined.joined:
                 source = joined.detach_base()
         if day is not None:

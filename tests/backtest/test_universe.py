@@ -285,3 +285,51 @@ async def test_a_condition_watched_mid_run_starts_with_the_recorded_members_of_t
         (c, "7", "돌파", False, 0),
     ]
     assert bt.universe_feed.duplicates == 1
+
+
+TIMED = """
+class Timed(Strategy):
+    def on_start(self):
+        self.seen = []
+
+    def on_trade(self, trade):
+        self.seen.append((trade.symbol, trade.price))
+        if trade.price == 70100:
+            self.set_timer("first", 2.0, repeat=False)
+        if trade.price == 181000:
+            self.set_timer("second", 3.0, repeat=False)
+
+    def on_timer(self, name):
+        self.subscribe("000660" if name == "first" else "035720", data=("trades",))
+"""
+
+
+async def test_a_subscription_from_a_timer_is_fed_before_the_data_point_the_timer_preceded(
+    tmp_path: Path,
+) -> None:
+    third = "035720"
+    _store(
+        tmp_path / "store",
+        [
+            (_ns(9, 0, 10), _trade(CONFIGURED, _ns(9, 0, 10), 70_100)),  # timer for 09:00:12
+            (_ns(9, 0, 11), _trade(JOINED, _ns(9, 0, 11), 180_000)),  # before it: never fed
+            (_ns(9, 0, 15), _trade(JOINED, _ns(9, 0, 15), 180_500)),
+            (_ns(9, 0, 20), _trade(JOINED, _ns(9, 0, 20), 181_000)),  # timer for 09:00:23
+            (_ns(9, 0, 21), _trade(third, _ns(9, 0, 21), 42_000)),  # before it: never fed
+            (_ns(9, 0, 25), _trade(third, _ns(9, 0, 25), 42_050)),
+            (_ns(9, 0, 30), _trade(CONFIGURED, _ns(9, 0, 30), 70_200)),
+        ],
+    )
+    (tmp_path / "s").mkdir()
+    cfg = _config(tmp_path / "s", TIMED, "Timed", symbols=(CONFIGURED,))
+    bt = await _run(cfg, tmp_path / "store")
+    inst: Any = bt.host.by_name["timed"].instance
+    # The data point at 09:00:30 was read before either timer fired: the joined data of
+    # 09:00:15..25 still comes first, in time order.
+    assert inst.seen == [
+        (CONFIGURED, 70_100),
+        (JOINED, 180_500),
+        (JOINED, 181_000),
+        (third, 42_050),
+        (CONFIGURED, 70_200),
+    ]
