@@ -382,8 +382,8 @@ class StrategySlot:
         universe = self.host.universe
         if universe is None:
             raise ValueError(
-                f"{self.name}: no realtime feed here (a backtest): conditions and run-time "
-                "subscriptions need the daemon"
+                f"{self.name}: no run-time universe here: conditions and run-time "
+                "subscriptions need the daemon or a backtest"
             )
         return universe
 
@@ -592,7 +592,8 @@ class StrategyHost:
         in the bus's queue: its `on_order` is deferred (see `acted`)."""
         self.state = TradingStatus(TradingState.ACTIVE, ())
         self.universe: Universe | None = None
-        """Conditions and run-time subscriptions (engine/universe); None in a backtest."""
+        """Conditions and run-time subscriptions (engine/universe): the Trader's, or the
+        backtest's over the history store; None when driven by hand (unit tests)."""
         self.quotes: dict[str, Quote] = {}
         """The last best ask/bid by symbol: the feed's quotes, or the subscribe-time load."""
         self.seeded: set[tuple[str, str]] = set()

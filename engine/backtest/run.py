@@ -11,6 +11,11 @@ that reached the book by then), then strategies see it.
 The loop yields to asyncio only when work is ready there (a task, a deferred call, a woken
 timer): a loop turn costs microseconds, a data point without consequences none.
 
+Condition search and run-time subscriptions (engine/backtest/universe.py): the recorded
+condition rows of a watched condition and the stored data of a symbol subscribed to while
+running join the same timeline from the time they are asked for, under the same rules; a
+source that joins while timers run before a data point takes its turn before that point.
+
 Days: each KST day with data runs as the daemon lives it: the day's last session ends at
 DAY_END, what is still open ends as KRX ends it (CANCELED), the day's equity is marked at the
 last prices, then the next day rolls (risk counters, order numbers).
@@ -34,11 +39,12 @@ from typing import Any
 from engine.backtest.broker import InProcessBroker
 from engine.backtest.clock import NS, BacktestClock
 from engine.backtest.history import StoreHistory
+from engine.backtest.universe import BacktestUniverseFeed, Keyed
 from engine.bus import JOURNAL_MAX_ACCOUNT, AccountOverflow, ConsumerQueue, EventBus
 from engine.clock import KST
 from engine.config import Config
 from engine.data.layout import interval_of
-from engine.data.reader import StoreEvent, iter_event_lists
+from engine.data.reader import ConditionRecord, StoreEvent, dataset_rank, iter_event_lists
 from engine.events import (
     Bar,
     Fill,
@@ -58,6 +64,7 @@ from engine.trading.fees import FeeRates
 from engine.trading.oms import OrderManager
 from engine.trading.portfolio import Portfolio
 from engine.trading.risk import RiskEngine
+from engine.universe.manager import Universe
 
 DAY_START = time(8, 0)
 """The clock starts each day here (before the first session, 08:30)."""
@@ -206,6 +213,12 @@ class Backtest:
         self._priced: set[str] = set()
         """Symbols with a first price and a base: `_first_price` has nothing left to do."""
         """Daily bars walked, for strategies at the next day's start."""
+        self.universe_feed = BacktestUniverseFeed(
+            self.data_dir, start, end,
+            bus=self.bus, now=self.clock.time_ns, configured=self.symbols,
+            open_symbol=self._open_symbol, base=self.broker.base,
+            max_realtime=cfg.kiwoom.max_realtime_conditions,
+        )  # fmt: skip
 
     async def run(self) -> Result:
         if self._state_dir is not None:
@@ -243,14 +256,21 @@ class Backtest:
         # end): the same rows. A write that fails stops the run with its error.
         self._journal, self._journal_queue = journal, queue
         self._pending_ready = _ready(asyncio.get_running_loop())
+        history = StoreHistory(self.data_dir, self.clock)
+        universe = Universe(host, base=self.portfolio.base, history=history)
+        universe.attach(self.universe_feed)
+        host.universe = universe
         try:
             host.instantiate()
-            await host.warm_up(StoreHistory(self.data_dir, self.clock))
+            await host.warm_up(history)
+            await universe.prepare()
             host.start()
+            universe.start()
             await self._settle()
             await self._feed()
             host.stop()
             await self._settle()
+            await universe.stop()
             self._write_journal(1)
         finally:
             journal.close()
@@ -285,10 +305,12 @@ class Backtest:
         while queue.depth >= least:
             self._journal.write(queue.take(BATCH_LIMIT))
 
-    async def _until(self, t: int) -> None:
+    async def _until(self, t: int, joins: bool = False) -> bool:
         """Run everything due before `t` in time order (broker arrivals before timers at the
-        same instant), then move the clock to `t`."""
+        same instant), then move the clock to `t`. With `joins`, stop (False) as soon as a
+        source joins the timeline: its data may come before `t`."""
         clock, broker = self.clock, self.broker
+        timeline = self.universe_feed.timeline
         while True:
             timer = clock.next_due()
             arrival = broker.next_due()
@@ -300,7 +322,10 @@ class Backtest:
             else:
                 break
             await self._settle()
+            if joins and timeline.added:
+                return False
         clock.set(t)
+        return True
 
     async def _feed(self) -> None:
         kinds = self.cfg.backtest.kinds
@@ -317,62 +342,126 @@ class Backtest:
         # its own, and the timeline's work per event is not needed.
         bars = any(interval_of(k) is not None and k != "ticks" for k in kinds)
         if bars:
-            timeline: Iterator[tuple[int, StoreEvent]] = _timeline(events)
+            source: Iterator[tuple[int, Any]] = _timeline(events)
         else:  # (ev.ts_recv, ev) without a Python generator's turn per event
             times, evs = itertools.tee(events)
-            timeline = zip(map(_TS_RECV, times), evs, strict=True)
-        for t, ev in timeline:
-            if t >= day_ends:
-                d = datetime.fromtimestamp(t // NS, KST).date()
-                if day is not None:
-                    await self._end_day(day)
-                await self._begin_day(d, t)
-                day = d
-                day_ends = _day_ns(d + timedelta(days=1), time(0))
-            if t > clock.ns:
-                # `_until`, without its coroutine when nothing is due before `t` (the usual
-                # data point).
-                timer = clock.next_due()
-                arrival = broker.next_due()
-                if (timer is not None and timer < t) or (arrival is not None and arrival < t):
-                    await self._until(t)
-                else:
-                    clock.set(t)
-            n += 1
-            tp = type(ev)
-            if tp is Trade:
-                assert isinstance(ev, Trade)
-                if ev.symbol not in priced:
-                    self._first_price(ev.symbol, ev.price)
-                broker.on_trade(ev)
-            elif tp is Bar:
-                assert isinstance(ev, Bar)
-                if ev.symbol not in priced:
-                    self._first_price(ev.symbol, ev.open)
-                if ev.interval == "1d":
-                    # A daily strategy decides before the next session; an order it sends on
-                    # the bar meets the next day's bar, open first.
-                    broker.on_bar(ev, _day_ns(ev.start.date(), DAILY_OPEN))
+            source = zip(map(_TS_RECV, times), evs, strict=True)
+        # While no condition is watched and no symbol subscribed at run time, the loop takes
+        # the config's data straight from `source`; when a source joins, from the merge of
+        # both (`joined`) until nothing joined is left. An event taken before a source joined
+        # ahead of it goes back (a merge's `push_back`, or in front of `source`).
+        joined = self.universe_feed.timeline
+        apply = self.universe_feed.apply
+        while True:
+            merged = bool(joined.joined)
+            if merged:
+                joined.attach_base(source)
+            timeline: Iterator[tuple[int, Any]] = joined if merged else source
+            joined.added = False
+            for t, ev in timeline:
+                if t >= day_ends:
+                    d = datetime.fromtimestamp(t // NS, KST).date()
+                    if day is not None:
+                        await self._end_day(day)
+                    await self._begin_day(d, t)
+                    day = d
+                    day_ends = _day_ns(d + timedelta(days=1), time(0))
+                    if joined.added:
+                        joined.added = False
+                        if merged:
+                            joined.push_back()
+                            continue
+                        source = itertools.chain(((t, ev),), source)
+                        break
+                if t > clock.ns:
+                    # `_until`, without its coroutine when nothing is due before `t` (the usual
+                    # data point).
+                    timer = clock.next_due()
+                    arrival = broker.next_due()
+                    if (timer is not None and timer < t) or (arrival is not None and arrival < t):
+                        if not await self._until(t, joins=True):
+                            joined.added = False
+                            if merged:
+                                joined.push_back()
+                                continue
+                            source = itertools.chain(((t, ev),), source)
+                            break
+                    else:
+                        clock.set(t)
+                n += 1
+                tp = type(ev)
+                if tp is Trade:
+                    assert isinstance(ev, Trade)
+                    if ev.symbol not in priced:
+                        self._first_price(ev.symbol, ev.price)
+                    broker.on_trade(ev)
+                elif tp is Bar:
+                    assert isinstance(ev, Bar)
+                    if ev.symbol not in priced:
+                        self._first_price(ev.symbol, ev.open)
+                    if ev.interval == "1d":
+                        # A daily strategy decides before the next session; an order it sends
+                        # on the bar meets the next day's bar, open first.
+                        broker.on_bar(ev, _day_ns(ev.start.date(), DAILY_OPEN))
+                        portfolio.last[ev.symbol] = ev.close
+                        self._daily.append(ev)
+                        continue
+                    broker.on_bar(ev)
                     portfolio.last[ev.symbol] = ev.close
-                    self._daily.append(ev)
+                elif tp is Quote:
+                    assert isinstance(ev, Quote)
+                    broker.on_quote(ev)
+                elif tp is OrderBook:
+                    assert isinstance(ev, OrderBook)
+                    broker.on_book(ev)
+                elif tp is ViEvent:
+                    assert isinstance(ev, ViEvent)
+                    broker.on_vi(ev)
+                elif tp is ConditionRecord:
+                    assert isinstance(ev, ConditionRecord)
+                    apply(ev)  # the hits it makes, published as the live feed does
+                    if ready():
+                        await self._settle()
+                        if joined.added:
+                            joined.added = False
+                            if not merged:
+                                break
+                        elif merged and not joined.joined:
+                            break
                     continue
-                broker.on_bar(ev)
-                portfolio.last[ev.symbol] = ev.close
-            elif tp is Quote:
-                assert isinstance(ev, Quote)
-                broker.on_quote(ev)
-            elif tp is OrderBook:
-                assert isinstance(ev, OrderBook)
-                broker.on_book(ev)
-            elif tp is ViEvent:
-                assert isinstance(ev, ViEvent)
-                broker.on_vi(ev)
-            bus.publish(ev)
-            if ready():
-                await self._settle()
+                bus.publish(ev)
+                if ready():
+                    await self._settle()
+                    if joined.added:
+                        joined.added = False
+                        if not merged:
+                            break
+                    elif merged and not joined.joined:
+                        break
+            else:
+                if not joined.joined:
+                    break
+                source = iter(())  # the config's data is done, what joined is not
+                continue
+            if merged and not joined.joined:
+                source = joined.detach_base()
         if day is not None:
             await self._end_day(day)
         self.result.events = n
+
+    def _open_symbol(self, symbol: str, now: int) -> list[Iterator[Keyed]]:
+        """The stored data of `symbol` in `[backtest] kinds` from `now` on, a source per
+        dataset for the timeline (files opened as the merge reaches them)."""
+        day = max(datetime.fromtimestamp(now // NS, KST).date(), self.start)
+        sources: list[Iterator[Keyed]] = []
+        for kind in self.cfg.backtest.kinds:
+            events = itertools.chain.from_iterable(
+                iter_event_lists(self.data_dir, (symbol,), (kind,), day, self.end)
+            )
+            rank = dataset_rank(kind)
+            later = itertools.dropwhile(lambda x: x[0] < now, _timeline(events))
+            sources.append((t, rank, symbol, ev) for t, ev in later)
+        return sources
 
     def _first_price(self, symbol: str, price: int) -> None:
         if symbol not in self.result.first_prices and price > 0:

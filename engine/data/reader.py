@@ -6,6 +6,10 @@ Order: chart data (ticks, bars) by its `time`; recorded data (trades, quotes, bo
 notices) by `recv_time`, the order the engine heard it in. Ties go by dataset (books, quotes,
 trades, vi, ticks, bars), then symbol, then file order: the same store always gives the same
 sequence.
+
+Condition search (the "conditions" dataset, engine/data/recorded.py) is read per condition:
+`condition_list` names what the store holds, `iter_conditions` streams one condition's hits
+and search starts as `ConditionRecord`s for the backtest's universe feed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ from typing import Any
 from engine.clock import KST
 from engine.data.layout import PART_FILE, interval_of, partitions_between
 from engine.data.manifest import Manifest, ManifestError
+from engine.data.recorded import CONDITIONS, condition_dir
 from engine.data.store import StoreError
 from engine.events import Bar, Exchange, MarketSession, OrderBook, Quote, Trade, ViEvent, ViKind
 
@@ -36,6 +42,19 @@ _KST_NS = 9 * 3_600 * 1_000_000_000
 _DAY_NS = 86_400 * 1_000_000_000
 
 StoreEvent = Trade | Quote | OrderBook | ViEvent | Bar
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionRecord:
+    """A stored condition-search row: a hit (`members` None: `symbol` entered or left at
+    `time`, HHMMSS) or a realtime search's start (`members`: what it started with)."""
+
+    condition_seq: str
+    symbol: str
+    entered: bool
+    time: int
+    members: tuple[str, ...] | None
+    ts_recv: int
 
 
 def _hhmmss(ns: int) -> int:
@@ -218,6 +237,11 @@ def _batched(
                 yield part[key_col], _events(dataset, interval, part)
 
 
+def dataset_rank(dataset: str) -> int:
+    """Where `dataset`'s rows go among those of the same instant and symbol."""
+    return _RANK.get(dataset, 5)
+
+
 def _stream(
     root: Path, dataset: str, symbol: str, start: date, end: date, index: int
 ) -> Iterator[tuple[int, int, str, int, int, StoreEvent]]:
@@ -358,3 +382,47 @@ def iter_event_lists(
     merged = heapq.merge(*streams)
     while chunk := [x[5] for x in itertools.islice(merged, CHUNK_ROWS)]:
         yield chunk
+
+
+def _condition_files(root: Path, seq: str | None, start: date, end: date) -> Iterator[Path]:
+    base = Path(root) / CONDITIONS
+    if not base.is_dir():
+        return
+    dirs = [base / condition_dir(seq)] if seq is not None else sorted(base.iterdir())
+    for d in dirs:
+        for day in _days(start, end):
+            path = d / f"day={day.isoformat()}" / PART_FILE
+            if path.exists():
+                yield path
+
+
+def condition_list(root: Path, start: date, end: date) -> list[tuple[str, str]]:
+    """The conditions the store has rows of over [start, end], as (seq, name): the name the
+    recorded login listed, "" when none was recorded. By seq (numbers as numbers)."""
+    names: dict[str, str] = {}
+    for path in _condition_files(root, None, start, end):
+        for c in _batches(path):
+            for seq, kind, name in zip(c["seq"], c["kind"], c["name"], strict=True):
+                if kind == "listed" or seq not in names:
+                    names[seq] = name if kind == "listed" else names.get(seq, "")
+    return sorted(names.items(), key=lambda r: (not r[0].isdigit(), r[0].zfill(12)))
+
+
+def iter_conditions(root: Path, seq: str, start: date, end: date) -> Iterator[ConditionRecord]:
+    """Condition `seq`'s hits and search starts over the KST days [start, end] in the order
+    the engine heard them, a batch of rows at a time."""
+    for path in _condition_files(root, seq, start, end):
+        for c in _batches(path):
+            rows = zip(
+                c["seq"], c["kind"], c["symbol"], c["entered"], c["hit_time"], c["members"],
+                c["recv_time"],
+                strict=True,
+            )  # fmt: skip
+            for s, kind, symbol, entered, hms, members, recv in rows:
+                if s != seq or kind == "listed":
+                    continue
+                if kind == "members":
+                    syms = tuple(m for m in (members or "").split(",") if m)
+                    yield ConditionRecord(seq, "", True, 0, syms, recv)
+                else:
+                    yield ConditionRecord(seq, symbol, bool(entered), hms or 0, None, recv)

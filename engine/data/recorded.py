@@ -1,6 +1,7 @@
 """A recording normalised into the store (`kiwoom-engine history --import FILE`): trades,
-best quotes, books and VI notices (1h, dataset "vi") as datasets of their own, every other
-realtime type as
+best quotes, books and VI notices (1h, dataset "vi") as datasets of their own; condition
+search (dataset "conditions", one directory per condition seq): the hits, the members each
+realtime search started with, and the names the login listed; every other realtime type as
 `other_<type>`, and the account's own notices (00, 04) as `account_<type>`, apart from the
 market data so that nothing replays them as prices.
 
@@ -22,7 +23,10 @@ from typing import Any
 from engine.clock import KST
 from engine.data.layout import PART_FILE
 from engine.data.store import TZ, read_file, write_atomic
-from engine.events import OrderBook, Quote, Trade, ViEvent
+from engine.events import ConditionHit, OrderBook, Quote, Trade, ViEvent
+
+CONDITIONS = "conditions"
+"""The dataset of condition search; its directories are condition seqs, not symbols."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +40,25 @@ class RawEntry:
     account: bool = False
 
 
-Recorded = tuple[int, int, Trade | Quote | OrderBook | ViEvent | RawEntry]
-"""(receive time ns, index in its frame, what it was)."""
+@dataclass(frozen=True, slots=True)
+class ConditionMembers:
+    """The members a realtime condition search started with (the answer to its request)."""
+
+    condition_seq: str
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionListed:
+    """A condition the login listed, with its name."""
+
+    condition_seq: str
+    name: str
+
+
+Item = Trade | Quote | OrderBook | ViEvent | ConditionHit | ConditionMembers | ConditionListed
+Recorded = tuple[int, int, Item | RawEntry]
+"""(receive time ns, index in its frame (in the list, for a listed condition), what it was)."""
 
 
 @dataclass
@@ -73,10 +94,42 @@ def _exchange_time(recv_ns: int, hhmmss: int) -> int:
     return recv_ns if ns - recv_ns > 3_600 * 1_000_000_000 else ns
 
 
-def _row(
-    recv: int, idx: int, item: Trade | Quote | OrderBook | ViEvent | RawEntry
-) -> tuple[str, str, dict[str, Any]]:
+def _dir(name: str) -> str:
+    return "".join(c for c in name if c.isalnum()) or "all"
+
+
+def condition_dir(seq: str) -> str:
+    """The directory of condition `seq` in the "conditions" dataset."""
+    return _dir(seq)
+
+
+def _condition_row(
+    recv: int, idx: int, item: Item | RawEntry
+) -> tuple[str, str, dict[str, Any]] | None:
+    row: dict[str, Any] = {"time": recv, "recv_time": recv, "entry": idx}
+    if isinstance(item, ConditionHit):
+        seq = item.condition_seq
+        row |= {"symbol": item.symbol, "kind": "hit", "name": item.condition}
+        row |= {"entered": item.entered, "hit_time": item.time, "members": None}
+    elif isinstance(item, ConditionMembers):
+        seq = item.condition_seq
+        row |= {"symbol": "", "kind": "members", "name": ""}
+        row |= {"entered": None, "hit_time": 0, "members": ",".join(item.symbols)}
+    elif isinstance(item, ConditionListed):
+        seq = item.condition_seq
+        row |= {"symbol": "", "kind": "listed", "name": item.name}
+        row |= {"entered": None, "hit_time": 0, "members": None}
+    else:
+        return None
+    row["seq"] = seq
+    return CONDITIONS, _dir(seq), row
+
+
+def _row(recv: int, idx: int, item: Item | RawEntry) -> tuple[str, str, dict[str, Any]]:
     """(dataset, symbol directory, row)."""
+    cond = _condition_row(recv, idx, item)
+    if cond is not None:
+        return cond
     if isinstance(item, ViEvent):
         return (
             "vi",
@@ -148,8 +201,9 @@ def _row(
         row["total_ask_qty"] = item.total_ask_qty
         row["total_bid_qty"] = item.total_bid_qty
         return "books", item.symbol, row
+    assert isinstance(item, RawEntry)
     prefix = "account" if item.account else "other"
-    symbol = "".join(c for c in item.item if c.isalnum()) or "all"
+    symbol = _dir(item.item)
     return (
         f"{prefix}_{item.type}",
         symbol,
@@ -203,6 +257,11 @@ def _schema(dataset: str) -> Any:
             for n in range(1, _LEVELS + 1):
                 rest += [(f"{side}_price_{n}", i64), (f"{side}_qty_{n}", i64)]
         rest += [("total_ask_qty", i64), ("total_bid_qty", i64)]
+    elif dataset == CONDITIONS:
+        # kind: "hit" (symbol entered or left, at the exchange's hit_time HHMMSS), "members"
+        # (comma-joined: what a realtime search started with), "listed" (the login's name).
+        rest = [("seq", pa.string()), ("kind", pa.string()), ("name", pa.string())]
+        rest += [("entered", pa.bool_()), ("hit_time", i64), ("members", pa.string())]
     else:
         rest = [("name", pa.string()), ("values", pa.string())]
     return pa.schema(head + rest)

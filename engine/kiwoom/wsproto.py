@@ -21,6 +21,7 @@ from engine.events import ConditionHit, Event
 from engine.kiwoom.codec import FrameKind, FrameResult
 from engine.kiwoom.errors import AuthError, BrokerError
 from engine.kiwoom.fids import ITEMLESS_TYPES
+from engine.universe.rules import resolve_condition as resolve_condition
 
 log = structlog.get_logger(__name__)
 
@@ -482,23 +483,3 @@ class Interests:
                 del self._by_symbol[symbol]
         after = self.types_of(symbol)
         return after - before, before - after
-
-
-SEQ_PREFIX: Final = "seq:"
-
-
-def resolve_condition(conditions: Iterable[tuple[str, str]], ref: str) -> tuple[str, str]:
-    """The (seq, name) `ref` names: a condition's name, or "seq:N" for its seq (so a condition
-    named "3" is no trap). Raises ValueError naming what is known when none or several match."""
-    rows = list(conditions)
-    if ref.startswith(SEQ_PREFIX):
-        seq = ref[len(SEQ_PREFIX) :].strip()
-        found = [r for r in rows if r[0] == seq]
-    else:
-        found = [r for r in rows if r[1] == ref]
-    if len(found) == 1:
-        return found[0]
-    known = ", ".join(f"{n!r} (seq:{s})" for s, n in rows) or "none"
-    if not found:
-        raise ValueError(f"no condition {ref!r}; the login has: {known}")
-    raise ValueError(f"{len(found)} conditions are named {ref!r}: give it as seq:N ({known})")

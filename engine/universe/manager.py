@@ -51,8 +51,8 @@ class MetaStore(Protocol):
 
 
 class Universe:
-    """See the module docstring. Built by the Trader; `attach` gives it the feed (none in a
-    backtest: then the strategy calls here raise ValueError)."""
+    """See the module docstring. Built by the Trader (and the backtest); `attach` gives it the
+    feed (without one the strategy calls here raise ValueError)."""
 
     def __init__(
         self,
@@ -447,8 +447,8 @@ class Universe:
     def _need_feed(self, slot: StrategySlot) -> UniverseFeed:
         if self.feed is None:
             raise ValueError(
-                f"{slot.name}: no realtime feed here (a backtest): conditions and run-time "
-                "subscriptions need the daemon"
+                f"{slot.name}: no realtime feed here: conditions and run-time "
+                "subscriptions need the daemon's feed or a backtest's store"
             )
         return self.feed
 

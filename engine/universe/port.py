@@ -1,6 +1,7 @@
 """The feed the run-time universe talks to: condition search and per-owner registrations, in
 the engine's words (data kinds, not realtime type codes). engine/kiwoom/universe_feed.py is
-the Kiwoom side; a backtest has none."""
+the Kiwoom side, engine/backtest/universe.py the backtest's (answered from the history
+store)."""
 
 from __future__ import annotations
 

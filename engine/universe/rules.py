@@ -63,3 +63,20 @@ def limit_message(in_use: int, limit: int) -> str:
         f"realtime condition limit reached: {in_use} of {limit} in use "
         f"(Kiwoom allows about 10 per login; raise {LIMIT_KEY} only if your account allows more)"
     )
+
+
+def resolve_condition(conditions: Iterable[tuple[str, str]], ref: str) -> tuple[str, str]:
+    """The (seq, name) `ref` names: a condition's name, or "seq:N" for its seq (so a condition
+    named "3" is no trap). Raises ValueError naming what is known when none or several match."""
+    rows = list(conditions)
+    if ref.startswith(SEQ_PREFIX):
+        seq = ref[len(SEQ_PREFIX) :].strip()
+        found = [r for r in rows if r[0] == seq]
+    else:
+        found = [r for r in rows if r[1] == ref]
+    if len(found) == 1:
+        return found[0]
+    known = ", ".join(f"{n!r} (seq:{s})" for s, n in rows) or "none"
+    if not found:
+        raise ValueError(f"no condition {ref!r}; the login has: {known}")
+    raise ValueError(f"{len(found)} conditions are named {ref!r}: give it as seq:N ({known})")
