@@ -104,15 +104,30 @@ class EventBus:
         self._counter = itertools.count(seq + 1)
         self.next_seq = self._counter.__next__
 
-    def spawn_urgent(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    def spawn_urgent(
+        self,
+        coro: Coroutine[Any, Any, None],
+        name: str,
+        on_done: Callable[[asyncio.Task[None]], object] | None = None,
+    ) -> asyncio.Task[None]:
         """Run `coro` (an order's call, which runs to its POST in its first step) as a task
         that goes before the feed's next event and before the slow consumers' next batch
-        (`ConsumerQueue.get`)."""
+        (`ConsumerQueue.get`). `on_done(task)` is called when it is done."""
         task = asyncio.create_task(self._first_step(coro), name=name)
         self._unstarted.add(task)
-        task.add_done_callback(self._unstarted.discard)  # also when cancelled unstarted
-        # Cancelled before its first step, `coro` never ran: close it (no "never awaited").
-        task.add_done_callback(lambda _t: coro.close())
+        unstarted = self._unstarted
+
+        def done(t: asyncio.Task[None]) -> None:
+            # One callback, not one per concern: each is a turn of the loop's ready queue,
+            # and every order pays them.
+            unstarted.discard(t)  # also when cancelled unstarted
+            # Cancelled before its first step, `coro` never ran: close it (no "never
+            # awaited"); a coroutine that ran is closed already.
+            coro.close()
+            if on_done is not None:
+                on_done(t)
+
+        task.add_done_callback(done)
         self.turn_wanted = True
         return task
 

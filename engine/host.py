@@ -579,6 +579,8 @@ class StrategyHost:
         self.default_venue = Exchange.KRX
         """Where an order goes when the strategy names no venue (`[daemon] venue`)."""
         self._trade_routes = self._routes["on_trade"]
+        self._bar_routes: dict[tuple[str, str], tuple[Route, Route]] = {}
+        """(symbol, interval) -> (its on_bar route, the part of it that takes the interval)."""
         self.started = False
         self.call_seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -878,9 +880,27 @@ class StrategyHost:
             dispatch(self, to, tr)
 
     def on_bar(self, bar: Bar) -> None:
-        for slot, fn, _name in self._routes["on_bar"].get(bar.symbol, ()):
-            if bar.interval in slot.loaded.cfg.bars:  # only the intervals it asked for
-                self._deliver(slot, fn, bar)
+        route = self._routes["on_bar"].get(bar.symbol)
+        if not route:
+            return
+        key = (bar.symbol, bar.interval)
+        made = self._bar_routes.get(key)
+        if made is None or made[0] is not route:  # routes are replaced, never changed
+            # Only the slots that asked for this interval.
+            made = self._bar_routes[key] = (
+                route,
+                tuple(e for e in route if bar.interval in e[0].loaded.cfg.bars),
+            )
+        to = made[1]
+        if self.current is None:
+            for e in to:
+                if e[0].deferred:
+                    break
+            else:
+                dispatch(self, to, bar)  # `_deliver`'s call-now case for each: the usual bar
+                return
+        for slot, fn, _name in to:
+            self._deliver(slot, fn, bar)
 
     def on_order_update(self, up: OrderUpdate) -> None:
         slot = self.by_name.get(up.strategy) if up.strategy else None
@@ -894,6 +914,10 @@ class StrategyHost:
                 pace = slot.state_refused()
         order = self.oms.orders.get(up.client_id)
         if order is None:
+            return
+        if _overrides(slot.instance, "on_order") is None:
+            # Nothing to call (and nothing to defer: a turn of the loop per update).
+            self._caused.pop(up.client_id, None)
             return
         if pace and self._loop is not None:
             # A refused order ends it: nothing of this order can come after, so it may wait.
@@ -922,7 +946,9 @@ class StrategyHost:
     def on_fill(self, fill: Fill) -> None:
         slot = self.by_name.get(fill.strategy) if fill.strategy else None
         if slot is not None and slot.instance is not None:
-            self._deliver(slot, slot.instance.on_fill, fill)
+            fn = _overrides(slot.instance, "on_fill")
+            if fn is not None:
+                self._deliver(slot, fn, fill)
 
     def on_trading_state(self, ev: TradingStateChanged) -> None:
         status = self.trading_status()

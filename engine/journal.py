@@ -83,6 +83,8 @@ next 1,000 orders, and a restart skips what was reserved but not used (gaps, nev
 _CLIENT_SEQ_KEY = "client_seq_reserved"
 
 RECORDED_WINDOW = 4_096
+LINKED_MAX = 65_536
+"""Order numbers `Journal._linked` remembers before it starts again (about 10 MB)."""
 """Client ids `record_intent` remembers to refuse a second intent under one of them."""
 
 RETRY_MIN_S = 0.5
@@ -118,14 +120,14 @@ _MOVE_INTENT = _INSERT_INTENT.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 _UPSERT_ORDER = """
 INSERT INTO orders (client_id, trading_day, strategy, symbol, side, qty, price, tif, state,
     prev_state, order_no, filled_qty, fill_amount, reason, created_ns, external, updated_ns, seq)
-VALUES (:client_id, :day, :strategy, :symbol, :side, :qty, :price, 'day', :state,
-    COALESCE(:pending_from, 'new'), :order_no, :filled_qty, :fill_amount, :reason, :ts,
-    :external, :ts, :seq)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'day', ?8,
+    COALESCE(?9, 'new'), ?10, ?11, ?12, ?13, ?17,
+    ?15, ?14, ?16)
 ON CONFLICT (client_id) DO UPDATE SET
     qty = excluded.qty,
     price = excluded.price,
     state = excluded.state,
-    prev_state = COALESCE(:pending_from, orders.prev_state),
+    prev_state = COALESCE(?9, orders.prev_state),
     order_no = COALESCE(excluded.order_no, orders.order_no),
     filled_qty = excluded.filled_qty,
     fill_amount = excluded.fill_amount,
@@ -134,6 +136,9 @@ ON CONFLICT (client_id) DO UPDATE SET
     seq = excluded.seq
 WHERE excluded.seq = 0 OR excluded.seq > orders.seq
 """
+"""Parameters by position (a tuple binds faster than a dict, on every order update): client
+id, day, strategy, symbol, side, qty, price, state, pending_from, order number, filled qty,
+fill amount, reason, time, external, seq, creation time (an insert's)."""
 
 _INSERT_FILL = (
     "INSERT OR IGNORE INTO fills (trading_day, fill_no, order_no, client_id, strategy, symbol,"
@@ -153,6 +158,12 @@ class JournaledFill:
     qty: int
     price: int
     fee: int
+
+
+def _pending_from(u: OrderUpdate) -> str | None:
+    """The state to return to if a pending cancel/amend is refused: the same rule as
+    Order.apply, so a restored order's prev_state matches the live one."""
+    return u.prev_state.value if u.state in _PENDING and u.prev_state not in _PENDING else None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -190,6 +201,10 @@ class Journal:
         construction (`next_client_seq`); this catches a bug near the order that shows it,
         and an older id taken again is still kept out of SQLite by its primary key (logged
         as `journal_intent_already_there`). Bounded, so a long day does not grow it."""
+        self._linked: dict[tuple[str, str], str] = {}
+        """(trading day, order number) -> the client id order_nos holds for it: every update
+        of an order names its number again, and a number linked already needs no statement.
+        Cleared at a rollback (what it added may not be stored) and past LINKED_MAX."""
         self._seq_next = 0
         self._seq_limit = 0
         self._day = ""
@@ -251,6 +266,7 @@ class Journal:
         self._conn = conn
         self._seq_next = self._seq_limit = 0
         self._recorded = {}
+        self._linked = {}
         log.info("journal_opened", path=str(self.path), schema_version=SCHEMA_VERSION)
 
     def _recover_intents(self, conn: sqlite3.Connection) -> None:
@@ -394,10 +410,23 @@ class Journal:
         fills = 0
         duplicates = 0
         with self._transaction(conn):
+            # Consecutive updates of one order are written as one (`_write_run`): an order
+            # moves through three or four states within a batch as often as not.
+            run: list[OrderUpdate] = []
             for ev in events:
-                if type(ev) is OrderUpdate:
-                    self._write_update(conn, ev)
-                elif type(ev) is Fill:
+                tp = type(ev)
+                if tp is OrderUpdate:
+                    assert isinstance(ev, OrderUpdate)
+                    if run and not self._continues(run[-1], ev):
+                        self._write_run(conn, run)
+                        run = []
+                    run.append(ev)
+                elif tp is Fill:
+                    assert isinstance(ev, Fill)
+                    if run and ev.client_id is None:
+                        # Its order is found by number: the run's numbers go in first.
+                        self._write_run(conn, run)
+                        run = []
                     duplicates += not self._write_fill(conn, ev)
                     fills += 1
                 elif isinstance(ev, AUDITED):
@@ -405,6 +434,8 @@ class Journal:
                 else:
                     continue
                 written += 1
+            if run:
+                self._write_run(conn, run)
             if fills and self.counters_source is not None:
                 # The day's realised PnL moves with fills: stored in the same transaction as
                 # the fills that moved it, a kill -9 keeps both or neither, and reconciliation
@@ -426,6 +457,7 @@ class Journal:
             try:
                 yield
             except BaseException:
+                self._linked.clear()
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
@@ -484,36 +516,82 @@ class Journal:
         if self.on_fault is not None:
             self.on_fault(error)
 
+    def _continues(self, last: OrderUpdate, u: OrderUpdate) -> bool:
+        """Whether `u` may be written together with `last` and the run before it: the same
+        order, on the same trading day, newer. Each update of a run would pass the upsert's
+        seq guard when written one by one (the bus numbers them in order, and after a restart
+        from above the journal's highest number), so the run's last update, with the
+        earliest creation time and the latest state to return to and number, leaves the row
+        as the updates one by one would."""
+        return (
+            u.client_id == last.client_id
+            and u.seq > last.seq > 0
+            and self._day_of(u.ts_recv) == self._day_of(last.ts_recv)
+        )
+
+    def _write_run(self, conn: sqlite3.Connection, run: list[OrderUpdate]) -> None:
+        """Write consecutive updates of one order (`_continues`) as their one row, and link
+        each number they named, in order."""
+        if len(run) == 1:
+            self._write_update(conn, run[0])
+            return
+        pending_from: str | None = None
+        order_nos: list[str] = []
+        for u in run:
+            pending_from = _pending_from(u) or pending_from
+            if u.order_no and u.order_no not in order_nos:
+                order_nos.append(u.order_no)
+        last = run[-1]
+        day = self._day_of(last.ts_recv)
+        self._upsert(
+            conn,
+            last,
+            day,
+            pending_from,
+            order_nos[-1] if order_nos else None,
+            run[0].ts_recv,
+        )
+        for no in order_nos:
+            self._link(conn, day, no, last.client_id)
+
     def _write_update(self, conn: sqlite3.Connection, u: OrderUpdate) -> None:
         day = self._day_of(u.ts_recv)
-        # The state to return to if a pending cancel/amend is refused: the same rule as
-        # Order.apply, so a restored order's prev_state matches the live one.
-        pending_from = (
-            u.prev_state.value if u.state in _PENDING and u.prev_state not in _PENDING else None
-        )
-        conn.execute(
-            _UPSERT_ORDER,
-            {
-                "client_id": u.client_id,
-                "day": day,
-                "strategy": u.strategy,
-                "symbol": u.symbol,
-                "side": u.side.value,
-                "qty": u.qty,
-                "price": u.price or None,
-                "state": u.state.value,
-                "pending_from": pending_from,
-                "order_no": u.order_no,
-                "filled_qty": u.filled_qty,
-                "fill_amount": u.fill_amount,
-                "reason": u.reason,
-                "ts": u.ts_recv or self._clock.time_ns(),
-                "external": u.strategy is None,
-                "seq": u.seq,
-            },
-        )
+        self._upsert(conn, u, day, _pending_from(u), u.order_no, u.ts_recv)
         if u.order_no:
             self._link(conn, day, u.order_no, u.client_id)
+
+    def _upsert(
+        self,
+        conn: sqlite3.Connection,
+        u: OrderUpdate,
+        day: str,
+        pending_from: str | None,
+        order_no: str | None,
+        created_ns: int,
+    ) -> None:
+        ts = u.ts_recv or self._clock.time_ns()
+        conn.execute(
+            _UPSERT_ORDER,
+            (
+                u.client_id,
+                day,
+                u.strategy,
+                u.symbol,
+                u.side.value,
+                u.qty,
+                u.price or None,
+                u.state.value,
+                pending_from,
+                order_no,
+                u.filled_qty,
+                u.fill_amount,
+                u.reason,
+                ts,
+                u.strategy is None,
+                u.seq,
+                created_ns or ts,
+            ),
+        )
 
     def _link(self, conn: sqlite3.Connection, day: str, order_no: str, client_id: str) -> None:
         """Record that `order_no` belongs to `client_id`, and attach the fills that came in
@@ -522,6 +600,12 @@ class Journal:
         A number already held by an external order moves to an engine order that claims it:
         that is recovery attributing a broker order to its journaled intent. Between two
         engine orders the first keeps it and the conflict is logged."""
+        key = (day, order_no)
+        linked = self._linked
+        if linked.get(key) == client_id:
+            return
+        if len(linked) >= LINKED_MAX:
+            linked.clear()
         cur = conn.execute(
             "INSERT OR IGNORE INTO order_nos (trading_day, order_no, client_id) VALUES (?, ?, ?)",
             (day, order_no, client_id),
@@ -532,6 +616,7 @@ class Journal:
                 "WHERE trading_day = ? AND order_no = ? AND client_id IS NULL",
                 (client_id, day, order_no),
             )
+            linked[key] = client_id
             return
         owner, owner_external = conn.execute(
             "SELECT n.client_id, COALESCE(o.external, 1) FROM order_nos n"
@@ -540,6 +625,7 @@ class Journal:
             (day, order_no),
         ).fetchone()
         if owner == client_id:
+            linked[key] = client_id
             return
         claimant = conn.execute(
             "SELECT external FROM orders WHERE client_id = ?", (client_id,)
@@ -555,6 +641,7 @@ class Journal:
                 (client_id, day, order_no, owner),
             )
             log.info("journal_order_attributed", order_no=order_no, client_id=client_id, was=owner)
+            linked[key] = client_id
             return
         log.error(
             "journal_order_no_conflict",

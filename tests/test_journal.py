@@ -373,6 +373,85 @@ def test_order_life_restores_state_numbers_fills_and_exact_amount(
         j2.close()
 
 
+def _order_lives(clock: ManualClock) -> list[Any]:
+    """Two orders' updates and fills as the bus would number them (interleaved in part):
+    pending cancel refused, pending amend to a new number, fills under both numbers, an
+    external order, and a fill that names only a number."""
+    bus = EventBus(clock)
+    q = bus.attach(ConsumerQueue("journal", types=JOURNALED))
+    a = make_order("c1", qty=4, price=101)
+    b = make_order("c2", qty=2, price=99, side=Side.SELL)
+    bus.publish(step(a, Acked(order_no="0000010")))
+    bus.publish(step(a, CancelRequested()))
+    clock.advance(1)
+    bus.publish(step(a, CancelRefused()))
+    bus.publish(step(b, Acked(order_no="0000012")))
+    bus.publish(make_fill("F1", "0000010", client_id="c1", strategy="momentum", price=101))
+    bus.publish(step(a, Filled(order_no="0000010", fill_no="F1", qty=1, price=101)))
+    bus.publish(step(a, ReplaceRequested()))
+    bus.publish(step(a, Replaced(order_no="0000011", price=100)))
+    bus.publish(make_fill("F2", "0000011"))  # by number only
+    bus.publish(step(a, Filled(order_no="0000011", fill_no="F2", qty=3, price=100)))
+    bus.publish(step(b, CancelRequested()))
+    bus.publish(update("ext-9", S.ACCEPTED, seq=0, strategy=None, order_no="0000013"))
+    clock.advance(1)
+    bus.publish(step(b, Filled(order_no="0000012", fill_no="F3", qty=2, price=99)))
+    bus.publish(update("ext-8", S.ACCEPTED, seq=0, strategy=None, order_no="0000014"))
+    clock.advance(1)  # its row is created by the first, updated by the second
+    bus.publish(update("ext-8", S.CANCELED, seq=0, strategy=None, order_no="0000014"))
+    # Amended at once: two numbers in one run.
+    bus.publish(update("ext-7", S.ACCEPTED, seq=0, strategy=None, order_no="0000015"))
+    bus.publish(update("ext-7", S.ACCEPTED, seq=0, strategy=None, order_no="0000016"))
+    return q.take()
+
+
+def _tables(j: Journal) -> dict[str, list[Any]]:
+    with raw(j) as c:
+        return {
+            t: c.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+            for t in ("orders", "order_nos", "fills")
+        }
+
+
+def test_updates_written_in_one_batch_leave_the_rows_of_one_by_one(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # A batch writes an order's consecutive updates as one statement: the rows must be those
+    # the updates leave written one at a time.
+    events = _order_lives(clock)
+    assert sum(type(e) is OrderUpdate for e in events) == 15
+    rows = []
+    for name, batches in (("one", [events]), ("each", [[e] for e in events])):
+        j = Journal(tmp_path / name, clock)
+        j.open()
+        try:
+            j.record_intent(make_order("c1", qty=4, price=101))
+            j.record_intent(make_order("c2", qty=2, price=99, side=Side.SELL))
+            for batch in batches:
+                j.write(batch)
+            rows.append(_tables(j))
+            assert j.rows_written == len(events)
+        finally:
+            j.close()
+    one, each = rows
+    assert one == each
+    # Not vacuous: what the lives above were built to leave.
+    orders = {r[0]: r for r in each["orders"]}
+    assert orders["c1"][8:11] == ("filled", "partially_filled", "0000011")
+    assert orders["c2"][8:10] == ("filled", "accepted")
+    assert [r[1:] for r in each["order_nos"]] == [
+        ("0000010", "c1"),
+        ("0000012", "c2"),
+        ("0000011", "c1"),
+        ("0000013", "ext-9"),
+        ("0000014", "ext-8"),
+        ("0000015", "ext-7"),
+        ("0000016", "ext-7"),
+    ]
+    assert orders["ext-8"][14] < orders["ext-8"][16]  # created before it was updated
+    assert {r[1]: r[3] for r in each["fills"]} == {"F1": "c1", "F2": "c1"}
+
+
 def test_pending_cancel_restores_the_state_to_return_to(journal: Journal) -> None:
     o = make_order("c1")
     journal.record_intent(o)
@@ -535,6 +614,22 @@ def test_write_ignores_other_events_and_is_all_or_nothing(journal: Journal) -> N
     with pytest.raises(OverflowError):
         journal.write([update("c1", S.ACCEPTED, seq=1), make_fill("F1", "1", qty=2**70)])
     assert journal.load_orders() == []
+
+
+def test_a_number_linked_in_a_rolled_back_batch_is_linked_again(journal: Journal) -> None:
+    # The journal remembers which numbers it linked, so an order's later updates skip the
+    # statement; a link made in a batch that rolled back was never stored.
+    journal.record_intent(make_order("c1"))
+    with pytest.raises(OverflowError):
+        journal.write(
+            [update("c1", S.ACCEPTED, seq=1, order_no="0000042"), make_fill("F0", "1", qty=2**70)]
+        )
+    journal.write([update("c1", S.FILLED, seq=2, order_no="0000042", filled_qty=10)])
+    journal.write([make_fill("F1", "0000042", qty=10)])
+    (back,) = journal.load_orders()
+    assert back.order_nos == ["0000042"]
+    assert back.fill_nos == {("0000042", "F1")}
+    assert journal.strategy_positions() == {"momentum": {"005930": 10}}
 
 
 # --- counters, meta, client ids ----------------------------------------------------------------

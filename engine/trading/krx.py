@@ -6,6 +6,7 @@ KOSDAQ share one tick table. Prices are int KRW.
 
 from __future__ import annotations
 
+import functools
 from datetime import time
 from typing import Literal
 
@@ -64,6 +65,7 @@ def round_to_tick(price: int, direction: Direction = "nearest") -> int:
     return up if up - price <= price - down else max(down, 1)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of bases a day, asked for on every order
 def price_limits(base_price: int) -> tuple[int, int]:
     """(lower, upper) daily limit prices (하한가, 상한가) for a base price (previous close).
 

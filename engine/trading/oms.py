@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -62,6 +62,7 @@ from engine.trading.order_events import (
     Sent,
     apply,
     new_fill_qty,
+    with_fees,
 )
 from engine.trading.orders import INT64_MAX, PENDING, Order, OrderReason, OrderRequest
 from engine.trading.portfolio import Portfolio
@@ -723,7 +724,7 @@ class OrderManager:
             return ev
         fee, tax = self.portfolio.fee_parts(order.side, qty, ev.price, order.symbol)
         booked_fee, booked_tax = order.fees_by_no.get(ev.order_no, (0, 0))
-        return replace(ev, cum_fee=booked_fee + fee, cum_tax=booked_tax + tax)
+        return with_fees(ev, booked_fee + fee, booked_tax + tax)
 
     def _book(self, fill: Fill) -> None:
         """Book a fill on the portfolio and the daily loss counter, and publish it."""
@@ -770,9 +771,8 @@ class OrderManager:
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         # The call runs to its POST in the task's first step: the bus lets it have that step
         # before the feed's next event and the slow consumers' next batch.
-        task = self.bus.spawn_urgent(coro, name)
+        task = self.bus.spawn_urgent(coro, name, self._tasks.discard)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout_s: float) -> int:
         """Wait up to `timeout_s` for the order calls in flight; returns how many remain."""

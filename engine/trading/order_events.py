@@ -203,6 +203,22 @@ class Filled(OrderEvent):
     cum_tax: int = 0
 
 
+def with_fees(ev: Filled, cum_fee: int, cum_tax: int) -> Filled:
+    """`ev` with these running fee totals: `dataclasses.replace`, built by hand because every
+    fill without broker figures takes this path and replace costs as much again."""
+    return Filled(
+        order_no=ev.order_no,
+        reason=ev.reason,
+        detail=ev.detail,
+        fill_no=ev.fill_no,
+        qty=ev.qty,
+        price=ev.price,
+        cum=ev.cum,
+        cum_fee=cum_fee,
+        cum_tax=cum_tax,
+    )
+
+
 @dataclass(slots=True)
 class Effects:
     """What the OMS does after `apply`. Nothing set: the event changed nothing."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -272,6 +272,8 @@ class RiskEngine:
         """Strategies that may sell the account's external shares (`may_sell_external`)."""
         self._sent_times: deque[float] = deque()
         self._recent: dict[tuple[str | None, str, Side, int, int | None, Exchange], float] = {}
+        self._today_of: datetime | None = None
+        self._today_is = date.min
         self._day = self._today()
         self.on_new_day: list[Callable[[], None]] = []
         """Called when a call on the first moment of a new KST day rolls the counters (the OMS
@@ -637,7 +639,12 @@ class RiskEngine:
     # --- daily counters ----------------------------------------------------------------------
 
     def _today(self) -> date:
-        return self._clock.now().astimezone(KST).date()
+        now = self._clock.now()
+        if now is self._today_of:  # a simulated clock hands out one object per instant
+            return self._today_is
+        self._today_of = now
+        self._today_is = now.astimezone(KST).date()
+        return self._today_is
 
     def trading_day(self) -> str:
         """The KST date, "YYYYMMDD", that the counters belong to."""

@@ -39,6 +39,7 @@ from engine.trading.order_events import (
     Restarted,
     Sent,
     apply,
+    with_fees,
 )
 from engine.trading.orders import TERMINAL, TRANSITIONS, Kind, Order
 from engine.trading.portfolio import Portfolio
@@ -303,3 +304,20 @@ def test_any_sequence_of_events_keeps_the_order_s_invariants(
         assert portfolio.strategy_qty("s", "005930") == o.filled_qty
     if o.filled_qty == o.qty:
         assert o.state is S.FILLED
+
+
+def test_with_fees_is_replace_of_the_fee_totals_alone() -> None:
+    # Built by hand for speed: a field added to Filled must not be dropped by it.
+    ev = Filled(
+        order_no="0000042",
+        reason="r",
+        detail="d",
+        fill_no="F7",
+        qty=3,
+        price=70_100,
+        cum=5,
+        cum_fee=1,
+        cum_tax=2,
+    )
+    assert with_fees(ev, 11, 22) == dataclasses.replace(ev, cum_fee=11, cum_tax=22)
+    assert all(getattr(ev, f.name) != f.default for f in dataclasses.fields(Filled) if f.init)
