@@ -136,3 +136,48 @@ def test_a_missing_month_or_a_torn_file_is_one_line_naming_the_file(tmp_path: Pa
     # (before it, the warm-up's warning that the same file stopped the history load)
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"kiwoom-engine: backtest: history store: {part}: missing")
+
+
+def test_ctrl_c_stops_a_running_backtest_at_once(tmp_path: Path) -> None:
+    # A run busy trading never waits on the loop (it yields only to work that is ready):
+    # Ctrl-C must still end it at once, as a one-shot command's interruption (130).
+    import signal
+    import time
+    from datetime import timedelta
+
+    days = [date(2026, 1, 5) + timedelta(days=i) for i in range(120)]
+    data = tmp_path / "data"
+    write_bars(data, "005930", "1m", random_bars(7, days, per_day=380))
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""
+[backtest]
+kinds = ["bars_1m"]
+[[strategies]]
+name = "alt"
+path = "{HERE / "strategies.py"}"
+class = "Alternate"
+symbols = ["005930"]
+bars = ["1m"]
+params = {{ qty = 1, every = 2 }}
+""",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "-c", str(cfg), "--log-level", "warning", "backtest",
+         "--from", "2026-01-05", "--to", "2026-05-04", "--data", str(data),
+         "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        time.sleep(4.0)  # imports, then the run (tens of seconds here)
+        assert proc.poll() is None, proc.communicate()
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 3.0, took
