@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from engine.backtest.run import Backtest, Result, run_backtest
 from engine.clock import KST
@@ -308,3 +309,34 @@ def test_daily_bars_are_seen_before_the_next_session_and_orders_fill_at_its_open
         (Side.BUY, 49_500),
     ]
     assert res.days[-1].positions_value == 2 * (49_500 + 200)
+
+
+def test_bars_of_one_interval_meet_the_clock_as_the_general_timeline_has_them(
+    tmp_path: Path,
+) -> None:
+    # One kind of intraday bars skips the timeline's heap (`_closes`): the same (time, bar)
+    # pairs in the same order, over two symbols whose bars interleave and tie.
+    import itertools
+
+    from engine.backtest.run import _closes, _timeline
+    from engine.data.reader import iter_event_lists
+    from tests.backtest.support import random_bars
+
+    days = [date(2026, 3, 2), date(2026, 3, 3)]
+    data = tmp_path / "data"
+    write_bars(data, "005930", "1m", random_bars(1, days))
+    write_bars(data, "000660", "1m", random_bars(2, days, start_price=120_000)[5:])
+
+    def read() -> Any:
+        chunks = iter_event_lists(data, ("000660", "005930"), ("bars_1m",), days[0], days[-1])
+        return itertools.chain.from_iterable(chunks)
+
+    fast = [(t, b.symbol, b.start) for t, b in _closes(read(), "1m")]
+    general = [(t, b.symbol, b.start) for t, b in _timeline(read())]
+    assert len(fast) == 2 * 30 * 2 - 5
+    assert fast == general
+    assert fast[0] == (
+        int(minute(days[0], 9, 1).timestamp()) * 10**9,
+        "005930",  # 000660 begins at 09:05
+        minute(days[0], 9, 0),
+    )
