@@ -208,6 +208,9 @@ class OrderManager:
         """Client ids of ended orders still in `orders`, oldest first."""
         self._open: dict[str, Order] = {}
         """Today's orders not yet ended: what risk and matching scan, so they stay cheap."""
+        self._open_of: dict[str | None, dict[str, Order]] = {}
+        """`_open` by strategy (None: external), in the same order: a strategy reads its own
+        open orders on every tick (`open_orders`)."""
         self._carried: dict[str, Order] = {}
         """Orders still open from a day before (see `new_day`): kept out of `_open`, so out of
         today's risk counts and matching, until reconciliation ends them."""
@@ -256,6 +259,7 @@ class OrderManager:
         self._ended.clear()
         self._carried.update(self._open)
         self._open.clear()
+        self._open_of.clear()
         log_at = log.warning if self._carried else log.info
         log_at(
             "oms_day_rolled",
@@ -694,7 +698,11 @@ class OrderManager:
         if fx.fill is not None:
             self._book(fx.fill)
         if fx.ended:
-            self._open.pop(order.client_id, None)
+            if self._open.pop(order.client_id, None) is not None:
+                mine = self._open_of[order.strategy]
+                del mine[order.client_id]
+                if not mine:
+                    del self._open_of[order.strategy]
             self._carried.pop(order.client_id, None)
             self._ended.append(order.client_id)
             if len(self._ended) > self.ended_kept:
@@ -739,6 +747,7 @@ class OrderManager:
         self.orders[order.client_id] = order
         if order.is_open:
             self._open[order.client_id] = order
+            self._open_of.setdefault(order.strategy, {})[order.client_id] = order
 
     def _forget(self, client_id: str) -> None:
         """Drop an order that ended `ended_kept` ends ago, and its numbers."""
@@ -786,7 +795,8 @@ class OrderManager:
         """The orders not yet ended, today's and those carried over from a day before."""
         if strategy is None:
             return [*self._open.values(), *self._carried.values()]
-        mine = [o for o in self._open.values() if o.strategy == strategy]
+        of = self._open_of.get(strategy)
+        mine = list(of.values()) if of else []
         if self._carried:  # a strategy asks on every tick: no second scan for nothing
             mine += [o for o in self._carried.values() if o.strategy == strategy]
         return mine

@@ -447,6 +447,12 @@ async def test_the_order_maps_hold_what_is_open_plus_a_window_of_ended_orders(
         # The strategy keeps its own handles, and its position is every fill.
         assert [o.state for o in done] == [S.FILLED] * 8
         assert strat.position(SYMBOL) == 8
+        # What is open, by strategy (kept apart for the strategy's per-tick read).
+        assert oms.open_orders("s") == [resting] == strat.orders()
+        assert oms.open_orders("other") == []
+        strat.cancel(resting)
+        await until(lambda: resting.state is S.CANCELED, 10)
+        assert oms.open_orders("s") == [] == oms.open_orders()
 
 
 # --- item 9: one strategy cannot sell another's shares ------------------------------------
