@@ -11,6 +11,8 @@ twice compares equal.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -592,3 +594,23 @@ ACCOUNT_EVENTS: tuple[type, ...] = (
     FeedResumed,
 )
 """Events the bus dispatches ahead of waiting market data, and that no queue may drop."""
+
+
+def maker(cls: type) -> Callable[..., Any]:
+    """A constructor of the frozen, slotted dataclass `cls` taking every field positionally
+    (`ts_recv` and `seq` included) that sets the slots through their descriptors, instead of
+    the generated `__init__`'s `object.__setattr__` call per field: the same object (these
+    classes have no `__post_init__`) in about half the time. For the paths that build an
+    event per stored row or per order step (the store's reader, the OMS's updates, the
+    backtest broker's notices); a test holds each such call equal to the keyword build.
+    Generated as dataclasses generates `__init__`: only the field names enter the source."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert all(n.isidentifier() for n in names), names
+    assert not hasattr(cls, "__post_init__"), cls
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for n in names:
+        env[f"s_{n}"] = getattr(cls, n).__set__
+    body = "".join(f" s_{n}(o, {n})\n" for n in names)
+    exec(f"def make({', '.join(names)}):\n o = new(cls)\n{body} return o\n", env)
+    make: Callable[..., Any] = env["make"]
+    return make

@@ -37,6 +37,7 @@ from engine.events import (
     TimeInForce,
     Trade,
     ViEvent,
+    maker,
 )
 from engine.models import AccountBalance, CashBalance, Holding, OpenOrder, OrderRecord
 from engine.trading import account as acct
@@ -46,6 +47,10 @@ from engine.trading.broker import Answer, BrokerAnswer
 from engine.trading.krx import price_limits
 
 ACCOUNT_NO = "BACKTEST"
+
+
+_execution = maker(OrderExecution)
+"""OrderExecution(...) by position (engine/events.py `maker`): two per order."""
 
 
 def _hhmmss(at: datetime) -> int:
@@ -523,30 +528,32 @@ class InProcessBroker:
         qty, price, fee, tax = fill
         no = order_no or order.order_no
         self.bus.publish(
-            OrderExecution(
-                account=ACCOUNT_NO,
-                order_no=no,
-                orig_order_no=orig or (order.order_no if no != order.order_no else None),
-                symbol=order.symbol,
-                name="",
-                side=order.side,
-                kind=kind,
-                status=status,
-                order_type="보통" if order.price else "시장가",
-                order_qty=order.qty,
-                order_price=order.price or 0,
-                unfilled_qty=order.open_qty,
-                cum_fill_amount=order.filled_value,
-                fill_no=fill_no,
-                fill_price=price,
-                fill_qty=qty,
-                unit_fill_price=price,
-                unit_fill_qty=qty,
-                fee=fee,
-                tax=tax,
-                reject_reason=reason,
-                exchange=Exchange.KRX,
-                sor=False,
-                time=_hhmmss(self.clock.now()),
+            _execution(
+                ACCOUNT_NO,
+                no,
+                orig or (order.order_no if no != order.order_no else None),
+                order.symbol,
+                "",  # name
+                order.side,
+                kind,
+                status,
+                "보통" if order.price else "시장가",
+                order.qty,
+                order.price or 0,
+                order.open_qty,  # unfilled_qty
+                order.filled_value,  # cum_fill_amount
+                fill_no,
+                price,  # fill_price
+                qty,  # fill_qty
+                price,  # unit_fill_price
+                qty,  # unit_fill_qty
+                fee,
+                tax,
+                reason,  # reject_reason
+                Exchange.KRX,
+                False,  # sor
+                _hhmmss(self.clock.now()),
+                0,  # ts_recv and seq: the bus stamps them
+                0,
             )
         )

@@ -14,7 +14,6 @@ and search starts as `ConditionRecord`s for the backtest's universe feed.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +27,17 @@ from engine.data.layout import PART_FILE, interval_of, partitions_between
 from engine.data.manifest import Manifest, ManifestError
 from engine.data.recorded import CONDITIONS, condition_dir
 from engine.data.store import StoreError
-from engine.events import Bar, Exchange, MarketSession, OrderBook, Quote, Trade, ViEvent, ViKind
+from engine.events import (
+    Bar,
+    Exchange,
+    MarketSession,
+    OrderBook,
+    Quote,
+    Trade,
+    ViEvent,
+    ViKind,
+    maker,
+)
 
 BATCH_ROWS = 8_192
 CHUNK_ROWS = 256
@@ -111,28 +120,9 @@ def _batches(path: Path) -> Iterator[dict[str, list[Any]]]:
         raise StoreError(f"{path}: torn or unreadable Parquet file ({type(e).__name__})") from None
 
 
-def _maker(cls: type) -> Callable[..., Any]:
-    """A constructor of the frozen, slotted dataclass `cls` taking every field positionally
-    (`ts_recv` and `seq` included) that sets the slots through their descriptors, instead of
-    the generated `__init__`'s `object.__setattr__` call per field: the same object (these
-    classes have no `__post_init__`) in about half the time. The reader builds one event a
-    stored row, and that is most of the floor's cost (bench/backtest_ticks.py).
-    Generated as dataclasses generates `__init__`: only the field names enter the source."""
-    names = [f.name for f in dataclasses.fields(cls)]
-    assert all(n.isidentifier() for n in names), names
-    assert not hasattr(cls, "__post_init__"), cls
-    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    for n in names:
-        env[f"s_{n}"] = getattr(cls, n).__set__
-    body = "".join(f" s_{n}(o, {n})\n" for n in names)
-    exec(f"def make({', '.join(names)}):\n o = new(cls)\n{body} return o\n", env)
-    make: Callable[..., Any] = env["make"]
-    return make
-
-
-_trade = _maker(Trade)
-_quote = _maker(Quote)
-_bar = _maker(Bar)
+_trade = maker(Trade)
+_quote = maker(Quote)
+_bar = maker(Bar)
 _EXCHANGES: dict[Any, Any] = {e.value: e for e in Exchange}
 _SESSIONS: dict[Any, Any] = {s.value: s for s in MarketSession}
 _SESSIONS.update({None: None, "": None})

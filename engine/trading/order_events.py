@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.events import Fill, OrderState, OrderUpdate
+from engine.events import Fill, OrderState, OrderUpdate, maker
 from engine.trading.orders import PENDING, TABLE, TERMINAL, Kind, Order, OrderReason, To
 
 S = OrderState
@@ -398,22 +398,29 @@ def _take_number(order: Order, ev: OrderEvent, fx: Effects) -> None:
         fx.linked = no
 
 
+_update = maker(OrderUpdate)
+"""OrderUpdate(...) by position (engine/events.py `maker`): every order step builds one."""
+
+
 def _snapshot(order: Order, prev: OrderState) -> OrderUpdate:
-    return OrderUpdate(
-        client_id=order.client_id,
-        strategy=order.strategy,
-        symbol=order.symbol,
-        side=order.side,
-        qty=order.qty,
-        price=order.price or 0,
-        state=order.state,
-        prev_state=prev,
-        order_no=order.order_no,
-        filled_qty=order.filled_qty,
-        avg_fill_price=order.avg_fill_price,
-        reason=order.reason,
-        fill_amount=order.fill_amount,
+    update: OrderUpdate = _update(
+        order.client_id,
+        order.strategy,
+        order.symbol,
+        order.side,
+        order.qty,
+        order.price or 0,
+        order.state,
+        prev,
+        order.order_no,
+        order.filled_qty,
+        order.avg_fill_price,
+        order.reason,
+        order.fill_amount,
+        0,  # ts_recv and seq: the bus stamps them
+        0,
     )
+    return update
 
 
 def snapshot(order: Order) -> OrderUpdate:

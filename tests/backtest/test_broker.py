@@ -182,3 +182,18 @@ async def test_the_account_refuses_by_its_rules(w: World) -> None:
         await w.broker.place(SYM, Side.SELL, 1, 50_000, DAY, deadline=1e9),
     ]  # fmt: skip
     assert [c.code for c in codes] == ["TICK", "PRICE_LIMIT", "CASH", "SHARES"]
+
+
+def test_the_notices_are_built_in_the_field_order_of_order_execution() -> None:
+    # The broker builds OrderExecution by position (engine/events.py maker), in this order:
+    # a field added or moved must show here, not as a fill price read as a quantity.
+    import dataclasses
+
+    from engine.events import OrderExecution
+
+    assert [f.name for f in dataclasses.fields(OrderExecution)] == [
+        "account", "order_no", "orig_order_no", "symbol", "name", "side", "kind", "status",
+        "order_type", "order_qty", "order_price", "unfilled_qty", "cum_fill_amount", "fill_no",
+        "fill_price", "fill_qty", "unit_fill_price", "unit_fill_qty", "fee", "tax",
+        "reject_reason", "exchange", "sor", "time", "ts_recv", "seq",
+    ]  # fmt: skip

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.config import PortfolioConfig
-from engine.events import Fill, OrderState, Side
+from engine.events import Fill, OrderState, OrderUpdate, Side
 from engine.trading.order_events import (
     Accepted,
     Acked,
@@ -39,6 +39,7 @@ from engine.trading.order_events import (
     Restarted,
     Sent,
     apply,
+    snapshot,
     with_fees,
 )
 from engine.trading.orders import TERMINAL, TRANSITIONS, Kind, Order
@@ -321,3 +322,25 @@ def test_with_fees_is_replace_of_the_fee_totals_alone() -> None:
     )
     assert with_fees(ev, 11, 22) == dataclasses.replace(ev, cum_fee=11, cum_tax=22)
     assert all(getattr(ev, f.name) != f.default for f in dataclasses.fields(Filled) if f.init)
+
+
+def test_an_order_step_s_update_is_the_keyword_built_one() -> None:
+    # _snapshot builds OrderUpdate by position (engine/events.py maker): a field added or
+    # moved in OrderUpdate must show here, not as a wrong column in the journal.
+    assert [f.name for f in dataclasses.fields(OrderUpdate)] == [
+        "client_id", "strategy", "symbol", "side", "qty", "price", "state", "prev_state",
+        "order_no", "filled_qty", "avg_fill_price", "reason", "fill_amount", "ts_recv", "seq",
+    ]  # fmt: skip
+    o = Order(
+        client_id="c9", strategy="s", symbol="005930", side=Side.SELL, qty=7, price=70_100,
+        state=OrderState.SUBMITTING, created_ns=1,
+    )  # fmt: skip
+    apply(o, Acked(order_no="0000042"))
+    apply(o, Filled(order_no="0000042", fill_no="F1", qty=3, price=70_100))
+    o.reason = "why"
+    want = OrderUpdate(
+        client_id="c9", strategy="s", symbol="005930", side=Side.SELL, qty=7, price=70_100,
+        state=OrderState.PARTIALLY_FILLED, prev_state=OrderState.ACCEPTED, order_no="0000042",
+        filled_qty=3, avg_fill_price=70_100, reason="why", fill_amount=210_300,
+    )  # fmt: skip
+    assert snapshot(o) == dataclasses.replace(want, prev_state=OrderState.PARTIALLY_FILLED)
