@@ -5,8 +5,8 @@ same trades (count and prices shown), and our bars/s against backtrader's. Goal 
 
 The bars are a seeded random walk written straight into a scratch store with engine/data's
 writer (and a CSV for backtrader). Fees 0 on both sides; market orders fill at the next
-bar's open on both. Usage: ``uv run --group bench python -m bench.backtest_bars [BARS]``
-(default 200,000).
+bar's open on both. Each side's time is its best of ROUNDS rounds, run alternately.
+Usage: ``uv run --group bench python -m bench.backtest_bars [BARS]`` (default 200,000).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from engine.trading.krx import round_to_tick
 
 SYMBOL = "005930"
 PER_DAY = 380
+ROUNDS = 2
 
 
 def bars(n: int) -> list[Candle]:
@@ -166,9 +167,20 @@ def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         store(tmp / "data", rows)
+        # Rounds alternate ours and the peer, and each side keeps its best time: the
+        # machine's speed drifts over a minute, and one slow stretch on one side alone
+        # moved the ratio by 10 %.
         ours_s, our_fills = ours(tmp, rows)
         got = peer(tmp, rows)
-    print(f"{n} bars, {len(rows) // PER_DAY} days")
+        for _ in range(ROUNDS - 1):
+            again, fills = ours(tmp, rows)
+            assert fills == our_fills, "the same run gave other fills"
+            ours_s = min(ours_s, again)
+            if got is not None:
+                more = peer(tmp, rows)
+                assert more is not None
+                got = (min(got[0], more[0]), got[1])
+    print(f"{n} bars, {len(rows) // PER_DAY} days, best of {ROUNDS} alternating rounds")
     print(f"ours:       {ours_s:.2f} s, {n / ours_s:,.0f} bars/s, {len(our_fills)} fills")
     if got is None:
         print("backtrader is not installed (the peer; `uv pip install backtrader`)")
