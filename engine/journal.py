@@ -83,9 +83,10 @@ next 1,000 orders, and a restart skips what was reserved but not used (gaps, nev
 _CLIENT_SEQ_KEY = "client_seq_reserved"
 
 RECORDED_WINDOW = 4_096
-LINKED_MAX = 65_536
-"""Order numbers `Journal._linked` remembers before it starts again (about 10 MB)."""
 """Client ids `record_intent` remembers to refuse a second intent under one of them."""
+LINKED_MAX = 65_536
+"""Order numbers of a day `Journal._linked` remembers before it starts again (about 15 MB
+at most; a day's orders, in practice)."""
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 10.0
@@ -201,10 +202,12 @@ class Journal:
         construction (`next_client_seq`); this catches a bug near the order that shows it,
         and an older id taken again is still kept out of SQLite by its primary key (logged
         as `journal_intent_already_there`). Bounded, so a long day does not grow it."""
+        self._linked_day = ""
         self._linked: dict[tuple[str, str], str] = {}
         """(trading day, order number) -> the client id order_nos holds for it: every update
         of an order names its number again, and a number linked already needs no statement.
-        Cleared at a rollback (what it added may not be stored) and past LINKED_MAX."""
+        Cleared at a rollback (what it added may not be stored), at a new day and past
+        LINKED_MAX."""
         self._seq_next = 0
         self._seq_limit = 0
         self._day = ""
@@ -604,8 +607,9 @@ class Journal:
         linked = self._linked
         if linked.get(key) == client_id:
             return
-        if len(linked) >= LINKED_MAX:
-            linked.clear()
+        if len(linked) >= LINKED_MAX or day != self._linked_day:
+            linked.clear()  # numbers restart daily: yesterday's are never asked for again
+            self._linked_day = day
         cur = conn.execute(
             "INSERT OR IGNORE INTO order_nos (trading_day, order_no, client_id) VALUES (?, ?, ?)",
             (day, order_no, client_id),
