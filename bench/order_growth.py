@@ -131,6 +131,7 @@ def _sizes(trader: Any) -> dict[str, int]:
         "oms.by_order_no": len(oms.by_order_no),
         "oms open": len(getattr(oms, "_open", ())),
         "journal._recorded": len(getattr(journal, "_recorded", ())),
+        "journal._linked": len(getattr(journal, "_linked", ())),
     }
     return sizes
 
