@@ -699,10 +699,11 @@ class OrderManager:
             self._book(fx.fill)
         if fx.ended:
             if self._open.pop(order.client_id, None) is not None:
-                mine = self._open_of[order.strategy]
-                del mine[order.client_id]
-                if not mine:
-                    del self._open_of[order.strategy]
+                mine = self._open_of.get(order.strategy)
+                if mine is not None:  # (an order's strategy never changes; never raise here)
+                    mine.pop(order.client_id, None)
+                    if not mine:
+                        del self._open_of[order.strategy]
             self._carried.pop(order.client_id, None)
             self._ended.append(order.client_id)
             if len(self._ended) > self.ended_kept:
