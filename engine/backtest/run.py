@@ -433,23 +433,11 @@ class Backtest:
                 elif tp is ConditionRecord:
                     assert isinstance(ev, ConditionRecord)
                     apply(ev)  # the hits it makes, published as the live feed does
-                    if ready():
-                        await self._settle()
-                        if joined.added:
-                            joined.added = False
-                            if not merged:
-                                break
-                        elif merged and not joined.joined:
-                            break
-                    continue
-                bus.publish(ev)
+                if tp is not ConditionRecord:
+                    bus.publish(ev)
                 if ready():
                     await self._settle()
-                    if joined.added:
-                        joined.added = False
-                        if not merged:
-                            break
-                    elif merged and not joined.joined:
+                    if self._regroup(merged):
                         break
             else:
                 if not joined.joined:
@@ -475,6 +463,15 @@ class Backtest:
             later = itertools.dropwhile(lambda x: x[0] < now, _timeline(events))
             sources.append((t, rank, symbol, ev) for t, ev in later)
         return sources
+
+    def _regroup(self, merged: bool) -> bool:
+        """After a settle: whether the run loop must take its timeline anew, because a source
+        joined while it read the config's data alone, or the last joined source left."""
+        joined = self.universe_feed.timeline
+        if joined.added:
+            joined.added = False
+            return not merged
+        return merged and not joined.joined
 
     def _first_price(self, symbol: str, price: int) -> None:
         if symbol not in self.result.first_prices and price > 0:
