@@ -226,10 +226,9 @@ async def test_a_fill_dependent_strategy_differs_from_its_backtest_by_at_most_2_
     for o in own:
         print("  own fill printed back: " + o)
     # The simulator prints every fill back (with its next batch: each symbol's last one may
-    # fall after the recording ended; on a busy machine a print may come late enough, or near
-    # another at the same price, to be named against it: the names are a report, the bound
-    # below is what the test holds).
-    assert len(own) >= 0.95 * live_fills, f"{len(own)} of {live_fills} fills found printed"
+    # fall after the recording ended). A print is matched within 1 s of its fill: on a busy
+    # machine the next batch comes late.
+    assert len(own) >= live_fills - len(SYMBOLS), f"{len(own)} of {live_fills} found printed"
     # Each own print is a size-1 trade: FillParity never decides on one (size % 3 == 1).
     assert all(k[3] % 3 != 1 for k in window)
     assert len(diffs) <= MAX_DIFF * live_fills, "\n".join(diffs[:50])
