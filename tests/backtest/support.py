@@ -56,3 +56,32 @@ def random_bars(
             price = c
             t += timedelta(minutes=1)
     return out
+
+
+STRATEGIES = Path(__file__).with_name("strategies.py")
+
+
+def alternate_config(
+    symbols: Sequence[str],
+    *,
+    qty: int,
+    every: int,
+    backtest: str = 'kinds = ["bars_1m"]',
+    history: int = 0,
+) -> str:
+    """config.toml text running tests/backtest/strategies.py `Alternate` on 1-minute bars of
+    `symbols` (`backtest`: the lines of its [backtest] table)."""
+    quoted = ", ".join(f'"{s}"' for s in symbols)
+    return f"""
+[backtest]
+{backtest}
+
+[[strategies]]
+name = "alt"
+path = "{STRATEGIES}"
+class = "Alternate"
+symbols = [{quoted}]
+bars = ["1m"]
+history = {history}
+params = {{ qty = {qty}, every = {every} }}
+"""

@@ -11,7 +11,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from tests.backtest.support import random_bars, write_bars
+from tests.backtest.support import alternate_config, random_bars, write_bars
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -24,21 +24,13 @@ def _setup(tmp: Path) -> Path:
     write_bars(data, "000660", "1m", random_bars(8, DAYS, start_price=120_000))
     cfg = tmp / "config.toml"
     cfg.write_text(
-        f"""
-[backtest]
-latency_ms = 50
-kinds = ["bars_1m"]
-cash = 10_000_000
-
-[[strategies]]
-name = "alt"
-path = "{HERE / "strategies.py"}"
-class = "Alternate"
-symbols = ["005930", "000660"]
-bars = ["1m"]
-history = 5
-params = {{ qty = 3, every = 4 }}
-""",
+        alternate_config(
+            ["005930", "000660"],
+            qty=3,
+            every=4,
+            history=5,
+            backtest='latency_ms = 50\nkinds = ["bars_1m"]\ncash = 10_000_000',
+        ),
         encoding="utf-8",
     )
     return cfg
@@ -149,20 +141,7 @@ def test_ctrl_c_stops_a_running_backtest_at_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_bars(data, "005930", "1m", random_bars(7, days, per_day=380))
     cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f"""
-[backtest]
-kinds = ["bars_1m"]
-[[strategies]]
-name = "alt"
-path = "{HERE / "strategies.py"}"
-class = "Alternate"
-symbols = ["005930"]
-bars = ["1m"]
-params = {{ qty = 1, every = 2 }}
-""",
-        encoding="utf-8",
-    )
+    cfg.write_text(alternate_config(["005930"], qty=1, every=2), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIWOOM_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "-c", str(cfg), "--log-level", "warning", "backtest",

@@ -12,9 +12,8 @@ from engine.backtest import plot
 from engine.backtest.run import Backtest
 from engine.config import load
 from engine.plugins import load_all
-from tests.backtest.support import random_bars, write_bars
+from tests.backtest.support import alternate_config, random_bars, write_bars
 
-HERE = Path(__file__).parent
 DAYS = [date(2026, 3, 2), date(2026, 3, 3)]
 
 
@@ -22,20 +21,7 @@ def test_the_plot_draws_no_missing_glyph_and_the_same_bytes_twice(tmp_path: Path
     data = tmp_path / "data"
     write_bars(data, "005930", "1m", random_bars(3, DAYS))
     path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[backtest]
-kinds = ["bars_1m"]
-[[strategies]]
-name = "alt"
-path = "{HERE / "strategies.py"}"
-class = "Alternate"
-symbols = ["005930"]
-bars = ["1m"]
-params = {{ qty = 1, every = 3 }}
-""",
-        encoding="utf-8",
-    )
+    path.write_text(alternate_config(["005930"], qty=1, every=3), encoding="utf-8")
     cfg = load(path, env={})
     loaded, problems = load_all(cfg)
     assert problems == []

@@ -10,29 +10,15 @@ from pathlib import Path
 import pytest
 
 from engine.clock import SYSTEM_CLOCK
+from tests.backtest.support import alternate_config
 from tests.data.test_history_sim import config, run, sim  # noqa: F401  (sim: the fixture)
 
 pytestmark = pytest.mark.timeout(240)
-HERE = Path(__file__).parent
 
 
 def test_history_then_backtest_then_the_png(sim: tuple[int, Path]) -> None:  # noqa: F811
     cfg = config(sim, "readme")
-    cfg.write_text(
-        cfg.read_text()
-        + f"""
-[backtest]
-kinds = ["bars_1m"]
-
-[[strategies]]
-name = "alt"
-path = "{HERE / "strategies.py"}"
-class = "Alternate"
-symbols = ["005930"]
-bars = ["1m"]
-params = {{ qty = 1, every = 15 }}
-"""
-    )
+    cfg.write_text(cfg.read_text() + alternate_config(["005930"], qty=1, every=15))
     end = SYSTEM_CLOCK.now().date() - timedelta(days=1)
     start = end - timedelta(days=9)
     dates = ("--from", f"{start}", "--to", f"{end}")
